@@ -1,0 +1,92 @@
+"""`landscape grid`: the loss over a 2-D grid of two parameters, at every T, into HDF5."""
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from ..engine import parse_bytes
+from ..errors import LandscapeError
+from ..spec import DTYPES, READOUTS, Axis, GridSpec, default_axes, parse_assignments, parse_T
+from ..surface import grid
+
+
+def _axis(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return Axis.parse(value)
+    except LandscapeError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@click.command("grid")
+@click.option("--cell", default="srnn", show_default=True, help="Cell name (see `landscape cells`).")
+@click.option("--task", default="latch", show_default=True, help="Task name (see `landscape tasks`).")
+@click.option("--x", "x", metavar="NAME:MIN:MAX:NUM", help="First axis (rows, index i), e.g. w:-1:3:201; "
+              "append :log for a log-spaced axis. Default: the cell's default axes (see README).")
+@click.option("--y", "y", metavar="NAME:MIN:MAX:NUM", help="Second axis (columns, index j), e.g. b:-1.5:1.5:201.")
+@click.option("--T", "T", default="50", show_default=True, help="Sequence lengths, a comma list: 1,5,10,50.")
+@click.option("--hidden", "-H", type=int, help="Hidden units (default: the task's, 1 for latch).")
+@click.option("--n", type=int, help="Number of sequences (default: the task's, 1000 for latch).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the task's data.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Base-point value of another parameter (repeatable): b_f=1, w[0,1]=0.5, or u=0.3 to "
+                   "fill a whole matrix.")
+@click.option("--base", "base_file", type=click.Path(dir_okay=False),
+              help="HDF5 file whose parameter datasets (at / or /params) give the base point.")
+@click.option("--cell-opt", "cell_opts", multiple=True, metavar="KEY=VALUE",
+              help="Cell option (repeatable), e.g. gate=hard_sigmoid, form=reset_before.")
+@click.option("--task-set", "task_sets", multiple=True, metavar="KEY=VALUE",
+              help="Task parameter (repeatable), e.g. noise=0.2 (see `landscape tasks`).")
+@click.option("--readout", type=click.Choice(READOUTS), default="auto", show_default=True,
+              help="Readout of classification tasks: fixed at the base point (out_w, out_b), or "
+                   "optimal (fitted per point and T; auto = optimal where the task has a readout).")
+@click.option("--readout-l2", default=1e-4, show_default=True,
+              help="Ridge penalty on out_w for --readout optimal (keeps the optimum finite).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float64", show_default=True,
+              help="Floating-point type of the computation.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Output .h5 file (default: the cache).")
+@click.option("--force", is_flag=True, help="Recompute even if the result is cached.")
+@click.option("--chunk-size", type=int, help="Grid points per chunk (default: from the memory budget).")
+@click.option("--memory", help="Memory budget of a chunk, e.g. 512M or 4G (default 1G on the CPU, "
+              "half the free memory on a GPU; or $LANDSCAPE_MEMORY).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes, only the summary.")
+def command(cell, task, x, y, T, hidden, n, seed, sets, base_file, cell_opts, task_sets, readout, readout_l2,
+            device, dtype, out, force, chunk_size, memory, quiet):
+    """Evaluate the loss over a grid of two parameters at every T of a list, from one unroll.
+
+    \b
+    landscape grid --cell srnn --T 50
+    landscape grid --cell pascanu --task target --x w:4.5:5.5:201 --y b:-2.9:-1.9:201 --T 1,5,10,50
+    """
+    spec = GridSpec(
+        cell=cell, task=task, T=parse_T(T), x=Axis.parse(x) if x else None, y=Axis.parse(y) if y else None,
+        hidden=hidden, n=n, seed=seed, dtype=dtype, readout=readout, readout_l2=readout_l2,
+        set=parse_assignments(sets, "--set"), base_file=base_file,
+        cell_options=parse_assignments(cell_opts, "--cell-opt"),
+        task_options=parse_assignments(task_sets, "--task-set"))
+    note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    result = grid(spec, out=out, device=device, force=force, chunk_size=chunk_size,
+                  memory=parse_bytes(memory) if memory else None, progress=False if quiet else None,
+                  on_message=note)
+    s = result.surface
+    if result.cached:
+        click.echo(f"read from the cache (computed earlier on {result.device}): {result.path}")
+    else:
+        click.echo(f"computed {result.computed_points} points x {len(s.T)} lengths on {result.device} in "
+                   f"{result.seconds:.2f} s ({result.points_per_second:,.0f} points/s)")
+        click.echo(f"wrote {result.path}")
+    click.echo(f"grid {s.x_name} [{s.x[0]:g}, {s.x[-1]:g}] x {s.y_name} [{s.y[0]:g}, {s.y[-1]:g}], "
+               f"{len(s.x)} x {len(s.y)} points; cell {s.spec['cell']}, task {s.spec['task']}, "
+               f"readout {s.spec['readout']}")
+    for k, T_k in enumerate(s.T):
+        click.echo(f"  T={T_k:<5d} loss {_range(s.loss[k])}")
+
+
+def _range(values: np.ndarray) -> str:
+    finite = values[np.isfinite(values)]
+    text = f"min {finite.min():.6g}  max {finite.max():.6g}" if finite.size else "no finite values"
+    extra = [f"{int(c)} {lab}" for c, lab in ((np.isposinf(values).sum(), "+inf"), (np.isneginf(values).sum(), "-inf"),
+                                             (np.isnan(values).sum(), "NaN")) if c]
+    return text + (f"  ({', '.join(extra)})" if extra else "")

@@ -1,0 +1,122 @@
+"""Compute (or read from the cache) a loss surface: spec -> engine chunks -> HDF5 store."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import engine
+from .errors import LandscapeError
+from .spec import GridSpec, Resolved, resolve
+from .store import SurfaceWriter, Surface, cache_path, check_surface_file, check_writable, load, locked
+
+
+@dataclass
+class GridResult:
+    """What a grid run produced: the surface, and how it was obtained."""
+
+    surface: Surface
+    path: Path
+    cached: bool  # read from an existing complete file
+    computed_points: int  # grid points evaluated by this run (0 when cached)
+    seconds: float
+    device: str
+
+    @property
+    def points_per_second(self) -> float:
+        return self.computed_points / self.seconds if self.seconds > 0 else float("nan")
+
+
+def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force: bool = False,
+         chunk_size: int | None = None, memory: int | None = None, progress: bool | None = None,
+         on_message=None, **spec_fields) -> GridResult:
+    """The loss surface of ``spec`` (or of GridSpec(**spec_fields)), from the cache when it holds it.
+
+    out: file to write (default: the cache, $LANDSCAPE_CACHE or ~/.cache/landscape); force:
+    recompute even if cached; chunk_size: grid points per chunk (default: the most that fit the
+    memory budget); memory: the budget in bytes; progress: show a bar (default: on a terminal).
+    on_message: called with one-line notes (waiting for a lock, resuming).
+    """
+    if spec is None:
+        spec = GridSpec(**spec_fields)
+    elif spec_fields:
+        raise TypeError("give either a GridSpec or its fields, not both")
+    say = on_message or (lambda msg: None)
+    r = resolve(spec)
+    dev = engine.resolve_device(device)
+    path = Path(out) if out is not None else cache_path(f"{r.cell.name}-{r.task.name}", r.key())
+    check_writable(path)
+    spec_json = r.canonical()
+    if not force and path.exists():
+        cached = _complete_match(path, spec_json, explicit_out=out is not None)
+        if cached is not None:
+            return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
+
+    per_member = engine.bytes_per_member(r.cell, r.n, r.H, r.torch_dtype, len(r.Ts), r.readout == "optimal")
+    size = engine.plan_chunk(r.x.num * r.y.num, per_member, engine.memory_budget(dev, memory), chunk_size)
+
+    start = time.perf_counter()
+    with locked(path, on_wait=lambda: say(f"another process is computing {path.name}; waiting for it")):
+        if force and path.exists():
+            path.unlink()
+        elif path.exists():  # written meanwhile by another process, or left by a killed run
+            cached = _complete_match(path, spec_json, explicit_out=out is not None)
+            if cached is not None:
+                return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
+        writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(),
+                               size, {"device": str(dev), "dtype": spec.dtype, "cell": r.cell.name,
+                                      "task": r.task.name})
+        try:
+            todo = writer.missing()
+            n_total = len(writer.done)
+            if len(todo) < n_total:
+                say(f"resuming {path.name}: {n_total - len(todo)} of {n_total} chunks already done")
+            points = _compute_chunks(r, writer, todo, dev, progress)
+            writer.finish()
+        finally:
+            writer.close()
+    seconds = time.perf_counter() - start
+    return GridResult(load(path), path, False, points, seconds, str(dev))
+
+
+def _complete_match(path: Path, spec_json: str, explicit_out: bool) -> Surface | None:
+    """The surface at path if it is complete and was made by this spec; None if it should be
+    (re)computed here; LandscapeError if it is foreign, corrupt, or another spec's file."""
+    attrs = check_surface_file(path)
+    if attrs.get("spec") != spec_json:
+        where = "--out file" if explicit_out else "cache file"
+        raise LandscapeError(f"the {where} {path} holds a different surface (key {attrs.get('key')}); "
+                             f"remove it or pass --force to overwrite it")
+    return load(path) if attrs.get("complete") else None
+
+
+def _compute_chunks(r: Resolved, writer: SurfaceWriter, todo: list[int], dev: torch.device,
+                    progress: bool | None) -> int:
+    """Evaluate the missing chunks and write each as soon as it is done. Returns the points done."""
+    dtype = r.torch_dtype
+    data = r.task.make(r.Ts, r.n, r.spec.seed).to(dtype, dev)
+    xs = torch.as_tensor(r.x.values(), dtype=torch.float64)
+    ys = torch.as_tensor(r.y.values(), dtype=torch.float64)
+    total = sum(writer.chunk_range(c)[1] - writer.chunk_range(c)[0] for c in todo)
+    bar = tqdm(total=total, unit="pt", disable=(not _is_tty()) if progress is None else not progress,
+               desc=f"{r.cell.name} {r.task.name}", leave=False)
+    with bar, torch.no_grad():
+        for c in todo:
+            start, stop = writer.chunk_range(c)
+            flat = torch.arange(start, stop)
+            i, j = flat // r.y.num, flat % r.y.num  # "ij" order: x varies slowest
+            params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[i], ys[j]), dtype, dev)
+            loss = engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H)
+            writer.write_chunk(c, {"loss": loss.cpu().numpy().astype(np.float64)})
+            bar.update(stop - start)
+    return total
+
+
+def _is_tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
