@@ -22,6 +22,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,17 +181,20 @@ def locked(path: Path, on_wait=None):
 
 
 def check_writable(path: Path) -> None:
-    """Fail before any computing if PATH cannot be written."""
+    """Fail before any computing if PATH cannot be written (tries a real file: root passes
+    os.access checks even on read-only file systems)."""
     parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LandscapeError(f"cannot create the folder {parent}: {err.strerror}") from None
     if path.is_dir():
         raise LandscapeError(f"{path} is a folder; give a file name ending in .h5")
-    target = path if path.exists() else parent
-    if not os.access(target, os.W_OK):
-        raise LandscapeError(f"{path} is not writable")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".landscape-probe-"):
+            pass
+        if path.exists():
+            with open(path, "r+b"):
+                pass
+    except OSError as err:
+        raise LandscapeError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 class SurfaceWriter:

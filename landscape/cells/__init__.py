@@ -17,10 +17,7 @@ def register(*classes: type[Cell]) -> None:
 
 register(SRNN, Pascanu)
 
-try:  # the gated families register themselves in the same way
-    from . import gated  # noqa: F401
-except ImportError:  # pragma: no cover - present once the gated cells land
-    pass
+from . import gated  # noqa: E402,F401  (registers the LSTM family, GRU and MUT1-3)
 
 
 def get_cell(name: str, **options) -> Cell:
