@@ -130,9 +130,10 @@ def test_optimal_readout_equals_scipy_per_point(tmp_path):
         for j, b in enumerate(s.y):
             hs = slow_srnn(w, 1.0, b, x, Ts)
             for k, T in enumerate(Ts):
-                # the reported data loss is not stationary at the penalised optimum (its slope is
-                # -l2 * out_w), so two solvers converged to 1e-16 in the objective agree to ~1e-11
-                assert s.loss[k, i, j] == pytest.approx(optimal_readout_loss(hs[T], y, 1e-3), rel=1e-8, abs=1e-10)
+                # Both solvers reach the penalised optimum to 1e-16, which pins out_w only to ~1e-8
+                # (the objective is flat there); the reported data loss is not stationary (slope
+                # -l2 * out_w), so it is determined to ~1e-10 absolute: compare at 1e-9.
+                assert s.loss[k, i, j] == pytest.approx(optimal_readout_loss(hs[T], y, 1e-3), rel=0, abs=1e-9)
 
 
 @pytest.mark.parametrize("chunk", [1, 7, None])
