@@ -14,13 +14,18 @@ COMMAND_MODULES = ("info", "grid", "cache", "dynamics")
 
 
 class Group(click.Group):
-    """Turns a LandscapeError anywhere below into one line on stderr and exit status 2."""
+    """Turns a LandscapeError or a usage error anywhere below into one line on stderr and exit
+    status 2 (click's own usage errors would print three)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LandscapeError as err:
             click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except click.UsageError as err:
+            where = f"landscape {err.ctx.command_path.split(' ', 1)[-1]}: " if err.ctx and " " in err.ctx.command_path else ""
+            click.echo(f"error: {where}{err.format_message()} (see --help)", err=True)
             sys.exit(2)
 
 

@@ -120,16 +120,25 @@ def _fit_logistic_readout_1(h: Tensor, y: Tensor, l2: float, iters: int, tol: fl
         if bool(done.all()):
             break
         t = torch.ones_like(a)
-        for _ in range(40):  # backtracking: halve the step where the objective rose
-            a_new, c_new = a - t * d_a, c - t * d_c
+        decrement = g_a * d_a + g_c * d_c  # Newton decrement^2: below 0.01 a full step is safe
+        if bool((decrement[~done] > 1e-2).any()):
+            if value is None:  # stale after full steps
+                value = _bce_with_logits(z, y) + 0.5 * l2 * a * a
+            for _ in range(40):  # backtracking: halve the step where the objective rose
+                a_new, c_new = a - t * d_a, c - t * d_c
+                z_new = a_new.unsqueeze(-1) * h + c_new.unsqueeze(-1)
+                new = _bce_with_logits(z_new, y) + 0.5 * l2 * a_new * a_new
+                rose = (new > value + 1e-13 * (1 + value.abs())) & ~done
+                if not bool(rose.any()):
+                    break
+                t = torch.where(rose, 0.5 * t, t)
+            keep = done | rose
+            value = torch.where(keep, value, new)
+        else:  # the quadratic phase: take full steps, no objective needed
+            a_new, c_new = a - d_a, c - d_c
             z_new = a_new.unsqueeze(-1) * h + c_new.unsqueeze(-1)
-            new = _bce_with_logits(z_new, y) + 0.5 * l2 * a_new * a_new
-            rose = (new > value + 1e-13 * (1 + value.abs())) & ~done
-            if not bool(rose.any()):
-                break
-            t = torch.where(rose, 0.5 * t, t)
-        keep = done | rose
+            keep = done
+            value = None
         a, c = torch.where(keep, a, a_new), torch.where(keep, c, c_new)
         z = torch.where(keep.unsqueeze(-1), z, z_new)
-        value = torch.where(keep, value, new)
     return a.unsqueeze(-1), c.unsqueeze(-1)
