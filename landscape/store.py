@@ -94,10 +94,11 @@ class Surface:
                 f"{self.path})")
 
 
-def check_surface_file(path: Path) -> dict:
-    """The root attributes of a landscape surface file, or LandscapeError if it is not one."""
+def check_surface_file(path: Path, locking: bool = True) -> dict:
+    """The root attributes of a landscape surface file, or LandscapeError if it is not one.
+    locking=False peeks at a file another process may be writing (HDF5 would refuse)."""
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", locking=locking) as f:
             attrs = {k: _attr(v) for k, v in f.attrs.items()}
             missing = [k for k in ("loss", "T", "done") if k not in f]
     except (OSError, ValueError) as err:
@@ -234,7 +235,7 @@ class SurfaceWriter:
         return h5py.File(self.path, "r+")
 
     def _write_layout(self, tmp, spec_json, Ts, x_name, x_values, y_name, y_values, attrs, dtype):
-        f = h5py.File(tmp, "w", libver="latest")
+        f = h5py.File(tmp, "w")
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec_json,
                         "key": self.key, "landscape_version": landscape_version(),
                         "torch_version": str(torch.__version__), "created": _dt.datetime.now(_dt.timezone.utc)

@@ -52,7 +52,10 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     check_writable(path)
     spec_json = r.canonical()
     if not force and path.exists():
-        cached = _complete_match(path, spec_json, explicit_out=out is not None)
+        try:  # a peek without HDF5's lock: another process may be writing; decided under our lock
+            cached = _complete_match(path, spec_json, explicit_out=out is not None, locking=False)
+        except LandscapeError:
+            cached = None
         if cached is not None:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
 
@@ -83,10 +86,10 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     return GridResult(load(path), path, False, points, seconds, str(dev))
 
 
-def _complete_match(path: Path, spec_json: str, explicit_out: bool) -> Surface | None:
+def _complete_match(path: Path, spec_json: str, explicit_out: bool, locking: bool = True) -> Surface | None:
     """The surface at path if it is complete and was made by this spec; None if it should be
     (re)computed here; LandscapeError if it is foreign, corrupt, or another spec's file."""
-    attrs = check_surface_file(path)
+    attrs = check_surface_file(path, locking)
     if attrs.get("spec") != spec_json:
         where = "--out file" if explicit_out else "cache file"
         raise LandscapeError(f"the {where} {path} holds a different surface (key {attrs.get('key')}); "

@@ -11,7 +11,6 @@ which they are wherever the cell latches), by batched damped Newton steps with b
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 READOUT_PARAMS = ("out_w", "out_b")
@@ -31,10 +30,17 @@ def logits(h: Tensor, out_w: Tensor, out_b: Tensor) -> Tensor:
     return (h * out_w.unsqueeze(-2)).sum(-1) + out_b
 
 
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x), exact for large |x| and +-inf (torch's softplus is linear above 20)."""
+    return torch.clamp(x, min=0) + torch.log1p(torch.exp(-x.abs()))
+
+
 def logistic_loss(h: Tensor, out_w: Tensor, out_b: Tensor, y: Tensor) -> Tensor:
-    """Mean binary cross-entropy per member: h (P, N, H), y (N,) in {0, 1} -> (P,)."""
-    z = logits(h, out_w, out_b)
-    return F.binary_cross_entropy_with_logits(z, y.expand_as(z), reduction="none").mean(-1)
+    """Mean binary cross-entropy per member: h (P, N, H), y (N,) in {0, 1} -> (P,).
+
+    Written as softplus(-z) for class 1 and softplus(z) for class 0, so an infinite logit gives
+    0 on the right side and +inf on the wrong one (never inf - inf = NaN)."""
+    return _bce_with_logits(logits(h, out_w, out_b), y)
 
 
 def identity_loss(h: Tensor, y: Tensor, scale: float = 1.0) -> Tensor:
@@ -43,8 +49,8 @@ def identity_loss(h: Tensor, y: Tensor, scale: float = 1.0) -> Tensor:
 
 
 def _bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
-    """Mean BCE over the last axis: z (P, N), y (N,) -> (P,)."""
-    return (torch.clamp(z, min=0) - z * y + torch.log1p(torch.exp(-z.abs()))).mean(-1)
+    """Mean BCE over the last axis for labels in {0, 1}: z (P, N), y (N,) -> (P,)."""
+    return softplus(torch.where(y > 0.5, -z, z)).mean(-1)
 
 
 def fit_logistic_readout(h: Tensor, y: Tensor, l2: float, iters: int = 60, tol: float = 1e-10

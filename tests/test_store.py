@@ -1,0 +1,206 @@
+"""The HDF5 store: layout, cache, resume after interruption (also SIGKILL), locking, bad files."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import landscape
+from landscape import Axis, GridSpec, engine
+from landscape.errors import LandscapeError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(cell="pascanu", task="target", T=(1, 5, 20), n=1, x=Axis("w", 4.5, 5.5, 5), y=Axis("b", -2.9, -1.9, 4))
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))
+
+
+def test_file_layout_is_self_describing(tmp_path):
+    result = landscape.grid(GridSpec(**SMALL), out=tmp_path / "s.h5", progress=False)
+    with h5py.File(result.path, "r") as f:
+        assert f["loss"].shape == (3, 5, 4)
+        assert [f["loss"].dims[d][0].name for d in range(3)] == ["/T", "/w", "/b"]
+        assert [f["loss"].dims[d].label for d in range(3)] == ["T", "w", "b"]
+        np.testing.assert_array_equal(f["T"][()], [1, 5, 20])
+        np.testing.assert_allclose(f["w"][()], np.linspace(4.5, 5.5, 5))
+        attrs = dict(f.attrs)
+        for key in ("format", "format_version", "spec", "key", "landscape_version", "torch_version", "device",
+                    "dtype", "created", "complete"):
+            assert key in attrs, key
+        assert attrs["format"] == "landscape-surface" and bool(attrs["complete"])
+        assert attrs["key"] == hashlib.sha256(attrs["spec"].encode()).hexdigest()[:16]
+        spec = json.loads(attrs["spec"])
+        assert spec["cell"] == "pascanu" and spec["x"]["name"] == "w" and spec["base"]["b"] == [-2.4]
+        assert f["done"][()].all()
+    s = landscape.load(result.path)
+    assert (s.x_name, s.y_name) == ("w", "b") and s.at_T(5).shape == (5, 4)
+    with pytest.raises(LandscapeError, match="T=7 is not in this surface"):
+        s.at_T(7)
+
+
+def test_same_spec_reads_the_cache_and_force_recomputes(tmp_path):
+    first = landscape.grid(GridSpec(**SMALL), progress=False)
+    assert not first.cached and first.path.parent == tmp_path / "cache"
+    again = landscape.grid(GridSpec(**SMALL), progress=False)
+    assert again.cached and again.path == first.path and again.computed_points == 0
+    forced = landscape.grid(GridSpec(**SMALL), progress=False, force=True)
+    assert not forced.cached and forced.computed_points == 20
+    np.testing.assert_array_equal(forced.surface.loss, first.surface.loss)
+    other = landscape.grid(GridSpec(**{**SMALL, "T": (1, 5)}), progress=False)
+    assert other.path != first.path
+
+
+def test_inf_is_stored_as_computed(tmp_path):
+    """Overflowing logits give +inf losses; they are kept, not clipped or turned into NaN."""
+    spec = GridSpec(cell="srnn", task="latch", T=(1,), n=10, readout="fixed",
+                    x=Axis("out_w", 1.0, 1e308, 3, log=True), y=Axis("out_b", 1.0, 1e308, 3, log=True))
+    s = landscape.grid(spec, out=tmp_path / "inf.h5", progress=False).surface
+    assert np.isposinf(s.loss).sum() > 0 and np.isfinite(s.loss).sum() > 0
+    assert not np.isnan(s.loss).any()
+
+
+def test_an_interrupted_run_leaves_nan_and_a_done_mask_then_resumes(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = engine.unroll_losses
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "unroll_losses", failing)
+    out = tmp_path / "r.h5"
+    with pytest.raises(KeyboardInterrupt):
+        landscape.grid(GridSpec(**SMALL), out=out, chunk_size=3, progress=False)
+    with h5py.File(out, "r") as f:
+        done = f["done"][()]
+        loss = f["loss"][()]
+        assert not f.attrs["complete"]
+    assert done.tolist() == [True, True] + [False] * 5
+    flat = loss.reshape(3, -1)
+    assert np.isfinite(flat[:, :6]).all() and np.isnan(flat[:, 6:]).all()
+    monkeypatch.setattr(engine, "unroll_losses", real)
+    resumed = landscape.grid(GridSpec(**SMALL), out=out, chunk_size=3, progress=False)
+    assert resumed.computed_points == 14
+    fresh = landscape.grid(GridSpec(**SMALL), out=tmp_path / "fresh.h5", progress=False)
+    np.testing.assert_array_equal(resumed.surface.loss, fresh.surface.loss)
+
+
+HEAVY = ("import landscape, sys; from landscape import Axis, GridSpec; "
+         "landscape.grid(GridSpec(cell='srnn', task='latch', T=(500,), n=20000, readout='fixed', "
+         "x=Axis('w', 0.0, 2.0, 4), y=Axis('b', -0.5, 0.5, 10)), out=sys.argv[1], chunk_size=2, progress=False, "
+         "device='cpu')")
+
+
+def _done_count(path):
+    env_locking = os.environ.get("HDF5_USE_FILE_LOCKING")
+    try:
+        os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"
+        with h5py.File(path, "r", locking=False) as f:
+            return int(f["done"][()].sum()), len(f["done"])
+    except (OSError, KeyError):
+        return 0, 0
+    finally:
+        if env_locking is None:
+            os.environ.pop("HDF5_USE_FILE_LOCKING", None)
+
+
+def test_resume_after_sigkill_computes_only_missing_chunks(tmp_path):
+    out = tmp_path / "killed.h5"
+    proc = subprocess.Popen([sys.executable, "-c", HEAVY, str(out)], cwd=ROOT)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            done, total = _done_count(out) if out.exists() else (0, 0)
+            if done >= 2:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done, total = _done_count(out)
+    assert 2 <= done < total == 20
+    spec = GridSpec(cell="srnn", task="latch", T=(500,), n=20000, readout="fixed",
+                    x=Axis("w", 0.0, 2.0, 4), y=Axis("b", -0.5, 0.5, 10))
+    resumed = landscape.grid(spec, out=out, chunk_size=2, progress=False, device="cpu")
+    assert resumed.computed_points == 2 * (total - done)
+    assert resumed.surface.complete and np.isfinite(resumed.surface.loss).all()
+
+
+def test_two_processes_on_the_same_spec_both_succeed(tmp_path):
+    code = ("import landscape, sys; from landscape import Axis, GridSpec; "
+            "r = landscape.grid(GridSpec(cell='srnn', task='latch', T=(60,), n=2000, readout='fixed', "
+            "x=Axis('w', 0.0, 2.0, 5), y=Axis('b', -0.5, 0.5, 6)), progress=False, device='cpu', chunk_size=3); "
+            "print('cached' if r.cached else 'computed', r.computed_points)")
+    env = {**os.environ, "LANDSCAPE_CACHE": str(tmp_path / "shared")}
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = sorted(p.communicate(timeout=300)[0].split() for p in procs)
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(int(o[1]) for o in outputs) == 30  # every point computed exactly once
+    files = list((tmp_path / "shared").glob("*.h5"))
+    assert len(files) == 1
+    s = landscape.load(files[0])
+    assert s.complete and np.isfinite(s.loss).all()
+
+
+def test_corrupt_or_foreign_file_at_the_cache_path_is_refused_then_forced(tmp_path):
+    first = landscape.grid(GridSpec(**SMALL), progress=False)
+    path = first.path
+    path.write_bytes(b"this is not hdf5")
+    with pytest.raises(LandscapeError, match="not a readable HDF5 file"):
+        landscape.grid(GridSpec(**SMALL), progress=False)
+    path.unlink()
+    with h5py.File(path, "w") as f:
+        f["loss"] = np.zeros((1, 2, 2))
+        f.attrs["format"] = "something-else"
+    with pytest.raises(LandscapeError, match="not a landscape surface file"):
+        landscape.grid(GridSpec(**SMALL), progress=False)
+    forced = landscape.grid(GridSpec(**SMALL), progress=False, force=True)
+    assert forced.surface.complete
+    np.testing.assert_array_equal(forced.surface.loss, first.surface.loss)
+
+
+def test_out_file_of_another_spec_is_refused(tmp_path):
+    out = tmp_path / "a.h5"
+    landscape.grid(GridSpec(**SMALL), out=out, progress=False)
+    before = out.read_bytes()
+    with pytest.raises(LandscapeError, match="holds a different surface"):
+        landscape.grid(GridSpec(**{**SMALL, "seed": 1, "T": (2,)}), out=out, progress=False)
+    assert out.read_bytes() == before
+
+
+def test_unwritable_out_is_detected_before_computing(tmp_path, monkeypatch):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    monkeypatch.setattr(engine, "unroll_losses", lambda *a, **k: pytest.fail("computed before checking --out"))
+    with pytest.raises(LandscapeError, match="cannot write"):
+        landscape.grid(GridSpec(**SMALL), out=blocker / "sub" / "s.h5", progress=False)
+    with pytest.raises(LandscapeError, match="is a folder"):
+        landscape.grid(GridSpec(**SMALL), out=tmp_path, progress=False)
+
+
+def test_read_base_point_checks_shapes(tmp_path):
+    with h5py.File(tmp_path / "b.h5", "w") as f:
+        f["w"] = np.ones((2, 2))
+    with pytest.raises(LandscapeError, match=r"w has shape \(2, 2\), this cell needs \(1, 1\)"):
+        landscape.resolve(GridSpec(**SMALL, base_file=str(tmp_path / "b.h5")))
+    with h5py.File(tmp_path / "none.h5", "w") as f:
+        f["zzz"] = 1.0
+    with pytest.raises(LandscapeError, match="holds none of this cell's parameters"):
+        landscape.resolve(GridSpec(**SMALL, base_file=str(tmp_path / "none.h5")))
