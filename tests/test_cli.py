@@ -1,0 +1,160 @@
+"""The `landscape` command: output, listings, the cache commands, and one line for every bad input."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import landscape
+from landscape.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--cell", "pascanu", "--task", "target", "--x", "w:4.5:5.5:6", "--y", "b:-2.9:-1.9:5", "--T", "1,5,50"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_grid_prints_file_range_time_and_rate(tmp_path):
+    out = tmp_path / "p.h5"
+    r = invoke("grid", *SMALL, "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "computed 30 points x 3 lengths on cpu" in r.output and "points/s" in r.output
+    assert f"wrote {out}" in r.output
+    assert "T=50" in r.output and "loss min" in r.output
+    again = invoke("grid", *SMALL, "--out", str(out))
+    assert "read from the cache" in again.output
+    s = landscape.load(out)
+    assert s.loss.shape == (3, 6, 5)
+
+
+def test_grid_cli_equals_python_api(tmp_path):
+    invoke("grid", *SMALL, "--out", str(tmp_path / "cli.h5"))
+    api = landscape.grid(cell="pascanu", task="target", T=(1, 5, 50), x=landscape.Axis.parse("w:4.5:5.5:6"),
+                         y=landscape.Axis.parse("b:-2.9:-1.9:5"), out=tmp_path / "api.h5", progress=False)
+    np.testing.assert_array_equal(landscape.load(tmp_path / "cli.h5").loss, api.surface.loss)
+
+
+def test_options_reach_the_spec(tmp_path):
+    out = tmp_path / "o.h5"
+    r = invoke("grid", "--cell", "lstm", "--cell-opt", "gate=hard_sigmoid", "--task", "latch", "--task-set",
+               "noise=0.2", "--x", "b_f:-1:1:3", "--y", "w_z:0:1:2", "--T", "3", "--n", "20", "--seed", "4",
+               "--set", "u_i=0.5", "--readout", "fixed", "--dtype", "float32", "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    spec = landscape.load(out).spec
+    assert spec["cell_options"] == {"gate": "hard_sigmoid"} and spec["task_params"] == {"noise": 0.2}
+    assert spec["n"] == 20 and spec["seed"] == 4 and spec["base"]["u_i"] == [[0.5]] and spec["dtype"] == "float32"
+    assert spec["readout"] == "fixed"
+
+
+def test_cells_and_tasks_list_everything():
+    cells = invoke("cells")
+    for name in landscape.CELLS:
+        assert name in cells.output
+    assert "w_f[1, 1]=1" in cells.output and "c' = f*c + i*z" in cells.output
+    tasks = invoke("tasks")
+    for name in landscape.TASKS:
+        assert name in tasks.output
+    assert "noise = 0.1" in tasks.output
+
+
+def test_cache_ls_show_rm(tmp_path):
+    invoke("grid", *SMALL, "-q")
+    ls = invoke("cache", "ls")
+    assert "1 surfaces" in ls.output and "pascanu" in ls.output and "complete" in ls.output
+    key = ls.output.splitlines()[1].split()[0]
+    show = invoke("cache", "show", key[:6])
+    assert '"cell": "pascanu"' in show.output and "chunks done" in show.output
+    rm = invoke("cache", "rm", key)
+    assert "removed" in rm.output
+    assert "0 surfaces" in invoke("cache", "ls").output
+    bad = CliRunner().invoke(main, ["cache", "show", "nope"])
+    assert bad.exit_code == 2 and "no cached surface matches 'nope'" in bad.output
+
+
+def test_python_dash_m_and_console_script_work():
+    r = subprocess.run([sys.executable, "-m", "landscape", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "grid" in r.stdout and "cache" in r.stdout
+
+
+BAD = [
+    (["--cell", "lstmm"], "unknown cell 'lstmm'; choose from: srnn, pascanu, lstm"),
+    (["--task", "nope"], "unknown task 'nope'; choose from: target, latch"),
+    (["--x", "v:0:1:3"], "unknown parameter 'v' for cell srnn"),
+    (["--x", "w:1:0:10"], "MIN must be below MAX"),
+    (["--x", "w:0:1:1"], "NUM must be between 2"),
+    (["--x", "w:zero:1:5"], "MIN and MAX must be numbers"),
+    (["--x", "w:0:1:many"], "NUM must be an integer"),
+    (["--x", "w:0:1"], "malformed axis 'w:0:1'"),
+    (["--T", "0"], "T must be positive integers; got 0"),
+    (["--T", "-3"], "T must be positive integers; got -3"),
+    (["--T", ""], "T is empty"),
+    (["--T", "5,x"], "T must be positive integers; got 'x'"),
+    (["-H", "4", "--x", "w:0:1:3", "--y", "b[0]:0:1:3"], "has shape (4, 4), not a scalar; address one element, e.g. w[0,0]"),
+    (["--x", "b:0:1:3", "--y", "b:0:2:3"], "the same parameter 'b' is on both axes"),
+    (["--x", "w:0:1:3", "--y", "out_w:0:1:3"], "out_w is fitted at every point with --readout optimal"),
+    (["--set", "q=1"], "unknown parameter 'q'"),
+    (["--set", "w"], "malformed --set 'w'; write NAME=VALUE"),
+    (["--set", "w=abc"], "the value must be a number"),
+    (["--cell-opt", "gate=relu", "--cell", "lstm"], "unknown gate activation 'relu'"),
+    (["--cell-opt", "foo=1"], "cell srnn has no option 'foo'"),
+    (["--task-set", "noise=loud"], "task parameter noise='loud' is not a float"),
+    (["--task", "target", "--readout", "optimal"], "task target has no trained readout"),
+    (["--dtype", "float16"], "Invalid value for '--dtype'"),
+    (["--n", "0"], "number of sequences must be >= 1"),
+    (["--memory", "1K", "--n", "1000"], "one grid point needs about"),
+    (["--memory", "lots"], "malformed memory size 'lots'"),
+    (["--chunk-size", "0"], "chunk size must be >= 1"),
+    (["--device", "tpu"], "unknown device 'tpu'; choose from: auto, cpu, cuda"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "never.h5"
+    r = CliRunner().invoke(main, ["grid", *args, "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert message in lines[0], lines[0]
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error when no GPU is present")
+def test_device_cuda_without_gpu_is_refused(tmp_path):
+    r = CliRunner().invoke(main, ["grid", *SMALL, "--device", "cuda", "--out", str(tmp_path / "x.h5")])
+    assert r.exit_code == 2 and "no CUDA GPU is available" in r.output
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_unwritable_out_and_corrupt_cache_file(tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    r = CliRunner().invoke(main, ["grid", *SMALL, "--out", str(blocker / "x.h5")])
+    assert r.exit_code == 2 and r.output.startswith("error: cannot write")
+    (tmp_path / "bad.h5").write_bytes(b"\x89HDF garbage")
+    r = CliRunner().invoke(main, ["grid", *SMALL, "--out", str(tmp_path / "bad.h5")])
+    assert r.exit_code == 2 and "not a readable HDF5 file" in r.output
+    r = CliRunner().invoke(main, ["grid", *SMALL, "--out", str(tmp_path / "bad.h5"), "--force", "-q"])
+    assert r.exit_code == 0 and landscape.load(tmp_path / "bad.h5").complete
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_grid_equals_cpu_grid(tmp_path):
+    args = ["grid", "--cell", "lstm", "--x", "b_f:-2:3:7", "--y", "w_z:-1:2:5", "--T", "3,20", "--n", "64", "-q"]
+    invoke(*args, "--device", "cpu", "--out", str(tmp_path / "cpu.h5"))
+    invoke(*args, "--device", "cuda", "--out", str(tmp_path / "gpu.h5"))
+    np.testing.assert_allclose(landscape.load(tmp_path / "gpu.h5").loss, landscape.load(tmp_path / "cpu.h5").loss,
+                               rtol=1e-9, atol=1e-12)
