@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -228,8 +228,8 @@ def resolve(spec: GridSpec) -> Resolved:
     for ref, value in spec.set:
         _set_base(base, shapes, ref, value, where)
 
-    xa = spec.x or Axis.parse(default_axes(cell.name)[0])
-    ya = spec.y or Axis.parse(default_axes(cell.name)[1])
+    xa = spec.x or _first_element(Axis.parse(default_axes(cell.name)[0]), shapes)
+    ya = spec.y or _first_element(Axis.parse(default_axes(cell.name)[1]), shapes)
     xa, ya = xa.checked(), ya.checked()
     x_ref = parse_param_ref(xa.name, shapes, where)
     y_ref = parse_param_ref(ya.name, shapes, where)
@@ -240,6 +240,14 @@ def resolve(spec: GridSpec) -> Resolved:
             raise LandscapeError(f"{axis.name} is fitted at every point with --readout optimal; "
                                  f"use --readout fixed to put it on an axis")
     return Resolved(spec, cell, task, H, D, n, Ts, xa, ya, x_ref, y_ref, readout, base)
+
+
+def _first_element(axis: Axis, shapes) -> Axis:
+    """A default axis on a matrix or vector (H > 1) takes its first element: w -> w[0,0]."""
+    shape = shapes.get(axis.name, ())
+    if math.prod(shape) <= 1:
+        return axis
+    return replace(axis, name=f"{axis.name}[{','.join('0' * len(shape))}]")
 
 
 def _set_base(base, shapes, ref, value, where):

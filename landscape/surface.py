@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import engine
+from . import engine, gradients
 from .errors import LandscapeError
 from .spec import GridSpec, Resolved, resolve
 from .store import SurfaceWriter, Surface, cache_path, check_surface_file, check_writable, load, locked
@@ -60,6 +60,8 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
 
     per_member = engine.bytes_per_member(r.cell, r.n, r.H, r.torch_dtype, len(r.Ts), r.readout == "optimal")
+    if spec.grads:
+        per_member += gradients.gradient_bytes_per_member(r)
     size = engine.plan_chunk(r.x.num * r.y.num, per_member, engine.memory_budget(dev, memory), chunk_size)
 
     start = time.perf_counter()
@@ -72,7 +74,8 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
                 return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
         writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(),
                                size, {"device": str(dev), "dtype": spec.dtype, "cell": r.cell.name,
-                                      "task": r.task.name})
+                                      "task": r.task.name},
+                               fields=gradients.gradient_field_shapes(r) if spec.grads else None)
         try:
             todo = writer.missing()
             n_total = len(writer.done)
@@ -114,7 +117,10 @@ def _compute_chunks(r: Resolved, writer: SurfaceWriter, todo: list[int], dev: to
             i, j = flat // r.y.num, flat % r.y.num  # "ij" order: x varies slowest
             params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[i], ys[j]), dtype, dev)
             loss = engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H)
-            writer.write_chunk(c, {"loss": loss.cpu().numpy().astype(np.float64)})
+            values = {"loss": loss.cpu().numpy().astype(np.float64)}
+            if r.spec.grads:  # grad, hessian_eigvals, grad_norm_t (and grad_norm_c_t)
+                values.update(gradients.gradient_fields(r, params, data))
+            writer.write_chunk(c, values)
             bar.update(stop - start)
     return total
 

@@ -158,3 +158,25 @@ def test_cuda_grid_equals_cpu_grid(tmp_path):
     invoke(*args, "--device", "cuda", "--out", str(tmp_path / "gpu.h5"))
     np.testing.assert_allclose(landscape.load(tmp_path / "gpu.h5").loss, landscape.load(tmp_path / "cpu.h5").loss,
                                rtol=1e-9, atol=1e-12)
+
+
+def test_grid_grads_stores_the_gradient_fields_with_scales(tmp_path):
+    import h5py
+
+    out = tmp_path / "g.h5"
+    r = invoke("grid", "--cell", "lstm", "--x", "b_f:-1:2:3", "--y", "w_z:0:1:4", "--T", "2,6", "--n", "16",
+               "--grads", "--out", str(out), "--chunk-size", "5")
+    assert r.exit_code == 0, r.output
+    assert "|grad|" in r.output and "grad_norm_c_t" in r.output
+    with h5py.File(out, "r") as f:
+        assert f["grad"].shape == (2, 3, 4, 2) and f["hessian_eigvals"].shape == (2, 3, 4, 2)
+        assert f["grad_norm_t"].shape == (3, 4, 6) and f["grad_norm_c_t"].shape == (3, 4, 6)
+        assert [f["grad"].dims[d][0].name for d in range(3)] == ["/T", "/b_f", "/w_z"]
+        assert [f["grad_norm_t"].dims[d][0].name for d in range(2)] == ["/b_f", "/w_z"]
+        eig = f["hessian_eigvals"][()]
+        assert np.isfinite(eig).all() and (eig[..., 0] <= eig[..., 1]).all()
+
+
+def test_default_axes_take_the_first_element_for_H_above_1():
+    r = landscape.resolve(landscape.GridSpec(cell="srnn", task="relay"))
+    assert (r.H, r.x.name, r.y.name) == (8, "w[0,0]", "b[0]")

@@ -43,6 +43,9 @@ def _axis(ctx, param, value):
                    "optimal (fitted per point and T; auto = optimal where the task has a readout).")
 @click.option("--readout-l2", default=1e-4, show_default=True,
               help="Ridge penalty on out_w for --readout optimal (keeps the optimum finite).")
+@click.option("--grads", is_flag=True, help="Also store the gradient analysis: grad (dL/d(x, y)), "
+              "hessian_eigvals (of the 2x2 Hessian in the grid plane) at every T, and grad_norm_t "
+              "(||dL_Tmax/dh_t||, and grad_norm_c_t for LSTM cells); memory grows with T_max.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="float64", show_default=True,
               help="Floating-point type of the computation.")
@@ -53,7 +56,7 @@ def _axis(ctx, param, value):
               "half the free memory on a GPU; or $LANDSCAPE_MEMORY).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes, only the summary.")
 def command(cell, task, x, y, T, hidden, n, seed, sets, base_file, cell_opts, task_sets, readout, readout_l2,
-            device, dtype, out, force, chunk_size, memory, quiet):
+            grads, device, dtype, out, force, chunk_size, memory, quiet):
     """Evaluate the loss over a grid of two parameters at every T of a list, from one unroll.
 
     \b
@@ -65,7 +68,7 @@ def command(cell, task, x, y, T, hidden, n, seed, sets, base_file, cell_opts, ta
         hidden=hidden, n=n, seed=seed, dtype=dtype, readout=readout, readout_l2=readout_l2,
         set=parse_assignments(sets, "--set"), base_file=base_file,
         cell_options=parse_assignments(cell_opts, "--cell-opt"),
-        task_options=parse_assignments(task_sets, "--task-set"))
+        task_options=parse_assignments(task_sets, "--task-set"), grads=grads)
     note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     result = grid(spec, out=out, device=device, force=force, chunk_size=chunk_size,
                   memory=parse_bytes(memory) if memory else None, progress=False if quiet else None,
@@ -82,6 +85,11 @@ def command(cell, task, x, y, T, hidden, n, seed, sets, base_file, cell_opts, ta
                f"readout {s.spec['readout']}")
     for k, T_k in enumerate(s.T):
         click.echo(f"  T={T_k:<5d} loss {_range(s.loss[k])}")
+        if "grad" in s.fields:
+            norm = np.sqrt((s.fields["grad"][k] ** 2).sum(-1))
+            click.echo(f"          |grad| {_range(norm)}")
+    if "grad_norm_t" in s.fields:
+        click.echo(f"  stored: {', '.join(sorted(s.fields))}")
 
 
 def _range(values: np.ndarray) -> str:

@@ -1,0 +1,683 @@
+"""The gradient analysis: per-timestep gradient norms, the gradient field and curvature over a grid,
+and the Jacobian factors along a sequence (REFERENCE.md §2, §6, §8).
+
+Everything is batched over the population P (grid points or models): a member's loss depends only on
+its own parameters, so the gradient of sum_p L_p with respect to a (P,) tensor holds every member's
+own derivative at once. Shapes: P members, N sequences, H hidden units, T steps.
+
+Definitions (the numbers stored under the names of DESIGN.md):
+
+- ``grad`` (nT, P, 2) = (dL_T/dx, dL_T/dy) where x, y are the two grid-axis parameters and L_T the
+  loss the engine reports at T (``engine.unroll_losses``; the mean over the N sequences).
+- ``hessian_eigvals`` (nT, P, 2): eigenvalues, ascending, of the exact 2 x 2 Hessian of L_T in the
+  (x, y) plane, by double backward.
+- ``grad_norm_t`` (P, T) = ||dL_T/dh_t||: the Frobenius norm, over (N, H), of the gradient of the
+  mean-over-N loss with respect to the whole state tensor h_t (N, H) of a member, t = 1..T (t = T is
+  the direct gradient at the output). One vector norm per member and step, not a mean of
+  per-sequence norms. For the LSTM family also ||dL_T/dc_t||. For pascanu the state is x (the
+  pre-activation), so its key is "x".
+- Sequences of different lengths (two-sequence): a sequence ending at e_n contributes to step t only
+  when t <= e_n, and t runs to the longest sequence's end (``grad_norm_steps``).
+
+The readout (``readout``: "none" for identity tasks, "fixed", "optimal"):
+
+- "optimal" fits the ridge-regularised readout a*(theta) at every T (``fit_logistic_readout``, exactly
+  the engine's call). For the per-timestep norms the fitted readout is *held fixed* (detached): they are
+  the backpropagated gradients of the model whose readout sits at its optimum. (Envelope theorem: the
+  derivative through the fit of the *penalised* objective vanishes at the optimum, so holding the
+  readout fixed is exact for that objective. For the reported, unpenalised BCE it misses the term
+  -l2 out_w . d out_w/dtheta, which is not small where the classes separate and out_w grows: 3% to
+  140% of the gradient at srnn latch points in the tests. ``readout_implicit=True`` includes it.)
+- For ``grad`` and ``hessian_eigvals`` the derivatives are those of the reported loss itself, the
+  unpenalised BCE at a*(theta), whose readout gradient is -l2 * out_w, not zero. The fit enters by
+  implicit differentiation: two Newton steps on the penalised objective, differentiable in theta,
+  taken from the detached optimum. At the optimum they leave the value unchanged and reproduce the
+  first and second derivatives of a*(theta) exactly (Newton converges quadratically: after one step the
+  error is O(|dtheta|^2), after two O(|dtheta|^4)).
+
+Nothing is clipped: overflowing derivatives stay +-inf, NaN stays NaN.
+
+Memory: the reverse passes keep the graph of the whole unroll, O(T) per member; the caller sizes
+chunks with ``gradient_bytes_per_member`` / ``grad_norm_bytes_per_member``. For one-state cells with
+H = 1 (srnn, pascanu, and gru/mut with one unit) ``grad_norms_t(method="scalar")`` is exact with
+O(P N) memory: two forward passes with the scalar factors dh_t/dh_{t-1} in log space.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .cells import Cell, get_cell
+from .data import Task, TaskData, get_task
+from .data.readout import fit_logistic_readout, identity_loss, logits
+from .errors import LandscapeError
+
+GRAD_NORM_METHODS = ("auto", "autograd", "scalar")
+NEWTON_STEPS = 2  # differentiable Newton steps through the readout fit (exact 1st and 2nd derivatives)
+NEWTON_DAMP = 1e-12  # added to the readout curvature, as in fit_logistic_readout
+
+# Memory of the reverse passes, in units of one (P, N, H) state tensor per step: the forward graph's
+# saved tensors are counted by running one step under saved_tensors_hooks (``graph_units_per_step``);
+# peak RSS measured for srnn, lstm, gru and mut1 (N = 500, T = 200) was 2.8-4.3 times that count for
+# the Hessian pass (the create_graph backward keeps a second, larger graph) and 1-1.5 times for the
+# per-timestep norms. The factors below leave a margin over those measurements.
+_HESSIAN_FACTOR = 8
+_NORM_FACTOR = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# population helpers
+
+
+def population_size(params: dict[str, Tensor]) -> int:
+    """P: the largest leading size of the parameters (a leading 1 broadcasts)."""
+    return max(v.shape[0] for v in params.values())
+
+
+def axis_values(params: dict[str, Tensor], refs: tuple, P: int | None = None) -> tuple[Tensor, ...]:
+    """The current values of the axis elements: refs ((name, index), ...) -> (P,) each (detached)."""
+    P = population_size(params) if P is None else P
+    return tuple(params[name][(slice(None), *idx)].detach().expand(P).clone() for name, idx in refs)
+
+
+def with_axis_values(params: dict[str, Tensor], refs: tuple, values: tuple[Tensor, ...]) -> dict[str, Tensor]:
+    """params with the axis elements replaced by ``values`` ((P,) each), differentiably: a parameter
+    on an axis becomes a (P, *shape) copy with the axis element written in (autograd records the
+    write, so gradients reach ``values``). The others are kept as they are ((1, ...) or (P, ...))."""
+    out = dict(params)
+    P = values[0].shape[0]
+    copied = set()
+    for (name, idx), vals in zip(refs, values):
+        if name not in copied:  # one copy per parameter, even with both axes in it
+            out[name] = out[name].expand(P, *out[name].shape[1:]).clone()  # (P, *shape)
+            copied.add(name)
+        out[name][(slice(None), *idx)] = vals.to(dtype=out[name].dtype, device=out[name].device)
+    return out
+
+
+def _initial_state(cell: Cell, params, data: TaskData, P: int, H: int) -> tuple[Tensor, ...]:
+    """The initial state expanded to the population, (P, N, H) each (so every step's state is a
+    per-member tensor and its gradient is per member)."""
+    return tuple(s.expand(P, -1, -1).clone() for s in cell.initial_state(params, data.n, H, data.h0))
+
+
+def _input(data: TaskData, t: int) -> Tensor | None:
+    """The input of step t (1-based): (N, D), or None for tasks without input."""
+    return None if data.inputs is None else data.inputs[t - 1]
+
+
+def grad_norm_steps(data: TaskData, T: int) -> int:
+    """How many steps the per-timestep norms at nominal length T cover: the longest sequence's end
+    (T itself unless lengths vary, as in two-sequence)."""
+    return int(data.ends[T].max())
+
+
+# ---------------------------------------------------------------------------------------------
+# the differentiable unroll and loss
+
+
+def _unroll(cell: Cell, params, data: TaskData, Ts: tuple[int, ...], P: int, H: int, state0=None,
+            keep: bool = False) -> tuple[dict[int, Tensor], list[tuple[Tensor, ...]]]:
+    """One unroll to the last end of any T in Ts, without in-place writes (so it differentiates).
+
+    Returns {T: y_T (P, N, H)}, each sequence's output at its own end, and when ``keep`` the state
+    after every step: a list over t = 1..steps of state tuples, (P, N, H) each.
+    """
+    state = _initial_state(cell, params, data, P, H) if state0 is None else state0
+    windows = {T: (int(data.ends[T].min()), int(data.ends[T].max())) for T in Ts}
+    steps = max(hi for _, hi in windows.values())
+    outs: dict[int, Tensor] = {}
+    kept = []
+    for t in range(1, steps + 1):
+        state = cell.step(params, state, _input(data, t))
+        if keep:
+            kept.append(state)
+        for T, (lo, hi) in windows.items():
+            if not lo <= t <= hi:
+                continue
+            out = cell.output(state).expand(P, -1, -1)  # (P, N, H)
+            if lo == hi:
+                outs[T] = out
+            else:  # sequences of different lengths: each one's output at its own end
+                ends_here = (data.ends[T] == t).view(1, -1, 1)  # (1, N, 1)
+                outs[T] = torch.where(ends_here, out, outs.get(T, torch.zeros_like(out)))
+    return outs, kept
+
+
+def _newton_readout(y: Tensor, target: Tensor, out_w: Tensor, out_b: Tensor, l2: float,
+                    steps: int = NEWTON_STEPS) -> tuple[Tensor, Tensor]:
+    """``steps`` Newton steps on mean BCE + (l2 / 2)|out_w|^2 from (out_w, out_b), differentiable in y.
+
+    y (P, N, H) float64, target (N,), out_w (P, H), out_b (P, 1) -> (features (P, N, K), theta (P, K))
+    with K = H + 1, features = [y, 1] and theta = [out_w, out_b], so the logits are features . theta
+    (kept whole: slicing theta would make the double backward call a slow Python decomposition).
+    Started at the (detached) optimum the steps return it unchanged in value, with the exact first and
+    second derivatives of the fit.
+    """
+    P, N, H = y.shape
+    phi = torch.cat([y, torch.ones(P, N, 1, dtype=y.dtype, device=y.device)], -1)  # (P, N, K)
+    ridge = torch.full((H + 1,), l2, dtype=y.dtype, device=y.device)
+    ridge[-1] = 0.0  # no penalty on the bias
+    curv0 = torch.diag(ridge) + NEWTON_DAMP * torch.eye(H + 1, dtype=y.dtype, device=y.device)  # (K, K)
+    theta = torch.cat([out_w, out_b], -1)  # (P, K)
+    for _ in range(steps):
+        z = (phi * theta.unsqueeze(1)).sum(-1)  # (P, N) logits
+        err = torch.sigmoid(z) - target  # (P, N)
+        slope = torch.sigmoid(z) * torch.sigmoid(-z)  # (P, N), no cancellation in the tails
+        grad = (phi * err.unsqueeze(-1)).mean(1) + ridge * theta  # (P, K)
+        curv = torch.einsum("pnk,pnl->pkl", phi * slope.unsqueeze(-1), phi) / N + curv0  # (P, K, K)
+        step, _ = torch.linalg.solve_ex(curv, grad.unsqueeze(-1))  # no exception on a singular member
+        theta = theta - step.squeeze(-1)
+    return phi, theta
+
+
+def task_loss(task: Task, y: Tensor, target: Tensor, params: dict[str, Tensor], readout: str,
+              readout_l2: float, implicit: bool) -> Tensor:
+    """The loss the engine reports, differentiable in y (P, N, H) and the params -> (P,).
+
+    readout "optimal": the readout is fitted (detached); ``implicit`` adds the differentiable Newton
+    steps so the derivatives are those of the reported loss, else the fitted readout is held fixed.
+    """
+    if readout == "none":
+        return identity_loss(y, target, task.loss_scale)
+    P = y.shape[0]
+    if readout == "fixed":
+        return _bce(logits(y, params["out_w"].expand(P, -1), params["out_b"].expand(P, -1)), target)
+    if readout != "optimal":
+        raise LandscapeError(f"unknown readout {readout!r}; choose from: none, fixed, optimal")
+    out_w, out_b = fit_logistic_readout(y, target, readout_l2)  # detached, (P, H), (P, 1)
+    y64, t64 = y.to(torch.float64), target.to(torch.float64)
+    if not implicit:
+        return _bce(logits(y64, out_w, out_b), t64).to(y.dtype)
+    phi, theta = _newton_readout(y64, t64, out_w, out_b, readout_l2)
+    return _bce((phi * theta.unsqueeze(1)).sum(-1), t64).to(y.dtype)
+
+
+def _bce(z: Tensor, target: Tensor) -> Tensor:
+    """Mean binary cross-entropy with logits z (P, N), targets (N,) in {0, 1} -> (P,): the value of
+    readout.logistic_loss, written as log(1 + e^z) - z y so that it is smooth to every order (torch's
+    fused loss takes a slow path in double backward)."""
+    return (torch.logaddexp(torch.zeros_like(z), z) - z * target).mean(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. per-timestep gradient norms
+
+
+def scalar_method_applies(cell: Cell, H: int) -> bool:
+    """Whether the exact O(P N)-memory scheme applies: one state tensor and one hidden unit."""
+    return H == 1 and len(cell.state_names) == 1
+
+
+def grad_norms_t(cell: Cell, params: dict[str, Tensor], data: TaskData, task: Task, T: int,
+                 readout: str = "none", readout_l2: float = 1e-4, H: int = 1, method: str = "auto",
+                 readout_implicit: bool = False) -> dict[str, Tensor]:
+    """||dL_T/ds_t|| for every state s of the cell and t = 1..steps: name -> (P, steps) float64.
+
+    params name -> (P or 1, *shape); data on the params' device and dtype; T a key of data.ends;
+    steps = ``grad_norm_steps(data, T)`` (T unless lengths vary). The norm is the Frobenius norm over
+    (N, H) of the gradient of the mean-over-N loss with respect to the member's state tensor s_t; an
+    optimal readout is held fixed at its fitted value (see the module docstring), or, with
+    ``readout_implicit``, refitted (the total derivative of the reported loss, as for ``grad``).
+
+    method "autograd": an explicit unroll, one backward, the gradient of every step's state tensor
+    (memory O(T) per member: ``grad_norm_bytes_per_member``). "scalar" (one-state cells with H = 1):
+    exact with O(P N) memory, see ``_grad_norms_scalar``. "auto": scalar where it applies.
+    """
+    if method not in GRAD_NORM_METHODS:
+        raise LandscapeError(f"unknown method {method!r}; choose from: {', '.join(GRAD_NORM_METHODS)}")
+    if method == "auto":
+        method = "scalar" if scalar_method_applies(cell, H) else "autograd"
+    if method == "scalar":
+        if not scalar_method_applies(cell, H):
+            raise LandscapeError(f"the scalar method needs a one-state cell with H = 1; {cell.name} has "
+                                 f"states {', '.join(cell.state_names)} and H = {H}")
+        return {cell.state_names[0]: _grad_norms_scalar(cell, params, data, task, T, readout, readout_l2,
+                                                        readout_implicit)}
+    return _grad_norms_autograd(cell, params, data, task, T, readout, readout_l2, H, readout_implicit)
+
+
+def _grad_norms_autograd(cell, params, data, task, T, readout, readout_l2, H, implicit=False):
+    P = population_size(params)
+    params = {k: v.detach() for k, v in params.items()}
+    with torch.enable_grad():
+        # the initial state is a leaf so that the graph runs through every step's state
+        state0 = tuple(s.clone().requires_grad_(True) for s in _initial_state(cell, params, data, P, H))
+        outs, states = _unroll(cell, params, data, (T,), P, H, state0=state0, keep=True)
+        loss = task_loss(task, outs[T], data.targets[T], params, readout, readout_l2, implicit)  # (P,)
+        flat = [s for st in states for s in st]  # step-major: t = 1 (h, c), t = 2 (h, c), ...
+        grads = torch.autograd.grad(loss.sum(), flat, allow_unused=True)
+    k = len(cell.state_names)
+    out = {}
+    for j, name in enumerate(cell.state_names):
+        cols = [_frobenius(g, ref) for g, ref in zip(grads[j::k], flat[j::k])]  # steps x (P,)
+        out[name] = torch.stack(cols, -1).to(torch.float64)  # (P, steps)
+    return out
+
+
+def _frobenius(g: Tensor | None, ref: Tensor) -> Tensor:
+    """The norm over (N, H) of g (P, N, H) -> (P,), scaled so it overflows only where the result does."""
+    if g is None:  # the state does not reach the loss (a sequence already ended)
+        return ref.new_zeros(ref.shape[0])
+    g = g.to(torch.float64)
+    scale = g.abs().amax(dim=(1, 2))  # (P,)
+    safe = torch.where((scale > 0) & torch.isfinite(scale), scale, torch.ones_like(scale))
+    norm = safe * torch.linalg.vector_norm(g / safe.view(-1, 1, 1), dim=(1, 2))
+    return torch.where(torch.isfinite(scale), norm, scale)  # inf where an entry is inf
+
+
+def _scalar_factor_step(cell, params, state: Tensor, x) -> tuple[Tensor, Tensor]:
+    """One step of a one-state, one-unit cell with its factor ds_t/ds_{t-1}:
+    state (P, N, 1) -> (new state (P, N, 1), factor (P, N, 1)). Every (p, n) entry of the new state
+    depends only on the same entry of the old one, so one backward of the sum gives all factors.
+    (Reverse mode: torch's forward-mode AD runs these ops through slow Python decompositions.)"""
+    with torch.enable_grad():
+        leaf = state.detach().requires_grad_(True)
+        (new,) = cell.step(params, (leaf,), x)
+        (J,) = torch.autograd.grad(new.sum(), leaf, allow_unused=True)
+    return new.detach(), torch.zeros_like(leaf) if J is None else J
+
+
+def _grad_norms_scalar(cell, params, data, task, T, readout, readout_l2, implicit=False) -> Tensor:
+    """||dL_T/ds_t|| for a one-state cell with H = 1, exactly, in O(P N) memory.
+
+    dL/ds_{t,n} = g_n prod_{s=t+1}^{e_n} J_{s,n} with J_s = ds_s/ds_{s-1} (P, N) and g = dL/ds_{e_n}.
+    Pass 1 runs forward keeping the prefix sums S_t = sum_{s<=t} log|J_s| (and a count of exact zeros)
+    and each sequence's end state; g comes from a backward through the loss alone. Pass 2 reruns the
+    forward and, at every t, ||dL/ds_t||^2 = sum_n exp(log g_n^2 + 2 (S_{e_n} - S_t)), a log-sum-exp over
+    the sequences that have not ended (and whose remaining product has no zero factor).
+    """
+    P = population_size(params)
+    params = {k: v.detach() for k, v in params.items()}
+    ends = data.ends[T].to(next(iter(params.values())).device)  # (N,)
+    steps = int(ends.max())
+    dev = ends.device
+
+    def run(visit):
+        (s,) = _initial_state(cell, params, data, P, 1)
+        S = torch.zeros(P, data.n, dtype=torch.float64, device=dev)  # (P, N) prefix sum of log|J|
+        Z = torch.zeros(P, data.n, dtype=torch.long, device=dev)  # (P, N) zero factors so far
+        for t in range(1, steps + 1):
+            s, J = _scalar_factor_step(cell, params, s, _input(data, t))
+            J = J[..., 0].to(torch.float64)  # (P, N)
+            zero = J == 0
+            S = S + torch.where(zero, torch.zeros_like(J), torch.log(J.abs()))
+            Z = Z + zero.long()
+            visit(t, s, S, Z)
+
+    # pass 1: each sequence's end state, S and Z at its end
+    end_state = torch.zeros(P, data.n, 1, dtype=next(iter(params.values())).dtype, device=dev)
+    S_end = torch.zeros(P, data.n, dtype=torch.float64, device=dev)
+    Z_end = torch.zeros(P, data.n, dtype=torch.long, device=dev)
+
+    def at_end(t, s, S, Z):
+        nonlocal end_state, S_end, Z_end
+        here = ends == t  # (N,)
+        if bool(here.any()):
+            end_state = torch.where(here.view(1, -1, 1), s, end_state)
+            S_end = torch.where(here, S, S_end)
+            Z_end = torch.where(here, Z, Z_end)
+
+    with torch.no_grad():
+        run(at_end)
+    with torch.enable_grad():
+        leaf = end_state.detach().requires_grad_(True)  # (P, N, 1)
+        loss = task_loss(task, cell.output((leaf,)), data.targets[T], params, readout, readout_l2, implicit)
+        (g,) = torch.autograd.grad(loss.sum(), leaf, allow_unused=True)
+    g = torch.zeros_like(leaf) if g is None else g
+    log_g2 = 2.0 * torch.log(g[..., 0].to(torch.float64).abs())  # (P, N), -inf where g = 0
+
+    out = torch.empty(P, steps, dtype=torch.float64, device=dev)
+
+    def accumulate(t, s, S, Z):
+        live = (t <= ends) & (Z == Z_end)  # (P, N): sequence not ended, no zero factor after t
+        terms = torch.where(live, log_g2 + 2.0 * (S_end - S), torch.full_like(S, -math.inf))
+        out[:, t - 1] = torch.exp(0.5 * torch.logsumexp(terms, dim=-1))
+
+    with torch.no_grad():
+        run(accumulate)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def graph_units_per_step(cell: Cell, H: int, D: int) -> float:
+    """How many (P, N, H)-sized tensors the autograd graph of one step of ``cell`` keeps (saved
+    tensors plus the new state), counted on a small probe with saved_tensors_hooks."""
+    P, N = 2, 16
+    params = {k: v.expand(P, *v.shape).clone().requires_grad_(True)
+              for k, v in cell.default_params(H, D).items()}
+    state = tuple(torch.full((P, N, H), 0.1, dtype=torch.float64, requires_grad=True) for _ in cell.state_names)
+    x = torch.zeros(N, D, dtype=torch.float64) if D else None
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        new = cell.step(params, state, x)
+    total = sum(seen.values()) + sum(s.numel() * 8 for s in new)
+    return total / (P * N * H * 8)
+
+
+def grad_norm_bytes_per_member(cell: Cell, n: int, H: int, dtype: torch.dtype, T: int,
+                               method: str = "auto", D: int = 1) -> int:
+    """Memory one member needs for ``grad_norms_t`` at length T (bytes, a conservative estimate);
+    D is the task's input size."""
+    item = torch.finfo(dtype).bits // 8
+    per_state = n * H * item
+    k = len(cell.state_names)
+    if method == "auto":
+        method = "scalar" if scalar_method_applies(cell, H) else "autograd"
+    if method == "scalar":  # S, Z, end state, g, and a step's temporaries; the (P, T) output
+        return n * 8 * 24 + per_state * 32 + 8 * T
+    units = _NORM_FACTOR * graph_units_per_step(cell, H, D) + k  # graph + retained gradients
+    return int(per_state * units * T) + per_state * 20 * k + 8 * k * T
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. gradient field and curvature in the grid plane
+
+
+def loss_grad_hessian(cell: Cell, params: dict[str, Tensor], data: TaskData, task: Task,
+                      Ts: tuple[int, ...], readout: str, readout_l2: float, H: int, refs: tuple,
+                      hessian: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The loss, its gradient and its Hessian in the plane of two axis parameters, at every T.
+
+    params name -> (P or 1, *shape) (e.g. from ``engine.chunk_params``); refs ((name, index),
+    (name, index)) as ``Resolved.x_ref``, ``y_ref``. Returns loss (nT, P), grad (nT, P, 2) and the
+    Hessian (nT, P, 2, 2) (None when ``hessian`` is False), in the params' dtype. One forward with the
+    graph kept; per T one backward (create_graph) and two double backwards.
+    """
+    Ts = tuple(Ts)
+    P = population_size(params)
+    base = {k: v.detach() for k, v in params.items()}
+    ref = next(iter(base.values()))
+    loss = torch.empty(len(Ts), P, dtype=ref.dtype, device=ref.device)
+    grad = torch.empty(len(Ts), P, 2, dtype=ref.dtype, device=ref.device)
+    hess = torch.empty(len(Ts), P, 2, 2, dtype=ref.dtype, device=ref.device) if hessian else None
+    with torch.enable_grad():
+        xy = tuple(v.requires_grad_(True) for v in axis_values(base, refs, P))  # (P,) leaves
+        p = with_axis_values(base, refs, xy)
+        outs, _ = _unroll(cell, p, data, Ts, P, H)
+        for k, T in enumerate(Ts):
+            L = task_loss(task, outs[T], data.targets[T], p, readout, readout_l2, implicit=True)  # (P,)
+            g = _grad(L.sum(), xy, create_graph=hessian)
+            loss[k] = L.detach()
+            grad[k] = torch.stack(g, -1).detach()
+            if hessian:
+                hxx, hxy = _grad(g[0].sum(), xy, create_graph=False)
+                (hyy,) = _grad(g[1].sum(), xy[1:], create_graph=False)
+                hess[k] = torch.stack([torch.stack([hxx, hxy], -1), torch.stack([hxy, hyy], -1)], -2)
+            del g, L
+    return loss, grad, hess
+
+
+def _grad(out: Tensor, inputs: tuple[Tensor, ...], create_graph: bool) -> tuple[Tensor, ...]:
+    """autograd.grad keeping the graph, with zeros for inputs that do not reach ``out``."""
+    if not out.requires_grad:
+        return tuple(torch.zeros_like(x) for x in inputs)
+    gs = torch.autograd.grad(out, inputs, create_graph=create_graph, retain_graph=True, allow_unused=True)
+    return tuple(torch.zeros_like(x) if g is None else g for g, x in zip(gs, inputs))
+
+
+def hessian_eigvals(hess: Tensor) -> Tensor:
+    """Eigenvalues, ascending, of symmetric 2 x 2 matrices (..., 2, 2) -> (..., 2), in closed form:
+    m -+ hypot((a - c) / 2, b) with m = (a + c) / 2 (no overflow before the result overflows)."""
+    a, b, c = hess[..., 0, 0], hess[..., 0, 1], hess[..., 1, 1]
+    m = 0.5 * a + 0.5 * c
+    r = torch.hypot(0.5 * a - 0.5 * c, b)
+    return torch.stack([m - r, m + r], -1)
+
+
+def grad_and_hessian(cell: Cell, params: dict[str, Tensor], data: TaskData, task: Task,
+                     Ts: tuple[int, ...], readout: str, readout_l2: float, H: int, refs: tuple
+                     ) -> tuple[Tensor, Tensor]:
+    """grad (nT, P, 2) = dL_T/d(x, y) and hessian_eigvals (nT, P, 2), ascending, of the exact 2 x 2
+    Hessian in the grid plane; see ``loss_grad_hessian`` for the arguments. Values as computed:
+    huge, +-inf and NaN are kept."""
+    _, grad, hess = loss_grad_hessian(cell, params, data, task, Ts, readout, readout_l2, H, refs)
+    return grad, hessian_eigvals(hess)
+
+
+def hessian_bytes_per_member(cell: Cell, n: int, H: int, dtype: torch.dtype, T_max: int,
+                             optimal_readout: bool, D: int = 1) -> int:
+    """Memory one member needs for ``loss_grad_hessian`` up to T_max (bytes, a conservative
+    estimate); D is the task's input size."""
+    item = torch.finfo(dtype).bits // 8
+    per_state = n * H * item
+    k = len(cell.state_names)
+    graph = per_state * _HESSIAN_FACTOR * graph_units_per_step(cell, H, D) * T_max
+    fit = n * (H + 1) * 8 * 60 if optimal_readout else 0  # the fit and the Newton steps' graphs
+    return int(graph) + per_state * 20 * k + fit
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Jacobian factors along a sequence
+
+
+@dataclass(frozen=True)
+class JacobianFactors:
+    """The one-step Jacobian factors of a state along the sequences, as numpy arrays.
+
+    cell           the cell's name
+    state          the analysed state: "h" ("x" for pascanu) for one-state cells, "c" for the
+                   LSTM family
+    factor         (P, N, T, H, H) ds_t/ds_{t-1}, [..., i, k] = ds_{t,i}/ds_{t-1,k} (for H = 1 the
+                   trailing (1, 1) is the scalar). LSTM family: the total dc_t/dc_{t-1}, with
+                   h_{t-1} = o_{t-1} * squash(c_{t-1}) (o_{t-1} fixed); forget + remainder
+    log_product    (P, N, T) natural log of the spectral norm of the running product
+                   ds_t/ds_0 = factor_t ... factor_1 (for H = 1: log|product|; -inf where it is 0)
+    product_sign   (P, N, T) the sign of the product for H = 1; None for H > 1
+    forget         (P, N, T, H) LSTM family: f_t, the diagonal of the forget-gate term diag(f_t)
+                   (1 for cells without a forget gate); None otherwise
+    remainder      (P, N, T, H, H) LSTM family: the rest of dc_t/dc_{t-1}, the paths through the
+                   gates via h_{t-1}: (dc_t/dh_{t-1}) diag(o_{t-1} squash'(c_{t-1})); 0 at t = 1,
+                   where h_0 is the fixed initial state; None otherwise
+    gates          name -> (P, N, T, H) gate activations from ``step_detail`` (empty for srnn and
+                   pascanu)
+
+    log_product is the forward product; the suffix dh_T/dh_t of backpropagation is, for H = 1,
+    exp(log_product[..., T-1] - log_product[..., t-1]). For the LSTM family the c-path product is
+    REFERENCE §6's analysis, not the whole backpropagated gradient (that is ``grad_norms_t``'s "c").
+    """
+
+    cell: str
+    state: str
+    factor: np.ndarray
+    log_product: np.ndarray
+    product_sign: np.ndarray | None
+    forget: np.ndarray | None
+    remainder: np.ndarray | None
+    gates: dict = field(default_factory=dict)
+
+    def factor_size(self) -> np.ndarray:
+        """(P, N, T): |factor| for H = 1, its spectral norm for H > 1."""
+        return _spectral(self.factor)
+
+    def remainder_size(self) -> np.ndarray | None:
+        """(P, N, T): |remainder| for H = 1, its spectral norm for H > 1 (LSTM family)."""
+        return None if self.remainder is None else _spectral(self.remainder)
+
+
+def _spectral(m: np.ndarray) -> np.ndarray:
+    if m.shape[-1] == 1:
+        return np.abs(m[..., 0, 0])
+    return np.linalg.norm(m, ord=2, axis=(-2, -1))
+
+
+def _jacobian_wrt(fn, arg: Tensor, H: int) -> Tensor:
+    """d fn(arg) / d arg for a map (P, N, H) -> (P, N, H) that acts on each (p, n) separately:
+    (P, N, H, H), [..., i, k] = d out_i / d arg_k, by H backward passes (one per output unit)."""
+    with torch.enable_grad():
+        leaf = arg.detach().requires_grad_(True)
+        out = fn(leaf).expand_as(leaf)
+        rows = []
+        for i in range(H):
+            (g,) = torch.autograd.grad(out[..., i].sum(), leaf, retain_graph=i < H - 1, allow_unused=True)
+            rows.append(torch.zeros_like(leaf) if g is None else g)
+    return torch.stack(rows, -2)  # (P, N, H_out, H_in)
+
+
+def _elementwise_slope(fn, arg: Tensor) -> Tensor:
+    """fn'(arg) for an elementwise fn: (P, N, H) -> (P, N, H), by one backward pass."""
+    with torch.enable_grad():
+        leaf = arg.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(fn(leaf).sum(), leaf, allow_unused=True)
+    return torch.zeros_like(leaf) if g is None else g
+
+
+def jacobian_factors(cell: Cell, params: dict[str, Tensor], data: TaskData, T: int, H: int
+                     ) -> JacobianFactors:
+    """The Jacobian factors ds_t/ds_{t-1}, their running product and the gates, t = 1..T.
+
+    params name -> (P or 1, *shape); data with inputs of at least T steps. For one-state cells
+    (srnn, pascanu, gru, mut1-3) s is the state; for the LSTM family s = c, split into the forget term
+    diag(f_t) and the remainder (REFERENCE §6). All arrays float64; see ``JacobianFactors``.
+    """
+    P = population_size(params)
+    params = {k: v.detach() for k, v in params.items()}
+    lstm = "c" in cell.state_names
+    detail = getattr(cell, "step_detail", None)
+    with torch.no_grad():
+        state = _initial_state(cell, params, data, P, H)
+        N = state[0].shape[1]
+        eye = torch.eye(H, dtype=torch.float64, device=state[0].device)
+        prod = eye.expand(P, N, H, H).clone()  # (P, N, H, H) normalised running product
+        log_scale = torch.zeros(P, N, dtype=torch.float64, device=state[0].device)
+        sign = torch.ones(P, N, dtype=torch.float64, device=state[0].device)
+        factors, logs, signs, forgets, rems = [], [], [], [], []
+        gates: dict[str, list] = {}
+        o_prev = None  # (P, N, H) the previous step's output gate (LSTM family)
+        for t in range(1, T + 1):
+            x = _input(data, t)
+            if detail is not None:
+                new, g = detail(params, state, x)
+                for name, v in g.items():
+                    gates.setdefault(name, []).append(v.expand(P, N, H).to(torch.float64))
+            else:
+                new, g = cell.step(params, state, x), {}
+            if lstm:
+                h, c = state
+                f = g.get("f", torch.ones_like(c)).expand(P, N, H).to(torch.float64)
+                if t == 1:  # h_0 is the fixed initial state, not a function of c_0
+                    rem = torch.zeros(P, N, H, H, dtype=torch.float64, device=c.device)
+                else:
+                    dc_dh = _jacobian_wrt(lambda hh: cell.step(params, (hh, c), x)[1], h, H)  # (P, N, H, H)
+                    dsq = _elementwise_slope(cell.squash_cell, c)  # (P, N, H)
+                    o = torch.ones_like(c) if o_prev is None else o_prev
+                    rem = (dc_dh * (o * dsq).unsqueeze(-2)).to(torch.float64)  # columns scaled by k
+                J = torch.diag_embed(f) + rem
+                forgets.append(f)
+                rems.append(rem)
+                o_prev = g.get("o")
+            else:
+                J = _jacobian_wrt(lambda s: cell.step(params, (s,), x)[0], state[0], H).to(torch.float64)
+            factors.append(J)
+            if H == 1:
+                j = J[..., 0, 0]  # (P, N)
+                log_scale = log_scale + torch.log(j.abs())
+                sign = sign * torch.sign(j)
+                logs.append(log_scale)
+                signs.append(sign)
+            else:
+                prod = J @ prod
+                norm = torch.linalg.matrix_norm(prod, ord=2)  # (P, N)
+                logs.append(log_scale + torch.log(norm))
+                ok = (norm > 0) & torch.isfinite(norm)
+                prod = torch.where(ok[..., None, None], prod / torch.where(ok, norm, 1.0)[..., None, None], prod)
+                log_scale = log_scale + torch.where(ok, torch.log(norm), torch.zeros_like(norm))
+            state = new
+
+    def stack(xs, dim=2):
+        return torch.stack(xs, dim).cpu().numpy()
+
+    return JacobianFactors(
+        cell=cell.name, state="c" if lstm else cell.state_names[0], factor=stack(factors),
+        log_product=stack(logs), product_sign=stack(signs) if H == 1 else None,
+        forget=stack(forgets) if lstm else None, remainder=stack(rems) if lstm else None,
+        gates={name: stack(v) for name, v in gates.items()})
+
+
+def jacobian_bytes_per_member(cell: Cell, n: int, H: int, T: int) -> int:
+    """Memory one member needs for ``jacobian_factors`` (float64, bytes): its arrays, twice while
+    they are stacked, and a factor 3 for the allocator (peak RSS measured 2.5-4.2 times the arrays)."""
+    lstm = "c" in cell.state_names
+    per_step = H * H * (2 if lstm else 1) + H * (len(cell.gates) + (1 if lstm else 0)) + 2
+    return 6 * 8 * n * T * per_step + 8 * n * H * H * 20
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. the grid pipeline and the CLI
+
+
+def gradient_fields(r, params: dict[str, Tensor], data: TaskData) -> dict[str, np.ndarray]:
+    """The gradient analysis of one chunk of a grid, for the HDF5 surface file.
+
+    r a ``spec.Resolved``; params from ``engine.chunk_params`` (axis parameters (P, ...)); data the
+    task's data for r.Ts, on the params' device and dtype. Returns float64 numpy arrays:
+    "grad" (nT, P, 2), "hessian_eigvals" (nT, P, 2), "grad_norm_t" (P, steps) and, for cells with a
+    cell state c (the LSTM family), "grad_norm_c_t" (P, steps); steps = ``grad_norm_steps(data,
+    max(r.Ts))``, which is T_max unless sequence lengths vary. Works under torch.no_grad().
+    """
+    grad, eig = grad_and_hessian(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H,
+                                 (r.x_ref, r.y_ref))
+    # autograd, not the scalar scheme: faster, and its memory is within the Hessian pass's
+    norms = grad_norms_t(r.cell, params, data, r.task, max(r.Ts), r.readout, r.spec.readout_l2, r.H,
+                         method="autograd")
+    out = {"grad": grad, "hessian_eigvals": eig, "grad_norm_t": norms[r.cell.state_names[0]]}
+    if "c" in norms:
+        out["grad_norm_c_t"] = norms["c"]
+    return {k: v.detach().cpu().to(torch.float64).numpy() for k, v in out.items()}
+
+
+def gradient_bytes_per_member(r) -> int:
+    """Memory one grid point needs in ``gradient_fields`` (bytes; the passes run one after another,
+    so the larger one counts)."""
+    T_max = max(r.Ts)
+    steps = T_max + (math.floor(r.task.spread * T_max) if r.task.name == "two-sequence" else 0)
+    return max(hessian_bytes_per_member(r.cell, r.n, r.H, r.torch_dtype, steps, r.readout == "optimal", r.D),
+               grad_norm_bytes_per_member(r.cell, r.n, r.H, r.torch_dtype, steps, "autograd", r.D))
+
+
+def gradient_field_shapes(r, steps: int | None = None) -> dict[str, tuple]:
+    """The SurfaceWriter ``fields`` of a --grads surface: name -> trailing shape ("grid" = (nx, ny, ...)).
+    steps defaults to the longest sequence at T_max (``grad_norm_steps``)."""
+    if steps is None:
+        steps = grad_norm_steps(r.task.make((max(r.Ts),), r.n, r.spec.seed), max(r.Ts))
+    out = {"grad": (2,), "hessian_eigvals": (2,), "grad_norm_t": ("grid", steps)}
+    if "c" in r.cell.state_names:
+        out["grad_norm_c_t"] = ("grid", steps)
+    return out
+
+
+def point_axes(spec) -> tuple:
+    """Two placeholder axes on the cell's first two scalar elements, for resolving a spec whose axes
+    do not matter (a single base point): (Axis, Axis)."""
+    from .spec import Axis
+
+    cell = get_cell(spec.cell, **dict(spec.cell_options))
+    task = get_task(spec.task, **dict(spec.task_options))
+    H = task.default_hidden if spec.hidden is None else int(spec.hidden)
+    names = []
+    for name, shape in cell.param_shapes(H, task.input_size).items():
+        for idx in np.ndindex(*shape):
+            names.append(name if math.prod(shape) == 1 else f"{name}[{','.join(map(str, idx))}]")
+            if len(names) == 2:
+                return Axis(names[0], 0.0, 1.0, 2), Axis(names[1], 0.0, 1.0, 2)
+    raise LandscapeError(f"cell {cell.name} has fewer than two scalar parameters")  # pragma: no cover
+
+
+def resolve_point(spec):
+    """``spec.resolve`` for a single base point: the spec's axes are ignored (placeholders are put
+    in), so the base point is filled in and checked exactly as for a grid. Returns a Resolved whose
+    x, y are meaningless."""
+    from .spec import resolve
+
+    x, y = point_axes(spec)
+    return resolve(replace(spec, x=x, y=y))
