@@ -96,7 +96,8 @@ def test_an_interrupted_run_leaves_nan_and_a_done_mask_then_resumes(tmp_path, mo
     resumed = landscape.grid(GridSpec(**SMALL), out=out, chunk_size=3, progress=False)
     assert resumed.computed_points == 14
     fresh = landscape.grid(GridSpec(**SMALL), out=tmp_path / "fresh.h5", progress=False)
-    np.testing.assert_array_equal(resumed.surface.loss, fresh.surface.loss)
+    # other chunk sizes may round differently in the last bit (vectorised vs scalar loop tails)
+    np.testing.assert_allclose(resumed.surface.loss, fresh.surface.loss, rtol=1e-12, atol=0)
 
 
 HEAVY = ("import landscape, sys; from landscape import Axis, GridSpec; "

@@ -1,0 +1,67 @@
+"""`landscape plot`: a figure of a stored surface (or several, for compare); format from --out."""
+from __future__ import annotations
+
+import click
+
+from ..errors import LandscapeError
+from ..spec import parse_T
+from ..store import load
+
+
+def _width(text: str | None):
+    if text is None or text in ("single", "double"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise LandscapeError(f"unknown width {text!r}; choose from: single, double (or inches)") from None
+
+
+@click.command("plot")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--kind", "-k", default="contour", show_default=True,
+              help="contour | surface | wireframe | panels | slices | compare | gradnorm | quiver | curvature.")
+@click.option("--out", "-o", required=True, metavar="FIG.pdf|png|svg|pgf",
+              help="Output figure; the format is taken from the extension.")
+@click.option("--T", "T", help="Length(s) to show, a comma list (default: the largest; all for panels and "
+              "slices; the largest common one for compare).")
+@click.option("--at", metavar="NAME=VALUE", help="slices, gradnorm: fix this parameter (nearest grid "
+              "value), e.g. w=5; default: the middle of the first axis.")
+@click.option("--log", "log", is_flag=True, help="Log colour (or y) scale; values <= 0 are masked and counted.")
+@click.option("--symlog", is_flag=True, help="Symmetric log scale (for signed values over many decades).")
+@click.option("--style", default="paper", show_default=True, help="paper | talk.")
+@click.option("--width", default=None, help="single (3.25 in) | double (6.75 in) | inches "
+              "[default: single; double for panels, compare, gradnorm, curvature].")
+@click.option("--dpi", type=float, help="Resolution of raster output (png) [default: the style's].")
+@click.option("--elev", type=float, help="surface, wireframe: elevation of the view in degrees.")
+@click.option("--azim", type=float, help="surface, wireframe: azimuth of the view in degrees.")
+@click.option("--folds", is_flag=True, help="Overlay the fold (saddle-node) curves (srnn, pascanu over w, b).")
+@click.option("--basin", type=float, metavar="X0", help="Overlay the basin boundary of the initial state X0.")
+@click.option("--title", help="A title over the figure.")
+def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim, folds, basin, title):
+    """Draw stored surfaces: contours, 3-D views, panels across T, slices, comparisons, gradients.
+
+    \b
+    landscape plot pascanu.h5 --kind wireframe --T 50 --elev 20 --azim -22 --out fig6.pdf
+    landscape plot pascanu.h5 --kind contour --folds --basin 0.5 --out contour.png
+    landscape plot pascanu.h5 --kind slices --at w=5 --out slices.pdf
+    landscape plot srnn.h5 lstm.h5 gru.h5 --kind compare --T 10,50,100 --out cells.pdf
+    """
+    from ..figures import kinds
+    from ..figures.style import check_style, output_format, save_figure, use_style
+
+    kinds.check_kind(kind)
+    output_format(out)  # fail on a bad extension before reading anything
+    check_style(style)
+    if log and symlog:
+        raise LandscapeError("choose one of --log and --symlog")
+    if dpi is not None and not dpi > 0:
+        raise LandscapeError(f"--dpi must be positive, got {dpi:g}")
+    Ts = parse_T(T) if T else None
+    surfaces = [load(f) for f in files]
+    scale = "log" if log else "symlog" if symlog else "linear"
+    with use_style(style):
+        fig = kinds.draw(kind, surfaces, T=Ts, at=at, scale=scale, width=_width(width), elev=elev, azim=azim,
+                         folds=folds, basin=basin, title=title)
+        path = save_figure(fig, out, dpi=dpi)
+    click.echo(f"wrote {path} ({kind} of {', '.join(files)})")

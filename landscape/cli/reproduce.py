@@ -1,0 +1,43 @@
+"""`landscape reproduce NAME`: one paper figure (or experiment) end to end: data, then figures."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ..errors import LandscapeError
+
+
+@click.command("reproduce")
+@click.argument("name", required=False)
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder [default: out/NAME].")
+@click.option("--quick", is_flag=True, help="Small grids, seconds: a check that everything runs (CI).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
+@click.option("--list", "list_", is_flag=True, help="List the reproductions and exit.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def command(name, out, quick, device, list_, quiet):
+    """Reproduce a paper figure: compute its data (HDF5) and draw it (PDF + PNG).
+
+    \b
+    landscape reproduce --list
+    landscape reproduce pascanu-fig6
+    landscape reproduce cliff-formation --quick --out /tmp/cliff
+    """
+    from ..analyses import analyses, get_analysis
+
+    if list_:
+        table = analyses()
+        width = max((len(k) for k in table), default=0)
+        for key, module in table.items():
+            click.echo(f"{key.ljust(width)}  {module.DESCRIPTION}")
+        return
+    if not name:
+        raise LandscapeError(f"name a reproduction; choose from: {', '.join(analyses()) or 'none yet'} "
+                             f"(or --list)")
+    module = get_analysis(name)
+    folder = Path(out) if out else Path("out") / name
+    start = time.perf_counter()
+    paths = module.run(folder, quick=quick, device=device, progress=False if quiet else None)
+    click.echo(f"{name}: wrote {len(paths)} files to {folder} in {time.perf_counter() - start:.1f} s"
+               + (" (--quick: small grids)" if quick else ""))

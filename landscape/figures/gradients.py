@@ -1,0 +1,223 @@
+"""Plots of the gradient analysis stored with a surface (field names and shapes as in DESIGN.md):
+
+    grad_norm_t      (nx, ny, T_max)   ||d loss_{T_max} / d h_t|| for t = 1..T_max
+    grad             (nT, nx, ny, 2)   d loss / d(x, y)
+    hessian_eigvals  (nT, nx, ny, 2)   eigenvalues of the 2x2 Hessian in the grid plane, ascending
+
+``plot_gradnorm`` (curves against t on a log axis), ``plot_gradnorm_map`` (a heatmap over
+(t, parameter) along one grid row or column), ``plot_quiver`` (descent directions over the loss
+contours) and ``plot_curvature`` (both eigenvalues on one symlog diverging scale).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import LandscapeError
+from .loss import _meshgrid, draw_field
+from .scales import (add_colorbar, annotate, check_scale, describe, finite_range, make_norm, mask, merge_notes,
+                     nearest_index, pick_T, resolve_at)
+from .style import figure_of, new_figure
+
+FIELDS = {"grad_norm_t": "(nx, ny, T_max)", "grad_norm_c_t": "(nx, ny, T_max)", "grad": "(nT, nx, ny, 2)",
+          "hessian_eigvals": "(nT, nx, ny, 2)"}
+NORM_FIELDS = ("grad_norm_t", "grad_norm_c_t")  # ||dL/dh_t||, and ||dL/dc_t|| for the LSTM family
+
+
+def field(surface, name: str) -> np.ndarray:
+    """A gradient field of the surface, checked against its documented shape."""
+    fields = getattr(surface, "fields", {}) or {}
+    if name not in fields:
+        have = ", ".join(sorted(fields)) or "none"
+        raise LandscapeError(f"{getattr(surface, 'path', 'the surface')} has no {name!r} field (its "
+                             f"gradient fields: {have}); compute it with the gradient analysis")
+    arr = np.asarray(fields[name])
+    nT, nx, ny = surface.loss.shape
+    if name not in FIELDS:
+        raise LandscapeError(f"unknown gradient field {name!r}; choose from: {', '.join(FIELDS)}")
+    want = (nx, ny) if name in NORM_FIELDS else (nT, nx, ny, 2)
+    if arr.shape[:len(want)] != want or arr.ndim != (3 if name in NORM_FIELDS else 4):
+        raise LandscapeError(f"field {name!r} has shape {arr.shape}; expected {FIELDS[name]} with "
+                             f"nT, nx, ny = {nT}, {nx}, {ny}")
+    return arr
+
+
+def _t_max(surface, g) -> int:
+    return int(g.shape[-1])
+
+
+def _gradnorm_label(T_max: int, name: str = "grad_norm_t") -> str:
+    state = "c" if name == "grad_norm_c_t" else "h"
+    return rf"$\|\partial L_{{{T_max}}}/\partial {state}_t\|$"
+
+
+def plot_gradnorm(surface, ax=None, at=None, points: Sequence[tuple[float, float]] | None = None,
+                  n_lines: int = 6, cmap: str = "viridis", name: str = "grad_norm_t", width="single"):
+    """||dL/dh_t|| against t (log y axis) at a few grid points.
+
+    points: (x, y) values (nearest grid points); or at = {'w': 5} for ``n_lines`` points evenly
+    spread along the other axis; default: along the middle of the x axis. Zeros (underflow) and
+    non-finite values are masked and counted. name: 'grad_norm_t' or (LSTM family) 'grad_norm_c_t'.
+    Returns the Axes.
+    """
+    g = field(surface, name)  # (nx, ny, T_max)
+    T_max = _t_max(surface, g)
+    t = np.arange(1, T_max + 1)
+    fig, ax = figure_of(ax, width)
+    if points is not None:
+        idx = [(nearest_index(surface.x, px, surface.x_name), nearest_index(surface.y, py, surface.y_name))
+               for px, py in points]
+        labels = [f"{surface.x_name}={surface.x[i]:.3g}, {surface.y_name}={surface.y[j]:.3g}" for i, j in idx]
+    else:
+        which, k, value = resolve_at(surface, at if at is not None else
+                                     (surface.x_name, float(surface.x[len(surface.x) // 2])))
+        free, free_name = (surface.y, surface.y_name) if which == "x" else (surface.x, surface.x_name)
+        pick = np.unique(np.linspace(0, len(free) - 1, max(1, n_lines)).round().astype(int))
+        idx = [(k, p) if which == "x" else (p, k) for p in pick]
+        labels = [f"{free_name} = {free[p]:.3g}" for p in pick]
+        ax.set_title(f"{describe(surface)}, {surface.x_name if which == 'x' else surface.y_name} = "
+                     f"{value:.3g}".lstrip(", "))
+    from matplotlib import colormaps
+
+    palette = [colormaps[cmap](0.1 + 0.8 * n / max(1, len(idx) - 1)) for n in range(len(idx))]
+    masks = []
+    for (i, j), label, color in zip(idx, labels, palette):
+        m = mask(g[i, j], "log")  # (T_max,)
+        masks.append(m)
+        ax.plot(t, m.values.filled(np.nan), color=color, label=label)
+    ax.set_yscale("log")
+    ax.set_xlim(1, T_max)
+    ax.set_xlabel("t")
+    ax.set_ylabel(_gradnorm_label(T_max, name))
+    ax.legend(loc="best", handlelength=1.2)
+    annotate(ax, merge_notes(masks), loc="lower left")
+    return ax
+
+
+def plot_gradnorm_map(surface, ax=None, at=None, cmap: str = "magma", colorbar: bool = True,
+                      name: str = "grad_norm_t", width="single"):
+    """||dL/dh_t|| as a heatmap over (t, parameter) along one grid row or column, log colours.
+
+    at = {'w': 5} fixes w (nearest grid value) and runs along the other axis; default: the middle
+    of the x axis. name: 'grad_norm_t' or 'grad_norm_c_t'. Returns the Axes.
+    """
+    g = field(surface, name)  # (nx, ny, T_max)
+    T_max = _t_max(surface, g)
+    which, k, value = resolve_at(surface, at if at is not None else
+                                 (surface.x_name, float(surface.x[len(surface.x) // 2])))
+    if which == "x":
+        rows, free, free_name, fixed_name = g[k], surface.y, surface.y_name, surface.x_name  # (ny, T_max)
+    else:
+        rows, free, free_name, fixed_name = g[:, k], surface.x, surface.x_name, surface.y_name  # (nx, T_max)
+    fig, ax = figure_of(ax, width)
+    m = mask(rows, "log")
+    lo, hi = finite_range([m], "log")
+    t = np.arange(1, T_max + 1)
+    # C[p, t] is drawn at (t, free[p]): rows of C go up the vertical (parameter) axis
+    mesh = ax.pcolormesh(t, free, m.values, norm=make_norm("log", lo, hi), cmap=cmap, shading="nearest")
+    if m.values.mask.any():
+        ax.set_facecolor("0.85")
+    ax.set_xlabel("t")
+    ax.set_ylabel(free_name)
+    ax.set_title(f"{describe(surface)}, {fixed_name} = {value:.3g}".lstrip(", "))
+    if colorbar:
+        add_colorbar(fig, mesh, ax, _gradnorm_label(T_max, name))
+    annotate(ax, m.note())
+    return ax
+
+
+def plot_gradnorm_pair(surface, at=None, fig=None, name: str = "grad_norm_t", width="double"):
+    """Curves (left) and the heatmap (right) of ||dL/dh_t|| along the same row. Returns the Figure."""
+    fig = fig or new_figure(width, aspect=0.36)
+    left, right = fig.subplots(1, 2)
+    plot_gradnorm(surface, ax=left, at=at, name=name)
+    plot_gradnorm_map(surface, ax=right, at=at, name=name)
+    return fig
+
+
+def plot_quiver(surface, ax=None, T: int | None = None, arrows: int = 17, scale="linear",
+                cmap: str = "inferno", width="single"):
+    """Descent directions -grad L at T over the loss contours.
+
+    Every arrow has the same drawn length (the direction in the plotted plane); its colour is
+    log10 ||grad L||, so a cliff (huge gradient) and a plateau (tiny one) are both visible.
+    ``arrows`` per axis at most. Non-finite gradients get no arrow and are counted.
+    Returns the Axes.
+    """
+    g = field(surface, "grad")  # (nT, nx, ny, 2)
+    k, T = pick_T(surface, T)
+    fig, ax = figure_of(ax, width)
+    m_loss = mask(surface.loss[k], check_scale(scale))
+    lo, hi = finite_range([m_loss], scale)
+    X, Y = _meshgrid(surface)
+    ax.contour(X, Y, m_loss.values, levels=15, colors="0.55", linewidths=0.4,
+               norm=make_norm(scale, lo, hi, items=[m_loss]) if scale != "linear" else None)
+    si = np.unique(np.linspace(0, len(surface.x) - 1, min(arrows, len(surface.x))).round().astype(int))
+    sj = np.unique(np.linspace(0, len(surface.y) - 1, min(arrows, len(surface.y))).round().astype(int))
+    gx, gy = g[k][np.ix_(si, sj)][..., 0], g[k][np.ix_(si, sj)][..., 1]  # (ni, nj) each
+    xspan, yspan = np.ptp(surface.x), np.ptp(surface.y)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ax_u, ax_v = -gx / xspan, -gy / yspan  # the descent step in axes fractions
+        length = np.hypot(ax_u, ax_v)
+        unit = 0.75 / max(len(si), len(sj))  # drawn arrow length, axes fraction
+        U, V = ax_u / length * unit * xspan, ax_v / length * unit * yspan  # back to data units
+        norm = np.log10(np.hypot(gx, gy))
+    ok = np.isfinite(U) & np.isfinite(V) & np.isfinite(norm)
+    m_grad = mask(np.hypot(g[k, ..., 0], g[k, ..., 1]))  # (nx, ny): counts over the whole grid
+    Xs, Ys = X[np.ix_(si, sj)], Y[np.ix_(si, sj)]
+    q = ax.quiver(Xs[ok], Ys[ok], U[ok], V[ok], norm[ok], angles="xy", scale_units="xy", scale=1,
+                  cmap=cmap, width=0.007, headwidth=3.5, headlength=4, headaxislength=3.5, pivot="mid")
+    add_colorbar(fig, q, ax, r"$\log_{10}\|\nabla L\|$")
+    ax.set_xlim(surface.x[0], surface.x[-1])
+    ax.set_ylim(surface.y[0], surface.y[-1])
+    ax.set_xlabel(surface.x_name)
+    ax.set_ylabel(surface.y_name)
+    ax.set_title((f"{describe(surface)}, " if describe(surface) else "") + rf"$-\nabla L$ at T = {T}")
+    note = m_grad.note()
+    zero = int((m_grad.values == 0).sum())
+    if zero:
+        note = (note + "; " if note else "") + f"{zero} points with zero gradient"
+    annotate(ax, note)
+    return ax
+
+
+def plot_curvature(surface, ax=None, T: int | None = None, which: str = "both", levels: int = 21,
+                   cmap: str = "RdBu_r", fig=None, width="double"):
+    """Eigenvalues of the 2x2 Hessian at T on one symmetric-log diverging scale (red > 0 > blue),
+    with the zero contour drawn (where the surface stops being convex in that direction).
+
+    which: 'min', 'max' (one Axes, ``ax``) or 'both' (two panels, returns the Figure).
+    """
+    if which not in ("min", "max", "both"):
+        raise LandscapeError(f"unknown eigenvalue {which!r}; choose from: min, max, both")
+    h = field(surface, "hessian_eigvals")  # (nT, nx, ny, 2)
+    k, T = pick_T(surface, T)
+    picks = {"min": [0], "max": [1], "both": [0, 1]}[which]
+    masks = [mask(h[k, :, :, e], "symlog") for e in picks]
+    lo, hi = finite_range(masks, "symlog")
+    norm = make_norm("symlog", lo, hi, items=masks)
+    if which == "both":
+        fig = fig or new_figure(width, aspect=0.4)
+        axes = list(fig.subplots(1, 2, sharex=True, sharey=True)) if ax is None else list(ax)
+    else:
+        fig, ax = figure_of(ax, "single" if width == "double" else width)
+        axes = [ax]
+    X, Y = _meshgrid(surface)
+    for a, e, m in zip(axes, picks, masks):
+        filled = draw_field(a, X, Y, m, norm, levels, lines=False, cmap=cmap)
+        if m.values.count() and m.values.min() < 0 < m.values.max():
+            a.contour(X, Y, m.values, levels=[0.0], colors="k", linewidths=0.6)
+        a.set_xlabel(surface.x_name)
+        a.set_ylabel(surface.y_name)
+        a.set_title(rf"$\lambda_{{\min}}$, T = {T}" if e == 0 else rf"$\lambda_{{\max}}$, T = {T}")
+        annotate(a, m.note())
+    add_colorbar(fig, filled, axes, "Hessian eigenvalue (symlog)", shrink=0.9)
+    if which == "both":
+        fig.suptitle(describe(surface))
+        return fig
+    return axes[0]
+
+
+__all__ = ["FIELDS", "field", "plot_curvature", "plot_gradnorm", "plot_gradnorm_map", "plot_gradnorm_pair",
+           "plot_quiver"]

@@ -1,0 +1,323 @@
+"""Plots of the loss surface: contour, 3-D surface and wireframe, panels across T, 1-D slices,
+and several surfaces side by side.
+
+Orientation: ``loss[k, i, j]`` is the loss at T_k, x_i, y_j ("ij"). The x parameter is on the
+horizontal axis and y on the vertical one; the (nx, ny) arrays are drawn with "ij" meshgrids
+(contourf, plot_surface) or transposed (pcolormesh), never with an implicit row/column swap.
+Every function takes a ``Surface`` (``landscape.load``) and draws; none computes a landscape.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from matplotlib import colors
+from matplotlib.ticker import MaxNLocator
+
+from ..errors import LandscapeError
+from .scales import (Masked, add_colorbar, annotate, check_scale, describe, finite_range, levels_for, make_norm,
+                     mask, merge_notes, pick_T, pick_Ts, resolve_at)
+from .style import figure_of, new_figure
+
+LOSS_CMAP = "viridis"
+
+
+def loss_label(surface, T: int | None = None) -> str:
+    return "loss" if T is None else f"loss at T = {T}"
+
+
+def _meshgrid(surface):
+    return np.meshgrid(surface.x, surface.y, indexing="ij")  # (nx, ny) each, like loss[k]
+
+
+def draw_field(ax, X, Y, m: Masked, norm: colors.Normalize, levels: int = 21, lines: bool = True,
+               cmap: str = LOSS_CMAP, line_color: str = "k"):
+    """Filled contours of a masked (nx, ny) field on "ij" meshgrids X, Y; contour lines on top.
+
+    Masked points stay empty (the axes face shows through, hatched light grey), never clipped.
+    Returns the filled ContourSet (for a colorbar).
+    """
+    lv = levels_for(norm, levels)
+    if m.values.mask.any():
+        ax.set_facecolor("0.88")
+        ax.add_patch(_hatch(ax))
+    filled = ax.contourf(X, Y, m.values, levels=lv, norm=norm, cmap=cmap, extend="neither")
+    if lines:
+        ax.contour(X, Y, m.values, levels=lv[::2], colors=line_color, linewidths=0.25, alpha=0.45)
+    return filled
+
+
+def _hatch(ax):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, hatch="////", ec="0.7", lw=0,
+                     zorder=-1)
+
+
+def _label_axes(ax, surface, zlabel: str | None = None):
+    ax.set_xlabel(surface.x_name)
+    ax.set_ylabel(surface.y_name)
+    if zlabel is not None:
+        ax.set_zlabel(zlabel)
+
+
+# ---------------------------------------------------------------------------------------------
+# one surface, one T
+
+
+def plot_contour(surface, ax=None, T: int | None = None, scale="linear", levels: int = 21,
+                 lines: bool = True, cmap: str = LOSS_CMAP, vmin: float | None = None,
+                 vmax: float | None = None, colorbar: bool = True, title: bool | str = True,
+                 width="single"):
+    """Filled contours (and contour lines) of the loss at length T (default: the largest).
+
+    scale: 'linear', 'log' or 'symlog' colour scale. Non-finite values are masked and counted in
+    a note on the axes. Returns the Axes.
+    """
+    scale = check_scale(scale)
+    k, T = pick_T(surface, T)
+    fig, ax = figure_of(ax, width)
+    m = mask(surface.loss[k], scale)  # (nx, ny)
+    lo, hi = finite_range([m], scale)
+    norm = make_norm(scale, lo if vmin is None else vmin, hi if vmax is None else vmax, items=[m])
+    X, Y = _meshgrid(surface)
+    filled = draw_field(ax, X, Y, m, norm, levels, lines, cmap)
+    _label_axes(ax, surface)
+    if colorbar:
+        add_colorbar(fig, filled, ax, loss_label(surface), shrink=0.95)
+    if title:
+        ax.set_title(title if isinstance(title, str) else f"{describe(surface)}, T = {T}".lstrip(", "))
+    annotate(ax, m.note())
+    return ax
+
+
+def _surface_z(surface, k: int, scale: str):
+    """(Z with NaN where masked, z label, Masked) for a 3-D plot; log scale plots log10(loss)."""
+    m = mask(surface.loss[k], scale)
+    if scale == "log":
+        return np.log10(m.values.filled(np.nan)), "log10 loss", m
+    if scale == "symlog":
+        raise LandscapeError("a 3-D plot has no symlog z axis; use --log or a linear scale")
+    return m.values.filled(np.nan), "loss", m
+
+
+def _grid_lines(n: int, target: int) -> int:
+    return max(2, min(n, target))
+
+
+def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: float = 25.0,
+                 azim: float = -60.0, cmap: str = LOSS_CMAP, resolution: int = 80, zlim=None,
+                 vmin: float | None = None, vmax: float | None = None, title: bool | str = True,
+                 width="single"):
+    """The loss at T as a shaded 3-D surface (``resolution`` samples per axis at most), coloured
+    by height (vmin/vmax fix the colour range, e.g. to share it between panels).
+
+    Masked points (+-inf, NaN) leave holes. Log scale: the z axis is log10(loss). Returns the Axes.
+    """
+    scale = check_scale(scale)
+    k, T = pick_T(surface, T)
+    fig, ax = figure_of(ax, width, aspect=0.85, projection="3d")
+    Z, zlabel, m = _surface_z(surface, k, scale)
+    X, Y = _meshgrid(surface)
+    finite = Z[np.isfinite(Z)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    lo, hi = lo if vmin is None else vmin, hi if vmax is None else vmax
+    ax.plot_surface(X, Y, Z, cmap=cmap, vmin=lo, vmax=hi, rcount=_grid_lines(len(surface.x), resolution),
+                    ccount=_grid_lines(len(surface.y), resolution), linewidth=0, antialiased=True)
+    _finish_3d(ax, surface, zlabel, elev, azim, zlim, title, T, m)
+    return ax
+
+
+def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev: float = 25.0,
+                   azim: float = -60.0, lines: int | tuple[int, int] = 20, color: str = "k",
+                   linewidth: float = 0.5, zlim=None, title: bool | str = True, width="single"):
+    """The loss at T as a 3-D wireframe: ``lines`` wires per axis (each wire at full resolution
+    along its length, so a wall stays sharp). Masked points break the wires. Returns the Axes."""
+    scale = check_scale(scale)
+    k, T = pick_T(surface, T)
+    fig, ax = figure_of(ax, width, aspect=0.85, projection="3d")
+    Z, zlabel, m = _surface_z(surface, k, scale)
+    X, Y = _meshgrid(surface)
+    nx_lines, ny_lines = (lines, lines) if np.isscalar(lines) else lines
+    ax.plot_wireframe(X, Y, Z, rcount=_grid_lines(len(surface.x), nx_lines),
+                      ccount=_grid_lines(len(surface.y), ny_lines), color=color, linewidth=linewidth)
+    _finish_3d(ax, surface, zlabel, elev, azim, zlim, title, T, m)
+    return ax
+
+
+def _finish_3d(ax, surface, zlabel, elev, azim, zlim, title, T, m):
+    ax.set_xlim(surface.x[0], surface.x[-1])
+    ax.set_ylim(surface.y[0], surface.y[-1])
+    if zlim is not None:
+        ax.set_zlim(*zlim)
+    _label_axes(ax, surface, zlabel)
+    ax.view_init(elev=elev, azim=azim)
+    if title:
+        ax.set_title(title if isinstance(title, str) else f"{describe(surface)}, T = {T}".lstrip(", "))
+    annotate(ax, m.note())
+
+
+# ---------------------------------------------------------------------------------------------
+# small multiples: one surface across T; several surfaces side by side
+
+
+def _panel_height(width, nrows: int, ncols: int, aspect: float) -> float:
+    """Figure height (inches) for nrows x ncols panels of height ``aspect`` x panel width, with room
+    for titles and a colorbar on the right."""
+    from .style import width_inches
+
+    panel = 0.86 * width_inches(width) / ncols
+    return nrows * panel * aspect + 0.45
+
+
+def _grid_shape(n: int, ncols: int | None) -> tuple[int, int]:
+    ncols = ncols or min(n, 3)
+    return -(-n // ncols), ncols
+
+
+def plot_panels(surface, Ts: Sequence[int] | None = None, fig=None, ncols: int | None = None,
+                scale="linear", kind: str = "contour", levels: int = 21, cmap: str = LOSS_CMAP,
+                elev: float = 25.0, azim: float = -60.0, width="double", title: str | None = None):
+    """Small multiples of the loss across T with ONE shared colour scale (how the cliff forms).
+
+    kind: 'contour' (filled contours, one colorbar) or 'surface' / 'wireframe' (3-D, shared
+    z limits). Ts default to all lengths in the file. Returns the Figure.
+    """
+    scale = check_scale(scale)
+    picks = pick_Ts(surface, Ts)
+    if kind not in ("contour", "surface", "wireframe"):
+        raise LandscapeError(f"unknown panel kind {kind!r}; choose from: contour, surface, wireframe")
+    nrows, ncols = _grid_shape(len(picks), ncols)
+    three_d = kind != "contour"
+    if fig is None:
+        fig = new_figure(width, height=_panel_height(width, nrows, ncols, 1.1 if three_d else 0.8),
+                         layout=None if three_d else "constrained")
+    masks = [mask(surface.loss[k], scale) for k, _ in picks]
+    lo, hi = finite_range(masks, scale)
+    norm = make_norm(scale, lo, hi, items=masks)
+    X, Y = _meshgrid(surface)
+    axes = []
+    for n, ((k, T), m) in enumerate(zip(picks, masks)):
+        if three_d:
+            ax = fig.add_subplot(nrows, ncols, n + 1, projection="3d")
+            plot = plot_surface if kind == "surface" else plot_wireframe
+            z = (np.log10(lo), np.log10(hi)) if scale == "log" else (lo, hi)
+            extra = dict(cmap=cmap, vmin=z[0], vmax=z[1]) if kind == "surface" else dict(lines=15)
+            plot(surface, ax=ax, T=T, scale=scale, elev=elev, azim=azim, zlim=z, title=f"T = {T}", **extra)
+            for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+                axis.set_major_locator(MaxNLocator(3))
+            if n % ncols != ncols - 1:
+                ax.set_zlabel("")
+        else:
+            ax = fig.add_subplot(nrows, ncols, n + 1)
+            mappable = draw_field(ax, X, Y, m, norm, levels, True, cmap)
+            ax.set_title(f"T = {T}")
+            annotate(ax, m.note())
+            # labels on the outer panels only
+            ax.set_xlabel(surface.x_name if n // ncols == nrows - 1 or n + ncols >= len(picks) else "")
+            ax.set_ylabel(surface.y_name if n % ncols == 0 else "")
+        axes.append(ax)
+    if not three_d:
+        for ax in axes[1:]:
+            ax.sharex(axes[0])
+            ax.sharey(axes[0])
+        for n, ax in enumerate(axes):
+            if n % ncols:
+                ax.tick_params(labelleft=False)
+            if n + ncols < len(axes):
+                ax.tick_params(labelbottom=False)
+        add_colorbar(fig, mappable, axes, loss_label(surface), shrink=0.9, aspect=30)
+    fig.suptitle(title if title is not None else describe(surface))
+    return fig
+
+
+def plot_slices(surface, at, Ts: Sequence[int] | None = None, ax=None, scale="linear",
+                cmap: str = "plasma", legend: bool = True, title: bool | str = True, width="single"):
+    """1-D loss curves along one axis with the other fixed (``at`` = {'w': 5.0} or 'w=5', nearest
+    grid value), one curve per T (default: all). Non-finite points are gaps, counted in a note.
+    Returns the Axes."""
+    scale = check_scale(scale)
+    which, idx, value = resolve_at(surface, at)
+    fixed_name, free_name, free = ((surface.x_name, surface.y_name, surface.y) if which == "x"
+                                   else (surface.y_name, surface.x_name, surface.x))
+    picks = pick_Ts(surface, Ts)
+    fig, ax = figure_of(ax, width)
+    palette = _length_colours(cmap, [T for _, T in picks])
+    masks = []
+    for (k, T), color in zip(picks, palette):
+        row = surface.loss[k, idx, :] if which == "x" else surface.loss[k, :, idx]  # (ny,) or (nx,)
+        m = mask(row, scale)
+        masks.append(m)
+        ax.plot(free, m.values.filled(np.nan), color=color, label=f"T = {T}")
+    if scale != "linear":
+        ax.set_yscale(scale, **({"linthresh": make_norm("symlog", *finite_range(masks), items=masks).linthresh}
+                                if scale == "symlog" else {}))
+    ax.set_xlim(free[0], free[-1])
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.set_xlabel(free_name)
+    ax.set_ylabel(loss_label(surface))
+    if title:
+        default = f"{describe(surface)}, {fixed_name} = {value:.4g}".lstrip(", ")
+        ax.set_title(title if isinstance(title, str) else default)
+    if legend:
+        ax.legend(loc="best", ncols=2 if len(picks) > 5 else 1, handlelength=1.2, columnspacing=0.8)
+    annotate(ax, merge_notes(masks), loc="upper left")
+    return ax
+
+
+def _length_colours(cmap: str, Ts) -> list:
+    """Colours for lengths T along a colormap, spaced by log T (short = dark, long = bright)."""
+    from matplotlib import colormaps
+
+    cm = colormaps[cmap]
+    logs = np.log(np.asarray(Ts, dtype=float))
+    span = logs.max() - logs.min()
+    pos = (logs - logs.min()) / span if span > 0 else np.zeros_like(logs)
+    return [cm(0.05 + 0.8 * p) for p in pos]
+
+
+def plot_compare(surfaces: Sequence, Ts: Sequence[int] | None = None, fig=None, scale="linear",
+                 titles: Sequence[str] | None = None, levels: int = 21, cmap: str = LOSS_CMAP,
+                 width="double"):
+    """Several surfaces side by side (columns) at one or more T (rows), ONE colour scale.
+
+    Axes are shared when every surface has the same parameters and ranges; otherwise each column
+    keeps its own parameters (labelled). Ts default to the largest T that all surfaces have.
+    Returns the Figure.
+    """
+    scale = check_scale(scale)
+    if not surfaces:
+        raise LandscapeError("compare needs at least one surface")
+    if Ts is None:
+        common = set(np.asarray(surfaces[0].T).astype(int))
+        for s in surfaces[1:]:
+            common &= set(np.asarray(s.T).astype(int))
+        if not common:
+            raise LandscapeError("the surfaces have no length T in common; pass Ts")
+        Ts = [max(common)]
+    picks = [[pick_T(s, T) for s in surfaces] for T in Ts]  # rows of (k, T)
+    nrows, ncols = len(Ts), len(surfaces)
+    if fig is None:
+        fig = new_figure(width, height=_panel_height(width, nrows, ncols, 0.85))
+    masks = [[mask(s.loss[k], scale) for s, (k, _) in zip(surfaces, row)] for row in picks]
+    flat = [m for row in masks for m in row]
+    lo, hi = finite_range(flat, scale)
+    norm = make_norm(scale, lo, hi, items=flat)
+    same = all(s.x_name == surfaces[0].x_name and s.y_name == surfaces[0].y_name
+               and np.array_equal(s.x, surfaces[0].x) and np.array_equal(s.y, surfaces[0].y) for s in surfaces)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex="all" if same else "col",
+                        sharey="all" if same else "col")
+    for r, T in enumerate(Ts):
+        for c, s in enumerate(surfaces):
+            ax = axes[r, c]
+            X, Y = _meshgrid(s)
+            mappable = draw_field(ax, X, Y, masks[r][c], norm, levels, True, cmap)
+            annotate(ax, masks[r][c].note())
+            if r == 0:
+                ax.set_title(titles[c] if titles else describe(s) or f"surface {c + 1}")
+            if r == nrows - 1:
+                ax.set_xlabel(s.x_name)
+            if c == 0 or not same:
+                ax.set_ylabel(s.y_name if nrows == 1 else f"T = {T}\n{s.y_name}" if c == 0 else s.y_name)
+    add_colorbar(fig, mappable, axes.ravel().tolist(), loss_label(surfaces[0]), shrink=0.9, aspect=30)
+    return fig

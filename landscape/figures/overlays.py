@@ -1,0 +1,128 @@
+"""Overlays on a (w, b) plot: fold curves and basin boundaries of the one-unit srnn / pascanu
+maps (from ``landscape.dynamics``), and training trajectories.
+
+Each overlay keeps the axes limits it found (a trajectory step thrown far off the plot leaves
+the plot, as in Pascanu et al.'s Fig. 6, instead of rescaling it) and returns its artists.
+``axes`` names the parameters on the horizontal and vertical axis: ('w', 'b') or ('b', 'w').
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import patheffects
+
+from .. import dynamics
+from ..errors import LandscapeError
+
+FOLD_STYLE = dict(color="white", linestyle="--", linewidth=1.0,  # white with a dark edge: visible on
+                  path_effects=[patheffects.withStroke(linewidth=2.0, foreground="0.15")])  # any colour map
+BASIN_STYLE = dict(color="tab:red", linestyle=":", linewidth=1.2)
+
+
+def _orientation(ax, axes) -> bool:
+    """True when w is on the horizontal axis. ``axes`` None: read the axis labels."""
+    if axes is None:
+        axes = (ax.get_xlabel(), ax.get_ylabel())
+        if set(axes) != {"w", "b"}:
+            axes = ("w", "b")
+    if tuple(axes) not in (("w", "b"), ("b", "w")):
+        raise LandscapeError(f"fold curves and basin boundaries live in the (w, b) plane; this plot has "
+                             f"axes {tuple(axes)}")
+    return tuple(axes) == ("w", "b")
+
+
+def _w_range(ax, w_first: bool) -> tuple[float, float]:
+    lo, hi = ax.get_xlim() if w_first else ax.get_ylim()
+    return min(lo, hi), max(lo, hi)
+
+
+def _draw(ax, w, b, w_first: bool, **style):
+    xs, ys = (w, b) if w_first else (b, w)
+    return ax.plot(xs, ys, **style)
+
+
+class _KeepLimits:
+    def __init__(self, ax):
+        self.ax = ax
+
+    def __enter__(self):
+        self.lims = self.ax.get_xlim(), self.ax.get_ylim()
+
+    def __exit__(self, *exc):
+        self.ax.set_xlim(self.lims[0])
+        self.ax.set_ylim(self.lims[1])
+
+
+def overlay_folds(ax, cell, axes=None, c: float = 0.0, num: int = 400, label: str | None = "folds",
+                  **style) -> list:
+    """The saddle-node (fold) curves of ``cell`` ('srnn' or 'pascanu') over the plotted w range.
+
+    Between the two branches two attractors coexist. Nothing is drawn where the plotted w range
+    lies below the cusp (w = 1 srnn, 4 pascanu). Returns the Line2D artists.
+    """
+    name = dynamics.check_cell(cell)
+    w_first = _orientation(ax, axes)
+    w_lo, w_hi = _w_range(ax, w_first)
+    cusp = 1.0 if name == "srnn" else 4.0
+    if w_hi <= cusp:
+        return []
+    w = np.linspace(max(w_lo, cusp), w_hi, num)  # (num,)
+    f = dynamics.fold_points(name, w, c)
+    kw = {**FOLD_STYLE, **style}
+    with _KeepLimits(ax):
+        # one line through the cusp: upper branch (b2) reversed, then the lower one (b1)
+        ww = np.concatenate([w[::-1], w])
+        bb = np.concatenate([f.b2[::-1], f.b1])
+        return _draw(ax, ww, bb, w_first, label=label, **kw)
+
+
+def overlay_basin(ax, cell, x0: float, axes=None, c: float = 0.0, num: int = 400,
+                  label: str | None = None, **style) -> list:
+    """The basin boundary of the initial state x0: where x0 is the unstable fixed point, so that a
+    small change of (w, b) across it sends x_t to the other attractor (the wall of the loss).
+    Returns the Line2D artists."""
+    name = dynamics.check_cell(cell)
+    w_first = _orientation(ax, axes)
+    w = np.linspace(*_w_range(ax, w_first), num)  # (num,)
+    bb = dynamics.basin_boundary(name, x0, w, c)
+    kw = {**BASIN_STYLE, **style}
+    with _KeepLimits(ax):
+        return _draw(ax, w, bb.b, w_first, label=label if label is not None else f"basin boundary of x0 = {x0:g}",
+                     **kw)
+
+
+def overlay_trajectory(ax, xs, ys, zs=None, label: str | None = None, color: str = "tab:blue",
+                       linestyle: str = "-", marker: str | None = None, arrows: bool = True,
+                       start: bool = True, linewidth: float = 1.3, keep_limits: bool = True, **style) -> list:
+    """A path through parameter space (e.g. training steps): xs, ys (n,) in the plotted axes'
+    units, zs (n,) on a 3-D axes. Arrow heads mark each step's direction; the start is a dot.
+
+    Steps that leave the plotted window are drawn leaving it (limits are kept). Returns the artists.
+    """
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    if xs.shape != ys.shape or xs.ndim != 1 or (zs is not None and np.shape(zs) != xs.shape):
+        raise LandscapeError(f"trajectory coordinates must be 1-D arrays of one length; got shapes "
+                             f"{xs.shape}, {ys.shape}" + (f", {np.shape(zs)}" if zs is not None else ""))
+    three_d = zs is not None
+    lims = (ax.get_xlim(), ax.get_ylim()) + ((ax.get_zlim(),) if three_d else ())
+    coords = (xs, ys) if not three_d else (xs, ys, np.asarray(zs, dtype=float))
+    artists = ax.plot(*coords, color=color, linestyle=linestyle, marker=marker, linewidth=linewidth,
+                      label=label, **style)
+    if start and len(xs):
+        artists += ax.plot(*[c[:1] for c in coords], "o", color=color, markersize=3)
+    if arrows and len(xs) > 1 and not three_d:
+        every = max(1, (len(xs) - 1) // 40)  # at most about 40 heads
+        for k in range(0, len(xs) - 1, every):
+            if (xs[k], ys[k]) == (xs[k + 1], ys[k + 1]):
+                continue
+            artists.append(ax.annotate("", xy=(xs[k + 1], ys[k + 1]), xytext=(xs[k], ys[k]),
+                                       arrowprops=dict(arrowstyle="-|>", color=color, lw=0, shrinkA=0,
+                                                       shrinkB=0, mutation_scale=7)))
+    if keep_limits:
+        ax.set_xlim(lims[0])
+        ax.set_ylim(lims[1])
+        if three_d:
+            ax.set_zlim(lims[2])
+    return artists
+
+
+__all__ = ["overlay_basin", "overlay_folds", "overlay_trajectory"]

@@ -1,0 +1,467 @@
+"""landscape.figures and `landscape plot` on synthetic surfaces whose answer is known: a bump with
+its maximum at a chosen grid point of a NON-SQUARE grid, so that a transposed or flipped drawing
+puts the maximum somewhere else. Checked through the artists' own data and by reading pixels back."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from matplotlib import colormaps
+
+from landscape import dynamics
+from landscape import figures as F
+from landscape.errors import LandscapeError
+from landscape.figures import kinds
+from landscape.store import Surface, SurfaceWriter
+
+NX, NY = 7, 13
+I0, J0 = 5, 3  # the maximum of the bump: x[5], y[3]
+TS = (1, 5, 20)
+
+
+def bump_surface(nx=NX, ny=NY, i0=I0, j0=J0, Ts=TS, names=("w", "b"), cell="pascanu", x_range=(4.5, 5.5),
+                 y_range=(-2.9, -1.9)) -> Surface:
+    """loss[k] = (k + 1) exp(-((x - x0)/sx)^2 - ((y - y0)/sy)^2) with its fields, exactly."""
+    x, y = np.linspace(*x_range, nx), np.linspace(*y_range, ny)
+    X, Y = np.meshgrid(x, y, indexing="ij")  # (nx, ny)
+    sx, sy = 0.3 * np.ptp(x), 0.25 * np.ptp(y)
+    u, v = (X - x[i0]) / sx, (Y - y[j0]) / sy
+    base = np.exp(-u ** 2 - v ** 2)
+    scale = np.arange(1, len(Ts) + 1, dtype=float)[:, None, None]
+    loss = scale * base  # (nT, nx, ny)
+    grad = np.stack([loss * (-2 * u / sx), loss * (-2 * v / sy)], -1)  # (nT, nx, ny, 2)
+    eig = np.stack([-loss, loss - 0.3 * scale], -1)  # ascending where loss > 0.15 scale... kept simple
+    eig = np.sort(eig, axis=-1)
+    T_max = max(Ts)
+    t = np.arange(1, T_max + 1)
+    gnt = base[..., None] * np.exp(-0.2 * (T_max - t))  # (nx, ny, T_max): max at (i0, j0, T_max)
+    return Surface(Path("synthetic.h5"), loss, np.asarray(Ts), names[0], x, names[1], y,
+                   {"cell": cell, "task": "target"}, {"complete": True}, np.ones(1, bool),
+                   {"grad": grad, "hessian_eigvals": eig, "grad_norm_t": gnt})
+
+
+def render(fig) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float) / 255.0  # (H, W, 3)
+
+
+def probe(fig, ax, x, y, image=None) -> np.ndarray:
+    """The RGB colour drawn at data point (x, y) of a 2-D axes (median of a 3 x 3 patch)."""
+    image = render(fig) if image is None else image
+    px, py = ax.transData.transform((x, y))
+    row, col = int(round(image.shape[0] - py)), int(round(px))
+    return np.median(image[row - 1:row + 2, col - 1:col + 2].reshape(-1, 3), axis=0)
+
+
+def value_of(colour, cmap: str, norm) -> float:
+    """Invert a colour map: the value whose colour is nearest to ``colour``."""
+    values = np.linspace(norm.vmin, norm.vmax, 2001)
+    table = colormaps[cmap](norm(values))[:, :3]
+    return float(values[np.argmin(((table - colour) ** 2).sum(-1))])
+
+
+def labels(fig) -> set[str]:
+    out = set()
+    for ax in fig.axes:
+        out |= {ax.get_xlabel(), ax.get_ylabel(), ax.get_title()}
+        if hasattr(ax, "get_zlabel"):
+            out.add(ax.get_zlabel())
+    return out
+
+
+def notes(fig) -> str:
+    return " | ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+# ---------------------------------------------------------------------------------------------
+# every kind draws something, labelled by the parameter names
+
+
+@pytest.mark.parametrize("kind", kinds.KIND_NAMES)
+def test_every_kind_draws_a_labelled_non_blank_figure(kind):
+    s = bump_surface()
+    surfaces = [s, bump_surface(i0=1, j0=10)] if kind == "compare" else [s]
+    with F.use_style("paper"):
+        fig = kinds.draw(kind, surfaces)
+        image = render(fig)
+    assert image.std() > 0.05, f"{kind} looks blank"
+    text = labels(fig)
+    if kind == "gradnorm":  # curves against t, and a heatmap over (t, y) at the middle x
+        assert "t" in text and s.y_name in text and any(f"{s.x_name} = " in t for t in text)
+    elif kind == "slices":  # the loss along y at a fixed x, named in the title
+        assert s.y_name in text and any(f"{s.x_name} = " in t for t in text), text
+    else:
+        assert s.x_name in text and s.y_name in text, text
+
+
+def test_style_widths_and_embedded_fonts(tmp_path):
+    with F.use_style("paper"):
+        import matplotlib as mpl
+
+        assert mpl.rcParams["pdf.fonttype"] == 42 and mpl.rcParams["svg.fonttype"] == "none"
+        for width, inches in (("single", 3.25), ("double", 6.75)):
+            assert F.new_figure(width).get_size_inches()[0] == pytest.approx(inches)
+        ax = F.plot_contour(bump_surface())
+        pdf = F.save_figure(ax.figure, tmp_path / "f.pdf")
+        svg = F.save_figure(ax.figure, tmp_path / "f.svg")
+    assert b"/FontFile2" in pdf.read_bytes()  # TrueType (Type 42) embedded, not Type 3
+    assert "<text" in svg.read_text()  # text kept as text
+    with pytest.raises(LandscapeError, match="talk"):
+        F.use_style("poster").__enter__()
+    with pytest.raises(LandscapeError, match="single, double"):
+        F.new_figure("triple")
+
+
+# ---------------------------------------------------------------------------------------------
+# orientation: the maximum is drawn where the data have it
+
+
+def test_contour_puts_the_maximum_where_the_data_have_it():
+    s = bump_surface()
+    with F.use_style("paper"):
+        ax = F.plot_contour(s, T=20, lines=False)
+        cs = next(c for c in ax.collections if hasattr(c, "levels"))
+        image = render(ax.figure)
+        top = value_of(probe(ax.figure, ax, s.x[I0], s.y[J0], image), "viridis", cs.norm)
+        # the transposed place (x index J0 scaled, y index I0 scaled) and the far corner are low
+        far = value_of(probe(ax.figure, ax, s.x[1], s.y[-2], image), "viridis", cs.norm)
+        swapped = value_of(probe(ax.figure, ax, s.x[round(J0 * (NX - 1) / (NY - 1))],
+                                 s.y[round(I0 * (NY - 1) / (NX - 1))], image), "viridis", cs.norm)
+    peak = s.loss[-1].max()
+    assert top > 0.9 * peak
+    assert far < 0.2 * peak and swapped < 0.5 * peak
+    assert cs.norm.vmax == pytest.approx(peak)
+
+
+def test_wireframe_and_surface_vertices_follow_ij():
+    s = bump_surface()
+    with F.use_style("paper"):
+        ax = F.plot_wireframe(s, T=20, lines=40)
+        segs = np.concatenate([np.asarray(seg) for seg in ax.collections[0]._segments3d])  # (m, 3)
+        x, y, z = segs[np.argmax(segs[:, 2])]
+        assert (x, y) == pytest.approx((s.x[I0], s.y[J0]))
+        ax = F.plot_surface(s, T=20, resolution=100)
+        ax.figure.canvas.draw()
+        poly = ax.collections[0]
+        faces = getattr(poly, "_faces", None)  # (m, 4, 3) on matplotlib >= 3.9
+        verts = faces.reshape(-1, 3) if faces is not None else np.asarray(poly._vec)[:3].T  # (m, 3)
+        x, y, z = verts[np.nanargmax(verts[:, 2])]
+        assert (x, y) == pytest.approx((s.x[I0], s.y[J0]))
+        assert z == pytest.approx(s.loss[-1].max())
+
+
+def test_panels_share_one_scale_and_each_puts_the_maximum_right():
+    s = bump_surface()
+    with F.use_style("paper"):
+        fig = F.plot_panels(s, ncols=2)
+        sets = [c for ax in fig.axes for c in ax.collections if hasattr(c, "levels")]
+        filled = [c for c in sets if c.filled]
+        assert len(filled) == len(TS)
+        assert len({(c.norm.vmin, c.norm.vmax) for c in filled}) == 1  # one colour scale
+        assert filled[0].norm.vmax == pytest.approx(s.loss.max())
+        image = render(fig)
+        for ax, c, k in zip(fig.axes, filled, range(len(TS))):
+            v = value_of(probe(fig, ax, s.x[I0], s.y[J0], image), "viridis", c.norm)
+            assert v == pytest.approx(s.loss[k].max(), abs=0.12 * s.loss.max())
+
+
+def test_3d_panels_share_the_z_limits():
+    s = bump_surface()
+    with F.use_style("paper"):
+        fig = F.plot_panels(s, kind="wireframe", Ts=(1, 20))
+        assert render(fig).std() > 0.05
+    zlims = {ax.get_zlim() for ax in fig.axes}
+    assert len(zlims) == 1 and next(iter(zlims)) == pytest.approx((s.loss.min(), s.loss.max()))
+    assert [ax.get_title() for ax in fig.axes] == ["T = 1", "T = 20"]
+
+
+def test_slices_run_along_the_free_axis():
+    s = bump_surface()
+    with F.use_style("paper"):
+        ax = F.plot_slices(s, at=f"w={s.x[I0]}")
+        for line, k in zip(ax.get_lines(), range(len(TS))):
+            xs, ys = line.get_data()
+            assert np.array_equal(xs, s.y) and np.allclose(ys, s.loss[k, I0, :])
+        ax = F.plot_slices(s, at={"b": float(s.y[J0]) + 0.01})  # nearest grid value
+        xs, ys = ax.get_lines()[-1].get_data()
+        assert np.array_equal(xs, s.x) and np.allclose(ys, s.loss[-1, :, J0])
+        assert xs[np.argmax(ys)] == s.x[I0]
+    with pytest.raises(LandscapeError, match="outside the grid"):
+        F.plot_slices(s, at="w=9")
+    with pytest.raises(LandscapeError, match="not an axis"):
+        F.plot_slices(s, at="u=1")
+
+
+def test_compare_shares_the_scale_and_keeps_each_surface_in_place():
+    a, b = bump_surface(), bump_surface(i0=1, j0=10)
+    with F.use_style("paper"):
+        fig = F.plot_compare([a, b], Ts=(5, 20))
+        image = render(fig)
+        filled = [[c for c in ax.collections if getattr(c, "filled", False)][0] for ax in fig.axes[:4]]
+        assert len({(c.norm.vmin, c.norm.vmax) for c in filled}) == 1
+        for ax, c, s, i, j in zip(fig.axes[:2], filled, (a, b), (I0, 1), (J0, 10)):  # row T = 5
+            here = value_of(probe(fig, ax, s.x[i], s.y[j], image), "viridis", c.norm)
+            assert here == pytest.approx(s.loss[1].max(), abs=0.15 * a.loss.max())
+    with pytest.raises(LandscapeError, match="T=7"):
+        F.plot_compare([a, b], Ts=(7,))
+
+
+def test_gradnorm_curves_and_heatmap_follow_the_data():
+    s = bump_surface()
+    g = s.fields["grad_norm_t"]
+    with F.use_style("paper"):
+        ax = F.plot_gradnorm(s, points=[(s.x[I0], s.y[J0]), (s.x[0], s.y[0])])
+        assert ax.get_yscale() == "log"
+        (t1, y1), (_, y2) = (line.get_data() for line in ax.get_lines())
+        assert np.array_equal(t1, np.arange(1, max(TS) + 1)) and np.allclose(y1, g[I0, J0])
+        assert np.allclose(y2, g[0, 0])
+        ax = F.plot_gradnorm_map(s, at=f"w={s.x[I0]}")
+        mesh = ax.collections[0]
+        C = np.asarray(mesh.get_array()).reshape(NY, max(TS))  # rows: the parameter (vertical)
+        assert np.allclose(C, g[I0])
+        coords = mesh.get_coordinates()  # (NY + 1, T + 1, 2) cell corners
+        r, c = np.unravel_index(np.argmax(C), C.shape)
+        centre = coords[r:r + 2, c:c + 2].reshape(-1, 2).mean(0)
+        assert tuple(centre) == pytest.approx((max(TS), s.y[J0]))
+
+
+def test_quiver_arrows_point_downhill():
+    s = bump_surface()
+    with F.use_style("paper"):
+        ax = F.plot_quiver(s, T=20, arrows=50)
+    q = next(c for c in ax.collections if hasattr(c, "U"))
+    xy = q.get_offsets()
+    left = np.nonzero(np.isclose(xy[:, 0], s.x[I0 - 2]) & np.isclose(xy[:, 1], s.y[J0]))[0][0]
+    above = np.nonzero(np.isclose(xy[:, 0], s.x[I0]) & np.isclose(xy[:, 1], s.y[J0 + 3]))[0][0]
+    assert q.U[left] < 0 and abs(q.V[left]) < 1e-9 * abs(q.U[left]) + 1e-12  # away from the peak, along x
+    assert q.V[above] > 0 and abs(q.U[above]) < 1e-9 * abs(q.V[above]) + 1e-12
+
+
+def test_curvature_panels_show_each_eigenvalue_in_place():
+    s = bump_surface()
+    with F.use_style("paper"):
+        fig = F.plot_curvature(s, T=20)
+        image = render(fig)
+        filled = [[c for c in ax.collections if getattr(c, "filled", False)][0] for ax in fig.axes[:2]]
+        assert filled[0].norm is filled[1].norm or filled[0].norm.vmax == filled[1].norm.vmax
+        lam_min = value_of(probe(fig, fig.axes[0], s.x[I0], s.y[J0], image), "RdBu_r", filled[0].norm)
+        lam_max = value_of(probe(fig, fig.axes[1], s.x[I0], s.y[J0], image), "RdBu_r", filled[1].norm)
+    eig = s.fields["hessian_eigvals"][-1, I0, J0]
+    assert lam_min < 0 < lam_max
+    assert lam_min == pytest.approx(eig[0], rel=0.35) and lam_max == pytest.approx(eig[1], rel=0.35)
+
+
+# ---------------------------------------------------------------------------------------------
+# +-inf and NaN: masked, never clipped, and said
+
+
+def test_infinities_are_masked_and_counted():
+    s = bump_surface()
+    s.loss[-1, 0:2, 8:13] = np.inf  # 10 points +inf, far from the peak
+    s.loss[-1, 6, 0] = -np.inf
+    s.loss[-1, 3, 6] = np.nan
+    with F.use_style("paper"):
+        ax = F.plot_contour(s, T=20, lines=False)
+        cs = next(c for c in ax.collections if getattr(c, "filled", False))
+        assert "10 points +inf, 1 -inf, 1 NaN (not computed), masked" in notes(ax.figure)
+        finite = s.loss[-1][np.isfinite(s.loss[-1])]
+        assert np.isfinite(cs.norm.vmax) and cs.norm.vmax == pytest.approx(finite.max())
+        colour = probe(ax.figure, ax, 0.5 * (s.x[0] + s.x[1]), s.y[10])  # inside the +inf block
+        assert np.ptp(colour) < 0.05 and colour.mean() > 0.6  # grey background, no colour-map colour
+        for draw in (F.plot_surface, F.plot_wireframe):
+            ax3 = draw(s, T=20)
+            render(ax3.figure)
+            assert "10 points +inf" in notes(ax3.figure)
+        ax = F.plot_slices(s, at=f"w={s.x[0]}")
+        assert "5 points +inf" in notes(ax.figure)
+        fig = F.plot_panels(s)
+        assert "10 points +inf" in notes(fig)
+
+
+def test_log_scale_masks_non_positive_values_and_says_so():
+    s = bump_surface()
+    s.loss[:, 0, 0] = 0.0
+    with F.use_style("paper"):
+        ax = F.plot_contour(s, T=20, scale="log")
+        cs = next(c for c in ax.collections if getattr(c, "filled", False))
+    assert "1 point <= 0 on the log scale, masked" in notes(ax.figure)
+    assert cs.norm.vmin > 0 and cs.norm.vmin == pytest.approx(s.loss[-1][s.loss[-1] > 0].min())
+    note = F.mask(np.array([1.0, np.inf, -np.inf, np.nan])).note()
+    assert note == "1 point +inf, 1 -inf, 1 NaN (not computed), masked"
+    assert F.mask(np.ones(3)).note() == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# overlays
+
+
+def test_fold_and_basin_overlays_match_the_dynamics_and_keep_the_limits():
+    s = bump_surface()
+    with F.use_style("paper"):
+        ax = F.plot_contour(s)
+        lims = ax.get_xlim(), ax.get_ylim()
+        (folds,) = F.overlay_folds(ax, "pascanu")
+        (basin,) = F.overlay_basin(ax, "pascanu", 0.5)
+        assert (ax.get_xlim(), ax.get_ylim()) == lims
+    w, b = folds.get_data()
+    f = dynamics.fold_points("pascanu", w)
+    assert np.all(np.isclose(b, f.b1) | np.isclose(b, f.b2))
+    w, b = basin.get_data()
+    assert np.allclose(b, 0.5 - w / (1 + np.exp(-0.5)))  # b = x0 - w sigmoid(x0)
+    # (b, w) orientation: b on the horizontal axis
+    t = bump_surface(names=("b", "w"), x_range=(-2.9, -1.9), y_range=(4.5, 5.5))
+    with F.use_style("paper"):
+        ax = F.plot_contour(t)
+        (folds,) = F.overlay_folds(ax, "pascanu")
+    b, w = folds.get_data()
+    f = dynamics.fold_points("pascanu", w)
+    assert np.all(np.isclose(b, f.b1) | np.isclose(b, f.b2))
+    with pytest.raises(LandscapeError, match=r"\(w, b\) plane"):
+        F.overlay_folds(ax, "pascanu", axes=("b_f", "w_z"))
+    with pytest.raises(LandscapeError, match="srnn, pascanu"):
+        F.overlay_folds(ax, "lstm")
+
+
+def test_trajectory_keeps_the_window_when_a_step_leaves_it():
+    s = bump_surface()
+    with F.use_style("paper"):
+        ax = F.plot_contour(s)
+        lims = ax.get_xlim(), ax.get_ylim()
+        artists = F.overlay_trajectory(ax, [5.0, 5.05, 5.1, 40.0], [-2.5, -2.45, -2.4, 30.0], label="gd")
+        render(ax.figure)
+    assert (ax.get_xlim(), ax.get_ylim()) == lims
+    xs, ys = artists[0].get_data()
+    assert list(xs) == [5.0, 5.05, 5.1, 40.0]
+    with pytest.raises(LandscapeError, match="1-D arrays of one length"):
+        F.overlay_trajectory(ax, [1, 2], [1])
+
+
+def test_bifurcation_diagram_draws_bold_attractors_and_a_dashed_unstable_branch():
+    d = dynamics.bifurcation_diagram("pascanu", 5.0, np.linspace(-3.2, -1.8, 141))
+    with F.use_style("paper"):
+        ax = F.plot_bifurcation(d)
+        image = render(ax.figure)
+    assert image.std() > 0.05
+    bold = [l for l in ax.get_lines() if l.get_linewidth() > 2]
+    dashed = [l for l in ax.get_lines() if l.get_linestyle() == "--" and l.get_color() == "k"]
+    assert len(bold) == 2 and len(dashed) == 1
+    b, y = dashed[0].get_data()  # the unstable branch runs between the folds
+    assert b.min() == pytest.approx(float(d.folds.b2)) and b.max() == pytest.approx(float(d.folds.b1))
+    assert ax.get_ylim() == (0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# `landscape plot`
+
+
+def write_file(path: Path, s: Surface, with_fields: bool = True) -> Path:
+    """A surface file in the store's format, written by its own writer."""
+    nT, nx, ny = s.loss.shape
+    T_max = int(max(s.T))
+    fields = {"grad": (2,), "hessian_eigvals": (2,), "grad_norm_t": ("grid", T_max)} if with_fields else {}
+    w = SurfaceWriter(path, json.dumps(s.spec), "test", [int(t) for t in s.T], s.x_name, s.x, s.y_name, s.y,
+                      nx * ny, {}, fields)
+    values = {"loss": s.loss.reshape(nT, nx * ny)}
+    if with_fields:
+        values.update(grad=s.fields["grad"].reshape(nT, nx * ny, 2),
+                      hessian_eigvals=s.fields["hessian_eigvals"].reshape(nT, nx * ny, 2),
+                      grad_norm_t=s.fields["grad_norm_t"].reshape(nx * ny, T_max))
+    w.write_chunk(0, values)
+    w.finish()
+    w.close()
+    return path
+
+
+def cli():
+    from landscape.cli import Group
+    from landscape.cli import plot, reproduce
+
+    @click.group(cls=Group)
+    def group():
+        pass
+
+    group.add_command(plot.command)
+    group.add_command(reproduce.command)
+    return group
+
+
+@pytest.fixture
+def files(tmp_path):
+    return {"full": write_file(tmp_path / "full.h5", bump_surface()),
+            "bare": write_file(tmp_path / "bare.h5", bump_surface(), with_fields=False),
+            "lstm": write_file(tmp_path / "lstm.h5", bump_surface(names=("b_f", "w_z"), cell="lstm"),
+                               with_fields=False)}
+
+
+@pytest.mark.parametrize("kind", kinds.KIND_NAMES)
+def test_plot_command_writes_every_kind(files, tmp_path, kind):
+    out = tmp_path / f"{kind}.png"
+    args = ["plot", str(files["full"])] + ([str(files["bare"])] if kind == "compare" else [])
+    result = CliRunner().invoke(cli(), args + ["--kind", kind, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_command_format_from_extension_and_options(files, tmp_path):
+    runner = CliRunner()
+    for name, magic in (("f.pdf", b"%PDF"), ("f.svg", b"<?xml")):
+        r = runner.invoke(cli(), ["plot", str(files["full"]), "--out", str(tmp_path / name), "--folds",
+                                  "--basin", "0.5", "--log", "--style", "talk", "--width", "double"])
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / name).read_bytes()[:len(magic)] == magic
+    r = runner.invoke(cli(), ["plot", str(files["full"]), "--kind", "wireframe", "--elev", "20", "--azim", "-22",
+                              "--T", "5", "--dpi", "50", "--out", str(tmp_path / "w.png")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli(), ["plot", str(files["full"]), "--kind", "slices", "--at", "b=-2.5", "--T", "1,20",
+                              "--out", str(tmp_path / "s.png")])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--kind", "bogus"], "unknown kind 'bogus'; choose from: contour, surface"),
+    (["--T", "7"], "T=7 is not in"),
+    (["--T", "1,5"], "--kind contour shows one T"),
+    (["--out", "fig.jpg"], "cannot tell the figure format"),
+    (["--style", "poster"], "unknown style 'poster'"),
+    (["--width", "wide"], "unknown width 'wide'"),
+    (["--kind", "slices", "--at", "u=1"], "'u' is not an axis"),
+    (["--kind", "slices", "--at", "w"], "malformed --at"),
+    (["--kind", "surface", "--folds"], "--folds and --basin draw on 2-D"),
+    (["--log", "--symlog"], "choose one of --log and --symlog"),
+    (["--elev", "10"], "--elev and --azim set the view of 3-D plots"),
+])
+def test_plot_command_bad_inputs_are_one_line(files, tmp_path, args, message):
+    out = ["--out", str(tmp_path / "x.png")] if "--out" not in args else []
+    r = CliRunner().invoke(cli(), ["plot", str(files["full"])] + args + out)
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.output
+
+
+def test_plot_command_file_errors(files, tmp_path):
+    runner = CliRunner()
+    out = ["--out", str(tmp_path / "x.png")]
+    cases = [
+        (["plot", str(files["bare"]), "--kind", "quiver"], "has no 'grad' field"),
+        (["plot", str(files["bare"]), "--kind", "curvature"], "has no 'hessian_eigvals' field"),
+        (["plot", str(files["bare"]), "--kind", "gradnorm"], "has no 'grad_norm_t' field"),
+        (["plot", str(files["full"]), str(files["bare"])], "--kind contour plots one file; got 2"),
+        (["plot", str(files["lstm"]), "--folds"], "--folds/--basin need a surface of srnn or pascanu"),
+        (["plot", str(tmp_path / "missing.h5")], "no such file"),
+    ]
+    for args, message in cases:
+        r = runner.invoke(cli(), args + out)
+        assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    r = runner.invoke(cli(), ["plot", str(files["full"]), "--out", str(tmp_path / "x.pgf")])
+    import shutil
+
+    if shutil.which("xelatex") is None:
+        assert r.exit_code == 2 and "pgf output needs LaTeX" in r.output
+
+
+def test_the_kind_table_names_every_kind():
+    assert tuple(F.KINDS) == kinds.KIND_NAMES

@@ -1,0 +1,101 @@
+"""`landscape reproduce`: every registered reproduction runs end to end in --quick mode (what CI
+runs), writes readable data and a PDF + PNG of every figure, and the command's errors are one line."""
+from __future__ import annotations
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import landscape
+from landscape.analyses import analyses
+from landscape.cli import Group
+from landscape.cli import reproduce
+
+EXPECTED = {  # the reproductions this module must find, with one file each must write
+    "pascanu-fig6": "fig6-wireframe.png",
+    "pascanu-fig3": "fig3-bifurcation.png",
+    "cliff-formation": "cliff-steepness.png",
+    "compare-cells": "compare-cells.png",
+}
+
+
+def cli():
+    @click.group(cls=Group)
+    def group():
+        pass
+
+    group.add_command(reproduce.command)
+    return group
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))
+
+
+def test_the_reproductions_are_registered():
+    table = analyses()
+    assert set(EXPECTED) <= set(table)
+    for name in EXPECTED:
+        module = table[name]
+        assert module.NAME == name and module.DESCRIPTION and callable(module.run)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_reproduction_runs_in_quick_mode(name, tmp_path):
+    out = tmp_path / name
+    r = CliRunner().invoke(cli(), ["reproduce", name, "--quick", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert f"{name}: wrote" in r.output
+    written = [line.split("wrote ", 1)[1] for line in r.output.splitlines() if line.strip().startswith("wrote ")]
+    assert written and all((out / p.split("/")[-1]).exists() for p in written)
+    assert (out / EXPECTED[name]).exists()
+    pngs = sorted(out.glob("*.png"))
+    assert pngs and {p.stem for p in pngs} == {p.stem for p in out.glob("*.pdf")}  # every figure twice
+    for png in pngs:
+        assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 2000
+    for h5 in out.glob("*.h5"):
+        s = landscape.load(h5)
+        assert s.complete and np.isfinite(s.loss).any()
+
+
+def test_quick_then_full_spec_in_the_same_folder_recomputes(tmp_path):
+    """A reproduction owns its folder: a file there from another spec is replaced, not an error."""
+    from landscape.analyses import pascanu_fig6
+    from landscape.figures.output import grid_at
+
+    path = tmp_path / "fig6-surface.h5"
+    grid_at(pascanu_fig6.spec(quick=True), path)
+    bigger = pascanu_fig6.spec(quick=True).__class__(**{**pascanu_fig6.spec(quick=True).__dict__,
+                                                        "T": (5, 50)})
+    result = grid_at(bigger, path)
+    assert not result.cached and list(result.surface.T) == [5, 50]
+    assert grid_at(bigger, path).cached
+
+
+def test_pascanu_fig6_finds_the_wall_on_the_basin_boundary(tmp_path, capsys):
+    """The wall of Fig. 6 at w = 5 lies where x0 = 0.5 is the unstable fixed point:
+    b = 0.5 - 5 sigmoid(0.5) = -2.612, between the folds; plateau ~0.4, valley ~0."""
+    from landscape.analyses import pascanu_fig6
+    from landscape.figures.output import grid_at
+
+    s = grid_at(pascanu_fig6.spec(quick=True), tmp_path / "s.h5").surface
+    wall = pascanu_fig6.wall(s, 0)
+    assert wall["b"] == pytest.approx(0.5 - 5 / (1 + np.exp(-0.5)), abs=wall["b_step"])
+    assert wall["step"] > 0.25 and 0.3 < wall["low_side"] < 0.4 and wall["high_side"] < 0.05
+
+
+def test_list_default_folder_and_bad_names(tmp_path, monkeypatch):
+    runner = CliRunner()
+    r = runner.invoke(cli(), ["reproduce", "--list"])
+    assert r.exit_code == 0 and all(name in r.output for name in EXPECTED)
+    r = runner.invoke(cli(), ["reproduce", "fig99"])
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        f"error: unknown reproduction 'fig99'; choose from: {', '.join(analyses())}"]
+    r = runner.invoke(cli(), ["reproduce"])
+    assert r.exit_code == 2 and "name a reproduction" in r.output
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(cli(), ["reproduce", "pascanu-fig3", "--quick"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "pascanu-fig3" / "fig3-bifurcation.pdf").exists()
