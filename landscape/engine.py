@@ -16,10 +16,13 @@ from .cells import Cell
 from .data import Task, TaskData
 from .data.readout import fit_logistic_readout, identity_loss, logistic_loss
 from .errors import LandscapeError
+from .kernels.cpu import Buffers, cpu_stepper
 
 DEFAULT_BUDGET_CPU = 1 << 30  # bytes a chunk may use on the CPU
 CUDA_BUDGET_FRACTION = 0.5  # of the free GPU memory
-CPU_BLOCK_ELEMS = 1 << 17  # state elements per CPU block: 1 MiB of float64, inside a 2 MiB L2
+CPU_BLOCK_ELEMS = 1 << 15  # plain path: state elements per CPU block (a step's temporaries stay small)
+CPU_STEP_BLOCK_BYTES = 1 << 20  # in-place path: bytes of a block's work arrays, inside a 2 MiB L2
+MIN_GROUP_ELEMS = 1 << 15  # in-place path: the smallest block (members x sequences) worth grouping
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,12 +67,14 @@ def parse_bytes(text: str) -> int:
 def bytes_per_member(cell: Cell, n: int, H: int, dtype: torch.dtype, n_T: int, optimal_readout: bool,
                      grads_T: int = 0) -> int:
     """A conservative estimate of the memory one population member needs during the unroll:
-    the state, the temporaries of a step (about 12 (N, H) tensors for the gated cells), the
-    captured outputs while sequences of different lengths end, and the readout fit."""
+    the state, the temporaries of a step (about 12 (N, H) tensors for the gated cells; on the CPU
+    only a block's worth exist at once), the outputs kept for the loss (one per requested T: the
+    fused CUDA kernel writes them all, the optimal readout is fitted over the whole chunk), and the
+    readout fit."""
     item = torch.finfo(dtype).bits // 8
     per_state = n * H * item
     unroll = per_state * (2 * len(cell.state_names) + 12)
-    capture = per_state * 2
+    capture = per_state * max(2, n_T)
     fit = n * (H + 1) * 8 * 4 if optimal_readout else 0
     graph = per_state * len(cell.state_names) * 14 * grads_T  # autograd keeps each step's tensors
     return unroll + capture + fit + graph + 64 * n_T
@@ -110,60 +115,191 @@ def unroll_losses(cell: Cell, params: dict[str, Tensor], data: TaskData, task: T
     params  name -> (P or 1, *shape), on the device and in the dtype of the computation
     readout "none" (loss on the state: identity tasks), "fixed" (out_w, out_b from params) or
             "optimal" (the ridge-regularised best readout, fitted per member and T)
-    On the CPU the population is run in blocks of about ``block_elems`` state elements
-    (P_block * N * H), so that a block's state stays in cache through all T.
+
+    Three paths give the same numbers up to float rounding:
+
+    - CUDA, H = 1, a cell with a fused kernel (srnn, pascanu, lstm, gru) and Triton installed: one
+      kernel runs all T with the state in registers and writes the outputs at the requested T
+      (``landscape.kernels.fused_outputs``); the loss is then taken in torch.
+    - CPU, H = 1, a cell with an in-place step (srnn, pascanu, lstm, gru; ``kernels.cpu``): the
+      population runs in blocks whose work arrays fit in cache (``CPU_STEP_BLOCK_BYTES``), each
+      step a few in-place passes over preallocated buffers. Members sharing the parameters a
+      stepper names in ``group_by`` are put in the same blocks, which saves a pass per step.
+    - otherwise ``cell.step``, in blocks of about ``block_elems`` state elements on the CPU
+      (``CPU_BLOCK_ELEMS``), the whole population at once on a GPU.
+
+    With the optimal readout the outputs at each T are kept for the whole population and the
+    readout is fitted over all of it at once (the fit is batched; blocks would be too small).
     """
-    P = max(v.shape[0] for v in params.values())
-    device = next(iter(params.values())).device
-    if block_elems is None:
-        block_elems = CPU_BLOCK_ELEMS if device.type == "cpu" else P * data.n * H
-    block = max(1, block_elems // (data.n * H))
-    if block >= P:
-        return _unroll_block(cell, params, data, task, Ts, readout, readout_l2, H)
-    parts = []
-    for start, stop in flat_chunks(P, block):
-        sub = {k: v[start:stop] if v.shape[0] == P else v for k, v in params.items()}
-        parts.append(_unroll_block(cell, sub, data, task, Ts, readout, readout_l2, H))
-    return torch.cat(parts, dim=1)
-
-
-def _unroll_block(cell, params, data, task, Ts, readout, readout_l2, H):
-    P = max(v.shape[0] for v in params.values())
-    state = cell.initial_state(params, data.n, H, data.h0)  # (1, N, H) each
+    P = _members(params)
     ref = next(iter(params.values()))
-    losses = torch.empty(len(Ts), P, dtype=ref.dtype, device=ref.device)
-    windows = {k: (int(data.ends[T].min()), int(data.ends[T].max())) for k, T in enumerate(Ts)}
-    captured: dict[int, Tensor] = {}
-    for t in range(1, data.steps + 1):
-        x = None if data.inputs is None else data.inputs[t - 1]  # (N, D)
-        state = cell.step(params, state, x)
-        for k, (lo, hi) in windows.items():
-            if not lo <= t <= hi:
+    device = ref.device
+    if device.type == "cuda":
+        outs = _fused_outputs(cell, params, data, Ts, H)
+        if outs is not None:  # (K, P, N)
+            return torch.stack([readout_loss(task, outs[k].unsqueeze(-1), data.targets[T], params, readout,
+                                             readout_l2) for k, T in enumerate(Ts)])
+    losses = torch.empty(len(Ts), P, dtype=ref.dtype, device=device)
+    kept = ref.new_empty(len(Ts), P, data.n, H) if readout == "optimal" else None  # outputs for the fit
+    D = 0 if data.inputs is None else data.inputs.shape[-1]
+    grad = torch.is_grad_enabled() and any(v.requires_grad for v in params.values())
+    stepper = None if device.type != "cpu" or grad else cpu_stepper(cell, H, D)
+    work = None  # scratch for the loss of a block, reused
+    pool = Buffers()  # the steppers' arrays, reused from block to block
+    for idx, sub in _blocks(params, P, data.n, H, ref.element_size(), stepper, block_elems, device):
+        for k, y in _block_outputs(cell, sub, data, Ts, H, stepper, pool):  # y (P_block, N, H)
+            if kept is not None:
+                kept[k, idx] = y
                 continue
-            out = cell.output(state).expand(P, -1, -1)  # (P, N, H)
-            if lo == hi:
-                y_T = out
-            else:  # sequences of different lengths: keep each one's output at its own end
-                buf = captured.setdefault(k, out.new_zeros(P, data.n, H))
-                ends_here = data.ends[Ts[k]] == t  # (N,)
-                buf[:, ends_here] = out[:, ends_here]
-                if t < hi:
-                    continue
-                y_T = captured.pop(k)
-            losses[k] = readout_loss(task, y_T, data.targets[Ts[k]], params, readout, readout_l2)
+            if readout == "fixed" and H == 1 and not grad:
+                if work is None or work.shape[1] < y.shape[0]:
+                    work = y.new_empty(2, y.shape[0], data.n)
+                w = work[:, :y.shape[0]]
+            else:
+                w = None
+            losses[k, idx] = readout_loss(task, y, data.targets[Ts[k]], sub, readout, readout_l2, work=w)
+    if kept is not None:
+        for k, T in enumerate(Ts):
+            losses[k] = readout_loss(task, kept[k], data.targets[T], params, readout, readout_l2)
     return losses
 
 
+def _members(params: dict[str, Tensor]) -> int:
+    return max(v.shape[0] for v in params.values())
+
+
+def _fused_outputs(cell, params, data, Ts, H):
+    """The fused CUDA kernel's outputs (K, P, N), or None where it does not apply."""
+    from .kernels import fused_outputs
+
+    return fused_outputs(cell, params, data, Ts, H)
+
+
+def block_plan(cell: Cell, params: dict[str, Tensor], n: int, H: int, D: int,
+               block_elems: int | None = None) -> list[int]:
+    """The members of each block the engine runs these parameters in (for benchmarks and tests)."""
+    ref = next(iter(params.values()))
+    stepper = cpu_stepper(cell, H, D) if ref.device.type == "cpu" else None
+    return [_size(idx, _members(params)) for idx, _ in
+            _blocks(params, _members(params), n, H, ref.element_size(), stepper, block_elems, ref.device)]
+
+
+def _size(idx, P: int) -> int:
+    return len(range(P)[idx]) if isinstance(idx, slice) else int(idx.numel())
+
+
+def _blocks(params, P, n, H, item, stepper, block_elems, device):
+    """(index, params of the block) for each block: index a slice or a tensor of member indices."""
+    if stepper is not None:
+        block = (block_elems // (n * H) if block_elems is not None
+                 else CPU_STEP_BLOCK_BYTES // (stepper.buffers * n * item))
+    elif block_elems is not None:
+        block = block_elems // (n * H)
+    else:
+        block = CPU_BLOCK_ELEMS // (n * H) if device.type == "cpu" else P
+    block = max(1, block)
+    group_by = stepper.group_by if stepper is not None and n > 1 else ()  # with N = 1 a pass is a pass
+    # a grouped block saves one light pass per step; below ~32k values per block the per-call cost
+    # of the ops (a few microseconds each) would eat that
+    for idx, shared in _plan_blocks(params, P, block, group_by, min_run=math.ceil(MIN_GROUP_ELEMS / (n * H))):
+        if isinstance(idx, slice):
+            if idx == slice(0, P):
+                yield idx, params
+            else:
+                yield idx, {k: v[idx] if v.shape[0] == P else v for k, v in params.items()}
+        else:
+            yield idx, {k: (v[idx[:1]] if k in shared else v[idx]) if v.shape[0] == P else v
+                        for k, v in params.items()}
+
+
+def _plan_blocks(params, P, block, group_by, min_run=2):
+    """[(index, shared names)]: blocks of at most ``block`` members. Where parameters named in
+    ``group_by`` vary over the population, members that share their values are put together (runs
+    of at least ``min_run`` members and a quarter block; the rest are mixed blocks, ``shared``
+    empty)."""
+    varying = tuple(k for k in group_by if k in params and params[k].shape[0] == P) if P > 1 else ()
+    if not varying:
+        return [(slice(s, e), ()) for s, e in flat_chunks(P, block)]
+    inverse = None  # (P,) the id of each member's values of the ``varying`` parameters
+    for name in varying:
+        for column in params[name].reshape(P, -1).unbind(1):
+            _, ids = torch.unique(column, return_inverse=True)
+            inverse = ids if inverse is None else torch.unique(inverse * (int(ids.max()) + 1) + ids,
+                                                               return_inverse=True)[1]
+    counts = torch.bincount(inverse)
+    min_run = max(min_run, block // 4)
+    if int(counts.max()) < min_run:
+        return [(slice(s, e), ()) for s, e in flat_chunks(P, block)]
+    order = torch.argsort(inverse, stable=True)
+    out, rest, start = [], [], 0
+    for count in counts.tolist():
+        members = order[start:start + count]
+        start += count
+        if count < min_run:
+            rest.append(members)
+            continue
+        size = math.ceil(count / math.ceil(count / block))  # near-equal blocks
+        out.extend((members[s:s + size], varying) for s in range(0, count, size))
+    if rest:
+        mixed = torch.cat(rest)
+        out.extend((mixed[s:s + block], ()) for s in range(0, len(mixed), block))
+    return out
+
+
+def _block_outputs(cell, params, data, Ts, H, stepper=None, pool=None):
+    """Yield (k, y) as the unroll passes each requested T: y (P, N, H) the outputs at T_k (each
+    sequence's at its own end when lengths vary). y may be the live state: use it before resuming."""
+    P = _members(params)
+    if stepper is not None:
+        x = None if data.inputs is None else data.inputs[..., 0]  # (T, N)
+        run = stepper(params, x, data.n, data.h0, pool)
+
+        def advance(t):
+            run.step(t - 1)
+
+        def output():
+            return run.output().unsqueeze(-1)  # (P, N, 1)
+    else:
+        state = cell.initial_state(params, data.n, H, data.h0)  # (1, N, H) each
+
+        def advance(t):
+            nonlocal state
+            state = cell.step(params, state, None if data.inputs is None else data.inputs[t - 1])  # (N, D)
+
+        def output():
+            return cell.output(state)
+    windows = {k: (int(data.ends[T].min()), int(data.ends[T].max())) for k, T in enumerate(Ts)}
+    watch = {t for lo, hi in windows.values() for t in range(lo, hi + 1)}  # steps where an output is due
+    captured: dict[int, Tensor] = {}
+    for t in range(1, data.steps + 1):
+        advance(t)
+        if t not in watch:
+            continue
+        for k, (lo, hi) in windows.items():
+            if not lo <= t <= hi:
+                continue
+            out = output().expand(P, -1, -1)  # (P, N, H)
+            if lo == hi:
+                yield k, out
+                continue
+            # sequences of different lengths: keep each one's output at its own end
+            buf = captured.setdefault(k, out.new_zeros(P, data.n, H))
+            ends_here = data.ends[Ts[k]] == t  # (N,)
+            buf[:, ends_here] = out[:, ends_here]
+            if t == hi:
+                yield k, captured.pop(k)
+
+
 def readout_loss(task: Task, y: Tensor, target: Tensor, params: dict[str, Tensor], readout: str,
-                 readout_l2: float) -> Tensor:
-    """The task's loss for outputs y (P, N, H) -> (P,)."""
+                 readout_l2: float, work: Tensor | None = None) -> Tensor:
+    """The task's loss for outputs y (P, N, H) -> (P,). work: scratch (2, P, N) for a fixed readout."""
     if readout == "none":
         return identity_loss(y, target, task.loss_scale)
     if readout == "optimal":
         out_w, out_b = fit_logistic_readout(y, target, readout_l2)
         return logistic_loss(y.to(torch.float64), out_w, out_b, target.to(torch.float64)).to(y.dtype)
     P = y.shape[0]
-    return logistic_loss(y, params["out_w"].expand(P, -1), params["out_b"].expand(P, -1), target)
+    return logistic_loss(y, params["out_w"].expand(P, -1), params["out_b"].expand(P, -1), target, work)
 
 
 def chunk_params(base: dict[str, Tensor], refs: tuple, values: tuple[Tensor, ...], dtype, device

@@ -35,12 +35,32 @@ def softplus(x: Tensor) -> Tensor:
     return torch.clamp(x, min=0) + torch.log1p(torch.exp(-x.abs()))
 
 
-def logistic_loss(h: Tensor, out_w: Tensor, out_b: Tensor, y: Tensor) -> Tensor:
+def logistic_loss(h: Tensor, out_w: Tensor, out_b: Tensor, y: Tensor, work: Tensor | None = None) -> Tensor:
     """Mean binary cross-entropy per member: h (P, N, H), y (N,) in {0, 1} -> (P,).
 
     Written as softplus(-z) for class 1 and softplus(z) for class 0, so an infinite logit gives
-    0 on the right side and +inf on the wrong one (never inf - inf = NaN)."""
+    0 on the right side and +inf on the wrong one (never inf - inf = NaN).
+    work: optional scratch (2, P, N) for the one-unit case (else it is allocated)."""
+    if h.shape[-1] == 1 and not (torch.is_grad_enabled() and (h.requires_grad or out_w.requires_grad
+                                                                or out_b.requires_grad)):
+        return _bce_one_unit(h[..., 0], out_w, out_b, y, work)
     return _bce_with_logits(logits(h, out_w, out_b), y)
+
+
+def _bce_one_unit(h: Tensor, out_w: Tensor, out_b: Tensor, y: Tensor, work: Tensor | None) -> Tensor:
+    """logistic_loss for one unit, h (P, N): the operations of ``_bce_with_logits``, in place on two
+    (P, N) arrays instead of a temporary per operation (bit for bit with a readout per member; with
+    one readout for all, the logits come from one addcmul: equal up to rounding)."""
+    if work is None:
+        work = h.new_empty(2, *h.shape)
+    sign = 1.0 - 2.0 * (y > 0.5).to(h.dtype)  # (N,): -1 where the label is 1, so q = -z there
+    if out_w.stride(0) == 0 or out_w.shape[0] == 1:  # one readout for all: q = sign b + h (sign w)
+        w, b = out_w.reshape(-1)[:1], out_b.reshape(-1)[:1]
+        q = torch.addcmul(b * sign, h, w * sign, out=work[0])  # (P, N), exactly sign (w h + b)
+    else:
+        q = torch.mul(h, out_w, out=work[0]).add_(out_b).mul_(sign)
+    t = torch.abs(q, out=work[1]).neg_().exp_().log1p_()
+    return q.clamp_(min=0).add_(t).mean(-1)  # softplus(q) = max(q, 0) + log1p(e^-|q|)
 
 
 def identity_loss(h: Tensor, y: Tensor, scale: float = 1.0) -> Tensor:
@@ -101,50 +121,113 @@ def fit_logistic_readout(h: Tensor, y: Tensor, l2: float, iters: int = 60, tol: 
     return theta[:, :H], theta[:, H:]
 
 
+FIT_BLOCK_ELEMS = 1 << 18  # CPU: members x sequences fitted together (the work arrays stay near the cache)
+
+
 def _fit_logistic_readout_1(h: Tensor, y: Tensor, l2: float, iters: int, tol: float
                             ) -> tuple[Tensor, Tensor]:
-    """fit_logistic_readout for one unit: h (P, N); the 2 x 2 Newton system in closed form."""
+    """fit_logistic_readout for one unit: h (P, N); the 2 x 2 Newton system in closed form.
+
+    On the CPU the members are fitted in blocks of about ``FIT_BLOCK_ELEMS`` values (on a GPU all
+    at once), and within a block only the members still iterating are carried on: a member leaves
+    once its Newton step is below tol.
+    """
     P, N = h.shape
-    a = h.new_zeros(P)
-    c = h.new_zeros(P)
-    z = h.new_zeros(P, N)
-    h2 = h * h
-    value = _bce_with_logits(z, y)
-    for _ in range(iters):
-        s = torch.sigmoid(z)  # (P, N)
-        r = s * (1 - s)
-        e = s - y
-        g_a = (e * h).mean(-1) + l2 * a
-        g_c = e.mean(-1)
-        H_aa = (r * h2).mean(-1) + l2
-        H_ac = (r * h).mean(-1)
-        H_cc = r.mean(-1) + 1e-12
+    a, c = h.new_zeros(P), h.new_zeros(P)
+    rows = max(1, FIT_BLOCK_ELEMS // max(N, 1)) if h.device.type == "cpu" else max(P, 1)  # a GPU takes all
+    for start in range(0, P, rows):
+        stop = min(P, start + rows)
+        _fit_block_1(h[start:stop], y, l2, iters, tol, a[start:stop], c[start:stop])
+    return a.unsqueeze(-1), c.unsqueeze(-1)
+
+
+def _fit_block_1(h: Tensor, y: Tensor, l2: float, iters: int, tol: float, a_out: Tensor, c_out: Tensor
+                 ) -> None:
+    """Damped Newton for the members of one block, h (m, N) -> a_out, c_out (m,), written in place.
+
+    An iteration needs five sums over the sequences, of s h, s, r h^2, r h and r with
+    s = sigmoid(a h + c), r = s (1 - s): they are written into one buffer (k, 5, N) and summed by
+    one reduction, with no temporaries of the block's size. A member whose Newton decrement is
+    above 0.01 takes a backtracking line search on the penalised objective; below, a full step
+    (the quadratic phase, where it is safe).
+    """
+    m, N = h.shape
+    hh = h.contiguous()  # (k, N) the outputs of the k members still iterating
+    act = torch.arange(m, device=h.device)  # their rows in the block
+    a, c = h.new_zeros(m), h.new_zeros(m)  # their iterate
+    yh = torch.mv(hh, y)  # (k,) sum_n y_n h_n: the gradient is sum (s - y) h = sum s h - yh
+    y_sum = y.sum()
+    sign = 1.0 - 2.0 * (y > 0.5).to(h.dtype)  # (N,): the BCE of logit z is softplus(sign z)
+    z = h.new_zeros(m, N)  # logits a h + c of the members still iterating
+    work = h.new_empty(m, 5, N)  # s h, s, r h^2, r h, r
+    value = _bce_with_logits(h.new_zeros(1, N), y).expand(m).clone()  # the objective at (a, c)
+    known = torch.ones(m, dtype=torch.bool, device=h.device)  # where ``value`` is up to date
+
+    def objective(zz, aa):  # mean BCE + l2/2 a^2 at logits zz (j, N), as _bce_with_logits
+        q = torch.mul(zz, sign)
+        u = torch.abs(q).neg_().exp_().add_(1.0).log_()  # log(1 + e^-|q|)
+        return q.clamp_(min=0).add_(u).mean(-1) + 0.5 * l2 * aa * aa
+
+    for it in range(iters):
+        k = hh.shape[0]
+        if it == 0:  # a = c = 0: s = 1/2 and r = 1/4 everywhere
+            sum_h = hh.sum(-1)
+            sums = torch.stack([0.5 * sum_h, torch.full_like(sum_h, 0.5 * N),
+                                0.25 * torch.linalg.vecdot(hh, hh), 0.25 * sum_h,
+                                torch.full_like(sum_h, 0.25 * N)], -1)
+        else:
+            w = work[:k]
+            s = torch.sigmoid(z, out=w[:, 1])  # (k, N)
+            torch.mul(s, hh, out=w[:, 0])
+            r = torch.addcmul(s, s, s, value=-1.0, out=w[:, 4])  # s (1 - s)
+            torch.mul(r, hh, out=w[:, 3])
+            torch.mul(w[:, 3], hh, out=w[:, 2])
+            sums = w.sum(-1)  # (k, 5)
+        sums = sums / N
+        g_a = sums[:, 0] - yh / N + l2 * a
+        g_c = sums[:, 1] - y_sum / N
+        H_aa = sums[:, 2] + l2
+        H_ac = sums[:, 3]
+        H_cc = sums[:, 4] + 1e-12
         det = H_aa * H_cc - H_ac * H_ac
         d_a = (H_cc * g_a - H_ac * g_c) / det
         d_c = (H_aa * g_c - H_ac * g_a) / det
         done = torch.maximum(d_a.abs(), d_c.abs()) <= tol * (1 + torch.maximum(a.abs(), c.abs()))
-        if bool(done.all()):
-            break
-        t = torch.ones_like(a)
-        decrement = g_a * d_a + g_c * d_c  # Newton decrement^2: below 0.01 a full step is safe
-        if bool((decrement[~done] > 1e-2).any()):
-            if value is None:  # stale after full steps
-                value = _bce_with_logits(z, y) + 0.5 * l2 * a * a
-            for _ in range(40):  # backtracking: halve the step where the objective rose
-                a_new, c_new = a - t * d_a, c - t * d_c
-                z_new = a_new.unsqueeze(-1) * h + c_new.unsqueeze(-1)
-                new = _bce_with_logits(z_new, y) + 0.5 * l2 * a_new * a_new
-                rose = (new > value + 1e-13 * (1 + value.abs())) & ~done
-                if not bool(rose.any()):
+        if bool(done.any()):  # these members are fitted: record them and carry on without them
+            a_out[act[done]], c_out[act[done]] = a[done], c[done]
+            if bool(done.all()):
+                return
+            keep = (~done).nonzero().squeeze(-1)
+            act, a, c, d_a, d_c, g_a, g_c = (v[keep] for v in (act, a, c, d_a, d_c, g_a, g_c))
+            value, known, yh = value[keep], known[keep], yh[keep]
+            hh, z = hh.index_select(0, keep), z.index_select(0, keep)
+        a_new, c_new = a - d_a, c - d_c
+        torch.addcmul(c_new.unsqueeze(-1), hh, a_new.unsqueeze(-1), out=z)  # the full steps' logits
+        damped = (g_a * d_a + g_c * d_c > 1e-2).nonzero().squeeze(-1)  # Newton decrement^2 > 0.01
+        if len(damped):
+            stale = damped[~known[damped]]
+            if len(stale):  # the objective at the current iterate (unknown after full steps)
+                value[stale] = objective(torch.addcmul(c[stale].unsqueeze(-1), hh[stale], a[stale].unsqueeze(-1)),
+                                         a[stale])
+            new = objective(z[damped], a_new[damped])
+            t = torch.ones_like(new)
+            idx = damped
+            for trial in range(40):  # backtracking: halve the step where the objective rose
+                rose = new > value[idx] + 1e-13 * (1 + value[idx].abs())
+                value[idx[~rose]] = new[~rose]
+                idx, t = idx[rose], 0.5 * t[rose]
+                if not len(idx) or trial == 39:
                     break
-                t = torch.where(rose, 0.5 * t, t)
-            keep = done | rose
-            value = torch.where(keep, value, new)
-        else:  # the quadratic phase: take full steps, no objective needed
-            a_new, c_new = a - d_a, c - d_c
-            z_new = a_new.unsqueeze(-1) * h + c_new.unsqueeze(-1)
-            keep = done
-            value = None
-        a, c = torch.where(keep, a, a_new), torch.where(keep, c, c_new)
-        z = torch.where(keep.unsqueeze(-1), z, z_new)
-    return a.unsqueeze(-1), c.unsqueeze(-1)
+                a_new[idx], c_new[idx] = a[idx] - t * d_a[idx], c[idx] - t * d_c[idx]
+                z_idx = torch.addcmul(c_new[idx].unsqueeze(-1), hh[idx], a_new[idx].unsqueeze(-1))
+                z[idx] = z_idx
+                new = objective(z_idx, a_new[idx])
+            if len(idx):  # no descent within the trials: these members keep their iterate
+                a_new[idx], c_new[idx] = a[idx], c[idx]
+                z[idx] = torch.addcmul(c[idx].unsqueeze(-1), hh[idx], a[idx].unsqueeze(-1))
+            known[:] = False
+            known[damped] = True
+        else:
+            known[:] = False
+        a, c = a_new, c_new
+    a_out[act], c_out[act] = a, c

@@ -1,0 +1,11 @@
+"""Benchmarks of landscape against the baselines users would otherwise run, measured side by side
+in one run: ``python -m benchmarks`` (``--quick`` for a smoke run, ``--help`` for the options).
+
+One module per benchmark, each with ``NAME`` and ``run(settings) -> list[Row]``:
+
+- ``grid_vs_loop``  grid evaluation vs a per-point loop over torch.nn modules (srnn, lstm, gru on
+                    latch) or torch scalars (pascanu on target)
+- ``floor``         srnn vs one in-place tanh_ per cell-step over the same blocks
+- ``training``      the latching reproduction as populations vs one torch.nn model at a time
+- ``memory``        peak memory of a 1001 x 1001 grid as T grows, vs the memory budget
+"""

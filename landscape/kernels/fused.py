@@ -1,0 +1,284 @@
+"""Fused recurrent kernels in Triton for one-unit cells: srnn, pascanu, lstm (and lstm-b), gru.
+
+One program handles a block of BLOCK (member, sequence) pairs of the flattened (P, N) population.
+It loads its members' parameters once, keeps the state in registers through all T, reads the
+shared input x_t (N,) of each step, and writes only the outputs y at the requested lengths into
+out (K, P, N): y_T for each sequence at its own end (``data.ends``), so variable lengths work too.
+The loss (and the optimal readout fit) is then taken in torch.
+
+Used by the engine on CUDA when Triton is installed (``LANDSCAPE_FUSED=0`` turns it off). With
+TRITON_INTERPRET=1 set before triton is imported, the same kernels run on CPU tensors in Triton's
+interpreter (numpy, slow): that is how the tests check them without a GPU (and then CUDA tensors
+take the plain path: a process has either compiled or interpreted Triton). tanh is libdevice's on the GPU and (1 - e^-2|a|) / (1 + e^-2|a|) in the
+interpreter (libdevice has no interpreter form); sigmoid is 1 / (1 + e^-a) in both.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+from torch import Tensor
+
+from ..cells.elman import SRNN, Pascanu
+from ..cells.gated import GRU, LSTM, LSTMB
+
+try:  # Triton is optional: without it the engine keeps the plain path
+    import triton
+    import triton.language as tl
+    from triton.language.extra import libdevice
+except ImportError:  # pragma: no cover - depends on the environment
+    triton = None
+
+BLOCK = 256  # (member, sequence) pairs per program
+DTYPES = (torch.float32, torch.float64)
+
+# Parameter columns each kernel reads, in order (one (P, G) array; a shared parameter is repeated).
+KERNEL_PARAMS = {
+    "srnn": ("w", "u", "b"),
+    "pascanu": ("w", "u", "b"),
+    "lstm": tuple(f"{r}_{g}" for r in "wub" for g in "ifzo"),
+    "gru": ("w_z", "w_r", "w_h", "u_z", "u_r", "u_h", "b_z", "b_r", "b_h", "b_hn"),
+}
+
+
+def kernel_name(cell, H: int, D: int) -> str | None:
+    """Which fused kernel runs this cell, or None (H > 1, D > 1, no kernel for the cell or option)."""
+    if H != 1 or D > 1:
+        return None
+    kind = type(cell)
+    if kind is SRNN:
+        return "srnn"
+    if kind is Pascanu:
+        return "pascanu"
+    if kind in (LSTM, LSTMB) and cell.gate == "sigmoid":
+        return "lstm"
+    if kind is GRU and cell.gate == "sigmoid":
+        return "gru"
+    return None
+
+
+def available() -> bool:
+    return triton is not None and os.environ.get("LANDSCAPE_FUSED", "1") != "0"
+
+
+def outputs(cell, params: dict[str, Tensor], data, Ts: tuple[int, ...], H: int) -> Tensor | None:
+    """The outputs y (K, P, N) at each requested T from the fused kernel, or None where it does not
+    apply: Triton missing or turned off, a cell/H/input size without a kernel, a dtype other than
+    float32/64, parameters that need gradients. CUDA tensors run compiled; CPU tensors run in
+    Triton's interpreter (for tests)."""
+    D = 0 if data.inputs is None else data.inputs.shape[-1]
+    name = kernel_name(cell, H, D)
+    ref = next(iter(params.values()))
+    if (name is None or not available() or ref.dtype not in DTYPES
+            or (torch.is_grad_enabled() and any(v.requires_grad for v in params.values()))):
+        return None
+    if name == "gru" and cell.form not in ("torch", "reset_before"):
+        return None
+    if interpreting() != (ref.device.type != "cuda"):  # compiled on CUDA; the interpreter on the CPU
+        return None
+    P = max(v.shape[0] for v in params.values())
+    N, K, steps = data.n, len(Ts), data.steps
+    device, dtype = ref.device, ref.dtype
+    cols = []
+    for key in KERNEL_PARAMS[name]:
+        v = params.get(key)
+        if v is None:  # no input weights (D = 0), or the torch-form GRU's b_hn in reset_before
+            cols.append(torch.zeros(P, dtype=dtype, device=device))
+        else:
+            cols.append(v.reshape(v.shape[0]).to(dtype).expand(P))
+    packed = torch.stack(cols, 1).contiguous()  # (P, G)
+    x = (torch.zeros(1, dtype=dtype, device=device) if data.inputs is None
+         else data.inputs[..., 0].to(dtype).contiguous())  # (T, N)
+    ends = torch.stack([data.ends[T].to(device=device, dtype=torch.int32) for T in Ts]).contiguous()  # (K, N)
+    flags = torch.zeros(steps + 1, dtype=torch.int32, device=device)
+    flags[ends.reshape(-1).long()] = 1  # flags[t] = 1 where some sequence ends at step t
+    out = torch.empty(K, P, N, dtype=dtype, device=device)
+    kernel = _kernels(interpreting())[name]
+    grid = (triton.cdiv(P * N, BLOCK),)
+    extra = {"RESET_AFTER": cell.form == "torch"} if name == "gru" else {}
+    if not interpreting():
+        extra["enable_fp_fusion"] = True  # a * b + c as one FMA (Triton's default, stated: it warns otherwise)
+    kernel[grid](packed, x, ends, flags, out, P, N, K, steps, float(data.h0),
+                 HAS_X=data.inputs is not None, BLOCK=BLOCK, LIBDEVICE=device.type == "cuda", **extra)
+    return out
+
+
+def interpreting() -> bool:
+    """Whether Triton runs its interpreter (TRITON_INTERPRET=1 before triton was imported)."""
+    knobs = getattr(triton, "knobs", None)  # Triton >= 3.4; before, the variable is read directly
+    if knobs is not None:
+        return bool(knobs.runtime.interpret)
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(interpret: bool) -> dict:
+    """The kernels, decorated by ``triton.jit``: compiled, or interpreted under TRITON_INTERPRET."""
+    return {"srnn": triton.jit(_one_state_kernel_tanh), "pascanu": triton.jit(_one_state_kernel_sigmoid),
+            "lstm": triton.jit(_lstm_kernel), "gru": triton.jit(_gru_kernel)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernels. Arguments: packed (P, G) parameters, x (T, N) inputs (ignored unless HAS_X), ends
+# (K, N) int32 end step of each sequence for each requested length, flags (steps + 1,) int32 with
+# 1 where some sequence ends, out (K, P, N). Each program: BLOCK consecutive flat indices p N + n.
+# Helpers are written inline: a kernel may call only kernels of its own kind (compiled or
+# interpreted), and these are built both ways.
+
+
+def _one_state_kernel_tanh(packed, x, ends, flags, out, P, N, K, steps, h0,
+                           HAS_X: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
+    """srnn: h' = tanh(w h + u x + b); the output is h."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    PN = tl.cast(P, tl.int64) * N  # out's stride between lengths, in 64 bits
+    mask = offs < PN
+    p = offs // N
+    n = offs % N
+    w = tl.load(packed + p * 3, mask=mask, other=0.0)
+    u = tl.load(packed + p * 3 + 1, mask=mask, other=0.0)
+    b = tl.load(packed + p * 3 + 2, mask=mask, other=0.0)
+    h = tl.zeros([BLOCK], dtype=w.dtype) + h0
+    for t in range(steps):
+        a = w * h + b
+        if HAS_X:
+            a = a + u * tl.load(x + t * N + n, mask=mask, other=0.0)
+        if LIBDEVICE:
+            h = libdevice.tanh(a)
+        else:
+            e = tl.exp(-2.0 * tl.abs(a))
+            th = (1.0 - e) / (1.0 + e)
+            h = tl.where(a < 0, -th, th)
+        if tl.load(flags + t + 1) != 0:
+            for k in range(K):
+                end = tl.load(ends + k * N + n, mask=mask, other=0)
+                tl.store(out + k * PN + offs, h, mask=mask & (end == t + 1))
+
+
+def _one_state_kernel_sigmoid(packed, x, ends, flags, out, P, N, K, steps, h0,
+                              HAS_X: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
+    """pascanu: s' = w sigmoid(s) + u x + b, output sigmoid(s); carries v = sigmoid(s)."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    PN = tl.cast(P, tl.int64) * N  # out's stride between lengths, in 64 bits
+    mask = offs < PN
+    p = offs // N
+    n = offs % N
+    w = tl.load(packed + p * 3, mask=mask, other=0.0)
+    u = tl.load(packed + p * 3 + 1, mask=mask, other=0.0)
+    b = tl.load(packed + p * 3 + 2, mask=mask, other=0.0)
+    v = 1.0 / (1.0 + tl.exp(-(tl.zeros([BLOCK], dtype=w.dtype) + h0)))
+    for t in range(steps):
+        a = w * v + b
+        if HAS_X:
+            a = a + u * tl.load(x + t * N + n, mask=mask, other=0.0)
+        v = 1.0 / (1.0 + tl.exp(-a))
+        if tl.load(flags + t + 1) != 0:
+            for k in range(K):
+                end = tl.load(ends + k * N + n, mask=mask, other=0)
+                tl.store(out + k * PN + offs, v, mask=mask & (end == t + 1))
+
+
+def _lstm_kernel(packed, x, ends, flags, out, P, N, K, steps, h0,
+                 HAS_X: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
+    """lstm: i, f, o = sigmoid, z = tanh of w h + u x + b; c' = f c + i z; h' = o tanh(c')."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    PN = tl.cast(P, tl.int64) * N  # out's stride between lengths, in 64 bits
+    mask = offs < PN
+    p = offs // N
+    n = offs % N
+    base = packed + p * 12
+    w_i = tl.load(base, mask=mask, other=0.0)
+    w_f = tl.load(base + 1, mask=mask, other=0.0)
+    w_z = tl.load(base + 2, mask=mask, other=0.0)
+    w_o = tl.load(base + 3, mask=mask, other=0.0)
+    u_i = tl.load(base + 4, mask=mask, other=0.0)
+    u_f = tl.load(base + 5, mask=mask, other=0.0)
+    u_z = tl.load(base + 6, mask=mask, other=0.0)
+    u_o = tl.load(base + 7, mask=mask, other=0.0)
+    b_i = tl.load(base + 8, mask=mask, other=0.0)
+    b_f = tl.load(base + 9, mask=mask, other=0.0)
+    b_z = tl.load(base + 10, mask=mask, other=0.0)
+    b_o = tl.load(base + 11, mask=mask, other=0.0)
+    h = tl.zeros([BLOCK], dtype=w_i.dtype) + h0
+    c = tl.zeros([BLOCK], dtype=w_i.dtype) + h0
+    for t in range(steps):
+        a_i = w_i * h + b_i
+        a_f = w_f * h + b_f
+        a_z = w_z * h + b_z
+        a_o = w_o * h + b_o
+        if HAS_X:
+            xt = tl.load(x + t * N + n, mask=mask, other=0.0)
+            a_i = a_i + u_i * xt
+            a_f = a_f + u_f * xt
+            a_z = a_z + u_z * xt
+            a_o = a_o + u_o * xt
+        i = 1.0 / (1.0 + tl.exp(-a_i))
+        f = 1.0 / (1.0 + tl.exp(-a_f))
+        o = 1.0 / (1.0 + tl.exp(-a_o))
+        if LIBDEVICE:
+            z = libdevice.tanh(a_z)
+        else:
+            e = tl.exp(-2.0 * tl.abs(a_z))
+            th = (1.0 - e) / (1.0 + e)
+            z = tl.where(a_z < 0, -th, th)
+        c = f * c + i * z
+        if LIBDEVICE:
+            tc = libdevice.tanh(c)
+        else:
+            e = tl.exp(-2.0 * tl.abs(c))
+            th = (1.0 - e) / (1.0 + e)
+            tc = tl.where(c < 0, -th, th)
+        h = o * tc
+        if tl.load(flags + t + 1) != 0:
+            for k in range(K):
+                end = tl.load(ends + k * N + n, mask=mask, other=0)
+                tl.store(out + k * PN + offs, h, mask=mask & (end == t + 1))
+
+
+def _gru_kernel(packed, x, ends, flags, out, P, N, K, steps, h0,
+                HAS_X: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr, RESET_AFTER: tl.constexpr):
+    """gru: z, r = sigmoid(w h + u x + b); torch form (RESET_AFTER) h~ = tanh(u_h x + b_h + r (w_h h + b_hn)),
+    reset_before h~ = tanh(w_h (r h) + u_h x + b_h); h' = z h + (1 - z) h~."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    PN = tl.cast(P, tl.int64) * N  # out's stride between lengths, in 64 bits
+    mask = offs < PN
+    p = offs // N
+    n = offs % N
+    base = packed + p * 10
+    w_z = tl.load(base, mask=mask, other=0.0)
+    w_r = tl.load(base + 1, mask=mask, other=0.0)
+    w_h = tl.load(base + 2, mask=mask, other=0.0)
+    u_z = tl.load(base + 3, mask=mask, other=0.0)
+    u_r = tl.load(base + 4, mask=mask, other=0.0)
+    u_h = tl.load(base + 5, mask=mask, other=0.0)
+    b_z = tl.load(base + 6, mask=mask, other=0.0)
+    b_r = tl.load(base + 7, mask=mask, other=0.0)
+    b_h = tl.load(base + 8, mask=mask, other=0.0)
+    b_hn = tl.load(base + 9, mask=mask, other=0.0)
+    h = tl.zeros([BLOCK], dtype=w_z.dtype) + h0
+    for t in range(steps):
+        a_z = w_z * h + b_z
+        a_r = w_r * h + b_r
+        a_h = b_h
+        if HAS_X:
+            xt = tl.load(x + t * N + n, mask=mask, other=0.0)
+            a_z = a_z + u_z * xt
+            a_r = a_r + u_r * xt
+            a_h = a_h + u_h * xt
+        z = 1.0 / (1.0 + tl.exp(-a_z))
+        r = 1.0 / (1.0 + tl.exp(-a_r))
+        if RESET_AFTER:
+            a_h = a_h + r * (w_h * h + b_hn)
+        else:
+            a_h = a_h + w_h * (r * h)
+        if LIBDEVICE:
+            cand = libdevice.tanh(a_h)
+        else:
+            e = tl.exp(-2.0 * tl.abs(a_h))
+            th = (1.0 - e) / (1.0 + e)
+            cand = tl.where(a_h < 0, -th, th)
+        h = z * h + (1.0 - z) * cand
+        if tl.load(flags + t + 1) != 0:
+            for k in range(K):
+                end = tl.load(ends + k * N + n, mask=mask, other=0)
+                tl.store(out + k * PN + offs, h, mask=mask & (end == t + 1))

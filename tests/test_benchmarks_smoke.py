@@ -1,0 +1,43 @@
+"""`python -m benchmarks --quick` runs every benchmark end to end and writes its CSV (no timing
+assertions: the quick sizes measure nothing; CI only checks that the benchmarks still run)."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
+    res = bench("--quick", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    with open(tmp_path / "latest.csv") as f:
+        rows = list(csv.DictReader(f))
+    stamped = [p for p in tmp_path.glob("*.csv") if p.name != "latest.csv"]
+    assert len(stamped) == 1
+    names = {r["benchmark"] for r in rows}
+    assert {"grid-vs-loop", "floor", "memory"} <= names
+    from benchmarks import training
+
+    assert ("training" in names) == (training.available() is None)
+    for r in rows:
+        assert float(r["candidate_value"]) >= 0 and float(r["baseline_value"]) > 0 and float(r["ratio"]) > 0
+        assert r["meets"] in ("yes", "no", "")
+        assert r["quick"] == "True"
+    cases = {r["case"] for r in rows if r["benchmark"] == "grid-vs-loop"}
+    assert {c.split()[0] for c in cases} == {"srnn", "lstm", "gru", "pascanu"}
+    assert "ratio" in res.stdout and "wrote" in res.stdout
+
+
+def test_unknown_benchmark_is_one_clear_error(tmp_path):
+    res = bench("--only", "floor,nope", "--out", str(tmp_path), timeout=120)
+    assert res.returncode == 2
+    assert "unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory" in res.stderr
+    assert not list(tmp_path.glob("*.csv"))
