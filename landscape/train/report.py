@@ -1,0 +1,84 @@
+"""Summaries of training rows for the reproductions: mean, sd and success fraction per setting
+and T, written as tidy CSV and drawn as accuracy-versus-T curves with sd error bars."""
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def exact_requested(exact: bool | None) -> bool:
+    """A reproduction's exact (long) protocol: the argument, else $LANDSCAPE_EXACT=1."""
+    if exact is not None:
+        return bool(exact)
+    return os.environ.get("LANDSCAPE_EXACT", "").strip().lower() in ("1", "true", "yes", "exact")
+
+
+def final_rows(rows, epochs_of=None) -> list[dict]:
+    """The rows of each model's last epoch (or of ``epochs_of(row)`` when given)."""
+    last: dict = {}
+    for r in rows:
+        key = (r["group"], r["protocol"], r["T"], r["seed"], r.get("variant", ""))
+        if epochs_of is not None:
+            if int(r["epoch"]) == epochs_of(r):
+                last[key] = r
+        elif key not in last or int(r["epoch"]) > int(last[key]["epoch"]):
+            last[key] = r
+    return list(last.values())
+
+
+def summarise(rows, by: tuple[str, ...], metric: str, success: float, extra: tuple[str, ...] = ()) -> list[dict]:
+    """Group rows by the columns ``by`` (T last, say) and give n, mean, sd (population sd, as
+    numpy's default), and the fraction above ``success`` of ``metric``; means of ``extra``."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in by)].append(r)
+    out = []
+    for key in sorted(groups, key=lambda k: tuple((str(type(v)), v) for v in k)):
+        vals = np.array([float(r[metric]) for r in groups[key]])
+        row = dict(zip(by, key))
+        row.update({"n": len(vals), f"{metric}_mean": float(np.mean(vals)), f"{metric}_sd": float(np.std(vals)),
+                    "success": float(np.mean(vals > success))})
+        for e in extra:
+            vals_e = np.array([float(r[e]) for r in groups[key]])
+            row[f"{e}_mean"] = float(np.mean(vals_e[np.isfinite(vals_e)])) if np.isfinite(vals_e).any() else float("nan")
+        out.append(row)
+    return out
+
+
+def write_csv(path, rows: list[dict]) -> Path:
+    path = Path(path)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+COLOURS = {"srnn": "tab:blue", "lstm": "tab:orange", "gru": "tab:green"}
+
+
+def plot_vs_T(ax, summary: list[dict], series: str, metric: str, colours=None, labels=None,
+              styles=None, what: str = "mean", offset: float = 0.0) -> None:
+    """One line per value of column ``series``: ``metric`` mean with sd error bars (what='mean')
+    or the success fraction (what='success') against T."""
+    colours = colours or {}
+    keys = list(dict.fromkeys(r[series] for r in summary))
+    for i, key in enumerate(keys):
+        sel = sorted((r for r in summary if r[series] == key), key=lambda r: int(r["T"]))
+        T = np.array([int(r["T"]) for r in sel], dtype=float)
+        dx = offset * (i - (len(keys) - 1) / 2)
+        style = dict(color=colours.get(key, None), marker="o", markersize=2.5, linewidth=1.0, capsize=1.5,
+                     elinewidth=0.6, label=(labels or {}).get(key, key))
+        style.update((styles or {}).get(key, {}))
+        if what == "mean":
+            ax.errorbar(T + dx, [r[f"{metric}_mean"] for r in sel], yerr=[r[f"{metric}_sd"] for r in sel], **style)
+        else:
+            style.pop("capsize"), style.pop("elinewidth")
+            ax.plot(T + dx, [r["success"] for r in sel], **style)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("sequence length T")
