@@ -233,6 +233,7 @@ def plot(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Pat
         ax.set_ylim(0, 1.05)
         ax.set_title(f"(b) s = {config.s_b}, $w_0$ = {config.w0_b}, {config.runs_b} runs per T")
         ax.legend(loc="upper right")
-        fig.suptitle(f"Bengio et al. 1994 Fig. 2: {config.M} training sequences per class, GD lr {config.lr}, "
-                     f"<= {config.epochs} epochs, converged when every |x_T - d| < {config.margin}")
+        fig.suptitle(f"Bengio et al. 1994 Fig. 2 redone: {config.M} training sequences per class, gradient descent "
+                     f"(lr {config.lr}, <= {config.epochs} epochs);\na run has converged when every training "
+                     f"sequence ends within {config.margin} of its target")
         return save_pdf_png(fig, out, stem, quick)

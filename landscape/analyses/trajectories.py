@@ -250,7 +250,7 @@ def plot_latch(surfaces, lpaths, out: Path, quick: bool, size) -> list[Path]:
                 for k, c in enumerate(colours[:len(LATCH[cell]["starts"])]):
                     p = lpaths[cell][(label, k)]
                     overlay_trajectory(ax, p["x"], p["y"], color=c, linewidth=1.0)
-        fig.suptitle(f"Training paths on the latch landscapes: T = {LATCH_T}, {size['n']} sequences, full batch, "
-                     f"{size['steps']} steps from three starts (dots);\nonly the two plotted parameters train, every "
-                     f"other one (and the readout out_w = 4, out_b = 0) stays at the base point")
+        fig.suptitle(f"Training paths on the latch landscapes (T = {LATCH_T}, {size['n']} sequences, full batch, "
+                     f"{size['steps']} steps from the dots).\nOnly the two plotted parameters train; the others and "
+                     f"the readout (out_w = 4, out_b = 0) stay at the base point.")
         return save_pdf_png(fig, out, "latch-trajectories" + ("-quick" if quick else ""), quick)

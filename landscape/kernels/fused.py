@@ -14,6 +14,7 @@ interpreter (libdevice has no interpreter form); sigmoid is 1 / (1 + e^-a) in bo
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -65,8 +66,8 @@ def available() -> bool:
 def outputs(cell, params: dict[str, Tensor], data, Ts: tuple[int, ...], H: int) -> Tensor | None:
     """The outputs y (K, P, N) at each requested T from the fused kernel, or None where it does not
     apply: Triton missing or turned off, a cell/H/input size without a kernel, a dtype other than
-    float32/64, parameters that need gradients. CUDA tensors run compiled; CPU tensors run in
-    Triton's interpreter (for tests)."""
+    float32/64, parameters that need gradients. CUDA tensors run compiled; CPU tensors only in
+    Triton's interpreter (TRITON_INTERPRET=1: for tests)."""
     D = 0 if data.inputs is None else data.inputs.shape[-1]
     name = kernel_name(cell, H, D)
     ref = next(iter(params.values()))
@@ -94,13 +95,15 @@ def outputs(cell, params: dict[str, Tensor], data, Ts: tuple[int, ...], H: int) 
     flags = torch.zeros(steps + 1, dtype=torch.int32, device=device)
     flags[ends.reshape(-1).long()] = 1  # flags[t] = 1 where some sequence ends at step t
     out = torch.empty(K, P, N, dtype=dtype, device=device)
+    h0 = torch.full((1,), float(data.h0), dtype=dtype, device=device)  # in the dtype: a float argument is fp32
     kernel = _kernels(interpreting())[name]
     grid = (triton.cdiv(P * N, BLOCK),)
     extra = {"RESET_AFTER": cell.form == "torch"} if name == "gru" else {}
     if not interpreting():
         extra["enable_fp_fusion"] = True  # a * b + c as one FMA (Triton's default, stated: it warns otherwise)
-    kernel[grid](packed, x, ends, flags, out, P, N, K, steps, float(data.h0),
-                 HAS_X=data.inputs is not None, BLOCK=BLOCK, LIBDEVICE=device.type == "cuda", **extra)
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        kernel[grid](packed, x, ends, flags, out, h0, P, N, K, steps,
+                     HAS_X=data.inputs is not None, BLOCK=BLOCK, LIBDEVICE=device.type == "cuda", **extra)
     return out
 
 
@@ -122,12 +125,12 @@ def _kernels(interpret: bool) -> dict:
 # ---------------------------------------------------------------------------------------------
 # The kernels. Arguments: packed (P, G) parameters, x (T, N) inputs (ignored unless HAS_X), ends
 # (K, N) int32 end step of each sequence for each requested length, flags (steps + 1,) int32 with
-# 1 where some sequence ends, out (K, P, N). Each program: BLOCK consecutive flat indices p N + n.
+# 1 where some sequence ends, out (K, P, N), h0_ptr (1,) the initial state in the kernel's dtype. Each program: BLOCK consecutive flat indices p N + n.
 # Helpers are written inline: a kernel may call only kernels of its own kind (compiled or
 # interpreted), and these are built both ways.
 
 
-def _one_state_kernel_tanh(packed, x, ends, flags, out, P, N, K, steps, h0,
+def _one_state_kernel_tanh(packed, x, ends, flags, out, h0_ptr, P, N, K, steps,
                            HAS_X: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
     """srnn: h' = tanh(w h + u x + b); the output is h."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -138,7 +141,7 @@ def _one_state_kernel_tanh(packed, x, ends, flags, out, P, N, K, steps, h0,
     w = tl.load(packed + p * 3, mask=mask, other=0.0)
     u = tl.load(packed + p * 3 + 1, mask=mask, other=0.0)
     b = tl.load(packed + p * 3 + 2, mask=mask, other=0.0)
-    h = tl.zeros([BLOCK], dtype=w.dtype) + h0
+    h = tl.zeros([BLOCK], dtype=w.dtype) + tl.load(h0_ptr)
     for t in range(steps):
         a = w * h + b
         if HAS_X:
@@ -155,7 +158,7 @@ def _one_state_kernel_tanh(packed, x, ends, flags, out, P, N, K, steps, h0,
                 tl.store(out + k * PN + offs, h, mask=mask & (end == t + 1))
 
 
-def _one_state_kernel_sigmoid(packed, x, ends, flags, out, P, N, K, steps, h0,
+def _one_state_kernel_sigmoid(packed, x, ends, flags, out, h0_ptr, P, N, K, steps,
                               HAS_X: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
     """pascanu: s' = w sigmoid(s) + u x + b, output sigmoid(s); carries v = sigmoid(s)."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -166,7 +169,7 @@ def _one_state_kernel_sigmoid(packed, x, ends, flags, out, P, N, K, steps, h0,
     w = tl.load(packed + p * 3, mask=mask, other=0.0)
     u = tl.load(packed + p * 3 + 1, mask=mask, other=0.0)
     b = tl.load(packed + p * 3 + 2, mask=mask, other=0.0)
-    v = 1.0 / (1.0 + tl.exp(-(tl.zeros([BLOCK], dtype=w.dtype) + h0)))
+    v = 1.0 / (1.0 + tl.exp(-(tl.zeros([BLOCK], dtype=w.dtype) + tl.load(h0_ptr))))
     for t in range(steps):
         a = w * v + b
         if HAS_X:
@@ -178,7 +181,7 @@ def _one_state_kernel_sigmoid(packed, x, ends, flags, out, P, N, K, steps, h0,
                 tl.store(out + k * PN + offs, v, mask=mask & (end == t + 1))
 
 
-def _lstm_kernel(packed, x, ends, flags, out, P, N, K, steps, h0,
+def _lstm_kernel(packed, x, ends, flags, out, h0_ptr, P, N, K, steps,
                  HAS_X: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr):
     """lstm: i, f, o = sigmoid, z = tanh of w h + u x + b; c' = f c + i z; h' = o tanh(c')."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -199,8 +202,8 @@ def _lstm_kernel(packed, x, ends, flags, out, P, N, K, steps, h0,
     b_f = tl.load(base + 9, mask=mask, other=0.0)
     b_z = tl.load(base + 10, mask=mask, other=0.0)
     b_o = tl.load(base + 11, mask=mask, other=0.0)
-    h = tl.zeros([BLOCK], dtype=w_i.dtype) + h0
-    c = tl.zeros([BLOCK], dtype=w_i.dtype) + h0
+    h = tl.zeros([BLOCK], dtype=w_i.dtype) + tl.load(h0_ptr)
+    c = tl.zeros([BLOCK], dtype=w_i.dtype) + tl.load(h0_ptr)
     for t in range(steps):
         a_i = w_i * h + b_i
         a_f = w_f * h + b_f
@@ -235,7 +238,7 @@ def _lstm_kernel(packed, x, ends, flags, out, P, N, K, steps, h0,
                 tl.store(out + k * PN + offs, h, mask=mask & (end == t + 1))
 
 
-def _gru_kernel(packed, x, ends, flags, out, P, N, K, steps, h0,
+def _gru_kernel(packed, x, ends, flags, out, h0_ptr, P, N, K, steps,
                 HAS_X: tl.constexpr, BLOCK: tl.constexpr, LIBDEVICE: tl.constexpr, RESET_AFTER: tl.constexpr):
     """gru: z, r = sigmoid(w h + u x + b); torch form (RESET_AFTER) h~ = tanh(u_h x + b_h + r (w_h h + b_hn)),
     reset_before h~ = tanh(w_h (r h) + u_h x + b_h); h' = z h + (1 - z) h~."""
@@ -255,7 +258,7 @@ def _gru_kernel(packed, x, ends, flags, out, P, N, K, steps, h0,
     b_r = tl.load(base + 7, mask=mask, other=0.0)
     b_h = tl.load(base + 8, mask=mask, other=0.0)
     b_hn = tl.load(base + 9, mask=mask, other=0.0)
-    h = tl.zeros([BLOCK], dtype=w_z.dtype) + h0
+    h = tl.zeros([BLOCK], dtype=w_z.dtype) + tl.load(h0_ptr)
     for t in range(steps):
         a_z = w_z * h + b_z
         a_r = w_r * h + b_r
