@@ -109,7 +109,8 @@ def plot(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Pat
         fig = new_figure("double", aspect=0.36)
         axes = fig.subplots(1, 2, sharey=True)
         for ax, task in zip(axes, TASKS):
-            plot_vs_T(ax, [r for r in summary if r["task"] == task], "cell", "val_acc", COLOURS, offset=0.6)
+            sel = sorted((r for r in summary if r["task"] == task), key=lambda r: list(CELLS).index(r["cell"]))
+            plot_vs_T(ax, sel, "cell", "val_acc", COLOURS, offset=0.04, log=True)
             ax.set_title(titles[task])
             ax.set_xscale("log")
             ax.set_xticks(list(config.lengths))
