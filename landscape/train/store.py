@@ -34,6 +34,7 @@ from ..errors import LandscapeError
 from .population import TrainResult, spec_key, train_population
 
 SUFFIXES = (".csv", ".h5", ".hdf5")
+TEXT_COLUMNS = ("group", "run_key", "set")  # never read back as numbers (a hex key may look like one)
 
 
 def _check_path(path: Path) -> Path:
@@ -81,7 +82,8 @@ class ResultStore:
             return []
         if self.kind == "csv":
             with open(self.path, newline="") as fh:
-                return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+                return [{k: v if k in TEXT_COLUMNS else _parse(v) for k, v in row.items()}
+                        for row in csv.DictReader(fh)]
         out = []
         with h5py.File(self.path, "r") as f:
             for name in f.get("runs", {}):
