@@ -282,11 +282,13 @@ class SurfaceWriter:
         start, stop = self.chunk_range(c)
         for name, arr in values.items():
             grid_field = name in self.fields and self.fields[name] and self.fields[name][0] == "grid"
-            for i, j0, j1, p0, p1 in _row_segments(start, stop, self.ny):
-                if grid_field:
-                    self.file[name][i, j0:j1] = arr[p0:p1]
-                else:
-                    self.file[name][:, i, j0:j1] = arr[:, p0:p1]
+            dataset = self.file[name]
+            for i0, i1, j0, j1, p0, p1 in _row_blocks(start, stop, self.ny):
+                if grid_field:  # (P, *rest) -> (rows, cols, *rest)
+                    dataset[i0:i1, j0:j1] = arr[p0:p1].reshape(i1 - i0, j1 - j0, *arr.shape[1:])
+                else:  # (nT, P, *rest) -> (nT, rows, cols, *rest)
+                    dataset[:, i0:i1, j0:j1] = arr[:, p0:p1].reshape(arr.shape[0], i1 - i0, j1 - j0,
+                                                                     *arr.shape[2:])
         self.done[c] = True
         self.file["done"][c] = True
         self.file.flush()
@@ -300,15 +302,21 @@ class SurfaceWriter:
         self.file.close()
 
 
-def _row_segments(start: int, stop: int, ny: int):
-    """Split flat indices [start, stop) of an (nx, ny) grid into row pieces:
-    (row i, first column, end column, offset in the chunk, end offset)."""
+def _row_blocks(start: int, stop: int, ny: int):
+    """Split flat indices [start, stop) of an (nx, ny) grid into at most three rectangles: the
+    partial first row, the whole rows, the partial last row. Yields (first row, end row, first
+    column, end column, offset in the chunk, end offset); each is written with one h5py slice."""
     p = start
     while p < stop:
         i, j = divmod(p, ny)
-        j1 = min(ny, j + (stop - p))
-        yield i, j, j1, p - start, p - start + (j1 - j)
-        p += j1 - j
+        if j == 0 and stop - p >= ny:  # whole rows
+            rows = (stop - p) // ny
+            yield i, i + rows, 0, ny, p - start, p - start + rows * ny
+            p += rows * ny
+        else:  # part of one row
+            j1 = min(ny, j + (stop - p))
+            yield i, i + 1, j, j1, p - start, p - start + (j1 - j)
+            p += j1 - j
 
 
 # ---------------------------------------------------------------------------------------------

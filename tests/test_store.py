@@ -205,3 +205,18 @@ def test_read_base_point_checks_shapes(tmp_path):
         f["zzz"] = 1.0
     with pytest.raises(LandscapeError, match="holds none of this cell's parameters"):
         landscape.resolve(GridSpec(**SMALL, base_file=str(tmp_path / "none.h5")))
+
+
+@pytest.mark.parametrize("ny", [1, 3, 7])
+def test_row_blocks_cover_each_index_once(ny):
+    from landscape.store import _row_blocks
+
+    nx = 5
+    for start in range(nx * ny):
+        for stop in range(start + 1, nx * ny + 1):
+            seen = []
+            for i0, i1, j0, j1, p0, p1 in _row_blocks(start, stop, ny):
+                assert (i1 - i0) * (j1 - j0) == p1 - p0
+                assert i1 - i0 == 1 or (j0, j1) == (0, ny)  # a piece of one row, or whole rows
+                seen += [i * ny + j for i in range(i0, i1) for j in range(j0, j1)]
+            assert seen == list(range(start, stop))
