@@ -148,7 +148,7 @@ def test_cli_train_summary_and_resume(tmp_path, cli):
     assert "val_acc mean" in first.output and first.output.count("\n") >= 4
     lines = {line.split()[0]: line for line in first.output.splitlines() if line.strip()[:1].isdigit()}
     assert set(lines) == {"3", "5"}
-    second = cli(*args)  # everything saved: same table, nothing retrained
+    second = cli(*args, "--threads", "2")  # everything saved (threads are not part of a run's key)
     assert second.exit_code == 0 and "trained" not in second.output
     assert [l for l in second.output.splitlines() if l.strip()[:1].isdigit()] == \
            [l for l in first.output.splitlines() if l.strip()[:1].isdigit()]
@@ -159,6 +159,7 @@ def test_cli_train_summary_and_resume(tmp_path, cli):
     (["--T", "0,5"], "T must be positive integers; got 0"),
     (["--batch", "64", "--n", "40"], "batch 64 is larger than the 32 training rows"),
     (["--out", "x.txt"], "end the file name in .csv, .h5 or .hdf5"),
+    (["--threads", "-2"], "must be 0 (one per core) or a positive count, not -2"),
 ])
 def test_cli_train_errors(cli, args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -21,6 +21,7 @@ from ..cells import parse_param_ref
 from ..data import READOUT_PARAMS
 from ..errors import LandscapeError
 from ..spec import DTYPES, READOUTS, GridSpec, parse_assignments, parse_T
+from .options import threads_option
 
 _TOP_COMMAS = re.compile(r",(?![^\[]*\])")  # commas outside [i,j]
 
@@ -100,6 +101,7 @@ def log_spaced(steps: int, rows: int) -> np.ndarray:
               help="Floating-point type of the computation.")
 @click.option("--memory", help="Memory budget, e.g. 512M or 4G (default 1G on the CPU; or $LANDSCAPE_MEMORY).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the full per-t table as CSV.")
+@threads_option()
 def command(cell, task, T, ats, sets, hidden, n, seed, cell_opts, task_sets, readout, readout_l2, method,
             rows, device, dtype, memory, out):
     """Per-timestep gradient norms ||dL_T/dh_t|| and Jacobian factors at parameter points.

@@ -8,6 +8,7 @@ from ..engine import parse_bytes
 from ..errors import LandscapeError
 from ..spec import DTYPES, READOUTS, Axis, GridSpec, default_axes, parse_assignments, parse_T
 from ..surface import grid
+from .options import threads_option
 
 
 def _axis(ctx, param, value):
@@ -55,6 +56,7 @@ def _axis(ctx, param, value):
 @click.option("--memory", help="Memory budget of a chunk, e.g. 512M or 4G (default 1G on the CPU, "
               "half the free memory on a GPU; or $LANDSCAPE_MEMORY).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes, only the summary.")
+@threads_option()
 def command(cell, task, x, y, T, hidden, n, seed, sets, base_file, cell_opts, task_sets, readout, readout_l2,
             grads, device, dtype, out, force, chunk_size, memory, quiet):
     """Evaluate the loss over a grid of two parameters at every T of a list, from one unroll.

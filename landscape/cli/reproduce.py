@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import LandscapeError
+from .options import threads_option
 
 
 @click.command("reproduce")
@@ -16,6 +17,7 @@ from ..errors import LandscapeError
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
 @click.option("--list", "list_", is_flag=True, help="List the reproductions and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@threads_option()
 def command(name, out, quick, device, list_, quiet):
     """Reproduce a paper figure: compute its data (HDF5) and draw it (PDF + PNG).
 

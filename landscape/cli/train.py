@@ -10,6 +10,7 @@ from ..errors import LandscapeError
 from ..spec import parse_assignments, parse_T
 from ..train import INITS, OPTIMIZERS, PROTOCOLS, READOUTS, Member, TrainSpec
 from ..train.store import run_groups
+from .options import threads_option
 
 
 def _optimizer(ctx, param, value):
@@ -58,8 +59,9 @@ def _optimizer(ctx, param, value):
                    "groups already saved there.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@threads_option(expose=True)
 def command(cell, cell_opts, task, task_sets, T, repeats, epochs, batch, optimizer, lr, clip, init, sets,
-            protocol, readout, hidden, n, seed, dtype, success, use_compile, out, device, quiet):
+            protocol, readout, hidden, n, seed, dtype, success, use_compile, out, device, quiet, threads):
     """Train REPEATS models at every length T, all at once, and summarise their final accuracy.
 
     \b
@@ -80,7 +82,7 @@ def command(cell, cell_opts, task, task_sets, T, repeats, epochs, batch, optimiz
     note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     start = time.perf_counter()
     rows = run_groups([(spec, members)], out=out, device=device, progress=False if quiet else None,
-                      compile=use_compile, on_message=note)
+                      compile=use_compile, on_message=note, threads=threads or None)
     seconds = time.perf_counter() - start
     groups = {m.group for m in members}
     rows = [r for r in rows if r["group"] in groups and int(r["epoch"]) == epochs]

@@ -179,12 +179,13 @@ def _fmt(v):
 
 
 def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = None, compile: bool = False,
-               on_message=None, on_result=None) -> list[dict]:
+               on_message=None, on_result=None, threads: int | None = 1) -> list[dict]:
     """Train ``jobs`` = [(TrainSpec, [Member, ...]), ...], each job one population, skipping
     the groups already saved in ``out``; returns every row (saved before and now).
 
     Without ``out`` nothing is saved and the rows of this run are returned. ``on_result(result)``
-    is called with each population's TrainResult (for timings).
+    is called with each population's TrainResult (for timings). ``threads``: CPU threads while
+    training (``train_population``; None leaves torch's setting).
     """
     say = on_message or (lambda msg: None)
     store = None if out is None else ResultStore(out)
@@ -201,7 +202,8 @@ def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = Non
         if not todo:
             continue
         train = [m for m in members if m.group in todo]
-        result = train_population(spec, train, device=device, progress=progress, compile=compile)
+        result = train_population(spec, train, device=device, progress=progress, compile=compile,
+                                  threads=threads)
         if on_result is not None:
             on_result(result)
         for g in todo:
