@@ -268,26 +268,40 @@ def _block_outputs(cell, params, data, Ts, H, stepper=None, pool=None):
 
         def output():
             return cell.output(state)
-    windows = {k: (int(data.ends[T].min()), int(data.ends[T].max())) for k, T in enumerate(Ts)}
-    watch = {t for lo, hi in windows.values() for t in range(lo, hi + 1)}  # steps where an output is due
-    captured: dict[int, Tensor] = {}
-    for t in range(1, data.steps + 1):
+    for k, y in outputs_at_ends(advance, output, [data.ends[T] for T in Ts]):
+        yield k, y.expand(P, -1, -1)
+
+
+def outputs_at_ends(advance, output, ends: list[Tensor]):
+    """The one loop that reads outputs off an unroll (the engine's, the gradients' and training's).
+
+    ends[k]  (N,) or (P, N): the step (1-based) at which each sequence of output k ends
+    advance  advance(t) takes step t = 1, 2, ... up to the last end
+    output   output() -> the current output (P or 1, N, H)
+
+    Yields (k, y_k) as soon as every sequence of k has ended, y_k (P or 1, N, H) holding each
+    sequence's output at its own end. Where all of k's sequences end at one step, y_k is
+    ``output()`` itself, which may be a live buffer: use it before the generator resumes. Otherwise
+    the outputs are merged with ``torch.where`` (no in-place writes, so autograd runs through it).
+    """
+    windows = [(int(e.min()), int(e.max())) for e in ends]
+    due = {t for lo, hi in windows for t in range(lo, hi + 1)}  # steps where an output is due
+    merged: dict[int, Tensor] = {}
+    for t in range(1, max(hi for _, hi in windows) + 1):
         advance(t)
-        if t not in watch:
+        if t not in due:
             continue
-        for k, (lo, hi) in windows.items():
+        for k, (lo, hi) in enumerate(windows):
             if not lo <= t <= hi:
                 continue
-            out = output().expand(P, -1, -1)  # (P, N, H)
             if lo == hi:
-                yield k, out
+                yield k, output()
                 continue
-            # sequences of different lengths: keep each one's output at its own end
-            buf = captured.setdefault(k, out.new_zeros(P, data.n, H))
-            ends_here = data.ends[Ts[k]] == t  # (N,)
-            buf[:, ends_here] = out[:, ends_here]
+            out = output()
+            here = (ends[k] == t).unsqueeze(-1)  # (N, 1) or (P, N, 1)
+            merged[k] = torch.where(here, out, merged[k] if k in merged else out.new_zeros(()))
             if t == hi:
-                yield k, captured.pop(k)
+                yield k, merged.pop(k)
 
 
 def readout_loss(task: Task, y: Tensor, target: Tensor, params: dict[str, Tensor], readout: str,

@@ -55,6 +55,7 @@ from torch import Tensor
 from .cells import Cell, get_cell
 from .data import Task, TaskData, get_task
 from .data.readout import fit_logistic_readout, identity_loss, logits
+from .engine import outputs_at_ends
 from .errors import LandscapeError
 
 GRAD_NORM_METHODS = ("auto", "autograd", "scalar")
@@ -129,23 +130,16 @@ def _unroll(cell: Cell, params, data: TaskData, Ts: tuple[int, ...], P: int, H: 
     after every step: a list over t = 1..steps of state tuples, (P, N, H) each.
     """
     state = _initial_state(cell, params, data, P, H) if state0 is None else state0
-    windows = {T: (int(data.ends[T].min()), int(data.ends[T].max())) for T in Ts}
-    steps = max(hi for _, hi in windows.values())
-    outs: dict[int, Tensor] = {}
     kept = []
-    for t in range(1, steps + 1):
+
+    def advance(t):
+        nonlocal state
         state = cell.step(params, state, _input(data, t))
         if keep:
             kept.append(state)
-        for T, (lo, hi) in windows.items():
-            if not lo <= t <= hi:
-                continue
-            out = cell.output(state).expand(P, -1, -1)  # (P, N, H)
-            if lo == hi:
-                outs[T] = out
-            else:  # sequences of different lengths: each one's output at its own end
-                ends_here = (data.ends[T] == t).view(1, -1, 1)  # (1, N, 1)
-                outs[T] = torch.where(ends_here, out, outs.get(T, torch.zeros_like(out)))
+
+    outs = {Ts[k]: y.expand(P, -1, -1) for k, y in
+            outputs_at_ends(advance, lambda: cell.output(state), [data.ends[T] for T in Ts])}
     return outs, kept
 
 

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..cells import get_cell, parse_param_ref
 from ..data import get_task
-from ..engine import resolve_device
+from ..engine import outputs_at_ends, resolve_device
 from ..errors import LandscapeError
 from .data import check_protocol, epoch_orders, make_inputs, split_rows
 from .optim import PopulationOptimizer, check_optimizer, clip_grads, grad_norms
@@ -408,20 +408,13 @@ def unroll_outputs(cell, params: dict[str, Tensor], x: Tensor | None, ends: Tens
     """
     P, N = ends.shape[0], (ends.shape[1] if n is None else n)
     state = tuple(s.expand(P, N, H) for s in cell.initial_state(params, N, H, h0))  # (P, N, H)
-    stops = sorted(set(torch.unique(ends).tolist()))
-    if len(stops) == 1:  # everyone ends together: read the last state
-        for t in range(stops[0]):
-            state = cell.step(params, state, None if x is None else x[t])
-        return cell.output(state).expand(P, N, H)
-    final = None
-    stop_set = set(stops)
-    for t in range(1, stops[-1] + 1):
+
+    def advance(t):
+        nonlocal state
         state = cell.step(params, state, None if x is None else x[t - 1])
-        if t in stop_set:
-            out = cell.output(state).expand(P, N, H)
-            here = (ends == t).unsqueeze(-1)  # (P, N, 1)
-            final = torch.where(here, out, final if final is not None else torch.zeros_like(out))
-    return final
+
+    ((_, y),) = outputs_at_ends(advance, lambda: cell.output(state), [ends])
+    return y.expand(P, N, H)
 
 
 class CompiledUnroll:
