@@ -99,3 +99,19 @@ def test_list_default_folder_and_bad_names(tmp_path, monkeypatch):
     r = runner.invoke(cli(), ["reproduce", "pascanu-fig3", "--quick"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "out" / "pascanu-fig3" / "fig3-bifurcation.pdf").exists()
+
+
+def test_exact_flag_errors_and_is_passed_on(tmp_path, monkeypatch):
+    runner = CliRunner()
+    r = runner.invoke(cli(), ["reproduce", "pascanu-fig3", "--exact", "--out", str(tmp_path / "f3")])
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        "error: pascanu-fig3 has a single size; --exact applies to: ablations, latching, relay"]
+    r = runner.invoke(cli(), ["reproduce", "latching", "--exact", "--quick", "--out", str(tmp_path / "l")])
+    assert r.exit_code == 2 and "choose --quick or --exact, not both" in r.output
+    assert not (tmp_path / "f3").exists() and not (tmp_path / "l").exists()
+    seen = {}
+    module = analyses()["relay"]
+    monkeypatch.setattr(module, "run", lambda out, quick=False, device="auto", progress=None, exact=None:
+                        seen.update(exact=exact) or [])
+    r = runner.invoke(cli(), ["reproduce", "relay", "--exact", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0 and seen == {"exact": True}

@@ -1,6 +1,7 @@
 """`landscape reproduce NAME`: one paper figure (or experiment) end to end: data, then figures."""
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 
@@ -14,17 +15,20 @@ from .options import threads_option
 @click.argument("name", required=False)
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder [default: out/NAME].")
 @click.option("--quick", is_flag=True, help="Small grids, seconds: a check that everything runs (CI).")
+@click.option("--exact", is_flag=True, help="The paper's or the question's full protocol where the "
+              "reproduction has one (latching, relay, ablations; or $LANDSCAPE_EXACT=1); it takes longer.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
 @click.option("--list", "list_", is_flag=True, help="List the reproductions and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @threads_option()
-def command(name, out, quick, device, list_, quiet):
+def command(name, out, quick, exact, device, list_, quiet):
     """Reproduce a paper figure: compute its data (HDF5) and draw it (PDF + PNG).
 
     \b
     landscape reproduce --list
     landscape reproduce pascanu-fig6
     landscape reproduce cliff-formation --quick --out /tmp/cliff
+    landscape reproduce latching --exact
     """
     from ..analyses import analyses, get_analysis
 
@@ -38,8 +42,16 @@ def command(name, out, quick, device, list_, quiet):
         raise LandscapeError(f"name a reproduction; choose from: {', '.join(analyses()) or 'none yet'} "
                              f"(or --list)")
     module = get_analysis(name)
+    extra = {}
+    if exact:
+        if quick:
+            raise LandscapeError("choose --quick or --exact, not both")
+        if "exact" not in inspect.signature(module.run).parameters:
+            raise LandscapeError(f"{name} has a single size; --exact applies to: "
+                                 f"{', '.join(k for k, m in analyses().items() if 'exact' in inspect.signature(m.run).parameters)}")
+        extra["exact"] = True
     folder = Path(out) if out else Path("out") / name
     start = time.perf_counter()
-    paths = module.run(folder, quick=quick, device=device, progress=False if quiet else None)
+    paths = module.run(folder, quick=quick, device=device, progress=False if quiet else None, **extra)
     click.echo(f"{name}: wrote {len(paths)} files to {folder} in {time.perf_counter() - start:.1f} s"
                + (" (--quick: small grids)" if quick else ""))
