@@ -130,7 +130,8 @@ def plot(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Pat
             ax.set_ylim(0, 1.05)
             ax.set_title(titles[task])
         axes[0].set_ylabel("final val. accuracy (mean ± sd)")
-        axes[0].legend(loc="upper right", ncols=len(Ts))
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(Ts))
         fig.suptitle(f"Gate ablations: {config.repeats} repeats, {config.epochs} epochs, N = {config.n}, "
                      f"sigmoid gates, Adam 1e-3 (Keras form), stratified split")
         return save_pdf_png(fig, out, stem, quick)
