@@ -155,26 +155,21 @@ def _metric_rows(rows, config: Config):
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None,
         exact: bool | None = None) -> list[Path]:
-    from ..train.report import exact_requested, summarise, write_csv
-    from ..train.store import run_groups
+    from ..train.report import run_size, summarise, train_jobs, write_csv
 
-    size = "quick" if quick else ("exact" if exact_requested(exact) else "default")
+    size = run_size(quick, exact)
     config = CONFIGS[size]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = out / ("latching-quick.csv" if quick else "latching.csv")
     timings = []
     start = time.perf_counter()
-    all_jobs = jobs(config)
-    rows = run_groups(all_jobs, out=store, device=device, progress=progress, compile=config.compile,
-                      on_message=lambda m: print(f"{NAME}: {m}", flush=True),
+    rows = train_jobs(NAME, jobs(config), store, device, progress, config.compile,
                       on_result=lambda r: timings.append({"cell": r.spec.cell, "options": dict(r.spec.cell_options),
                                                           "epochs": r.spec.epochs, "models": len(r.members),
                                                           "seconds": round(r.seconds, 1),
                                                           "eval_seconds": round(r.eval_seconds, 1)}))
     wall = time.perf_counter() - start
-    wanted = {m.group for _, ms in all_jobs for m in ms}
-    rows = [r for r in rows if r["group"] in wanted]
     main, var = _metric_rows(rows, config)
     summary = summarise(main, ("variant", "cell", "protocol", "T"), "val_acc", SUCCESS, extra=("test_acc",))
     summary += summarise(var, ("variant", "setting", "protocol", "T"), "val_acc", SUCCESS, extra=("test_acc",))

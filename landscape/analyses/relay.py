@@ -71,29 +71,20 @@ def jobs(config: Config) -> list:
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None,
         exact: bool | None = None) -> list[Path]:
-    from ..train.report import exact_requested, final_rows, summarise, write_csv
-    from ..train.store import run_groups
+    from ..train.report import final_rows, print_accuracy_by_T, run_size, summarise, train_jobs, write_csv
 
-    size = "quick" if quick else ("exact" if exact_requested(exact) else "default")
+    size = run_size(quick, exact)
     config = _configs()[size]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = "relay-quick" if quick else "relay"
     start = time.perf_counter()
-    all_jobs = jobs(config)
-    rows = run_groups(all_jobs, out=out / f"{stem}.csv", device=device, progress=progress, compile=config.compile,
-                      on_message=lambda m: print(f"{NAME}: {m}", flush=True))
-    wanted = {m.group for _, ms in all_jobs for m in ms}
-    final = final_rows([r for r in rows if r["group"] in wanted])
-    summary = summarise(final, ("task", "cell", "T"), "val_acc", SUCCESS, extra=("test_acc",))
+    rows = train_jobs(NAME, jobs(config), out / f"{stem}.csv", device, progress, config.compile)
+    summary = summarise(final_rows(rows), ("task", "cell", "T"), "val_acc", SUCCESS, extra=("test_acc",))
     paths = [out / f"{stem}.csv", write_csv(out / f"{stem}-summary.csv", summary)]
     paths += plot(summary, config, out, stem, quick)
     print(f"{NAME}: {time.perf_counter() - start:.0f} s ({size}); final validation accuracy, mean (sd):")
-    for task in TASKS:
-        for cell in CELLS:
-            sel = sorted((r for r in summary if r["task"] == task and r["cell"] == cell), key=lambda r: int(r["T"]))
-            print(f"  {task:<5} {cell:<4}  " + "  ".join(f"T={r['T']}: {r['val_acc_mean']:.2f} ({r['val_acc_sd']:.2f})"
-                                                     for r in sel))
+    print_accuracy_by_T(summary, [(task, cell) for task in TASKS for cell in CELLS], widths=(5, 4))
     for p in paths:
         print(f"  wrote {p}")
     return paths

@@ -17,6 +17,30 @@ def exact_requested(exact: bool | None) -> bool:
     return os.environ.get("LANDSCAPE_EXACT", "").strip().lower() in ("1", "true", "yes", "exact")
 
 
+def run_size(quick: bool, exact: bool | None) -> str:
+    """Which of a reproduction's configurations to run: quick, exact or default."""
+    return "quick" if quick else ("exact" if exact_requested(exact) else "default")
+
+
+def train_jobs(name: str, jobs, store: Path, device: str, progress, compile: bool, on_result=None) -> list[dict]:
+    """Train a reproduction's jobs [(TrainSpec, [Member])], resuming from the groups saved in
+    ``store``, and return the rows of those jobs' groups (the store may hold others)."""
+    from .store import run_groups
+
+    rows = run_groups(jobs, out=store, device=device, progress=progress, compile=compile,
+                      on_message=lambda m: print(f"{name}: {m}", flush=True), on_result=on_result)
+    wanted = {m.group for _, members in jobs for m in members}
+    return [r for r in rows if r["group"] in wanted]
+
+
+def print_accuracy_by_T(summary: list[dict], keys: list[tuple[str, str]], widths=(5, 8)) -> None:
+    """One line per (task, cell) in ``keys``: the mean (sd) final validation accuracy at each T."""
+    for task, cell in keys:
+        sel = sorted((r for r in summary if r["task"] == task and r["cell"] == cell), key=lambda r: int(r["T"]))
+        print(f"  {task:<{widths[0]}} {cell:<{widths[1]}}  "
+              + "  ".join(f"T={r['T']}: {r['val_acc_mean']:.2f} ({r['val_acc_sd']:.2f})" for r in sel))
+
+
 def final_rows(rows, epochs_of=None) -> list[dict]:
     """The rows of each model's last epoch (or of ``epochs_of(row)`` when given)."""
     last: dict = {}
