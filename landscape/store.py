@@ -35,6 +35,7 @@ from .errors import LandscapeError
 
 FORMAT = "landscape-surface"
 FORMAT_VERSION = 1
+WRITE_SLAB_BYTES = 4 << 20  # a chunk is written in slabs of whole rows of about this size (bounds HDF5's copies)
 
 
 def landscape_version() -> str:
@@ -283,7 +284,8 @@ class SurfaceWriter:
         for name, arr in values.items():
             grid_field = name in self.fields and self.fields[name] and self.fields[name][0] == "grid"
             dataset = self.file[name]
-            for i0, i1, j0, j1, p0, p1 in _row_blocks(start, stop, self.ny):
+            row_bytes = arr.nbytes // max(1, stop - start) * self.ny
+            for i0, i1, j0, j1, p0, p1 in _row_blocks(start, stop, self.ny, WRITE_SLAB_BYTES // max(1, row_bytes)):
                 if grid_field:  # (P, *rest) -> (rows, cols, *rest)
                     dataset[i0:i1, j0:j1] = arr[p0:p1].reshape(i1 - i0, j1 - j0, *arr.shape[1:])
                 else:  # (nT, P, *rest) -> (nT, rows, cols, *rest)
@@ -302,15 +304,16 @@ class SurfaceWriter:
         self.file.close()
 
 
-def _row_blocks(start: int, stop: int, ny: int):
-    """Split flat indices [start, stop) of an (nx, ny) grid into at most three rectangles: the
-    partial first row, the whole rows, the partial last row. Yields (first row, end row, first
-    column, end column, offset in the chunk, end offset); each is written with one h5py slice."""
+def _row_blocks(start: int, stop: int, ny: int, max_rows: int | None = None):
+    """Split flat indices [start, stop) of an (nx, ny) grid into rectangles: the partial first
+    row, the whole rows (at most ``max_rows`` at a time), the partial last row. Yields (first row,
+    end row, first column, end column, offset in the chunk, end offset); each is written with one
+    h5py slice."""
     p = start
     while p < stop:
         i, j = divmod(p, ny)
         if j == 0 and stop - p >= ny:  # whole rows
-            rows = (stop - p) // ny
+            rows = (stop - p) // ny if max_rows is None else min((stop - p) // ny, max(1, max_rows))
             yield i, i + rows, 0, ny, p - start, p - start + rows * ny
             p += rows * ny
         else:  # part of one row

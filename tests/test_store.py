@@ -208,15 +208,33 @@ def test_read_base_point_checks_shapes(tmp_path):
 
 
 @pytest.mark.parametrize("ny", [1, 3, 7])
-def test_row_blocks_cover_each_index_once(ny):
+@pytest.mark.parametrize("max_rows", [None, 1, 2])
+def test_row_blocks_cover_each_index_once(ny, max_rows):
     from landscape.store import _row_blocks
 
     nx = 5
     for start in range(nx * ny):
         for stop in range(start + 1, nx * ny + 1):
             seen = []
-            for i0, i1, j0, j1, p0, p1 in _row_blocks(start, stop, ny):
+            for i0, i1, j0, j1, p0, p1 in _row_blocks(start, stop, ny, max_rows):
                 assert (i1 - i0) * (j1 - j0) == p1 - p0
                 assert i1 - i0 == 1 or (j0, j1) == (0, ny)  # a piece of one row, or whole rows
+                assert max_rows is None or i1 - i0 <= max_rows
                 seen += [i * ny + j for i in range(i0, i1) for j in range(j0, j1)]
             assert seen == list(range(start, stop))
+
+
+def test_slab_writes_equal_one_write_per_chunk(tmp_path, monkeypatch):
+    """Whole rows written a row at a time (the smallest slab) give the same file as one slab."""
+    import landscape.store as store_module
+
+    spec = GridSpec(cell="srnn", task="latch", n=16, T=(2, 5), readout="fixed", grads=True,
+                    x=Axis("w", 0.0, 2.0, 5), y=Axis("b", -0.5, 0.5, 6))
+    whole = landscape.grid(spec, out=tmp_path / "whole.h5", chunk_size=13, progress=False)
+    monkeypatch.setattr(store_module, "WRITE_SLAB_BYTES", 1)
+    rows = landscape.grid(spec, out=tmp_path / "rows.h5", chunk_size=13, progress=False)
+    with h5py.File(whole.path, "r") as a, h5py.File(rows.path, "r") as b:
+        names = [k for k in a if isinstance(a[k], h5py.Dataset) and k != "done"]
+        assert "loss" in names and len(names) > 3
+        for k in names:
+            np.testing.assert_array_equal(a[k][()], b[k][()], err_msg=k)
