@@ -6,6 +6,7 @@ figures, and (for the long ones) resume from its CSV without retraining saved gr
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -59,6 +60,12 @@ def test_latching_quick_and_resume(tmp_path, monkeypatch):
     again = store_mod.run_groups(latching.jobs(latching.CONFIGS["quick"]), out=tmp_path / "latching-quick.csv",
                                  device="cpu")
     assert calls == [] and len(again) == len(rows)
+    # the run record keeps the first run's populations when a rerun trains nothing
+    info = json.loads((tmp_path / "latching-quick-run.json").read_text())
+    assert len(info["runs"]) == 1 and info["training_seconds_total"] > 0
+    latching.run(tmp_path, quick=True, progress=False)
+    again_info = json.loads((tmp_path / "latching-quick-run.json").read_text())
+    assert again_info["runs"] == info["runs"]
 
 
 def test_bengio_quick(tmp_path, monkeypatch):

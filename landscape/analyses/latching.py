@@ -175,8 +175,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
     summary += summarise(var, ("variant", "setting", "protocol", "T"), "val_acc", SUCCESS, extra=("test_acc",))
     stem = "latching-quick" if quick else "latching"
     paths = [store, write_csv(out / f"{stem}-summary.csv", summary)]
-    run_info = {"size": size, "config": asdict(config), "wall_seconds_this_run": round(wall, 1),
-                "populations_trained_this_run": timings, "success_criterion": f"final val_acc > {SUCCESS}"}
+    run_info = _run_info(out / f"{stem}-run.json", size, config, wall, timings)
     (out / f"{stem}-run.json").write_text(json.dumps(run_info, indent=1))
     paths.append(out / f"{stem}-run.json")
     paths += plot_main(summary, out, quick, config)
@@ -185,6 +184,25 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
     for p in paths:
         print(f"  wrote {p}")
     return paths
+
+
+def _run_info(path: Path, size: str, config: Config, wall: float, timings: list[dict]) -> dict:
+    """The configuration and the time of every invocation that trained something: a resumed run
+    adds its populations to those of the earlier runs recorded in ``path`` (same configuration)."""
+    conf = json.loads(json.dumps(asdict(config)))
+    runs = []
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
+        if old.get("config") == conf:
+            runs = old.get("runs", [])
+    if timings:
+        runs.append({"wall_seconds": round(wall, 1), "populations": timings})
+    return {"size": size, "config": conf, "runs": runs,
+            "training_seconds_total": round(sum(p["seconds"] for r in runs for p in r["populations"]), 1),
+            "success_criterion": f"final val_acc > {SUCCESS}"}
 
 
 def plot_main(summary, out: Path, quick: bool, config: Config) -> list[Path]:
