@@ -12,8 +12,8 @@ File layout (readable by plain h5py, and by xarray through h5netcdf):
                      torch_version, device, dtype, created, complete, chunk_size
 
 A chunk c holds the flat indices [c * chunk_size, (c + 1) * chunk_size) of the (nx, ny) grid in
-row-major ("ij") order. A process computing a file holds an exclusive lock on FILE.lock
-(fcntl), so two processes on the same spec never write the same file at once; a killed process
+row-major ("ij") order. A process computing a file holds an exclusive lock on .FILE.lock beside
+it (fcntl; hidden, so output folders list only the surfaces), so two processes on the same spec never write the same file at once; a killed process
 loses its lock, and the next run resumes from the done mask.
 """
 from __future__ import annotations
@@ -165,11 +165,15 @@ def read_base_point(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch
 # writing
 
 
+def lock_path(path: Path) -> Path:
+    """The lock file of a surface file: .NAME.lock in the same folder."""
+    return path.with_name(f".{path.name}.lock")
+
+
 @contextmanager
 def locked(path: Path, on_wait=None):
-    """An exclusive lock on PATH.lock for the duration; calls on_wait() if it has to wait."""
-    lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a+") as fh:
+    """An exclusive lock on lock_path(path) for the duration; calls on_wait() if it has to wait."""
+    with open(lock_path(path), "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

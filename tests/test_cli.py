@@ -76,9 +76,13 @@ def test_cache_ls_show_rm(tmp_path):
     key = ls.output.splitlines()[1].split()[0]
     show = invoke("cache", "show", key[:6])
     assert '"cell": "pascanu"' in show.output and "chunks done" in show.output
+    cache = tmp_path / "cache"
+    assert sorted(f.name for f in cache.iterdir()) == sorted([f"pascanu-target-{key}.h5",
+                                                              f".pascanu-target-{key}.h5.lock"])
     rm = invoke("cache", "rm", key)
     assert "removed" in rm.output
     assert "0 surfaces" in invoke("cache", "ls").output
+    assert list(cache.iterdir()) == []  # the lock file went with its surface
     bad = CliRunner().invoke(main, ["cache", "show", "nope"])
     assert bad.exit_code == 2 and "no cached surface matches 'nope'" in bad.output
 

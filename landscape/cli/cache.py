@@ -5,7 +5,7 @@ import json
 
 import click
 
-from ..store import cache_dir, cache_entries, check_surface_file, find_cached, load
+from ..store import cache_dir, cache_entries, check_surface_file, find_cached, load, lock_path
 
 
 @click.group("cache")
@@ -54,5 +54,5 @@ def rm(refs, all_):
         if not all_:
             check_surface_file(path)
         path.unlink()
-        path.with_name(path.name + ".lock").unlink(missing_ok=True)
+        lock_path(path).unlink(missing_ok=True)
         click.echo(f"removed {path}")
