@@ -39,11 +39,12 @@ def run(s: Settings) -> list[Row]:
             engine.unroll_losses(r.cell, params, data, r.task, r.Ts, "fixed", r.spec.readout_l2, 1)
 
     stepper = engine.cpu_stepper(r.cell, 1, 1)
+    item = next(iter(params.values())).element_size()
 
     def unroll():  # the engine's unroll of every block, the outputs at T read and dropped
         pool = engine.Buffers()
         with torch.no_grad():
-            for _, sub in engine._blocks(params, num * num, n, 1, 8, stepper, None, torch.device("cpu")):
+            for _, sub in engine._blocks(params, num * num, n, 1, item, stepper, None, torch.device("cpu")):
                 for _ in engine._block_outputs(r.cell, sub, data, r.Ts, 1, stepper, pool):
                     pass
 

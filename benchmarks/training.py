@@ -28,20 +28,7 @@ LENGTHS = [2, 5, 8, 10, 15, 20, 25, 30] + list(range(30, 210, 10))  # as in the 
 FULL_STEPS = 5 * math.ceil(8000 / 16)  # 5 epochs of the 8000 training rows of N = 10000
 
 
-def available() -> str | None:
-    """None when landscape.train offers what this benchmark needs, else the reason it is skipped."""
-    try:
-        from landscape.train import Member, TrainSpec, train_population  # noqa: F401
-    except ImportError as err:
-        return f"landscape.train is not available ({err})"
-    return None
-
-
 def run(s: Settings) -> list[Row]:
-    reason = available()
-    if reason is not None:
-        print(f"training: skipped: {reason}")
-        return []
     from landscape.train import Member, TrainSpec, train_population
 
     lengths, repeats, n = ([2, 5], 2, 64) if s.quick else (LENGTHS, 30, 400)

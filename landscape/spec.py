@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
-from .cells import Cell, get_cell, parse_param_ref, scalar_names
+from .cells import Cell, get_cell, parse_param_ref
 from .data import READOUT_PARAMS, Task, get_task, readout_defaults, readout_shapes
 from .errors import LandscapeError
 

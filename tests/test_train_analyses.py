@@ -96,7 +96,7 @@ def test_relay_and_ablations_quick(tmp_path, monkeypatch):
     from landscape.analyses import ablations, relay
 
     tiny = relay.Config(lengths=(3,), n=48, repeats=2, epochs=1, compile=False)
-    monkeypatch.setattr(relay, "_configs", lambda: {"quick": tiny})
+    monkeypatch.setitem(relay.CONFIGS, "quick", tiny)
     paths = relay.run(tmp_path, quick=True, progress=False)
     figures_ok(paths, "relay-quick")
     rows = read_csv(tmp_path / "relay-quick.csv")

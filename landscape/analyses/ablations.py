@@ -21,7 +21,6 @@ one bar group per T).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,23 +74,13 @@ def jobs(config: Config) -> list:
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None,
         exact: bool | None = None) -> list[Path]:
-    from ..train.report import final_rows, print_accuracy_by_T, run_size, summarise, train_jobs, write_csv
+    from ..train.report import run_size, run_task_reproduction
 
     size = run_size(quick, exact)
     config = CONFIGS[size]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "ablations-quick" if quick else "ablations"
-    start = time.perf_counter()
-    rows = train_jobs(NAME, jobs(config), out / f"{stem}.csv", device, progress, config.compile)
-    summary = summarise(final_rows(rows), ("task", "cell", "T"), "val_acc", SUCCESS, extra=("test_acc",))
-    paths = [out / f"{stem}.csv", write_csv(out / f"{stem}-summary.csv", summary)]
-    paths += plot(summary, config, out, stem, quick)
-    print(f"{NAME}: {time.perf_counter() - start:.0f} s ({size}); final validation accuracy, mean (sd):")
-    print_accuracy_by_T(summary, [(task, cell) for task in TASKS for cell in cells_for(task)], widths=(5, 8))
-    for p in paths:
-        print(f"  wrote {p}")
-    return paths
+    keys = [(task, cell) for task in TASKS for cell in cells_for(task)]
+    return run_task_reproduction(NAME, size, config, jobs(config), plot, keys, out_dir, quick, device, progress,
+                                 SUCCESS, widths=(5, 8))
 
 
 def plot(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Path]:

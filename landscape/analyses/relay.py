@@ -22,18 +22,14 @@ relay-summary.csv, relay.pdf/.png.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .latching import CELLS  # srnn, lstm, gru with Keras 2's gates, as in the latching experiment
 
 NAME = "relay"
 DESCRIPTION = "Latching (1 unit) and bit relay (8 units), 10 repeats x 10 epochs: srnn vs lstm vs gru"
 
-CELLS = {
-    "srnn": (),
-    "lstm": (("gate", "hard_sigmoid"),),
-    "gru": (("gate", "hard_sigmoid"), ("form", "reset_before")),
-}
 TASKS = {"latch": 1, "relay": 8}  # task -> hidden units
 SUCCESS = 0.9
 
@@ -47,11 +43,12 @@ class Config:
     compile: bool = True
 
 
-def _configs():
-    return {"quick": Config(lengths=(3, 8), n=160, repeats=2, epochs=2, compile=False),
-            "default": Config(lengths=(5, 10, 20, 40, 80), n=2000),
-            # the latching experiment's N = 10000 (its 25 lengths would take hours on one CPU core)
-            "exact": Config(lengths=(5, 10, 20, 40, 80), n=10000)}
+CONFIGS = {
+    "quick": Config(lengths=(3, 8), n=160, repeats=2, epochs=2, compile=False),
+    "default": Config(lengths=(5, 10, 20, 40, 80), n=2000),
+    # the latching experiment's N = 10000 (its 25 lengths would take hours on one CPU core)
+    "exact": Config(lengths=(5, 10, 20, 40, 80), n=10000),
+}
 
 
 def jobs(config: Config) -> list:
@@ -71,23 +68,13 @@ def jobs(config: Config) -> list:
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None,
         exact: bool | None = None) -> list[Path]:
-    from ..train.report import final_rows, print_accuracy_by_T, run_size, summarise, train_jobs, write_csv
+    from ..train.report import run_size, run_task_reproduction
 
     size = run_size(quick, exact)
-    config = _configs()[size]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "relay-quick" if quick else "relay"
-    start = time.perf_counter()
-    rows = train_jobs(NAME, jobs(config), out / f"{stem}.csv", device, progress, config.compile)
-    summary = summarise(final_rows(rows), ("task", "cell", "T"), "val_acc", SUCCESS, extra=("test_acc",))
-    paths = [out / f"{stem}.csv", write_csv(out / f"{stem}-summary.csv", summary)]
-    paths += plot(summary, config, out, stem, quick)
-    print(f"{NAME}: {time.perf_counter() - start:.0f} s ({size}); final validation accuracy, mean (sd):")
-    print_accuracy_by_T(summary, [(task, cell) for task in TASKS for cell in CELLS], widths=(5, 4))
-    for p in paths:
-        print(f"  wrote {p}")
-    return paths
+    config = CONFIGS[size]
+    keys = [(task, cell) for task in TASKS for cell in CELLS]
+    return run_task_reproduction(NAME, size, config, jobs(config), plot, keys, out_dir, quick, device, progress,
+                                 SUCCESS, widths=(5, 4))
 
 
 def plot(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Path]:

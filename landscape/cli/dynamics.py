@@ -145,7 +145,7 @@ def bifurcation_command(cell, w_text, b_text, c, out):
         raise LandscapeError(f"bad value {w_text!r} for --w: bifurcation takes one w, e.g. --w 5")
     w = float(ws[0])
     d = dynamics.bifurcation_diagram(cell, w, parse_values(b_text, "--b"), c)
-    rows, csv_rows = [], []
+    rows = []
     for k, b in enumerate(d.b):
         marks = " ".join("-" if not np.isfinite(d.fixed[k, j]) else ("S" if d.stable[k, j] else "U")
                          for j in range(3))

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..engine import parse_bytes
 from ..errors import LandscapeError
-from ..spec import DTYPES, READOUTS, Axis, GridSpec, default_axes, parse_assignments, parse_T
+from ..spec import DTYPES, READOUTS, Axis, GridSpec, parse_assignments, parse_T
 from ..surface import grid
 from .options import threads_option
 

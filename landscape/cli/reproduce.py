@@ -46,12 +46,17 @@ def command(name, out, quick, exact, device, list_, quiet):
     if exact:
         if quick:
             raise LandscapeError("choose --quick or --exact, not both")
-        if "exact" not in inspect.signature(module.run).parameters:
-            raise LandscapeError(f"{name} has a single size; --exact applies to: "
-                                 f"{', '.join(k for k, m in analyses().items() if 'exact' in inspect.signature(m.run).parameters)}")
+        if not _has_exact(module):
+            with_exact = [key for key, m in analyses().items() if _has_exact(m)]
+            raise LandscapeError(f"{name} has a single size; --exact applies to: {', '.join(with_exact)}")
         extra["exact"] = True
     folder = Path(out) if out else Path("out") / name
     start = time.perf_counter()
     paths = module.run(folder, quick=quick, device=device, progress=False if quiet else None, **extra)
     click.echo(f"{name}: wrote {len(paths)} files to {folder} in {time.perf_counter() - start:.1f} s"
                + (" (--quick: small grids)" if quick else ""))
+
+
+def _has_exact(module) -> bool:
+    """Whether a reproduction's run() takes ``exact`` (it has a full-size protocol)."""
+    return "exact" in inspect.signature(module.run).parameters

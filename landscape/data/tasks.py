@@ -7,7 +7,7 @@ unroll serves every requested T. Data are made on the CPU in float64 and then ca
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch

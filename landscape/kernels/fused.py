@@ -125,7 +125,8 @@ def _kernels(interpret: bool) -> dict:
 # ---------------------------------------------------------------------------------------------
 # The kernels. Arguments: packed (P, G) parameters, x (T, N) inputs (ignored unless HAS_X), ends
 # (K, N) int32 end step of each sequence for each requested length, flags (steps + 1,) int32 with
-# 1 where some sequence ends, out (K, P, N), h0_ptr (1,) the initial state in the kernel's dtype. Each program: BLOCK consecutive flat indices p N + n.
+# 1 where some sequence ends, out (K, P, N), h0_ptr (1,) the initial state in the kernel's dtype.
+# Each program: BLOCK consecutive flat indices p N + n.
 # Helpers are written inline: a kernel may call only kernels of its own kind (compiled or
 # interpreted), and these are built both ways.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -31,6 +32,26 @@ def train_jobs(name: str, jobs, store: Path, device: str, progress, compile: boo
                       on_message=lambda m: print(f"{name}: {m}", flush=True), on_result=on_result)
     wanted = {m.group for _, members in jobs for m in members}
     return [r for r in rows if r["group"] in wanted]
+
+
+def run_task_reproduction(name: str, size: str, config, jobs, plot, keys: list[tuple[str, str]], out_dir,
+                          quick: bool, device: str, progress, success: float, widths=(5, 8)) -> list[Path]:
+    """The run of a reproduction that trains ``jobs`` and reports the final validation accuracy per
+    (task, cell, T): NAME.csv (resumable), NAME-summary.csv, the figure ``plot(summary, config,
+    out, stem, quick)`` and a printed table over ``keys`` = [(task, cell)]; returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-quick" if quick else name
+    start = time.perf_counter()
+    rows = train_jobs(name, jobs, out / f"{stem}.csv", device, progress, config.compile)
+    summary = summarise(final_rows(rows), ("task", "cell", "T"), "val_acc", success, extra=("test_acc",))
+    paths = [out / f"{stem}.csv", write_csv(out / f"{stem}-summary.csv", summary)]
+    paths += plot(summary, config, out, stem, quick)
+    print(f"{name}: {time.perf_counter() - start:.0f} s ({size}); final validation accuracy, mean (sd):")
+    print_accuracy_by_T(summary, keys, widths)
+    for path in paths:
+        print(f"  wrote {path}")
+    return paths
 
 
 def print_accuracy_by_T(summary: list[dict], keys: list[tuple[str, str]], widths=(5, 8)) -> None:
