@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 
-from . import floor, grid_vs_loop, memory, training
+from . import floor, fusion, grid_vs_loop, memory, training
 from .common import Settings, machine, table, write_csv
 
-MODULES = {m.NAME: m for m in (grid_vs_loop, floor, training, memory)}
+MODULES = {m.NAME: m for m in (grid_vs_loop, floor, training, memory, fusion)}
+DEFAULT = [name for name in MODULES if name != fusion.NAME]  # fusion compiles C: on request only
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -23,7 +24,8 @@ def parse(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes and one repeat: a smoke run, not a measurement")
-    p.add_argument("--only", help=f"comma list of benchmarks to run (default all): {', '.join(MODULES)}")
+    p.add_argument("--only", help=f"comma list of benchmarks to run: {', '.join(MODULES)} (default all but {fusion.NAME}, "
+                        "which compiles C kernels)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the CSV (default benchmarks/results)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for both sides (default 1: on a shared machine more threads measure "
@@ -36,7 +38,7 @@ def parse(argv):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    names = list(MODULES) if not args.only else [s.strip() for s in args.only.split(",") if s.strip()]
+    names = list(DEFAULT) if not args.only else [s.strip() for s in args.only.split(",") if s.strip()]
     bad = [n for n in names if n not in MODULES]
     if bad:
         print(f"unknown benchmark {bad[0]!r}; choose from: {', '.join(MODULES)}", file=sys.stderr)

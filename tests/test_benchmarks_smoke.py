@@ -24,6 +24,7 @@ def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
     assert len(stamped) == 1
     names = {r["benchmark"] for r in rows}
     assert {"grid-vs-loop", "floor", "training", "memory"} <= names
+    assert "fusion" not in names  # it compiles C: run only on request
     for r in rows:
         assert float(r["candidate_value"]) >= 0 and float(r["baseline_value"]) > 0 and float(r["ratio"]) > 0
         assert r["meets"] in ("yes", "no", "")
@@ -36,5 +37,19 @@ def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
 def test_unknown_benchmark_is_one_clear_error(tmp_path):
     res = bench("--only", "floor,nope", "--out", str(tmp_path), timeout=120)
     assert res.returncode == 2
-    assert "unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory" in res.stderr
+    assert "unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory, fusion" in res.stderr
     assert not list(tmp_path.glob("*.csv"))
+
+
+def test_fusion_runs_on_request_and_its_kernels_match_the_eager_step(tmp_path):
+    res = bench("--only", "fusion", "--quick", "--out", str(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    if "fusion: skipped (" in res.stdout:  # no compiler, no MKL or not x86-64: said, and no rows
+        return
+    with open(tmp_path / "latest.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["benchmark"] == "fusion"]
+    assert len(rows) == 7
+    for r in rows:
+        assert float(r["ratio"]) > 0
+        diff = float(r["note"].rsplit("eager step ", 1)[1])
+        assert diff < 1e-12, r
