@@ -295,6 +295,9 @@ class SurfaceWriter:
                 else:  # (nT, P, *rest) -> (nT, rows, cols, *rest)
                     dataset[:, i0:i1, j0:j1] = arr[:, p0:p1].reshape(arr.shape[0], i1 - i0, j1 - j0,
                                                                      *arr.shape[2:])
+        # the values reach the file before their flag: one flush writes HDF5's caches in its own
+        # order, so a process killed inside it could leave a chunk flagged done but still NaN
+        self.file.flush()
         self.done[c] = True
         self.file["done"][c] = True
         self.file.flush()

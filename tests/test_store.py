@@ -143,6 +143,46 @@ def test_resume_after_sigkill_computes_only_missing_chunks(tmp_path):
     assert resumed.surface.complete and np.isfinite(resumed.surface.loss).all()
 
 
+class _Logged:
+    """An h5py file or dataset whose writes and flushes are logged (the order they reach the file)."""
+
+    def __init__(self, obj, log, name=""):
+        self._obj, self._log, self._name = obj, log, name
+
+    def __getitem__(self, key):
+        return _Logged(self._obj[key], self._log, key)
+
+    def __setitem__(self, key, value):
+        self._log.append(("write", self._name))
+        self._obj[key] = value
+
+    def flush(self):
+        self._log.append(("flush", ""))
+        self._obj.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._obj, name)
+
+
+def test_a_chunk_reaches_the_file_before_its_done_flag(tmp_path):
+    # HDF5 writes the small contiguous "done" dataset through at once but keeps the loss's chunks in its cache until a
+    # flush: a process killed between the two left a chunk flagged done and still NaN (seen in the
+    # SIGKILL test above). The values must be flushed before the flag is written.
+    from landscape.store import SurfaceWriter
+
+    w = SurfaceWriter(tmp_path / "s.h5", "{}", "k", [3], "w", np.linspace(0, 1, 3), "b", np.linspace(0, 1, 4), 5, {})
+    log = []
+    w.file = _Logged(w.file, log)
+    w.write_chunk(0, {"loss": np.ones((1, 5))})
+    flag = log.index(("write", "done"))
+    last_value = max(i for i, e in enumerate(log) if e == ("write", "loss"))
+    assert ("flush", "") in log[last_value:flag], log
+    w.file = w.file._obj
+    w.finish(), w.close()
+    s = landscape.load(tmp_path / "s.h5")
+    assert np.isfinite(s.loss).sum() == 5
+
+
 def test_two_processes_on_the_same_spec_both_succeed(tmp_path):
     code = ("import landscape, sys; from landscape import Axis, GridSpec; "
             "r = landscape.grid(GridSpec(cell='srnn', task='latch', T=(60,), n=2000, readout='fixed', "
