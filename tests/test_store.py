@@ -165,9 +165,9 @@ class _Logged:
 
 
 def test_a_chunk_reaches_the_file_before_its_done_flag(tmp_path):
-    # HDF5 writes the small contiguous "done" dataset through at once but keeps the loss's chunks in its cache until a
-    # flush: a process killed between the two left a chunk flagged done and still NaN (seen in the
-    # SIGKILL test above). The values must be flushed before the flag is written.
+    # HDF5 writes the small contiguous "done" dataset through at once but keeps the loss's chunks
+    # in its cache until a flush: a process killed between the two left a chunk flagged done and
+    # still NaN (seen in the SIGKILL test above). The values must be flushed before the flag.
     from landscape.store import SurfaceWriter
 
     w = SurfaceWriter(tmp_path / "s.h5", "{}", "k", [3], "w", np.linspace(0, 1, 3), "b", np.linspace(0, 1, 4), 5, {})
