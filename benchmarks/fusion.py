@@ -160,7 +160,8 @@ def run(s: Settings) -> list[Row]:
         try:
             regs, mvec = _build(Path(tmp))
         except subprocess.CalledProcessError as e:
-            print(f"  fusion: skipped (the C kernels did not compile: {e.stderr.strip().splitlines()[-1:]})", flush=True)
+            last = (e.stderr.strip().splitlines() or ["no message"])[-1]
+            print(f"  fusion: skipped (the C kernels did not compile: {last})", flush=True)
             return []
         args = (ctypes.c_void_p(h.data_ptr()), ctypes.c_void_p(w.data_ptr()), ctypes.c_void_p(rows.data_ptr()),
                 ctypes.c_int64(P), ctypes.c_int64(N), ctypes.c_int64(T))
