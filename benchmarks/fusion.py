@@ -173,9 +173,6 @@ def run(s: Settings) -> list[Row]:
         def compiled_step(h, w, row):
             h.copy_(torch.tanh(torch.addcmul(row, h, w)))
 
-        def eager_step(t):
-            torch.addcmul(rows[t], h, column, out=h).tanh_()
-
         def repeat(step_all):
             def fn():
                 for _ in range(blocks):
@@ -183,16 +180,27 @@ def run(s: Settings) -> list[Row]:
                     step_all()
             return fn
 
+        def compiled_all():
+            for t in range(T):
+                compiled_step(h, column, rows[t])
+
+        def eager_all():  # the engine's step
+            for t in range(T):
+                torch.addcmul(rows[t], h, column, out=h).tanh_()
+
+        def floor_all():
+            for _ in range(T):
+                h.tanh_()
+
         funcs = {name: repeat(lambda f=f: f(*args)) for name, f in kernels.items()}
-        funcs["torch.compile"] = repeat(lambda: [compiled_step(h, column, rows[t]) for t in range(T)])
-        funcs["eager"] = repeat(lambda: [eager_step(t) for t in range(T)])
-        funcs["floor"] = repeat(lambda: [h.tanh_() for _ in range(T)])
+        funcs["torch.compile"] = repeat(compiled_all)
+        funcs["eager"] = repeat(eager_all)
+        funcs["floor"] = repeat(floor_all)
+        h.copy_(h0)
+        eager_all()
+        want = h.clone()  # what every candidate must give
         errors = {}
         for name, fn in list(funcs.items()):  # once, untimed: compiles torch.compile's step; checks the numbers
-            h.copy_(h0)
-            for t in range(T):
-                eager_step(t)
-            want = h.clone()
             try:
                 fn()
             except Exception as e:  # inductor needs a C++ compiler: the other rows stand without it
