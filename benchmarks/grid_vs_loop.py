@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import landscape
 from landscape import Axis, GridSpec, engine
-from landscape.data.readout import fit_logistic_readout, logistic_loss
+from landscape.readouts import fit_logistic_readout, logistic_loss
 
 from .common import Row, Settings, speedup_row, timed
 

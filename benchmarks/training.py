@@ -65,7 +65,7 @@ def run(s: Settings) -> list[Row]:
 
 def _one_at_a_time(cell, lengths, n, batch, val_fraction):
     """Train one model per length for one epoch (float32), Keras' validation split and evaluations."""
-    from landscape.data import get_task
+    from landscape.tasks import get_task
 
     data = get_task("latch").make(tuple(lengths), n, 0)
     x_all = data.inputs.permute(1, 0, 2).to(torch.float32)  # (n, T_max, 1)

@@ -8,7 +8,7 @@
 __version__ = "0.1.0"
 
 from .cells import CELLS, get_cell
-from .data import TASKS, get_task
+from .tasks import TASKS, get_task
 from .errors import LandscapeError
 from .spec import Axis, GridSpec, resolve
 from .store import Surface, load

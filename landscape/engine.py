@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from .cells import Cell
-from .data import Task, TaskData
-from .data.readout import fit_logistic_readout, identity_loss, logistic_loss
+from .tasks import Task, TaskData
+from .readouts import fit_logistic_readout, identity_loss, logistic_loss
 from .errors import LandscapeError
 from .kernels.cpu import Buffers, cpu_stepper
 

@@ -53,8 +53,8 @@ import torch
 from torch import Tensor
 
 from .cells import Cell, get_cell
-from .data import Task, TaskData, get_task
-from .data.readout import fit_logistic_readout, identity_loss, logits
+from .tasks import Task, TaskData, get_task
+from .readouts import fit_logistic_readout, identity_loss, logits
 from .engine import outputs_at_ends
 from .errors import LandscapeError
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .cells import Cell, get_cell, parse_param_ref
-from .data import READOUT_PARAMS, Task, get_task, readout_defaults, readout_shapes
+from .tasks import READOUT_PARAMS, Task, get_task, readout_defaults, readout_shapes
 from .errors import LandscapeError
 
 FORMAT_VERSION = 1

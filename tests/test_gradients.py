@@ -16,7 +16,7 @@ from landscape import engine
 from landscape import gradients as G
 from landscape.cli import Group
 from landscape.cli.grads import command, parse_at
-from landscape.data.readout import fit_logistic_readout
+from landscape.readouts import fit_logistic_readout
 from landscape.errors import LandscapeError
 from landscape.spec import Axis, GridSpec, resolve
 from landscape.store import SurfaceWriter, load

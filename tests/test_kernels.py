@@ -20,8 +20,8 @@ import torch
 
 from landscape import engine
 from landscape.cells import get_cell
-from landscape.data import get_task
-from landscape.data.readout import _bce_with_logits, fit_logistic_readout, logistic_loss, logits
+from landscape.tasks import get_task
+from landscape.readouts import _bce_with_logits, fit_logistic_readout, logistic_loss, logits
 from landscape.kernels.cpu import cpu_stepper
 
 F64 = torch.float64

@@ -63,7 +63,7 @@ def test_reproduction_runs_in_quick_mode(name, tmp_path):
 def test_quick_then_full_spec_in_the_same_folder_recomputes(tmp_path):
     """A reproduction owns its folder: a file there from another spec is replaced, not an error."""
     from landscape.analyses import pascanu_fig6
-    from landscape.figures.output import grid_at
+    from landscape.analyses.common import grid_at
 
     path = tmp_path / "fig6-surface.h5"
     grid_at(pascanu_fig6.spec(quick=True), path)
@@ -78,7 +78,7 @@ def test_pascanu_fig6_finds_the_wall_on_the_basin_boundary(tmp_path, capsys):
     """The wall of Fig. 6 at w = 5 lies where x0 = 0.5 is the unstable fixed point:
     b = 0.5 - 5 sigmoid(0.5) = -2.612, between the folds; plateau ~0.4, valley ~0."""
     from landscape.analyses import pascanu_fig6
-    from landscape.figures.output import grid_at
+    from landscape.analyses.common import grid_at
 
     s = grid_at(pascanu_fig6.spec(quick=True), tmp_path / "s.h5").surface
     wall = pascanu_fig6.wall(s, 0)

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.data import get_task
+from landscape.tasks import get_task
 from landscape.errors import LandscapeError
 from landscape.train import Member, TrainSpec, train_population
-from landscape.train.data import epoch_orders, make_inputs, split_rows
+from landscape.train.splits import epoch_orders, make_inputs, split_rows
 from landscape.train.optim import PopulationOptimizer
-from landscape.train.store import ResultStore, run_groups
+from landscape.train.results import ResultStore, run_groups
 
 # torch parameter -> our names stacked in torch's gate order; None = a frozen zero block
 LAYOUT = {
@@ -201,7 +201,7 @@ def test_bad_inputs(kw, member, match):
 
 @pytest.mark.parametrize("suffix", [".csv", ".h5"])
 def test_resume_skips_saved_groups(tmp_path, monkeypatch, suffix):
-    import landscape.train.store as store_mod
+    import landscape.train.results as store_mod
 
     out = tmp_path / f"run{suffix}"
     spec = _small(epochs=1)

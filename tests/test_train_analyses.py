@@ -34,7 +34,7 @@ def test_registry_names():
 
 
 def test_latching_quick_and_resume(tmp_path, monkeypatch):
-    import landscape.train.store as store_mod
+    import landscape.train.results as store_mod
     from landscape.analyses import latching
 
     monkeypatch.setitem(latching.CONFIGS, "quick", latching.Config(

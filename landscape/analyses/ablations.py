@@ -74,7 +74,7 @@ def jobs(config: Config) -> list:
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None,
         exact: bool | None = None) -> list[Path]:
-    from ..train.report import run_size, run_task_reproduction
+    from .report import run_size, run_task_reproduction
 
     size = run_size(quick, exact)
     config = CONFIGS[size]
@@ -85,7 +85,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
 
 def plot(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Path]:
     from ..figures import new_figure, use_style
-    from ..figures.output import save_pdf_png
+    from .common import save_pdf_png
 
     titles = {"latch": "latching (1 unit)", "relay": "bit relay (8 units; mut1, mut2 need D = H)"}
     Ts = list(config.lengths)

@@ -171,7 +171,7 @@ def summarise(rows) -> list[dict]:
 
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None) -> list[Path]:
-    from ..train.report import write_csv
+    from .report import write_csv
 
     config = CONFIGS["quick" if quick else "default"]
     out = Path(out_dir)
@@ -197,7 +197,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
 
 def plot(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Path]:
     from ..figures import new_figure, use_style
-    from ..figures.output import save_pdf_png
+    from .common import save_pdf_png
 
     with use_style("paper"):
         fig = new_figure("double", aspect=0.34)

@@ -72,7 +72,7 @@ def steepness(surface, points: int = 51) -> np.ndarray:
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None) -> list[Path]:
     from ..figures import new_figure, overlay_folds, plot_panels, plot_slices, use_style
-    from ..figures.output import grid_at, save_pdf_png
+    from .common import grid_at, save_pdf_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

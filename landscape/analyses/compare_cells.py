@@ -51,7 +51,7 @@ def spec(cell: str, quick: bool = False):
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None) -> list[Path]:
     from ..figures import new_figure, plot_compare, use_style
-    from ..figures.output import grid_at, save_pdf_png
+    from .common import grid_at, save_pdf_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ shuffled every epoch; 30 repeats per length; float32. Lengths [2, 5, 8, 10, 15, 
 range(30, 210, 10): the question's list has 30 twice and its dict kept the second run, so each of
 the 25 distinct lengths is trained once here.
 
-Two protocols (``landscape.train.data``):
+Two protocols (``landscape.train.splits``):
   keras-split  validation = the LAST 20% of rows before shuffling, all label 0 (the question's
                flaw: "accuracy" there is the fraction of label-0 answers);
   stratified   a shuffled stratified 80/20 split, and a fresh test set of 2000 rows.
@@ -130,7 +130,7 @@ def jobs(config: Config) -> list:
 
 def _metric_rows(rows, config: Config):
     """Final-epoch rows of the main run, and the variation rows labelled by their setting."""
-    from ..train.report import final_rows
+    from .report import final_rows
 
     main = final_rows([r for r in rows if r["variant"] == "main"])
     var = []
@@ -155,7 +155,7 @@ def _metric_rows(rows, config: Config):
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None,
         exact: bool | None = None) -> list[Path]:
-    from ..train.report import run_size, summarise, train_jobs, write_csv
+    from .report import run_size, summarise, train_jobs, write_csv
 
     size = run_size(quick, exact)
     config = CONFIGS[size]
@@ -207,8 +207,8 @@ def _run_info(path: Path, size: str, config: Config, wall: float, timings: list[
 
 def plot_main(summary, out: Path, quick: bool, config: Config) -> list[Path]:
     from ..figures import new_figure, use_style
-    from ..figures.output import save_pdf_png
-    from ..train.report import COLOURS, plot_vs_T
+    from .common import save_pdf_png
+    from ..figures.training import COLOURS, plot_vs_T
 
     order = list(CELLS)
     rows = sorted((r for r in summary if r["variant"] == "main"), key=lambda r: order.index(r["cell"]))
@@ -235,8 +235,8 @@ def plot_main(summary, out: Path, quick: bool, config: Config) -> list[Path]:
 
 def plot_variations(summary, out: Path, quick: bool, config: Config) -> list[Path]:
     from ..figures import new_figure, use_style
-    from ..figures.output import save_pdf_png
-    from ..train.report import COLOURS, plot_vs_T
+    from .common import save_pdf_png
+    from ..figures.training import COLOURS, plot_vs_T
 
     E, E2 = config.epochs, config.var_epochs
     panels = [("epochs", f"{E} vs {E2} epochs (same models)"),

@@ -31,7 +31,7 @@ POINTS = {False: 1401, True: 141}
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None) -> list[Path]:
     from .. import dynamics
     from ..figures import plot_bifurcation, use_style
-    from ..figures.output import save_pdf_png
+    from .common import save_pdf_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ def wall(surface, k: int, w: float = 5.0) -> dict:
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None) -> list[Path]:
     from .. import dynamics
     from ..figures import (overlay_basin, overlay_folds, plot_contour, plot_wireframe, use_style)
-    from ..figures.output import grid_at, save_pdf_png
+    from .common import grid_at, save_pdf_png
     from ..figures.scales import pick_T
 
     out = Path(out_dir)

@@ -68,7 +68,7 @@ def jobs(config: Config) -> list:
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None,
         exact: bool | None = None) -> list[Path]:
-    from ..train.report import run_size, run_task_reproduction
+    from .report import run_size, run_task_reproduction
 
     size = run_size(quick, exact)
     config = CONFIGS[size]
@@ -79,8 +79,8 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
 
 def plot(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Path]:
     from ..figures import new_figure, use_style
-    from ..figures.output import save_pdf_png
-    from ..train.report import COLOURS, plot_vs_T
+    from .common import save_pdf_png
+    from ..figures.training import COLOURS, plot_vs_T
 
     titles = {"latch": "Task 1: information latching (1 unit)", "relay": "Task 2: bit relay (8 units)"}
     with use_style("paper"):

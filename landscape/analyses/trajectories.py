@@ -120,9 +120,9 @@ def _rows(figure, cell, paths, extra=None) -> list[dict]:
 
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None) -> list[Path]:
-    from ..figures.output import grid_at
+    from .common import grid_at
     from ..spec import Axis, GridSpec
-    from ..train.report import write_csv
+    from .report import write_csv
 
     size = SIZES[quick]
     out = Path(out_dir)
@@ -190,7 +190,7 @@ def _arc(x0, y0, z0, x1, y1, z1, height, num: int = 24):
 
 def plot_pascanu(s, pp, out: Path, quick: bool) -> list[Path]:
     from ..figures import new_figure, overlay_trajectory, plot_contour, plot_wireframe, use_style
-    from ..figures.output import save_pdf_png
+    from .common import save_pdf_png
 
     plain, clipped = pp["plain"], pp["clipped"]
     j = int(np.argmax(plain["grad_norm"]))  # the step at the wall
@@ -236,7 +236,7 @@ def plot_pascanu(s, pp, out: Path, quick: bool) -> list[Path]:
 
 def plot_latch(surfaces, lpaths, out: Path, quick: bool, size) -> list[Path]:
     from ..figures import new_figure, overlay_trajectory, plot_contour, use_style
-    from ..figures.output import save_pdf_png
+    from .common import save_pdf_png
 
     colours = ("white", "tab:red", "tab:cyan")
     with use_style("paper"):

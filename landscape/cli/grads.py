@@ -18,7 +18,7 @@ import torch
 
 from .. import engine, gradients
 from ..cells import parse_param_ref
-from ..data import READOUT_PARAMS
+from ..tasks import READOUT_PARAMS
 from ..errors import LandscapeError
 from ..spec import DTYPES, READOUTS, GridSpec, parse_assignments, parse_T
 from .options import threads_option

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..cells import CELLS
-from ..data import TASKS
+from ..tasks import TASKS
 
 
 @click.command("cells")

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import LandscapeError
 from ..spec import parse_assignments, parse_T
 from ..train import INITS, OPTIMIZERS, PROTOCOLS, READOUTS, Member, TrainSpec
-from ..train.store import run_groups
+from ..train.results import run_groups
 from .options import threads_option
 
 

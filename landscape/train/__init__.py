@@ -8,11 +8,11 @@ protocols keras-split / stratified / all; resumable runs saved per group (CSV or
     result = train_population(spec, members)          # metrics (E + 1, P), params (E + 1, P, ...)
     rows = run_groups([(spec, members)], out="runs.csv")   # the same, saved and resumable
 """
-from .data import PROTOCOLS
+from .splits import PROTOCOLS
 from .optim import OPTIMIZERS, PopulationOptimizer
 from .population import (INITS, METRICS, READOUTS, Member, TrainResult, TrainSpec, check_population, spec_key,
                          train_population, unroll_outputs)
-from .store import ResultStore, run_groups
+from .results import ResultStore, run_groups
 
 __all__ = ["INITS", "METRICS", "OPTIMIZERS", "PROTOCOLS", "READOUTS", "Member", "PopulationOptimizer",
            "ResultStore", "TrainResult", "TrainSpec", "check_population", "run_groups", "spec_key",

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cells import get_cell, parse_param_ref
-from ..data import get_task
+from ..tasks import get_task
 from ..engine import outputs_at_ends, resolve_device
 from ..errors import LandscapeError
-from .data import check_protocol, epoch_orders, make_inputs, split_rows
+from .splits import check_protocol, epoch_orders, make_inputs, split_rows
 from .optim import PopulationOptimizer, check_optimizer, clip_grads, grad_norms
 
 INITS = ("keras", "torch", "base")

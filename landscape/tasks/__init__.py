@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import fields
 
 from ..errors import LandscapeError
-from .readout import READOUT_PARAMS, readout_defaults, readout_shapes
-from .tasks import TASKS, Task, TaskData
+from ..readouts import READOUT_PARAMS, readout_defaults, readout_shapes
+from .base import Task, TaskData
+from .builtin import TASKS
 
 
 def get_task(name: str, **params) -> Task:

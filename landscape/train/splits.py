@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..data import Task
+from ..tasks import Task
 from ..errors import LandscapeError
 
 PROTOCOLS = ("keras-split", "stratified", "all")

@@ -1,4 +1,4 @@
-"""Writing a reproduction's outputs: each figure as PDF + PNG, each surface at a fixed path.
+"""What the grid reproductions share: each figure written as PDF + PNG, each surface at a fixed path.
 
 Used by the modules in ``landscape.analyses``; a reproduction owns its output folder, so a file
 there made by another spec (e.g. a --quick run before a full one) is recomputed, not an error.
@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import LandscapeError
 from ..spec import GridSpec, resolve
 from ..store import check_surface_file
-from .style import save_figure
+from ..figures.style import save_figure
 
 PNG_DPI = {False: 200, True: 72}  # full run, --quick
 

@@ -1,5 +1,6 @@
-"""Summaries of training rows for the reproductions: mean, sd and success fraction per setting
-and T, written as tidy CSV and drawn as accuracy-versus-T curves with sd error bars."""
+"""What the training reproductions share: their run sizes, training their jobs resumably, and the
+summaries of their rows (mean, sd and success fraction per setting and T) as tidy CSV. The
+accuracy-versus-T figures are drawn by ``landscape.figures.training``."""
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,7 @@ def run_size(quick: bool, exact: bool | None) -> str:
 def train_jobs(name: str, jobs, store: Path, device: str, progress, compile: bool, on_result=None) -> list[dict]:
     """Train a reproduction's jobs [(TrainSpec, [Member])], resuming from the groups saved in
     ``store``, and return the rows of those jobs' groups (the store may hold others)."""
-    from .store import run_groups
+    from ..train.results import run_groups
 
     rows = run_groups(jobs, out=store, device=device, progress=progress, compile=compile,
                       on_message=lambda m: print(f"{name}: {m}", flush=True), on_result=on_result)
@@ -102,30 +103,3 @@ def write_csv(path, rows: list[dict]) -> Path:
         w.writeheader()
         w.writerows(rows)
     return path
-
-
-COLOURS = {"srnn": "tab:blue", "lstm": "tab:orange", "gru": "tab:green"}
-
-
-def plot_vs_T(ax, summary: list[dict], series: str, metric: str, colours=None, labels=None,
-              styles=None, what: str = "mean", offset: float = 0.0, log: bool = False) -> None:
-    """One line per value of column ``series``: ``metric`` mean with sd error bars (what='mean')
-    or the success fraction (what='success') against T. Series are drawn side by side, shifted
-    by ``offset`` in T (a factor 1 + offset with ``log``) so that their error bars stay apart."""
-    colours = colours or {}
-    keys = list(dict.fromkeys(r[series] for r in summary))
-    for i, key in enumerate(keys):
-        sel = sorted((r for r in summary if r[series] == key), key=lambda r: int(r["T"]))
-        T = np.array([int(r["T"]) for r in sel], dtype=float)
-        shift = i - (len(keys) - 1) / 2
-        T = T * (1 + offset) ** shift if log else T + offset * shift
-        style = dict(color=colours.get(key, None), marker="o", markersize=2.5, linewidth=1.0, capsize=1.5,
-                     elinewidth=0.6, label=(labels or {}).get(key, key))
-        style.update((styles or {}).get(key, {}))
-        if what == "mean":
-            ax.errorbar(T, [r[f"{metric}_mean"] for r in sel], yerr=[r[f"{metric}_sd"] for r in sel], **style)
-        else:
-            style.pop("capsize"), style.pop("elinewidth")
-            ax.plot(T, [r["success"] for r in sel], **style)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("sequence length T")
