@@ -32,30 +32,30 @@ NAME = "floor"
 
 def run(s: Settings) -> list[Row]:
     num, n, T = (8, 50, 10) if s.quick else (101, 1000, 100)
-    spec = GridSpec(cell="srnn", task="latch", T=(T,), n=n, readout="fixed",
+    spec = GridSpec(cell="srnn", task="latch", T=(T,), n=n, fit="fixed",
                     x=Axis("w", -1.0, 3.0, num), y=Axis("b", -1.5, 1.5, num))
     r = landscape.resolve(spec)
-    data = r.task.make(r.Ts, r.n, spec.seed).to(torch.float64, torch.device("cpu"))
+    data = r.problem.task.make(r.Ts, r.n, spec.seed).to(torch.float64, torch.device("cpu"))
     xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
     flat = torch.arange(num * num)
-    params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[flat // num], ys[flat % num]), torch.float64,
+    params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // num], ys[flat % num]), torch.float64,
                                  torch.device("cpu"))
-    plan = engine.block_plan(r.cell, params, n, 1, 1)
+    plan = engine.block_plan(r.problem.cell, params, n, 1, 1)
     g = torch.Generator().manual_seed(0)
     starts = [torch.rand((b, n), generator=g, dtype=torch.float64) * 2 - 1 for b in plan]  # values like h's
 
     def candidate():
         with torch.no_grad():
-            engine.unroll_losses(r.cell, params, data, r.task, r.Ts, "fixed", r.spec.readout_l2, 1)
+            engine.unroll_losses(r.problem, params, data, r.Ts)
 
-    stepper = engine.cpu_stepper(r.cell, 1, 1)
+    stepper = engine.cpu_stepper(r.problem.cell, 1, 1)
     item = next(iter(params.values())).element_size()
 
     def unroll():  # the engine's unroll of every block, the outputs at T read and dropped
         pool = engine.Buffers()
         with torch.no_grad():
             for _, sub in engine._blocks(params, num * num, n, 1, item, stepper, None, torch.device("cpu")):
-                for _ in engine._block_outputs(r.cell, sub, data, r.Ts, 1, stepper, pool):
+                for _ in engine._block_outputs(r.problem.cell, sub, data, r.Ts, 1, stepper, pool):
                     pass
 
     x = data.inputs[..., 0]  # (T, N)
@@ -75,7 +75,7 @@ def run(s: Settings) -> list[Row]:
                 h.tanh_()
 
     few = {k: v[:8] if v.shape[0] == num * num else v for k, v in params.items()}
-    warm = {"engine": lambda: engine.unroll_losses(r.cell, few, data, r.task, r.Ts, "fixed", r.spec.readout_l2, 1)}
+    warm = {"engine": lambda: engine.unroll_losses(r.problem, few, data, r.Ts)}
     res = timed(s, {"engine": candidate, "unroll": unroll, "affine": affine, "floor": floor}, warmup=warm)
     f = res["floor"]["median"]
     steps = num * num * n * T

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 import landscape
 from landscape import Axis, GridSpec, engine
-from landscape.readouts import fit_logistic_readout, logistic_loss
+from landscape.readout_fit import fit_logistic_readout
+from landscape.readouts import logistic_loss
 
 from .common import Row, Settings, speedup_row, timed
 
@@ -46,7 +47,7 @@ def run(s: Settings) -> list[Row]:
         for cell in ("srnn", "lstm", "gru"):
             a = LATCH_AXES[cell]
             for readout in ("fixed", "optimal"):
-                spec = GridSpec(cell=cell, task="latch", T=(z["T"],), n=z["n"], readout=readout,
+                spec = GridSpec(cell=cell, task="latch", T=(z["T"],), n=z["n"], fit=readout,
                                 x=Axis(a[0], a[1], a[2], z["latch_num"]), y=Axis(a[3], a[4], a[5], z["latch_num"]))
                 rows += _compare(s, spec, z["loop_points"], Path(tmp), _nn_loop)
         spec = GridSpec(cell="pascanu", task="target", T=(z["target_T"],), n=1,
@@ -61,18 +62,17 @@ def engine_grid(spec: GridSpec, device: str = "cpu") -> np.ndarray:
     r = landscape.resolve(spec)
     dev = torch.device(device)
     total = r.x.num * r.y.num
-    per_member = engine.bytes_per_member(r.cell, r.n, r.H, r.torch_dtype, len(r.Ts), r.readout == "optimal")
+    per_member = engine.bytes_per_member(r.problem, r.n, r.torch_dtype, len(r.Ts))
     size = engine.plan_chunk(total, per_member, engine.memory_budget(dev))
-    data = r.task.make(r.Ts, r.n, spec.seed).to(r.torch_dtype, dev)
+    data = r.problem.task.make(r.Ts, r.n, spec.seed).to(r.torch_dtype, dev)
     xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
     out = np.empty((len(r.Ts), total))
     with torch.no_grad():
         for start, stop in engine.flat_chunks(total, size):
             flat = torch.arange(start, stop)
-            params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[flat // r.y.num], ys[flat % r.y.num]),
+            params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // r.y.num], ys[flat % r.y.num]),
                                          r.torch_dtype, dev)
-            out[:, start:stop] = engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout,
-                                                      r.spec.readout_l2, r.H).cpu().numpy()
+            out[:, start:stop] = engine.unroll_losses(r.problem, params, data, r.Ts).cpu().numpy()
     return out.reshape(len(r.Ts), r.x.num, r.y.num)
 
 
@@ -81,9 +81,9 @@ def _compare(s: Settings, spec: GridSpec, n_points: int, tmp: Path, make_loop, w
     total = r.x.num * r.y.num
     flat = np.unique(np.linspace(0, total - 1, n_points).round().astype(int))  # points spread over the grid
     points = [_point(r, int(f)) for f in flat]
-    data = r.task.make(r.Ts, r.n, spec.seed)
+    data = r.problem.task.make(r.Ts, r.n, spec.seed)
     loop = make_loop(r, data, points)
-    out = tmp / f"{r.cell.name}-{r.readout}.h5"
+    out = tmp / f"{r.problem.cell.name}-{r.problem.readout.label}.h5"
     result = {}
 
     def grid():
@@ -106,16 +106,16 @@ def _compare(s: Settings, spec: GridSpec, n_points: int, tmp: Path, make_loop, w
     grid_at = result["loss"][0].reshape(-1)[flat]
     diff = float(np.max(np.abs(np.asarray(result["loop"]) - grid_at)))
     if not diff < 1e-8:
-        raise AssertionError(f"{spec.cell} {r.readout}: the per-point loop's losses differ from the grid's by {diff:g}")
+        raise AssertionError(f"{spec.cell} {r.problem.readout.label}: the per-point loop's losses differ from the grid's by {diff:g}")
     T = r.Ts[0]
-    case = (f"{spec.cell} {r.task.name} N={r.n} T={T} {r.x.num}x{r.y.num}"
-            + (f" readout={r.readout}" if r.readout != "none" else ""))
+    case = (f"{spec.cell} {r.problem.task.name} N={r.n} T={T} {r.x.num}x{r.y.num}"
+            + (f" readout={r.problem.readout.label}" if r.problem.readout.label != "none" else ""))
     base = ("torch.nn." + {"srnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[spec.cell] + " per point"
             if spec.cell in ("srnn", "lstm", "gru") else "python loop, torch scalars")
     note = (f"loop timed on {len(points)} of {total} points, extrapolated x{total / len(points):.0f}; "
             f"its losses match the grid's to {diff:.1e}")
     rows = [speedup_row(NAME, case, "engine (in memory)", base, res, "grid", "loop",
-                        TARGETS.get((spec.cell, r.readout), ""), note)]
+                        TARGETS.get((spec.cell, r.problem.readout.label), ""), note)]
     if with_file:
         rows.append(speedup_row(NAME, case, "landscape.grid (+ HDF5 file)", base, res, "file", "loop",
                                 note=note + "; the same grid written to its HDF5 file and read back"))
@@ -125,7 +125,7 @@ def _compare(s: Settings, spec: GridSpec, n_points: int, tmp: Path, make_loop, w
 def _point(r, flat: int) -> dict[str, float]:
     """The scalar parameters of grid point ``flat`` ("ij" order): base point plus the two axes."""
     i, j = divmod(flat, r.y.num)
-    values = {k: float(v.reshape(-1)[0]) for k, v in r.base.items()}
+    values = {k: float(v.reshape(-1)[0]) for k, v in r.problem.base.items()}
     values[r.x_ref[0]] = float(r.x.values()[i])
     values[r.y_ref[0]] = float(r.y.values()[j])
     return values
@@ -137,7 +137,7 @@ def _point(r, flat: int) -> dict[str, float]:
 
 def _nn_loop(r, data, points):
     """torch.nn module per point: set its weights, run the N sequences, take the loss."""
-    cell, T, l2 = r.cell.name, r.Ts[0], r.spec.readout_l2
+    cell, T, l2 = r.problem.cell.name, r.Ts[0], r.spec.readout_l2
     dt = torch.float64
     module = {"srnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](1, 1, batch_first=True).to(dt)
     x = data.inputs[:T].permute(1, 0, 2).contiguous().to(dt)  # (N, T, 1)
@@ -164,7 +164,7 @@ def _nn_loop(r, data, points):
                 set_weights(p)
                 out, _ = module(x)
                 h = out[:, -1, :]  # (N, 1)
-                if r.readout == "fixed":
+                if r.problem.readout.label == "fixed":
                     loss = F.binary_cross_entropy_with_logits(p["out_w"] * h[:, 0] + p["out_b"], y)
                 else:
                     w, b = fit_logistic_readout(h.unsqueeze(0), y, l2)
@@ -177,7 +177,7 @@ def _nn_loop(r, data, points):
 
 def _scalar_loop(r, data, points):
     """pascanu target, the peers' way: a Python loop over points and steps, torch scalar ops."""
-    T, x0, target = r.Ts[0], float(data.h0), float(r.task.target)
+    T, x0, target = r.Ts[0], float(data.h0), float(r.problem.task.target)
     dt = torch.float64
 
     def loop():

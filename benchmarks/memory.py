@@ -51,7 +51,7 @@ def peak_rss(reset):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 case, out, budget = json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-kw = dict(cell=case["cell"], task=case["task"], n=case["n"], readout=case["readout"],
+kw = dict(cell=case["cell"], task=case["task"], n=case["n"], fit=case["fit"],
           x=Axis(*case["x"]), y=Axis(*case["y"]))
 warm = GridSpec(T=(2,), **{**kw, "x": Axis(case["x"][0], case["x"][1], case["x"][2], 5),
                             "y": Axis(case["y"][0], case["y"][1], case["y"][2], 5)})
@@ -74,10 +74,10 @@ def cases(s: Settings) -> tuple[int, list[dict]]:
     Ts = [(1,), (20,)] if s.quick else [(1,), (10,), (50,), (200,), (1, 2, 5, 10, 20, 50, 100, 200)]
     out = []
     for T in Ts:
-        out.append(dict(cell="pascanu", task="target", n=1, readout="auto", T=T,
+        out.append(dict(cell="pascanu", task="target", n=1, fit="auto", T=T,
                         x=("w", 4.5, 5.5, num), y=("b", -2.9, -1.9, num)))
     for T in Ts if s.quick else [(1,), (50,), (200,), (1, 2, 5, 10, 20, 50, 100, 200)]:
-        out.append(dict(cell="srnn", task="latch", n=10, readout="auto", T=T,
+        out.append(dict(cell="srnn", task="latch", n=10, fit="auto", T=T,
                         x=("w", -1.0, 3.0, num), y=("b", -1.5, 1.5, num)))
     return budget, out
 

@@ -27,121 +27,67 @@ fixed point is reported once and counted as not stable.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.special import expit
 
+from .cells import CELLS, cell_class
+from .cells.maps import OneUnitMap
 from .errors import LandscapeError
 
-DYNAMICS_CELLS = ("srnn", "pascanu")
 BRANCHES = ("lower", "middle", "upper")
+
+
+def dynamics_cells() -> tuple[str, ...]:
+    """The registered cells that declare a one-unit map (``Cell.one_unit_map``): srnn, pascanu."""
+    return tuple(name for name, cls in CELLS.builtins.items() if cls.one_unit_map is not None)
+
+
+DYNAMICS_CELLS = dynamics_cells()
 
 # |G| at a fold state below this (times 1 + |w| + |b + c|) counts as an exact double root
 _FOLD_TOL = 1e-13
 
 
-# ---------------------------------------------------------------------------------------------
-# the two maps, in pre-activation form
-
-
-@dataclass(frozen=True)
-class _Map:
-    """a -> w phi(a) + beta, with the cell's state = to_state(a)."""
-
-    name: str
-    phi: Callable
-    dphi: Callable
-    phi_range: tuple[float, float]  # phi maps R onto this open interval
-    w_cusp: float  # folds exist for w >= w_cusp
-
-    def fold_preactivation(self, w):
-        """a_c >= 0 with w phi'(+-a_c) = 1, for w >= w_cusp (NaN below). Shape of w."""
-        w = np.asarray(w, dtype=float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if self.name == "srnn":  # 1 - tanh^2(a) = 1/w
-                s = np.sqrt(1.0 - 1.0 / w)  # tanh(a_c)
-                one_minus_s = (1.0 / w) / (1.0 + s)
-                a = 0.5 * (np.log1p(s) - np.log(one_minus_s))
-            else:  # sigmoid (1 - sigmoid) = 1/w
-                small = (2.0 / w) / (1.0 + np.sqrt(1.0 - 4.0 / w))  # sigmoid(-a_c), no cancellation
-                a = np.log1p(-small) - np.log(small)
-        return np.where(w >= self.w_cusp, a, np.nan)
-
-    def to_state(self, a):
-        return np.tanh(a) if self.name == "srnn" else a
-
-    def from_state(self, x):
-        return np.arctanh(x) if self.name == "srnn" else x
-
-
-def _tanh_slope(a):
-    with np.errstate(over="ignore"):
-        return 1.0 / np.cosh(a) ** 2
-
-
-def _sigmoid_slope(a):
-    return expit(a) * expit(-a)
-
-
-_MAPS = {
-    "srnn": _Map("srnn", np.tanh, _tanh_slope, (-1.0, 1.0), 1.0),
-    "pascanu": _Map("pascanu", expit, _sigmoid_slope, (0.0, 1.0), 4.0),
-}
-
-
-def _map_for(cell) -> _Map:
-    """The map of a cell given by name or as a Cell instance (anything with ``.name``)."""
-    name = getattr(cell, "name", cell)
-    try:
-        return _MAPS[name]
-    except (KeyError, TypeError):
-        raise LandscapeError(
-            f"no one-unit dynamics for cell {name!r}; choose from: {', '.join(DYNAMICS_CELLS)}"
-        ) from None
+def one_unit_map(cell) -> OneUnitMap:
+    """The one-unit map of a cell given by name or reference, as a Cell, or a OneUnitMap itself."""
+    if isinstance(cell, OneUnitMap):
+        return cell
+    m = getattr(cell, "one_unit_map", None)
+    if m is None and isinstance(cell, str):
+        try:
+            m = cell_class(cell).one_unit_map
+        except LandscapeError:
+            m = None
+    if m is None:
+        name = getattr(cell, "name", cell)
+        raise LandscapeError(f"no one-unit dynamics for cell {name!r}; choose from: {', '.join(DYNAMICS_CELLS)}")
+    return m
 
 
 def check_cell(cell) -> str:
-    """The name of a cell with one-unit dynamics (srnn, pascanu); LandscapeError otherwise."""
-    return _map_for(cell).name
-
-
-def _check_state(m: _Map, x0) -> np.ndarray:
-    x0 = np.asarray(x0, dtype=float)
-    if m.name == "srnn" and np.any(np.abs(x0) >= 1):
-        raise LandscapeError(f"srnn state must lie in (-1, 1); got {x0.tolist()}")
-    if not np.all(np.isfinite(x0)):
-        raise LandscapeError(f"state must be finite; got {x0.tolist()}")
-    return x0
+    """The name of a cell's one-unit map (srnn, pascanu); LandscapeError for a cell without one."""
+    return one_unit_map(cell).name
 
 
 def map_step(cell, state, w, b, c=0.0):
     """F(state): one step of the free-running map; numpy broadcasting over all arguments."""
-    m = _map_for(cell)
-    state = np.asarray(state, dtype=float)
-    if m.name == "srnn":
-        return np.tanh(w * state + b + c)
-    return w * expit(state) + b + c
+    return one_unit_map(cell).step(state, w, b, c)
 
 
 def map_slope(cell, state, w, b, c=0.0):
     """F'(state), the multiplier of the map at ``state``; broadcasting over all arguments."""
-    m = _map_for(cell)
-    state = np.asarray(state, dtype=float)
-    if m.name == "srnn":
-        return w * _tanh_slope(w * state + b + c)
-    return w * _sigmoid_slope(state)
+    return one_unit_map(cell).slope(state, w, b, c)
 
 
-def _state_interval(m: _Map, w, beta):
+def _state_interval(m: OneUnitMap, w, beta):
     """Pre-activation interval [lo, hi] that holds every fixed point: beta + w * phi_range."""
     lo_phi, hi_phi = m.phi_range
     ends = (beta + w * lo_phi, beta + w * hi_phi)
     return np.minimum(*ends), np.maximum(*ends)
 
 
-def _gap(m: _Map, a, w, beta):
+def _gap(m: OneUnitMap, a, w, beta):
     """G(a) = w phi(a) + beta - a: zero exactly at fixed points (pre-activation)."""
     return w * m.phi(a) + beta - a
 
@@ -182,7 +128,7 @@ def fixed_points(cell, w: float, b: float, c: float = 0.0, n_grid: int = 512) ->
     not stable. Returns 1 to 3 fixed points (exactly 1 when w is below the cusp or negative);
     each satisfies |F(x*) - x*| < 1e-10 in the cell's state.
     """
-    m = _map_for(cell)
+    m = one_unit_map(cell)
     w, beta = float(w), float(b) + float(c)
     if not (np.isfinite(w) and np.isfinite(beta)):
         raise LandscapeError(f"w and b + c must be finite; got w={w}, b+c={beta}")
@@ -217,7 +163,7 @@ def fixed_points(cell, w: float, b: float, c: float = 0.0, n_grid: int = 512) ->
 # vectorised: all fixed points on arrays of (w, beta), by branch
 
 
-def _solve_branches(m: _Map, w, beta, iterations: int = 80):
+def _solve_branches(m: OneUnitMap, w, beta, iterations: int = 80):
     """Fixed points for broadcast arrays w, beta (shape S) by branch -> (pre (S, 3), fold (S, 3)).
 
     pre[..., k] is the pre-activation of the fixed point on branch k (NaN where there is none);
@@ -261,7 +207,7 @@ def _solve_branches(m: _Map, w, beta, iterations: int = 80):
     return np.where(found, pre, np.nan), fold
 
 
-def _describe(m: _Map, pre, fold, w):
+def _describe(m: OneUnitMap, pre, fold, w):
     """State, output, multiplier and stability of fixed points given by pre-activation."""
     w = np.asarray(w, dtype=float)[..., None]
     with np.errstate(invalid="ignore"):
@@ -296,7 +242,7 @@ def fixed_point_grid(cell, w_values, b_values, c: float = 0.0) -> FixedPointGrid
     w_values (nw,), b_values (nb,) -> FixedPointGrid with arrays (nw, nb) and (nw, nb, 3);
     vectorised over the grid (bisection on the monotone pieces of F(x) - x).
     """
-    m = _map_for(cell)
+    m = one_unit_map(cell)
     w_values = np.atleast_1d(np.asarray(w_values, dtype=float))  # (nw,)
     b_values = np.atleast_1d(np.asarray(b_values, dtype=float))  # (nb,)
     W, B = np.meshgrid(w_values, b_values + c, indexing="ij")  # (nw, nb)
@@ -329,7 +275,7 @@ class FoldPoints:
     state2: np.ndarray
 
 
-def _fold_bias(m: _Map, pre, w, c):
+def _fold_bias(m: OneUnitMap, pre, w, c):
     """b such that pre is a fixed point: pre = w phi(pre) + b + c."""
     return pre - w * m.phi(pre) - c
 
@@ -340,7 +286,7 @@ def fold_points(cell, w, c: float = 0.0) -> FoldPoints:
     srnn: w (1 - h^2) = 1, b = artanh(h) - w h - c; pascanu: w sigmoid'(x) = 1,
     b = x - w sigmoid(x) - c. Folds exist for w >= 1 (srnn) or w >= 4 (pascanu), else NaN.
     """
-    m = _map_for(cell)
+    m = one_unit_map(cell)
     w = np.asarray(w, dtype=float)
     a_c = m.fold_preactivation(w)
     return FoldPoints(cell=m.name, c=float(c), w=w,
@@ -376,11 +322,11 @@ def fold_curve(cell, w_max: float = 8.0, num: int = 201, c: float = 0.0) -> Fold
     Parametrised by the state at the fold, whose closed form in w is used to space the points
     evenly in w. Each branch is (w, b, state) arrays of shape (num,).
     """
-    m = _map_for(cell)
+    m = one_unit_map(cell)
     if not w_max > m.w_cusp:
         raise LandscapeError(f"w_max must exceed the cusp at w = {m.w_cusp:g} for {m.name}; got {w_max}")
     w = np.linspace(m.w_cusp, w_max, int(num))  # (num,)
-    f = fold_points(m.name, w, c)
+    f = fold_points(m, w, c)
     return FoldCurve(cell=m.name, c=float(c), lower=FoldBranch(w, f.b1, f.state1),
                      upper=FoldBranch(w, f.b2, f.state2))
 
@@ -410,8 +356,8 @@ def basin_boundary(cell, x0: float, w_values, c: float = 0.0) -> BasinBoundary:
     point is unstable (multiplier w phi' > 1), which is exactly where the map is bistable with
     x0 on the middle branch. w_values (n,) -> b (n,).
     """
-    m = _map_for(cell)
-    x0 = float(_check_state(m, x0))
+    m = one_unit_map(cell)
+    x0 = float(m.check_state(x0))
     w = np.atleast_1d(np.asarray(w_values, dtype=float))  # (n,)
     pre0 = m.from_state(x0)
     mult = w * m.dphi(pre0)
@@ -425,13 +371,13 @@ def attractor_reached(cell, x0, w_values, b_values, steps: int = 2000, c: float 
     Vectorised over the grid. For a map that settles (w >= 0) this is the attractor reached; for
     negative w it may be a point of a 2-cycle.
     """
-    m = _map_for(cell)
-    x0 = _check_state(m, x0)
+    m = one_unit_map(cell)
+    x0 = m.check_state(x0)
     W, B = np.meshgrid(np.atleast_1d(np.asarray(w_values, dtype=float)),
                        np.atleast_1d(np.asarray(b_values, dtype=float)) + c, indexing="ij")
     x = np.broadcast_to(x0, W.shape).astype(float)  # (nw, nb)
     for _ in range(int(steps)):
-        x = np.tanh(W * x + B) if m.name == "srnn" else W * expit(x) + B
+        x = m.step(x, W, B)
     return x
 
 
@@ -491,18 +437,18 @@ def bifurcation_diagram(cell, w: float, b_values, c: float = 0.0) -> Bifurcation
     b_values (nb,) -> BifurcationDiagram with (nb, 3) arrays; Pascanu Fig. 3 is
     ``bifurcation_diagram('pascanu', 5.0, np.linspace(-3.2, -1.8, n)).output``.
     """
-    m = _map_for(cell)
+    m = one_unit_map(cell)
     w = float(w)
     b = np.atleast_1d(np.asarray(b_values, dtype=float))  # (nb,)
     W = np.full_like(b, w)
     pre, fold = _solve_branches(m, W, b + c)  # (nb, 3)
     state, output, mult, stable = _describe(m, pre, fold, W)
     return BifurcationDiagram(cell=m.name, w=w, c=float(c), b=b, fixed=state, output=output,
-                              multiplier=mult, stable=stable, folds=fold_points(m.name, w, c))
+                              multiplier=mult, stable=stable, folds=fold_points(m, w, c))
 
 
 __all__ = [
-    "BRANCHES", "DYNAMICS_CELLS", "BasinBoundary", "BifurcationDiagram", "FixedPoint",
+    "BRANCHES", "DYNAMICS_CELLS", "one_unit_map", "dynamics_cells", "BasinBoundary", "BifurcationDiagram", "FixedPoint",
     "FixedPointGrid", "FoldBranch", "FoldCurve", "FoldPoints", "attractor_reached",
     "basin_boundary", "bifurcation_diagram", "check_cell", "fixed_point_grid", "fixed_points", "fold_curve",
     "fold_points", "map_slope", "map_step",

@@ -6,17 +6,21 @@ the longest one). The population is split into chunks sized from a memory budget
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 import os
 
-import torch
-from torch import Tensor
+from .lazy import torch
 
 from .cells import Cell
-from .tasks import Task, TaskData
-from .readouts import fit_logistic_readout, identity_loss, logistic_loss
 from .errors import LandscapeError
 from .kernels.cpu import Buffers, cpu_stepper
+from .model import Problem
+from .tasks import TaskData
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 DEFAULT_BUDGET_CPU = 1 << 30  # bytes a chunk may use on the CPU
 CUDA_BUDGET_FRACTION = 0.5  # of the free GPU memory
@@ -54,29 +58,32 @@ def memory_budget(device: torch.device, budget: int | None = None) -> int:
 
 
 def parse_bytes(text: str) -> int:
+    """'512M', '2G', '1.5GiB', '1e9' -> bytes; one clear line for anything that is not a positive,
+    finite size."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
     t = text.strip().upper().rstrip("B").rstrip("I")
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(float(t))
+        number = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
         raise LandscapeError(f"malformed memory size {text!r}; write e.g. 512M or 2G") from None
+    if not (math.isfinite(number) and 1 <= number < 2.0 ** 62):
+        raise LandscapeError(f"memory size {text!r} must be a positive, finite size, e.g. 512M or 2G")
+    return int(number)
 
 
-def bytes_per_member(cell: Cell, n: int, H: int, dtype: torch.dtype, n_T: int, optimal_readout: bool,
-                     grads_T: int = 0) -> int:
+def bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, n_T: int, grads_T: int = 0) -> int:
     """A conservative estimate of the memory one population member needs during the unroll:
     the state, the temporaries of a step (about 12 (N, H) tensors for the gated cells; on the CPU
     only a block's worth exist at once), the outputs kept for the loss (one per requested T: the
     fused CUDA kernel writes them all, the optimal readout is fitted over the whole chunk), and the
     readout fit."""
+    H, states = problem.H, len(problem.cell.state_names)
     item = torch.finfo(dtype).bits // 8
     per_state = n * H * item
-    unroll = per_state * (2 * len(cell.state_names) + 12)
+    unroll = per_state * (2 * states + 12)
     capture = per_state * max(2, n_T)
-    fit = n * (H + 1) * 8 * 4 if optimal_readout else 0
-    graph = per_state * len(cell.state_names) * 14 * grads_T  # autograd keeps each step's tensors
+    fit = n * (H + 1) * 8 * 4 if problem.readout.optimal else 0
+    graph = per_state * states * 14 * grads_T  # autograd keeps each step's tensors
     return unroll + capture + fit + graph + 64 * n_T
 
 
@@ -87,34 +94,35 @@ def plan_chunk(total: int, per_member: int, budget: int, chunk_size: int | None 
     """
     if per_member > budget:
         raise LandscapeError(
-            f"one grid point needs about {_human(per_member)} but the memory budget is {_human(budget)}; "
+            f"one grid point needs about {human_bytes(per_member)} but the memory budget is {human_bytes(budget)}; "
             f"lower --n or the largest T, or raise the budget (--memory or $LANDSCAPE_MEMORY)")
     fit = max(1, budget // per_member)
     if chunk_size is not None:
         if chunk_size < 1:
             raise LandscapeError(f"chunk size must be >= 1, got {chunk_size}")
         if chunk_size > fit:
-            raise LandscapeError(f"chunk size {chunk_size} needs about {_human(chunk_size * per_member)}, "
-                                 f"over the memory budget of {_human(budget)}")
+            raise LandscapeError(f"chunk size {chunk_size} needs about {human_bytes(chunk_size * per_member)}, "
+                                 f"over the memory budget of {human_bytes(budget)}")
         return min(chunk_size, total)
     return min(fit, total)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
+def human_bytes(n: float) -> str:
+    """A byte count for messages: '1.5 GiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
 
 
-def unroll_losses(cell: Cell, params: dict[str, Tensor], data: TaskData, task: Task, Ts: tuple[int, ...],
-                  readout: str = "none", readout_l2: float = 1e-4, H: int = 1,
+def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...],
                   block_elems: int | None = None) -> Tensor:
     """The loss of every member at every T, from one unroll: (len(Ts), P).
 
     params  name -> (P or 1, *shape), on the device and in the dtype of the computation
-    readout "none" (loss on the state: identity tasks), "fixed" (out_w, out_b from params) or
-            "optimal" (the ridge-regularised best readout, fitted per member and T)
+    problem the resolved model; its readout says how the loss is taken: on the output (identity
+            tasks), through the fixed readout out_w, out_b of params, or through the optimal one
+            (the ridge-regularised best readout, fitted per member and T)
 
     Three paths give the same numbers up to float rounding:
 
@@ -131,16 +139,17 @@ def unroll_losses(cell: Cell, params: dict[str, Tensor], data: TaskData, task: T
     With the optimal readout the outputs at each T are kept for the whole population and the
     readout is fitted over all of it at once (the fit is batched; blocks would be too small).
     """
+    cell, H, readout = problem.cell, problem.H, problem.readout
     P = _members(params)
     ref = next(iter(params.values()))
     device = ref.device
     if device.type == "cuda":
         outs = _fused_outputs(cell, params, data, Ts, H)
         if outs is not None:  # (K, P, N)
-            return torch.stack([readout_loss(task, outs[k].unsqueeze(-1), data.targets[T], params, readout,
-                                             readout_l2) for k, T in enumerate(Ts)])
+            return torch.stack([readout.loss(outs[k].unsqueeze(-1), data.targets[T], params)
+                                for k, T in enumerate(Ts)])
     losses = torch.empty(len(Ts), P, dtype=ref.dtype, device=device)
-    kept = ref.new_empty(len(Ts), P, data.n, H) if readout == "optimal" else None  # outputs for the fit
+    kept = ref.new_empty(len(Ts), P, data.n, H) if readout.optimal else None  # outputs for the fit
     D = 0 if data.inputs is None else data.inputs.shape[-1]
     grad = torch.is_grad_enabled() and any(v.requires_grad for v in params.values())
     stepper = None if device.type != "cpu" or grad else cpu_stepper(cell, H, D)
@@ -151,16 +160,16 @@ def unroll_losses(cell: Cell, params: dict[str, Tensor], data: TaskData, task: T
             if kept is not None:
                 kept[k, idx] = y
                 continue
-            if readout == "fixed" and H == 1 and not grad:
+            if readout.kind != "identity" and H == 1 and not grad:
                 if work is None or work.shape[1] < y.shape[0]:
                     work = y.new_empty(2, y.shape[0], data.n)
                 w = work[:, :y.shape[0]]
             else:
                 w = None
-            losses[k, idx] = readout_loss(task, y, data.targets[Ts[k]], sub, readout, readout_l2, work=w)
+            losses[k, idx] = readout.loss(y, data.targets[Ts[k]], sub, work=w)
     if kept is not None:
         for k, T in enumerate(Ts):
-            losses[k] = readout_loss(task, kept[k], data.targets[T], params, readout, readout_l2)
+            losses[k] = readout.loss(kept[k], data.targets[T], params)
     return losses
 
 
@@ -302,18 +311,6 @@ def outputs_at_ends(advance, output, ends: list[Tensor]):
             merged[k] = torch.where(here, out, merged[k] if k in merged else out.new_zeros(()))
             if t == hi:
                 yield k, merged.pop(k)
-
-
-def readout_loss(task: Task, y: Tensor, target: Tensor, params: dict[str, Tensor], readout: str,
-                 readout_l2: float, work: Tensor | None = None) -> Tensor:
-    """The task's loss for outputs y (P, N, H) -> (P,). work: scratch (2, P, N) for a fixed readout."""
-    if readout == "none":
-        return identity_loss(y, target, task.loss_scale)
-    if readout == "optimal":
-        out_w, out_b = fit_logistic_readout(y, target, readout_l2)
-        return logistic_loss(y.to(torch.float64), out_w, out_b, target.to(torch.float64)).to(y.dtype)
-    P = y.shape[0]
-    return logistic_loss(y, params["out_w"].expand(P, -1), params["out_b"].expand(P, -1), target, work)
 
 
 def chunk_params(base: dict[str, Tensor], refs: tuple, values: tuple[Tensor, ...], dtype, device

@@ -1,5 +1,5 @@
 """The gradient analysis: per-timestep gradient norms, the gradient field and curvature over a grid,
-and the Jacobian factors along a sequence (REFERENCE.md §2, §6, §8).
+and the Jacobian factors along a sequence (docs/reference.md §2, §6, §8).
 
 Everything is batched over the population P (grid points or models): a member's loss depends only on
 its own parameters, so the gradient of sum_p L_p with respect to a (P,) tensor holds every member's
@@ -19,7 +19,8 @@ Definitions (the numbers stored under the names of DESIGN.md):
 - Sequences of different lengths (two-sequence): a sequence ending at e_n contributes to step t only
   when t <= e_n, and t runs to the longest sequence's end (``grad_norm_steps``).
 
-The readout (``readout``: "none" for identity tasks, "fixed", "optimal"):
+Every function takes the resolved model (``model.Problem``: cell, task, H, D and the readout); the
+readout is one of (``problem.readout``): on the output (identity tasks), fixed, or optimal:
 
 - "optimal" fits the ridge-regularised readout a*(theta) at every T (``fit_logistic_readout``, exactly
   the engine's call). For the per-timestep norms the fitted readout is *held fixed* (detached): they are
@@ -44,23 +45,25 @@ O(P N) memory: two forward passes with the scalar factors dh_t/dh_{t-1} in log s
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import functools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from torch import Tensor
+from .lazy import torch
 
-from .cells import Cell, get_cell
-from .tasks import Task, TaskData, get_task
-from .readouts import fit_logistic_readout, identity_loss, logits
+from .cells import Cell
 from .engine import outputs_at_ends
 from .errors import LandscapeError
+from .model import Problem
+from .tasks import TaskData
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 GRAD_NORM_METHODS = ("auto", "autograd", "scalar")
-NEWTON_STEPS = 2  # differentiable Newton steps through the readout fit (exact 1st and 2nd derivatives)
-NEWTON_DAMP = 1e-12  # added to the readout curvature, as in fit_logistic_readout
 
 # Memory of the reverse passes, in units of one (P, N, H) state tensor per step: the forward graph's
 # saved tensors are counted by running one step under saved_tensors_hooks (``graph_units_per_step``);
@@ -143,73 +146,16 @@ def _unroll(cell: Cell, params, data: TaskData, Ts: tuple[int, ...], P: int, H: 
     return outs, kept
 
 
-def _newton_readout(y: Tensor, target: Tensor, out_w: Tensor, out_b: Tensor, l2: float,
-                    steps: int = NEWTON_STEPS) -> tuple[Tensor, Tensor]:
-    """``steps`` Newton steps on mean BCE + (l2 / 2)|out_w|^2 from (out_w, out_b), differentiable in y.
-
-    y (P, N, H) float64, target (N,), out_w (P, H), out_b (P, 1) -> (features (P, N, K), theta (P, K))
-    with K = H + 1, features = [y, 1] and theta = [out_w, out_b], so the logits are features . theta
-    (kept whole: slicing theta would make the double backward call a slow Python decomposition).
-    Started at the (detached) optimum the steps return it unchanged in value, with the exact first and
-    second derivatives of the fit.
-    """
-    P, N, H = y.shape
-    phi = torch.cat([y, torch.ones(P, N, 1, dtype=y.dtype, device=y.device)], -1)  # (P, N, K)
-    ridge = torch.full((H + 1,), l2, dtype=y.dtype, device=y.device)
-    ridge[-1] = 0.0  # no penalty on the bias
-    curv0 = torch.diag(ridge) + NEWTON_DAMP * torch.eye(H + 1, dtype=y.dtype, device=y.device)  # (K, K)
-    theta = torch.cat([out_w, out_b], -1)  # (P, K)
-    for _ in range(steps):
-        z = (phi * theta.unsqueeze(1)).sum(-1)  # (P, N) logits
-        err = torch.sigmoid(z) - target  # (P, N)
-        slope = torch.sigmoid(z) * torch.sigmoid(-z)  # (P, N), no cancellation in the tails
-        grad = (phi * err.unsqueeze(-1)).mean(1) + ridge * theta  # (P, K)
-        curv = torch.einsum("pnk,pnl->pkl", phi * slope.unsqueeze(-1), phi) / N + curv0  # (P, K, K)
-        step, _ = torch.linalg.solve_ex(curv, grad.unsqueeze(-1))  # no exception on a singular member
-        theta = theta - step.squeeze(-1)
-    return phi, theta
-
-
-def task_loss(task: Task, y: Tensor, target: Tensor, params: dict[str, Tensor], readout: str,
-              readout_l2: float, implicit: bool) -> Tensor:
-    """The loss the engine reports, differentiable in y (P, N, H) and the params -> (P,).
-
-    readout "optimal": the readout is fitted (detached); ``implicit`` adds the differentiable Newton
-    steps so the derivatives are those of the reported loss, else the fitted readout is held fixed.
-    """
-    if readout == "none":
-        return identity_loss(y, target, task.loss_scale)
-    P = y.shape[0]
-    if readout == "fixed":
-        return _bce(logits(y, params["out_w"].expand(P, -1), params["out_b"].expand(P, -1)), target)
-    if readout != "optimal":
-        raise LandscapeError(f"unknown readout {readout!r}; choose from: none, fixed, optimal")
-    out_w, out_b = fit_logistic_readout(y, target, readout_l2)  # detached, (P, H), (P, 1)
-    y64, t64 = y.to(torch.float64), target.to(torch.float64)
-    if not implicit:
-        return _bce(logits(y64, out_w, out_b), t64).to(y.dtype)
-    phi, theta = _newton_readout(y64, t64, out_w, out_b, readout_l2)
-    return _bce((phi * theta.unsqueeze(1)).sum(-1), t64).to(y.dtype)
-
-
-def _bce(z: Tensor, target: Tensor) -> Tensor:
-    """Mean binary cross-entropy with logits z (P, N), targets (N,) in {0, 1} -> (P,): the value of
-    readout.logistic_loss, written as log(1 + e^z) - z y so that it is smooth to every order (torch's
-    fused loss takes a slow path in double backward)."""
-    return (torch.logaddexp(torch.zeros_like(z), z) - z * target).mean(-1)
-
-
 # ---------------------------------------------------------------------------------------------
 # 1. per-timestep gradient norms
 
 
-def scalar_method_applies(cell: Cell, H: int) -> bool:
+def scalar_method_applies(problem: Problem) -> bool:
     """Whether the exact O(P N)-memory scheme applies: one state tensor and one hidden unit."""
-    return H == 1 and len(cell.state_names) == 1
+    return problem.H == 1 and len(problem.cell.state_names) == 1
 
 
-def grad_norms_t(cell: Cell, params: dict[str, Tensor], data: TaskData, task: Task, T: int,
-                 readout: str = "none", readout_l2: float = 1e-4, H: int = 1, method: str = "auto",
+def grad_norms_t(problem: Problem, params: dict[str, Tensor], data: TaskData, T: int, method: str = "auto",
                  readout_implicit: bool = False) -> dict[str, Tensor]:
     """||dL_T/ds_t|| for every state s of the cell and t = 1..steps: name -> (P, steps) float64.
 
@@ -225,25 +171,26 @@ def grad_norms_t(cell: Cell, params: dict[str, Tensor], data: TaskData, task: Ta
     """
     if method not in GRAD_NORM_METHODS:
         raise LandscapeError(f"unknown method {method!r}; choose from: {', '.join(GRAD_NORM_METHODS)}")
+    cell = problem.cell
     if method == "auto":
-        method = "scalar" if scalar_method_applies(cell, H) else "autograd"
+        method = "scalar" if scalar_method_applies(problem) else "autograd"
     if method == "scalar":
-        if not scalar_method_applies(cell, H):
+        if not scalar_method_applies(problem):
             raise LandscapeError(f"the scalar method needs a one-state cell with H = 1; {cell.name} has "
-                                 f"states {', '.join(cell.state_names)} and H = {H}")
-        return {cell.state_names[0]: _grad_norms_scalar(cell, params, data, task, T, readout, readout_l2,
-                                                        readout_implicit)}
-    return _grad_norms_autograd(cell, params, data, task, T, readout, readout_l2, H, readout_implicit)
+                                 f"states {', '.join(cell.state_names)} and H = {problem.H}")
+        return {cell.state_names[0]: _grad_norms_scalar(problem, params, data, T, readout_implicit)}
+    return _grad_norms_autograd(problem, params, data, T, readout_implicit)
 
 
-def _grad_norms_autograd(cell, params, data, task, T, readout, readout_l2, H, implicit=False):
+def _grad_norms_autograd(problem: Problem, params, data, T, implicit=False):
+    cell, H = problem.cell, problem.H
     P = population_size(params)
     params = {k: v.detach() for k, v in params.items()}
     with torch.enable_grad():
         # the initial state is a leaf so that the graph runs through every step's state
         state0 = tuple(s.clone().requires_grad_(True) for s in _initial_state(cell, params, data, P, H))
         outs, states = _unroll(cell, params, data, (T,), P, H, state0=state0, keep=True)
-        loss = task_loss(task, outs[T], data.targets[T], params, readout, readout_l2, implicit)  # (P,)
+        loss = problem.readout.differentiable_loss(outs[T], data.targets[T], params, implicit)  # (P,)
         flat = [s for st in states for s in st]  # step-major: t = 1 (h, c), t = 2 (h, c), ...
         grads = torch.autograd.grad(loss.sum(), flat, allow_unused=True)
     k = len(cell.state_names)
@@ -277,7 +224,7 @@ def _scalar_factor_step(cell, params, state: Tensor, x) -> tuple[Tensor, Tensor]
     return new.detach(), torch.zeros_like(leaf) if J is None else J
 
 
-def _grad_norms_scalar(cell, params, data, task, T, readout, readout_l2, implicit=False) -> Tensor:
+def _grad_norms_scalar(problem: Problem, params, data, T, implicit=False) -> Tensor:
     """||dL_T/ds_t|| for a one-state cell with H = 1, exactly, in O(P N) memory.
 
     dL/ds_{t,n} = g_n prod_{s=t+1}^{e_n} J_{s,n} with J_s = ds_s/ds_{s-1} (P, N) and g = dL/ds_{e_n}.
@@ -286,6 +233,7 @@ def _grad_norms_scalar(cell, params, data, task, T, readout, readout_l2, implici
     forward and, at every t, ||dL/ds_t||^2 = sum_n exp(log g_n^2 + 2 (S_{e_n} - S_t)), a log-sum-exp over
     the sequences that have not ended (and whose remaining product has no zero factor).
     """
+    cell = problem.cell
     P = population_size(params)
     params = {k: v.detach() for k, v in params.items()}
     ends = data.ends[T].to(next(iter(params.values())).device)  # (N,)
@@ -321,7 +269,7 @@ def _grad_norms_scalar(cell, params, data, task, T, readout, readout_l2, implici
         run(at_end)
     with torch.enable_grad():
         leaf = end_state.detach().requires_grad_(True)  # (P, N, 1)
-        loss = task_loss(task, cell.output((leaf,)), data.targets[T], params, readout, readout_l2, implicit)
+        loss = problem.readout.differentiable_loss(cell.output((leaf,)), data.targets[T], params, implicit)
         (g,) = torch.autograd.grad(loss.sum(), leaf, allow_unused=True)
     g = torch.zeros_like(leaf) if g is None else g
     log_g2 = 2.0 * torch.log(g[..., 0].to(torch.float64).abs())  # (P, N), -inf where g = 0
@@ -359,15 +307,14 @@ def graph_units_per_step(cell: Cell, H: int, D: int) -> float:
     return total / (P * N * H * 8)
 
 
-def grad_norm_bytes_per_member(cell: Cell, n: int, H: int, dtype: torch.dtype, T: int,
-                               method: str = "auto", D: int = 1) -> int:
-    """Memory one member needs for ``grad_norms_t`` at length T (bytes, a conservative estimate);
-    D is the task's input size."""
+def grad_norm_bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, T: int, method: str = "auto") -> int:
+    """Memory one member needs for ``grad_norms_t`` at length T (bytes, a conservative estimate)."""
+    cell, H, D = problem.cell, problem.H, problem.D
     item = torch.finfo(dtype).bits // 8
     per_state = n * H * item
     k = len(cell.state_names)
     if method == "auto":
-        method = "scalar" if scalar_method_applies(cell, H) else "autograd"
+        method = "scalar" if scalar_method_applies(problem) else "autograd"
     if method == "scalar":  # S, Z, end state, g, and a step's temporaries; the (P, T) output
         return n * 8 * 24 + per_state * 32 + 8 * T
     units = _NORM_FACTOR * graph_units_per_step(cell, H, D) + k  # graph + retained gradients
@@ -378,13 +325,12 @@ def grad_norm_bytes_per_member(cell: Cell, n: int, H: int, dtype: torch.dtype, T
 # 2. gradient field and curvature in the grid plane
 
 
-def loss_grad_hessian(cell: Cell, params: dict[str, Tensor], data: TaskData, task: Task,
-                      Ts: tuple[int, ...], readout: str, readout_l2: float, H: int, refs: tuple,
-                      hessian: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+def loss_grad_hessian(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...],
+                      refs: tuple, hessian: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """The loss, its gradient and its Hessian in the plane of two axis parameters, at every T.
 
     params name -> (P or 1, *shape) (e.g. from ``engine.chunk_params``); refs ((name, index),
-    (name, index)) as ``Resolved.x_ref``, ``y_ref``. Returns loss (nT, P), grad (nT, P, 2) and the
+    (name, index)) as ``ResolvedGrid.refs``. Returns loss (nT, P), grad (nT, P, 2) and the
     Hessian (nT, P, 2, 2) (None when ``hessian`` is False), in the params' dtype. One forward with the
     graph kept; per T one backward (create_graph) and two double backwards.
     """
@@ -398,9 +344,9 @@ def loss_grad_hessian(cell: Cell, params: dict[str, Tensor], data: TaskData, tas
     with torch.enable_grad():
         xy = tuple(v.requires_grad_(True) for v in axis_values(base, refs, P))  # (P,) leaves
         p = with_axis_values(base, refs, xy)
-        outs, _ = _unroll(cell, p, data, Ts, P, H)
+        outs, _ = _unroll(problem.cell, p, data, Ts, P, problem.H)
         for k, T in enumerate(Ts):
-            L = task_loss(task, outs[T], data.targets[T], p, readout, readout_l2, implicit=True)  # (P,)
+            L = problem.readout.differentiable_loss(outs[T], data.targets[T], p, implicit=True)  # (P,)
             g = _grad(L.sum(), xy, create_graph=hessian)
             loss[k] = L.detach()
             grad[k] = torch.stack(g, -1).detach()
@@ -429,20 +375,18 @@ def hessian_eigvals(hess: Tensor) -> Tensor:
     return torch.stack([m - r, m + r], -1)
 
 
-def grad_and_hessian(cell: Cell, params: dict[str, Tensor], data: TaskData, task: Task,
-                     Ts: tuple[int, ...], readout: str, readout_l2: float, H: int, refs: tuple
-                     ) -> tuple[Tensor, Tensor]:
+def grad_and_hessian(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...],
+                     refs: tuple) -> tuple[Tensor, Tensor]:
     """grad (nT, P, 2) = dL_T/d(x, y) and hessian_eigvals (nT, P, 2), ascending, of the exact 2 x 2
     Hessian in the grid plane; see ``loss_grad_hessian`` for the arguments. Values as computed:
     huge, +-inf and NaN are kept."""
-    _, grad, hess = loss_grad_hessian(cell, params, data, task, Ts, readout, readout_l2, H, refs)
+    _, grad, hess = loss_grad_hessian(problem, params, data, Ts, refs)
     return grad, hessian_eigvals(hess)
 
 
-def hessian_bytes_per_member(cell: Cell, n: int, H: int, dtype: torch.dtype, T_max: int,
-                             optimal_readout: bool, D: int = 1) -> int:
-    """Memory one member needs for ``loss_grad_hessian`` up to T_max (bytes, a conservative
-    estimate); D is the task's input size."""
+def hessian_bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, T_max: int) -> int:
+    """Memory one member needs for ``loss_grad_hessian`` up to T_max (bytes, a conservative estimate)."""
+    cell, H, D, optimal_readout = problem.cell, problem.H, problem.D, problem.readout.optimal
     item = torch.finfo(dtype).bits // 8
     per_state = n * H * item
     k = len(cell.state_names)
@@ -526,14 +470,14 @@ def _elementwise_slope(fn, arg: Tensor) -> Tensor:
     return torch.zeros_like(leaf) if g is None else g
 
 
-def jacobian_factors(cell: Cell, params: dict[str, Tensor], data: TaskData, T: int, H: int
-                     ) -> JacobianFactors:
+def jacobian_factors(problem: Problem, params: dict[str, Tensor], data: TaskData, T: int) -> JacobianFactors:
     """The Jacobian factors ds_t/ds_{t-1}, their running product and the gates, t = 1..T.
 
     params name -> (P or 1, *shape); data with inputs of at least T steps. For one-state cells
     (srnn, pascanu, gru, mut1-3) s is the state; for the LSTM family s = c, split into the forget term
-    diag(f_t) and the remainder (REFERENCE §6). All arrays float64; see ``JacobianFactors``.
+    diag(f_t) and the remainder (docs/reference.md §6). All arrays float64; see ``JacobianFactors``.
     """
+    cell, H = problem.cell, problem.H
     P = population_size(params)
     params = {k: v.detach() for k, v in params.items()}
     lstm = "c" in cell.state_names
@@ -598,80 +542,51 @@ def jacobian_factors(cell: Cell, params: dict[str, Tensor], data: TaskData, T: i
         gates={name: stack(v) for name, v in gates.items()})
 
 
-def jacobian_bytes_per_member(cell: Cell, n: int, H: int, T: int) -> int:
+def jacobian_bytes_per_member(problem: Problem, n: int, T: int) -> int:
     """Memory one member needs for ``jacobian_factors`` (float64, bytes): its arrays, twice while
     they are stacked, and a factor 3 for the allocator (peak RSS measured 2.5-4.2 times the arrays)."""
+    cell, H = problem.cell, problem.H
     lstm = "c" in cell.state_names
     per_step = H * H * (2 if lstm else 1) + H * (len(cell.gates) + (1 if lstm else 0)) + 2
     return 6 * 8 * n * T * per_step + 8 * n * H * H * 20
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. the grid pipeline and the CLI
+# 4. the grid's gradient fields
 
 
-def gradient_fields(r, params: dict[str, Tensor], data: TaskData) -> dict[str, np.ndarray]:
+def gradient_fields(problem: Problem, refs: tuple, Ts: tuple[int, ...], params: dict[str, Tensor],
+                    data: TaskData) -> dict[str, np.ndarray]:
     """The gradient analysis of one chunk of a grid, for the HDF5 surface file.
 
-    r a ``spec.Resolved``; params from ``engine.chunk_params`` (axis parameters (P, ...)); data the
-    task's data for r.Ts, on the params' device and dtype. Returns float64 numpy arrays:
-    "grad" (nT, P, 2), "hessian_eigvals" (nT, P, 2), "grad_norm_t" (P, steps) and, for cells with a
-    cell state c (the LSTM family), "grad_norm_c_t" (P, steps); steps = ``grad_norm_steps(data,
-    max(r.Ts))``, which is T_max unless sequence lengths vary. Works under torch.no_grad().
+    refs the two axes ((name, index), (name, index)); params from ``engine.chunk_params`` (axis
+    parameters (P, ...)); data the task's data for Ts, on the params' device and dtype. Returns
+    float64 numpy arrays: "grad" (nT, P, 2), "hessian_eigvals" (nT, P, 2), "grad_norm_t" (P, steps)
+    and, for cells with a cell state c (the LSTM family), "grad_norm_c_t" (P, steps); steps =
+    ``grad_norm_steps(data, max(Ts))``, which is T_max unless sequence lengths vary. Works under
+    torch.no_grad().
     """
-    grad, eig = grad_and_hessian(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H,
-                                 (r.x_ref, r.y_ref))
+    grad, eig = grad_and_hessian(problem, params, data, Ts, refs)
     # autograd, not the scalar scheme: faster, and its memory is within the Hessian pass's
-    norms = grad_norms_t(r.cell, params, data, r.task, max(r.Ts), r.readout, r.spec.readout_l2, r.H,
-                         method="autograd")
-    out = {"grad": grad, "hessian_eigvals": eig, "grad_norm_t": norms[r.cell.state_names[0]]}
+    norms = grad_norms_t(problem, params, data, max(Ts), method="autograd")
+    out = {"grad": grad, "hessian_eigvals": eig, "grad_norm_t": norms[problem.cell.state_names[0]]}
     if "c" in norms:
         out["grad_norm_c_t"] = norms["c"]
     return {k: v.detach().cpu().to(torch.float64).numpy() for k, v in out.items()}
 
 
-def gradient_bytes_per_member(r) -> int:
+def gradient_bytes_per_member(problem: Problem, n: int, Ts: tuple[int, ...], dtype: torch.dtype) -> int:
     """Memory one grid point needs in ``gradient_fields`` (bytes; the passes run one after another,
     so the larger one counts)."""
-    T_max = max(r.Ts)
-    steps = T_max + (math.floor(r.task.spread * T_max) if r.task.name == "two-sequence" else 0)
-    return max(hessian_bytes_per_member(r.cell, r.n, r.H, r.torch_dtype, steps, r.readout == "optimal", r.D),
-               grad_norm_bytes_per_member(r.cell, r.n, r.H, r.torch_dtype, steps, "autograd", r.D))
+    steps = problem.task.steps(max(Ts))
+    return max(hessian_bytes_per_member(problem, n, dtype, steps),
+               grad_norm_bytes_per_member(problem, n, dtype, steps, "autograd"))
 
 
-def gradient_field_shapes(r, steps: int | None = None) -> dict[str, tuple]:
-    """The SurfaceWriter ``fields`` of a --grads surface: name -> trailing shape ("grid" = (nx, ny, ...)).
-    steps defaults to the longest sequence at T_max (``grad_norm_steps``)."""
-    if steps is None:
-        steps = grad_norm_steps(r.task.make((max(r.Ts),), r.n, r.spec.seed), max(r.Ts))
+def gradient_field_shapes(problem: Problem, steps: int) -> dict[str, tuple]:
+    """The SurfaceWriter ``fields`` of a --grads surface: name -> trailing shape ("grid" = (nx, ny, ...));
+    steps = ``grad_norm_steps(data, T_max)``."""
     out = {"grad": (2,), "hessian_eigvals": (2,), "grad_norm_t": ("grid", steps)}
-    if "c" in r.cell.state_names:
+    if "c" in problem.cell.state_names:
         out["grad_norm_c_t"] = ("grid", steps)
     return out
-
-
-def point_axes(spec) -> tuple:
-    """Two placeholder axes on the cell's first two scalar elements, for resolving a spec whose axes
-    do not matter (a single base point): (Axis, Axis)."""
-    from .spec import Axis
-
-    cell = get_cell(spec.cell, **dict(spec.cell_options))
-    task = get_task(spec.task, **dict(spec.task_options))
-    H = task.default_hidden if spec.hidden is None else int(spec.hidden)
-    names = []
-    for name, shape in cell.param_shapes(H, task.input_size).items():
-        for idx in np.ndindex(*shape):
-            names.append(name if math.prod(shape) == 1 else f"{name}[{','.join(map(str, idx))}]")
-            if len(names) == 2:
-                return Axis(names[0], 0.0, 1.0, 2), Axis(names[1], 0.0, 1.0, 2)
-    raise LandscapeError(f"cell {cell.name} has fewer than two scalar parameters")  # pragma: no cover
-
-
-def resolve_point(spec):
-    """``spec.resolve`` for a single base point: the spec's axes are ignored (placeholders are put
-    in), so the base point is filled in and checked exactly as for a grid. Returns a Resolved whose
-    x, y are meaningless."""
-    from .spec import resolve
-
-    x, y = point_axes(spec)
-    return resolve(replace(spec, x=x, y=y))

@@ -1,28 +1,245 @@
-"""Readouts and losses, batched over the population.
+"""Readouts: the output layer's kinds, their parameters, initialisers and losses, in one place.
 
-A task's readout is either ``identity`` (the loss is on output unit 0: target, bengio) or
-``logistic``: logit = out_w . h + out_b, binary cross-entropy (Keras' Dense(2, softmax) with
-sparse categorical cross-entropy is the same model: its logit difference is this logit).
+The words (one meaning each):
 
-``fit_logistic_readout`` finds the best readout per population member: the minimiser of
-mean BCE + (l2 / 2) |out_w|^2 (the ridge keeps the optimum finite when the classes are separable,
-which they are wherever the cell latches), by batched damped Newton steps with backtracking.
+    readout kind   what the output layer is (``KINDS``):
+                   identity   no trained layer; the loss is on the cell's output unit 0, scaled by the
+                              task's ``loss_scale`` (tasks target, bengio)
+                   logistic   one logit  out_w . h + out_b  and binary cross-entropy (the grids'
+                              readout; parameters out_w (H,), out_b (1,))
+                   dense2     Keras' Dense(2, softmax) with sparse categorical cross-entropy
+                              (parameters dense_w (2, H), dense_b (2,)); the same model as logistic,
+                              its logit difference is the logit
+    fit            how a grid sets the readout at each point (``FITS``; the grid's policy, nothing
+                   else has one): fixed (the base point's out_w, out_b) or optimal (the
+                   ridge-regularised best readout, fitted per point and T by ``readout_fit``);
+                   auto = optimal for a task with a logistic readout
+
+A resolved ``Readout`` (kind, fit, ridge l2, scale) computes the loss of outputs y (P, N, H): the
+engine's fast, non-differentiable ``loss`` and the gradient analysis's ``differentiable_loss``.
+Training uses ``KINDS[kind].train_loss`` (per-model mean loss and per-row correctness).
+torch is imported on first use.
 """
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
-READOUT_PARAMS = ("out_w", "out_b")
+from .errors import LandscapeError
+from .lazy import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+FITS = ("auto", "fixed", "optimal")
+NEWTON_STEPS = 2  # differentiable Newton steps through the optimal fit (exact 1st and 2nd derivatives)
+NEWTON_DAMP = 1e-12  # added to the readout curvature, as in readout_fit
 
 
-def readout_shapes(H: int) -> dict[str, tuple[int, ...]]:
-    return {"out_w": (H,), "out_b": (1,)}
+# ---------------------------------------------------------------------------------------------
+# the kinds
 
 
-def readout_defaults(H: int, dtype=torch.float64) -> dict[str, Tensor]:
-    """Base point of a fixed readout: out_w = 4 (so h = +-1 gives p = 0.98), out_b = 0."""
-    return {"out_w": torch.full((H,), 4.0, dtype=dtype), "out_b": torch.zeros(1, dtype=dtype)}
+@dataclass(frozen=True)
+class ReadoutKind:
+    """One kind of output layer: its parameters (shapes for H units), base point, initialisers and
+    training loss."""
+
+    name: ClassVar[str]
+    doc: ClassVar[str]
+
+    def shapes(self, H: int) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def base(self, H: int, dtype=None) -> dict[str, Tensor]:
+        """The base point of a fixed readout (the value landscape grids are drawn around)."""
+        return {}
+
+    def init(self, scheme: str, H: int, generator, dtype) -> dict[str, Tensor]:
+        """Initial values for one model: scheme keras (Keras Dense: glorot_uniform kernel, zero
+        bias), torch (nn.Linear: U(-1/sqrt(H), 1/sqrt(H)) for both) or base (``base``)."""
+        return {}
+
+    def train_loss(self, params: dict[str, Tensor], h: Tensor, y: Tensor, scale: float = 1.0,
+                   clip: float | None = None) -> tuple[Tensor, Tensor]:
+        """Per-model mean loss (P,) and per-row correctness (P, N) for outputs h (P, N, H) and
+        targets y (P, N) (differentiable)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class IdentityReadout(ReadoutKind):
+    name = "identity"
+    doc = "no trained layer: loss scale * (y_T - target)^2 on output unit 0"
+
+    def train_loss(self, params, h, y, scale=1.0, clip=None):
+        """scale * mean (h_0 - y)^2; correct when the signs of h_0 and y agree."""
+        out = h[..., 0]
+        return scale * ((out - y) ** 2).mean(-1), torch.sign(out) == torch.sign(y)
+
+
+def _linear_init(K: int, scheme: str, H: int, g, dtype):
+    """(w (K, H), b (K,)) of Keras' Dense(K) or torch's nn.Linear(H, K), or the base point's."""
+    if scheme == "keras":
+        lim = math.sqrt(6.0 / (H + K))
+        w = ((torch.rand((H, K), generator=g, dtype=dtype) * 2 - 1) * lim).T.contiguous()
+        b = torch.zeros(K, dtype=dtype)
+    elif scheme == "torch":
+        k = 1.0 / math.sqrt(H)
+        w = (torch.rand((K, H), generator=g, dtype=dtype) * 2 - 1) * k
+        b = (torch.rand((K,), generator=g, dtype=dtype) * 2 - 1) * k
+    else:  # base: logit difference 4 h
+        w = torch.full((K, H), 4.0, dtype=dtype)
+        b = torch.zeros(K, dtype=dtype)
+        if K == 2:
+            w = torch.cat([-0.5 * w[:1], 0.5 * w[:1]])
+    return w, b
+
+
+@dataclass(frozen=True)
+class LogisticReadout(ReadoutKind):
+    name = "logistic"
+    doc = "one logit out_w . h + out_b, binary cross-entropy"
+
+    def shapes(self, H):
+        return {"out_w": (H,), "out_b": (1,)}
+
+    def base(self, H, dtype=None):
+        """out_w = 4 (so h = +-1 gives p = 0.98), out_b = 0."""
+        dtype = torch.float64 if dtype is None else dtype
+        return {"out_w": torch.full((H,), 4.0, dtype=dtype), "out_b": torch.zeros(1, dtype=dtype)}
+
+    def init(self, scheme, H, generator, dtype):
+        w, b = _linear_init(1, scheme, H, generator, dtype)
+        return {"out_w": w[0], "out_b": b}
+
+    def train_loss(self, params, h, y, scale=1.0, clip=None):
+        z = (h * params["out_w"].unsqueeze(-2)).sum(-1) + params["out_b"]  # (P, N)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none").mean(-1)
+        return loss, (z > 0) == (y > 0.5)
+
+
+@dataclass(frozen=True)
+class Dense2Readout(ReadoutKind):
+    name = "dense2"
+    doc = "Keras Dense(2, softmax) + sparse categorical cross-entropy"
+
+    def shapes(self, H):
+        return {"dense_w": (2, H), "dense_b": (2,)}
+
+    def base(self, H, dtype=None):
+        """Logits (-2 h, 2 h): the logistic base point's logit difference 4 h."""
+        w, b = _linear_init(2, "base", H, None, torch.float64 if dtype is None else dtype)
+        return {"dense_w": w, "dense_b": b}
+
+    def init(self, scheme, H, generator, dtype):
+        w, b = _linear_init(2, scheme, H, generator, dtype)
+        return {"dense_w": w, "dense_b": b}
+
+    def train_loss(self, params, h, y, scale=1.0, clip=None):
+        """Softmax cross-entropy; with ``clip`` Keras' log(clip(softmax, eps, 1 - eps))."""
+        W, b = params["dense_w"], params["dense_b"]  # (P, 2, H), (P, 2)
+        if W.shape[-1] == 1:
+            z = h * W.transpose(-1, -2) + b.unsqueeze(-2)  # (P, N, 2)
+        else:
+            z = torch.matmul(h, W.transpose(-1, -2)) + b.unsqueeze(-2)
+        label = y.long()
+        logp = torch.log_softmax(z, dim=-1)
+        picked = logp.gather(-1, label.unsqueeze(-1)).squeeze(-1)  # (P, N)
+        if clip is not None:
+            picked = torch.log(torch.clamp(picked.exp(), clip, 1.0 - clip))
+        return -picked.mean(-1), z.argmax(-1) == label
+
+    def logit_difference(self, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The equivalent logistic readout (out_w (P, H), out_b (P, 1))."""
+        W, b = params["dense_w"], params["dense_b"]
+        return W[:, 1] - W[:, 0], (b[:, 1] - b[:, 0]).unsqueeze(-1)
+
+
+KINDS: dict[str, ReadoutKind] = {k.name: k for k in (IdentityReadout(), LogisticReadout(), Dense2Readout())}
+TRAIN_KINDS = ("dense2", "logistic")  # what training offers a classification task
+READOUT_PARAMS = tuple(n for k in KINDS.values() for n in k.shapes(1))  # every readout parameter name
+
+
+def readout_kind(name: str) -> ReadoutKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise LandscapeError(f"unknown readout {name!r}; choose from: {', '.join(KINDS)}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# a resolved readout
+
+
+@dataclass(frozen=True)
+class Readout:
+    """The readout of a resolved problem: its kind, how a grid sets it (``fit``), the ridge of the
+    optimal fit, and the loss scale of the identity kind (the task's ``loss_scale``)."""
+
+    kind: str = "logistic"
+    fit: str = "fixed"  # "fixed" | "optimal" (only with the logistic kind)
+    l2: float = 1e-4
+    scale: float = 1.0
+
+    @property
+    def label(self) -> str:
+        """The word a surface file's spec stores: none (identity), fixed or optimal."""
+        return "none" if self.kind == "identity" else self.fit
+
+    @property
+    def optimal(self) -> bool:
+        return self.fit == "optimal" and self.kind != "identity"
+
+    def params(self, H: int) -> dict[str, tuple[int, ...]]:
+        return KINDS[self.kind].shapes(H)
+
+    def loss(self, y: Tensor, target: Tensor, params: dict[str, Tensor], work: Tensor | None = None) -> Tensor:
+        """The loss of outputs y (P, N, H) against targets (N,) -> (P,), not differentiated.
+        work: scratch (2, P, N) for a fixed one-unit logistic readout."""
+        if self.kind == "identity":
+            return identity_loss(y, target, self.scale)
+        if self.optimal:
+            from .readout_fit import fit_logistic_readout
+
+            out_w, out_b = fit_logistic_readout(y, target, self.l2)
+            return logistic_loss(y.to(torch.float64), out_w, out_b, target.to(torch.float64)).to(y.dtype)
+        out_w, out_b = self._fixed(params, y.shape[0])
+        return logistic_loss(y, out_w, out_b, target, work)
+
+    def _fixed(self, params, P: int) -> tuple[Tensor, Tensor]:
+        """The fixed readout as a logistic one, (P, H) and (P, 1)."""
+        if self.kind == "dense2":
+            w, b = KINDS["dense2"].logit_difference(params)
+            return w.expand(P, -1), b.expand(P, -1)
+        return params["out_w"].expand(P, -1), params["out_b"].expand(P, -1)
+
+    def differentiable_loss(self, y: Tensor, target: Tensor, params: dict[str, Tensor],
+                            implicit: bool = False) -> Tensor:
+        """The loss ``loss`` reports, differentiable (to every order) in y (P, N, H) and the params.
+
+        With the optimal fit the readout is fitted (detached); ``implicit`` adds NEWTON_STEPS
+        differentiable Newton steps from the optimum, so the derivatives are those of the reported
+        loss (exact first and second derivatives), else the fitted readout is held fixed.
+        """
+        if self.kind == "identity":
+            return identity_loss(y, target, self.scale)
+        if not self.optimal:
+            out_w, out_b = self._fixed(params, y.shape[0])
+            return smooth_bce(logits(y, out_w, out_b), target)
+        from .readout_fit import fit_logistic_readout
+
+        out_w, out_b = fit_logistic_readout(y, target, self.l2)  # detached, (P, H), (P, 1)
+        y64, t64 = y.to(torch.float64), target.to(torch.float64)
+        if not implicit:
+            return smooth_bce(logits(y64, out_w, out_b), t64).to(y.dtype)
+        phi, theta = newton_readout(y64, t64, out_w, out_b, self.l2)
+        return smooth_bce((phi * theta.unsqueeze(1)).sum(-1), t64).to(y.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# the losses
 
 
 def logits(h: Tensor, out_w: Tensor, out_b: Tensor) -> Tensor:
@@ -73,161 +290,35 @@ def _bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
     return softplus(torch.where(y > 0.5, -z, z)).mean(-1)
 
 
-def fit_logistic_readout(h: Tensor, y: Tensor, l2: float, iters: int = 60, tol: float = 1e-10
-                         ) -> tuple[Tensor, Tensor]:
-    """The ridge-regularised optimal readout for each member, in float64.
+def smooth_bce(z: Tensor, target: Tensor) -> Tensor:
+    """Mean binary cross-entropy with logits z (P, N), targets (N,) in {0, 1} -> (P,): the value of
+    ``logistic_loss``, written as log(1 + e^z) - z y so that it is smooth to every order (torch's
+    fused loss takes a slow path in double backward)."""
+    return (torch.logaddexp(torch.zeros_like(z), z) - z * target).mean(-1)
 
-    h (P, N, H), y (N,) -> out_w (P, H), out_b (P, 1): the minimiser of
-    mean BCE + (l2 / 2) |out_w|^2, found by damped Newton steps with backtracking, each member
-    stopping once its Newton step is below ``tol`` (relative to its parameters).
+
+def newton_readout(y: Tensor, target: Tensor, out_w: Tensor, out_b: Tensor, l2: float,
+                   steps: int = NEWTON_STEPS) -> tuple[Tensor, Tensor]:
+    """``steps`` Newton steps on mean BCE + (l2 / 2)|out_w|^2 from (out_w, out_b), differentiable in y.
+
+    y (P, N, H) float64, target (N,), out_w (P, H), out_b (P, 1) -> (features (P, N, K), theta (P, K))
+    with K = H + 1, features = [y, 1] and theta = [out_w, out_b], so the logits are features . theta
+    (kept whole: slicing theta would make the double backward call a slow Python decomposition).
+    Started at the (detached) optimum the steps return it unchanged in value, with the exact first and
+    second derivatives of the fit.
     """
-    h = h.detach().to(torch.float64)
-    y = y.to(device=h.device, dtype=torch.float64)
-    P, N, H = h.shape
-    if H == 1:
-        return _fit_logistic_readout_1(h[..., 0], y, l2, iters, tol)
-    phi = torch.cat([h, torch.ones(P, N, 1, dtype=h.dtype, device=h.device)], -1)  # (P, N, K=H+1)
-    ridge = torch.full((H + 1,), l2, dtype=h.dtype, device=h.device)
+    P, N, H = y.shape
+    phi = torch.cat([y, torch.ones(P, N, 1, dtype=y.dtype, device=y.device)], -1)  # (P, N, K)
+    ridge = torch.full((H + 1,), l2, dtype=y.dtype, device=y.device)
     ridge[-1] = 0.0  # no penalty on the bias
-    eye = torch.eye(H + 1, dtype=h.dtype, device=h.device)
-
-    def objective(th, z):
-        return _bce_with_logits(z, y) + 0.5 * (ridge * th * th).sum(-1)
-
-    theta = torch.zeros(P, H + 1, dtype=h.dtype, device=h.device)
-    z = torch.zeros(P, N, dtype=h.dtype, device=h.device)
-    value = objective(theta, z)
-    for _ in range(iters):
-        s = torch.sigmoid(z)  # (P, N)
-        grad = torch.bmm(phi.transpose(1, 2), (s - y).unsqueeze(-1)).squeeze(-1) / N + ridge * theta
-        curv = torch.bmm(phi.transpose(1, 2), phi * (s * (1 - s)).unsqueeze(-1)) / N + torch.diag(ridge)
-        step = torch.linalg.solve(curv + 1e-12 * eye, grad)  # (P, K)
-        done = step.abs().amax(-1) <= tol * (1 + theta.abs().amax(-1))  # (P,)
-        if bool(done.all()):
-            break
-        t = torch.ones(P, 1, dtype=h.dtype, device=h.device)
-        for _ in range(40):  # backtracking: halve the step where the objective rose
-            candidate = theta - t * step
-            z_new = torch.bmm(phi, candidate.unsqueeze(-1)).squeeze(-1)  # (P, N)
-            new = objective(candidate, z_new)
-            rose = (new > value + 1e-13 * (1 + value.abs())) & ~done
-            if not bool(rose.any()):
-                break
-            t = torch.where(rose.unsqueeze(-1), 0.5 * t, t)
-        keep = (done | rose).unsqueeze(-1)
-        theta = torch.where(keep, theta, candidate)
-        z = torch.where(keep, z, z_new)
-        value = torch.where(keep.squeeze(-1), value, new)
-    return theta[:, :H], theta[:, H:]
-
-
-FIT_BLOCK_ELEMS = 1 << 18  # CPU: members x sequences fitted together (the work arrays stay near the cache)
-
-
-def _fit_logistic_readout_1(h: Tensor, y: Tensor, l2: float, iters: int, tol: float
-                            ) -> tuple[Tensor, Tensor]:
-    """fit_logistic_readout for one unit: h (P, N); the 2 x 2 Newton system in closed form.
-
-    On the CPU the members are fitted in blocks of about ``FIT_BLOCK_ELEMS`` values (on a GPU all
-    at once), and within a block only the members still iterating are carried on: a member leaves
-    once its Newton step is below tol.
-    """
-    P, N = h.shape
-    a, c = h.new_zeros(P), h.new_zeros(P)
-    rows = max(1, FIT_BLOCK_ELEMS // max(N, 1)) if h.device.type == "cpu" else max(P, 1)  # a GPU takes all
-    for start in range(0, P, rows):
-        stop = min(P, start + rows)
-        _fit_block_1(h[start:stop], y, l2, iters, tol, a[start:stop], c[start:stop])
-    return a.unsqueeze(-1), c.unsqueeze(-1)
-
-
-def _fit_block_1(h: Tensor, y: Tensor, l2: float, iters: int, tol: float, a_out: Tensor, c_out: Tensor
-                 ) -> None:
-    """Damped Newton for the members of one block, h (m, N) -> a_out, c_out (m,), written in place.
-
-    An iteration needs five sums over the sequences, of s h, s, r h^2, r h and r with
-    s = sigmoid(a h + c), r = s (1 - s): they are written into one buffer (k, 5, N) and summed by
-    one reduction, with no temporaries of the block's size. A member whose Newton decrement is
-    above 0.01 takes a backtracking line search on the penalised objective; below, a full step
-    (the quadratic phase, where it is safe).
-    """
-    m, N = h.shape
-    hh = h.contiguous()  # (k, N) the outputs of the k members still iterating
-    act = torch.arange(m, device=h.device)  # their rows in the block
-    a, c = h.new_zeros(m), h.new_zeros(m)  # their iterate
-    yh = torch.mv(hh, y)  # (k,) sum_n y_n h_n: the gradient is sum (s - y) h = sum s h - yh
-    y_sum = y.sum()
-    sign = 1.0 - 2.0 * (y > 0.5).to(h.dtype)  # (N,): the BCE of logit z is softplus(sign z)
-    z = h.new_zeros(m, N)  # logits a h + c of the members still iterating
-    work = h.new_empty(m, 5, N)  # s h, s, r h^2, r h, r
-    value = _bce_with_logits(h.new_zeros(1, N), y).expand(m).clone()  # the objective at (a, c)
-    known = torch.ones(m, dtype=torch.bool, device=h.device)  # where ``value`` is up to date
-
-    def objective(zz, aa):  # mean BCE + l2/2 a^2 at logits zz (j, N), as _bce_with_logits
-        q = torch.mul(zz, sign)
-        u = torch.abs(q).neg_().exp_().add_(1.0).log_()  # log(1 + e^-|q|)
-        return q.clamp_(min=0).add_(u).mean(-1) + 0.5 * l2 * aa * aa
-
-    for it in range(iters):
-        k = hh.shape[0]
-        if it == 0:  # a = c = 0: s = 1/2 and r = 1/4 everywhere
-            sum_h = hh.sum(-1)
-            sums = torch.stack([0.5 * sum_h, torch.full_like(sum_h, 0.5 * N),
-                                0.25 * torch.linalg.vecdot(hh, hh), 0.25 * sum_h,
-                                torch.full_like(sum_h, 0.25 * N)], -1)
-        else:
-            w = work[:k]
-            s = torch.sigmoid(z, out=w[:, 1])  # (k, N)
-            torch.mul(s, hh, out=w[:, 0])
-            r = torch.addcmul(s, s, s, value=-1.0, out=w[:, 4])  # s (1 - s)
-            torch.mul(r, hh, out=w[:, 3])
-            torch.mul(w[:, 3], hh, out=w[:, 2])
-            sums = w.sum(-1)  # (k, 5)
-        sums = sums / N
-        g_a = sums[:, 0] - yh / N + l2 * a
-        g_c = sums[:, 1] - y_sum / N
-        H_aa = sums[:, 2] + l2
-        H_ac = sums[:, 3]
-        H_cc = sums[:, 4] + 1e-12
-        det = H_aa * H_cc - H_ac * H_ac
-        d_a = (H_cc * g_a - H_ac * g_c) / det
-        d_c = (H_aa * g_c - H_ac * g_a) / det
-        done = torch.maximum(d_a.abs(), d_c.abs()) <= tol * (1 + torch.maximum(a.abs(), c.abs()))
-        if bool(done.any()):  # these members are fitted: record them and carry on without them
-            a_out[act[done]], c_out[act[done]] = a[done], c[done]
-            if bool(done.all()):
-                return
-            keep = (~done).nonzero().squeeze(-1)
-            act, a, c, d_a, d_c, g_a, g_c = (v[keep] for v in (act, a, c, d_a, d_c, g_a, g_c))
-            value, known, yh = value[keep], known[keep], yh[keep]
-            hh, z = hh.index_select(0, keep), z.index_select(0, keep)
-        a_new, c_new = a - d_a, c - d_c
-        torch.addcmul(c_new.unsqueeze(-1), hh, a_new.unsqueeze(-1), out=z)  # the full steps' logits
-        damped = (g_a * d_a + g_c * d_c > 1e-2).nonzero().squeeze(-1)  # Newton decrement^2 > 0.01
-        if len(damped):
-            stale = damped[~known[damped]]
-            if len(stale):  # the objective at the current iterate (unknown after full steps)
-                value[stale] = objective(torch.addcmul(c[stale].unsqueeze(-1), hh[stale], a[stale].unsqueeze(-1)),
-                                         a[stale])
-            new = objective(z[damped], a_new[damped])
-            t = torch.ones_like(new)
-            idx = damped
-            for trial in range(40):  # backtracking: halve the step where the objective rose
-                rose = new > value[idx] + 1e-13 * (1 + value[idx].abs())
-                value[idx[~rose]] = new[~rose]
-                idx, t = idx[rose], 0.5 * t[rose]
-                if not len(idx) or trial == 39:
-                    break
-                a_new[idx], c_new[idx] = a[idx] - t * d_a[idx], c[idx] - t * d_c[idx]
-                z_idx = torch.addcmul(c_new[idx].unsqueeze(-1), hh[idx], a_new[idx].unsqueeze(-1))
-                z[idx] = z_idx
-                new = objective(z_idx, a_new[idx])
-            if len(idx):  # no descent within the trials: these members keep their iterate
-                a_new[idx], c_new[idx] = a[idx], c[idx]
-                z[idx] = torch.addcmul(c[idx].unsqueeze(-1), hh[idx], a[idx].unsqueeze(-1))
-            known[:] = False
-            known[damped] = True
-        else:
-            known[:] = False
-        a, c = a_new, c_new
-    a_out[act], c_out[act] = a, c
+    curv0 = torch.diag(ridge) + NEWTON_DAMP * torch.eye(H + 1, dtype=y.dtype, device=y.device)  # (K, K)
+    theta = torch.cat([out_w, out_b], -1)  # (P, K)
+    for _ in range(steps):
+        z = (phi * theta.unsqueeze(1)).sum(-1)  # (P, N) logits
+        err = torch.sigmoid(z) - target  # (P, N)
+        slope = torch.sigmoid(z) * torch.sigmoid(-z)  # (P, N), no cancellation in the tails
+        grad = (phi * err.unsqueeze(-1)).mean(1) + ridge * theta  # (P, K)
+        curv = torch.einsum("pnk,pnl->pkl", phi * slope.unsqueeze(-1), phi) / N + curv0  # (P, K, K)
+        step, _ = torch.linalg.solve_ex(curv, grad.unsqueeze(-1))  # no exception on a singular member
+        theta = theta - step.squeeze(-1)
+    return phi, theta

@@ -1,9 +1,11 @@
-"""Specs: frozen settings that determine a surface, their validation, and their canonical form.
+"""The grid spec: frozen settings that determine a surface, their validation, and their canonical form.
 
-``GridSpec`` is what a user writes (defaults left as None); ``resolve`` turns it into a
-``Resolved`` grid with everything filled in and checked: the cell and task objects, the full
-base point, the axes. ``Resolved.canonical()`` is the JSON stored in the file and hashed into the
-cache key, so two specs with the same numbers share a cache entry and any change makes a new one.
+``GridSpec`` is what a user writes (defaults left as None): the model (cell, task, hidden size,
+base point: ``GridSpec.model``), the two axes, the lengths, the data size and seed, the dtype, the
+readout fit. ``resolve`` turns it into a ``ResolvedGrid``: the resolved model (``model.Problem``)
+plus the checked axes and lengths. ``ResolvedGrid.canonical()`` is the JSON stored in the file and
+hashed into the cache key, so two specs with the same numbers share a cache entry and any change
+makes a new one. This module parses without torch (the command line imports it at start-up).
 """
 from __future__ import annotations
 
@@ -11,36 +13,26 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-import torch
 
-from .cells import Cell, get_cell, parse_param_ref
-from .tasks import READOUT_PARAMS, Task, get_task, readout_defaults, readout_shapes
 from .errors import LandscapeError
+from .readouts import FITS
 
 FORMAT_VERSION = 1
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-READOUTS = ("auto", "fixed", "optimal")
+DTYPES = ("float64", "float32")  # the computation's floating-point types, by name
+DTYPE_MAX = {"float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max)}
 MAX_AXIS_POINTS = 100_000
 
-# Default axes when none are given: windows that show each cell's interesting structure on its
-# default task (see README, "Default axes").
-DEFAULT_AXES = {
-    "srnn": ("w:-1:3:201", "b:-1.5:1.5:201"),
-    "pascanu": ("w:4.5:5.5:201", "b:-2.9:-1.9:201"),
-    "lstm": ("b_f:-4:6:201", "w_z:-4:6:201"),
-    "gru": ("b_z:-6:6:201", "w_h:-3:5:201"),
-    "mut": ("b_z:-6:6:201", "w_h:-3:5:201"),
-}
 
+def torch_dtype(name: str):
+    """The torch dtype of a name in DTYPES."""
+    import torch
 
-def default_axes(cell_name: str) -> tuple[str, str]:
-    for prefix in (cell_name, cell_name.split("-")[0], cell_name[:3], cell_name[:4]):
-        if prefix in DEFAULT_AXES:
-            return DEFAULT_AXES[prefix]
-    return DEFAULT_AXES["srnn"]
+    if name not in DTYPES:
+        raise LandscapeError(f"unknown dtype {name!r}; choose from: {', '.join(DTYPES)}")
+    return getattr(torch, name)
 
 
 @dataclass(frozen=True)
@@ -81,6 +73,8 @@ class Axis:
             raise LandscapeError(f"axis {label!r}: NUM must be between 2 and {MAX_AXIS_POINTS}")
         if self.log and self.lo <= 0:
             raise LandscapeError(f"axis {label!r}: a log axis needs MIN > 0")
+        if not math.isfinite(self.hi - self.lo) or not np.all(np.isfinite(self.values())):
+            raise LandscapeError(f"axis {label!r}: the span MAX - MIN overflows; choose a smaller range")
         return self
 
     def values(self) -> np.ndarray:
@@ -97,9 +91,11 @@ class GridSpec:
     """A loss surface over two scalar parameters at one or more sequence lengths.
 
     None means "the default": the task's hidden size and number of sequences, the cell's default
-    axes, ``readout='auto'`` (optimal for tasks with a logistic readout, else fixed).
-    ``set`` holds base-point overrides ((name, value), ...); ``base_file`` an HDF5 file whose
-    parameter datasets (at the root or under /params) give base-point values.
+    axes (``Cell.default_axes``). ``fit`` is how the readout of a classification task is set at
+    each point: fixed (the base point's out_w, out_b), optimal (fitted per point and T, ridge
+    ``readout_l2``) or auto (optimal where the task has a readout). ``set`` holds base-point
+    overrides ((name, value), ...); ``base_file`` an HDF5 file whose parameter datasets (at the
+    root or under /params) give base-point values. Axes may be given as text ('w:-1:3:201').
     """
 
     cell: str = "srnn"
@@ -111,7 +107,7 @@ class GridSpec:
     n: int | None = None
     seed: int = 0
     dtype: str = "float64"
-    readout: str = "auto"
+    fit: str = "auto"
     readout_l2: float = 1e-4
     set: tuple[tuple[str, float], ...] = ()
     base_file: str | None = None
@@ -119,24 +115,32 @@ class GridSpec:
     task_options: tuple[tuple[str, object], ...] = ()
     grads: bool = False
 
+    @property
+    def model(self):
+        """The ModelSpec of this grid (cell, task, hidden size, base point)."""
+        from .model import ModelSpec
+
+        return ModelSpec(self.cell, tuple(self.cell_options), self.task, tuple(self.task_options), self.hidden,
+                         tuple(self.set), self.base_file)
+
 
 @dataclass(frozen=True)
-class Resolved:
-    """A checked GridSpec with every default filled in; ``base`` is the full base point."""
+class ResolvedGrid:
+    """A checked GridSpec with every default filled in: the resolved model and the grid."""
 
     spec: GridSpec
-    cell: Cell
-    task: Task
-    H: int
-    D: int
+    problem: object  # model.Problem
     n: int
     Ts: tuple[int, ...]
     x: Axis
     y: Axis
     x_ref: tuple[str, tuple[int, ...]]
     y_ref: tuple[str, tuple[int, ...]]
-    readout: str  # "fixed" | "optimal" | "none"
-    base: dict = field(repr=False)  # name -> float64 tensor (shape)
+
+    @property
+    def refs(self) -> tuple:
+        """((name, index), (name, index)) of the two axes."""
+        return (self.x_ref, self.y_ref)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -144,19 +148,21 @@ class Resolved:
 
     @property
     def torch_dtype(self):
-        return DTYPES[self.spec.dtype]
+        return torch_dtype(self.spec.dtype)
+
+    @property
+    def name(self) -> str:
+        """CELL-TASK, the stem of the cache file."""
+        return f"{self.problem.cell.name}-{self.problem.task.name}"
 
     def canonical(self) -> str:
         """Everything that determines the numbers, as canonical JSON."""
+        readout = self.problem.readout
         doc = {
-            "format_version": FORMAT_VERSION,
-            "cell": self.cell.name, "cell_options": self.cell.options(),
-            "task": self.task.name, "task_params": self.task.params(),
-            "hidden": self.H, "input_size": self.D, "n": self.n, "seed": self.spec.seed,
-            "dtype": self.spec.dtype, "T": list(self.Ts),
+            "format_version": FORMAT_VERSION, **self.problem.canonical(),
+            "n": self.n, "seed": self.spec.seed, "dtype": self.spec.dtype, "T": list(self.Ts),
             "x": asdict(self.x), "y": asdict(self.y),
-            "readout": self.readout, "readout_l2": self.spec.readout_l2 if self.readout == "optimal" else None,
-            "base": {k: v.tolist() for k, v in self.base.items()},
+            "readout": readout.label, "readout_l2": readout.l2 if readout.optimal else None,
             "grads": self.spec.grads,
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -177,7 +183,7 @@ def parse_T(text: str | tuple | list | int) -> tuple[int, ...]:
             value = int(item)
             if str(item).strip() not in (str(value), f"+{value}") and not isinstance(item, int):
                 raise ValueError
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise LandscapeError(f"T must be positive integers; got {item!r}") from None
         if value <= 0:
             raise LandscapeError(f"T must be positive integers; got {value}")
@@ -185,61 +191,97 @@ def parse_T(text: str | tuple | list | int) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
-def resolve(spec: GridSpec) -> Resolved:
+def check_fit(fit: str) -> str:
+    if fit not in FITS:
+        raise LandscapeError(f"unknown readout fit {fit!r}; choose from: {', '.join(FITS)}")
+    return fit
+
+
+def resolve_fit(problem, fit: str, l2: float) -> str:
+    """The grid's fit policy for a resolved model: auto -> optimal where the task has a readout;
+    fixed for a task whose loss is on the state (optimal is refused there)."""
+    check_fit(fit)
+    if problem.readout.kind == "identity":
+        if fit == "optimal":
+            raise LandscapeError(f"task {problem.task.name} has no trained readout (its loss is on the state); "
+                                 f"--readout optimal needs a task with classes (latch, two-sequence, relay)")
+        return "fixed"
+    fit = "optimal" if fit == "auto" else fit
+    if fit == "optimal" and not l2 > 0:
+        raise LandscapeError("--readout optimal needs readout_l2 > 0 (separable classes have no "
+                             "finite optimum otherwise)")
+    return fit
+
+
+def as_axis(value, what: str) -> Axis | None:
+    """An Axis from an Axis, a text 'NAME:MIN:MAX:NUM', or None; TypeError for anything else."""
+    if value is None or isinstance(value, Axis):
+        return value
+    if isinstance(value, str):
+        return Axis.parse(value)
+    raise TypeError(f"GridSpec.{what} must be an Axis or a text NAME:MIN:MAX:NUM, not {type(value).__name__}")
+
+
+def resolve(spec: GridSpec) -> ResolvedGrid:
     """Check a spec and fill in its defaults; raises LandscapeError on the first bad value."""
-    cell = get_cell(spec.cell, **dict(spec.cell_options))
-    task = get_task(spec.task, **dict(spec.task_options))
+    from .model import resolve_model
+    from .store import read_base_point
+
     if spec.dtype not in DTYPES:
         raise LandscapeError(f"unknown dtype {spec.dtype!r}; choose from: {', '.join(DTYPES)}")
-    if spec.readout not in READOUTS:
-        raise LandscapeError(f"unknown readout {spec.readout!r}; choose from: {', '.join(READOUTS)}")
+    xa, ya = as_axis(spec.x, "x"), as_axis(spec.y, "y")
     Ts = parse_T(spec.T)
-    H = task.default_hidden if spec.hidden is None else int(spec.hidden)
-    D = task.input_size
-    n = task.default_n if spec.n is None else int(spec.n)
-    if n < 1:
-        raise LandscapeError(f"the number of sequences must be >= 1, got {n}")
-    if not spec.readout_l2 >= 0:
-        raise LandscapeError(f"readout_l2 must be >= 0, got {spec.readout_l2}")
-    if task.readout == "identity":
-        if spec.readout == "optimal":
-            raise LandscapeError(f"task {task.name} has no trained readout (its loss is on the state); "
-                                 f"--readout optimal needs latch, two-sequence or relay")
-        readout = "none"
-    else:
-        readout = "optimal" if spec.readout == "auto" else spec.readout
-        if readout == "optimal" and spec.readout_l2 == 0:
-            raise LandscapeError("--readout optimal needs readout_l2 > 0 (separable classes have no "
-                                 "finite optimum otherwise)")
-    if task.name == "target" and n != 1:
-        raise LandscapeError("task target has no randomness: use n = 1")
+    model = spec.model
+    problem = resolve_model(model, fit="fixed")  # to learn the task's readout and the shapes
+    fit = resolve_fit(problem, spec.fit, spec.readout_l2)
+    base_values = read_base_point(spec.base_file, problem.shapes) if spec.base_file else None
+    problem = resolve_model(model, fit=fit, l2=spec.readout_l2, base_values=base_values)
+    n = problem.task.default_n if spec.n is None else int(spec.n)
+    problem.task.check_n(n)
 
-    shapes = dict(cell.param_shapes(H, D))
-    base = cell.default_params(H, D)
-    if readout != "none":
-        shapes.update(readout_shapes(H))
-        base.update(readout_defaults(H))
-    where = f"cell {cell.name} (H={H}, D={D})" + (" with a readout" if readout != "none" else "")
-    if spec.base_file:
-        from .store import read_base_point  # the store reads files; the spec only checks them
-
-        for name, value in read_base_point(spec.base_file, shapes).items():
-            base[name] = value
-    for ref, value in spec.set:
-        _set_base(base, shapes, ref, value, where)
-
-    xa = spec.x or _first_element(Axis.parse(default_axes(cell.name)[0]), shapes)
-    ya = spec.y or _first_element(Axis.parse(default_axes(cell.name)[1]), shapes)
+    cell = problem.cell
+    if (xa is None or ya is None) and cell.default_axes is None:
+        raise LandscapeError(f"cell {cell.name} declares no default axes; give --x and --y (its scalars: "
+                             f"{', '.join(_scalars(problem.shapes))})")
+    xa = xa or _first_element(Axis.parse(cell.default_axes[0]), problem.shapes)
+    ya = ya or _first_element(Axis.parse(cell.default_axes[1]), problem.shapes)
     xa, ya = xa.checked(), ya.checked()
-    x_ref = parse_param_ref(xa.name, shapes, where)
-    y_ref = parse_param_ref(ya.name, shapes, where)
+    x_ref, y_ref = problem.scalar(xa.name), problem.scalar(ya.name)
     if x_ref == y_ref:
         raise LandscapeError(f"the same parameter {xa.name!r} is on both axes; choose two different ones")
     for ref, axis in ((x_ref, xa), (y_ref, ya)):
-        if readout == "optimal" and ref[0] in READOUT_PARAMS:
+        if problem.readout.optimal and ref[0] in problem.readout.params(problem.H):
             raise LandscapeError(f"{axis.name} is fitted at every point with --readout optimal; "
                                  f"use --readout fixed to put it on an axis")
-    return Resolved(spec, cell, task, H, D, n, Ts, xa, ya, x_ref, y_ref, readout, base)
+        big = max(abs(axis.lo), abs(axis.hi))
+        if big > DTYPE_MAX[spec.dtype]:
+            raise LandscapeError(f"axis {axis.describe()!r}: {big:g} is not representable in {spec.dtype} "
+                                 f"(largest {DTYPE_MAX[spec.dtype]:g})")
+    _check_sets_off_axes(problem, spec.set, (x_ref, xa), (y_ref, ya))
+    for name, value in problem.base.items():
+        if float(value.abs().max()) > DTYPE_MAX[spec.dtype]:
+            raise LandscapeError(f"the base point's {name} is not representable in {spec.dtype}")
+    return ResolvedGrid(spec, problem, n, Ts, xa, ya, x_ref, y_ref)
+
+
+def _scalars(shapes) -> list[str]:
+    from .cells import scalar_names
+
+    return scalar_names(shapes)
+
+
+def _check_sets_off_axes(problem, assignments, *axes) -> None:
+    """--set on exactly the element an axis sweeps has no effect (the axis overwrites it): refuse it
+    rather than make a new cache entry for an identical surface."""
+    for ref, _ in assignments:
+        name = ref.split("[")[0].strip()
+        whole = "[" not in ref
+        for axis_ref, axis in axes:
+            same = (whole and name == axis_ref[0] and math.prod(problem.shapes[name]) == 1) or \
+                   (not whole and problem.scalar(ref) == axis_ref)
+            if same:
+                raise LandscapeError(f"--set {ref}: {axis.name} is on an axis ({axis.describe()}), so the set "
+                                     f"value would be overwritten; drop it or choose another axis")
 
 
 def _first_element(axis: Axis, shapes) -> Axis:
@@ -248,29 +290,3 @@ def _first_element(axis: Axis, shapes) -> Axis:
     if math.prod(shape) <= 1:
         return axis
     return replace(axis, name=f"{axis.name}[{','.join('0' * len(shape))}]")
-
-
-def _set_base(base, shapes, ref, value, where):
-    """--set NAME=VALUE: an element (w[0,1]=0.5), a scalar (b=0.3), or a whole parameter filled."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise LandscapeError(f"--set {ref}={value!r}: the value must be a number") from None
-    name = ref.split("[")[0].strip()
-    if name in shapes and "[" not in ref and math.prod(shapes[name]) > 1:
-        base[name] = torch.full(shapes[name], value, dtype=torch.float64)
-        return
-    name, idx = parse_param_ref(ref, shapes, where)
-    base[name] = base[name].clone()
-    base[name][idx] = value
-
-
-def parse_assignments(items, what: str) -> tuple[tuple[str, str], ...]:
-    """('w=1', 'b=0.5') -> (('w', '1'), ('b', '0.5')); one clear error for a malformed item."""
-    out = []
-    for item in items:
-        if "=" not in item:
-            raise LandscapeError(f"malformed {what} {item!r}; write NAME=VALUE")
-        key, value = item.split("=", 1)
-        out.append((key.strip(), value.strip()))
-    return tuple(out)

@@ -29,19 +29,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 
 from .errors import LandscapeError
+from .lazy import torch
+from .version import __version__
 
 FORMAT = "landscape-surface"
 FORMAT_VERSION = 1
 WRITE_SLAB_BYTES = 4 << 20  # a chunk is written in slabs of whole rows of about this size (bounds HDF5's copies)
-
-
-def landscape_version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def cache_dir() -> Path:
@@ -242,7 +237,7 @@ class SurfaceWriter:
     def _write_layout(self, tmp, spec_json, Ts, x_name, x_values, y_name, y_values, attrs, dtype):
         f = h5py.File(tmp, "w")
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec_json,
-                        "key": self.key, "landscape_version": landscape_version(),
+                        "key": self.key, "landscape_version": __version__,
                         "torch_version": str(torch.__version__), "created": _dt.datetime.now(_dt.timezone.utc)
                         .isoformat(timespec="seconds"), "complete": False,
                         "chunk_size": self.chunk_size, **attrs})

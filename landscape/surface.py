@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+from .lazy import torch
 from tqdm.auto import tqdm
 
 from . import engine, gradients
 from .errors import LandscapeError
-from .spec import GridSpec, Resolved, resolve
+from .spec import GridSpec, ResolvedGrid, resolve
 from .store import SurfaceWriter, Surface, cache_path, check_surface_file, check_writable, load, locked
 
 
@@ -47,8 +47,9 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         raise TypeError("give either a GridSpec or its fields, not both")
     say = on_message or (lambda msg: None)
     r = resolve(spec)
+    problem = r.problem
     dev = engine.resolve_device(device)
-    path = Path(out) if out is not None else cache_path(f"{r.cell.name}-{r.task.name}", r.key())
+    path = Path(out) if out is not None else cache_path(r.name, r.key())
     check_writable(path)
     spec_json = r.canonical()
     if not force and path.exists():
@@ -59,10 +60,13 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         if cached is not None:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
 
-    per_member = engine.bytes_per_member(r.cell, r.n, r.H, r.torch_dtype, len(r.Ts), r.readout == "optimal")
+    per_member = engine.bytes_per_member(problem, r.n, r.torch_dtype, len(r.Ts))
     if spec.grads:
-        per_member += gradients.gradient_bytes_per_member(r)
+        per_member += gradients.gradient_bytes_per_member(problem, r.n, r.Ts, r.torch_dtype)
     size = engine.plan_chunk(r.x.num * r.y.num, per_member, engine.memory_budget(dev, memory), chunk_size)
+    data = problem.task.make(r.Ts, r.n, spec.seed)  # CPU, float64: cast per device in _compute_chunks
+    fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
+              if spec.grads else None)
 
     start = time.perf_counter()
     with locked(path, on_wait=lambda: say(f"another process is computing {path.name}; waiting for it")):
@@ -73,15 +77,14 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             if cached is not None:
                 return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
         writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(),
-                               size, {"device": str(dev), "dtype": spec.dtype, "cell": r.cell.name,
-                                      "task": r.task.name},
-                               fields=gradients.gradient_field_shapes(r) if spec.grads else None)
+                               size, {"device": str(dev), "dtype": spec.dtype, "cell": problem.cell.name,
+                                      "task": problem.task.name}, fields=fields)
         try:
             todo = writer.missing()
             n_total = len(writer.done)
             if len(todo) < n_total:
                 say(f"resuming {path.name}: {n_total - len(todo)} of {n_total} chunks already done")
-            points = _compute_chunks(r, writer, todo, dev, progress)
+            points = _compute_chunks(r, data, writer, todo, dev, progress)
             writer.finish()
         finally:
             writer.close()
@@ -100,26 +103,26 @@ def _complete_match(path: Path, spec_json: str, explicit_out: bool, locking: boo
     return load(path) if attrs.get("complete") else None
 
 
-def _compute_chunks(r: Resolved, writer: SurfaceWriter, todo: list[int], dev: torch.device,
+def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int], dev: torch.device,
                     progress: bool | None) -> int:
     """Evaluate the missing chunks and write each as soon as it is done. Returns the points done."""
-    dtype = r.torch_dtype
-    data = r.task.make(r.Ts, r.n, r.spec.seed).to(dtype, dev)
+    problem, dtype = r.problem, r.torch_dtype
+    data = data.to(dtype, dev)
     xs = torch.as_tensor(r.x.values(), dtype=torch.float64)
     ys = torch.as_tensor(r.y.values(), dtype=torch.float64)
     total = sum(writer.chunk_range(c)[1] - writer.chunk_range(c)[0] for c in todo)
     bar = tqdm(total=total, unit="pt", disable=(not _is_tty()) if progress is None else not progress,
-               desc=f"{r.cell.name} {r.task.name}", leave=False)
+               desc=f"{problem.cell.name} {problem.task.name}", leave=False)
     with bar, torch.no_grad():
         for c in todo:
             start, stop = writer.chunk_range(c)
             flat = torch.arange(start, stop)
             i, j = flat // r.y.num, flat % r.y.num  # "ij" order: x varies slowest
-            params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[i], ys[j]), dtype, dev)
-            loss = engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H)
+            params = engine.chunk_params(problem.base, r.refs, (xs[i], ys[j]), dtype, dev)
+            loss = engine.unroll_losses(problem, params, data, r.Ts)
             values = {"loss": loss.cpu().numpy().astype(np.float64)}
             if r.spec.grads:  # grad, hessian_eigvals, grad_norm_t (and grad_norm_c_t)
-                values.update(gradients.gradient_fields(r, params, data))
+                values.update(gradients.gradient_fields(problem, r.refs, r.Ts, params, data))
             writer.write_chunk(c, values)
             bar.update(stop - start)
     return total

@@ -105,7 +105,7 @@ def slow_pascanu_target(w, b, T, x0=0.5, target=0.7):
 @pytest.mark.parametrize("chunk", [1, 7, None])
 def test_srnn_latch_fixed_readout_equals_per_point_loop(tmp_path, nx, ny, chunk):
     Ts = (1, 4, 9)
-    spec = GridSpec(cell="srnn", task="latch", T=Ts, n=40, readout="fixed",
+    spec = GridSpec(cell="srnn", task="latch", T=Ts, n=40, fit="fixed",
                     x=Axis("w", -1.0, 3.0, nx), y=Axis("b", -1.0, 0.5, ny), set=(("u", 0.7), ("out_w", 3.0),
                                                                               ("out_b", 0.2)))
     s = run(spec, tmp_path, chunk)
@@ -121,7 +121,7 @@ def test_srnn_latch_fixed_readout_equals_per_point_loop(tmp_path, nx, ny, chunk)
 
 def test_optimal_readout_equals_scipy_per_point(tmp_path):
     Ts = (2, 6)
-    spec = GridSpec(cell="srnn", task="latch", T=Ts, n=60, readout="optimal", readout_l2=1e-3,
+    spec = GridSpec(cell="srnn", task="latch", T=Ts, n=60, fit="optimal", readout_l2=1e-3,
                     x=Axis("w", -0.5, 2.5, 3), y=Axis("b", -0.6, 0.6, 4))
     s = run(spec, tmp_path, 5)
     data, x = task_arrays("latch", Ts, 60)
@@ -149,12 +149,12 @@ def test_pascanu_target_equals_python_loop(tmp_path, chunk):
 
 def test_lstm_latch_equals_torch_lstm(tmp_path):
     Ts = (3, 8)
-    spec = GridSpec(cell="lstm", task="latch", T=Ts, n=30, readout="fixed",
+    spec = GridSpec(cell="lstm", task="latch", T=Ts, n=30, fit="fixed",
                     x=Axis("b_f", -2.0, 3.0, 3), y=Axis("w_z", -1.0, 2.0, 7), set=(("u_i", 0.5), ("b_o", 0.3)))
     s = run(spec, tmp_path, 4)
     data, x = task_arrays("latch", Ts, 30)
     y = data.targets[3].numpy()
-    base = {n: float(v.reshape(-1)[0]) for n, v in landscape.resolve(spec).base.items()}
+    base = {n: float(v.reshape(-1)[0]) for n, v in landscape.resolve(spec).problem.base.items()}
     for i, bf in enumerate(s.x):
         for j, wz in enumerate(s.y):
             hs = slow_lstm({**base, "b_f": bf, "w_z": wz}, x, Ts)
@@ -166,7 +166,7 @@ def test_lstm_latch_equals_torch_lstm(tmp_path):
 def test_matrix_elements_on_axes_for_H_3(tmp_path):
     """Axes on elements of matrices (w[0,1], u[2,0]) for an 8-unit-style cell, relay task."""
     Ts = (2, 5)
-    spec = GridSpec(cell="srnn", task="relay", hidden=3, T=Ts, n=16, readout="fixed",
+    spec = GridSpec(cell="srnn", task="relay", hidden=3, T=Ts, n=16, fit="fixed",
                     x=Axis("w[0,1]", -1.0, 1.0, 3), y=Axis("u[2,0]", 0.0, 2.0, 4), set=(("w", 0.5), ("out_w", 2.0)))
     s = run(spec, tmp_path, 5)
     assert (s.x_name, s.y_name) == ("w[0,1]", "u[2,0]")
@@ -185,7 +185,7 @@ def test_matrix_elements_on_axes_for_H_3(tmp_path):
 
 def test_two_sequence_variable_lengths_read_each_sequence_at_its_end(tmp_path):
     Ts = (5, 20)
-    spec = GridSpec(cell="srnn", task="two-sequence", T=Ts, n=24, readout="fixed",
+    spec = GridSpec(cell="srnn", task="two-sequence", T=Ts, n=24, fit="fixed",
                     x=Axis("w", 0.5, 1.5, 3), y=Axis("b", -0.2, 0.2, 2))
     s = run(spec, tmp_path)
     data = landscape.get_task("two-sequence").make(Ts, 24, 0)
@@ -223,9 +223,9 @@ def test_set_and_base_file_change_the_base_point(tmp_path):
     with h5py.File(tmp_path / "base.h5", "w") as f:
         f.create_dataset("params/u", data=np.array([[0.3]]))
         f.create_dataset("params/out_b", data=np.array([0.1]))
-    kw = dict(cell="srnn", task="latch", T=(4,), n=20, readout="fixed", x=Axis("w", 0, 1, 2), y=Axis("b", 0, 1, 2))
-    from_file = landscape.resolve(GridSpec(**kw, base_file=str(tmp_path / "base.h5"))).base
-    from_set = landscape.resolve(GridSpec(**kw, set=(("u", 0.3), ("out_b", 0.1)))).base
+    kw = dict(cell="srnn", task="latch", T=(4,), n=20, fit="fixed", x=Axis("w", 0, 1, 2), y=Axis("b", 0, 1, 2))
+    from_file = landscape.resolve(GridSpec(**kw, base_file=str(tmp_path / "base.h5"))).problem.base
+    from_set = landscape.resolve(GridSpec(**kw, set=(("u", 0.3), ("out_b", 0.1)))).problem.base
     for name in from_set:
         assert torch.equal(from_file[name], from_set[name])
     assert float(from_set["u"]) == 0.3

@@ -4,6 +4,7 @@ and the same numbers computed in pieces. All in float64."""
 from __future__ import annotations
 
 import csv
+import math
 import re
 
 import numpy as np
@@ -16,7 +17,7 @@ from landscape import engine
 from landscape import gradients as G
 from landscape.cli import Group
 from landscape.cli.grads import command, parse_at
-from landscape.readouts import fit_logistic_readout
+from landscape.readout_fit import fit_logistic_readout
 from landscape.errors import LandscapeError
 from landscape.spec import Axis, GridSpec, resolve
 from landscape.store import SurfaceWriter, load
@@ -25,19 +26,30 @@ CPU = torch.device("cpu")
 F64 = torch.float64
 
 
+def resolve_point(spec):
+    """A ResolvedGrid for a single base point: placeholder axes on the first two scalar elements."""
+    from dataclasses import replace
+
+    from landscape.model import resolve_model
+
+    refs = [name if math.prod(shape) == 1 else f"{name}[{','.join(map(str, idx))}]"
+            for name, shape in resolve_model(spec.model).shapes.items() for idx in np.ndindex(*shape)][:2]
+    return resolve(replace(spec, x=Axis(refs[0], 0.0, 1.0, 2), y=Axis(refs[1], 0.0, 1.0, 2)))
+
+
 def setup(cell, task, Ts, n, refs, xs, ys, **spec):
     """A resolved spec, its data and the chunk params at the points (xs[k], ys[k])."""
-    r = G.resolve_point(GridSpec(cell=cell, task=task, T=Ts, n=n, **spec))
+    r = resolve_point(GridSpec(cell=cell, task=task, T=Ts, n=n, **spec))
     r_refs = tuple(_ref(r, name) for name in refs)
-    data = r.task.make(r.Ts, r.n, r.spec.seed).to(F64, CPU)
-    params = engine.chunk_params(r.base, r_refs, (torch.tensor(xs, dtype=F64), torch.tensor(ys, dtype=F64)), F64, CPU)
+    data = r.problem.task.make(r.Ts, r.n, r.spec.seed).to(F64, CPU)
+    params = engine.chunk_params(r.problem.base, r_refs, (torch.tensor(xs, dtype=F64), torch.tensor(ys, dtype=F64)), F64, CPU)
     return r, r_refs, data, params
 
 
 def _ref(r, name):
     from landscape.cells import parse_param_ref
 
-    return parse_param_ref(name, {k: tuple(v.shape) for k, v in r.base.items()}, "test")
+    return parse_param_ref(name, {k: tuple(v.shape) for k, v in r.problem.base.items()}, "test")
 
 
 def grid_points(xv, yv):
@@ -53,8 +65,8 @@ def fd_losses(r, refs, data, params, axis, h):
     def at(delta):
         v = list(vals)
         v[axis] = v[axis] + delta
-        p = engine.chunk_params(r.base, refs, tuple(v), F64, CPU)
-        return engine.unroll_losses(r.cell, p, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H)
+        p = engine.chunk_params(r.problem.base, refs, tuple(v), F64, CPU)
+        return engine.unroll_losses(r.problem, p, data, r.Ts)
 
     return (at(-2 * h) - 8 * at(-h) + 8 * at(h) - at(2 * h)) / (12 * h)
 
@@ -66,8 +78,8 @@ def fd_grad(r, refs, data, params, axis, h):
     def at(delta):
         v = list(vals)
         v[axis] = v[axis] + delta
-        p = engine.chunk_params(r.base, refs, tuple(v), F64, CPU)
-        return G.loss_grad_hessian(r.cell, p, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H, refs,
+        p = engine.chunk_params(r.problem.base, refs, tuple(v), F64, CPU)
+        return G.loss_grad_hessian(r.problem, p, data, r.Ts, refs,
                                    hessian=False)[1]
 
     return (at(-2 * h) - 8 * at(-h) + 8 * at(h) - at(2 * h)) / (12 * h)
@@ -78,15 +90,15 @@ CASES = {
     "pascanu-target": dict(cell="pascanu", task="target", Ts=(5, 20), n=1, refs=("w", "b"),
                            pts=grid_points([4.6, 5.3], [-2.85, -2.0, -1.95])),
     "srnn-latch-fixed": dict(cell="srnn", task="latch", Ts=(3, 12), n=40, refs=("w", "b"),
-                             pts=grid_points([0.5, 1.5], [-0.3, 0.2, 0.4]), readout="fixed"),
+                             pts=grid_points([0.5, 1.5], [-0.3, 0.2, 0.4]), fit="fixed"),
     "srnn-latch-optimal": dict(cell="srnn", task="latch", Ts=(3, 12), n=40, refs=("w", "b"),
                                pts=grid_points([0.5, 1.5], [-0.3, 0.2, 0.4])),
     "srnn-latch-fixed-readout-axis": dict(cell="srnn", task="latch", Ts=(6,), n=30, refs=("out_w", "w"),
-                                          pts=([2.0, 3.0, -1.0], [0.9, 1.2, 0.7]), readout="fixed"),
+                                          pts=([2.0, 3.0, -1.0], [0.9, 1.2, 0.7]), fit="fixed"),
     "lstm-latch-optimal": dict(cell="lstm", task="latch", Ts=(4, 10), n=30, refs=("b_f", "w_z"),
                                pts=([0.5, 2.0, -1.0], [1.0, 0.3, 1.5])),
     "gru-two-sequence": dict(cell="gru", task="two-sequence", Ts=(6, 10), n=30, refs=("b_z", "w_h"),
-                             pts=([0.0, 1.0], [1.0, 2.0]), readout="fixed"),
+                             pts=([0.0, 1.0], [1.0, 2.0]), fit="fixed"),
     "srnn-relay-H8": dict(cell="srnn", task="relay", Ts=(3, 6), n=16, refs=("w[0,1]", "b[2]"),
                           pts=([0.3, -0.5], [0.1, 0.4])),
 }
@@ -102,9 +114,8 @@ def _case(name):
 @pytest.mark.parametrize("name", list(CASES))
 def test_gradient_equals_finite_differences_of_the_engine(name):
     r, refs, data, params = _case(name)
-    loss, grad, _ = G.loss_grad_hessian(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H,
-                                        refs, hessian=False)
-    expect = engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H)
+    loss, grad, _ = G.loss_grad_hessian(r.problem, params, data, r.Ts, refs, hessian=False)
+    expect = engine.unroll_losses(r.problem, params, data, r.Ts)
     assert torch.allclose(loss, expect, rtol=1e-9, atol=1e-12)
     fd = torch.stack([fd_losses(r, refs, data, params, a, 1e-5) for a in (0, 1)], -1)  # (nT, P, 2)
     err = (grad - fd).norm(dim=-1)
@@ -116,12 +127,11 @@ def test_the_optimal_readout_gradient_includes_the_refit():
     """Holding the fitted readout fixed (the envelope argument) misses the term l2 out_w . d out_w/dtheta,
     which is not small where the classes separate (out_w grows); the FD check above sees the refit."""
     r, refs, data, params = _case("srnn-latch-optimal")
-    _, grad, _ = G.loss_grad_hessian(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H,
-                                     refs, hessian=False)
+    _, grad, _ = G.loss_grad_hessian(r.problem, params, data, r.Ts, refs, hessian=False)
     xy = tuple(v.requires_grad_(True) for v in G.axis_values(params, refs))
     p = G.with_axis_values(params, refs, xy)
-    outs, _ = G._unroll(r.cell, p, data, r.Ts, len(xy[0]), r.H)
-    L = G.task_loss(r.task, outs[12], data.targets[12], p, "optimal", r.spec.readout_l2, implicit=False)
+    outs, _ = G._unroll(r.problem.cell, p, data, r.Ts, len(xy[0]), r.problem.H)
+    L = r.problem.readout.differentiable_loss(outs[12], data.targets[12], p, implicit=False)
     held = torch.stack(torch.autograd.grad(L.sum(), xy), -1)
     gap = (held - grad[1]).norm(dim=-1)
     assert (gap > 1e-6 * grad[1].norm(dim=-1)).all() and (gap > 0.1 * grad[1].norm(dim=-1)).any()
@@ -137,9 +147,9 @@ def test_per_step_gradient_is_the_derivative_of_the_loss_along_a_state_perturbat
 
     def unroll(perturb):
         """h_T with h_t replaced by perturb(h_t)."""
-        (h,) = G._initial_state(r.cell, params, data, 1, 1)
+        (h,) = G._initial_state(r.problem.cell, params, data, 1, 1)
         for s in range(1, T + 1):
-            (h,) = r.cell.step(params, (h,), data.inputs[s - 1])
+            (h,) = r.problem.cell.step(params, (h,), data.inputs[s - 1])
             if s == t:
                 h = perturb(h)
         return h
@@ -147,7 +157,7 @@ def test_per_step_gradient_is_the_derivative_of_the_loss_along_a_state_perturbat
     leaf = []
     with torch.enable_grad():
         h_T = unroll(lambda h: leaf.append(h.detach().requires_grad_(True)) or leaf[0])
-        loss = G.task_loss(r.task, h_T, y, params, "optimal", 1e-4, implicit)
+        loss = r.problem.readout.differentiable_loss(h_T, y, params, implicit)
         (g,) = torch.autograd.grad(loss.sum(), leaf[0])  # (1, N, 1)
     v = torch.randn(1, 20, 1, generator=torch.Generator().manual_seed(3), dtype=F64)
     w, b = fit_logistic_readout(unroll(lambda h: h), y, 1e-4)  # the unperturbed fit
@@ -155,13 +165,13 @@ def test_per_step_gradient_is_the_derivative_of_the_loss_along_a_state_perturbat
     def L(eps):
         h = unroll(lambda h: h + eps * v)
         if implicit:  # refitted at every perturbation: the engine's loss
-            return float(engine.readout_loss(r.task, h, y, params, "optimal", 1e-4)[0])
+            return float(r.problem.readout.loss(h, y, params)[0])
         return float(F.binary_cross_entropy_with_logits(h[0, :, 0] * w[0, 0] + b[0, 0], y))
 
     eps = 1e-5
     fd = (-L(2 * eps) + 8 * L(eps) - 8 * L(-eps) + L(-2 * eps)) / (12 * eps)
     assert float((g * v).sum()) == pytest.approx(fd, rel=1e-6)
-    norms = G.grad_norms_t(r.cell, params, data, r.task, T, "optimal", 1e-4, 1, method=method,
+    norms = G.grad_norms_t(r.problem, params, data, T, method=method,
                            readout_implicit=implicit)["h"]
     assert float(norms[0, t - 1]) == pytest.approx(float(g.norm()), rel=1e-10)
 
@@ -170,7 +180,7 @@ def test_per_step_gradient_is_the_derivative_of_the_loss_along_a_state_perturbat
                                   "srnn-latch-fixed-readout-axis"])
 def test_hessian_equals_finite_differences_of_the_gradient(name):
     r, refs, data, params = _case(name)
-    _, grad, hess = G.loss_grad_hessian(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H, refs)
+    _, grad, hess = G.loss_grad_hessian(r.problem, params, data, r.Ts, refs)
     fd = torch.stack([fd_grad(r, refs, data, params, a, 1e-4) for a in (0, 1)], -1)  # (nT, P, 2, 2)
     scale = hess.flatten(-2).norm(dim=-1)
     assert scale.min() > 1e-8
@@ -179,7 +189,7 @@ def test_hessian_equals_finite_differences_of_the_gradient(name):
     eig = G.hessian_eigvals(hess)
     ref = torch.linalg.eigvalsh(hess)  # ascending
     assert torch.allclose(eig, ref, rtol=1e-10, atol=1e-12 * float(scale.max()))
-    grad2, eig2 = G.grad_and_hessian(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H, refs)
+    grad2, eig2 = G.grad_and_hessian(r.problem, params, data, r.Ts, refs)
     assert torch.equal(grad2, grad) and torch.equal(eig2, eig)
 
 
@@ -196,8 +206,8 @@ def _per_step_norms(states, loss):
 
 def test_grad_norms_srnn_H8_equal_an_nn_rnncell_unroll_with_retain_grad():
     r, refs, data, params = setup("srnn", "relay", (9,), 25, ("w[0,1]", "b[2]"), [0.3, -0.5, 1.2], [0.1, 0.4, -0.2])
-    got = G.grad_norms_t(r.cell, params, data, r.task, 9, r.readout, r.spec.readout_l2, r.H)["h"]
-    assert r.readout == "optimal" and got.shape == (3, 9)
+    got = G.grad_norms_t(r.problem, params, data, 9)["h"]
+    assert r.problem.readout.optimal and got.shape == (3, 9)
     for p in range(3):
         cell = torch.nn.RNNCell(1, 8, dtype=F64)
         with torch.no_grad():
@@ -217,8 +227,8 @@ def test_grad_norms_srnn_H8_equal_an_nn_rnncell_unroll_with_retain_grad():
 
 def test_grad_norms_lstm_equal_an_nn_lstmcell_unroll_for_h_and_c():
     r, refs, data, params = setup("lstm", "latch", (12,), 30, ("b_f", "w_z"), [0.5, 2.0], [1.0, -0.3],
-                                  readout="fixed", set=(("out_w", 3.0), ("out_b", 0.2)))
-    got = G.grad_norms_t(r.cell, params, data, r.task, 12, r.readout, r.spec.readout_l2, r.H)
+                                  fit="fixed", set=(("out_w", 3.0), ("out_b", 0.2)))
+    got = G.grad_norms_t(r.problem, params, data, 12)
     assert set(got) == {"h", "c"}
     for p in range(2):
         cell = torch.nn.LSTMCell(1, 1, dtype=F64)
@@ -243,7 +253,7 @@ def test_grad_norms_lstm_equal_an_nn_lstmcell_unroll_for_h_and_c():
 def test_grad_norms_pascanu_equal_the_chain_rule_written_out():
     w, b, T = np.array([4.7, 5.0, 5.3]), np.array([-2.3, -2.6, -2.9]), 30
     r, refs, data, params = setup("pascanu", "target", (T,), 1, ("w", "b"), w.tolist(), b.tolist())
-    got = G.grad_norms_t(r.cell, params, data, r.task, T, "none", 0.0, 1)["x"].numpy()
+    got = G.grad_norms_t(r.problem, params, data, T)["x"].numpy()
     sig = lambda v: 1 / (1 + np.exp(-v))
     xs = [np.full(3, 0.5)]
     for _ in range(T):
@@ -260,14 +270,14 @@ def test_grad_norms_pascanu_equal_the_chain_rule_written_out():
     ("srnn", "latch", ("w", "b"), [0.5, 1.5, 50.0], [-0.3, 0.2, 0.0], {}),  # w = 50 saturates: factors 0
     ("pascanu", "target", ("w", "b"), [4.6, 5.0, 5.4], [-2.85, -2.5, -1.95], {}),
     ("gru", "two-sequence", ("b_z", "w_h"), [0.0, 1.0], [1.0, 2.0], {}),  # sequences end at different t
-    ("mut1", "latch", ("b_z", "w_h"), [0.0, 2.0], [1.0, 3.0], {"readout": "fixed"}),
+    ("mut1", "latch", ("b_z", "w_h"), [0.0, 2.0], [1.0, 3.0], {"fit": "fixed"}),
 ])
 def test_scalar_scheme_equals_autograd(cell, task, refs, xs, ys, spec):
     n = 1 if task == "target" else 30
     r, _, data, params = setup(cell, task, (15,), n, refs, xs, ys, **spec)
-    auto = G.grad_norms_t(r.cell, params, data, r.task, 15, r.readout, r.spec.readout_l2, r.H, method="autograd")
-    scal = G.grad_norms_t(r.cell, params, data, r.task, 15, r.readout, r.spec.readout_l2, r.H, method="scalar")
-    k = r.cell.state_names[0]
+    auto = G.grad_norms_t(r.problem, params, data, 15, method="autograd")
+    scal = G.grad_norms_t(r.problem, params, data, 15, method="scalar")
+    k = r.problem.cell.state_names[0]
     assert auto[k].shape == scal[k].shape == (len(xs), G.grad_norm_steps(data, 15))
     assert torch.allclose(scal[k], auto[k], rtol=1e-10, atol=0)
     if cell == "srnn":
@@ -279,7 +289,7 @@ def test_scalar_scheme_equals_autograd(cell, task, refs, xs, ys, spec):
 def test_scalar_scheme_refuses_cells_it_does_not_cover():
     r, _, data, params = setup("lstm", "latch", (3,), 4, ("b_f", "w_z"), [0.0], [1.0])
     with pytest.raises(LandscapeError, match="one-state cell with H = 1"):
-        G.grad_norms_t(r.cell, params, data, r.task, 3, r.readout, 1e-4, 1, method="scalar")
+        G.grad_norms_t(r.problem, params, data, 3, method="scalar")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,15 +300,15 @@ def test_results_do_not_depend_on_chunking():
     xs, ys = grid_points([0.5, 1.1], [-0.3, 0.1, 0.4])  # 2 x 3
     for cell, refs in (("srnn", ("w", "b")), ("lstm", ("b_f", "w_z"))):
         r, refs, data, params = setup(cell, "latch", (4, 9), 24, refs, xs, ys)
-        whole = G.gradient_fields(r, params, data)
-        jf = G.jacobian_factors(r.cell, params, data, 9, r.H)
+        whole = G.gradient_fields(r.problem, r.refs, r.Ts, params, data)
+        jf = G.jacobian_factors(r.problem, params, data, 9)
         for lo, hi in ((0, 1), (1, 4), (4, 6)):
             part = {k: v[lo:hi] if v.shape[0] == len(xs) else v for k, v in params.items()}
-            piece = G.gradient_fields(r, part, data)
+            piece = G.gradient_fields(r.problem, r.refs, r.Ts, part, data)
             for key, arr in piece.items():
                 ref = whole[key][:, lo:hi] if key in ("grad", "hessian_eigvals") else whole[key][lo:hi]
                 np.testing.assert_allclose(arr, ref, rtol=1e-11, atol=1e-15)
-            jp = G.jacobian_factors(r.cell, part, data, 9, r.H)
+            jp = G.jacobian_factors(r.problem, part, data, 9)
             np.testing.assert_allclose(jp.factor, jf.factor[lo:hi], rtol=1e-12)
             np.testing.assert_allclose(jp.log_product, jf.log_product[lo:hi], rtol=1e-12)
 
@@ -306,28 +316,28 @@ def test_results_do_not_depend_on_chunking():
 def test_gradient_fields_go_into_the_store_in_ij_order(tmp_path):
     r = resolve(GridSpec(cell="lstm", task="latch", T=(3, 6), n=16, x=Axis.parse("b_f:-1:2:3"),
                          y=Axis.parse("w_z:0:2:4"), grads=True))
-    data = r.task.make(r.Ts, r.n, 0).to(F64, CPU)
+    data = r.problem.task.make(r.Ts, r.n, 0).to(F64, CPU)
     xs, ys = torch.tensor(r.x.values()), torch.tensor(r.y.values())
-    shapes = G.gradient_field_shapes(r)
+    shapes = G.gradient_field_shapes(r.problem, G.grad_norm_steps(data, max(r.Ts)))
     assert shapes == {"grad": (2,), "hessian_eigvals": (2,), "grad_norm_t": ("grid", 6), "grad_norm_c_t": ("grid", 6)}
-    assert G.gradient_bytes_per_member(r) > 0
+    assert G.gradient_bytes_per_member(r.problem, r.n, r.Ts, r.torch_dtype) > 0
     w = SurfaceWriter(tmp_path / "s.h5", r.canonical(), r.key(), r.Ts, r.x.name, r.x.values(), r.y.name,
                       r.y.values(), 5, {}, shapes)
     for c in w.missing():
         start, stop = w.chunk_range(c)
         flat = torch.arange(start, stop)
-        params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[flat // 4], ys[flat % 4]), F64, CPU)
+        params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // 4], ys[flat % 4]), F64, CPU)
         with torch.no_grad():  # as in the grid pipeline
-            loss = engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout, 1e-4, r.H)
-            fields = G.gradient_fields(r, params, data)
+            loss = engine.unroll_losses(r.problem, params, data, r.Ts)
+            fields = G.gradient_fields(r.problem, r.refs, r.Ts, params, data)
         assert all(v.dtype == np.float64 for v in fields.values())
         w.write_chunk(c, {"loss": loss.numpy(), **fields})
     w.finish(), w.close()
     s = load(tmp_path / "s.h5")
     assert s.fields["grad"].shape == (2, 3, 4, 2) and s.fields["grad_norm_c_t"].shape == (3, 4, 6)
     i, j = 2, 1  # one point, recomputed on its own
-    params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[i:i + 1], ys[j:j + 1]), F64, CPU)
-    one = G.gradient_fields(r, params, data)
+    params = engine.chunk_params(r.problem.base, r.refs, (xs[i:i + 1], ys[j:j + 1]), F64, CPU)
+    one = G.gradient_fields(r.problem, r.refs, r.Ts, params, data)
     np.testing.assert_allclose(s.fields["grad"][:, i, j], one["grad"][:, 0], rtol=1e-12)
     np.testing.assert_allclose(s.fields["hessian_eigvals"][:, i, j], one["hessian_eigvals"][:, 0], rtol=1e-12)
     np.testing.assert_allclose(s.fields["grad_norm_t"][i, j], one["grad_norm_t"][0], rtol=1e-12)
@@ -349,11 +359,11 @@ def lstm_step(p, h, c, x):
 @pytest.mark.parametrize("H", [1, 8])
 def test_lstm_forget_term_plus_remainder_is_the_jacobian_of_c(H):
     T, n = 6, 5
-    r = G.resolve_point(GridSpec(cell="lstm", task="latch", T=(T,), n=n, hidden=H))
+    r = resolve_point(GridSpec(cell="lstm", task="latch", T=(T,), n=n, hidden=H))
     g = torch.Generator().manual_seed(1)
-    params = {k: (v.unsqueeze(0) + 0.6 * torch.randn((2, *v.shape), generator=g, dtype=F64)) for k, v in r.base.items()}
-    data = r.task.make((T,), n, 0).to(F64, CPU)
-    jf = G.jacobian_factors(r.cell, params, data, T, H)
+    params = {k: (v.unsqueeze(0) + 0.6 * torch.randn((2, *v.shape), generator=g, dtype=F64)) for k, v in r.problem.base.items()}
+    data = r.problem.task.make((T,), n, 0).to(F64, CPU)
+    jf = G.jacobian_factors(r.problem, params, data, T)
     assert jf.state == "c" and jf.factor.shape == (2, n, T, H, H) and jf.forget.shape == (2, n, T, H)
     for p in range(2):
         q = {k: v[p] for k, v in params.items()}
@@ -382,14 +392,14 @@ def test_lstm_forget_term_plus_remainder_is_the_jacobian_of_c(H):
 
 def test_lstm_without_forget_gate_has_forget_term_one():
     r, _, data, params = setup("lstm-f", "latch", (4,), 6, ("w_z", "b_z"), [1.0], [0.5])
-    jf = G.jacobian_factors(r.cell, params, data, 4, 1)
+    jf = G.jacobian_factors(r.problem, params, data, 4)
     assert (jf.forget == 1.0).all() and "f" not in jf.gates
 
 
 def test_one_unit_factors_are_the_closed_forms_and_the_product_their_running_product():
     w, b = [1.5, -2.0, 0.7], [0.1, 0.3, -0.2]
     r, _, data, params = setup("srnn", "latch", (20,), 7, ("w", "b"), w, b)
-    jf = G.jacobian_factors(r.cell, params, data, 20, 1)
+    jf = G.jacobian_factors(r.problem, params, data, 20)
     h = np.zeros((3, 7))
     W, B, x = np.array(w)[:, None], np.array(b)[:, None], data.inputs[..., 0].numpy()
     fac = []
@@ -409,7 +419,7 @@ def test_H8_factors_equal_autograd_jacobians_and_the_product_norm(cell, refs):
     r, refs, data, params = setup(cell, "relay", (T,), n, refs, [0.4, -0.8], [0.2, 0.5])
     g = torch.Generator().manual_seed(2)
     params = {k: v + 0.5 * torch.randn(v.shape, generator=g, dtype=F64) for k, v in params.items()}
-    jf = G.jacobian_factors(r.cell, params, data, T, 8)
+    jf = G.jacobian_factors(r.problem, params, data, T)
     assert jf.factor.shape == (2, n, T, 8, 8) and jf.product_sign is None
     for p in range(2):
         q = {k: v[min(p, v.shape[0] - 1):][:1] for k, v in params.items()}
@@ -418,13 +428,13 @@ def test_H8_factors_equal_autograd_jacobians_and_the_product_norm(cell, refs):
         for t in range(T):
             x = data.inputs[t]
             J = torch.stack([torch.autograd.functional.jacobian(
-                lambda s: r.cell.step(q, (s.reshape(1, 1, 8),), x[k:k + 1])[0].reshape(8), h[0, k])
+                lambda s: r.problem.cell.step(q, (s.reshape(1, 1, 8),), x[k:k + 1])[0].reshape(8), h[0, k])
                 for k in range(n)])
             np.testing.assert_allclose(jf.factor[p, :, t], J.numpy(), rtol=1e-10, atol=1e-14)
             prod = J.numpy() @ prod
             np.testing.assert_allclose(jf.log_product[p, :, t], np.log(np.linalg.norm(prod, 2, axis=(-2, -1))),
                                        rtol=1e-9)
-            (h,) = r.cell.step(q, (h,), x)
+            (h,) = r.problem.cell.step(q, (h,), x)
     assert set(jf.gates) == ({"z", "r", "h"} if cell == "gru" else set())
 
 
@@ -439,10 +449,10 @@ def test_huge_and_infinite_gradients_are_stored_as_computed():
     for T, finite in ((30, True), (150, False)):
         r = resolve(GridSpec(cell="pascanu", task="target", T=(T,), n=1, task_options=(("x0", 0.0),),
                              x=Axis.parse("w:999:1001:3"), y=Axis.parse("b:-501:-499:3")))
-        data = r.task.make(r.Ts, 1, 0).to(F64, CPU)
-        params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (torch.tensor([w]), torch.tensor([-w / 2])), F64, CPU)
+        data = r.problem.task.make(r.Ts, 1, 0).to(F64, CPU)
+        params = engine.chunk_params(r.problem.base, r.refs, (torch.tensor([w]), torch.tensor([-w / 2])), F64, CPU)
         with torch.no_grad():
-            fields = G.gradient_fields(r, params, data)
+            fields = G.gradient_fields(r.problem, r.refs, r.Ts, params, data)
         grad = fields["grad"][0, 0]
         dL_dx = 2 * (0.5 - 0.7) * 0.25
         if finite:
@@ -455,8 +465,8 @@ def test_huge_and_infinite_gradients_are_stored_as_computed():
         else:  # (w/4)^150 overflows float64: -inf, not clipped, not NaN-ed away
             assert np.isneginf(grad).all()
             assert np.isposinf(fields["grad_norm_t"][0, 0])
-            auto = G.grad_norms_t(r.cell, params, data, r.task, T, "none", 0.0, 1, method="autograd")["x"]
-            scal = G.grad_norms_t(r.cell, params, data, r.task, T, "none", 0.0, 1, method="scalar")["x"]
+            auto = G.grad_norms_t(r.problem, params, data, T, method="autograd")["x"]
+            scal = G.grad_norms_t(r.problem, params, data, T, method="scalar")["x"]
             # the scalar scheme is exact up to the float64 range; autograd overflows a little
             # earlier (it forms g * w before multiplying by sigmoid')
             finite = torch.isfinite(auto)
@@ -484,9 +494,9 @@ def test_cli_prints_and_writes_the_per_t_table(tmp_path):
     assert len(rows) == 2 * 20 and rows[0]["b_f"] == "0.3" and rows[20]["w_z"] == "1.0"
     # the table's values are the library's
     r, _, data, params = setup("lstm", "latch", (20,), 40, ("w_z", "b_f"), [1.2, 1.0], [0.3, 2.0])
-    norms = G.grad_norms_t(r.cell, params, data, r.task, 20, r.readout, 1e-4, 1)
+    norms = G.grad_norms_t(r.problem, params, data, 20)
     assert float(rows[25]["grad_norm_c"]) == pytest.approx(float(norms["c"][1, 5]), rel=1e-12)
-    loss = engine.unroll_losses(r.cell, params, data, r.task, (20,), r.readout, 1e-4, 1)
+    loss = engine.unroll_losses(r.problem, params, data, (20,))
     assert float(rows[0]["loss_T"]) == pytest.approx(float(loss[0, 0]), rel=1e-12)
 
 

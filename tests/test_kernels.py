@@ -21,7 +21,8 @@ import torch
 from landscape import engine
 from landscape.cells import get_cell
 from landscape.tasks import get_task
-from landscape.readouts import _bce_with_logits, fit_logistic_readout, logistic_loss, logits
+from landscape.readout_fit import fit_logistic_readout
+from landscape.readouts import _bce_with_logits, logistic_loss, logits
 from landscape.kernels.cpu import cpu_stepper
 
 F64 = torch.float64
@@ -91,25 +92,25 @@ def test_no_stepper_where_the_plain_path_must_run():
 # the engine: grouped blocks, fast path = plain path
 
 
-def grid_params(cell, task, axes, nx, ny, n, readout="fixed", extra=()):
+def grid_params(cell, task, axes, nx, ny, n, fit="fixed", extra=()):
     import landscape
 
     spec = landscape.GridSpec(cell=cell, task=task, T=(4, 11) if task == "two-sequence" else (1, 4, 11), n=n,
-                              readout=readout,
+                              fit=fit,
                               x=landscape.Axis(axes[0], -1.0, 2.0, nx), y=landscape.Axis(axes[1], -1.5, 1.0, ny),
                               set=tuple(extra))
     r = landscape.resolve(spec)
-    data = r.task.make(r.Ts, r.n, 0).to(F64, torch.device("cpu"))
+    data = r.problem.task.make(r.Ts, r.n, 0).to(F64, torch.device("cpu"))
     xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
     flat = torch.arange(nx * ny)
-    params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[flat // ny], ys[flat % ny]), F64, torch.device("cpu"))
+    params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // ny], ys[flat % ny]), F64, torch.device("cpu"))
     return r, data, params
 
 
 def plain_losses(r, data, params, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(engine, "cpu_stepper", lambda *a: None)
-        return engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H)
+        return engine.unroll_losses(r.problem, params, data, r.Ts)
 
 
 @pytest.mark.parametrize("cell,task,axes,readout", [
@@ -127,7 +128,7 @@ def test_engine_fast_path_equals_plain_path(cell, task, axes, readout, block_ele
     monkeypatch.setattr(engine, "MIN_GROUP_ELEMS", 1)  # group even these small blocks
     n = 1 if task == "target" else 30
     r, data, params = grid_params(cell, task, axes, 7, 5, n, readout if readout != "none" else "auto")
-    fast = engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H,
+    fast = engine.unroll_losses(r.problem, params, data, r.Ts,
                                 block_elems=block_elems)
     plain = plain_losses(r, data, params, monkeypatch)
     torch.testing.assert_close(fast, plain, rtol=1e-11, atol=1e-13)
@@ -136,7 +137,7 @@ def test_engine_fast_path_equals_plain_path(cell, task, axes, readout, block_ele
 def test_blocks_share_the_grouped_parameters_and_cover_every_member(monkeypatch):
     monkeypatch.setattr(engine, "MIN_GROUP_ELEMS", 1)
     r, data, params = grid_params("srnn", "latch", ("w", "b"), 9, 6, 30)
-    make = cpu_stepper(r.cell, 1, 1)
+    make = cpu_stepper(r.problem.cell, 1, 1)
     blocks = list(engine._blocks(params, 54, 30, 1, 8, make, 8 * 30, torch.device("cpu")))
     seen = torch.cat([torch.arange(54)[idx] for idx, _ in blocks])
     assert sorted(seen.tolist()) == list(range(54))
@@ -144,7 +145,7 @@ def test_blocks_share_the_grouped_parameters_and_cover_every_member(monkeypatch)
         assert sub["b"].shape[0] == 1  # 9 members share each b: a block of equal b
         assert torch.all(params["b"][idx] == sub["b"][0])
         assert len(torch.arange(54)[idx]) <= 8
-    assert sum(engine.block_plan(r.cell, params, 30, 1, 1, 8 * 30)) == 54
+    assert sum(engine.block_plan(r.problem.cell, params, 30, 1, 1, 8 * 30)) == 54
     monkeypatch.setattr(engine, "MIN_GROUP_ELEMS", 10 * 30)  # runs of 9 members are now too short
     blocks = list(engine._blocks(params, 54, 30, 1, 8, make, 8 * 30, torch.device("cpu")))
     assert all(isinstance(idx, slice) for idx, _ in blocks) and len(blocks) == 7
@@ -244,22 +245,22 @@ def test_fused_kernel_equals_plain_path_in_the_interpreter(name, opts, task, axe
     task, options = ("target", (("x0", 0.3),)) if task == "target-x0" else (task, ())  # x0 not exact in fp32
     n = 1 if task == "target" else 37
     Ts = (4, 9, 23) if task == "two-sequence" else (1, 2, 9, 23)
-    spec = landscape.GridSpec(cell=name, task=task, T=Ts, n=n, readout="fixed" if task != "target" else "auto",
+    spec = landscape.GridSpec(cell=name, task=task, T=Ts, n=n, fit="fixed" if task != "target" else "auto",
                               x=landscape.Axis(axes[0], -1.0, 2.0, 5), y=landscape.Axis(axes[1], -2.5, 1.0, 3),
                               cell_options=tuple(opts.items()), task_options=options)
     r = landscape.resolve(spec)
-    data = r.task.make(r.Ts, r.n, 0).to(dtype, torch.device("cpu"))
+    data = r.problem.task.make(r.Ts, r.n, 0).to(dtype, torch.device("cpu"))
     xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
     flat = torch.arange(15)
-    params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[flat // 3], ys[flat % 3]), dtype, torch.device("cpu"))
-    got = fused.outputs(r.cell, params, data, r.Ts, 1)
+    params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // 3], ys[flat % 3]), dtype, torch.device("cpu"))
+    got = fused.outputs(r.problem.cell, params, data, r.Ts, 1)
     assert got is not None and got.shape == (len(Ts), 15, n)
-    expect = torch.stack([y[..., 0].clone() for _, y in engine._block_outputs(r.cell, params, data, r.Ts, 1)])
+    expect = torch.stack([y[..., 0].clone() for _, y in engine._block_outputs(r.problem.cell, params, data, r.Ts, 1)])
     torch.testing.assert_close(got, expect, **TOL[dtype])
     # the loss from the kernel's outputs equals the engine's
-    losses = torch.stack([engine.readout_loss(r.task, got[k].unsqueeze(-1), data.targets[T], params, r.readout, 1e-4)
+    losses = torch.stack([r.problem.readout.loss(got[k].unsqueeze(-1), data.targets[T], params)
                           for k, T in enumerate(r.Ts)])
-    torch.testing.assert_close(losses, engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout, 1e-4, 1),
+    torch.testing.assert_close(losses, engine.unroll_losses(r.problem, params, data, r.Ts),
                                **TOL[dtype])
 
 
@@ -325,14 +326,14 @@ CUDA_CHECK = textwrap.dedent("""
             flat = torch.arange(33 * 31)
             res = []
             for dev in ("cuda", "cpu"):
-                data = r.task.make(r.Ts, r.n, 0).to(dtype, torch.device(dev))
-                p = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[flat // 31], ys[flat % 31]), dtype, torch.device(dev))
+                data = r.problem.task.make(r.Ts, r.n, 0).to(dtype, torch.device(dev))
+                p = engine.chunk_params(r.problem.base, r.refs, (xs[flat // 31], ys[flat % 31]), dtype, torch.device(dev))
                 if dev == "cuda":
-                    y = fused.outputs(r.cell, p, data, r.Ts, 1)
+                    y = fused.outputs(r.problem.cell, p, data, r.Ts, 1)
                     assert y is not None, "fused kernel declined on CUDA"
                     res.append(y.cpu())
                 else:
-                    res.append(torch.stack([o[..., 0].clone() for _, o in engine._block_outputs(r.cell, p, data, r.Ts, 1)]))
+                    res.append(torch.stack([o[..., 0].clone() for _, o in engine._block_outputs(r.problem.cell, p, data, r.Ts, 1)]))
             out[f"{name}-{task}-{dtype}"] = float((res[0].double() - res[1].double()).abs().max())
     print(json.dumps(out))
 """)

@@ -64,7 +64,7 @@ def test_same_spec_reads_the_cache_and_force_recomputes(tmp_path):
 
 def test_inf_is_stored_as_computed(tmp_path):
     """Overflowing logits give +inf losses; they are kept, not clipped or turned into NaN."""
-    spec = GridSpec(cell="srnn", task="latch", T=(1,), n=10, readout="fixed",
+    spec = GridSpec(cell="srnn", task="latch", T=(1,), n=10, fit="fixed",
                     x=Axis("out_w", 1.0, 1e308, 3, log=True), y=Axis("out_b", 1.0, 1e308, 3, log=True))
     s = landscape.grid(spec, out=tmp_path / "inf.h5", progress=False).surface
     assert np.isposinf(s.loss).sum() > 0 and np.isfinite(s.loss).sum() > 0
@@ -101,7 +101,7 @@ def test_an_interrupted_run_leaves_nan_and_a_done_mask_then_resumes(tmp_path, mo
 
 
 HEAVY = ("import landscape, sys; from landscape import Axis, GridSpec; "
-         "landscape.grid(GridSpec(cell='srnn', task='latch', T=(500,), n=20000, readout='fixed', "
+         "landscape.grid(GridSpec(cell='srnn', task='latch', T=(500,), n=20000, fit='fixed', "
          "x=Axis('w', 0.0, 2.0, 4), y=Axis('b', -0.5, 0.5, 10)), out=sys.argv[1], chunk_size=2, progress=False, "
          "device='cpu')")
 
@@ -136,7 +136,7 @@ def test_resume_after_sigkill_computes_only_missing_chunks(tmp_path):
             proc.kill()
     done, total = _done_count(out)
     assert 2 <= done < total == 20
-    spec = GridSpec(cell="srnn", task="latch", T=(500,), n=20000, readout="fixed",
+    spec = GridSpec(cell="srnn", task="latch", T=(500,), n=20000, fit="fixed",
                     x=Axis("w", 0.0, 2.0, 4), y=Axis("b", -0.5, 0.5, 10))
     resumed = landscape.grid(spec, out=out, chunk_size=2, progress=False, device="cpu")
     assert resumed.computed_points == 2 * (total - done)
@@ -185,7 +185,7 @@ def test_a_chunk_reaches_the_file_before_its_done_flag(tmp_path):
 
 def test_two_processes_on_the_same_spec_both_succeed(tmp_path):
     code = ("import landscape, sys; from landscape import Axis, GridSpec; "
-            "r = landscape.grid(GridSpec(cell='srnn', task='latch', T=(60,), n=2000, readout='fixed', "
+            "r = landscape.grid(GridSpec(cell='srnn', task='latch', T=(60,), n=2000, fit='fixed', "
             "x=Axis('w', 0.0, 2.0, 5), y=Axis('b', -0.5, 0.5, 6)), progress=False, device='cpu', chunk_size=3); "
             "print('cached' if r.cached else 'computed', r.computed_points)")
     env = {**os.environ, "LANDSCAPE_CACHE": str(tmp_path / "shared")}
@@ -268,7 +268,7 @@ def test_slab_writes_equal_one_write_per_chunk(tmp_path, monkeypatch):
     """Whole rows written a row at a time (the smallest slab) give the same file as one slab."""
     import landscape.store as store_module
 
-    spec = GridSpec(cell="srnn", task="latch", n=16, T=(2, 5), readout="fixed", grads=True,
+    spec = GridSpec(cell="srnn", task="latch", n=16, T=(2, 5), fit="fixed", grads=True,
                     x=Axis("w", 0.0, 2.0, 5), y=Axis("b", -0.5, 0.5, 6))
     whole = landscape.grid(spec, out=tmp_path / "whole.h5", chunk_size=13, progress=False)
     monkeypatch.setattr(store_module, "WRITE_SLAB_BYTES", 1)

@@ -5,7 +5,7 @@ First the asker's model, Pascanu's map on the target task (x_t = w sigmoid(x_{t-
 x_0 = 0.5, loss (sigmoid(x_T) - 0.7)^2) over w in [4.5, 5.5] x b in [-2.9, -1.9]: a 3 x 3 panel
 for T in {1, 2, 3, 5, 7, 10, 30, 50, 100} on one colour scale (contours, and 3-D surfaces as
 the asker drew them) and 1-D slices at w = 5. Then the same views for srnn, lstm and gru on the
-latch task over each cell's default axes (``landscape.spec.default_axes``), with the optimal
+latch task over each cell's default axes (``Cell.default_axes``), with the optimal
 logistic readout at every point (the loss is ln 2 = 0.693 where the first input is forgotten).
 
 Outputs (in OUT), for CELL in pascanu, srnn, lstm, gru:
@@ -47,10 +47,11 @@ SIZES = {  # (grid points per axis, sequences n): full, quick
 
 def spec(cell: str, task: str, quick: bool = False, Ts=TS):
     """The GridSpec of one cell's surface: the cell's default axes at this run's size."""
-    from ..spec import Axis, GridSpec, default_axes
+    from ..cells import cell_class
+    from ..spec import Axis, GridSpec
 
     points, n = SIZES[task][quick]
-    xa, ya = (Axis.parse(a) for a in default_axes(cell))
+    xa, ya = (Axis.parse(a) for a in cell_class(cell).default_axes)
     return GridSpec(cell=cell, task=task, T=tuple(Ts), n=n,
                     x=Axis(xa.name, xa.lo, xa.hi, points), y=Axis(ya.name, ya.lo, ya.hi, points))
 

@@ -1,7 +1,8 @@
 """srnn, lstm, gru and lstm-b side by side on the latch task at T = 10, 50, 100.
 
 Every cell is shown over the recurrent weight and the bias of the path that writes its state
-(the tanh block input / candidate), on the same window, so the columns share their axes:
+(the tanh block input / candidate; each cell declares them as ``Cell.block_input``), on the same
+window, so the columns share their axes:
 
     srnn    w   x b      h' = tanh(w h + u x + b)
     lstm    w_z x b_z    z = tanh(W_z h + U_z x + b_z), forget bias b_f = 0 at the base point
@@ -34,17 +35,24 @@ NAME = "compare-cells"
 DESCRIPTION = "srnn, lstm, gru, lstm-b side by side on latch at T = 10, 50, 100 (shared axes and colour scale)"
 
 TS = (10, 50, 100)
-CELL_AXES = {"srnn": ("w", "b"), "lstm": ("w_z", "b_z"), "lstm-b": ("w_z", "b_z"), "gru": ("w_h", "b_h")}
+CELLS = ("srnn", "lstm", "lstm-b", "gru")
 WEIGHT_RANGE = (-1.0, 5.0)
 BIAS_RANGE = (-1.5, 1.5)
 SIZES = {False: (51, 500), True: (11, 64)}  # (grid points per axis, sequences n)
+
+
+def block_input(cell: str) -> tuple[str, str]:
+    """(recurrent weight, bias) of the path that writes the cell's state."""
+    from ..cells import cell_class
+
+    return cell_class(cell).block_input
 
 
 def spec(cell: str, quick: bool = False):
     from ..spec import Axis, GridSpec
 
     points, n = SIZES[quick]
-    xn, yn = CELL_AXES[cell]
+    xn, yn = block_input(cell)
     return GridSpec(cell=cell, task="latch", T=TS, n=n, x=Axis(xn, *WEIGHT_RANGE, points),
                     y=Axis(yn, *BIAS_RANGE, points))
 
@@ -56,14 +64,14 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, surfaces = [], []
-    for cell in CELL_AXES:
+    for cell in CELLS:
         result = grid_at(spec(cell, quick), out / f"{cell}-latch.h5", device=device, progress=progress)
         written.append(result.path)
         surfaces.append(result.surface)
         how = "read back" if result.cached else f"computed in {result.seconds:.1f} s"
-        print(f"{NAME}: {cell} over {' x '.join(CELL_AXES[cell])}, {len(result.surface.x)} x "
+        print(f"{NAME}: {cell} over {' x '.join(block_input(cell))}, {len(result.surface.x)} x "
               f"{len(result.surface.y)}, n = {result.surface.spec['n']}: {how}")
-    titles = [f"{cell}: {' x '.join(CELL_AXES[cell])}" for cell in CELL_AXES]
+    titles = [f"{cell}: {' x '.join(block_input(cell))}" for cell in CELLS]
     with use_style("paper"):
         for scale, stem in (("linear", "compare-cells"), ("log", "compare-cells-log")):
             fig = plot_compare(surfaces, Ts=TS, scale=scale, titles=titles)
@@ -73,7 +81,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
         fig = new_figure("double", aspect=0.3)
         axes = fig.subplots(1, len(TS), sharey=True)
         for ax, T in zip(axes, TS):
-            for cell, s in zip(CELL_AXES, surfaces):
+            for cell, s in zip(CELLS, surfaces):
                 j = int(np.argmin(np.abs(s.y)))  # bias = 0
                 k = int(np.nonzero(s.T == T)[0][0])
                 ax.plot(s.x, np.where(np.isfinite(s.loss[k, :, j]), s.loss[k, :, j], np.nan), label=cell)
@@ -85,7 +93,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
         written += save_pdf_png(fig, out, "compare-cells-slices", quick)
 
     print("  where each cell starts to latch (loss < 0.1 at bias 0), smallest recurrent weight:")
-    for cell, s in zip(CELL_AXES, surfaces):
+    for cell, s in zip(CELLS, surfaces):
         j = int(np.argmin(np.abs(s.y)))
         cols = []
         for T in TS:

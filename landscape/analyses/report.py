@@ -6,10 +6,9 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
+from ..train.summary import final_rows, summarise
 
 
 def exact_requested(exact: bool | None) -> bool:
@@ -61,38 +60,6 @@ def print_accuracy_by_T(summary: list[dict], keys: list[tuple[str, str]], widths
         sel = sorted((r for r in summary if r["task"] == task and r["cell"] == cell), key=lambda r: int(r["T"]))
         print(f"  {task:<{widths[0]}} {cell:<{widths[1]}}  "
               + "  ".join(f"T={r['T']}: {r['val_acc_mean']:.2f} ({r['val_acc_sd']:.2f})" for r in sel))
-
-
-def final_rows(rows, epochs_of=None) -> list[dict]:
-    """The rows of each model's last epoch (or of ``epochs_of(row)`` when given)."""
-    last: dict = {}
-    for r in rows:
-        key = (r["group"], r["protocol"], r["T"], r["seed"], r.get("variant", ""))
-        if epochs_of is not None:
-            if int(r["epoch"]) == epochs_of(r):
-                last[key] = r
-        elif key not in last or int(r["epoch"]) > int(last[key]["epoch"]):
-            last[key] = r
-    return list(last.values())
-
-
-def summarise(rows, by: tuple[str, ...], metric: str, success: float, extra: tuple[str, ...] = ()) -> list[dict]:
-    """Group rows by the columns ``by`` (T last, say) and give n, mean, sd (population sd, as
-    numpy's default), and the fraction above ``success`` of ``metric``; means of ``extra``."""
-    groups = defaultdict(list)
-    for r in rows:
-        groups[tuple(r[k] for k in by)].append(r)
-    out = []
-    for key in sorted(groups, key=lambda k: tuple((str(type(v)), v) for v in k)):
-        vals = np.array([float(r[metric]) for r in groups[key]])
-        row = dict(zip(by, key))
-        row.update({"n": len(vals), f"{metric}_mean": float(np.mean(vals)), f"{metric}_sd": float(np.std(vals)),
-                    "success": float(np.mean(vals > success))})
-        for e in extra:
-            vals_e = np.array([float(r[e]) for r in groups[key]])
-            row[f"{e}_mean"] = float(np.mean(vals_e[np.isfinite(vals_e)])) if np.isfinite(vals_e).any() else float("nan")
-        out.append(row)
-    return out
 
 
 def write_csv(path, rows: list[dict]) -> Path:

@@ -98,11 +98,11 @@ def _surface_losses(cell: str, task: str, names, xs, ys, T: int, n: int) -> np.n
     from ..spec import Axis, GridSpec, resolve
 
     r = resolve(GridSpec(cell=cell, task=task, T=(T,), x=Axis(names[0], -1, 1, 2), y=Axis(names[1], -1, 1, 2),
-                         n=n, readout="fixed" if task != "target" else "auto"))
+                         n=n, fit="fixed" if task != "target" else "auto"))
     vals = (torch.as_tensor(np.asarray(xs, dtype=float)), torch.as_tensor(np.asarray(ys, dtype=float)))
-    params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), vals, torch.float64, torch.device("cpu"))
-    data = r.task.make(r.Ts, r.n, r.spec.seed).to(torch.float64, torch.device("cpu"))
-    return engine.unroll_losses(r.cell, params, data, r.task, r.Ts, r.readout, H=r.H)[0].numpy()
+    params = engine.chunk_params(r.problem.base, r.refs, vals, torch.float64, torch.device("cpu"))
+    data = r.problem.task.make(r.Ts, r.n, r.spec.seed).to(torch.float64, torch.device("cpu"))
+    return engine.unroll_losses(r.problem, params, data, r.Ts)[0].numpy()
 
 
 def _rows(figure, cell, paths, extra=None) -> list[dict]:
@@ -141,7 +141,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
     surfaces, lpaths = {}, {}
     for cell, cfg in LATCH.items():
         spec = GridSpec(cell=cell, task="latch", T=(LATCH_T,), x=Axis(cfg["axes"][0], *cfg["x"], size["latch_points"]),
-                        y=Axis(cfg["axes"][1], *cfg["y"], size["latch_points"]), n=size["n"], readout="fixed")
+                        y=Axis(cfg["axes"][1], *cfg["y"], size["latch_points"]), n=size["n"], fit="fixed")
         grids.append(grid_at(spec, out / f"latch-{cell}{q}.h5", device=device, progress=progress))
         surfaces[cell] = grids[-1].surface
         lpaths[cell] = latch_paths(cell, size["n"], size["steps"])

@@ -1,38 +1,46 @@
-"""The cell registry: ``get_cell('lstm', gate='hard_sigmoid')``; ``CELLS`` maps name -> class."""
+"""The cells: ``get_cell('lstm', gate='hard_sigmoid')``, ``get_cell('examples/cells/mgu.py:MGU')``.
+
+``CELLS`` is the registry (``landscape.extensions.Registry``): the built-in cells below, the cells
+installed packages declare under the entry-point group ``landscape.cells``, and any class
+``FILE.py:Class`` or ``module:Class`` that follows the protocol of ``Cell`` (``base.py``).
+"""
 from __future__ import annotations
 
 from dataclasses import fields
 
 from ..errors import LandscapeError
-from .base import Cell, ParamDecl, hard_sigmoid, parse_param_ref, scalar_names
-from .elman import SRNN, Pascanu
+from ..extensions import Registry
+from .base import Cell, ParamDecl, check_cell_class, hard_sigmoid, parse_param_ref, scalar_names
+from .elman import IRNN, SRNN, Linear, Pascanu
+from .gated import (GRU, LSTM, LSTM1997, LSTMB, MUT1, MUT2, MUT3, LSTMNoForgetGate, LSTMNoInputGate,
+                    LSTMNoOutputGate)
 
-CELLS: dict[str, type[Cell]] = {}
-
-
-def register(*classes: type[Cell]) -> None:
-    for cls in classes:
-        CELLS[cls.name] = cls
-
-
-register(SRNN, Pascanu)
-
-from . import gated  # noqa: E402,F401  (registers the LSTM family, GRU and MUT1-3)
+CELLS = Registry("cell", "landscape.cells", check_cell_class)
+CELLS.register(SRNN, Pascanu, LSTM, LSTMB, LSTMNoInputGate, LSTMNoOutputGate, LSTMNoForgetGate, LSTM1997,
+               GRU, MUT1, MUT2, MUT3, Linear, IRNN)
 
 
-def get_cell(name: str, **options) -> Cell:
-    """A cell instance by name; options (e.g. gate='hard_sigmoid') must be fields of the cell."""
-    try:
-        cls = CELLS[name]
-    except KeyError:
-        raise LandscapeError(f"unknown cell {name!r}; choose from: {', '.join(CELLS)}") from None
-    valid = {f.name for f in fields(cls)}
-    bad = sorted(set(options) - valid)
+def cell_class(ref: str) -> type[Cell]:
+    """The class of a cell name or reference (FILE.py:Class, module:Class)."""
+    return CELLS.get(ref)
+
+
+def get_cell(ref: str, **options) -> Cell:
+    """A cell instance by name or reference; options (e.g. gate='hard_sigmoid') must be fields of
+    the cell (values given as text are converted to the field's type)."""
+    cls = cell_class(ref)
+    valid = {f.name: f for f in fields(cls)}
+    bad = sorted(set(options) - set(valid))
     if bad:
         choices = ", ".join(sorted(valid)) or "none"
-        raise LandscapeError(f"cell {name} has no option {bad[0]!r}; its options: {choices}")
-    return cls(**options)
+        raise LandscapeError(f"cell {cls.name} has no option {bad[0]!r}; its options: {choices}")
+    try:
+        return cls(**options)
+    except LandscapeError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise LandscapeError(f"cell {cls.name}: bad options {options}: {err}") from None
 
 
-__all__ = ["CELLS", "Cell", "ParamDecl", "get_cell", "hard_sigmoid", "parse_param_ref", "register",
+__all__ = ["CELLS", "Cell", "ParamDecl", "cell_class", "get_cell", "hard_sigmoid", "parse_param_ref",
            "scalar_names"]

@@ -10,18 +10,33 @@ Shapes (P = population: grid points or models, N = sequences, H = hidden units, 
 Weight matrices follow torch's (out, in) convention, so ``w[i, j]`` is the weight from unit j to
 unit i. A scalar parameter is addressed by its name when it has one element (``w``, ``b_f`` for
 H = 1) and by an element index otherwise (``w[0,1]``).
+
+A cell class declares, besides its parameters and step (README, "Bring your own cell"):
+
+    default_axes    the grid's axes when none are given, e.g. ("w:-1:3:201", "b:-1.5:1.5:201")
+    block_input     (recurrent weight, bias) of the path that writes the state (srnn: w, b; lstm:
+                    w_z, b_z; gru: w_h, b_h), so that cells can be compared on matching planes
+    one_unit_map    the free-running one-unit map, for the fixed points and folds of ``dynamics``
+                    (srnn and pascanu; None for the others)
+
+torch is imported on first use (``landscape.lazy``): listing the cells needs none of it.
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 import re
 from dataclasses import dataclass, fields
-from typing import ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import LandscapeError
+from ..lazy import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from .maps import OneUnitMap
 
 ROLES = ("recurrent", "input", "bias", "per_unit")
 
@@ -46,12 +61,23 @@ class ParamDecl:
 # activations
 
 
+def sigmoid(x: Tensor) -> Tensor:
+    """The logistic function 1 / (1 + e^-x) (torch's and Keras 3's LSTM gate)."""
+    return torch.sigmoid(x)
+
+
 def hard_sigmoid(x: Tensor) -> Tensor:
-    """Keras 2's hard sigmoid: clip(0.2 x + 0.5, 0, 1)."""
+    """Keras 2's hard sigmoid: clip(0.2 x + 0.5, 0, 1) (its LSTM and GRU default gate)."""
     return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
 
 
-GATE_ACTIVATIONS = {"sigmoid": torch.sigmoid, "hard_sigmoid": hard_sigmoid}
+def hard_sigmoid_keras3(x: Tensor) -> Tensor:
+    """Keras 3's hard sigmoid: relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1) (not a Keras default gate:
+    Keras 3's LSTM uses the logistic sigmoid)."""
+    return torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+
+GATE_ACTIVATIONS = {"sigmoid": sigmoid, "hard_sigmoid": hard_sigmoid, "hard_sigmoid_keras3": hard_sigmoid_keras3}
 
 
 def gate_activation(name: str):
@@ -131,12 +157,15 @@ class Cell:
     """
 
     name: ClassVar[str]
-    summary: ClassVar[str]
-    equations: ClassVar[str]
+    summary: ClassVar[str] = ""
+    equations: ClassVar[str] = ""
     params: ClassVar[tuple[ParamDecl, ...]]
     gates: ClassVar[tuple[str, ...]] = ("",)  # Keras concatenation order
     state_names: ClassVar[tuple[str, ...]] = ("h",)
     needs_input_equal_hidden: ClassVar[bool] = False
+    default_axes: ClassVar[tuple[str, str] | None] = None  # e.g. ("w:-1:3:201", "b:-1.5:1.5:201")
+    block_input: ClassVar[tuple[str, str] | None] = None  # (recurrent weight, bias) writing the state
+    one_unit_map: ClassVar[OneUnitMap | None] = None  # for landscape.dynamics (srnn, pascanu)
 
     # --- declarations ------------------------------------------------------------------------
     def options(self) -> dict:
@@ -158,9 +187,11 @@ class Cell:
         if self.needs_input_equal_hidden and D not in (0, H):
             raise LandscapeError(f"cell {self.name} needs input size = hidden size (got D={D}, H={H})")
 
-    def default_params(self, H: int, D: int, dtype=torch.float64) -> dict[str, Tensor]:
-        """The base point: recurrent matrices default * I, everything else filled with default."""
+    def default_params(self, H: int, D: int, dtype=None) -> dict[str, Tensor]:
+        """The base point: recurrent matrices default * I, everything else filled with default
+        (float64 unless ``dtype`` says otherwise)."""
         self.check_sizes(H, D)
+        dtype = torch.float64 if dtype is None else dtype
         out = {}
         for p in self.decls(D):
             if p.role == "recurrent":
@@ -169,10 +200,11 @@ class Cell:
                 out[p.name] = torch.full(p.shape(H, D), p.default, dtype=dtype)
         return out
 
-    def init_params(self, scheme: str, H: int, D: int, P: int, generator: torch.Generator,
-                    dtype=torch.float64) -> dict[str, Tensor]:
-        """Random parameters for P models, (P, *shape) each: scheme 'torch' or 'keras'."""
+    def init_params(self, scheme: str, H: int, D: int, P: int, generator, dtype=None) -> dict[str, Tensor]:
+        """Random parameters for P models, (P, *shape) each: scheme 'torch' or 'keras'; generator a
+        torch.Generator."""
         self.check_sizes(H, D)
+        dtype = torch.float64 if dtype is None else dtype
         if scheme == "torch":
             return _torch_init(self.decls(D), H, D, P, generator, dtype)
         if scheme == "keras":
@@ -254,3 +286,50 @@ def _keras_init(decls, H, D, P, generator, dtype):
         if p.role in ("bias", "per_unit"):
             out[p.name] = torch.full((P, *p.shape(H, D)), p.keras_bias, dtype=dtype)
     return {p.name: out[p.name] for p in decls}
+
+
+# ---------------------------------------------------------------------------------------------
+# the protocol, checked for a class from outside the package
+
+
+def check_cell_class(cls, ref: str) -> None:
+    """One LandscapeError naming the first part of the protocol that ``cls`` (loaded from ``ref``)
+    misses; nothing when it is a usable cell class."""
+    where = f"{ref}"
+    guide = "(see README, 'Bring your own cell')"
+    if not isinstance(cls, type) or not issubclass(cls, Cell):
+        raise LandscapeError(f"{where} is not a cell: it must subclass landscape.cells.Cell {guide}")
+    if not dataclasses.is_dataclass(cls):
+        raise LandscapeError(f"{where} is not a dataclass: decorate it with @dataclass(frozen=True) {guide}")
+    params = getattr(cls, "params", None)
+    if not isinstance(params, tuple) or not params or not all(isinstance(p, ParamDecl) for p in params):
+        raise LandscapeError(f"{where} declares no parameters: set params = (ParamDecl('w', 'recurrent'), "
+                             f"...) {guide}")
+    for p in params:
+        if p.role not in ROLES:
+            raise LandscapeError(f"{where}: parameter {p.name!r} has role {p.role!r}; choose from: "
+                                 f"{', '.join(ROLES)}")
+    names = [p.name for p in params]
+    if len(set(names)) != len(names):
+        raise LandscapeError(f"{where} declares a parameter twice: {', '.join(names)}")
+    if cls.step is Cell.step:
+        raise LandscapeError(f"{where} has no step: define step(self, p, state, x) -> new state {guide}")
+    if len(inspect.signature(cls.step).parameters) != 4:
+        raise LandscapeError(f"{where}.step must take (self, p, state, x); it takes "
+                             f"({', '.join(inspect.signature(cls.step).parameters)})")
+    states = getattr(cls, "state_names", None)
+    if not isinstance(states, tuple) or not states or not all(isinstance(s, str) for s in states):
+        raise LandscapeError(f"{where}: state_names must be a tuple of names, e.g. ('h',)")
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise LandscapeError(f"{where} has no name: set name = 'mycell'")
+    for attr in ("default_axes", "block_input"):
+        value = getattr(cls, attr)
+        if value is None:
+            continue
+        if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+            raise LandscapeError(f"{where}: {attr} must be two strings, e.g. "
+                                 + ("('w:-1:3:201', 'b:-1.5:1.5:201')" if attr == "default_axes" else "('w', 'b')"))
+        for v in value:
+            if v.split(":")[0].split("[")[0] not in names:
+                raise LandscapeError(f"{where}: {attr} names {v.split(':')[0]!r}, not one of its parameters "
+                                     f"({', '.join(names)})")

@@ -1,11 +1,18 @@
-"""One-layer tanh and sigmoid maps: the Elman RNN and Pascanu's pre-activation map."""
+"""One-layer maps: the Elman tanh RNN, Pascanu's pre-activation sigmoid map, and the blog's
+linear and ReLU (IRNN) variants (docs/reference.md §6)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from ..lazy import torch
 from .base import Cell, ParamDecl, bias, linear
+from .maps import SIGMOID_MAP, TANH_MAP
+
+
+def _affine(p, h, x):
+    """w h + u x + b, (P, N, H); the input term only when the task has one."""
+    a = linear(h, p["w"]) + bias(p["b"])
+    return a if x is None else a + linear(x, p["u"])
 
 
 @dataclass(frozen=True)
@@ -18,13 +25,13 @@ class SRNN(Cell):
         ParamDecl("u", "input", default=1.0),
         ParamDecl("b", "bias", default=0.0),
     )
+    default_axes = ("w:-1:3:201", "b:-1.5:1.5:201")
+    block_input = ("w", "b")
+    one_unit_map = TANH_MAP
 
     def step(self, p, state, x):
         (h,) = state
-        a = linear(h, p["w"]) + bias(p["b"])  # (P, N, H)
-        if x is not None:
-            a = a + linear(x, p["u"])
-        return (torch.tanh(a),)
+        return (torch.tanh(_affine(p, h, x)),)
 
 
 @dataclass(frozen=True)
@@ -38,13 +45,48 @@ class Pascanu(Cell):
         ParamDecl("b", "bias", default=-2.4),
     )
     state_names = ("x",)
+    default_axes = ("w:4.5:5.5:201", "b:-2.9:-1.9:201")
+    block_input = ("w", "b")
+    one_unit_map = SIGMOID_MAP
 
     def step(self, p, state, x):
         (s,) = state
-        a = linear(torch.sigmoid(s), p["w"]) + bias(p["b"])  # (P, N, H)
-        if x is not None:
-            a = a + linear(x, p["u"])
-        return (a,)
+        return (_affine(p, torch.sigmoid(s), x),)
 
     def output(self, state):
         return torch.sigmoid(state[0])
+
+
+@dataclass(frozen=True)
+class Linear(Cell):
+    name = "linear"
+    summary = "linear RNN (the blog's sigma = identity): the gradient explodes iff |w| > 1"
+    equations = "h' = w h + u x + b"
+    params = SRNN.params
+    default_axes = ("w:-2:2:201", "b:-1:1:201")
+    block_input = ("w", "b")
+
+    def step(self, p, state, x):
+        (h,) = state
+        return (_affine(p, h, x),)
+
+
+@dataclass(frozen=True)
+class IRNN(Cell):
+    name = "irnn"
+    summary = "ReLU RNN with identity initialisation (Le et al. 2015)"
+    equations = "h' = relu(w h + u x + b);  initialised with w = I, b = 0"
+    params = SRNN.params
+    default_axes = ("w:-0.5:2:201", "b:-1:1:201")
+    block_input = ("w", "b")
+
+    def step(self, p, state, x):
+        (h,) = state
+        return (torch.relu(_affine(p, h, x)),)
+
+    def init_params(self, scheme, H, D, P, generator, dtype=None):
+        """The scheme's input weights (torch's or Keras's draw), then w = I and b = 0 (Le et al.)."""
+        out = super().init_params(scheme, H, D, P, generator, dtype)
+        out["w"] = torch.eye(H, dtype=out["w"].dtype).expand(P, H, H).clone()
+        out["b"] = torch.zeros_like(out["b"])
+        return out

@@ -1,5 +1,5 @@
 """Gated cells: the LSTM family (with Jozefowicz et al. 2015's ablations and the 1997 original),
-the GRU in torch's and Keras's form, and Jozefowicz et al.'s evolved MUT1-3 (REFERENCE.md §4, §5).
+the GRU in torch's and Keras's form, and Jozefowicz et al.'s evolved MUT1-3 (docs/reference.md §4, §5).
 
 Parameter names: ``w_<gate>`` recurrent (H, H), ``u_<gate>`` input (H, D), ``b_<gate>`` bias (H,),
 declared within each role in Keras 2's gate concatenation order (LSTM i, f, z, o; GRU z, r, h), which
@@ -12,13 +12,14 @@ activations of the step, each (P, N, H), for the gradient analysis; ``step`` cal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import LandscapeError
+from ..lazy import torch
 from .base import Cell, ParamDecl, bias, gate_activation, linear
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def _input(x: Tensor | None, p: dict[str, Tensor], name: str) -> Tensor | float:
@@ -40,7 +41,8 @@ def _decls(gates: str, recurrent: str, inputs: str, biases: str,
 
 @dataclass(frozen=True)
 class GatedCell(Cell):
-    """A cell with a gate activation option (``sigmoid`` or Keras's ``hard_sigmoid``)."""
+    """A cell with a gate activation option: ``sigmoid``, ``hard_sigmoid`` (Keras 2's clip(0.2 x + 0.5,
+    0, 1)) or ``hard_sigmoid_keras3`` (Keras 3's relu6(x + 3) / 6)."""
 
     gate: str = "sigmoid"
 
@@ -80,6 +82,8 @@ class LSTM(GatedCell):
     params = _lstm_decls()
     gates = ("i", "f", "z", "o")
     state_names = ("h", "c")
+    default_axes = ("b_f:-4:6:201", "w_z:-4:6:201")  # the forget bias against the block input's weight
+    block_input = ("w_z", "b_z")
 
     def squash_input(self, a: Tensor) -> Tensor:
         """The block input's squashing (z = tanh)."""
@@ -110,7 +114,7 @@ class LSTMB(LSTM):
     summary = "LSTM whose forget bias starts at 1 (Jozefowicz et al. 2015's LSTM-b)"
     params = _lstm_decls(forget_bias=1.0)
 
-    def init_params(self, scheme, H, D, P, generator, dtype=torch.float64):
+    def init_params(self, scheme, H, D, P, generator, dtype=None):
         """As ``lstm`` (the same draws), then b_f = 1 (Keras's unit_forget_bias already gives 1)."""
         out = super().init_params(scheme, H, D, P, generator, dtype)
         out["b_f"] = torch.ones_like(out["b_f"])
@@ -145,6 +149,7 @@ class LSTMNoForgetGate(LSTM):
     removed = "f"
     params = _lstm_decls(removed="f")
     gates = ("i", "z", "o")
+    default_axes = ("w_z:-4:6:201", "b_z:-4:6:201")  # no forget bias: the block input's plane
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ class LSTM1997(LSTM):
     removed = "f"
     params = _lstm_decls(removed="f")
     gates = ("i", "z", "o")
+    default_axes = ("w_z:-4:6:201", "b_z:-4:6:201")
 
     def squash_input(self, a):
         return 4.0 * torch.sigmoid(a) - 2.0
@@ -186,6 +192,8 @@ class GRU(GatedCell):
                  "h' = z*h + (1 - z)*h~   (g = gate)")
     params = GRU_FORMS["torch"]
     gates = ("z", "r", "h")
+    default_axes = ("b_z:-6:6:201", "w_h:-3:5:201")  # the update gate's bias against the candidate's weight
+    block_input = ("w_h", "b_h")
 
     form: str = "torch"
 
@@ -212,17 +220,25 @@ class GRU(GatedCell):
 
 
 # ---------------------------------------------------------------------------------------------
-# Jozefowicz et al. 2015's evolved architectures (REFERENCE.md §4). Note z weights the candidate.
+# Jozefowicz et al. 2015's evolved architectures (docs/reference.md §4). Note z weights the candidate.
 
 
 @dataclass(frozen=True)
-class MUT1(GatedCell):
+class _Mutant(GatedCell):
+    """What MUT1-3 share: the gates z, r, h and the GRU's default window."""
+
+    gates = ("z", "r", "h")
+    default_axes = ("b_z:-6:6:201", "w_h:-3:5:201")
+    block_input = ("w_h", "b_h")
+
+
+@dataclass(frozen=True)
+class MUT1(_Mutant):
     name = "mut1"
     summary = "Jozefowicz et al. 2015's MUT1 (needs D = H or D = 0)"
     equations = ("z = g(W_xz x + b_z);  r = g(W_xr x + W_hr h + b_r)\n"
                  "h' = tanh(W_hh (r*h) + tanh(x) + b_h)*z + h*(1 - z)   (g = gate)")
     params = _decls("zrh", recurrent="rh", inputs="zr", biases="zrh")
-    gates = ("z", "r", "h")
     needs_input_equal_hidden = True
 
     def step_detail(self, p, state, x):
@@ -237,13 +253,12 @@ class MUT1(GatedCell):
 
 
 @dataclass(frozen=True)
-class MUT2(GatedCell):
+class MUT2(_Mutant):
     name = "mut2"
     summary = "Jozefowicz et al. 2015's MUT2 (needs D = H or D = 0)"
     equations = ("z = g(W_xz x + W_hz h + b_z);  r = g(x + W_hr h + b_r)\n"
                  "h' = tanh(W_hh (r*h) + W_xh x + b_h)*z + h*(1 - z)   (g = gate)")
     params = _decls("zrh", recurrent="zrh", inputs="zh", biases="zrh")
-    gates = ("z", "r", "h")
     needs_input_equal_hidden = True
 
     def step_detail(self, p, state, x):
@@ -257,13 +272,12 @@ class MUT2(GatedCell):
 
 
 @dataclass(frozen=True)
-class MUT3(GatedCell):
+class MUT3(_Mutant):
     name = "mut3"
     summary = "Jozefowicz et al. 2015's MUT3"
     equations = ("z = g(W_xz x + W_hz tanh(h) + b_z);  r = g(W_xr x + W_hr h + b_r)\n"
                  "h' = tanh(W_hh (r*h) + W_xh x + b_h)*z + h*(1 - z)   (g = gate)")
     params = _decls("zrh", recurrent="zrh", inputs="zrh", biases="zrh")
-    gates = ("z", "r", "h")
 
     def step_detail(self, p, state, x):
         """gates: z (update), r (reset), h (candidate), each (P, N, H)."""
@@ -274,7 +288,3 @@ class MUT3(GatedCell):
         h = cand * z + h * (1.0 - z)  # (P, N, H)
         return (h,), {"z": z, "r": r, "h": cand}
 
-
-from . import register  # noqa: E402  (the registry is defined before this module is imported)
-
-register(LSTM, LSTMB, LSTMNoInputGate, LSTMNoOutputGate, LSTMNoForgetGate, LSTM1997, GRU, MUT1, MUT2, MUT3)

@@ -8,8 +8,10 @@ import math
 import click
 import numpy as np
 
-from .. import dynamics
+from ..cells import CELLS
 from ..errors import LandscapeError
+
+MAP_CELLS = ", ".join(name for name, cls in CELLS.builtins.items() if cls.one_unit_map is not None)
 
 VALUES_HELP = "a number, a comma list (4,5,6) or a range MIN:MAX:NUM (linear, NUM points)"
 
@@ -37,8 +39,11 @@ def parse_values(text: str, option: str) -> np.ndarray:
     return values
 
 
-def _cell(name: str) -> str:
-    return dynamics.check_cell(name)  # LandscapeError naming srnn, pascanu otherwise
+def _map(name: str):
+    """The cell's one-unit map; LandscapeError naming the cells that have one otherwise."""
+    from .. import dynamics
+
+    return dynamics.one_unit_map(name)
 
 
 def _fmt(v) -> str:
@@ -73,9 +78,9 @@ def _emit(title: str, header: list[str], rows: list[list], out: str | None) -> N
         click.echo(f"wrote {out}")
 
 
-CELL = click.option("--cell", required=True, metavar="srnn|pascanu",
-                    help="The one-unit map: srnn (h -> tanh(w h + b + c)) or pascanu "
-                         "(x -> w sigmoid(x) + b + c).")
+CELL = click.option("--cell", required=True, metavar="CELL",
+                    help=f"A cell with a one-unit map ({MAP_CELLS}; or FILE.py:Class): srnn is h -> "
+                         f"tanh(w h + b + c), pascanu x -> w sigmoid(x) + b + c.")
 C = click.option("--c", "c", default=0.0, show_default=True, type=float,
                  help="Constant input drive, added to the bias (u x for input weight u).")
 OUT = click.option("--out", metavar="FILE.csv", default=None,
@@ -84,7 +89,7 @@ OUT = click.option("--out", metavar="FILE.csv", default=None,
 
 @click.group(name="dynamics")
 def command():
-    """Fixed points, folds, basins and bifurcation diagrams of the one-unit srnn and pascanu maps."""
+    """Fixed points, folds, basins and bifurcation diagrams of the one-unit maps (srnn, pascanu)."""
 
 
 @command.command("fixed-points")
@@ -95,21 +100,21 @@ def command():
 @OUT
 def fixed_points_command(cell, w_text, b_text, c, out):
     """All fixed points with their multiplier F'(x*) and stability (|F'| < 1), at each (w, b)."""
-    cell = _cell(cell)
+    from .. import dynamics
+
+    m = _map(cell)
     ws, bs = parse_values(w_text, "--w"), parse_values(b_text, "--b")
     rows = []
     for w in ws:
         for b in bs:
-            for p in dynamics.fixed_points(cell, w, b, c):
+            for p in dynamics.fixed_points(m, w, b, c):
                 kind = "stable" if p.stable else ("fold" if abs(abs(p.multiplier) - 1) < 1e-9 else "unstable")
                 row = [float(w), float(b), p.state]
-                if cell == "pascanu":
+                if m.output_name:
                     row.append(p.output)
                 rows.append(row + [p.multiplier, kind, dynamics.BRANCHES[p.branch]])
-    header = ["w", "b", "h" if cell == "srnn" else "x"]
-    header += ["sigmoid(x)"] if cell == "pascanu" else []
-    header += ["F'", "stability", "branch"]
-    _emit(f"fixed points of {cell} (c = {c:g})", header, rows, out)
+    header = ["w", "b", m.state_name] + ([m.output_name] if m.output_name else []) + ["F'", "stability", "branch"]
+    _emit(f"fixed points of {m.name} (c = {c:g})", header, rows, out)
 
 
 @command.command("folds")
@@ -119,15 +124,17 @@ def fixed_points_command(cell, w_text, b_text, c, out):
 @OUT
 def folds_command(cell, w_text, c, out):
     """The fold (saddle-node) points b2 < b1 at each w; two attractors coexist for b2 < b < b1."""
-    cell = _cell(cell)
+    from .. import dynamics
+
+    m = _map(cell)
     ws = parse_values(w_text, "--w")
-    f = dynamics.fold_points(cell, ws, c)
+    f = dynamics.fold_points(m, ws, c)
     rows = [[float(w), float(b2), float(b1), float(s2), float(s1), float(b1 - b2)]
             for w, b2, b1, s2, s1 in zip(ws, f.b2, f.b1, f.state2, f.state1)]
-    state = "h" if cell == "srnn" else "x"
+    state = m.state_name
     header = ["w", "b2", "b1", f"{state} at b2", f"{state} at b1", "b1 - b2"]
-    cusp = dynamics.fold_points(cell, 1.0 if cell == "srnn" else 4.0, c)
-    _emit(f"folds of {cell} (c = {c:g}; none below the cusp w = {float(cusp.w):g}, b = {float(cusp.b1):g})",
+    cusp = dynamics.fold_points(m, m.w_cusp, c)
+    _emit(f"folds of {m.name} (c = {c:g}; none below the cusp w = {float(cusp.w):g}, b = {float(cusp.b1):g})",
           header, rows, out)
 
 
@@ -139,26 +146,27 @@ def folds_command(cell, w_text, c, out):
 @OUT
 def bifurcation_command(cell, w_text, b_text, c, out):
     """Fixed points against b at fixed w by branch (lower, middle, upper), S stable / U unstable."""
-    cell = _cell(cell)
+    from .. import dynamics
+
+    m = _map(cell)
     ws = parse_values(w_text, "--w")
     if ws.size != 1:
         raise LandscapeError(f"bad value {w_text!r} for --w: bifurcation takes one w, e.g. --w 5")
     w = float(ws[0])
-    d = dynamics.bifurcation_diagram(cell, w, parse_values(b_text, "--b"), c)
+    d = dynamics.bifurcation_diagram(m, w, parse_values(b_text, "--b"), c)
     rows = []
     for k, b in enumerate(d.b):
         marks = " ".join("-" if not np.isfinite(d.fixed[k, j]) else ("S" if d.stable[k, j] else "U")
                          for j in range(3))
         row = [float(b), int(np.isfinite(d.fixed[k]).sum())] + [float(v) for v in d.fixed[k]]
-        if cell == "pascanu":
+        if m.output_name:
             row += [float(v) for v in d.output[k]]
         rows.append(row + [marks])
-    state = "h" if cell == "srnn" else "x"
-    header = ["b", "n"] + [f"{state} {n}" for n in dynamics.BRANCHES]
-    if cell == "pascanu":
-        header += [f"sigmoid {n}" for n in dynamics.BRANCHES]
+    header = ["b", "n"] + [f"{m.state_name} {n}" for n in dynamics.BRANCHES]
+    if m.output_name:
+        header += [f"{m.output_name.split('(')[0]} {n}" for n in dynamics.BRANCHES]
     header += ["stability"]
-    title = f"bifurcation diagram of {cell} at w = {w:g} (c = {c:g})"
+    title = f"bifurcation diagram of {m.name} at w = {w:g} (c = {c:g})"
     if np.isfinite(d.folds.b1):
         title += f"; folds b2 = {float(d.folds.b2):.6f}, b1 = {float(d.folds.b1):.6f}"
     _emit(title, header, rows, out)
@@ -173,8 +181,10 @@ def bifurcation_command(cell, w_text, b_text, c, out):
 @OUT
 def basin_command(cell, x0, w_text, c, out):
     """The basin boundary of x0: the b at each w where x0 is the unstable fixed point ('-': none)."""
-    cell = _cell(cell)
-    bb = dynamics.basin_boundary(cell, x0, parse_values(w_text, "--w"), c)
-    rows = [[float(w), float(b), float(m)] for w, b, m in zip(bb.w, bb.b, bb.multiplier)]
-    _emit(f"basin boundary of {cell} from x0 = {x0:g} (c = {c:g}); above it x0 goes to the upper "
+    from .. import dynamics
+
+    m = _map(cell)
+    bb = dynamics.basin_boundary(m, x0, parse_values(w_text, "--w"), c)
+    rows = [[float(w), float(b), float(mult)] for w, b, mult in zip(bb.w, bb.b, bb.multiplier)]
+    _emit(f"basin boundary of {m.name} from x0 = {x0:g} (c = {c:g}); above it x0 goes to the upper "
           "attractor", ["w", "b", "F'(x0)"], rows, out)

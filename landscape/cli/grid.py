@@ -5,50 +5,32 @@ import click
 import numpy as np
 
 from ..engine import parse_bytes
-from ..errors import LandscapeError
-from ..spec import DTYPES, READOUTS, Axis, GridSpec, parse_assignments, parse_T
-from ..surface import grid
-from .options import threads_option
-
-
-def _axis(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return Axis.parse(value)
-    except LandscapeError as err:
-        raise click.BadParameter(str(err)) from None
+from ..readouts import FITS
+from ..spec import DTYPES, Axis, GridSpec, parse_T
+from .options import device_option, model_options, threads_option
 
 
 @click.command("grid")
-@click.option("--cell", default="srnn", show_default=True, help="Cell name (see `landscape cells`).")
-@click.option("--task", default="latch", show_default=True, help="Task name (see `landscape tasks`).")
+@model_options()
 @click.option("--x", "x", metavar="NAME:MIN:MAX:NUM", help="First axis (rows, index i), e.g. w:-1:3:201; "
               "append :log for a log-spaced axis. Default: the cell's default axes (see README).")
 @click.option("--y", "y", metavar="NAME:MIN:MAX:NUM", help="Second axis (columns, index j), e.g. b:-1.5:1.5:201.")
 @click.option("--T", "T", default="50", show_default=True, help="Sequence lengths, a comma list: 1,5,10,50.")
-@click.option("--hidden", "-H", type=int, help="Hidden units (default: the task's, 1 for latch).")
 @click.option("--n", type=int, help="Number of sequences (default: the task's, 1000 for latch).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the task's data.")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
-              help="Base-point value of another parameter (repeatable): b_f=1, w[0,1]=0.5, or u=0.3 to "
-                   "fill a whole matrix.")
 @click.option("--base", "base_file", type=click.Path(dir_okay=False),
               help="HDF5 file whose parameter datasets (at / or /params) give the base point.")
-@click.option("--cell-opt", "cell_opts", multiple=True, metavar="KEY=VALUE",
-              help="Cell option (repeatable), e.g. gate=hard_sigmoid, form=reset_before.")
-@click.option("--task-set", "task_sets", multiple=True, metavar="KEY=VALUE",
-              help="Task parameter (repeatable), e.g. noise=0.2 (see `landscape tasks`).")
-@click.option("--readout", type=click.Choice(READOUTS), default="auto", show_default=True,
-              help="Readout of classification tasks: fixed at the base point (out_w, out_b), or "
-                   "optimal (fitted per point and T; auto = optimal where the task has a readout).")
+@click.option("--readout", "fit", type=click.Choice(FITS), default="auto", show_default=True,
+              help="How the readout of a classification task is set (its fit): fixed at the base point "
+                   "(out_w, out_b), or optimal (fitted per point and T; auto = optimal where the task has "
+                   "a readout).")
 @click.option("--readout-l2", default=1e-4, show_default=True,
               help="Ridge penalty on out_w for --readout optimal (keeps the optimum finite).")
 @click.option("--grads", is_flag=True, help="Also store the gradient analysis: grad (dL/d(x, y)), "
               "hessian_eigvals (of the 2x2 Hessian in the grid plane) at every T, and grad_norm_t "
               "(||dL_Tmax/dh_t||, and grad_norm_c_t for LSTM cells); memory grows with T_max.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float64", show_default=True,
+@device_option()
+@click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True,
               help="Floating-point type of the computation.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Output .h5 file (default: the cache).")
 @click.option("--force", is_flag=True, help="Recompute even if the result is cached.")
@@ -57,20 +39,22 @@ def _axis(ctx, param, value):
               "half the free memory on a GPU; or $LANDSCAPE_MEMORY).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes, only the summary.")
 @threads_option()
-def command(cell, task, x, y, T, hidden, n, seed, sets, base_file, cell_opts, task_sets, readout, readout_l2,
-            grads, device, dtype, out, force, chunk_size, memory, quiet):
+def command(model, x, y, T, n, seed, base_file, fit, readout_l2, grads, device, dtype, out, force, chunk_size,
+            memory, quiet):
     """Evaluate the loss over a grid of two parameters at every T of a list, from one unroll.
 
     \b
     landscape grid --cell srnn --T 50
     landscape grid --cell pascanu --task target --x w:4.5:5.5:201 --y b:-2.9:-1.9:201 --T 1,5,10,50
+    landscape grid --cell examples/cells/mgu.py:MGU --T 10,50
     """
+    from ..surface import grid
+
     spec = GridSpec(
-        cell=cell, task=task, T=parse_T(T), x=Axis.parse(x) if x else None, y=Axis.parse(y) if y else None,
-        hidden=hidden, n=n, seed=seed, dtype=dtype, readout=readout, readout_l2=readout_l2,
-        set=parse_assignments(sets, "--set"), base_file=base_file,
-        cell_options=parse_assignments(cell_opts, "--cell-opt"),
-        task_options=parse_assignments(task_sets, "--task-set"), grads=grads)
+        cell=model.cell, task=model.task, T=parse_T(T), x=Axis.parse(x) if x else None,
+        y=Axis.parse(y) if y else None, hidden=model.hidden, n=n, seed=seed, dtype=dtype, fit=fit,
+        readout_l2=readout_l2, set=model.set, base_file=base_file, cell_options=model.cell_options,
+        task_options=model.task_options, grads=grads)
     note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     result = grid(spec, out=out, device=device, force=force, chunk_size=chunk_size,
                   memory=parse_bytes(memory) if memory else None, progress=False if quiet else None,

@@ -1,4 +1,4 @@
-"""`landscape cells` and `landscape tasks`: what is available, with parameters and defaults."""
+"""`landscape cells` and `landscape tasks`: what is available, with parameters and defaults (torch-free)."""
 from __future__ import annotations
 
 import click
@@ -8,38 +8,48 @@ from ..tasks import TASKS
 
 
 @click.command("cells")
+@click.argument("refs", nargs=-1, metavar="[CELL]...")
 @click.option("--hidden", "-H", default=1, show_default=True, help="Hidden size to show parameter shapes for.")
-def cells_command(hidden):
-    """List the cells with their parameters (shape, base-point value) and equations."""
-    for name, cls in CELLS.items():
+def cells_command(refs, hidden):
+    """List the cells with their parameters (shape, base-point value), equations and default axes.
+
+    Give names or your own cells (FILE.py:Class, module:Class) to show only those.
+    """
+    for ref in refs or CELLS.names():
+        cls = CELLS.get(ref)
         cell = cls()
-        D = 1
-        shapes = cell.param_shapes(hidden, D)
-        defaults = cell.default_params(hidden, D)
-        click.secho(f"{name}", bold=True, nl=False)
+        D = hidden if cls.needs_input_equal_hidden else 1  # one input (MUT1/2: as many as units)
+        click.secho(ref, bold=True, nl=False)
         click.echo(f"  {cls.summary}")
         opts = cell.options()
         if opts:
             click.echo("  options: " + ", ".join(f"{k}={v}" for k, v in opts.items()))
         click.echo("  state: " + ", ".join(cls.state_names))
-        params = []
-        for pname, shape in shapes.items():
-            value = defaults[pname]
-            base = f"{value.flatten()[0].item():g}" + ("*I" if len(shape) == 2 and shape[0] == shape[1]
-                                                        and shape[0] > 1 and value[0, -1] == 0 else "")
-            params.append(f"{pname}{list(shape)}={base}")
+        params = [f"{p.name}{list(p.shape(hidden, D))}={p.default:g}"
+                  + ("*I" if p.role == "recurrent" and hidden > 1 else "") for p in cell.decls(D)]
         click.echo(f"  parameters (H={hidden}, D={D}): " + ", ".join(params))
         for line in cls.equations.strip().splitlines():
             click.echo(f"    {line.strip()}")
+        facts = []
+        if cls.default_axes:
+            facts.append(f"default axes {cls.default_axes[0]} x {cls.default_axes[1]}")
+        if cls.block_input:
+            facts.append(f"block input {', '.join(cls.block_input)}")
+        if cls.one_unit_map is not None:
+            facts.append("one-unit map (landscape dynamics)")
+        if facts:
+            click.echo("  " + "; ".join(facts))
         click.echo()
 
 
 @click.command("tasks")
-def tasks_command():
-    """List the tasks with their parameters and defaults."""
-    for name, cls in TASKS.items():
+@click.argument("refs", nargs=-1, metavar="[TASK]...")
+def tasks_command(refs):
+    """List the tasks with their parameters and defaults (or only those named, FILE.py:Class too)."""
+    for ref in refs or TASKS.names():
+        cls = TASKS.get(ref)
         task = cls()
-        click.secho(name, bold=True, nl=False)
+        click.secho(ref, bold=True, nl=False)
         click.echo(f"  {cls.summary}")
         click.echo(f"  input size {cls.input_size}, readout {cls.readout}, default hidden size "
                    f"{cls.default_hidden}, default n {cls.default_n}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import LandscapeError
+from ..figures.kinds import KINDS
 from ..spec import parse_T
 from ..store import load
 
@@ -20,7 +21,7 @@ def _width(text: str | None):
 @click.command("plot")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--kind", "-k", default="contour", show_default=True,
-              help="contour | surface | wireframe | panels | slices | compare | gradnorm | quiver | curvature.")
+              help=" | ".join(KINDS) + ". (" + "; ".join(f"{k.name}: {k.summary}" for k in KINDS.values()) + ".)")
 @click.option("--out", "-o", required=True, metavar="FIG.pdf|png|svg|pgf",
               help="Output figure; the format is taken from the extension.")
 @click.option("--T", "T", help="Length(s) to show, a comma list (default: the largest; all for panels and "
@@ -48,10 +49,9 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
     landscape plot srnn.h5 lstm.h5 gru.h5 --kind compare --T 10,50,100 --out cells.pdf
     """
     from ..figures import kinds
-    from ..figures.style import check_style, output_format, save_figure, use_style
+    from ..figures.style import check_style, save_figure, use_style
 
-    kinds.check_kind(kind)
-    output_format(out)  # fail on a bad extension before reading anything
+    kinds.get_kind(kind).check_output(out)  # fail on a bad kind or extension before reading anything
     check_style(style)
     if log and symlog:
         raise LandscapeError("choose one of --log and --symlog")

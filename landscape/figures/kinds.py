@@ -1,94 +1,157 @@
-"""One figure of a named kind from stored surfaces, with overlays: what `landscape plot` draws.
+"""The plot kinds of `landscape plot`: one registry entry each, from which the option checks, the
+figure and ``--help`` all derive.
 
-``draw(kind, surfaces, ...) -> Figure`` checks the options against the kind (one T or several,
-one file or several, 2-D or 3-D) and raises LandscapeError with one clear line otherwise.
+    KINDS["contour"].render(surfaces, options) -> Figure    (the kinds drawn by matplotlib)
+    KINDS["interactive"].write(surfaces, path, options)     (the kinds that write their own file)
+    draw(kind, surfaces, T=..., ...) -> Figure               checks the options against the kind first
+
+A kind declares what it takes (one T or several, one file or several, a stored field, 3-D views,
+--at, the fold and basin overlays); ``check`` turns every mismatch into one LandscapeError.
+Adding a kind is one ``register(PlotKind(...))``. Nothing here imports matplotlib until a kind
+draws.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
-from .. import dynamics
 from ..errors import LandscapeError
-from .gradients import plot_curvature, plot_gradnorm_pair, plot_quiver
-from .loss import plot_compare, plot_contour, plot_panels, plot_slices, plot_surface, plot_wireframe
-from .overlays import overlay_basin, overlay_folds
-from .scales import check_scale, pick_T
-
-KIND_NAMES = ("contour", "surface", "wireframe", "panels", "slices", "compare", "gradnorm", "quiver",
-              "curvature")
-ONE_T = ("contour", "surface", "wireframe", "quiver", "curvature")
-THREE_D = ("surface", "wireframe")
-DOUBLE_WIDTH = ("panels", "compare", "gradnorm", "curvature")
-NEEDS = {"gradnorm": "grad_norm_t", "quiver": "grad", "curvature": "hessian_eigvals"}
 
 
-def check_kind(kind: str) -> str:
-    if kind not in KIND_NAMES:
-        raise LandscapeError(f"unknown kind {kind!r}; choose from: {', '.join(KIND_NAMES)}")
+@dataclass(frozen=True)
+class Options:
+    """What `landscape plot` passes a kind (checked against it by ``PlotKind.check``)."""
+
+    T: tuple[int, ...] | None = None
+    at: str | None = None
+    scale: str = "linear"
+    width: object = None
+    view: dict = field(default_factory=dict)  # elev, azim of a 3-D view
+    folds: bool = False
+    basin: float | None = None
+    title: str | None = None
+
+    @property
+    def one_T(self) -> int | None:
+        return self.T[0] if self.T else None
+
+
+@dataclass(frozen=True)
+class PlotKind:
+    """One kind of figure.
+
+    render      (surfaces, Options) -> (Figure, axes to overlay the folds on); for matplotlib kinds
+    write       (surfaces, path, Options) -> path; for kinds that write their own file (HTML, GIF)
+    formats     the output suffixes of a ``write`` kind (matplotlib kinds take pdf, png, svg, pgf)
+    one_T       shows one length (default: the largest)
+    several     takes several files (default: one)
+    needs       a stored field it draws (grad, hessian_eigvals, grad_norm_t)
+    three_d     takes --elev/--azim
+    takes_at    takes --at NAME=VALUE
+    overlays    takes --folds/--basin (2-D plots over (w, b))
+    double      drawn double width by default
+    """
+
+    name: str
+    summary: str
+    render: Callable | None = None
+    write: Callable | None = None
+    formats: tuple[str, ...] = ()
+    one_T: bool = False
+    several: bool = False
+    needs: str | None = None
+    three_d: bool = False
+    takes_at: bool = False
+    overlays: bool = False
+    double: bool = False
+
+    def check(self, surfaces: Sequence, options: Options) -> None:
+        """One LandscapeError for the first option this kind does not take."""
+        from .scales import check_scale, pick_T
+
+        check_scale(options.scale)
+        if not surfaces:
+            raise LandscapeError("no surface file given")
+        if not self.several and len(surfaces) > 1:
+            several = [k.name for k in KINDS.values() if k.several]
+            raise LandscapeError(f"--kind {self.name} plots one file; got {len(surfaces)} (only {', '.join(several)} "
+                                 f"take{'s' if len(several) == 1 else ''} several)")
+        if options.T is not None and self.one_T and len(options.T) > 1:
+            raise LandscapeError(f"--kind {self.name} shows one T; got {', '.join(map(str, options.T))}")
+        if (options.folds or options.basin is not None) and not self.overlays:
+            takes = ", ".join(k.name for k in KINDS.values() if k.overlays)
+            raise LandscapeError(f"--folds and --basin draw on 2-D (w, b) plots: {takes}; not {self.name}")
+        if options.at is not None and not self.takes_at:
+            takes = " and ".join(k.name for k in KINDS.values() if k.takes_at)
+            raise LandscapeError(f"--at applies to {takes}, not {self.name}")
+        if options.view and not self.three_d:
+            takes = ", ".join(k.name for k in KINDS.values() if k.three_d)
+            raise LandscapeError(f"--elev and --azim set the view of 3-D plots ({takes}), not {self.name}")
+        if self.needs:
+            from .gradients import field as stored_field
+
+            stored_field(surfaces[0], self.needs)  # one line naming the missing field
+        for surface in surfaces:  # every requested T must be in every file
+            for t in options.T or ():
+                pick_T(surface, t)
+
+    def check_output(self, path) -> None:
+        """One LandscapeError for an output file this kind cannot write."""
+        from pathlib import Path
+
+        suffix = Path(str(path)).suffix.lower().lstrip(".")
+        if self.write is not None:
+            if suffix not in self.formats:
+                raise LandscapeError(f"--kind {self.name} writes {' or '.join('.' + f for f in self.formats)}, "
+                                     f"not {Path(str(path)).name!r}")
+        else:
+            from .style import output_format
+
+            output_format(path)
+
+
+KINDS: dict[str, PlotKind] = {}
+
+
+def register(kind: PlotKind) -> PlotKind:
+    """Add a kind to `landscape plot` (its name must be new)."""
+    if kind.name in KINDS:
+        raise LandscapeError(f"plot kind {kind.name!r} is registered already")
+    if (kind.render is None) == (kind.write is None):
+        raise LandscapeError(f"plot kind {kind.name!r} needs exactly one of render and write")
+    KINDS[kind.name] = kind
     return kind
+
+
+def get_kind(name: str) -> PlotKind:
+    if name not in KINDS:
+        raise LandscapeError(f"unknown kind {name!r}; choose from: {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def check_kind(name: str) -> str:
+    return get_kind(name).name
 
 
 def draw(kind: str, surfaces: Sequence, T: Sequence[int] | None = None, at=None, scale="linear",
          width=None, elev: float | None = None, azim: float | None = None, folds: bool = False,
          basin: float | None = None, title: str | None = None):
-    """The Figure of ``kind`` for ``surfaces`` (one, or several for 'compare').
+    """The Figure of ``kind`` for ``surfaces`` (one, or several for the kinds that take several).
 
-    T: the lengths (one for contour, surface, wireframe, quiver, curvature; default the largest;
-    panels/slices default to all, compare to the largest common one); at: 'w=5' for slices and
-    gradnorm; folds / basin (x0): overlay the fold curves / the basin boundary of x0 on the 2-D
-    (w, b) plots of srnn and pascanu.
+    T: the lengths (one for the one-T kinds, default the largest; panels/slices default to all,
+    compare to the largest common one); at: 'w=5' for slices and gradnorm; folds / basin (x0):
+    overlay the fold curves / the basin boundary of x0 on the 2-D (w, b) plots of cells with a
+    one-unit map (srnn, pascanu).
     """
-    kind = check_kind(kind)
-    scale = check_scale(scale)
-    if not surfaces:
-        raise LandscapeError("no surface file given")
-    if kind != "compare" and len(surfaces) > 1:
-        raise LandscapeError(f"--kind {kind} plots one file; got {len(surfaces)} (only compare takes several)")
-    if T is not None and kind in ONE_T and len(T) > 1:
-        raise LandscapeError(f"--kind {kind} shows one T; got {', '.join(map(str, T))}")
-    if (folds or basin is not None) and kind in THREE_D + ("slices", "gradnorm"):
-        raise LandscapeError(f"--folds and --basin draw on 2-D (w, b) plots: contour, panels, compare, "
-                             f"quiver, curvature; not {kind}")
-    if at is not None and kind not in ("slices", "gradnorm"):
-        raise LandscapeError(f"--at applies to slices and gradnorm, not {kind}")
-    s = surfaces[0]
-    if kind in NEEDS:
-        from .gradients import field
-
-        field(s, NEEDS[kind])  # one line naming the missing field
-    for surface in surfaces:  # every requested T must be in every file
-        for t in T or ():
-            pick_T(surface, t)
-    one_T = T[0] if T else None
-    width = width or ("double" if kind in DOUBLE_WIDTH else "single")
-    view = {k: v for k, v in (("elev", elev), ("azim", azim)) if v is not None}
-    if view and kind not in THREE_D:
-        raise LandscapeError(f"--elev and --azim set the view of 3-D plots (surface, wireframe), not {kind}")
-
-    if kind == "contour":
-        fig, axes = _single(plot_contour(s, T=one_T, scale=scale, width=width))
-    elif kind == "surface":
-        fig, axes = _single(plot_surface(s, T=one_T, scale=scale, width=width, **view))
-    elif kind == "wireframe":
-        fig, axes = _single(plot_wireframe(s, T=one_T, scale=scale, width=width, **view))
-    elif kind == "quiver":
-        fig, axes = _single(plot_quiver(s, T=one_T, scale=scale, width=width))
-    elif kind == "slices":
-        at = at if at is not None else f"{s.x_name}={float(s.x[len(s.x) // 2])!r}"
-        fig, axes = _single(plot_slices(s, at=at, Ts=T, scale=scale, width=width))
-    elif kind == "gradnorm":
-        fig = plot_gradnorm_pair(s, at=at, width=width)
-        axes = []
-    elif kind == "panels":
-        picks = T if T is not None else None
-        fig = plot_panels(s, Ts=picks, scale=scale, width=width)
-        axes = fig.axes[:len(picks) if picks else len(s.T)]
-    elif kind == "curvature":
-        fig = plot_curvature(s, T=one_T, width=width)
-        axes = fig.axes[:2]
-    else:  # compare
-        fig = plot_compare(surfaces, Ts=T, scale=scale, width=width)
-        axes = fig.axes[:len(surfaces) * (len(T) if T else 1)]
+    k = get_kind(kind)
+    if k.render is None:
+        raise LandscapeError(f"--kind {k.name} writes its own file ({', '.join(k.formats)}); use write()")
+    options = Options(tuple(T) if T is not None else None, at, scale, width,
+                      {key: v for key, v in (("elev", elev), ("azim", azim)) if v is not None}, folds, basin, title)
+    k.check(surfaces, options)
+    options = Options(options.T, options.at, options.scale, width or ("double" if k.double else "single"),
+                      options.view, folds, basin, title)
+    fig, axes = k.render(list(surfaces), options)
     if folds or basin is not None:
         owners = [surfaces[n % len(surfaces)] for n in range(len(axes))]  # compare: row-major axes
         _overlay(axes, owners, folds, basin)
@@ -97,23 +160,37 @@ def draw(kind: str, surfaces: Sequence, T: Sequence[int] | None = None, at=None,
     return fig
 
 
-def _single(ax):
-    return ax.figure, [ax]
+def write(kind: str, surfaces: Sequence, path, T=None, scale="linear", title=None, **extra):
+    """Write a kind that makes its own file (e.g. the interactive page) and return its path."""
+    k = get_kind(kind)
+    if k.write is None:
+        raise LandscapeError(f"--kind {k.name} is a figure; use draw() and save_figure()")
+    options = Options(tuple(T) if T is not None else None, scale=scale, title=title)
+    k.check(surfaces, options)
+    k.check_output(path)
+    return k.write(list(surfaces), path, options, **extra)
 
 
 def _overlay(axes, surfaces, folds: bool, basin: float | None) -> None:
-    """Fold curves and basin boundaries on every axes (surfaces[n] drawn on axes[n]) whose surface is
-    srnn or pascanu over (w, b)."""
+    """Fold curves and basin boundaries on every axes (surfaces[n] drawn on axes[n]) whose surface is of
+    a cell with a one-unit map over (w, b)."""
+    from .. import dynamics
+    from .overlays import overlay_basin, overlay_folds
+
     drawn = 0
     for ax, s in zip(axes, surfaces):
         cell = (s.spec or {}).get("cell")
-        if cell not in dynamics.DYNAMICS_CELLS or {s.x_name, s.y_name} != {"w", "b"}:
+        try:
+            m = dynamics.one_unit_map(cell)
+        except LandscapeError:
+            continue
+        if {s.x_name, s.y_name} != {"w", "b"}:
             continue
         names = (s.x_name, s.y_name)
         if folds:
-            overlay_folds(ax, cell, axes=names, label="folds" if drawn == 0 else None)
+            overlay_folds(ax, m, axes=names, label="folds" if drawn == 0 else None)
         if basin is not None:
-            overlay_basin(ax, cell, basin, axes=names,
+            overlay_basin(ax, m, basin, axes=names,
                           label=f"basin boundary, x0 = {basin:g}" if drawn == 0 else None)
         drawn += 1
     if not drawn:
@@ -121,3 +198,87 @@ def _overlay(axes, surfaces, folds: bool, basin: float | None) -> None:
         raise LandscapeError(f"--folds/--basin need a surface of srnn or pascanu over (w, b); got "
                              f"{', '.join(cells)} over ({surfaces[0].x_name}, {surfaces[0].y_name})")
     axes[0].legend(loc="upper right", frameon=True, facecolor="white", edgecolor="none", framealpha=0.85)
+
+
+# ---------------------------------------------------------------------------------------------
+# the built-in kinds
+
+
+def _single(ax):
+    return ax.figure, [ax]
+
+
+def _contour(surfaces, o):
+    from .loss import plot_contour
+
+    return _single(plot_contour(surfaces[0], T=o.one_T, scale=o.scale, width=o.width))
+
+
+def _surface(surfaces, o):
+    from .loss import plot_surface
+
+    return _single(plot_surface(surfaces[0], T=o.one_T, scale=o.scale, width=o.width, **o.view))
+
+
+def _wireframe(surfaces, o):
+    from .loss import plot_wireframe
+
+    return _single(plot_wireframe(surfaces[0], T=o.one_T, scale=o.scale, width=o.width, **o.view))
+
+
+def _panels(surfaces, o):
+    from .loss import plot_panels
+
+    s = surfaces[0]
+    fig = plot_panels(s, Ts=o.T, scale=o.scale, width=o.width)
+    return fig, fig.axes[:len(o.T) if o.T else len(s.T)]
+
+
+def _slices(surfaces, o):
+    from .loss import plot_slices
+
+    s = surfaces[0]
+    at = o.at if o.at is not None else f"{s.x_name}={float(s.x[len(s.x) // 2])!r}"
+    return _single(plot_slices(s, at=at, Ts=o.T, scale=o.scale, width=o.width))
+
+
+def _compare(surfaces, o):
+    from .loss import plot_compare
+
+    fig = plot_compare(surfaces, Ts=o.T, scale=o.scale, width=o.width)
+    return fig, fig.axes[:len(surfaces) * (len(o.T) if o.T else 1)]
+
+
+def _gradnorm(surfaces, o):
+    from .gradients import plot_gradnorm_pair
+
+    return plot_gradnorm_pair(surfaces[0], at=o.at, width=o.width), []
+
+
+def _quiver(surfaces, o):
+    from .gradients import plot_quiver
+
+    return _single(plot_quiver(surfaces[0], T=o.one_T, scale=o.scale, width=o.width))
+
+
+def _curvature(surfaces, o):
+    from .gradients import plot_curvature
+
+    fig = plot_curvature(surfaces[0], T=o.one_T, width=o.width)
+    return fig, fig.axes[:2]
+
+
+for _kind in (
+    PlotKind("contour", "filled contours at one T", _contour, one_T=True, overlays=True),
+    PlotKind("surface", "a 3-D surface at one T", _surface, one_T=True, three_d=True),
+    PlotKind("wireframe", "a 3-D wireframe at one T (Pascanu Fig. 6)", _wireframe, one_T=True, three_d=True),
+    PlotKind("panels", "contours at several T on one colour scale", _panels, overlays=True, double=True),
+    PlotKind("slices", "1-D slices at a fixed parameter, one line per T", _slices, takes_at=True),
+    PlotKind("compare", "several files side by side, rows T", _compare, several=True, overlays=True, double=True),
+    PlotKind("gradnorm", "||dL/dh_t|| against t at a point and over the grid", _gradnorm, needs="grad_norm_t",
+             takes_at=True, double=True),
+    PlotKind("quiver", "the gradient field at one T", _quiver, one_T=True, needs="grad", overlays=True),
+    PlotKind("curvature", "the Hessian's eigenvalues at one T", _curvature, one_T=True, needs="hessian_eigvals",
+             overlays=True, double=True),
+):
+    register(_kind)

@@ -59,14 +59,14 @@ def overlay_folds(ax, cell, axes=None, c: float = 0.0, num: int = 400, label: st
     Between the two branches two attractors coexist. Nothing is drawn where the plotted w range
     lies below the cusp (w = 1 srnn, 4 pascanu). Returns the Line2D artists.
     """
-    name = dynamics.check_cell(cell)
+    m = dynamics.one_unit_map(cell)
     w_first = _orientation(ax, axes)
     w_lo, w_hi = _w_range(ax, w_first)
-    cusp = 1.0 if name == "srnn" else 4.0
+    cusp = m.w_cusp
     if w_hi <= cusp:
         return []
     w = np.linspace(max(w_lo, cusp), w_hi, num)  # (num,)
-    f = dynamics.fold_points(name, w, c)
+    f = dynamics.fold_points(m, w, c)
     kw = {**FOLD_STYLE, **style}
     with _KeepLimits(ax):
         # one line through the cusp: upper branch (b2) reversed, then the lower one (b1)
@@ -80,10 +80,10 @@ def overlay_basin(ax, cell, x0: float, axes=None, c: float = 0.0, num: int = 400
     """The basin boundary of the initial state x0: where x0 is the unstable fixed point, so that a
     small change of (w, b) across it sends x_t to the other attractor (the wall of the loss).
     Returns the Line2D artists."""
-    name = dynamics.check_cell(cell)
+    m = dynamics.one_unit_map(cell)
     w_first = _orientation(ax, axes)
     w = np.linspace(*_w_range(ax, w_first), num)  # (num,)
-    bb = dynamics.basin_boundary(name, x0, w, c)
+    bb = dynamics.basin_boundary(m, x0, w, c)
     kw = {**BASIN_STYLE, **style}
     with _KeepLimits(ax):
         return _draw(ax, w, bb.b, w_first, label=label if label is not None else f"basin boundary of x0 = {x0:g}",

@@ -17,15 +17,23 @@ order); tests/test_kernels.py checks them against it.
 ``group_by`` names the parameters which, when the whole block shares them, save a pass per step:
 srnn's w h + b + u x_t is then one addcmul of h with the row b + u x_t, computed for all t at once.
 The engine sorts a chunk's members so that blocks share them where it can.
+
+Each stepper declares which cells and options it covers (``cells``, ``options``; ``covers``);
+``cpu_stepper`` picks the first in ``STEPPERS`` that does. The cell must be exactly one of the
+classes named (a subclass may change the step), with H = 1 and at most one input.
 """
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+from ..lazy import torch
 
 from ..cells import Cell
 from ..cells.elman import SRNN, Pascanu
 from ..cells.gated import GRU, LSTM, LSTMB
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def _column(v: Tensor | None) -> Tensor | None:
@@ -73,10 +81,22 @@ class _Affine:
 
 
 class Stepper:
-    """Base of the in-place steppers."""
+    """Base of the in-place steppers: what they cover, and the step they take."""
 
+    cells: tuple[type, ...] = ()  # the cell classes this stepper runs (exact types)
+    options: dict[str, tuple] = {}  # cell option -> the values it handles
     group_by: tuple[str, ...] = ()
     buffers: int = 1  # (P, N) arrays a step works on: sizes the engine's cache blocks
+
+    @classmethod
+    def covers(cls, cell: Cell, H: int, D: int) -> bool:
+        return (H == 1 and D <= 1 and type(cell) in cls.cells
+                and all(getattr(cell, k, None) in v for k, v in cls.options.items()))
+
+    @classmethod
+    def factory(cls, cell: Cell):
+        """``(params, x, n, h0, pool=None) -> Stepper`` for this cell (its options bound)."""
+        return cls
 
     def step(self, t: int) -> None:
         raise NotImplementedError
@@ -120,6 +140,7 @@ def _buffers(p: dict[str, Tensor], n: int, count: int, pool: Buffers | None) -> 
 class SRNNStepper(Stepper):
     """h' = tanh(w h + u x + b): one addcmul and one tanh_ per step where b, u are shared."""
 
+    cells = (SRNN,)
     group_by = ("b", "u")
 
     def __init__(self, p: dict[str, Tensor], x: Tensor | None, n: int, h0: float, pool: Buffers | None = None):
@@ -142,6 +163,7 @@ class PascanuStepper(Stepper):
     """x' = w sigmoid(x) + u in + b, output sigmoid(x). The buffer holds v = sigmoid(x), which is
     both what the next step needs and the output: one addcmul and one sigmoid_ per step."""
 
+    cells = (Pascanu,)
     group_by = ("b", "u")
 
     def __init__(self, p, x, n, h0, pool=None):
@@ -159,6 +181,8 @@ class PascanuStepper(Stepper):
 class LSTMStepper(Stepper):
     """i, f, o = sigmoid(.), z = tanh(.), c' = f c + i z, h' = o tanh(c'); gate activation sigmoid."""
 
+    cells = (LSTM, LSTMB)
+    options = {"gate": ("sigmoid",)}
     buffers = 6
 
     def __init__(self, p, x, n, h0, pool=None):
@@ -185,7 +209,19 @@ class GRUStepper(Stepper):
     """z, r = sigmoid(.); torch form h~ = tanh(u_h x + b_h + r (w_h h + b_hn)), reset_before form
     h~ = tanh(w_h (r h) + u_h x + b_h); h' = z h + (1 - z) h~, one lerp."""
 
+    cells = (GRU,)
+    options = {"gate": ("sigmoid",), "form": ("torch", "reset_before")}
     buffers = 4
+
+    @classmethod
+    def factory(cls, cell):
+        form = cell.form
+
+        def make(p, x, n, h0, pool=None):
+            return GRUStepper(p, x, n, h0, pool, form)
+
+        make.group_by, make.buffers = cls.group_by, cls.buffers
+        return make
 
     def __init__(self, p, x, n, h0, pool=None, form: str = "torch"):
         self.form = form
@@ -221,24 +257,13 @@ class GRUStepper(Stepper):
         return self.h
 
 
+STEPPERS = (SRNNStepper, PascanuStepper, LSTMStepper, GRUStepper)
+
+
 def cpu_stepper(cell: Cell, H: int, D: int):
     """A factory ``(params, x, n, h0, pool=None) -> Stepper`` for this cell, or None where the plain path is
-    used (H > 1, more than one input, a cell or option without an in-place step)."""
-    if H != 1 or D > 1:
-        return None
-    kind = type(cell)
-    if kind is SRNN:
-        return SRNNStepper
-    if kind is Pascanu:
-        return PascanuStepper
-    if kind in (LSTM, LSTMB) and cell.gate == "sigmoid":
-        return LSTMStepper
-    if kind is GRU and cell.gate == "sigmoid":
-        form = cell.form
-
-        def make(p, x, n, h0, pool=None):
-            return GRUStepper(p, x, n, h0, pool, form)
-
-        make.group_by, make.buffers = GRUStepper.group_by, GRUStepper.buffers
-        return make
+    used (no stepper in ``STEPPERS`` covers the cell, its options, H and D)."""
+    for stepper in STEPPERS:
+        if stepper.covers(cell, H, D):
+            return stepper.factory(cell)
     return None

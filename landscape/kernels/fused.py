@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -34,29 +35,35 @@ except ImportError:  # pragma: no cover - depends on the environment
 BLOCK = 256  # (member, sequence) pairs per program
 DTYPES = (torch.float32, torch.float64)
 
-# Parameter columns each kernel reads, in order (one (P, G) array; a shared parameter is repeated).
-KERNEL_PARAMS = {
-    "srnn": ("w", "u", "b"),
-    "pascanu": ("w", "u", "b"),
-    "lstm": tuple(f"{r}_{g}" for r in "wub" for g in "ifzo"),
-    "gru": ("w_z", "w_r", "w_h", "u_z", "u_r", "u_h", "b_z", "b_r", "b_h", "b_hn"),
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which cells (exact classes) and options a kernel runs, and the parameter columns it reads in
+    order (one (P, G) array; a shared parameter is repeated; an absent one is zero)."""
+
+    cells: tuple[type, ...]
+    params: tuple[str, ...]
+    options: tuple[tuple[str, tuple], ...] = ()
+
+    def covers(self, cell) -> bool:
+        return type(cell) in self.cells and all(getattr(cell, k, None) in v for k, v in self.options)
+
+
+KERNELS = {
+    "srnn": Coverage((SRNN,), ("w", "u", "b")),
+    "pascanu": Coverage((Pascanu,), ("w", "u", "b")),
+    "lstm": Coverage((LSTM, LSTMB), tuple(f"{r}_{g}" for r in "wub" for g in "ifzo"), (("gate", ("sigmoid",)),)),
+    "gru": Coverage((GRU,), ("w_z", "w_r", "w_h", "u_z", "u_r", "u_h", "b_z", "b_r", "b_h", "b_hn"),
+                    (("gate", ("sigmoid",)), ("form", ("torch", "reset_before")))),
 }
+KERNEL_PARAMS = {name: k.params for name, k in KERNELS.items()}
 
 
 def kernel_name(cell, H: int, D: int) -> str | None:
-    """Which fused kernel runs this cell, or None (H > 1, D > 1, no kernel for the cell or option)."""
+    """Which fused kernel runs this cell, or None (H > 1, D > 1, no kernel covers the cell or option)."""
     if H != 1 or D > 1:
         return None
-    kind = type(cell)
-    if kind is SRNN:
-        return "srnn"
-    if kind is Pascanu:
-        return "pascanu"
-    if kind in (LSTM, LSTMB) and cell.gate == "sigmoid":
-        return "lstm"
-    if kind is GRU and cell.gate == "sigmoid":
-        return "gru"
-    return None
+    return next((name for name, k in KERNELS.items() if k.covers(cell)), None)
 
 
 def available() -> bool:
@@ -73,8 +80,6 @@ def outputs(cell, params: dict[str, Tensor], data, Ts: tuple[int, ...], H: int) 
     ref = next(iter(params.values()))
     if (name is None or not available() or ref.dtype not in DTYPES
             or (torch.is_grad_enabled() and any(v.requires_grad for v in params.values()))):
-        return None
-    if name == "gru" and cell.form not in ("torch", "reset_before"):
         return None
     if interpreting() != (ref.device.type != "cuda"):  # compiled on CUDA; the interpreter on the CPU
         return None

@@ -4,16 +4,31 @@ and the step at which each sequence ends.
 Inputs are time-major, (T, N, D), and a sequence of length T is the prefix of the longest one:
 noise is drawn in fixed blocks of ``BLOCK`` steps from a generator seeded by the spec, so one
 unroll serves every requested T. Data are made on the CPU in float64 and then cast.
+
+A task class declares its facts (README, "Bring your own cell" shows a task too):
+
+    input_size      D, the inputs per step (0: no input)
+    readout         "identity" (the loss is on the cell's output unit 0) or "logistic" (a trained
+                    linear readout and cross-entropy; landscape.readouts owns the kinds)
+    steps(T)        how many steps a sequence of nominal length T may take (T unless lengths vary)
+    check_n(n)      which numbers of sequences make sense (target has no randomness: n = 1)
+    check()         its parameters' domains, checked before anything is computed
+
+torch is imported on first use (``landscape.lazy``): listing the tasks needs none of it.
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-from torch import Tensor
+from ..errors import LandscapeError
+from ..lazy import torch
 
+if TYPE_CHECKING:
+    from torch import Tensor
 
 BLOCK = 64  # time steps drawn per generator call (keeps prefixes identical for any T_max)
 
@@ -68,6 +83,29 @@ class Task:
     def params(self) -> dict:
         return {k: getattr(self, k) for k in self.param_docs}
 
+    def steps(self, T: int) -> int:
+        """The most steps a sequence of nominal length T takes (``TaskData.ends`` never exceed it)."""
+        return int(T)
+
+    def check_n(self, n: int) -> None:
+        """LandscapeError unless n sequences make sense for this task."""
+        if n < 1:
+            raise LandscapeError(f"the number of sequences must be >= 1, got {n}")
+
+    def check(self) -> None:
+        """LandscapeError naming the first parameter outside its domain: every number must be
+        finite; subclasses add their own rules (``_at_least``)."""
+        for key in self.param_docs:
+            value = getattr(self, key)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise LandscapeError(f"task {self.name}: {key}={value} is not finite")
+
+    def _at_least(self, key: str, low: float, strict: bool = False) -> None:
+        value = getattr(self, key)
+        if value < low or (strict and value == low):
+            raise LandscapeError(f"task {self.name}: {key}={value} must be {'>' if strict else '>='} {low:g} "
+                                 f"({self.param_docs[key]})")
+
 
 def _noise(steps: int, n: int, sd: float, generator: torch.Generator) -> Tensor:
     """(steps, n) Gaussian noise whose first rows do not depend on ``steps``."""
@@ -85,3 +123,28 @@ def _signs(steps: int, n: int, generator: torch.Generator) -> Tensor:
 
 def _same_ends(Ts, n):
     return {T: torch.full((n,), T, dtype=torch.long) for T in Ts}
+
+
+def check_task_class(cls, ref: str) -> None:
+    """One LandscapeError naming the first part of the protocol that ``cls`` (loaded from ``ref``)
+    misses; nothing when it is a usable task class."""
+    guide = "(see README, 'Bring your own cell')"
+    if not isinstance(cls, type) or not issubclass(cls, Task):
+        raise LandscapeError(f"{ref} is not a task: it must subclass landscape.tasks.Task {guide}")
+    if not dataclasses.is_dataclass(cls):
+        raise LandscapeError(f"{ref} is not a dataclass: decorate it with @dataclass(frozen=True) {guide}")
+    if cls.make is Task.make:
+        raise LandscapeError(f"{ref} has no make: define make(self, Ts, n, seed) -> TaskData {guide}")
+    if len(inspect.signature(cls.make).parameters) != 4:
+        raise LandscapeError(f"{ref}.make must take (self, Ts, n, seed)")
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise LandscapeError(f"{ref} has no name: set name = 'mytask'")
+    if not isinstance(getattr(cls, "input_size", None), int) or cls.input_size < 0:
+        raise LandscapeError(f"{ref}: input_size must be an integer >= 0 (the inputs per step)")
+    if getattr(cls, "readout", None) not in ("identity", "logistic"):
+        raise LandscapeError(f"{ref}: readout must be 'identity' (loss on the output) or 'logistic' "
+                             f"(a trained readout), not {getattr(cls, 'readout', None)!r}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    missing = sorted(fields - set(cls.param_docs))
+    if missing:
+        raise LandscapeError(f"{ref}: param_docs must document every parameter; missing {', '.join(missing)}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
 from ..errors import LandscapeError
+from ..lazy import torch
 from .base import Task, TaskData, _noise, _same_ends, _signs
 
 
@@ -23,6 +22,10 @@ class Target(Task):
     param_docs = {"x0": "initial state (for pascanu the pre-activation x_0)",
                   "target": "the value y_T should reach (y = the cell's output, sigmoid(x) for pascanu)"}
 
+    def check_n(self, n):
+        if n != 1:
+            raise LandscapeError("task target has no randomness: use n = 1")
+
     def make(self, Ts, n, seed):
         return TaskData(None, {T: torch.full((n,), self.target, dtype=torch.float64) for T in Ts},
                         _same_ends(Ts, n), self.x0)
@@ -36,6 +39,10 @@ class Latch(Task):
     readout = "logistic"
     noise: float = 0.1
     param_docs = {"noise": "sd of the Gaussian noise added to every value (first value +-1)"}
+
+    def check(self):
+        super().check()
+        self._at_least("noise", 0.0)
 
     def make(self, Ts, n, seed):
         g = torch.Generator().manual_seed(seed)
@@ -61,6 +68,11 @@ class Bengio(Task):
                   "s": "variance of the Gaussian noise after step L",
                   "h": "value of the L class inputs (+h for class +, -h for class -)"}
 
+    def check(self):
+        super().check()
+        self._at_least("s", 0.0)
+        self._at_least("L", 1)
+
     def make(self, Ts, n, seed):
         if self.L < 1 or self.L >= min(Ts):
             raise LandscapeError(f"bengio needs 1 <= L < T; got L={self.L} with T={min(Ts)}")
@@ -85,6 +97,15 @@ class TwoSequence(Task):
                   "variance": "variance of the Gaussian noise after the class inputs",
                   "spread": "lengths are uniform integers in [T, (1 + spread) T]"}
 
+    def check(self):
+        super().check()
+        self._at_least("k", 1)
+        self._at_least("variance", 0.0)
+        self._at_least("spread", 0.0)
+
+    def steps(self, T):
+        return int(T) + math.floor(self.spread * T)
+
     def make(self, Ts, n, seed):
         if self.k < 1 or self.k >= min(Ts):
             raise LandscapeError(f"two-sequence needs 1 <= k < T; got k={self.k} with T={min(Ts)}")
@@ -108,6 +129,10 @@ class Relay(Task):
     lag: int = 0
     param_docs = {"lag": "0: the label is the first bit; k > 0: the label is the input k steps "
                          "before the last one"}
+
+    def check(self):
+        super().check()
+        self._at_least("lag", 0)
 
     def make(self, Ts, n, seed):
         if self.lag < 0 or self.lag >= min(Ts):

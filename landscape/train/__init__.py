@@ -10,10 +10,10 @@ protocols keras-split / stratified / all; resumable runs saved per group (CSV or
 """
 from .splits import PROTOCOLS
 from .optim import OPTIMIZERS, PopulationOptimizer
-from .population import (INITS, METRICS, READOUTS, Member, TrainResult, TrainSpec, check_population, spec_key,
+from .population import (INITS, METRICS, Member, TrainResult, TrainSpec, check_population, spec_key,
                          train_population, unroll_outputs)
 from .results import ResultStore, run_groups
 
-__all__ = ["INITS", "METRICS", "OPTIMIZERS", "PROTOCOLS", "READOUTS", "Member", "PopulationOptimizer",
+__all__ = ["INITS", "METRICS", "OPTIMIZERS", "PROTOCOLS", "Member", "PopulationOptimizer",
            "ResultStore", "TrainResult", "TrainSpec", "check_population", "run_groups", "spec_key",
            "train_population", "unroll_outputs"]

@@ -24,10 +24,14 @@ guards |g| = 0; Keras' clipnorm uses c / |g| when |g| >= c: the same to 1e-6 rel
 """
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+from ..lazy import torch
 
 from ..errors import LandscapeError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 OPTIMIZERS = ("adam", "adam-keras", "sgd")
 DEFAULT_EPS = {"adam": 1e-8, "adam-keras": 1e-7, "sgd": 0.0}
@@ -82,22 +86,23 @@ class PopulationOptimizer:
             self.m = {k: torch.zeros_like(v) for k, v in params.items()}
             self.v = {k: torch.zeros_like(v) for k, v in params.items()}
 
-    @torch.no_grad()
     def step(self, grads: dict[str, Tensor]) -> None:
-        self.t += 1
-        t, b1, b2 = self.t, self.beta1, self.beta2
-        for k, g in grads.items():
-            p = self.params[k]
-            lr = _per_model(self.lr, p)
-            if self.name == "sgd":
-                p.sub_(lr * g)
-                continue
-            m, v = self.m[k], self.v[k]
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            if self.name == "adam":  # torch: eps added to sqrt(v_hat)
-                denom = (v.sqrt() / (1 - b2 ** t) ** 0.5).add_(self.eps)
-                p.sub_(lr / (1 - b1 ** t) * m / denom)
-            else:  # Keras 2: lr_t with eps added to sqrt(v)
-                lr_t = lr * ((1 - b2 ** t) ** 0.5 / (1 - b1 ** t))
-                p.sub_(lr_t * m / (v.sqrt() + self.eps))
+        """One update of every model (no graph is recorded)."""
+        with torch.no_grad():
+            self.t += 1
+            t, b1, b2 = self.t, self.beta1, self.beta2
+            for k, g in grads.items():
+                p = self.params[k]
+                lr = _per_model(self.lr, p)
+                if self.name == "sgd":
+                    p.sub_(lr * g)
+                    continue
+                m, v = self.m[k], self.v[k]
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                if self.name == "adam":  # torch: eps added to sqrt(v_hat)
+                    denom = (v.sqrt() / (1 - b2 ** t) ** 0.5).add_(self.eps)
+                    p.sub_(lr / (1 - b1 ** t) * m / denom)
+                else:  # Keras 2: lr_t with eps added to sqrt(v)
+                    lr_t = lr * ((1 - b2 ** t) ** 0.5 / (1 - b1 ** t))
+                    p.sub_(lr_t * m / (v.sqrt() + self.eps))

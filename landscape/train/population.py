@@ -10,6 +10,8 @@ Shapes: parameters (P, *shape); a batch of inputs (T_run, P, B, D); states (P, B
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import json
 import math
@@ -17,20 +19,22 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from ..lazy import torch
 
-from ..cells import get_cell, parse_param_ref
-from ..tasks import get_task
+from ..cells import parse_param_ref
 from ..engine import outputs_at_ends, resolve_device
 from ..errors import LandscapeError
-from .splits import check_protocol, epoch_orders, make_inputs, split_rows
+from ..model import ModelSpec, apply_set, resolve_model
+from ..readouts import KINDS, TRAIN_KINDS
+from ..spec import DTYPES, torch_dtype
 from .optim import PopulationOptimizer, check_optimizer, clip_grads, grad_norms
+from .splits import check_protocol, epoch_orders, make_inputs, split_rows
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 INITS = ("keras", "torch", "base")
-READOUTS = ("dense2", "logistic")  # classification tasks; tasks without a readout use "none"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+KERAS_CLIP = 1e-7  # Keras' epsilon: it clips probabilities to [eps, 1 - eps] in its cross-entropy
 EVAL_ELEMS = 1 << 21  # state elements (models x rows x units) per evaluation chunk
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
            "grad_norm_mean", "grad_norm_max", "clipped_frac")
@@ -40,12 +44,15 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
 class TrainSpec:
     """What a population shares: cell, task, data size, schedule, optimiser, readout.
 
-    readout   dense2: Keras' Dense(2, softmax) + sparse categorical cross-entropy (2 (H + 1)
-              parameters ``dense_w`` (2, H), ``dense_b`` (2,)); logistic: one logit
-              ``out_w . h + out_b`` + binary cross-entropy (the landscape grids' readout).
-              Tasks whose loss is on the state (target, bengio) have none and ignore this.
-    loss_clip Keras clips the softmax probabilities to [eps, 1 - eps] before the log (eps = 1e-7);
-              None: the exact cross-entropy (torch).
+    readout   the readout kind (landscape.readouts): dense2, Keras' Dense(2, softmax) + sparse
+              categorical cross-entropy (2 (H + 1) parameters ``dense_w`` (2, H), ``dense_b``
+              (2,)); logistic: one logit ``out_w . h + out_b`` + binary cross-entropy (the landscape
+              grids' readout). Tasks whose loss is on the state (target, bengio) have the identity
+              readout and ignore this.
+    loss_clip Keras clips the softmax probabilities to [eps, 1 - eps] before the log; "auto"
+              (default): Keras' eps = 1e-7 with the adam-keras optimiser (the Keras convention,
+              as the question's code ran: Keras 2 and 3 alike), else None, the exact cross-entropy
+              (torch). Resolved when the spec is made, so ``canonical`` holds the number.
     trainable names ('w', 'u_f', 'dense_w') or scalar elements ('w_hh[0,1]') that train; the
               rest stay at their initial values. Empty: everything trains.
     record_steps  also record the trainable parameters after every step (for 2-D paths).
@@ -64,13 +71,22 @@ class TrainSpec:
     beta2: float = 0.999
     eps: float | None = None
     readout: str = "dense2"
-    loss_clip: float | None = None
+    loss_clip: float | None | str = "auto"
     val_fraction: float = 0.2
     n_test: int | None = None
     dtype: str = "float32"
     trainable: tuple[str, ...] = ()
     record_steps: bool = False
     shuffle: bool = True
+
+    def __post_init__(self):
+        if self.loss_clip == "auto":
+            object.__setattr__(self, "loss_clip", KERAS_CLIP if self.optimizer == "adam-keras" else None)
+
+    @property
+    def model(self) -> ModelSpec:
+        """The ModelSpec of this population (cell, task, hidden size; each member's ``set`` is its own)."""
+        return ModelSpec(self.cell, tuple(self.cell_options), self.task, tuple(self.task_options), self.hidden)
 
     def canonical(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -180,61 +196,6 @@ class TrainResult:
 # setup
 
 
-def _readout_kind(spec: TrainSpec, task) -> str:
-    if task.readout == "identity":
-        return "none"
-    if spec.readout not in READOUTS:
-        raise LandscapeError(f"unknown readout {spec.readout!r}; choose from: {', '.join(READOUTS)}")
-    return spec.readout
-
-
-def readout_shapes(kind: str, H: int) -> dict[str, tuple[int, ...]]:
-    if kind == "dense2":
-        return {"dense_w": (2, H), "dense_b": (2,)}
-    if kind == "logistic":
-        return {"out_w": (H,), "out_b": (1,)}
-    return {}
-
-
-def _readout_init(kind: str, scheme: str, H: int, g: torch.Generator, dtype) -> dict[str, Tensor]:
-    """Keras Dense: glorot_uniform kernel (H, K), limit sqrt(6 / (H + K)), bias zeros.
-    torch nn.Linear(H, K): weight and bias U(-1/sqrt(H), 1/sqrt(H)).
-    base: logit difference 4 h (dense2: logits (-2h, 2h)), as ``readout_defaults``."""
-    K = 2 if kind == "dense2" else 1
-    if scheme == "keras":
-        lim = math.sqrt(6.0 / (H + K))
-        w = ((torch.rand((H, K), generator=g, dtype=dtype) * 2 - 1) * lim).T.contiguous()
-        b = torch.zeros(K, dtype=dtype)
-    elif scheme == "torch":
-        k = 1.0 / math.sqrt(H)
-        w = (torch.rand((K, H), generator=g, dtype=dtype) * 2 - 1) * k
-        b = (torch.rand((K,), generator=g, dtype=dtype) * 2 - 1) * k
-    else:
-        w = torch.full((K, H), 4.0, dtype=dtype)
-        b = torch.zeros(K, dtype=dtype)
-        if K == 2:
-            w = torch.cat([-0.5 * w[:1], 0.5 * w[:1]])
-    if kind == "dense2":
-        return {"dense_w": w, "dense_b": b}
-    return {"out_w": w[0], "out_b": b}
-
-
-def _apply_set(params: dict[str, Tensor], shapes, assignments, where: str) -> None:
-    """Member.set: 'b_f' = value fills a whole parameter, 'w[0,1]' = value one element."""
-    for ref, value in assignments:
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise LandscapeError(f"set {ref}={value!r}: the value must be a number") from None
-        name = ref.split("[")[0].strip()
-        if name in shapes and "[" not in ref:
-            params[name] = torch.full(shapes[name], value, dtype=params[name].dtype)
-            continue
-        name, idx = parse_param_ref(ref, shapes, where)
-        params[name] = params[name].clone()
-        params[name][idx] = value
-
-
 def _trainable_masks(refs, shapes, where) -> dict[str, Tensor | None]:
     """name -> None (all of it trains), a bool mask of its trainable elements, or absent."""
     if not refs:
@@ -257,8 +218,10 @@ def check_population(spec: TrainSpec, members) -> None:
     check_optimizer(spec.optimizer)
     if spec.dtype not in DTYPES:
         raise LandscapeError(f"unknown dtype {spec.dtype!r}; choose from: {', '.join(DTYPES)}")
-    if spec.n < 1:
-        raise LandscapeError(f"the number of sequences must be >= 1, got {spec.n}")
+    if spec.readout not in TRAIN_KINDS:
+        raise LandscapeError(f"unknown readout {spec.readout!r}; choose from: {', '.join(TRAIN_KINDS)}")
+    if spec.loss_clip is not None and not (isinstance(spec.loss_clip, float) and 0 < spec.loss_clip < 0.5):
+        raise LandscapeError(f"loss_clip must be a probability in (0, 0.5), None or 'auto'; got {spec.loss_clip!r}")
     if spec.epochs < 0:
         raise LandscapeError(f"epochs must be >= 0, got {spec.epochs}")
     if spec.batch < 1:
@@ -291,21 +254,18 @@ class _Setup:
     def __init__(self, spec: TrainSpec, members: list[Member], device: torch.device):
         check_population(spec, members)
         self.spec, self.members, self.device = spec, members, device
-        self.dtype = DTYPES[spec.dtype]
-        self.cell = get_cell(spec.cell, **dict(spec.cell_options))
-        self.task = get_task(spec.task, **dict(spec.task_options))
-        self.H = self.task.default_hidden if spec.hidden is None else int(spec.hidden)
-        self.D = self.task.input_size
-        self.kind = _readout_kind(spec, self.task)
-        self.shapes = dict(self.cell.param_shapes(self.H, self.D))
-        self.shapes.update(readout_shapes(self.kind, self.H))
-        where = f"cell {self.cell.name} (H={self.H}, D={self.D})"
+        self.dtype = torch_dtype(spec.dtype)
+        self.problem = problem = resolve_model(spec.model, readout=spec.readout)
+        self.cell, self.task, self.H, self.D = problem.cell, problem.task, problem.H, problem.D
+        self.kind = problem.readout.kind  # identity, logistic or dense2
+        self.readout = KINDS[self.kind]
+        self.shapes = problem.shapes
+        where = problem.where
         self.masks = _trainable_masks(spec.trainable, self.shapes, where)
-        if self.task.name == "target" and spec.n != 1:
-            raise LandscapeError("task target has no randomness: use n = 1")
+        self.task.check_n(spec.n)
         self.P = len(members)
         self.T = torch.tensor([m.T for m in members], dtype=torch.long)
-        self.classes = self.kind != "none"
+        self.classes = self.kind != "identity"
         self._init_params(where)
         self._make_data()
 
@@ -319,9 +279,8 @@ class _Setup:
                 p = self.cell.default_params(self.H, self.D, dtype=cpu)
             else:
                 p = {k: v[0] for k, v in self.cell.init_params(m.init, self.H, self.D, 1, g, cpu).items()}
-            if self.kind != "none":
-                p.update(_readout_init(self.kind, m.init, self.H, g, cpu))
-            _apply_set(p, self.shapes, m.set, where)
+            p.update(self.readout.init(m.init, self.H, g, cpu))
+            apply_set(p, self.shapes, m.set, where)
             per_member.append(p)
         self.params = {k: torch.stack([p[k] for p in per_member]).to(self.device, self.dtype).contiguous()
                        for k in self.shapes}
@@ -470,36 +429,6 @@ def compiled_unroll(cell, K: int = 8) -> CompiledUnroll:
     return _COMPILED[(cell, K)]
 
 
-def readout_loss(kind: str, params: dict[str, Tensor], h: Tensor, y: Tensor, loss_scale: float = 1.0,
-                 loss_clip: float | None = None) -> tuple[Tensor, Tensor]:
-    """Per-model mean loss (P,) and per-row correctness (P, N) for outputs h (P, N, H), y (P, N).
-
-    dense2: logits = h W^T + b (P, N, 2), softmax cross-entropy (with Keras' probability clip
-    when loss_clip is set); logistic: BCE on out_w . h + out_b; none: loss_scale * (h_0 - y)^2,
-    correct when the signs of h_0 and y agree.
-    """
-    if kind == "dense2":
-        W, b = params["dense_w"], params["dense_b"]  # (P, 2, H), (P, 2)
-        if W.shape[-1] == 1:
-            logits = h * W.transpose(-1, -2) + b.unsqueeze(-2)  # (P, N, 2)
-        else:
-            logits = torch.matmul(h, W.transpose(-1, -2)) + b.unsqueeze(-2)
-        label = y.long()
-        logp = torch.log_softmax(logits, dim=-1)
-        picked = logp.gather(-1, label.unsqueeze(-1)).squeeze(-1)  # (P, N)
-        if loss_clip is not None:  # Keras: log(clip(softmax, eps, 1 - eps))
-            prob = torch.clamp(picked.exp(), loss_clip, 1.0 - loss_clip)
-            picked = torch.log(prob)
-        correct = logits.argmax(-1) == label
-        return -picked.mean(-1), correct
-    if kind == "logistic":
-        z = (h * params["out_w"].unsqueeze(-2)).sum(-1) + params["out_b"]  # (P, N)
-        loss = F.binary_cross_entropy_with_logits(z, y, reduction="none").mean(-1)
-        return loss, (z > 0) == (y > 0.5)
-    out = h[..., 0]
-    return loss_scale * ((out - y) ** 2).mean(-1), torch.sign(out) == torch.sign(y)
-
-
 # ---------------------------------------------------------------------------------------------
 # training
 
@@ -578,7 +507,7 @@ def _train(spec, members, device, progress, on_epoch, compile) -> TrainResult:
             y = s.Y[pair, rows]  # (P, b)
             ends = s.E[pair, rows] if fixed_end is None else fixed_end.expand(P, b)
             h = unroll(s.cell, params, x, ends, s.H, s.h0, b)
-            loss, correct = readout_loss(s.kind, params, h, y, s.task.loss_scale, spec.loss_clip)
+            loss, correct = s.readout.train_loss(params, h, y, s.task.loss_scale, spec.loss_clip)
             grads = dict(zip(train_names, torch.autograd.grad(loss.sum(), [params[k] for k in train_names])))
             with torch.no_grad():
                 for k, mk in masks.items():
@@ -619,22 +548,22 @@ def _train(spec, members, device, progress, on_epoch, compile) -> TrainResult:
         time.perf_counter() - start, str(dev), n_steps, eval_seconds)
 
 
-@torch.no_grad()
 def _evaluate(s: _Setup, params, metrics, epoch) -> float:
     """Validation and test loss/accuracy of every model that has them, at the current point.
     Returns the seconds it took."""
     start = time.perf_counter()
-    for kind, idx, x, y, e in s.eval_sets:
-        N = y.shape[1]
-        chunk = max(1, EVAL_ELEMS // (N * s.H))
-        for a in range(0, len(idx), chunk):
-            sub = idx[a:a + chunk]
-            sel = torch.tensor(sub, device=s.device)
-            p = {k: v[sel] for k, v in params.items()}
-            h = s.unroll(s.cell, p, x, e[a:a + chunk], s.H, s.h0, N)
-            loss, correct = readout_loss(s.kind, p, h, y[a:a + chunk], s.task.loss_scale, s.spec.loss_clip)
-            metrics[f"{kind}_loss"][epoch, sub] = loss.cpu().numpy()
-            metrics[f"{kind}_acc"][epoch, sub] = correct.to(s.dtype).mean(-1).cpu().numpy()
+    with torch.no_grad():
+        for kind, idx, x, y, e in s.eval_sets:
+            N = y.shape[1]
+            chunk = max(1, EVAL_ELEMS // (N * s.H))
+            for a in range(0, len(idx), chunk):
+                sub = idx[a:a + chunk]
+                sel = torch.tensor(sub, device=s.device)
+                p = {k: v[sel] for k, v in params.items()}
+                h = s.unroll(s.cell, p, x, e[a:a + chunk], s.H, s.h0, N)
+                loss, correct = s.readout.train_loss(p, h, y[a:a + chunk], s.task.loss_scale, s.spec.loss_clip)
+                metrics[f"{kind}_loss"][epoch, sub] = loss.cpu().numpy()
+                metrics[f"{kind}_acc"][epoch, sub] = correct.to(s.dtype).mean(-1).cpu().numpy()
     return time.perf_counter() - start
 
 

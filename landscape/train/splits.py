@@ -17,13 +17,17 @@ and the whole population is shuffled in one vectorised call.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor
+from ..lazy import torch
 
 from ..tasks import Task
 from ..errors import LandscapeError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 PROTOCOLS = ("keras-split", "stratified", "all")
 _M32 = 0xFFFFFFFF
