@@ -103,27 +103,36 @@ def _complete_match(path: Path, spec_json: str, explicit_out: bool, locking: boo
     return load(path) if attrs.get("complete") else None
 
 
-def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int], dev: torch.device,
-                    progress: bool | None) -> int:
-    """Evaluate the missing chunks and write each as soon as it is done. Returns the points done."""
+def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev) -> dict[str, np.ndarray]:
+    """The values of the grid points with flat "ij" indices [start, stop): "loss" (nT, P) and, with
+    --grads, the gradient fields (``gradients.gradient_fields``), float64 numpy arrays. data: the
+    task's data on ``dev`` in the grid's dtype. A pure function of its arguments: chunks may be
+    computed in any order, in any process."""
     problem, dtype = r.problem, r.torch_dtype
-    data = data.to(dtype, dev)
+    flat = torch.arange(start, stop)
+    i, j = flat // r.y.num, flat % r.y.num  # "ij" order: x varies slowest
     xs = torch.as_tensor(r.x.values(), dtype=torch.float64)
     ys = torch.as_tensor(r.y.values(), dtype=torch.float64)
+    with torch.no_grad():
+        params = engine.chunk_params(problem.base, r.refs, (xs[i], ys[j]), dtype, dev)
+        loss = engine.unroll_losses(problem, params, data, r.Ts)
+        values = {"loss": loss.cpu().numpy().astype(np.float64)}
+        if r.spec.grads:  # grad, hessian_eigvals, grad_norm_t (and grad_norm_c_t)
+            values.update(gradients.gradient_fields(problem, r.refs, r.Ts, params, data))
+    return values
+
+
+def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int], dev,
+                    progress: bool | None) -> int:
+    """Evaluate the missing chunks and write each as soon as it is done. Returns the points done."""
+    data = data.to(r.torch_dtype, dev)
     total = sum(writer.chunk_range(c)[1] - writer.chunk_range(c)[0] for c in todo)
     bar = tqdm(total=total, unit="pt", disable=(not _is_tty()) if progress is None else not progress,
-               desc=f"{problem.cell.name} {problem.task.name}", leave=False)
-    with bar, torch.no_grad():
+               desc=f"{r.problem.cell.name} {r.problem.task.name}", leave=False)
+    with bar:
         for c in todo:
             start, stop = writer.chunk_range(c)
-            flat = torch.arange(start, stop)
-            i, j = flat // r.y.num, flat % r.y.num  # "ij" order: x varies slowest
-            params = engine.chunk_params(problem.base, r.refs, (xs[i], ys[j]), dtype, dev)
-            loss = engine.unroll_losses(problem, params, data, r.Ts)
-            values = {"loss": loss.cpu().numpy().astype(np.float64)}
-            if r.spec.grads:  # grad, hessian_eigvals, grad_norm_t (and grad_norm_c_t)
-                values.update(gradients.gradient_fields(problem, r.refs, r.Ts, params, data))
-            writer.write_chunk(c, values)
+            writer.write_chunk(c, compute_chunk(r, data, start, stop, dev))
             bar.update(stop - start)
     return total
 
