@@ -1,6 +1,7 @@
 """The `landscape` command: output, listings, the cache commands, and one line for every bad input."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,9 +88,17 @@ def test_cache_ls_show_rm(tmp_path):
     assert bad.exit_code == 2 and "no cached surface matches 'nope'" in bad.output
 
 
-def test_python_dash_m_and_console_script_work():
+def test_python_dash_m_and_console_script_work(tmp_path):
     r = subprocess.run([sys.executable, "-m", "landscape", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and "grid" in r.stdout and "cache" in r.stdout
+    script = Path(sys.executable).with_name("landscape")  # the console script pip installed beside python
+    if not script.exists():
+        pytest.skip(f"no console script beside {sys.executable} (landscape is not pip-installed here)")
+    env = {**os.environ, "LANDSCAPE_CACHE": str(tmp_path)}
+    r = subprocess.run([str(script), "--help"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "grid" in r.stdout and "cache" in r.stdout
+    r = subprocess.run([str(script), "cells", "srnn"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "h' = tanh(w h + u x + b)" in r.stdout
 
 
 BAD = [

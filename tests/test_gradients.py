@@ -490,7 +490,8 @@ def test_cli_prints_and_writes_the_per_t_table(tmp_path):
                   "--at", "b_f=2", "--out", str(out))
     assert res.exit_code == 0, res.output
     assert "loss at T=20" in res.output and "|dL/dc_t|" in res.output and "mean f_t" in res.output
-    rows = list(csv.DictReader(open(out)))
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 2 * 20 and rows[0]["b_f"] == "0.3" and rows[20]["w_z"] == "1.0"
     # the table's values are the library's
     r, _, data, params = setup("lstm", "latch", (20,), 40, ("w_z", "b_f"), [1.2, 1.0], [0.3, 2.0])

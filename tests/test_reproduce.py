@@ -60,18 +60,25 @@ def test_reproduction_runs_in_quick_mode(name, tmp_path):
         assert s.complete and np.isfinite(s.loss).any()
 
 
-def test_quick_then_full_spec_in_the_same_folder_recomputes(tmp_path):
-    """A reproduction owns its folder: a file there from another spec is replaced, not an error."""
+def test_a_file_of_another_spec_in_the_same_folder_is_recomputed(tmp_path):
+    """A reproduction owns its folder: a file there from another spec (a --quick run before a full
+    one, or another T list) is replaced, not an error; the same spec is then read back."""
+    from dataclasses import replace
+
     from landscape.analyses import pascanu_fig6
     from landscape.analyses.common import grid_at
 
     path = tmp_path / "fig6-surface.h5"
-    grid_at(pascanu_fig6.spec(quick=True), path)
-    bigger = pascanu_fig6.spec(quick=True).__class__(**{**pascanu_fig6.spec(quick=True).__dict__,
-                                                        "T": (5, 50)})
-    result = grid_at(bigger, path)
+    quick = pascanu_fig6.spec(quick=True)
+    grid_at(quick, path)
+    full = pascanu_fig6.spec(quick=False)
+    assert full != quick and full.x.num > quick.x.num  # the full run's grid is finer
+    other = replace(full, x=replace(full.x, num=quick.x.num + 2), y=replace(full.y, num=quick.y.num + 1),
+                    T=(5, 50))  # another spec, small enough for CI
+    result = grid_at(other, path)
     assert not result.cached and list(result.surface.T) == [5, 50]
-    assert grid_at(bigger, path).cached
+    assert result.surface.loss.shape == (2, quick.x.num + 2, quick.y.num + 1)
+    assert grid_at(other, path).cached
 
 
 def test_pascanu_fig6_finds_the_wall_on_the_basin_boundary(tmp_path, capsys):
