@@ -1,5 +1,5 @@
 """Cells against independent truths: torch.nn modules, hand-written numpy loops of the published
-equations (REFERENCE.md §4, §5, §7), and the Keras 2 / torch initialiser definitions. float64."""
+equations (docs/reference.md §4, §5, §7), and the Keras 2 / torch initialiser definitions. float64."""
 from __future__ import annotations
 
 import math
@@ -192,10 +192,10 @@ def ref_gru(p, state, x, g, form):
     xu = (lambda k: 0.0) if x is None else (lambda k: mv(x, p[f"u_{k}"]))
     r = g(xu("r") + mv(h, p["w_r"]) + p["b_r"])
     z = g(xu("z") + mv(h, p["w_z"]) + p["b_z"])
-    if form == "torch":  # REFERENCE §7
+    if form == "torch":  # docs/reference.md §7
         n = np.tanh(xu("h") + p["b_h"] + r * (mv(h, p["w_h"]) + p["b_hn"]))
         return ((1.0 - z) * n + z * h,), {"z": z, "r": r, "h": n}
-    ht = np.tanh(xu("h") + mv(r * h, p["w_h"]) + p["b_h"])  # REFERENCE §4
+    ht = np.tanh(xu("h") + mv(r * h, p["w_h"]) + p["b_h"])  # docs/reference.md §4
     return (z * h + (1.0 - z) * ht,), {"z": z, "r": r, "h": ht}
 
 

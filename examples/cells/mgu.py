@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from landscape.cells import Cell, ParamDecl, bias, linear
+from landscape.cells import Cell, ParamDecl, bias, drive, linear
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,8 @@ class MGU(Cell):
     default_axes = ("b_f:-6:6:201", "w_h:-3:5:201")  # the gate's bias against the candidate's weight
     block_input = ("w_h", "b_h")  # the recurrent weight and bias of what is written into h
 
-    def step(self, p, state, x):
-        (h,) = state  # (P, N, H)
-        drive_f = 0.0 if x is None else linear(x, p["u_f"])  # (P, N, H) or 0 without input
-        drive_h = 0.0 if x is None else linear(x, p["u_h"])
-        f = torch.sigmoid(linear(h, p["w_f"]) + drive_f + bias(p["b_f"]))
-        cand = torch.tanh(linear(f * h, p["w_h"]) + drive_h + bias(p["b_h"]))
+    def step(self, p, state, x):  # p: name -> (P, *shape); state (P, N, H); x (N, D), or None without input
+        (h,) = state
+        f = torch.sigmoid(linear(h, p["w_f"]) + drive(x, p, "u_f") + bias(p["b_f"]))  # (P, N, H)
+        cand = torch.tanh(linear(f * h, p["w_h"]) + drive(x, p, "u_h") + bias(p["b_h"]))
         return ((1.0 - f) * h + f * cand,)

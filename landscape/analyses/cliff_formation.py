@@ -1,4 +1,4 @@
-"""How the cliff forms as T grows (the Cross Validated asker's update, REFERENCE.md §1), and how
+"""How the cliff forms as T grows (the Cross Validated asker's update, docs/reference.md §1), and how
 the cliffs of different cells compare.
 
 First the asker's model, Pascanu's map on the target task (x_t = w sigmoid(x_{t-1}) + b,
@@ -36,7 +36,7 @@ DESCRIPTION = "the cliff forming as T grows: pascanu (target) then srnn, lstm, g
 TS = (1, 2, 3, 5, 7, 10, 30, 50, 100)
 CELLS = (("pascanu", "target"), ("srnn", "latch"), ("lstm", "latch"), ("gru", "latch"))
 # where each cell's slice is taken: a value of its first axis (pascanu as in the asker's update;
-# srnn inside the bistable range w > 1; lstm at the learned forget bias of about 2 (REFERENCE §1);
+# srnn inside the bistable range w > 1; lstm at the learned forget bias of about 2 (docs/reference.md §1);
 # gru at a neutral update gate)
 SLICES = {"pascanu": ("w", 5.0), "srnn": ("w", 2.0), "lstm": ("b_f", 2.0), "gru": ("b_z", 0.0)}
 SIZES = {  # (grid points per axis, sequences n): full, quick

@@ -96,6 +96,12 @@ def linear(v: Tensor, weight: Tensor) -> Tensor:
     return torch.matmul(v, weight.transpose(-1, -2))
 
 
+def drive(x: Tensor | None, p: dict[str, Tensor], name: str) -> Tensor | float:
+    """The input term u x with u = p[name], (P, N, H); 0.0 when the task has no input (x is None,
+    and the cell then has no input weights)."""
+    return 0.0 if x is None else linear(x, p[name])
+
+
 def bias(b: Tensor) -> Tensor:
     """b (P, H) -> (P, 1, H), ready to broadcast over sequences."""
     return b.unsqueeze(-2)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..lazy import torch
-from .base import Cell, ParamDecl, bias, linear
+from .base import Cell, ParamDecl, bias, drive, linear
 from .maps import SIGMOID_MAP, TANH_MAP
 
 
 def _affine(p, h, x):
-    """w h + u x + b, (P, N, H); the input term only when the task has one."""
-    a = linear(h, p["w"]) + bias(p["b"])
-    return a if x is None else a + linear(x, p["u"])
+    """w h + b + u x, (P, N, H) (added in this order: the numbers of the stored surfaces)."""
+    return linear(h, p["w"]) + bias(p["b"]) + drive(x, p, "u")
 
 
 @dataclass(frozen=True)
