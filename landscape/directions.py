@@ -97,7 +97,8 @@ class Plane:
         a = torch.as_tensor(a, dtype=DT).reshape(-1, 1)  # (P, 1)
         b = torch.as_tensor(b, dtype=DT).reshape(-1, 1)
         flat = self.origin + a * self.d1 + b * self.d2  # (P, n)
-        return {k: v.to(dtype=dtype, device=device) for k, v in unflatten(flat, self.names, self.shapes).items()}
+        out = unflatten(flat, self.names, self.shapes)
+        return {k: v.to(dtype=dtype, device=device) for k, v in out.items()}
 
     def grid_params(self, x_values, y_values, dtype=DT, device=None) -> dict[str, Tensor]:
         """Parameters over an "ij" grid: point (i, j) is member i * ny + j -> name -> (nx ny, *shape)."""
@@ -183,7 +184,8 @@ def flatten(params: dict[str, Tensor], names, shapes) -> Tensor:
         v = torch.as_tensor(params[k]).to(DT)
         lead = v.shape[:v.ndim - len(s)]
         if tuple(v.shape[v.ndim - len(s):]) != tuple(s):
-            raise LandscapeError(f"parameter {k!r} has shape {tuple(v.shape)}; expected (..., {', '.join(map(str, s))})")
+            raise LandscapeError(f"parameter {k!r} has shape {tuple(v.shape)}; "
+                                 f"expected (..., {', '.join(map(str, s))})")
         parts.append(v.reshape(*lead, math.prod(s)))
     lead = torch.broadcast_shapes(*(p.shape[:-1] for p in parts))
     return torch.cat([p.expand(*lead, p.shape[-1]) for p in parts], -1)
@@ -208,7 +210,8 @@ def _moving_mask(names, shapes, exclude) -> Tensor:
     """(n,) bool: the elements of parameters not in ``exclude``."""
     unknown = sorted(set(exclude) - set(names))
     if unknown:
-        raise LandscapeError(f"cannot exclude unknown parameter {unknown[0]!r}; choose from: {', '.join(names)}")
+        raise LandscapeError(f"cannot exclude unknown parameter {unknown[0]!r}; "
+                             f"choose from: {', '.join(names)}")
     return torch.cat([torch.full((math.prod(s),), k not in exclude) for k, s in zip(names, shapes)])
 
 
@@ -285,8 +288,8 @@ def random_plane(params: dict[str, Tensor], seed: int = 0, norm: str = "filter",
     origin = flatten(params, names, shapes)
     moving = _moving_mask(names, shapes, exclude).to(DT)
     g = torch.Generator().manual_seed(int(seed))
-    d = [normalize_direction(torch.randn(origin.shape, generator=g, dtype=DT) * moving, origin, names, shapes, norm)
-         for _ in range(2)]
+    draws = [torch.randn(origin.shape, generator=g, dtype=DT) * moving for _ in range(2)]
+    d = [normalize_direction(v, origin, names, shapes, norm) for v in draws]
     if not (float(d[0].norm()) > 0 and float(d[1].norm()) > 0):
         raise LandscapeError("the random directions are zero: every moving parameter is zero, and "
                              "normalisation scales a direction to the parameters' size; use norm='none'")
@@ -548,7 +551,8 @@ def axes_plane(base: dict[str, Tensor], x: str, y: str, centred: bool = False) -
         d[k, pos] = 1.0
         if not centred:
             origin[pos] = 0.0
-    return Plane("axes", names, shapes, origin, d[0], d[1], info=(("centred", bool(centred)), ("x", x), ("y", y)))
+    return Plane("axes", names, shapes, origin, d[0], d[1],
+                 info=(("centred", bool(centred)), ("x", x), ("y", y)))
 
 
 # ---------------------------------------------------------------------------------------------

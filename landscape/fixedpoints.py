@@ -14,10 +14,11 @@ sequences, see ``visited_states``, plus random ones), every start of every membe
    descent method on q that becomes Newton's method near a root, and it stops at local minima of
    q where there is no root (slow points);
 2. Newton steps s <- s - A^-1 r where they lower ||r||, to ||r|| < ``tol`` (1e-10) where possible;
-3. classification (of points inside ``bound``): ``fixed`` when ||r|| < tol; ``slow`` when tol <= ||r|| <= slow_max and q is
-   stationary (||A^T r|| <= grad_tol ||r||): a local minimum of q above the tolerance, where the
-   state moves by ||r|| per step (the "ghost" of a fixed point just past a fold); the rest (not
-   converged, or stationary with a large residual) is dropped and counted;
+3. classification of the points inside ``bound``: ``fixed`` when ||r|| < tol; ``slow`` when
+   tol <= ||r|| <= slow_max and q is stationary (||A^T r|| <= grad_tol ||r||): a local minimum
+   of q above the tolerance, where the state moves by ||r|| per step (the "ghost" of a fixed
+   point just past a fold); the rest (not converged, stationary with a large residual, or
+   outside ``bound``) is dropped and counted;
 4. de-duplication per member: fixed points closer than ``dedupe`` (max-norm, state units) are one
    (the one of smaller residual is kept); slow points closer than ``slow_dedupe`` to each other
    or to a fixed point are one.
@@ -41,6 +42,7 @@ from .errors import LandscapeError
 
 DT = torch.float64
 KINDS = ("none", "fixed", "slow")  # codes 0 (padding), 1, 2 of FixedPoints.kind
+LAMBDA_STUCK = 1e10  # a Levenberg-Marquardt damping this large: the start has stopped moving
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,9 @@ class FixedPoints:
 
     def member(self, p: int) -> MemberFixedPoints:
         k = int(self.count[p])
+        kind = np.asarray(KINDS)[self.kind[p, :k]]
         return MemberFixedPoints(self.points[p, :k], self.residual[p, :k], self.eigenvalues[p, :k],
-                                 self.stable[p, :k], np.asarray(KINDS, dtype=object)[self.kind[p, :k]].astype(str))
+                                 self.stable[p, :k], kind)
 
     @property
     def n_fixed(self) -> np.ndarray:
@@ -174,7 +177,8 @@ def _population(cell: Cell, params: dict[str, Tensor]) -> tuple[dict[str, Tensor
         if tuple(v.shape) == tuple(s):
             v = v.unsqueeze(0)
         if tuple(v.shape[1:]) != tuple(s):
-            raise LandscapeError(f"parameter {k!r} has shape {tuple(v.shape)}; expected (P, {', '.join(map(str, s))})")
+            raise LandscapeError(f"parameter {k!r} has shape {tuple(v.shape)}; "
+                                 f"expected (P, {', '.join(map(str, s))})")
         out[k] = v
         Ps.add(v.shape[0])
     Ps.discard(1)
@@ -292,7 +296,8 @@ def _starts(F: StateMap, trajectories, opts: FixedPointOptions, g: torch.Generat
 
 
 def find_fixed_points(cell: Cell | str, params: dict[str, Tensor], x=None, trajectories=None,
-                      options: FixedPointOptions | None = None, cell_options: dict | None = None) -> FixedPoints:
+                      options: FixedPointOptions | None = None, cell_options: dict | None = None
+                      ) -> FixedPoints:
     """Fixed points and slow points of every member at constant input x (see the module docstring).
 
     params        name -> (P, *shape) (or (*shape) for one member)
@@ -326,7 +331,8 @@ def _levenberg_marquardt(F: StateMap, s: Tensor, bound: Tensor, opts: FixedPoint
     for _ in range(opts.max_iter):
         A = J - eye  # (P, K, S, S)
         grad = (A.transpose(-1, -2) @ r.unsqueeze(-1)).squeeze(-1)  # (P, K, S): A^T r
-        done = (r.norm(dim=-1) < 0.1 * opts.tol) | (grad.norm(dim=-1) <= 1e-3 * opts.grad_tol * r.norm(dim=-1))
+        done = ((r.norm(dim=-1) < 0.1 * opts.tol) | (grad.norm(dim=-1) <= 1e-3 * opts.grad_tol * r.norm(dim=-1))
+                | (lam >= LAMBDA_STUCK))  # no step lowers q any more: a minimum to rounding
         if bool(done.all()):
             break
         M = A.transpose(-1, -2) @ A + lam[..., None, None] * eye

@@ -239,7 +239,8 @@ def _find_rnn(sd: dict[str, Tensor]) -> tuple[str, str]:
     if not found:
         raise _layout_error(sd, "no weight_hh_l0 or weight_hh key")
     if len(found) > 1:
-        raise _layout_error(sd, f"{len(found)} recurrent layers ({', '.join(p + 'weight_hh' + s for p, s in found)})")
+        names = ", ".join(p + "weight_hh" + s for p, s in found)
+        raise _layout_error(sd, f"{len(found)} recurrent layers ({names})")
     prefix, sfx = found[0]
     own = [k[len(prefix):] for k in sd if k.startswith(prefix) and "." not in k[len(prefix):]]
     bad = [prefix + k for k in own if "_reverse" in k or "weight_hr" in k or re.search(r"_l[1-9]", k)]

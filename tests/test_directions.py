@@ -201,7 +201,8 @@ def test_filter_normalisation_rows_and_pooled_scalars():
     got = torch.cat([d1[k].reshape(-1) for k in pooled]).norm()
     assert_close(got, torch.cat([p[k].reshape(-1) for k in pooled]).norm(), rtol=1e-12, atol=0)
     # the single-element rows keep a random direction (not just +-|theta|)
-    ratio = torch.cat([d1[k].reshape(-1) for k in pooled]).abs() / torch.cat([p[k].reshape(-1) for k in pooled]).abs()
+    ratio = (torch.cat([d1[k].reshape(-1) for k in pooled]).abs()
+             / torch.cat([p[k].reshape(-1) for k in pooled]).abs())
     assert float(ratio.max() - ratio.min()) > 1e-3
 
 

@@ -118,7 +118,8 @@ def h2_params(cell_name):
                 "u": torch.tensor([[[0.5], [-0.3]], [[1.0], [0.2]]], dtype=DT),
                 "b": torch.tensor([[0.05, -0.1], [0.0, 0.02]], dtype=DT)}
     g = torch.Generator().manual_seed(3)
-    p = {k: 0.3 * torch.randn((2, *s), generator=g, dtype=DT) for k, s in get_cell("gru").param_shapes(2, 1).items()}
+    shapes = get_cell("gru").param_shapes(2, 1)
+    p = {k: 0.3 * torch.randn((2, *s), generator=g, dtype=DT) for k, s in shapes.items()}
     p["w_h"] = torch.tensor([[[3.0, 0.4], [-0.3, 2.5]], [[3.0, -0.5], [0.2, 3.0]]], dtype=DT)
     p["b_r"] = torch.tensor([[2.0, 2.0], [3.0, 3.0]], dtype=DT)  # reset gate mostly open
     return p
@@ -188,10 +189,11 @@ def test_starts_from_visited_states_and_shapes():
 
 def test_single_member_without_population_axis_and_no_input():
     cell = get_cell("pascanu")
-    res = find_fixed_points(cell, {"w": torch.tensor([[5.0]], dtype=DT), "b": torch.tensor([-2.4], dtype=DT)})  # D = 0
+    one = {"w": torch.tensor([[5.0]], dtype=DT), "b": torch.tensor([-2.4], dtype=DT)}  # D = 0, no P axis
+    res = find_fixed_points(cell, one)
     assert res.P == 1 and res.n_fixed.tolist() == [3] and res.x is None
-    np.testing.assert_allclose(res.member(0).points[:, 0], [f.state for f in dynamics.fixed_points("pascanu", 5, -2.4)],
-                               atol=1e-9)
+    truth = [f.state for f in dynamics.fixed_points("pascanu", 5, -2.4)]
+    np.testing.assert_allclose(res.member(0).points[:, 0], truth, atol=1e-9)
     with pytest.raises(LandscapeError, match="no input weights"):
         find_fixed_points(cell, {"w": torch.tensor([[5.0]]), "b": torch.tensor([-2.4])}, x=torch.tensor([1.0]))
     with pytest.raises(LandscapeError, match="constant input x has shape"):

@@ -9,7 +9,7 @@ from torch.testing import assert_close
 from landscape.cells import get_cell
 from landscape.errors import LandscapeError
 from landscape.torch_models import (from_module, from_state_dict, load_torch_model, logistic_from_dense2,
-                                    model_from_params, save_torch_model, to_modules, to_state_dicts)
+                                    model_from_params, save_torch_model, to_modules)
 
 DT = torch.float64
 T, N = 25, 6
@@ -123,7 +123,8 @@ def test_ours_to_torch_and_back(name, options, kind, as_cell):
     H, D = 3, 2
     g = torch.Generator().manual_seed(11)
     params = {k: torch.randn(s, dtype=DT, generator=g) for k, s in cell.param_shapes(H, D).items()}
-    params.update(dense_w=torch.randn(2, H, dtype=DT, generator=g), dense_b=torch.randn(2, dtype=DT, generator=g))
+    params["dense_w"] = torch.randn(2, H, dtype=DT, generator=g)
+    params["dense_b"] = torch.randn(2, dtype=DT, generator=g)
     model = model_from_params(cell, params)
     rnn, head = to_modules(model, cell=as_cell)
     assert isinstance(rnn, (CELLS if as_cell else LAYERS)[kind]) and head.out_features == 2
