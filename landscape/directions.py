@@ -17,8 +17,8 @@ Constructors:
 - ``random_plane``     two Gaussian directions, normalised per row ("filter normalisation", Li et
                        al. 2018) or per tensor;
 - ``hessian_plane``    the top two eigenvectors of the loss Hessian at the model (exact Hessian +
-                       eigh up to ``EXACT_HESSIAN_MAX`` parameters, Lanczos on Hessian-vector
-                       products above);
+                       eigh up to ``EXACT_HESSIAN_MAX`` parameters, 64, or 256 with a batched
+                       closure; Lanczos on Hessian-vector products above);
 - ``pca_plane``        the first two principal components of a trajectory of models (Li et al.'s
                        training-path plane), with the trajectory's coordinates;
 - ``models_plane``     the plane through three models; ``models_line`` the line through two;
@@ -33,22 +33,30 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from .cells import Cell, get_cell, parse_param_ref
+from .cells import parse_param_ref
 from .errors import LandscapeError
+from .lazy import torch
 
-DT = torch.float64
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from .model import Problem
+
 KINDS = ("random", "hessian", "pca", "models", "line", "axes")
 NORMS = ("filter", "layer", "none")
 WHICH = ("algebraic", "magnitude")
-# exact Hessian (n Hessian-vector products, batched, then a dense eigh) up to this many moving
-# parameters; Lanczos above (tens of sequential products, whatever n)
+# method='auto': the exact Hessian (m Hessian-vector products and a dense eigh) up to this many
+# moving parameters m, Lanczos above (20-40 sequential products whatever m). Measured (GRU on relay,
+# T = 10, n = 128, one thread): a one-member closure pays one backward pass per product, so exact
+# costs m / 30 times Lanczos (m = 257: 1.0 s against 0.15 s); a batched closure takes the m
+# products in m / 64 passes over 64 copies, so exact matches Lanczos at m = 257 (0.2 s each) and
+# costs 4x at m = 529, 13x at m = 897
 EXACT_HESSIAN_MAX = 64
+EXACT_HESSIAN_MAX_BATCHED = 256
 HVP_CHUNK = 64  # Hessian rows per batched double backward (exact Hessian with a batched closure)
 
 
@@ -89,21 +97,22 @@ class Plane:
         """d1 and d2 as name -> tensor (the cell's shapes)."""
         return (unflatten(self.d1, self.names, self.shapes), unflatten(self.d2, self.names, self.shapes))
 
-    def params_at(self, a, b, dtype=DT, device=None) -> dict[str, Tensor]:
+    def params_at(self, a, b, dtype=None, device=None) -> dict[str, Tensor]:
         """The parameters at plane points (a_p, b_p): a, b (P,) -> name -> (P, *shape).
 
         Computed in float64 as origin + a d1 + b d2, then cast; a direction component that is
         zero leaves the origin's value exactly (so an axes plane reproduces a named-axis grid)."""
-        a = torch.as_tensor(a, dtype=DT).reshape(-1, 1)  # (P, 1)
-        b = torch.as_tensor(b, dtype=DT).reshape(-1, 1)
+        dtype = torch.float64 if dtype is None else dtype
+        a = torch.as_tensor(a, dtype=torch.float64).reshape(-1, 1)  # (P, 1)
+        b = torch.as_tensor(b, dtype=torch.float64).reshape(-1, 1)
         flat = self.origin + a * self.d1 + b * self.d2  # (P, n)
         out = unflatten(flat, self.names, self.shapes)
         return {k: v.to(dtype=dtype, device=device) for k, v in out.items()}
 
-    def grid_params(self, x_values, y_values, dtype=DT, device=None) -> dict[str, Tensor]:
+    def grid_params(self, x_values, y_values, dtype=None, device=None) -> dict[str, Tensor]:
         """Parameters over an "ij" grid: point (i, j) is member i * ny + j -> name -> (nx ny, *shape)."""
-        X, Y = torch.meshgrid(torch.as_tensor(x_values, dtype=DT), torch.as_tensor(y_values, dtype=DT),
-                              indexing="ij")
+        X, Y = torch.meshgrid(torch.as_tensor(x_values, dtype=torch.float64),
+                              torch.as_tensor(y_values, dtype=torch.float64), indexing="ij")
         return self.params_at(X.reshape(-1), Y.reshape(-1), dtype, device)
 
     def project(self, params: dict[str, Tensor]) -> Tensor:
@@ -145,7 +154,7 @@ class Plane:
             raise LandscapeError(f"unknown plane kind {kind!r}; choose from: {', '.join(KINDS)}")
 
         def get(k):
-            return None if k not in arrays else torch.as_tensor(np.asarray(arrays[k]), dtype=DT)
+            return None if k not in arrays else torch.as_tensor(np.asarray(arrays[k]), dtype=torch.float64)
 
         return cls(kind, tuple(k for k, _ in layout), tuple(tuple(s) for _, s in layout),
                    get("origin"), get("d1"), get("d2"), get("values"), get("coords"),
@@ -167,6 +176,11 @@ def read_plane(group) -> Plane:
     return Plane.from_arrays({k: group[k][()] for k in group.keys()}, dict(group.attrs))
 
 
+def _f64(v) -> Tensor:
+    """A float64 tensor from a tensor or an array."""
+    return (v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v))).to(torch.float64)
+
+
 def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -181,7 +195,7 @@ def flatten(params: dict[str, Tensor], names, shapes) -> Tensor:
     for k, s in zip(names, shapes):
         if k not in params:
             raise LandscapeError(f"parameter {k!r} is missing; the layout has: {', '.join(names)}")
-        v = torch.as_tensor(params[k]).to(DT)
+        v = torch.as_tensor(params[k]).to(torch.float64)
         lead = v.shape[:v.ndim - len(s)]
         if tuple(v.shape[v.ndim - len(s):]) != tuple(s):
             raise LandscapeError(f"parameter {k!r} has shape {tuple(v.shape)}; "
@@ -286,9 +300,9 @@ def random_plane(params: dict[str, Tensor], seed: int = 0, norm: str = "filter",
     dimensions, which fails for the few parameters of small cells: info holds their cosine."""
     names, shapes = layout(params)
     origin = flatten(params, names, shapes)
-    moving = _moving_mask(names, shapes, exclude).to(DT)
+    moving = _moving_mask(names, shapes, exclude).to(torch.float64)
     g = torch.Generator().manual_seed(int(seed))
-    draws = [torch.randn(origin.shape, generator=g, dtype=DT) * moving for _ in range(2)]
+    draws = [torch.randn(origin.shape, generator=g, dtype=torch.float64) * moving for _ in range(2)]
     d = [normalize_direction(v, origin, names, shapes, norm) for v in draws]
     if not (float(d[0].norm()) > 0 and float(d[1].norm()) > 0):
         raise LandscapeError("the random directions are zero: every moving parameter is zero, and "
@@ -372,7 +386,8 @@ def hessian_top(loss_fn: Callable, params: dict[str, Tensor], k: int = 2, which:
     method  exact: the Hessian (``hessian_matrix``) and torch.linalg.eigh; lanczos: scipy's
             ARPACK (implicitly restarted Lanczos, ``eigsh``) on Hessian-vector products (double
             backward through one gradient graph kept for all products), to relative
-            accuracy ``tol``; auto: exact up to EXACT_HESSIAN_MAX moving parameters, else lanczos.
+            accuracy ``tol``; auto: exact up to EXACT_HESSIAN_MAX moving parameters
+            (EXACT_HESSIAN_MAX_BATCHED with a batched closure), else lanczos.
     Eigenvectors are unit vectors over the moving parameters, signed so that their largest
     component is positive."""
     if which not in WHICH:
@@ -381,7 +396,7 @@ def hessian_top(loss_fn: Callable, params: dict[str, Tensor], k: int = 2, which:
     moving = _moving_mask(names, shapes, exclude)
     m = int(moving.sum())
     if method == "auto":
-        method = "exact" if m <= EXACT_HESSIAN_MAX else "lanczos"
+        method = "exact" if m <= (EXACT_HESSIAN_MAX_BATCHED if batched else EXACT_HESSIAN_MAX) else "lanczos"
     if method not in ("exact", "lanczos"):
         raise LandscapeError(f"unknown Hessian method {method!r}; choose from: auto, exact, lanczos")
     if not 1 <= k <= m:
@@ -409,7 +424,7 @@ def _lanczos(loss_fn, params, names, shapes, moving, k, which, batched, tol, see
 
     def hvp(v):
         count[0] += 1
-        vt = torch.as_tensor(np.asarray(v).reshape(-1), dtype=DT)
+        vt = torch.as_tensor(np.asarray(v).reshape(-1), dtype=torch.float64)
         (hv,) = torch.autograd.grad(g, x, grad_outputs=vt, retain_graph=True)
         return hv.detach().numpy()
 
@@ -421,7 +436,7 @@ def _lanczos(loss_fn, params, names, shapes, moving, k, which, batched, tol, see
     except ArpackNoConvergence as err:
         raise LandscapeError(f"Lanczos did not converge to tol={tol} after {count[0]} products; "
                              f"use method='exact' or a larger tol") from err
-    vals, vecs = torch.as_tensor(vals, dtype=DT), torch.as_tensor(vecs, dtype=DT)
+    vals, vecs = torch.as_tensor(vals, dtype=torch.float64), torch.as_tensor(vecs, dtype=torch.float64)
     key = vals if which == "algebraic" else vals.abs()
     order = torch.argsort(key, descending=True)
     return HessianTop(vals[order], _sign(vecs[:, order].T), count[0], "lanczos")
@@ -442,7 +457,7 @@ def hessian_plane(loss_fn: Callable, params: dict[str, Tensor], which: str = "al
     moving = _moving_mask(names, shapes, exclude)
     top = hessian_top(loss_fn, params, 2, which, method, exclude, batched, tol)
     origin = flatten(params, names, shapes)
-    d = torch.zeros(2, origin.numel(), dtype=DT)
+    d = torch.zeros(2, origin.numel(), dtype=torch.float64)
     d[:, moving] = top.vectors
     return Plane("hessian", names, shapes, origin, d[0], d[1], values=top.values,
                  info=(("exclude", sorted(exclude)), ("method", top.method), ("products", top.products),
@@ -466,8 +481,7 @@ def pca_plane(trajectory: dict[str, Tensor], base: dict[str, Tensor] | None = No
     base        values of parameters that are not in the trajectory (they stay fixed:
                 zero components), name -> (*shape); a TrainResult's final params for instance
     """
-    traj = {k: torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).to(DT)
-            for k, v in trajectory.items()}
+    traj = {k: _f64(v) for k, v in trajectory.items()}
     if member is not None:
         traj = {k: v[:, member] for k, v in traj.items()}
     S = next(iter(traj.values())).shape[0]
@@ -476,7 +490,7 @@ def pca_plane(trajectory: dict[str, Tensor], base: dict[str, Tensor] | None = No
     params = {k: v[-1] for k, v in traj.items()}
     for k, v in (base or {}).items():
         if k not in params:
-            params[k] = torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).to(DT)
+            params[k] = _f64(v)
     names, shapes = layout(params)
     origin = flatten(params, names, shapes)
     pts = flatten({**{k: params[k].expand(S, *params[k].shape) for k in params if k not in traj}, **traj},
@@ -513,8 +527,8 @@ def models_plane(m0: dict[str, Tensor], m1: dict[str, Tensor], m2: dict[str, Ten
     if not float(r.norm()) > 1e-12 * max(float(n1), float(v2.norm())):
         raise LandscapeError("the three models lie on one line; use models_line for two of them")
     d2 = r / r.norm()
-    coords = torch.stack([torch.zeros(2, dtype=DT), torch.stack([n1, torch.zeros((), dtype=DT)]),
-                          torch.stack([v2 @ d1, v2 @ d2])])
+    zero = torch.zeros((), dtype=torch.float64)
+    coords = torch.stack([torch.stack([zero, zero]), torch.stack([n1, zero]), torch.stack([v2 @ d1, v2 @ d2])])
     return Plane("models", names, shapes, o, d1, d2, coords=coords)
 
 
@@ -526,7 +540,7 @@ def models_line(m0: dict[str, Tensor], m1: dict[str, Tensor]) -> Plane:
     d1 = flatten(m1, names, shapes) - o
     if not float(d1.norm()) > 0:
         raise LandscapeError("the two models are the same; a line needs two distinct models")
-    coords = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=DT)
+    coords = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
     return Plane("line", names, shapes, o, d1, torch.zeros_like(d1), coords=coords,
                  info=(("distance", float(d1.norm())),))
 
@@ -543,7 +557,7 @@ def axes_plane(base: dict[str, Tensor], x: str, y: str, centred: bool = False) -
     if refs[0] == refs[1]:
         raise LandscapeError(f"the same parameter {x!r} is on both axes; choose two different ones")
     origin = flatten(base, names, shapes).clone()
-    d = torch.zeros(2, origin.numel(), dtype=DT)
+    d = torch.zeros(2, origin.numel(), dtype=torch.float64)
     offsets = np.cumsum([0] + [math.prod(s) for s in shapes])
     for k, (name, idx) in enumerate(refs):
         i = names.index(name)
@@ -559,35 +573,41 @@ def axes_plane(base: dict[str, Tensor], x: str, y: str, centred: bool = False) -
 # a loss closure from a task
 
 
-def task_loss(cell: Cell | str, task, T: int, n: int | None = None, seed: int = 0, H: int | None = None,
-              readout: str | None = None, cell_options: dict | None = None) -> Callable:
+def task_loss(problem: Problem, T: int, n: int | None = None, seed: int = 0) -> Callable:
     """A population loss closure for the Hessian and for checks: params name -> (P, *shape) -> (P,),
-    the engine's loss of ``task`` (a Task or its name) at length T on n sequences of data seed
-    ``seed``, float64, differentiable twice (it runs the cells' autograd path).
+    float64, differentiable to every order.
 
-    readout: 'fixed' (out_w, out_b among the params) for tasks with a logistic readout, 'none'
-    for tasks whose loss is on the state; default: the one the task needs. A model with a
-    Dense(2) head converts with ``torch_models.logistic_from_dense2``."""
-    from .engine import unroll_losses
-    from .tasks import get_task
+    problem  the resolved model (``landscape.model.resolve_model``): its cell, task, H and readout
+             (identity, or the fixed logistic / dense2 readout from the params, or the optimal fit,
+             differentiated implicitly: ``Readout.differentiable_loss(implicit=True)``, so the
+             derivatives are those of the loss the grid reports; keep the fitted readout's
+             parameters out of a plane with ``exclude``)
+    T, n, seed  the length, the number of sequences (default the task's) and the data seed
+    The unroll is the cells' own ``step`` (no in-place kernels), read at each sequence's end; its
+    value equals ``engine.unroll_losses`` to rounding."""
+    from .engine import outputs_at_ends
 
-    cell = get_cell(cell, **(cell_options or {})) if isinstance(cell, str) else cell
-    task = get_task(task) if isinstance(task, str) else task
-    H = task.default_hidden if H is None else int(H)
+    cell, task, H, readout = problem.cell, problem.task, problem.H, problem.readout
     n = task.default_n if n is None else int(n)
-    kind = readout or ("none" if task.readout == "identity" else "fixed")
-    if kind == "optimal":
-        raise LandscapeError("task_loss cannot differentiate through the optimal readout's fit; "
-                             "use readout='fixed'")
-    data = task.make((int(T),), n, seed).to(DT, torch.device("cpu"))
+    T = int(T)
+    data = task.make((T,), n, seed).to(torch.float64, torch.device("cpu"))
 
     def loss(params: dict[str, Tensor]) -> Tensor:
-        return unroll_losses(cell, params, data, task, (int(T),), readout=kind, H=H)[0]  # (P,)
+        P = max(v.shape[0] for v in params.values())
+        state = tuple(s.expand(P, n, H) for s in cell.initial_state(params, n, H, data.h0))
+
+        def advance(t):
+            nonlocal state
+            state = cell.step(params, state, None if data.inputs is None else data.inputs[t - 1])
+
+        ((_, y),) = outputs_at_ends(advance, lambda: cell.output(state), [data.ends[T]])
+        return readout.differentiable_loss(y.expand(P, n, H), data.targets[T], params, implicit=True)  # (P,)
 
     return loss
 
 
-__all__ = ["EXACT_HESSIAN_MAX", "HessianTop", "KINDS", "NORMS", "Plane", "WHICH", "axes_plane", "flatten",
+__all__ = ["EXACT_HESSIAN_MAX", "EXACT_HESSIAN_MAX_BATCHED", "HessianTop", "KINDS", "NORMS", "Plane", "WHICH",
+           "axes_plane", "flatten",
            "hessian_matrix", "hessian_plane", "hessian_top", "layout", "models_line", "models_plane",
            "normalize_direction", "pca_plane", "random_plane", "read_plane", "task_loss", "unflatten",
            "write_plane"]

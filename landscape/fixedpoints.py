@@ -32,15 +32,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from .cells import Cell, get_cell
 from .errors import LandscapeError
+from .lazy import torch
 
-DT = torch.float64
+if TYPE_CHECKING:
+    from torch import Tensor
+
 KINDS = ("none", "fixed", "slow")  # codes 0 (padding), 1, 2 of FixedPoints.kind
 LAMBDA_STUCK = 1e10  # a Levenberg-Marquardt damping this large: the start has stopped moving
 
@@ -173,7 +175,7 @@ def _population(cell: Cell, params: dict[str, Tensor]) -> tuple[dict[str, Tensor
     for k, s in shapes.items():
         if k not in params:
             raise LandscapeError(f"parameter {k!r} of cell {cell.name} (H={H}, D={D}) is missing")
-        v = torch.as_tensor(params[k]).to(DT)
+        v = torch.as_tensor(params[k]).to(torch.float64)
         if tuple(v.shape) == tuple(s):
             v = v.unsqueeze(0)
         if tuple(v.shape[1:]) != tuple(s):
@@ -195,8 +197,8 @@ def _inputs(x, P: int, D: int) -> Tensor | None:
             raise LandscapeError("the cell has no input weights (D = 0); give no input x")
         return None
     if x is None:
-        return torch.zeros(P, 1, D, dtype=DT)  # no input: x = 0
-    x = torch.as_tensor(x, dtype=DT)
+        return torch.zeros(P, 1, D, dtype=torch.float64)  # no input: x = 0
+    x = torch.as_tensor(x, dtype=torch.float64)
     if x.ndim == 0:
         x = x.reshape(1)
     if x.shape == (D,):
@@ -250,7 +252,7 @@ def visited_states(cell: Cell | str, params: dict[str, Tensor], inputs: Tensor |
     out = []
     with torch.no_grad():
         for t in range(T):
-            x = None if inputs is None else inputs[t].to(DT)
+            x = None if inputs is None else inputs[t].to(torch.float64)
             state = cell.step(p, state, x)
             out.append(torch.cat([v.expand(P, N, H_) for v in state], -1))
     return torch.stack(out, 1)  # (P, T, N, S)
@@ -262,7 +264,7 @@ def _starts(F: StateMap, trajectories, opts: FixedPointOptions, g: torch.Generat
     parts = []
     lo = hi = None
     if trajectories is not None:
-        tr = torch.as_tensor(trajectories).to(DT)
+        tr = torch.as_tensor(trajectories).to(torch.float64)
         if tr.shape[-1] != S:
             raise LandscapeError(f"trajectories have {tr.shape[-1]} state numbers; cell {F.cell.name} "
                                  f"with H={F.H} has S={S}")
@@ -273,16 +275,16 @@ def _starts(F: StateMap, trajectories, opts: FixedPointOptions, g: torch.Generat
         if opts.n_visited > 0:
             pick = torch.randint(tr.shape[1], (P, opts.n_visited), generator=g)
             v = torch.gather(tr, 1, pick.unsqueeze(-1).expand(P, opts.n_visited, S))
-            sd = tr.std(1, keepdim=True) if tr.shape[1] > 1 else torch.ones(P, 1, S, dtype=DT)
-            parts.append(v + opts.noise * sd * torch.randn(v.shape, generator=g, dtype=DT))
+            sd = tr.std(1, keepdim=True) if tr.shape[1] > 1 else torch.ones(P, 1, S, dtype=torch.float64)
+            parts.append(v + opts.noise * sd * torch.randn(v.shape, generator=g, dtype=torch.float64))
         lo, hi = tr.amin(1, keepdim=True), tr.amax(1, keepdim=True)  # (P, 1, S)
         lo, hi = lo - 0.5 * (hi - lo) - 1e-3, hi + 0.5 * (hi - lo) + 1e-3
     if opts.radius is not None or lo is None:
         r = 1.5 if opts.radius is None else float(opts.radius)
-        lo, hi = torch.full((P, 1, S), -r, dtype=DT), torch.full((P, 1, S), r, dtype=DT)
+        lo, hi = torch.full((P, 1, S), -r, dtype=torch.float64), torch.full((P, 1, S), r, dtype=torch.float64)
     if opts.n_random > 0:
         n_box = (opts.n_random + 1) // 2
-        u = lo + (hi - lo) * torch.rand((P, opts.n_random, S), generator=g, dtype=DT)
+        u = lo + (hi - lo) * torch.rand((P, opts.n_random, S), generator=g, dtype=torch.float64)
         with torch.no_grad():
             image = F(u[:, n_box:]) if opts.n_random > n_box else u[:, :0]
         parts += [u[:, :n_box], image]
@@ -314,7 +316,7 @@ def find_fixed_points(cell: Cell | str, params: dict[str, Tensor], x=None, traje
         if opts.bound is None:
             bound = 4.0 * s.abs().amax((1, 2)).clamp(min=1.0).view(-1, 1)  # (P, 1)
         else:
-            bound = torch.full((F.P, 1), float(opts.bound), dtype=DT)
+            bound = torch.full((F.P, 1), float(opts.bound), dtype=torch.float64)
         s = s.clamp(-bound.unsqueeze(-1), bound.unsqueeze(-1))
         s, r, J = _levenberg_marquardt(F, s, bound, opts)
         s, r, J = _newton(F, s, r, J, bound, opts)
@@ -323,7 +325,7 @@ def find_fixed_points(cell: Cell | str, params: dict[str, Tensor], x=None, traje
 
 def _levenberg_marquardt(F: StateMap, s: Tensor, bound: Tensor, opts: FixedPointOptions):
     S = F.S
-    eye = torch.eye(S, dtype=DT)
+    eye = torch.eye(S, dtype=torch.float64)
     Fs, J = F.jacobian(s)
     r = Fs - s
     q = 0.5 * (r * r).sum(-1)  # (P, K)
@@ -353,7 +355,7 @@ def _levenberg_marquardt(F: StateMap, s: Tensor, bound: Tensor, opts: FixedPoint
 
 def _newton(F: StateMap, s: Tensor, r: Tensor, J: Tensor, bound: Tensor, opts: FixedPointOptions):
     """Newton steps on F(s) - s, each kept only where it lowers ||r||."""
-    eye = torch.eye(F.S, dtype=DT)
+    eye = torch.eye(F.S, dtype=torch.float64)
     for _ in range(opts.newton_iter):
         A = J - eye
         sol = torch.linalg.solve_ex(A, -r.unsqueeze(-1))
@@ -372,7 +374,7 @@ def _newton(F: StateMap, s: Tensor, r: Tensor, J: Tensor, bound: Tensor, opts: F
 
 def _collect(F: StateMap, cell: Cell, s, r, J, bound, opts: FixedPointOptions) -> FixedPoints:
     P, K0, S = s.shape
-    eye = torch.eye(S, dtype=DT)
+    eye = torch.eye(S, dtype=torch.float64)
     res = r.norm(dim=-1)  # (P, K0)
     grad = ((J - eye).transpose(-1, -2) @ r.unsqueeze(-1)).squeeze(-1).norm(dim=-1)
     finite = torch.isfinite(s).all(-1) & torch.isfinite(res) & (s.abs().amax(-1) <= bound)
@@ -398,7 +400,7 @@ def _collect(F: StateMap, cell: Cell, s, r, J, bound, opts: FixedPointOptions) -
     Jk = torch.gather(J, 1, order[..., None, None].expand(P, K, S, S))
     ev = torch.linalg.eigvals(Jk) if K else torch.zeros(P, 0, S, dtype=torch.complex128)
     ev = torch.gather(ev, -1, torch.argsort(ev.abs(), dim=-1, descending=True))
-    radius = ev.abs().amax(-1) if S else torch.zeros(P, K, dtype=DT)
+    radius = ev.abs().amax(-1) if S else torch.zeros(P, K, dtype=torch.float64)
     pad = kind_k == 0
     stable = (kind_k == 1) & (radius < 1.0)
     pts = torch.where(pad[..., None], torch.nan, pts)

@@ -33,12 +33,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from .cells import Cell, get_cell
 from .errors import LandscapeError
+from .lazy import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # torch's gate rows, in order, as our gate names; the torch layer's name -> our cell
 GATE_ROWS = {"srnn": ("",), "lstm": ("i", "f", "z", "o"), "gru": ("r", "z", "h")}
@@ -164,7 +166,7 @@ def load_torch_model(path) -> TorchModel:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LandscapeError(f"cannot read {path} as a torch state_dict (torch.load weights_only=True: "
                              f"{first}); save it with torch.save(model.state_dict(), path)") from None
-    if isinstance(obj, Mapping) and not any(isinstance(v, Tensor) for v in obj.values()):
+    if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         for key in CHECKPOINT_KEYS:
             if isinstance(obj.get(key), Mapping):
                 obj = obj[key]
@@ -255,7 +257,7 @@ def _tensors(state_dict) -> dict[str, Tensor]:
     if not isinstance(state_dict, Mapping):
         raise LandscapeError(f"expected a state_dict (a mapping of names to tensors), got "
                              f"{type(state_dict).__name__}")
-    bad = [k for k, v in state_dict.items() if not isinstance(v, Tensor)]
+    bad = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise _layout_error(dict(state_dict), f"entries that are not tensors: {', '.join(map(str, bad))}")
     return dict(state_dict)
@@ -266,7 +268,7 @@ def _f64(t: Tensor) -> Tensor:
 
 
 def _layout_error(sd: dict, why: str) -> LandscapeError:
-    found = ", ".join(f"{k} {tuple(v.shape)}" if isinstance(v, Tensor) else str(k) for k, v in sd.items())
+    found = ", ".join(f"{k} {tuple(v.shape)}" if isinstance(v, torch.Tensor) else str(k) for k, v in sd.items())
     return LandscapeError(f"state_dict matches no supported layout ({why}); found: {found or 'no keys'}; "
                           f"{_EXPECTED}")
 

@@ -12,11 +12,13 @@ from torch.testing import assert_close
 
 from landscape import engine
 from landscape.cells import get_cell
-from landscape.directions import (EXACT_HESSIAN_MAX, Plane, axes_plane, flatten, hessian_plane, hessian_top,
-                                  layout, models_line, models_plane, normalize_direction, pca_plane,
-                                  random_plane, read_plane, task_loss, write_plane)
+from landscape.directions import (EXACT_HESSIAN_MAX, EXACT_HESSIAN_MAX_BATCHED, Plane, axes_plane, flatten,
+                                  hessian_plane, hessian_top, layout, models_line, models_plane,
+                                  normalize_direction, pca_plane, random_plane, read_plane, task_loss,
+                                  write_plane)
 from landscape.errors import LandscapeError
-from landscape.readouts import readout_defaults
+from landscape.model import ModelSpec, resolve_model
+from landscape.readouts import KINDS
 
 DT = torch.float64
 
@@ -29,6 +31,10 @@ def model(cell_name, H, D=1, seed=0, readout=True, scale=1.0, **options):
         p["out_w"] = torch.randn(H, dtype=DT, generator=g)
         p["out_b"] = torch.randn(1, dtype=DT, generator=g)
     return cell, p
+
+
+def problem(cell_name, task, H, fit="fixed"):
+    return resolve_model(ModelSpec(cell=cell_name, task=task, hidden=H), fit=fit)
 
 
 def one_member(batched_loss):
@@ -60,7 +66,7 @@ def same_up_to_sign(a, b, atol):
 def test_exact_hessian_eigenvectors_equal_hessian_plus_eigh(cell_name, task, H, T):
     D = 0 if task == "target" else 1
     cell, p = model(cell_name, H, D, seed=1, readout=task != "target")
-    L = task_loss(cell, task, T, n=1 if task == "target" else 64, H=H)
+    L = task_loss(problem(cell_name, task, H), T, n=1 if task == "target" else 64)
     vals, vecs = truth_eig(one_member(L), p)
     order = torch.argsort(vals, descending=True)[:2]
     plane = hessian_plane(L, p, batched=True)
@@ -74,7 +80,7 @@ def test_exact_hessian_eigenvectors_equal_hessian_plus_eigh(cell_name, task, H, 
 
 def test_hessian_excludes_parameters_and_orders_by_magnitude():
     cell, p = model("srnn", 2, seed=3, scale=1.5)
-    L = task_loss(cell, "latch", 12, n=64, H=2)
+    L = task_loss(problem(cell.name, "latch", 2), 12, n=64)
     vals, vecs = truth_eig(one_member(L), p, exclude=("out_w", "out_b"))
     plane = hessian_plane(L, p, which="magnitude", exclude=("out_w", "out_b"), batched=True)
     order = torch.argsort(vals.abs(), descending=True)[:2]
@@ -88,15 +94,17 @@ def test_hessian_excludes_parameters_and_orders_by_magnitude():
 @pytest.mark.parametrize("H,which", [(3, "algebraic"), (8, "magnitude")])  # H = 8: lambda_2 < 0
 def test_lanczos_agrees_with_exact(which, H):
     cell, p = model("gru", H, seed=H, scale=1.2)
-    L = task_loss(cell, "relay", 8, n=64, H=H)
+    L = task_loss(problem(cell.name, "relay", H), 8, n=64)
     m = sum(v.numel() for v in p.values())
     exact = hessian_top(L, p, which=which, method="exact", batched=True)
     lanczos = hessian_top(L, p, which=which, method="lanczos", batched=True)
     assert lanczos.method == "lanczos" and exact.products == m and lanczos.products < m
     assert_close(lanczos.values, exact.values, rtol=1e-9, atol=1e-11)
     same_up_to_sign(lanczos.vectors, exact.vectors, atol=1e-6)
-    auto = hessian_top(L, p, which=which, batched=True)
-    assert auto.method == ("exact" if m <= EXACT_HESSIAN_MAX else "lanczos")
+    assert hessian_top(L, p, which=which, batched=True).method == ("exact" if m <= EXACT_HESSIAN_MAX_BATCHED
+                                                                   else "lanczos")
+    one = hessian_top(one_member(L), p, which=which)
+    assert one.method == ("exact" if m <= EXACT_HESSIAN_MAX else "lanczos")
 
 
 @pytest.mark.parametrize("cell_name,H,x,y", [("srnn", 1, "w", "b"), ("lstm", 1, "b_f", "w_z"),
@@ -104,7 +112,7 @@ def test_lanczos_agrees_with_exact(which, H):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_axes_plane_reproduces_the_named_axis_grid(cell_name, H, x, y, dtype):
     cell = get_cell(cell_name)
-    base = {**cell.default_params(H, 1), **readout_defaults(H)}
+    base = {**cell.default_params(H, 1), **KINDS["logistic"].base(H)}
     base["b" if cell_name == "srnn" else "b_z"] = torch.full((H,), 0.3, dtype=DT)  # axis not at 0
     shapes = {k: tuple(v.shape) for k, v in base.items()}
     from landscape.cells import parse_param_ref
@@ -208,7 +216,7 @@ def test_filter_normalisation_rows_and_pooled_scalars():
 
 def test_random_plane_for_one_unit_is_not_degenerate():
     cell = get_cell("srnn")
-    p = {**cell.default_params(1, 1), **readout_defaults(1)}  # w = u = 1, b = 0, out_w = 4, out_b = 0
+    p = {**cell.default_params(1, 1), **KINDS["logistic"].base(1)}  # w = u = 1, b = 0, out_w = 4, out_b = 0
     cos = [abs(dict(random_plane(p, seed=s).info)["cos"]) for s in range(20)]
     assert max(cos) < 0.999  # filter norm alone: +-|theta| of 3 non-zero scalars, parallel 1 time in 4
     d1, _ = random_plane(p, seed=0).directions()
@@ -226,7 +234,7 @@ def test_random_plane_for_one_unit_is_not_degenerate():
 
 def test_plane_round_trips_through_arrays_and_hdf5(tmp_path):
     cell, p = model("gru", 2, seed=9)
-    L = task_loss(cell, "relay", 6, n=32, H=2)
+    L = task_loss(problem(cell.name, "relay", 2), 6, n=32)
     plane = hessian_plane(L, p, batched=True)
     with h5py.File(tmp_path / "plane.h5", "w") as f:
         write_plane(f.create_group("plane"), plane)
@@ -252,3 +260,18 @@ def test_errors_name_the_choices():
         random_plane(p, exclude=("v",))
     with pytest.raises(LandscapeError, match="the same parameter"):
         axes_plane(p, "w", "w[0,0]")
+
+
+@pytest.mark.parametrize("cell_name,task,H,fit", [
+    ("srnn", "latch", 1, "fixed"), ("gru", "relay", 3, "fixed"), ("lstm", "latch", 2, "optimal"),
+    ("pascanu", "target", 1, "fixed")])
+def test_task_loss_equals_the_engine(cell_name, task, H, fit):
+    pr = problem(cell_name, task, H, fit)
+    D = pr.D
+    g = torch.Generator().manual_seed(4)
+    params = {k: torch.randn((5, *s), generator=g, dtype=DT) for k, s in pr.shapes.items()}  # P = 5
+    n = 1 if task == "target" else 48
+    want = engine.unroll_losses(pr, params, pr.task.make((9,), n, 3).to(DT, torch.device("cpu")), (9,))[0]
+    got = task_loss(pr, 9, n=n, seed=3)(params)
+    assert_close(got, want, rtol=1e-12, atol=1e-14)
+    assert D == (0 if task == "target" else 1)
