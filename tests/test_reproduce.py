@@ -17,6 +17,7 @@ EXPECTED = {  # the reproductions this module must find, with one file each must
     "pascanu-fig3": "fig3-bifurcation.png",
     "cliff-formation": "cliff-steepness.png",
     "compare-cells": "compare-cells.png",
+    "asker-wall": "asker-wall.png",
 }
 
 
@@ -122,3 +123,19 @@ def test_exact_flag_errors_and_is_passed_on(tmp_path, monkeypatch):
                         seen.update(exact=exact) or [])
     r = runner.invoke(cli(), ["reproduce", "relay", "--exact", "--out", str(tmp_path / "r")])
     assert r.exit_code == 0 and seen == {"exact": True}
+
+
+def test_the_askers_wall_matches_the_notebook(tmp_path):
+    """docs/reference.md §11: at w = 5 the loss (x_T - 1)^2 jumps by about 6.8 between b = -2.505 and
+    -2.500 from T = 35 on, with no b below about 0.62, where for T <= 10 some b reaches about 0."""
+    from landscape.analyses import asker_wall
+    from landscape.analyses.common import grid_at
+
+    rows = {r["T"]: r for r in asker_wall.summary(grid_at(asker_wall.spec(quick=True), tmp_path / "a.h5").surface)}
+    for T in (35, 50):
+        assert rows[T]["largest_jump"] == pytest.approx(6.8, abs=0.05)
+        assert (rows[T]["jump_from_b"], rows[T]["jump_to_b"]) == pytest.approx((-2.505, -2.500), abs=1e-9)
+        assert rows[T]["min_loss"] == pytest.approx(0.62, abs=0.01)
+    for T in (1, 5, 10):
+        assert rows[T]["min_loss"] < 1e-3
+    assert rows[50]["max_loss"] == pytest.approx(15.7, abs=0.05)
