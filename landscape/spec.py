@@ -243,8 +243,8 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
     if (xa is None or ya is None) and cell.default_axes is None:
         raise LandscapeError(f"cell {cell.name} declares no default axes; give --x and --y (its scalars: "
                              f"{', '.join(_scalars(problem.shapes))})")
-    xa = xa or _first_element(Axis.parse(cell.default_axes[0]), problem.shapes)
-    ya = ya or _first_element(Axis.parse(cell.default_axes[1]), problem.shapes)
+    xa = _block_alias(xa, cell, problem.shapes) if xa else _first_element(Axis.parse(cell.default_axes[0]), problem.shapes)
+    ya = _block_alias(ya, cell, problem.shapes) if ya else _first_element(Axis.parse(cell.default_axes[1]), problem.shapes)
     xa, ya = xa.checked(), ya.checked()
     x_ref, y_ref = problem.scalar(xa.name), problem.scalar(ya.name)
     if x_ref == y_ref:
@@ -282,6 +282,21 @@ def _check_sets_off_axes(problem, assignments, *axes) -> None:
             if same:
                 raise LandscapeError(f"--set {ref}: {axis.name} is on an axis ({axis.describe()}), so the set "
                                      f"value would be overwritten; drop it or choose another axis")
+
+
+BLOCK_AXES = ("block_w", "block_b")  # axis names that stand for the cell's block_input (weight, bias)
+
+
+def _block_alias(axis: Axis, cell, shapes) -> Axis:
+    """An axis named block_w or block_b is the cell's declared block input (``Cell.block_input``:
+    srnn w, b; lstm w_z, b_z; gru w_h, b_h), so one command puts every cell on its matching plane;
+    the stored axis carries the real name."""
+    if axis.name not in BLOCK_AXES:
+        return axis
+    if cell.block_input is None:
+        raise LandscapeError(f"cell {cell.name} declares no block_input, so {axis.name} means nothing for it; "
+                             f"name its parameters instead")
+    return _first_element(replace(axis, name=cell.block_input[BLOCK_AXES.index(axis.name)]), shapes)
 
 
 def _first_element(axis: Axis, shapes) -> Axis:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +235,16 @@ def test_plan_chunk_refuses_a_point_over_budget_and_gives_the_size():
         plan_chunk(100, 1 << 20, 1024)
     assert plan_chunk(100, 10, 55) == 5
     assert plan_chunk(3, 10, 10_000) == 3
+
+
+@pytest.mark.parametrize("cell,names", [("srnn", ("w", "b")), ("lstm", ("w_z", "b_z")), ("gru", ("w_h", "b_h")),
+                                        ("mut2", ("w_h", "b_h"))])
+def test_block_axes_name_each_cells_block_input(cell, names):
+    """--x block_w --y block_b put every cell on its declared block-input plane: the same spec (key)
+    as naming the parameters."""
+    alias = landscape.resolve(GridSpec(cell=cell, T=(5,), n=8, x="block_w:-1:5:4", y="block_b:-1.5:1.5:3"))
+    named = landscape.resolve(GridSpec(cell=cell, T=(5,), n=8, x=f"{names[0]}:-1:5:4", y=f"{names[1]}:-1.5:1.5:3"))
+    assert (alias.x.name, alias.y.name) == names and alias.key() == named.key()
+    with pytest.raises(LandscapeError, match="declares no block_input"):
+        landscape.resolve(GridSpec(cell=str(Path(__file__).parent / "no_block_cell.py") + ":NoBlock", T=(5,), n=8,
+                                   x="block_w:0:1:2", y="b:0:1:2"))

@@ -13,7 +13,8 @@ from .options import device_option, model_options, threads_option
 @click.command("grid")
 @model_options()
 @click.option("--x", "x", metavar="NAME:MIN:MAX:NUM", help="First axis (rows, index i), e.g. w:-1:3:201; "
-              "append :log for a log-spaced axis. Default: the cell's default axes (see README).")
+              "append :log for a log-spaced axis; block_w and block_b name the cell's block-input weight and "
+              "bias (matching planes across cells). Default: the cell's default axes (see README).")
 @click.option("--y", "y", metavar="NAME:MIN:MAX:NUM", help="Second axis (columns, index j), e.g. b:-1.5:1.5:201.")
 @click.option("--T", "T", default="50", show_default=True, help="Sequence lengths, a comma list: 1,5,10,50.")
 @click.option("--n", type=int, help="Number of sequences (default: the task's, 1000 for latch).")
