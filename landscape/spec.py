@@ -96,6 +96,12 @@ class GridSpec:
     ``readout_l2``) or auto (optimal where the task has a readout). ``set`` holds base-point
     overrides ((name, value), ...); ``base_file`` an HDF5 file whose parameter datasets (at the
     root or under /params) give base-point values. Axes may be given as text ('w:-1:3:201').
+
+    A trained model as the base point (``landscape.basemodel``): ``base_model`` FILE.pt (a torch
+    RNN/LSTM/GRU state_dict) or RUN.h5:GROUP[:REPEAT] (a `landscape train` run); its cell, options,
+    hidden size and readout are adopted. ``directions`` random | hessian | pca | models | line makes
+    the grid a plane around the base point, theta = base + a d1 + b d2, over axes named ``a`` and
+    ``b`` (``models``: the other models of models / line; ``direction_seed``: random's seed).
     """
 
     cell: str = "srnn"
@@ -114,6 +120,10 @@ class GridSpec:
     cell_options: tuple[tuple[str, object], ...] = ()
     task_options: tuple[tuple[str, object], ...] = ()
     grads: bool = False
+    base_model: str | None = None
+    directions: str | None = None
+    models: tuple[str, ...] = ()
+    direction_seed: int = 0
 
     @property
     def model(self):
@@ -134,13 +144,29 @@ class ResolvedGrid:
     Ts: tuple[int, ...]
     x: Axis
     y: Axis
-    x_ref: tuple[str, tuple[int, ...]]
-    y_ref: tuple[str, tuple[int, ...]]
+    x_ref: tuple[str, tuple[int, ...]] | None  # None on a plane grid (axes a, b)
+    y_ref: tuple[str, tuple[int, ...]] | None
+    base_model: object = None  # basemodel.BaseModel, when the base point is a trained model
 
     @property
     def refs(self) -> tuple:
-        """((name, index), (name, index)) of the two axes."""
-        return (self.x_ref, self.y_ref)
+        """((name, index), (name, index)) of the two axes; () on a plane grid."""
+        return () if self.x_ref is None else (self.x_ref, self.y_ref)
+
+    @property
+    def on_plane(self) -> bool:
+        """Whether the axes are the coordinates a, b of a plane of directions."""
+        return self.spec.directions is not None
+
+    def make_plane(self):
+        """The plane of ``spec.directions`` around the base point (``basemodel.make_plane``; the
+        Hessian's is computed at the largest T)."""
+        from .basemodel import make_plane
+
+        bm = self.base_model
+        return make_plane(self.spec.directions, self.problem, self.problem.base, self.spec.models,
+                          self.spec.direction_seed, max(self.Ts), self.n, self.spec.seed,
+                          bm.trajectory if bm is not None else None)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -165,6 +191,14 @@ class ResolvedGrid:
             "readout": readout.label, "readout_l2": readout.l2 if readout.optimal else None,
             "grads": self.spec.grads,
         }
+        if self.base_model is not None:  # the model's file by content (its path may move)
+            src = self.base_model.source
+            doc["base_model"] = {k: src[k] for k in ("sha256", "group", "repeat") if k in src}
+        if self.on_plane:
+            from .basemodel import load_model
+
+            doc["directions"] = {"kind": self.spec.directions, "seed": self.spec.direction_seed,
+                                 "models": [load_model(m).source["sha256"] for m in self.spec.models]}
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     def key(self) -> str:
@@ -231,13 +265,33 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
         raise LandscapeError(f"unknown dtype {spec.dtype!r}; choose from: {', '.join(DTYPES)}")
     xa, ya = as_axis(spec.x, "x"), as_axis(spec.y, "y")
     Ts = parse_T(spec.T)
-    model = spec.model
+    model, bm = spec.model, None
+    if spec.base_model:
+        from .basemodel import load_model
+
+        if spec.base_file:
+            raise LandscapeError("give --base (parameter datasets) or --base-model (a trained model), not both")
+        bm = load_model(spec.base_model)
+        model = _adopt(model, bm)
     problem = resolve_model(model, fit="fixed")  # to learn the task's readout and the shapes
     fit = resolve_fit(problem, spec.fit, spec.readout_l2)
-    base_values = read_base_point(spec.base_file, problem.shapes) if spec.base_file else None
+    if bm is not None:
+        from .basemodel import grid_readout
+
+        base_values = {**bm.params, **grid_readout(bm, problem.H)}
+        if problem.D != problem.task.input_size or any(
+                k in problem.shapes and tuple(v.shape) != tuple(problem.shapes[k]) for k, v in base_values.items()):
+            raise LandscapeError(f"--base-model {spec.base_model}: its parameters do not fit {problem.where} on task "
+                                 f"{problem.task.name} (input size {problem.task.input_size})")
+    else:
+        base_values = read_base_point(spec.base_file, problem.shapes) if spec.base_file else None
     problem = resolve_model(model, fit=fit, l2=spec.readout_l2, base_values=base_values)
     n = problem.task.default_n if spec.n is None else int(spec.n)
     problem.task.check_n(n)
+    if spec.directions is not None:
+        return _resolve_plane(spec, problem, n, Ts, xa, ya, bm)
+    if spec.models:
+        raise LandscapeError("--models names the other models of --directions models or line")
 
     cell = problem.cell
     if (xa is None or ya is None) and cell.default_axes is None:
@@ -261,7 +315,38 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
     for name, value in problem.base.items():
         if float(value.abs().max()) > DTYPE_MAX[spec.dtype]:
             raise LandscapeError(f"the base point's {name} is not representable in {spec.dtype}")
-    return ResolvedGrid(spec, problem, n, Ts, xa, ya, x_ref, y_ref)
+    return ResolvedGrid(spec, problem, n, Ts, xa, ya, x_ref, y_ref, bm)
+
+
+def _adopt(model, bm):
+    """The ModelSpec with the trained model's cell, options and hidden size; a different --cell,
+    --cell-opt or --hidden given with it is one clear error."""
+    from dataclasses import fields as dc_fields
+
+    default_cell = next(f.default for f in dc_fields(GridSpec) if f.name == "cell")
+    if model.cell not in (default_cell, bm.cell):
+        raise LandscapeError(f"the base model is a {bm.cell}; drop --cell {model.cell} or give --cell {bm.cell}")
+    if model.cell_options and tuple(model.cell_options) != tuple(bm.cell_options):
+        raise LandscapeError(f"the base model has cell options {dict(bm.cell_options) or 'none'}; drop --cell-opt")
+    if model.hidden is not None and int(model.hidden) != bm.hidden:
+        raise LandscapeError(f"the base model has {bm.hidden} hidden units; drop --hidden {model.hidden}")
+    return replace(model, cell=bm.cell, cell_options=tuple(bm.cell_options), hidden=bm.hidden)
+
+
+def _resolve_plane(spec, problem, n, Ts, xa, ya, bm) -> ResolvedGrid:
+    """A grid over plane coordinates a, b (default -1..1, 51 points each) around the base point."""
+    from .basemodel import DIRECTIONS, PLANE_AXES
+
+    if spec.directions not in DIRECTIONS:
+        raise LandscapeError(f"unknown directions {spec.directions!r}; choose from: {', '.join(DIRECTIONS)}")
+    xa = (xa or Axis("a", -1.0, 1.0, 51)).checked()
+    ya = (ya or Axis("b", -1.0, 1.0, 51)).checked()
+    if (xa.name, ya.name) != PLANE_AXES:
+        raise LandscapeError(f"--directions {spec.directions} sweeps the plane coordinates: name the axes a and b "
+                             f"(e.g. --x a:-1:1:51 --y b:-1:1:51), not {xa.name} and {ya.name}")
+    if spec.grads:
+        raise LandscapeError("--grads needs named parameter axes; it is not available on a plane of directions")
+    return ResolvedGrid(spec, problem, n, Ts, xa, ya, None, None, bm)
 
 
 def _scalars(shapes) -> list[str]:
