@@ -580,3 +580,19 @@ def test_declared_in_keras_gate_order(name, order):
         assert [d.name for d in decls if d.role == role] == [f"{prefix}_{g}" for g in order]
         assert [d.gate for d in decls if d.role == role] == list(order)
     assert [d.name for d in decls if d.role == "bias"][:len(order)] == [f"b_{g}" for g in order]
+
+
+def test_keras_2_and_3_hard_sigmoids_are_their_own_definitions():
+    """Keras 2: clip(0.2 x + 0.5, 0, 1) (gate=hard_sigmoid); Keras 3: relu6(x + 3) / 6
+    (gate=hard_sigmoid_keras3; Keras 3's LSTM default is the logistic sigmoid)."""
+    from landscape.cells.base import GATE_ACTIVATIONS
+
+    x = torch.tensor([-10.0, -3.0, -2.5, -1.0, 0.0, 1.0, 2.5, 3.0, 10.0], dtype=DT)
+    k2 = GATE_ACTIVATIONS["hard_sigmoid"](x)
+    k3 = GATE_ACTIVATIONS["hard_sigmoid_keras3"](x)
+    assert torch.equal(k2, torch.tensor([0, 0, 0, 0.3, 0.5, 0.7, 1, 1, 1], dtype=DT))
+    assert torch.equal(k3, torch.clamp(x + 3, 0, 6) / 6) and float(k3[3]) == pytest.approx(1 / 3)
+    cell = get_cell("lstm", gate="hard_sigmoid_keras3")
+    p = random_params(cell, 1, 1, P, 0)
+    (h, c), gates = cell.step_detail(p, random_states(cell, 1, P, 1), torch.randn(N, 1, generator=gen(2), dtype=DT))
+    assert ((gates["f"] >= 0) & (gates["f"] <= 1)).all()
