@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from .lazy import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import engine, gradients
 from .errors import LandscapeError
