@@ -314,17 +314,14 @@ def page_figure(data: PageData):
     shown = set()
     for p, panel in enumerate(data.panels):
         r3, c3, r2, c2 = (1, 1, 1, 2) if n == 1 else (1, p + 1, 2, p + 1)
-        hover = (f"{_html(panel.x_name)} = %{{x:.4g}}<br>{_html(panel.y_name)} = %{{y:.4g}}<br>"
-                 "loss = %{customdata[0]}" + ("<br>‖∇L‖ = %{customdata[1]}" if panel.grad_norm is not None else "")
-                 + "<extra>T = @T@</extra>")
         fig.add_trace(go.Surface(x=panel.x.tolist(), y=panel.y.tolist(), z=[[None]], coloraxis="coloraxis",
-                                 hovertemplate=hover, name=panel.name, showlegend=False,
+                                 hoverinfo="text", name=panel.name, showlegend=False,
                                  contours=dict(z=dict(show=False))), row=r3, col=c3)
         i_surface = len(fig.data) - 1
         fig.add_trace(go.Contour(x=panel.x.tolist(), y=panel.y.tolist(), z=[[None]], coloraxis="coloraxis",
                                  autocontour=False, contours=dict(start=zlo, end=zhi, size=size,
                                                                   coloring="heatmap"),
-                                 line=dict(width=0.6, color="rgba(0,0,0,0.35)"), hovertemplate=hover,
+                                 line=dict(width=0.6, color="rgba(0,0,0,0.35)"), hoverinfo="text",
                                  hoverongaps=True, name=panel.name, showlegend=False), row=r2, col=c2)
         i_contour = len(fig.data) - 1
         for curve in panel.curves:
@@ -364,15 +361,16 @@ def page_figure(data: PageData):
     steps = [dict(method="skip", label=str(t), value=str(k), args=[None]) for k, t in enumerate(data.T)]
     fig.update_layout(
         title=dict(text=_page_title(data, data.start), x=0.5, xanchor="center", y=0.98, font=dict(size=18)),
-        height=560 if n == 1 else 980, margin=dict(l=50, r=40, t=70, b=40),
+        height=560 if n == 1 else 980, margin=dict(l=70, r=40, t=70, b=40),
         plot_bgcolor="rgb(224,224,224)",  # masked points: the grey background shows through
         paper_bgcolor="white", modebar=dict(orientation="v"), font=dict(family="DejaVu Sans, Arial, sans-serif", size=13),
         legend=dict(orientation="h", x=1.0, xanchor="right", y=1.06, yanchor="bottom",
                     bgcolor="rgba(160,160,160,0.55)", font=dict(color="black")),
-        sliders=[dict(active=data.start, steps=steps, x=0.12, len=0.86, y=0, yanchor="top",
+        # the slider starts right of the buttons (stacked, about 90 px wide), never under them
+        sliders=[dict(active=data.start, steps=steps, x=0.14, len=0.86, y=0, yanchor="top",
                       pad=dict(t=40, b=10), currentvalue=dict(prefix="T = ", xanchor="center", font=dict(size=16)))],
-        updatemenus=[dict(type="buttons", direction="right", showactive=False, x=0.0, xanchor="left", y=0,
-                          yanchor="top", pad=dict(t=58, r=10),
+        updatemenus=[dict(type="buttons", direction="down", showactive=False, x=0.0, xanchor="left", y=0,
+                          yanchor="top", pad=dict(t=30, r=10),
                           buttons=[dict(label="▶ play", method="skip", args=[None]),
                                    dict(label="❚❚ pause", method="skip", args=[None])])],
     )
@@ -410,7 +408,8 @@ def page_payload(data: PageData, index) -> dict:
     panels = []
     for panel, idx in zip(data.panels, index):
         dtype = _dtype_for(panel.loss)
-        entry = dict(name=panel.name, nx=len(panel.x), ny=len(panel.y), dtype=dtype,
+        entry = dict(name=panel.name, nx=len(panel.x), ny=len(panel.y), x=panel.x.tolist(), y=panel.y.tolist(),
+                     x_name=_html(panel.x_name), y_name=_html(panel.y_name), dtype=dtype,
                      loss=[_pack(panel.loss[k], dtype) for k in range(len(data.T))],  # (nx, ny) "ij", row-major
                      notes=[f"T = {t}: {note}" if note else "" for t, note in zip(data.T, panel.notes)], **idx)
         if panel.grad_norm is not None:
@@ -444,41 +443,41 @@ _SCRIPT = r"""
   function glabel(v) {
     return Number.isFinite(v) ? Number(v.toPrecision(3)).toString() : String(v);
   }
-  // loss is "ij" row-major (nx, ny): loss[i * ny + j]; plotly wants z[j][i] (rows = y)
+  function coord(v) { return Number(v.toPrecision(4)).toString(); }
+  // loss is "ij" row-major (nx, ny): loss[i * ny + j]; plotly wants z[j][i] (rows = y), and so
+  // the hover text (one string per point: the 3-D surface indexes its text as [row][column])
   function build(p, k) {
     var key = p.surface + ":" + k;
     if (cache[key]) return cache[key];
     var v = decode(p.loss[k], p.dtype), g = p.gnorm ? decode(p.gnorm[k], p.gdtype) : null;
-    var z = [], cd = [];
+    var z = [], text = [], head = "T = " + PAGE.T[k] + "<br>";
     for (var j = 0; j < p.ny; j++) {
-      var zr = new Array(p.nx), cr = new Array(p.nx);
+      var zr = new Array(p.nx), tr = new Array(p.nx), yj = "<br>" + p.y_name + " = " + coord(p.y[j]);
       for (var i = 0; i < p.nx; i++) {
         var a = v[i * p.ny + j], ok = Number.isFinite(a) && (!PAGE.log || a > 0);
         zr[i] = ok ? (PAGE.log ? Math.log10(a) : a) : null;
-        cr[i] = g ? [label(a), glabel(g[i * p.ny + j])] : [label(a)];
+        tr[i] = head + p.x_name + " = " + coord(p.x[i]) + yj + "<br>loss = " + label(a) +
+                (g ? "<br>‖∇L‖ = " + glabel(g[i * p.ny + j]) : "");
       }
-      z.push(zr); cd.push(cr);
+      z.push(zr); text.push(tr);
     }
-    return (cache[key] = {z: z, cd: cd});
+    return (cache[key] = {z: z, text: text});
   }
   function setT(k) {
     k = Math.max(0, Math.min(PAGE.T.length - 1, k));
     busy = busy.then(function () {
       if (k === current) return;
-      var traces = [], zs = [], cds = [], hts = [], rel = {};
+      var traces = [], zs = [], texts = [], rel = {};
       PAGE.panels.forEach(function (p) {
         var b = build(p, k);
-        [p.surface, p.contour].forEach(function (t) {
-          traces.push(t); zs.push(b.z); cds.push(b.cd);
-          hts.push(FIG.data[t].hovertemplate.replace("@T@", PAGE.T[k]));
-        });
+        [p.surface, p.contour].forEach(function (t) { traces.push(t); zs.push(b.z); texts.push(b.text); });
         rel["annotations[" + p.note + "].text"] = p.notes[k];
         rel["annotations[" + p.note + "].visible"] = !!p.notes[k];
       });
       rel["title.text"] = PAGE.title + ": T = " + PAGE.T[k];
       rel["sliders[0].active"] = k;
       current = k;
-      return Plotly.restyle(gd, {z: zs, customdata: cds, hovertemplate: hts}, traces)
+      return Plotly.restyle(gd, {z: zs, hovertext: texts}, traces)
         .then(function () { return Plotly.relayout(gd, rel); })
         .then(function () { gd.setAttribute("data-t", String(PAGE.T[k])); });
     });
@@ -498,6 +497,17 @@ _SCRIPT = r"""
     var k = m ? PAGE.T.indexOf(parseInt(m[1], 10)) : -1;
     return k >= 0 ? k : PAGE.start;
   }
+  // the first T goes into the figure itself: a 3-D scene must never be drawn without data
+  var k0 = startIndex();
+  PAGE.panels.forEach(function (p) {
+    var b = build(p, k0);
+    [p.surface, p.contour].forEach(function (t) { FIG.data[t].z = b.z; FIG.data[t].hovertext = b.text; });
+    FIG.layout.annotations[p.note].text = p.notes[k0];
+    FIG.layout.annotations[p.note].visible = !!p.notes[k0];
+  });
+  FIG.layout.title.text = PAGE.title + ": T = " + PAGE.T[k0];
+  FIG.layout.sliders[0].active = k0;
+  current = k0;
   var syncing = false;
   Plotly.newPlot(gd, FIG.data, FIG.layout, {responsive: true, displaylogo: false,
                                             toImageButtonOptions: {format: "png", scale: 2}})
@@ -519,7 +529,7 @@ _SCRIPT = r"""
         Plotly.relayout(gd, upd).then(function () { syncing = false; });
       });
       window.addEventListener("hashchange", function () { setT(startIndex()); });
-      return setT(startIndex());
+      gd.setAttribute("data-t", String(PAGE.T[k0]));
     })
     .then(function () { gd.setAttribute("data-ready", "1"); });
   window.landscapePage = {setT: setT, play: play, pause: pause,
