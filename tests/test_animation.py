@@ -77,6 +77,7 @@ def test_gif_has_one_frame_per_T_each_on_the_shared_colour_scale(tmp_path):
     frames, durations = gif_frames(path)
     assert len(frames) == len(TS)
     assert len({f.shape for f in frames}) == 1
+    assert (frames[0][0, 0] == 255).all()  # the background stays pure white through the palette
     assert durations == [250] * (len(TS) - 1) + [750]
     for a, b in zip(frames, frames[1:]):
         assert np.abs(a.astype(int) - b.astype(int)).mean() > 1.0  # each T its own picture

@@ -156,21 +156,40 @@ def animation_frames(surface, kind: str = "contour", log: bool = False, Ts: Sequ
     return Frames(tuple(T for _, T in picks), tuple(frames), crange, (box.x0, box.y0, box.x1, box.y1), dpi)
 
 
-def _shared_palette(frames: list[np.ndarray]):
-    """One 255-colour palette image for all frames (from up to 8 of them, evenly spread)."""
+def shared_palette(frames: list[np.ndarray]) -> np.ndarray:
+    """One palette (256, 3) uint8 for all frames: 254 colours from up to 8 frames (evenly spread)
+    by median cut, then pure white and black (the background stays white, the text black)."""
     from PIL import Image
 
     take = np.unique(np.linspace(0, len(frames) - 1, min(8, len(frames))).round().astype(int))
     sample = np.concatenate([frames[k] for k in take], axis=0)
-    return Image.fromarray(sample).quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    cut = Image.fromarray(sample).quantize(colors=254, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    colours = np.zeros((256, 3), np.uint8)
+    found = np.asarray(cut.getpalette()[:254 * 3], np.uint8).reshape(-1, 3)
+    colours[:len(found)] = found
+    colours[254] = 255
+    return colours
+
+
+def to_palette(frame: np.ndarray, palette: np.ndarray):
+    """An RGB frame (H, W, 3) as a "P" image of the nearest palette colours (exact nearest, by
+    squared RGB distance, over the frame's distinct colours)."""
+    from PIL import Image
+
+    key = (frame[..., 0].astype(np.uint32) << 16) | (frame[..., 1].astype(np.uint32) << 8) | frame[..., 2]
+    uniq, inverse = np.unique(key.ravel(), return_inverse=True)  # (U,)
+    rgb = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], -1).astype(np.int32)  # (U, 3)
+    nearest = ((rgb[:, None, :] - palette[None].astype(np.int32)) ** 2).sum(-1).argmin(1)  # (U,)
+    image = Image.fromarray(nearest.astype(np.uint8)[inverse].reshape(frame.shape[:2]), mode="P")
+    image.putpalette(palette.ravel().tolist())
+    return image
 
 
 def write_gif(frames: list[np.ndarray], path, fps: float = 2.0, hold: float = 1.0) -> Path:
-    """Frames (H, W, 3) uint8 as a looping GIF; the last one stays ``hold`` seconds longer."""
-    from PIL import Image
-
-    palette = _shared_palette(frames)
-    images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+    """Frames (H, W, 3) uint8 as a looping GIF on one palette (``shared_palette``); the last
+    frame stays ``hold`` seconds longer."""
+    palette = shared_palette(frames)
+    images = [to_palette(f, palette) for f in frames]
     step = 1000.0 / fps
     durations = [round(step)] * len(images)
     durations[-1] = round(step + 1000.0 * hold)
@@ -207,8 +226,8 @@ def write_animation(surface, path, kind: str = "contour", log: bool = False, fps
 
     kind: 'contour' or 'surface' (3-D, one z range); log: log colour (and z) scale, values <= 0
     masked and counted; fps: frames (lengths) per second; hold: extra seconds on the last frame;
-    Ts: the lengths (default all); folds, basin: as ``draw_frame``. The format comes from the name: .gif (Pillow) or .mp4 (needs
-    ffmpeg on the PATH; LandscapeError otherwise). Returns the path.
+    Ts: the lengths (default all); folds, basin: as ``draw_frame``. The format comes from the
+    name: .gif (Pillow) or .mp4 (needs ffmpeg on the PATH; LandscapeError otherwise). Returns the path.
     """
     fmt = animation_format(path)
     if not fps > 0:

@@ -361,9 +361,10 @@ def page_figure(data: PageData):
     steps = [dict(method="skip", label=str(t), value=str(k), args=[None]) for k, t in enumerate(data.T)]
     fig.update_layout(
         title=dict(text=_page_title(data, data.start), x=0.5, xanchor="center", y=0.98, font=dict(size=18)),
-        height=560 if n == 1 else 980, margin=dict(l=70, r=40, t=70, b=40),
+        height=560 if n == 1 else 980, margin=dict(l=70, r=100, t=70, b=40),
         plot_bgcolor="rgb(224,224,224)",  # masked points: the grey background shows through
-        paper_bgcolor="white", modebar=dict(orientation="v"), font=dict(family="DejaVu Sans, Arial, sans-serif", size=13),
+        paper_bgcolor="white", modebar=dict(orientation="v"),
+        font=dict(family="DejaVu Sans, Arial, sans-serif", size=13),
         legend=dict(orientation="h", x=1.0, xanchor="right", y=1.06, yanchor="bottom",
                     bgcolor="rgba(160,160,160,0.55)", font=dict(color="black")),
         # the slider starts right of the buttons (stacked, about 90 px wide), never under them
@@ -492,6 +493,9 @@ _SCRIPT = r"""
     }, PAGE.interval_ms);
   }
   function pause() { if (timer) { clearInterval(timer); timer = null; } }
+  if (/(?:^#|&)still\b/.test(window.location.hash || "")) {  // a still frame: no tool bar
+    document.body.classList.add("still");
+  }
   function startIndex() {
     var m = /(?:^#|&)T=(\d+)/.exec(window.location.hash || "");
     var k = m ? PAGE.T.indexOf(parseInt(m[1], 10)) : -1;
@@ -543,6 +547,7 @@ h1 { font-size: 20px; font-weight: normal; margin: 0 0 4px 0; }
 p { margin: 2px 0; font-size: 13px; }
 .masked { color: #8a3b00; }
 #landscape-plot { width: 100%; }
+body.still .modebar-container { display: none; }
 """
 
 
@@ -562,9 +567,10 @@ def _header(data: PageData) -> str:
     for p in data.panels:
         where = f"{_html(p.source)}: " if len(data.panels) > 1 else ""
         if p.total_note:
-            per_T = "; ".join(f"T = {t}: {n}" for t, n in zip(data.T, p.notes) if n)
-            lines.append(f"<p class='masked' data-masked='{_html(p.source)}'>{where}masked over all T: "
-                         f"{_html(p.total_note)} ({_html(per_T)}).</p>")
+            per_T = [f"T = {t}: {n}" for t, n in zip(data.T, p.notes) if n]
+            total = f"over all T: {p.total_note}; " if len(per_T) > 1 else ""
+            lines.append(f"<p class='masked' data-masked='{_html(p.source)}'>{where}not drawn (never clipped): "
+                         f"{_html(total + '; '.join(per_T))}.</p>")
         else:
             lines.append(f"<p data-masked='{_html(p.source)}'>{where}no point masked: every loss is finite"
                          f"{' and positive' if data.log else ''}.</p>")
@@ -618,11 +624,15 @@ def write_page(surfaces, path, log: bool = False, title: str | None = None, Ts: 
 
 
 def _require_plotly():
+    from importlib.util import find_spec
+
     try:
-        import plotly  # noqa: F401
-    except ImportError:
+        missing = find_spec("plotly") is None
+    except ValueError:  # a module entry of None (removed on purpose)
+        missing = True
+    if missing:
         raise LandscapeError("the interactive page needs plotly, and it is not installed; "
-                             "pip install 'landscape[page]' (or pip install plotly)") from None
+                             "pip install 'landscape[page]' (or pip install plotly)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,7 +669,7 @@ def screenshot_page(html_path, png_path, T: int | None = None, width: int = 1400
         head = html_path.read_text(encoding="utf-8", errors="ignore")[:4096]
         found = re.search(r"<meta name='landscape-panels' content='(\d+)'>", head)
         height = 720 if not found or int(found.group(1)) <= 1 else 1160
-    url = html_path.as_uri() + (f"#T={int(T)}" if T is not None else "")
+    url = html_path.as_uri() + (f"#T={int(T)}&still" if T is not None else "#still")
     png_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="landscape-chromium-") as profile:
         cmd = [exe, *HEADLESS_FLAGS, f"--user-data-dir={profile}", f"--window-size={int(width)},{int(height)}",
