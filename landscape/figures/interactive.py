@@ -51,6 +51,7 @@ from .scales import describe, finite_range, mask
 
 F32_RANGE = (1e-37, 1e37)  # nonzero finite |loss| inside: float32 keeps it finite and nonzero
 LEVELS = 21  # contour levels over the shared colour range (as figures.loss)
+VIEW_ELEV, VIEW_AZIM = 25.0, -60.0  # the 3-D view, in matplotlib's angles (as plot_surface)
 CURVE_POINTS = 400  # samples of a fold curve or basin boundary along w
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 HEADLESS_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -347,7 +348,7 @@ def page_figure(data: PageData):
             xaxis=dict(title=dict(text=panel.x_name), range=[float(panel.x.min()), float(panel.x.max())], nticks=6),
             yaxis=dict(title=dict(text=panel.y_name), range=[float(panel.y.min()), float(panel.y.max())], nticks=6),
             zaxis=zaxis, aspectmode="manual", aspectratio=dict(x=1, y=1, z=0.75),
-            camera=dict(eye=dict(x=-1.3, y=-1.45, z=0.85)))})
+            camera=dict(eye=_eye(VIEW_ELEV, VIEW_AZIM)))})
         fig.update_xaxes(title_text=panel.x_name, range=[float(panel.x.min()), float(panel.x.max())],
                          showgrid=False, zeroline=False, row=r2, col=c2, ticks="outside")
         fig.update_yaxes(title_text=panel.y_name, range=[float(panel.y.min()), float(panel.y.max())],
@@ -376,6 +377,14 @@ def page_figure(data: PageData):
                                    dict(label="❚❚ pause", method="skip", args=[None])])],
     )
     return fig, index
+
+
+def _eye(elev: float, azim: float, distance: float = 2.25) -> dict:
+    """A plotly camera eye for matplotlib's view angles (degrees): the same view as the static
+    3-D figures (``plot_surface``: elev 25, azim -60)."""
+    e, a = np.radians(elev), np.radians(azim)
+    return dict(x=float(distance * np.cos(e) * np.cos(a)), y=float(distance * np.cos(e) * np.sin(a)),
+                z=float(distance * np.sin(e)))
 
 
 def _page_title(data: PageData, k: int) -> str:
