@@ -452,6 +452,18 @@ def test_linked_panels_follow_one_slider_on_one_colour_scale(chrome, tmp_path):
         np.testing.assert_allclose(z, s.loss[k].T, rtol=1e-6)
     cmin, cmax = chrome.js(f"[{gd}._fullLayout.coloraxis.cmin, {gd}._fullLayout.coloraxis.cmax]")
     assert (cmin, cmax) == pytest.approx((min(a.loss.min(), b.loss.min()), max(a.loss.max(), b.loss.max())))
+    # play steps through every T from the first
+    slider_to(chrome, 1)
+    x, y = chrome.js("""(function(){var b = Array.from(document.querySelectorAll('.updatemenu-button')).filter(
+        e => e.textContent.indexOf('play') >= 0)[0]; b.scrollIntoView({block: 'center'});
+        var r = b.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2];})()""")
+    chrome.click(x, y)
+    seen = set()
+    end = time.monotonic() + 15
+    while time.monotonic() < end and "16" not in seen:
+        seen.add(chrome.js(f"{gd}.getAttribute('data-t')"))
+        time.sleep(0.05)
+    assert seen == {"1", "4", "16"}
     # one camera for both 3-D views
     chrome.js(f"Plotly.relayout({gd}, {{'scene.camera': {{eye: {{x: 2, y: 0.1, z: 0.3}}}}}}).then(() => true)")
     chrome.wait(f"{gd}._fullLayout.scene2.camera.eye.x === 2", timeout=10)
