@@ -43,12 +43,12 @@ def bump(names=("w", "b"), cell="pascanu", inf_at=None, nan_at=None) -> Surface:
 
 
 def gif_frames(path) -> tuple[list[np.ndarray], list[int]]:
-    im = Image.open(path)
     frames, durations = [], []
-    for k in range(im.n_frames):
-        im.seek(k)
-        frames.append(np.asarray(im.convert("RGB")))
-        durations.append(im.info["duration"])
+    with Image.open(path) as im:
+        for k in range(im.n_frames):
+            im.seek(k)
+            frames.append(np.asarray(im.convert("RGB")))
+            durations.append(im.info["duration"])
     return frames, durations
 
 
