@@ -465,3 +465,131 @@ def test_plot_command_file_errors(files, tmp_path):
 
 def test_the_kind_table_names_every_kind():
     assert tuple(F.KINDS) == tuple(kinds.KINDS)
+
+
+# ---------------------------------------------------------------------------------------------
+# defaults that show the wall: a synthetic cliff whose answer is known
+
+
+def wall_surface(nx=61, ny=43, Ts=(1, 10, 50), cell="pascanu", names=("w", "b"), x_range=(4.5, 5.5),
+                 y_range=(-2.9, -1.9), peak=(37, 14)) -> Surface:
+    """A Pascanu-like cliff at the largest T: a plateau (0.4) below the line j = 3 + 0.7 (ny - 1)(1 - i / (nx - 1))
+    (not the grid's diagonal, which a regular subsample would follow), a low valley above it, and on
+    the wall cells (one per row i) a gradient 1e3 (1e4 at
+    ``peak``, off the regular subsample) and Hessian eigenvalues +-1e8, where elsewhere |grad| lies
+    in [0.03, 0.4], lambda_min in [-0.4, -0.1] and lambda_max in [0.01, 1]."""
+    x, y = np.linspace(*x_range, nx), np.linspace(*y_range, ny)
+    X, Y = np.meshgrid(x, y, indexing="ij")  # (nx, ny)
+    u, v = (X - x[0]) / np.ptp(x), (Y - y[0]) / np.ptp(y)  # 0..1
+    i = np.arange(nx)
+    jw = np.round(3 + 0.7 * (ny - 1) * (1 - i / (nx - 1))).astype(int)  # (nx,) the wall's column in row i
+    wall = np.zeros((nx, ny), bool)
+    wall[i, jw] = True
+    below = np.arange(ny)[None, :] < jw[:, None]  # the plateau
+    nT = len(Ts)
+    loss = np.empty((nT, nx, ny))
+    grad = np.empty((nT, nx, ny, 2))
+    eig = np.empty((nT, nx, ny, 2))
+    for k in range(nT):
+        loss[k] = np.where(below, 0.4, 0.05 * v) if k == nT - 1 else 0.1 * u * v * (k + 1)
+        mag = 0.03 * (0.4 / 0.03) ** (0.5 * (u + v))  # 0.03 .. 0.4, smooth
+        grad[k, ..., 0], grad[k, ..., 1] = 0.6 * mag, -0.8 * mag
+        eig[k, ..., 0] = -(0.1 + 0.3 * u)
+        eig[k, ..., 1] = 10.0 ** (-2 + 2 * v)
+    last = nT - 1
+    grad[last][wall] = np.array([0.6e3, -0.8e3])
+    grad[last, peak[0], peak[1]] = np.array([0.6e4, -0.8e4])
+    eig[last][wall] = np.array([-1e8, 1e8])
+    assert wall[peak]
+    T_max = max(Ts)
+    gnt = np.ones((nx, ny, T_max))
+    return Surface(Path("wall.h5"), loss, np.asarray(Ts), names[0], x, names[1], y,
+                   {"cell": cell, "task": "target"}, {"complete": True}, np.ones(1, bool),
+                   {"grad": grad, "hessian_eigvals": eig, "grad_norm_t": gnt})
+
+
+def coloured_fraction(fig, ax, image=None) -> float:
+    """The fraction of an axes' pixels whose colour is not near white (a blank map scores ~0)."""
+    image = render(fig) if image is None else image
+    box = ax.get_window_extent()
+    H = image.shape[0]
+    patch = image[int(H - box.y1) + 2:int(H - box.y0) - 2, int(box.x0) + 2:int(box.x1) - 2]  # (h, w, 3)
+    return float((np.abs(patch - 1.0).max(-1) > 0.15).mean())
+
+
+def test_curvature_at_its_default_T_is_not_blank_and_says_what_is_beyond_the_scale():
+    s = wall_surface()
+    with F.use_style("paper"):
+        fig = kinds.draw("curvature", [s])  # the default T: the largest, where the wall is
+        image = render(fig)
+        panels = fig.axes[:2]
+        fractions = [coloured_fraction(fig, ax, image) for ax in panels]
+        filled = [[c for c in ax.collections if getattr(c, "filled", False)][0] for ax in panels]
+        assert all(f > 0.6 for f in fractions), fractions  # the old scale up to 1e8: ~0.02
+        norm = filled[0].norm
+        assert filled[1].norm.vmax == norm.vmax and norm.vmax < 1e3  # fits the bulk (|lambda| <= 1), not the wall's 1e8
+        assert filled[0].extend == "both"  # the wall: end colours, arrows on the colorbar
+        # each bulk value is drawn as itself (orientation and scale): lambda_min at x[45], y[5]
+        here = value_of(probe(fig, panels[0], s.x[45], s.y[5], image), "RdBu_r", norm)
+        assert here == pytest.approx(s.fields["hessian_eigvals"][-1, 45, 5, 0], rel=0.25)
+        # the wall is drawn in the end colours, not left empty
+        i, j = 30, 18  # a wall cell
+        assert np.allclose(probe(fig, panels[1], s.x[i], s.y[j], image), colormaps["RdBu_r"](1.0)[:3], atol=0.12)
+    n_wall = int(s.loss.shape[1])
+    text = notes(fig)
+    assert f"{n_wall} points beyond \u00b1" in text and "up to 1e+08" in text, text
+
+
+def test_tail_scale_keeps_a_range_without_outliers_whole():
+    from landscape.figures.scales import tail_scale
+
+    m = F.mask(np.linspace(-3.0, 2.0, 101))
+    t = tail_scale([m])
+    assert t.top == pytest.approx(3.0) and not t.capped and t.note() == ""
+    m = F.mask(np.concatenate([np.linspace(-3.0, 2.0, 1000), [5e8, -7e7]]))
+    t = tail_scale([m])
+    assert t.top == pytest.approx(100 * np.percentile(np.abs(m.values.compressed()), 90))  # two decades over the bulk
+    assert (t.n_above, t.n_below) == (1, 1) and t.extreme == pytest.approx(5e8) and t.extend == "both"
+    assert 0 < t.linthresh < t.top / 10
+
+
+def test_quiver_colours_span_the_stored_range_and_the_wall_is_not_stepped_over():
+    s = wall_surface()
+    g = s.fields["grad"][-1]
+    gn = np.hypot(g[..., 0], g[..., 1])  # (nx, ny)
+    with F.use_style("paper"):
+        ax = kinds.draw("quiver", [s]).axes[0]
+    q = next(c for c in ax.collections if hasattr(c, "U"))
+    assert (q.norm.vmin, q.norm.vmax) == pytest.approx((gn.min(), gn.max()))  # 0.03 .. 1e4, the whole grid
+    xy = q.get_offsets()
+    i = np.array([np.argmin(np.abs(s.x - px)) for px in xy[:, 0]])
+    j = np.array([np.argmin(np.abs(s.y - py)) for py in xy[:, 1]])
+    assert np.allclose(s.x[i], xy[:, 0]) and np.allclose(s.y[j], xy[:, 1])  # arrows sit on grid points
+    assert np.allclose(np.asarray(q.get_array()), gn[i, j])  # each arrow coloured by its own |grad|
+    assert (37, 14) in set(zip(i, j))  # the largest |grad|, off the old regular subsample
+    on_wall = int((gn[i, j] >= 1e3).sum())
+    assert on_wall >= 15  # 17 blocks a side: the wall crosses at least 17 of them
+    # the old regular subsample (17 rows and columns incl. the edges) catches far fewer wall points
+    si = np.unique(np.linspace(0, len(s.x) - 1, 17).round().astype(int))
+    sj = np.unique(np.linspace(0, len(s.y) - 1, 17).round().astype(int))
+    assert int((gn[np.ix_(si, sj)] >= 1e3).sum()) < on_wall / 2
+    # arrows grow with log |grad|: the longest is the steepest, in the axes' own fractions
+    length = np.hypot(q.U / np.ptp(s.x), q.V / np.ptp(s.y))
+    assert gn[i, j][np.argmax(length)] == gn.max()
+    assert length.max() / length.min() == pytest.approx(1 / 0.35, rel=0.02)
+    # away from the wall the arrows stay on the regular block centres
+    flat = gn[i, j] < 1e3
+    assert len(np.unique(i[flat])) <= 17 and len(np.unique(j[flat])) <= 17
+
+
+def test_arrow_points_are_block_centres_on_a_smooth_field():
+    from landscape.figures.gradients import arrow_points
+
+    i, j = np.meshgrid(np.arange(40), np.arange(30), indexing="ij")
+    gn = 2.0 - ((i - 21) / 40) ** 2 - ((j - 16) / 30) ** 2  # smooth, largest at a block centre (21, 16)
+    I, J = arrow_points(gn, 10)  # blocks of 4 x 3: centres at rows 4 b + 1, columns 3 b + 1
+    assert len(I) == 100 and set(I.tolist()) == set(range(1, 40, 4)) and set(J.tolist()) == set(range(1, 30, 3))
+    gn[[0, 39], [0, 29]] = [np.nan, np.inf]  # non-finite points are never chosen
+    gn[7, 7] = 50.0  # one steep point: its block moves onto it
+    I, J = arrow_points(gn, 10)
+    assert (7, 7) in set(zip(I, J)) and (39, 29) not in set(zip(I, J)) and len(I) == 100

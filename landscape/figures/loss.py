@@ -31,17 +31,18 @@ def _meshgrid(surface):
 
 
 def draw_field(ax, X, Y, m: Masked, norm: colors.Normalize, levels: int = 21, lines: bool = True,
-               cmap: str = LOSS_CMAP, line_color: str = "k"):
+               cmap: str = LOSS_CMAP, line_color: str = "k", extend: str = "neither"):
     """Filled contours of a masked (nx, ny) field on "ij" meshgrids X, Y; contour lines on top.
 
     Masked points stay empty (the axes face shows through, hatched light grey), never clipped.
-    Returns the filled ContourSet (for a colorbar).
+    extend: 'min', 'max' or 'both' fills values beyond the norm's range with the end colours (for
+    a range capped on purpose, said on the figure by the caller). Returns the filled ContourSet.
     """
     lv = levels_for(norm, levels)
     if m.values.mask.any():
         ax.set_facecolor("0.88")
         ax.add_patch(_hatch(ax))
-    filled = ax.contourf(X, Y, m.values, levels=lv, norm=norm, cmap=cmap, extend="neither")
+    filled = ax.contourf(X, Y, m.values, levels=lv, norm=norm, cmap=cmap, extend=extend)
     if lines:
         ax.contour(X, Y, m.values, levels=lv[::2], colors=line_color, linewidths=0.25, alpha=0.45)
     return filled
