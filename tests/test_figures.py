@@ -593,3 +593,63 @@ def test_arrow_points_are_block_centres_on_a_smooth_field():
     gn[7, 7] = 50.0  # one steep point: its block moves onto it
     I, J = arrow_points(gn, 10)
     assert (7, 7) in set(zip(I, J)) and (39, 29) not in set(zip(I, J)) and len(I) == 100
+
+
+def pit_surface(nx=81, ny=61) -> Surface:
+    """srnn-like: a plateau (0.69) with a low wedge opening to +x: w from -1 to 3, |b| < 0.6 (w - 1) / 2."""
+    x, y = np.linspace(-1.0, 3.0, nx), np.linspace(-1.5, 1.5, ny)
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    inside = (X > 1.0) & (np.abs(Y) < 0.6 * (X - 1.0) / 2.0 + 0.05)
+    loss = np.where(inside, 0.01, 0.69)[None]  # (1, nx, ny)
+    return Surface(Path("pit.h5"), loss, np.asarray([50]), "w", x, "b", y, {"cell": "srnn", "task": "latch"},
+                   {"complete": True}, np.ones(1, bool), {})
+
+
+def test_surface_default_view_looks_into_the_valley_and_its_ticks_do_not_overlap():
+    from mpl_toolkits.mplot3d import proj3d
+
+    s = pit_surface()
+    floor = np.asarray(colormaps["viridis"](0.0)[:3])
+    points = [(w, b) for w in (2.0, 2.25, 2.5, 2.75) for b in (-0.2, 0.0, 0.2)]  # on the valley floor
+
+    def floor_seen(**view):
+        """How many of the floor points are drawn in the floor's colour (not hidden behind a wall)."""
+        with F.use_style("paper"):
+            ax = F.plot_surface(s, **view)
+            image = render(ax.figure)
+        seen = 0
+        for w, b in points:
+            px, py = proj3d.proj_transform(w, b, 0.01, ax.get_proj())[:2]
+            col, row = ax.transData.transform((px, py))
+            r, c = int(round(image.shape[0] - row)), int(round(col))
+            patch = image[r - 1:r + 2, c - 1:c + 2].reshape(-1, 3)  # 3 x 3: polygon seams are 1 px
+            seen += bool(np.abs(patch - floor).max(-1).min() < 0.1)
+        return ax, seen
+
+    ax, new = floor_seen()
+    assert np.cos(np.radians(ax.azim)) > 0.5  # the viewer stands at large w, where the wedge opens
+    assert new >= 0.75 * len(points), new
+    _, old = floor_seen(elev=25.0, azim=-60.0)  # the former default: the plateau hides the floor
+    assert old <= 0.5 * len(points), old
+    renderer = ax.figure.canvas.get_renderer()
+    for axis in (ax.xaxis, ax.yaxis):
+        boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+        assert len(boxes) >= 3
+        assert not any(a.overlaps(b) for n, a in enumerate(boxes) for b in boxes[n + 1:]), axis
+    with F.use_style("paper"):  # a view given is kept
+        ax = F.plot_surface(s, elev=20.0, azim=-22.0)
+    assert (ax.elev, ax.azim) == (20.0, -22.0)
+
+
+def test_view_from_low_side_faces_the_low_region():
+    from landscape.figures.loss import view_from_low_side
+
+    s = bump_surface()  # high at x[5], y[3]; low far from it
+    for sign_x, sign_y in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        Z = np.where((np.sign(s.x - s.x.mean())[:, None] == sign_x) & (np.sign(s.y - s.y.mean())[None, :] == sign_y),
+                     0.0, 1.0)
+        elev, azim = view_from_low_side(s, Z)
+        a = np.radians(azim)
+        assert np.sign(np.cos(a)) == sign_x and np.sign(np.sin(a)) == sign_y, (sign_x, sign_y, azim)
+        assert 35 <= azim % 90 <= 55  # no axis end-on
+    assert view_from_low_side(s, np.ones((NX, NY))) == (35.0, -60.0)  # flat: matplotlib's default side

@@ -106,19 +106,22 @@ def _grid_lines(n: int, target: int) -> int:
     return max(2, min(n, target))
 
 
-def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: float = 25.0,
-                 azim: float = -60.0, cmap: str = LOSS_CMAP, resolution: int = 80, zlim=None,
+def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: float | None = None,
+                 azim: float | None = None, cmap: str = LOSS_CMAP, resolution: int = 80, zlim=None,
                  vmin: float | None = None, vmax: float | None = None, title: bool | str = True,
                  width="single"):
     """The loss at T as a shaded 3-D surface (``resolution`` samples per axis at most), coloured
     by height (vmin/vmax fix the colour range, e.g. to share it between panels).
 
-    Masked points (+-inf, NaN) leave holes. Log scale: the z axis is log10(loss). Returns the Axes.
+    Masked points (+-inf, NaN) leave holes. Log scale: the z axis is log10(loss). elev, azim: the
+    view in degrees; each one not given is ``view_from_low_side``'s (looking from the valley at the
+    wall). Returns the Axes.
     """
     scale = check_scale(scale)
     k, T = pick_T(surface, T)
     fig, ax = figure_of(ax, width, aspect=0.85, projection="3d")
     Z, zlabel, m = _surface_z(surface, k, scale)
+    elev, azim = view_from_low_side(surface, Z, elev, azim)
     X, Y = _meshgrid(surface)
     finite = Z[np.isfinite(Z)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -129,15 +132,17 @@ def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: f
     return ax
 
 
-def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev: float = 25.0,
-                   azim: float = -60.0, lines: int | tuple[int, int] = 20, color: str = "k",
+def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev: float | None = None,
+                   azim: float | None = None, lines: int | tuple[int, int] = 20, color: str = "k",
                    linewidth: float = 0.5, zlim=None, title: bool | str = True, width="single"):
     """The loss at T as a 3-D wireframe: ``lines`` wires per axis (each wire at full resolution
-    along its length, so a wall stays sharp). Masked points break the wires. Returns the Axes."""
+    along its length, so a wall stays sharp). Masked points break the wires. elev, azim: as for
+    ``plot_surface``. Returns the Axes."""
     scale = check_scale(scale)
     k, T = pick_T(surface, T)
     fig, ax = figure_of(ax, width, aspect=0.85, projection="3d")
     Z, zlabel, m = _surface_z(surface, k, scale)
+    elev, azim = view_from_low_side(surface, Z, elev, azim)
     X, Y = _meshgrid(surface)
     nx_lines, ny_lines = (lines, lines) if np.isscalar(lines) else lines
     ax.plot_wireframe(X, Y, Z, rcount=_grid_lines(len(surface.x), nx_lines),
@@ -146,9 +151,43 @@ def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev:
     return ax
 
 
+def view_from_low_side(surface, Z, elev: float | None = None, azim: float | None = None,
+                       low: float = 0.25, min_offset: float = 35.0) -> tuple[float, float]:
+    """(elev, azim) of a 3-D view of Z (nx, ny; NaN masked) that puts its low region in front.
+
+    The viewer stands on the side of the grid where the lowest quarter of the z range lies (the
+    direction from the grid's centre to that region's centroid, in axes fractions), so the valley
+    floor is not hidden behind the plateau and the wall rises behind it, seen face on. The azimuth
+    keeps ``min_offset`` degrees from the axes' directions (an axis seen end-on squeezes its
+    ticks); when the low region has no side (a bowl in the middle, a flat field) the azimuth is
+    matplotlib's -60. elev defaults to 35. Values given are kept.
+    """
+    elev = 35.0 if elev is None else elev
+    if azim is not None:
+        return elev, azim
+    finite = np.isfinite(Z)
+    azim = -60.0
+    if finite.any():
+        lo, hi = float(Z[finite].min()), float(Z[finite].max())
+        X, Y = _meshgrid(surface)
+        u = (X - 0.5 * (surface.x[0] + surface.x[-1])) / (0.5 * np.ptp(surface.x) or 1.0)  # (nx, ny), -1..1
+        v = (Y - 0.5 * (surface.y[0] + surface.y[-1])) / (0.5 * np.ptp(surface.y) or 1.0)
+        sel = finite & (Z <= lo + low * (hi - lo)) if hi > lo else np.zeros_like(finite)
+        cu, cv = (float(u[sel].mean()), float(v[sel].mean())) if sel.any() else (0.0, 0.0)
+        if np.hypot(cu, cv) > 0.15:
+            if abs(cv) < 0.02:  # straight along x: lean to the -y side, as matplotlib's default does
+                cv = -0.02
+            angle = float(np.degrees(np.arctan2(cv, cu)))  # -180..180, 0 = looking from +x
+            quadrant = 90.0 * np.floor(angle / 90.0)
+            azim = float(quadrant + np.clip(angle - quadrant, min_offset, 90.0 - min_offset))
+    return elev, azim
+
+
 def _finish_3d(ax, surface, zlabel, elev, azim, zlim, title, T, m):
     ax.set_xlim(surface.x[0], surface.x[-1])
     ax.set_ylim(surface.y[0], surface.y[-1])
+    for axis in (ax.xaxis, ax.yaxis):  # at most 6 ticks: a foreshortened axis keeps its labels apart
+        axis.set_major_locator(MaxNLocator(5, steps=[1, 2, 5, 10]))
     if zlim is not None:
         ax.set_zlim(*zlim)
     _label_axes(ax, surface, zlabel)
@@ -178,11 +217,12 @@ def _grid_shape(n: int, ncols: int | None) -> tuple[int, int]:
 
 def plot_panels(surface, Ts: Sequence[int] | None = None, fig=None, ncols: int | None = None,
                 scale="linear", kind: str = "contour", levels: int = 21, cmap: str = LOSS_CMAP,
-                elev: float = 25.0, azim: float = -60.0, width="double", title: str | None = None):
+                elev: float | None = None, azim: float | None = None, width="double", title: str | None = None):
     """Small multiples of the loss across T with ONE shared colour scale (how the cliff forms).
 
     kind: 'contour' (filled contours, one colorbar) or 'surface' / 'wireframe' (3-D, shared
-    z limits). Ts default to all lengths in the file. Returns the Figure.
+    z limits and one view: elev, azim, or ``view_from_low_side`` of the longest T shown). Ts
+    default to all lengths in the file. Returns the Figure.
     """
     scale = check_scale(scale)
     picks = pick_Ts(surface, Ts)
@@ -197,6 +237,9 @@ def plot_panels(surface, Ts: Sequence[int] | None = None, fig=None, ncols: int |
     lo, hi = finite_range(masks, scale)
     norm = make_norm(scale, lo, hi, items=masks)
     X, Y = _meshgrid(surface)
+    if three_d:
+        elev, azim = view_from_low_side(surface, _surface_z(surface, max(picks, key=lambda p: p[1])[0], scale)[0],
+                                        elev, azim)
     axes = []
     for n, ((k, T), m) in enumerate(zip(picks, masks)):
         if three_d:
