@@ -653,3 +653,62 @@ def test_view_from_low_side_faces_the_low_region():
         assert np.sign(np.cos(a)) == sign_x and np.sign(np.sin(a)) == sign_y, (sign_x, sign_y, azim)
         assert 35 <= azim % 90 <= 55  # no axis end-on
     assert view_from_low_side(s, np.ones((NX, NY))) == (35.0, -60.0)  # flat: matplotlib's default side
+
+
+def block_surface(cell, names, x_range=(-1.0, 5.0), y_range=(-1.5, 1.5), Ts=TS):
+    return bump_surface(names=names, cell=cell, x_range=x_range, y_range=y_range, Ts=Ts)
+
+
+def test_compare_always_names_T():
+    a, b = bump_surface(), bump_surface(i0=1, j0=10)
+    with F.use_style("paper"):
+        fig = F.plot_compare([a, b])  # one row: the largest common T, in every title
+        assert [ax.get_title() for ax in fig.axes[:2]] == ["pascanu on target, T = 20"] * 2
+        fig = F.plot_compare([a, b], Ts=(5,), titles=["one", "two"])
+        assert [ax.get_title() for ax in fig.axes[:2]] == ["one, T = 5", "two, T = 5"]
+        fig = F.plot_compare([a, b], Ts=(1, 20))  # rows: T on each row's label
+        assert [fig.axes[n].get_ylabel() for n in (0, 2)] == ["T = 1\nb", "T = 20\nb"]
+
+
+def plane_text(fig) -> str:
+    return fig._supxlabel.get_text() if getattr(fig, "_supxlabel", None) else ""
+
+
+def test_compare_says_when_cells_are_on_matching_block_input_planes():
+    cells = [block_surface("srnn", ("w", "b")), block_surface("lstm", ("w_z", "b_z")),
+             block_surface("gru", ("w_h", "b_h"))]
+    with F.use_style("paper"):
+        fig = F.plot_compare(cells)
+        image = render(fig)
+    text = plane_text(fig)
+    assert text.startswith("matching planes: each cell's block-input weight")
+    assert "srnn w \u00d7 b" in text and "lstm w_z \u00d7 b_z" in text and "gru w_h \u00d7 b_h" in text
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes[:3]] == [("w", "b"), ("w_z", "b_z"), ("w_h", "b_h")]
+    # one window: every panel puts its maximum at x[I0], y[J0]
+    for ax in fig.axes[:3]:
+        c = [c for c in ax.collections if getattr(c, "filled", False)][0]
+        assert value_of(probe(fig, ax, cells[0].x[I0], cells[0].y[J0], image), "viridis", c.norm) > 0.9 * 3
+
+
+@pytest.mark.parametrize("second,why", [
+    (("lstm", ("b_f", "w_z"), (-1.0, 5.0)), "different parameters (srnn w \u00d7 b, lstm b_f \u00d7 w_z)"),
+    (("lstm", ("w_z", "b_z"), (-1.0, 3.0)), "different windows (srnn w [-1, 5]"),
+    (("srnn", ("w", "b"), (-1.0, 3.0)), "different windows (srnn w [-1, 5]"),
+    (("lstm", ("b_z", "w_z"), (-1.0, 5.0)), "different parameters"),  # swapped roles
+])
+def test_compare_warns_on_the_figure_when_the_planes_do_not_match(second, why):
+    cell, names, x_range = second
+    with F.use_style("paper"):
+        fig = F.plot_compare([block_surface("srnn", ("w", "b")), block_surface(cell, names, x_range=x_range)])
+    text = plane_text(fig)
+    assert text.startswith("not matching planes: ") and why in text, text
+    assert fig._supxlabel.get_color() == "tab:red"
+
+
+def test_compare_of_one_plane_says_nothing_more():
+    with F.use_style("paper"):
+        fig = F.plot_compare([bump_surface(), bump_surface(i0=1, j0=10)])
+    assert plane_text(fig) == ""
+    from landscape.figures.loss import compare_planes
+
+    assert compare_planes([bump_surface(cell="my.py:Cell"), bump_surface(cell="my.py:Cell")]).kind == "same"

@@ -8,6 +8,7 @@ Every function takes a ``Surface`` (``landscape.load``) and draws; none computes
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -320,14 +321,82 @@ def _length_colours(cmap: str, Ts) -> list:
     return [cm(0.05 + 0.8 * p) for p in pos]
 
 
+@dataclass(frozen=True)
+class Planes:
+    """How the surfaces of a comparison relate: ``kind`` is
+
+    'same'       the same parameters over the same window (nothing to say)
+    'block'      each cell's declared block-input weight x bias (``Cell.block_input``: srnn w, b;
+                 lstm w_z, b_z; gru w_h, b_h; what ``--x block_w --y block_b`` makes), same window
+    'different'  different parameters, or different windows: not like for like
+
+    ``text`` is what the figure says ('' for 'same'); ``shared`` whether the panels can share axes.
+    """
+
+    kind: str
+    text: str = ""
+
+    @property
+    def shared(self) -> bool:
+        return self.kind in ("same", "block")
+
+
+def _block_roles(surface) -> tuple[str | None, str | None]:
+    """('block_w', 'block_b') (or swapped, or None each) for the axes of a surface whose cell
+    declares its block input; an index (w_z[0,0], H > 1) is ignored."""
+    from ..cells import cell_class
+
+    try:
+        block = cell_class(str((surface.spec or {}).get("cell"))).block_input
+    except LandscapeError:
+        block = None
+    if not block:
+        return None, None
+    role = {block[0]: "block_w", block[1]: "block_b"}
+    return role.get(surface.x_name.split("[")[0]), role.get(surface.y_name.split("[")[0])
+
+
+def _window(s) -> str:
+    return f"{s.x_name} [{s.x[0]:g}, {s.x[-1]:g}] \u00d7 {s.y_name} [{s.y[0]:g}, {s.y[-1]:g}]"
+
+
+def compare_planes(surfaces: Sequence) -> Planes:
+    """Whether the surfaces lie on matching planes (see ``Planes``)."""
+    first = surfaces[0]
+    who = [describe(s).split(" on ")[0] or f"surface {n + 1}" for n, s in enumerate(surfaces)]
+    same_names = all((s.x_name, s.y_name) == (first.x_name, first.y_name) for s in surfaces)
+    same_window = all(len(s.x) == len(first.x) and len(s.y) == len(first.y) and np.allclose(s.x, first.x)
+                      and np.allclose(s.y, first.y) for s in surfaces)
+    roles = [_block_roles(s) for s in surfaces]
+    block = len(set(roles)) == 1 and set(roles[0]) == {"block_w", "block_b"}
+    if (same_names or block) and same_window:
+        if same_names:
+            return Planes("same")
+        names = ", ".join(f"{c} {s.x_name} \u00d7 {s.y_name}" for c, s in zip(who, surfaces))
+        return Planes("block", f"matching planes: each cell's block-input weight \u00d7 bias ({names}), "
+                               f"same window")
+    why = []
+    if not (same_names or block):
+        why.append("different parameters (" + ", ".join(f"{c} {s.x_name} \u00d7 {s.y_name}"
+                                                        for c, s in zip(who, surfaces)) + ")")
+    if not same_window:
+        why.append("different windows (" + "; ".join(f"{c} {_window(s)}" for c, s in zip(who, surfaces)) + ")"
+                   if same_names or block else "different windows")
+    return Planes("different", "not matching planes: " + " and ".join(why)
+                  + (" (make them with --x block_w:... --y block_b:...)" if not block else ""))
+
+
 def plot_compare(surfaces: Sequence, Ts: Sequence[int] | None = None, fig=None, scale="linear",
                  titles: Sequence[str] | None = None, levels: int = 21, cmap: str = LOSS_CMAP,
                  width="double"):
     """Several surfaces side by side (columns) at one or more T (rows), ONE colour scale.
 
-    Axes are shared when every surface has the same parameters and ranges; otherwise each column
-    keeps its own parameters (labelled). Ts default to the largest T that all surfaces have.
-    Returns the Figure.
+    T is always named: in the titles when there is one row, on the rows otherwise. Ts default to
+    the largest T that all surfaces have. The figure says how the planes relate
+    (``compare_planes``): on matching block-input planes (each cell's block-input weight x bias,
+    same window) it says so and labels every panel with the cell's own names; on planes that do
+    not match (different parameters or windows) it warns, in red. Panels share their axes when
+    the windows match; otherwise each column keeps its own. Returns the Figure.
     """
     scale = check_scale(scale)
     if not surfaces:
@@ -341,16 +410,16 @@ def plot_compare(surfaces: Sequence, Ts: Sequence[int] | None = None, fig=None, 
         Ts = [max(common)]
     picks = [[pick_T(s, T) for s in surfaces] for T in Ts]  # rows of (k, T)
     nrows, ncols = len(Ts), len(surfaces)
+    planes = compare_planes(surfaces)
     if fig is None:
-        fig = new_figure(width, height=_panel_height(width, nrows, ncols, 0.85))
+        fig = new_figure(width, height=_panel_height(width, nrows, ncols, 0.85) + (0.15 if planes.text else 0.0))
     masks = [[mask(s.loss[k], scale) for s, (k, _) in zip(surfaces, row)] for row in picks]
     flat = [m for row in masks for m in row]
     lo, hi = finite_range(flat, scale)
     norm = make_norm(scale, lo, hi, items=flat)
-    same = all(s.x_name == surfaces[0].x_name and s.y_name == surfaces[0].y_name
-               and np.array_equal(s.x, surfaces[0].x) and np.array_equal(s.y, surfaces[0].y) for s in surfaces)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharex="all" if same else "col",
-                        sharey="all" if same else "col")
+    same = planes.kind == "same"
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex="all" if planes.shared else "col",
+                        sharey="all" if planes.shared else "col")
     for r, T in enumerate(Ts):
         for c, s in enumerate(surfaces):
             ax = axes[r, c]
@@ -358,10 +427,14 @@ def plot_compare(surfaces: Sequence, Ts: Sequence[int] | None = None, fig=None, 
             mappable = draw_field(ax, X, Y, masks[r][c], norm, levels, True, cmap)
             annotate(ax, masks[r][c].note())
             if r == 0:
-                ax.set_title(titles[c] if titles else describe(s) or f"surface {c + 1}")
-            if r == nrows - 1:
+                title = titles[c] if titles else describe(s) or f"surface {c + 1}"
+                ax.set_title(f"{title}, T = {T}" if nrows == 1 else title)
+            if r == nrows - 1:  # a column is one surface: its name under the bottom row
                 ax.set_xlabel(s.x_name)
             if c == 0 or not same:
-                ax.set_ylabel(s.y_name if nrows == 1 else f"T = {T}\n{s.y_name}" if c == 0 else s.y_name)
+                ax.set_ylabel(f"T = {T}\n{s.y_name}" if nrows > 1 and c == 0 else s.y_name)
     add_colorbar(fig, mappable, axes.ravel().tolist(), loss_label(surfaces[0]), shrink=0.9, aspect=30)
+    if planes.text:
+        fig.supxlabel(planes.text, fontsize="small", wrap=True,
+                      color="tab:red" if planes.kind == "different" else "0.25")
     return fig
