@@ -142,7 +142,7 @@ class TailScale:
         return {(True, True): "both", (True, False): "max", (False, True): "min"}.get(
             (self.n_above > 0, self.n_below > 0), "neither")
 
-    def counts(self, m: Masked) -> "TailScale":
+    def counts(self, m: Masked) -> TailScale:
         """The same range, with the counts beyond it of one Masked array (e.g. one panel)."""
         v = m.values.compressed()
         extreme = float(np.abs(v).max()) if v.size else 0.0
