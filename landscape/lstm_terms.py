@@ -28,7 +28,7 @@ through_f = 0, lstm-o has o = 1 (k = squash'(c_{t-1})).
 
 What this is not: the product of these one-step Jacobians over t is the blog's c-path analysis of
 gradient flow; the whole backpropagated dc_T/dc_t also has the paths through o (c_{t-2} -> h_{t-2}
--> o_{t-1} -> h_{t-1} -> c_t). ``true_dcT_dc1`` computes that one by autograd for comparison.
+-> o_{t-1} -> h_{t-1} -> c_t). ``whole_dct_dc1`` computes that one by autograd for comparison.
 
 Shapes: parameters name -> (P or 1, *shape); inputs (T, N, D) or None; every returned term
 (P, N, T, H, H) float64 numpy, [..., t-1, a, b] = d c_t[a] / d c_{t-1}[b].
@@ -36,6 +36,7 @@ Shapes: parameters name -> (P or 1, *shape); inputs (T, N, D) or None; every ret
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -184,10 +185,13 @@ def log10_product(factors: np.ndarray, start: int = 1) -> np.ndarray:
     return out
 
 
-def true_dcT_dc1(cell, params: dict[str, Tensor], data, T: int, H: int) -> np.ndarray:
-    """The whole derivative d c_T / d c_1 of the unroll, by autograd (all paths, those through the
-    output gates included): (P, N, H, H) float64, [..., a, b] = d c_T[a] / d c_1[b]; h_1 =
-    o_1 squash(c_1) is recomputed from the leaf c_1 with o_1 held (it depends on h_0 and x_1 only)."""
+def whole_dct_dc1(cell, params: dict[str, Tensor], data, T: int, H: int) -> np.ndarray:
+    """The whole derivative d c_t / d c_1 of the unroll for t = 1..T, all paths (those through the
+    output gates too), by forward-mode autograd: (P, N, T, H, H) float64, [..., t-1, a, b] =
+    d c_t[a] / d c_1[b] (the identity at t = 1). h_1 = o_1 squash(c_1) follows the perturbed c_1
+    with o_1 held: o_1 depends on h_0 and x_1 only."""
+    from torch.autograd import forward_ad as fwAD
+
     check_lstm_cell(cell)
     if T < 1:
         raise LandscapeError(f"T must be >= 1, got {T}")
@@ -198,26 +202,31 @@ def true_dcT_dc1(cell, params: dict[str, Tensor], data, T: int, H: int) -> np.nd
     x_all = None if x_all is None else x_all.detach().to(torch.float64)
     with torch.no_grad():
         state = tuple(s.expand(P, N, H) for s in cell.initial_state(p, N, H, _h0(data)))
-        (h1, c1), gates = cell.step_detail(p, state, None if x_all is None else x_all[0])
+        (_, c1), gates = cell.step_detail(p, state, None if x_all is None else x_all[0])
+        c1 = c1.expand(P, N, H).contiguous()
         o1 = gates.get("o", torch.ones_like(c1)).expand(P, N, H)
-    rows = []
-    with torch.enable_grad():
-        leaf = c1.detach().clone().requires_grad_(True)
-        state = (o1 * cell.squash_cell(leaf), leaf)
-        for t in range(2, T + 1):
-            state = cell.step(p, state, None if x_all is None else x_all[t - 1])
-        cT = state[1].expand(P, N, H)
-        for a in range(H):
-            (g,) = torch.autograd.grad(cT[..., a].sum(), leaf, retain_graph=a < H - 1, allow_unused=True)
-            rows.append(torch.zeros_like(leaf) if g is None else g)
-    return torch.stack(rows, -2).detach().cpu().numpy()  # (P, N, H, H)
+    columns = []
+    for b in range(H):  # one tangent per input unit: column b of every d c_t / d c_1
+        tangent = torch.zeros_like(c1)
+        tangent[..., b] = 1.0
+        with torch.no_grad(), fwAD.dual_level(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch's forward AD uses torch.jit.script
+            c = fwAD.make_dual(c1, tangent)
+            state = (o1 * cell.squash_cell(c), c)
+            col = [tangent]
+            for t in range(2, T + 1):
+                state = cell.step(p, state, None if x_all is None else x_all[t - 1])
+                col.append(fwAD.unpack_dual(state[1]).tangent.expand(P, N, H))
+        columns.append(torch.stack(col, 2))  # (P, N, T, H)
+    return torch.stack(columns, -1).cpu().numpy()  # (P, N, T, H_out, H_in)
 
 
-def summarise(terms: dict[str, np.ndarray], true_end: np.ndarray | None = None) -> list[dict]:
+def summarise(terms: dict[str, np.ndarray], whole: np.ndarray | None = None) -> list[dict]:
     """One row per population member: the mean |term| of each term (over sequences and t), each
     term's share of the sum of the four, and log10 of the product of the total along t
     (t = 2..T: the product from c_1 to c_T), median over the sequences, beside the product of the
-    forget term alone and, when given, log10 |d c_T / d c_1| of the whole unroll (``true_dcT_dc1``).
+    forget term alone and, when given, log10 |d c_T / d c_1| of the whole unroll (``whole_dct_dc1``,
+    (P, N, T, H, H); its last step is used).
     """
     sizes = term_sizes(terms)
     P, N, T = sizes["total"].shape
@@ -231,10 +240,10 @@ def summarise(terms: dict[str, np.ndarray], true_end: np.ndarray | None = None) 
                     for name in TERMS})
         row["log10_prod_total"] = float(np.median(prod_total[m]))
         row["log10_prod_forget"] = float(np.median(prod_forget[m]))
-        if true_end is not None:
-            size = np.abs(true_end[m, ..., 0, 0]) if true_end.shape[-1] == 1 else \
-                np.linalg.norm(true_end[m], ord=2, axis=(-2, -1))
+        if whole is not None:
+            end = whole[m, :, -1]  # (N, H, H)
+            size = np.abs(end[..., 0, 0]) if end.shape[-1] == 1 else np.linalg.norm(end, ord=2, axis=(-2, -1))
             with np.errstate(divide="ignore"):
-                row["log10_true_dcT_dc1"] = float(np.median(np.log10(size)))
+                row["log10_whole_dcT_dc1"] = float(np.median(np.log10(size)))
         rows.append(row)
     return rows

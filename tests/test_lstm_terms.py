@@ -14,7 +14,7 @@ import torch
 
 from landscape.cells import get_cell
 from landscape.errors import LandscapeError
-from landscape.lstm_terms import TERMS, log10_product, lstm_jacobian_terms, summarise, true_dcT_dc1
+from landscape.lstm_terms import TERMS, log10_product, lstm_jacobian_terms, summarise, whole_dct_dc1
 
 
 def random_params(cell, H, D, P, seed, scale=1.0):
@@ -138,7 +138,7 @@ def test_products_and_summary():
     # H = 1: the running product is the cumulative product of the factors
     lp = log10_product(terms["total"], start=2)
     np.testing.assert_allclose(10 ** lp[..., -1], np.abs(np.prod(terms["total"][:, :, 1:, 0, 0], axis=-1)), rtol=1e-12)
-    rows = summarise(terms, true_dcT_dc1(cell, params, x, T, H))
+    rows = summarise(terms, whole_dct_dc1(cell, params, x, T, H))
     assert len(rows) == 1
     row = rows[0]
     assert sum(row[f"share_{k}"] for k in TERMS) == pytest.approx(1.0)
@@ -152,28 +152,59 @@ def test_products_and_summary():
     assert log10_product(terms3["total"], start=2)[0, 0, -1] == pytest.approx(np.log10(np.linalg.norm(prod, 2)))
 
 
-def test_true_derivative_against_finite_differences():
+def test_whole_derivative_against_finite_differences():
+    """d c_t / d c_1 at every t (forward mode) against central differences of the unroll."""
     cell = get_cell("lstm")
     H, T = 2, 6
     params = random_params(cell, H, 1, 1, seed=8)
     x = inputs(T, 1, 1, seed=8)
-    J = true_dcT_dc1(cell, params, x, T, H)[0, 0]  # (H, H)
+    J = whole_dct_dc1(cell, params, x, T, H)[0, 0]  # (T, H, H)
+    assert J.shape == (T, H, H)
+    np.testing.assert_array_equal(J[0], np.eye(H))
     (h1, c1), g1 = cell.step_detail(params, cell.initial_state(params, 1, H), x[0])
 
-    def cT(c):
+    def c_all(c):
         state = (g1["o"] * torch.tanh(c), c)
+        out = [c.reshape(H)]
         for t in range(1, T):
             state = cell.step(params, state, x[t])
-        return state[1].reshape(H)
+            out.append(state[1].reshape(H))
+        return torch.stack(out)  # (T, H)
 
     eps = 1e-6
     for b in range(H):
         d = torch.zeros_like(c1)
         d[..., b] = eps
-        fd = (cT(c1 + d) - cT(c1 - d)) / (2 * eps)
-        np.testing.assert_allclose(J[:, b], fd.numpy(), atol=1e-8)
+        fd = (c_all(c1 + d) - c_all(c1 - d)) / (2 * eps)  # (T, H)
+        np.testing.assert_allclose(J[:, :, b], fd.numpy(), atol=1e-8)
+    # the whole derivative is not the product of the one-step c-path Jacobians (the o path)
+    terms = lstm_jacobian_terms(cell, params, x, T, H)
+    prod = np.eye(H)
+    for t in range(1, T):
+        prod = terms["total"][0, 0, t] @ prod
+    assert np.abs(prod - J[-1]).max() > 1e-6
 
 
 def test_only_the_lstm_family():
     with pytest.raises(LandscapeError, match="LSTM family.*gru"):
         lstm_jacobian_terms(get_cell("gru"), {}, None, 3, 1)
+
+
+def test_reproduce_quick(tmp_path):
+    import csv
+
+    from landscape.analyses import analyses
+
+    module = analyses()["lstm-terms"]
+    paths = module.run(tmp_path, quick=True)
+    names = {p.name for p in paths}
+    assert {"lstm-terms-quick.csv", "lstm-terms-quick.pdf", "lstm-terms-quick.png"} <= names
+    with open(tmp_path / "lstm-terms-quick.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["init"], float(r["b_f"])) for r in rows] == [(i, b) for i in ("base", "keras") for b in (0, 1, 2)]
+    for r in rows:
+        shares = sum(float(r[f"share_{k}"]) for k in TERMS)
+        assert shares == pytest.approx(1.0)
+    # a larger forget bias: a larger forget term (f_t = sigmoid(b_f + ...))
+    base = [float(r["mean_abs_forget"]) for r in rows if r["init"] == "base"]
+    assert base[0] < base[1] < base[2]
