@@ -75,6 +75,15 @@ def _slope(fn, a: Tensor) -> Tensor:
     return torch.zeros_like(leaf) if g is None else g
 
 
+def _through(p: dict[str, Tensor], row_scale: Tensor, g: str, k: Tensor, removed: str) -> Tensor:
+    """diag(row_scale) W_g diag(k): (P, N, H, H) from row_scale (P, N, H) and k (P, N, 1, H); 0 for
+    the removed gate."""
+    if g == removed:
+        return torch.zeros(*row_scale.shape, row_scale.shape[-1], dtype=row_scale.dtype, device=row_scale.device)
+    W = p[f"w_{g}"].unsqueeze(1)  # (P|1, 1, H, H)
+    return row_scale.unsqueeze(-1) * W * k
+
+
 def _inputs(data) -> Tensor | None:
     """The inputs (T, N, D) of a TaskData, or a tensor / None passed as is."""
     return getattr(data, "inputs", data)
@@ -117,7 +126,7 @@ def lstm_jacobian_terms(cell, params: dict[str, Tensor], data, T: int, H: int) -
         for t in range(1, T + 1):
             x = None if x_all is None else x_all[t - 1]
 
-            def pre(g):  # (P, N, H), as in LSTM.step_detail
+            def pre(g, h=h, x=x):  # (P, N, H), as in LSTM.step_detail
                 a = linear(h, p[f"w_{g}"]) + bias(p[f"b_{g}"])
                 return a if x is None else a + linear(x, p[f"u_{g}"])
 
@@ -134,15 +143,9 @@ def lstm_jacobian_terms(cell, params: dict[str, Tensor], data, T: int, H: int) -
             else:
                 k = (o_prev * _slope(cell.squash_cell, c)).unsqueeze(-2)  # (P, N, 1, H) dh_{t-1}/dc_{t-1}
 
-                def through(row_scale, g):  # diag(row_scale) W_g diag(k): (P, N, H, H)
-                    if g == removed:
-                        return torch.zeros(P, N, H, H, dtype=torch.float64, device=c.device)
-                    W = p[f"w_{g}"].unsqueeze(1)  # (P|1, 1, H, H)
-                    return row_scale.unsqueeze(-1) * W * k
-
-                gate_terms = {"through_f": through(c * slope["f"], "f"),
-                              "through_z": through(i * dz, "z"),
-                              "through_i": through(z * slope["i"], "i")}
+                gate_terms = {"through_f": _through(p, c * slope["f"], "f", k, removed),
+                              "through_z": _through(p, i * dz, "z", k, removed),
+                              "through_i": _through(p, z * slope["i"], "i", k, removed)}
             terms = {"forget": forget, **gate_terms}
             for name in TERMS:
                 out[name].append(terms[name].expand(P, N, H, H))

@@ -47,7 +47,7 @@ def slow_run(T, w0, sd, train_w, lr, M, epochs, config, noise, h0):
         err = out - d
         met = {("sign", 0.0): bool((out * torch.sign(d) > 0).all()),
                ("margin", 0.4): bool((err.abs() < 0.4).all()),
-               ("cost", 0.05): bool(((0.5 * err ** 2).mean() < 0.05))}
+               ("cost", 0.05): bool((0.5 * err ** 2).mean() < 0.05)}
         for k, v in met.items():
             if v and k not in first:
                 first[k] = epoch
@@ -107,7 +107,9 @@ def test_sensitivity_rows():
     for r in rows:
         assert 0 <= r["frequency"] <= 1
     # max_dev_vs_paper is the largest distance to the paper over the setting's T in PAPER_B
-    key = lambda r: (r["M"], r["noise"], r["lr"], r["w_trained"], r["criterion"], r["threshold"], r["epochs"])  # noqa
+    def key(r):
+        return (r["M"], r["noise"], r["lr"], r["w_trained"], r["criterion"], r["threshold"], r["epochs"])
+
     groups = {}
     for r in rows:
         groups.setdefault(key(r), []).append(r)
@@ -218,5 +220,5 @@ def test_guessing_quick(tmp_path):
     for col in ("problem", "runs", "mean_trials", "median_trials", "T", "criterion", "published_mean_trials"):
         assert col in summary[0]
     assert {"latch-1", "latch-2", "two-sequence"} <= {r["problem"] for r in summary}
-    latch = [r for r in summary if r["problem"] == "latch-1" and r["variant"] == ""][0]
+    latch = next(r for r in summary if r["problem"] == "latch-1" and r["variant"] == "")
     assert float(latch["published_mean_trials"]) == 6 and float(latch["mean_trials"]) >= 1

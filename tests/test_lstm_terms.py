@@ -14,7 +14,13 @@ import torch
 
 from landscape.cells import get_cell
 from landscape.errors import LandscapeError
-from landscape.lstm_terms import TERMS, log10_product, lstm_jacobian_terms, summarise, whole_dct_dc1
+from landscape.lstm_terms import (
+    TERMS,
+    log10_product,
+    lstm_jacobian_terms,
+    summarise,
+    whole_dct_dc1,
+)
 
 
 def random_params(cell, H, D, P, seed, scale=1.0):
@@ -40,13 +46,12 @@ def autograd_step_jacobians(cell, params, x, T, H):
             o_prev = None
             for t in range(T):
                 xt = x[t, n:n + 1]  # (1, D)
-                if o_prev is None:  # h_0 is fixed: only the c path
-                    h0 = state[0]
-                    fn = lambda c: cell.step(pm, (h0, c.reshape(1, 1, H)), xt)[1].reshape(H)  # noqa: E731
-                else:
-                    o = o_prev
-                    fn = lambda c: cell.step(pm, (o * cell.squash_cell(c.reshape(1, 1, H)),  # noqa: E731
-                                                  c.reshape(1, 1, H)), xt)[1].reshape(H)
+                # h_{t-1}: the fixed initial state at t = 1, else o_{t-1} squash(c_{t-1})
+                def fn(c, pm=pm, xt=xt, h0=state[0], o=o_prev):
+                    c = c.reshape(1, 1, H)
+                    h = h0 if o is None else o * cell.squash_cell(c)
+                    return cell.step(pm, (h, c), xt)[1].reshape(H)
+
                 out[m, n, t] = torch.autograd.functional.jacobian(fn, state[1].reshape(H)).numpy()
                 state, gates = cell.step_detail(pm, state, xt)
                 o_prev = gates.get("o", torch.ones_like(state[1]))
@@ -97,7 +102,10 @@ def test_one_unit_closed_forms():
     x = inputs(5, 4, 1, seed=11)
     terms = lstm_jacobian_terms(cell, params, x, 5, 1)
     s = {k: float(v.reshape(-1)[0]) for k, v in params.items()}
-    sig = lambda a: 1 / (1 + math.exp(-a))  # noqa: E731
+
+    def sig(a):
+        return 1 / (1 + math.exp(-a))
+
     for n in range(4):
         h = c = 0.0
         o_prev = None
@@ -161,7 +169,7 @@ def test_whole_derivative_against_finite_differences():
     J = whole_dct_dc1(cell, params, x, T, H)[0, 0]  # (T, H, H)
     assert J.shape == (T, H, H)
     np.testing.assert_array_equal(J[0], np.eye(H))
-    (h1, c1), g1 = cell.step_detail(params, cell.initial_state(params, 1, H), x[0])
+    (_, c1), g1 = cell.step_detail(params, cell.initial_state(params, 1, H), x[0])
 
     def c_all(c):
         state = (g1["o"] * torch.tanh(c), c)

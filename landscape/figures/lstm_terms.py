@@ -23,7 +23,7 @@ BF_COLOURS = ("tab:red", "tab:olive", "tab:cyan", "tab:brown", "tab:pink")
 def plot_terms_vs_t(result, index: int = 0, ax=None, legend: bool = True):
     """|term| against t (median over the sequences, log scale) for the forget bias
     ``result.b_f[index]``, with the 10-90 % band of the forget term and of the total."""
-    fig, ax = figure_of(ax)
+    _, ax = figure_of(ax)
     t = result.t
     for name, (label, colour, style) in TERM_STYLE.items():
         med = result.median[name][index]
@@ -47,7 +47,7 @@ def plot_products(result, ax=None, legend: bool = True):
     d c_t / d c_1 with the output-gate paths (dotted); medians over the sequences."""
     from matplotlib.lines import Line2D
 
-    fig, ax = figure_of(ax)
+    _, ax = figure_of(ax)
     t = result.t[1:]
     styles = (("-", "product of totals", "prod_total"), ("--", r"product of $f_t$ alone", "prod_forget"),
               (":", r"whole $\partial c_t/\partial c_1$", "whole"))
@@ -78,6 +78,6 @@ def plot_lstm_terms(result):
         if k:
             axes[k].set_ylabel("")
     plot_products(result, ax=axes[B], legend=True)
-    fig.suptitle(f"The four terms of " + r"$\partial c_t/\partial c_{t-1}$" + f" for the one-unit {result.cell} "
+    fig.suptitle("The four terms of " + r"$\partial c_t/\partial c_{t-1}$" + f" for the one-unit {result.cell} "
                  f"on the latch task\n({result.init}; medians and 10-90 % bands over N = {result.n} sequences)")
     return fig
