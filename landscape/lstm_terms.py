@@ -1,6 +1,6 @@
 """The four terms of the LSTM cell-state Jacobian dc_t/dc_{t-1}, each on its own, along a sequence.
 
-The seed blog post "Why are LSTMs better than Elman RNNs?" (REFERENCE.md §6) writes, with a_t the
+The seed blog post "Why are LSTMs better than Elman RNNs?" (docs/reference.md §6) writes, with a_t the
 block input (``z`` in this package)::
 
     dc_t/dc_{t-1} = diag(f_t)                              "forget":    the constant-error path
@@ -37,13 +37,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from .cells.base import bias, linear
 from .errors import LandscapeError
+from .lazy import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 TERMS = ("forget", "through_f", "through_z", "through_i")  # in the blog's order
 TERM_LABELS = {

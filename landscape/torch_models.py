@@ -2,7 +2,7 @@
 ``RNNCell`` / ``LSTMCell`` / ``GRUCell``) plus an optional ``nn.Linear`` head, as our cells'
 named parameters, and back.
 
-Supported layouts (REFERENCE.md §7): one layer, one direction, no LSTM projection, ``batch_first``
+Supported layouts (docs/reference.md §7): one layer, one direction, no LSTM projection, ``batch_first``
 either way (it does not touch the weights). torch stacks a layer's gates along the rows of
 ``weight_ih`` (G H, D) and ``weight_hh`` (G H, H), in the order
 

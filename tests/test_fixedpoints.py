@@ -78,7 +78,7 @@ def srnn_map(p, x):
 
 
 def gru_map(p, x):
-    """torch.nn.GRU's equations (REFERENCE.md §7), written out in numpy."""
+    """torch.nn.GRU's equations (docs/reference.md §7), written out in numpy."""
     def F(h):
         r = expit(p["w_r"] @ h + p["u_r"] @ x + p["b_r"])
         z = expit(p["w_z"] @ h + p["u_z"] @ x + p["b_z"])

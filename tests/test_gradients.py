@@ -556,3 +556,20 @@ def test_the_irnn_passes_the_gradient_where_its_unit_is_active():
         np.testing.assert_array_equal(jf.factor[:, :, t, 0, 0], expect.numpy())
         h = torch.relu(a)
     assert set(np.unique(jf.factor[0])) <= {0.0, 1.0} and (jf.factor[0] == 1.0).mean() > 0.5
+
+
+@pytest.mark.parametrize("cell", ["lstm", "lstm-i", "lstm-o"])
+def test_the_remainder_is_the_blogs_three_gate_terms(cell):
+    """jacobian_factors splits dc_t/dc_{t-1} into diag(f_t) and the rest; landscape.lstm_terms splits
+    the rest into the blog's three paths (through f, z, i): the two agree term by term, and
+    `landscape grads` prints them."""
+    from landscape.lstm_terms import lstm_jacobian_terms
+
+    r, _, data, params = setup(cell, "latch", (12,), 20, ("w_z", "b_z"), [1.5, 0.5], [0.2, -0.3], fit="fixed")
+    jf = G.jacobian_factors(r.problem, params, data, 12)
+    terms = lstm_jacobian_terms(r.problem.cell, params, data, 12, 1)
+    np.testing.assert_allclose(terms["through_f"] + terms["through_z"] + terms["through_i"], jf.remainder,
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(terms["forget"][..., 0, 0], jf.forget[..., 0], rtol=1e-15)
+    res = _invoke("--cell", cell, "--T", "12", "--n", "20", "--readout", "fixed", "--at", "w_z=1.5,b_z=0.2")
+    assert res.exit_code == 0 and "|via z|" in res.output and "forget share" in res.output, res.output

@@ -18,6 +18,8 @@ EXPECTED = {  # the reproductions this module must find, with one file each must
     "cliff-formation": "cliff-steepness.png",
     "compare-cells": "compare-cells.png",
     "asker-wall": "asker-wall.png",
+    "guessing": "guessing-quick-summary.csv",
+    "lstm-terms": "lstm-terms-quick.csv",
 }
 
 

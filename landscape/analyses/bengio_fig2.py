@@ -1,6 +1,6 @@
 """Bengio, Simard & Frasconi 1994, Fig. 2: how often gradient descent learns to latch one bit.
 
-The minimal task (REFERENCE.md §3): one tanh unit x_t = tanh(w x_{t-1} + h_t), x_0 = 0 (the
+The minimal task (docs/reference.md §3): one tanh unit x_t = tanh(w x_{t-1} + h_t), x_0 = 0 (the
 ``srnn`` cell with u = 1, b = 0). Two classes; the first L = 3 inputs h_1..h_L are free
 parameters, one set per class; the inputs after them are Gaussian noise set by s; the targets are
 d = +-0.8 and the cost 1/2 sum_n (x_T - d_n)^2 over the training sequences, minimised by full-batch
@@ -13,7 +13,7 @@ gradient descent.
     for w_0 >~ 1.1 and s <~ 0.3 (to w_0 ~ 2.3), nothing for s >= 0.4 or w_0 < 1. Drawn twice: w
     fixed (as in b) and w trained from w_0.
 
-What the paper leaves open (REFERENCE §3 [?]) decides the curve, so ``sensitivity`` trains every
+What the paper leaves open (docs/reference.md §3 [?]) decides the curve, so ``sensitivity`` trains every
 combination of: M training sequences per class (1, 2, 5, 10); s read as the noise's variance (the
 paper's word) or as its standard deviation; the learning rate (0.1, 1) and the epoch budget (100,
 200, 500); w fixed or trained; the convergence criterion (every x_T on its target's side; within a
@@ -80,7 +80,7 @@ from ..errors import LandscapeError
 NAME = "bengio-fig2"
 DESCRIPTION = "Bengio et al. 1994 Fig. 2: convergence frequency of a latching tanh unit vs T, and over w0 x s"
 
-# read off the paper's Fig. 2(b) (REFERENCE.md §3)
+# read off the paper's Fig. 2(b) (docs/reference.md §3)
 PAPER_B = {12: 1.0, 20: 0.8, 28: 0.5, 35: 0.3, 45: 0.05}
 NOISE = ("sd", "variance")
 CRITERIA = ("sign", "margin", "cost")

@@ -1,4 +1,4 @@
-"""Random weight guessing (RG) on the "long time lag" problems of Bengio et al. 1994 (REFERENCE.md §9).
+"""Random weight guessing (RG) on the "long time lag" problems of Bengio et al. 1994 (docs/reference.md §9).
 
 Hochreiter & Schmidhuber's point: the latch and 2-sequence problems that Bengio et al. (1994) used
 to compare gradient methods are solved faster by guessing the weights at random until the net

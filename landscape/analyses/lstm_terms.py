@@ -1,5 +1,5 @@
 """The blog's four terms of the LSTM's dc_t/dc_{t-1}, in numbers (seed 002: "Why are LSTMs better
-than Elman RNNs?", REFERENCE.md §6).
+than Elman RNNs?", docs/reference.md §6).
 
 The claim: dc_t/dc_{t-1} = diag(f_t) + (three terms through the gates), and the first, the forget
 gate itself, carries the gradient. Here each term is computed separately along the latch task's
