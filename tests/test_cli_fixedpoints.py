@@ -25,7 +25,10 @@ SMALL = ["--task", "relay", "--starts", "64", "--T", "12", "--n", "40", "--seed"
 
 @pytest.fixture(scope="module")
 def gru_pt(tmp_path_factory):
-    """A torch GRU(1, 3) + Linear(3, 2) trained (300 Adam steps) on relay sequences of T = 6."""
+    """A torch GRU(1, 3) + Linear(3, 2) trained (300 Adam steps) on relay sequences of T = 6 (on one
+    CPU thread, as the command runs)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what every `landscape` command sets (--threads 1)
     torch.manual_seed(0)
     rnn, head = torch.nn.GRU(1, H), torch.nn.Linear(H, 2)
     data = get_task("relay").make((T_TRAIN,), 256, 0)
@@ -37,6 +40,7 @@ def gru_pt(tmp_path_factory):
         loss = torch.nn.functional.cross_entropy(head(out[-1]), y)
         loss.backward()
         opt.step()
+    torch.set_num_threads(threads)
     acc = float((head(rnn(x)[0][-1]).argmax(-1) == y).float().mean())
     assert acc > 0.95, acc  # it learned the relay at T = 6
     path = tmp_path_factory.mktemp("fp") / "gru.pt"
