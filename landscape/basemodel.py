@@ -155,7 +155,11 @@ def make_plane(kind: str, problem, base: dict, models: tuple = (), seed: int = 0
         return D.random_plane(params, seed=seed, exclude=exclude)
     if kind == "hessian":
         loss = D.task_loss(problem, T, n, data_seed)
-        return D.hessian_plane(loss, params, exclude=exclude, batched=True)
+        moving = sum(v.numel() for k, v in params.items() if k not in exclude)
+        # the exact Hessian costs a batched double backward of n T steps per 64 of its rows (4 GB and
+        # a minute for 249 parameters at n = 500, T = 40); Lanczos 20-40 products whatever the size
+        method = "exact" if moving <= D.EXACT_HESSIAN_MAX else "lanczos"
+        return D.hessian_plane(loss, params, method=method, exclude=exclude, batched=True)
     if kind == "pca":
         if not trajectory:
             raise LandscapeError("--directions pca needs a training trajectory: a --base-model RUN.h5:GROUP from "

@@ -131,7 +131,7 @@ class GridSpec:
         from .model import ModelSpec
 
         return ModelSpec(self.cell, tuple(self.cell_options), self.task, tuple(self.task_options), self.hidden,
-                         tuple(self.set), self.base_file)
+                         tuple(self.set), self.base_file, self.base_model)
 
 
 @dataclass(frozen=True)
@@ -191,9 +191,6 @@ class ResolvedGrid:
             "readout": readout.label, "readout_l2": readout.l2 if readout.optimal else None,
             "grads": self.spec.grads,
         }
-        if self.base_model is not None:  # the model's file by content (its path may move)
-            src = self.base_model.source
-            doc["base_model"] = {k: src[k] for k in ("sha256", "group", "repeat") if k in src}
         if self.on_plane:
             from .basemodel import load_model
 
@@ -265,27 +262,12 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
         raise LandscapeError(f"unknown dtype {spec.dtype!r}; choose from: {', '.join(DTYPES)}")
     xa, ya = as_axis(spec.x, "x"), as_axis(spec.y, "y")
     Ts = parse_T(spec.T)
-    model, bm = spec.model, None
-    if spec.base_model:
-        from .basemodel import load_model
-
-        if spec.base_file:
-            raise LandscapeError("give --base (parameter datasets) or --base-model (a trained model), not both")
-        bm = load_model(spec.base_model)
-        model = _adopt(model, bm)
+    model = spec.model
     problem = resolve_model(model, fit="fixed")  # to learn the task's readout and the shapes
     fit = resolve_fit(problem, spec.fit, spec.readout_l2)
-    if bm is not None:
-        from .basemodel import grid_readout
-
-        base_values = {**bm.params, **grid_readout(bm, problem.H)}
-        if problem.D != problem.task.input_size or any(
-                k in problem.shapes and tuple(v.shape) != tuple(problem.shapes[k]) for k, v in base_values.items()):
-            raise LandscapeError(f"--base-model {spec.base_model}: its parameters do not fit {problem.where} on task "
-                                 f"{problem.task.name} (input size {problem.task.input_size})")
-    else:
-        base_values = read_base_point(spec.base_file, problem.shapes) if spec.base_file else None
+    base_values = read_base_point(spec.base_file, problem.shapes) if spec.base_file else None
     problem = resolve_model(model, fit=fit, l2=spec.readout_l2, base_values=base_values)
+    bm = problem.base_model
     n = problem.task.default_n if spec.n is None else int(spec.n)
     problem.task.check_n(n)
     if spec.directions is not None:
@@ -316,21 +298,6 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
         if float(value.abs().max()) > DTYPE_MAX[spec.dtype]:
             raise LandscapeError(f"the base point's {name} is not representable in {spec.dtype}")
     return ResolvedGrid(spec, problem, n, Ts, xa, ya, x_ref, y_ref, bm)
-
-
-def _adopt(model, bm):
-    """The ModelSpec with the trained model's cell, options and hidden size; a different --cell,
-    --cell-opt or --hidden given with it is one clear error."""
-    from dataclasses import fields as dc_fields
-
-    default_cell = next(f.default for f in dc_fields(GridSpec) if f.name == "cell")
-    if model.cell not in (default_cell, bm.cell):
-        raise LandscapeError(f"the base model is a {bm.cell}; drop --cell {model.cell} or give --cell {bm.cell}")
-    if model.cell_options and tuple(model.cell_options) != tuple(bm.cell_options):
-        raise LandscapeError(f"the base model has cell options {dict(bm.cell_options) or 'none'}; drop --cell-opt")
-    if model.hidden is not None and int(model.hidden) != bm.hidden:
-        raise LandscapeError(f"the base model has {bm.hidden} hidden units; drop --hidden {model.hidden}")
-    return replace(model, cell=bm.cell, cell_options=tuple(bm.cell_options), hidden=bm.hidden)
 
 
 def _resolve_plane(spec, problem, n, Ts, xa, ya, bm) -> ResolvedGrid:

@@ -126,3 +126,10 @@ def test_a_different_cell_than_the_models_is_refused(gru_file):
         landscape.resolve(GridSpec(base_model=str(path), cell="lstm", task="relay"))
     with pytest.raises(LandscapeError, match="the base model has 4 hidden units"):
         landscape.resolve(GridSpec(base_model=str(path), hidden=8, task="relay"))
+
+
+def test_a_models_input_weights_on_a_task_without_input_are_refused(gru_file):
+    """A GRU(1, 4) has input weights; the target task has no input: never dropped silently."""
+    path, _, _ = gru_file
+    with pytest.raises(LandscapeError, match="it has u_h, u_r, u_z, which cell gru .* on task target"):
+        landscape.resolve(GridSpec(base_model=str(path), task="target", n=1))

@@ -140,7 +140,7 @@ BAD = [
     (["--plot", "fp.jpg"], "--plot fp.jpg: give a file ending in .png, .pdf, .svg"),
     (["--cell", "lstm"], "the base model is a gru; drop --cell lstm"),
     (["--hidden", "8"], "the base model has 3 hidden units; drop --hidden 8"),
-    (["--task", "target"], "its parameters do not fit"),
+    (["--task", "target"], "which cell gru (H=3, D=0) on task target (input size 0) does not"),
     (["--starts", "many"], "'many' is not a valid integer"),
 ]
 

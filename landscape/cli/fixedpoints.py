@@ -143,29 +143,13 @@ class FixedPointRun:
 
 def resolve_fixed_point_model(model, base_model: str | None = None):
     """(Problem, BaseModel or None): the model a ModelSpec names, with a trained model's parameters,
-    cell, options and size when ``base_model`` is given (as ``landscape.spec.resolve`` does for a
-    grid; --cell, --cell-opt or --hidden that contradict the model are one clear error)."""
+    cell, options and size when ``base_model`` is given (``model.resolve_model``, as for a grid)."""
+    from dataclasses import replace
+
     from ..model import resolve_model
 
-    bm = None
-    base_values = None
-    if base_model:
-        from ..basemodel import grid_readout, load_model
-        from ..spec import _adopt
-
-        bm = load_model(base_model)
-        model = _adopt(model, bm)
-        base_values = dict(bm.params)
-    problem = resolve_model(model, fit="fixed")
-    if bm is not None:
-        base_values.update(grid_readout(bm, problem.H))
-        readout = ("out_w", "out_b", "dense_w", "dense_b")
-        if any(k not in problem.shapes and k not in readout for k in base_values) or any(
-                k in problem.shapes and tuple(v.shape) != tuple(problem.shapes[k]) for k, v in base_values.items()):
-            raise LandscapeError(f"--base-model {base_model}: its parameters do not fit {problem.where} on task "
-                                 f"{problem.task.name} (input size {problem.task.input_size})")
-        problem = resolve_model(model, fit="fixed", base_values=base_values)
-    return problem, bm
+    problem = resolve_model(replace(model, base_model=base_model) if base_model else model, fit="fixed")
+    return problem, problem.base_model
 
 
 def parse_inputs(text: str | None, D: int) -> np.ndarray | None:
