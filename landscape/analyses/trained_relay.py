@@ -22,7 +22,7 @@ The Hessian covers every parameter, the readout included. The summary compares t
 the nearest point of the plane at chance loss (ln 2) with what the quadratic model at the
 minimum predicts, sqrt(2 (ln 2 - loss) / lambda_1).
 
-Fixed points (``landscape fixedpoints``' library part, ``landscape.cli.fixedpoints``): the best
+Fixed points (``landscape.attractors``, what ``landscape fixedpoints`` computes): the best
 model's map h -> step(h, x) at x = -1, 0, +1, from 512 starts per input (256 from the states of 200
 relay sequences of T = 40, data seed 2, 256 random), classified stable / marginal (spectral radius
 1 to 1e-6: a hard gate saturated exactly) / unstable; the map also run 1000 steps from the 256
@@ -144,7 +144,7 @@ def model_metrics(problem, params: dict, T: int, n: int, seed: int) -> tuple[np.
 def resolve_member(ref: str):
     """The Problem of a trained member RUN.h5:GROUP:REPEAT on the relay, its readout the model's
     own (the Dense(2) head as a logistic readout)."""
-    from ..cli.fixedpoints import resolve_fixed_point_model
+    from ..attractors import resolve_fixed_point_model
     from ..model import ModelSpec
 
     problem, _ = resolve_fixed_point_model(ModelSpec(task=TASK), ref)
@@ -176,7 +176,7 @@ def compute(out_dir: Path, stem: str, config: Config, device: str = "auto", prog
     "metrics": {cell: {T: (loss (R,), acc (R,))}}, "paths": [...]}."""
     import h5py
 
-    from ..cli.fixedpoints import compute_fixed_points, search_options, write_fixed_points
+    from ..attractors import compute_fixed_points, search_options, write_fixed_points
     from ..directions import read_plane
     from .common import grid_at
     from .report import train_jobs
@@ -235,7 +235,7 @@ def summary_rows(data: dict, config: Config) -> list[dict]:
     marginal_x, slow_x, radii_stable_x (the stable points' spectral radii), radius_max_x,
     attractor_fixed_x and attractor_cycles_x (the distinct fixed points and 2-cycles the visited
     starts settle on), unsettled_x (starts that settle on neither)."""
-    from ..cli.fixedpoints import counts, spectral_radius, stability
+    from ..attractors import counts, spectral_radius, stability
 
     final = [r for r in data["rows"] if int(r["epoch"]) == config.epochs]
     out = []
@@ -327,7 +327,7 @@ def plot_planes(data: dict, config: Config, fig=None):
 
 def plot_fixed_points_figure(data: dict, config: Config, fig=None):
     """One row per cell: its best model's fixed points at each input, with the sequences' paths."""
-    from ..cli.fixedpoints import plot_fixed_point_panels
+    from ..figures.fixedpoints import plot_fixed_point_panels
     from ..figures import new_figure
 
     cells = list(CELLS)
