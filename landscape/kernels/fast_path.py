@@ -1,0 +1,47 @@
+"""The engine's CPU fast path for one-unit cells: the fused unroll, then the loss at each T from the
+fused readout kernels. One call, ``losses(...)``, returns what ``engine.unroll_losses`` returns
+(the loss of every member at every T, (K, P)), or None where the fast path does not apply, so the
+engine can try it first and keep its torch paths otherwise.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def losses(cell, params: dict[str, Tensor], data, task, Ts: tuple[int, ...], readout: str = "none",
+           readout_l2: float = 1e-4, H: int = 1, threads: int | None = None) -> Tensor | None:
+    """(len(Ts), P) losses, as engine.unroll_losses, or None (H > 1, not the CPU, parameters that
+    need gradients, a dtype other than float32/64, more than one input, a cell without a fused
+    kernel, numba missing or LANDSCAPE_FAST=0).
+
+    readout "none" (identity loss on the output, scaled by task.loss_scale), "fixed" (out_w, out_b
+            from params) or "optimal" (the ridge-regularised fit per member and T, in float64)
+    """
+    from .fused_cpu import fused_kernel
+
+    ref = next(iter(params.values()))
+    D = 0 if data.inputs is None else data.inputs.shape[-1]
+    if (H != 1 or D > 1 or ref.device.type != "cpu" or ref.dtype not in (torch.float32, torch.float64)
+            or (torch.is_grad_enabled() and any(v.requires_grad for v in params.values()))):
+        return None
+    kernel = fused_kernel(cell, D, ref.dtype)
+    if kernel is None:
+        return None
+    from . import fit
+
+    x = None if data.inputs is None else data.inputs[..., 0]
+    outs = kernel.outputs(params, x, [data.ends[T] for T in Ts], data.h0, threads=threads)  # (K, P, N)
+    rows = []
+    for k, T in enumerate(Ts):
+        target = data.targets[T]
+        if readout == "none":
+            rows.append(fit.identity_losses(outs[k], target, task.loss_scale, threads=threads))
+        elif readout == "fixed":
+            rows.append(fit.logistic_losses(outs[k], target, params["out_w"], params["out_b"], threads=threads))
+        elif readout == "optimal":
+            w, b = fit.fit_logistic_readout_1(outs[k], target, readout_l2, threads=threads)
+            rows.append(fit.logistic_losses(outs[k].to(torch.float64), target, w, b, threads=threads).to(ref.dtype))
+        else:
+            raise ValueError(f"unknown readout {readout!r}; choose from: none, fixed, optimal")
+    return torch.stack(rows)
