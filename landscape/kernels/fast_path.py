@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+BLOCK_BYTES = 1 << 21  # outputs of a block of members (K x members x N values): about an L2
+
 
 def losses(cell, params: dict[str, Tensor], data, task, Ts: tuple[int, ...], readout: str = "none",
            readout_l2: float = 1e-4, H: int = 1, threads: int | None = None) -> Tensor | None:
@@ -31,17 +33,28 @@ def losses(cell, params: dict[str, Tensor], data, task, Ts: tuple[int, ...], rea
     from . import fit
 
     x = None if data.inputs is None else data.inputs[..., 0]
-    outs = kernel.outputs(params, x, [data.ends[T] for T in Ts], data.h0, threads=threads)  # (K, P, N)
-    rows = []
-    for k, T in enumerate(Ts):
-        target = data.targets[T]
-        if readout == "none":
-            rows.append(fit.identity_losses(outs[k], target, task.loss_scale, threads=threads))
-        elif readout == "fixed":
-            rows.append(fit.logistic_losses(outs[k], target, params["out_w"], params["out_b"], threads=threads))
-        elif readout == "optimal":
-            w, b = fit.fit_logistic_readout_1(outs[k], target, readout_l2, threads=threads)
-            rows.append(fit.logistic_losses(outs[k].to(torch.float64), target, w, b, threads=threads).to(ref.dtype))
-        else:
-            raise ValueError(f"unknown readout {readout!r}; choose from: none, fixed, optimal")
-    return torch.stack(rows)
+    inputs = kernel.prepare(x, [data.ends[T] for T in Ts], data.h0)
+    P = max(v.shape[0] for v in params.values())
+    K, N = inputs.ends.shape
+    block = max(1, min(P, BLOCK_BYTES // max(1, K * N * ref.element_size())))
+    buf = torch.empty(K * block * N, dtype=ref.dtype)
+    out = torch.empty(K, P, dtype=ref.dtype)
+    for s in range(0, P, block):  # blocks of members: their outputs stay in cache for the loss
+        e = min(P, s + block)
+        sub = {k: v[s:e] if v.shape[0] == P else v for k, v in params.items()}
+        outs = kernel.run(sub, inputs, threads=threads, out=buf[:K * (e - s) * N].view(K, e - s, N))
+        for k, T in enumerate(Ts):
+            out[k, s:e] = _loss(fit, outs[k], data.targets[T], sub, task, readout, readout_l2, threads)
+    return out
+
+
+def _loss(fit, y, target, params, task, readout, readout_l2, threads):
+    """The loss of outputs y (P, N) against one T's targets: (P,) in y's dtype."""
+    if readout == "none":
+        return fit.identity_losses(y, target, task.loss_scale, threads=threads)
+    if readout == "fixed":
+        return fit.logistic_losses(y, target, params["out_w"], params["out_b"], threads=threads)
+    if readout == "optimal":
+        w, b = fit.fit_logistic_readout_1(y, target, readout_l2, threads=threads)
+        return fit.logistic_losses(y.to(torch.float64), target, w, b, threads=threads).to(y.dtype)
+    raise ValueError(f"unknown readout {readout!r}; choose from: none, fixed, optimal")

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -88,7 +89,7 @@ class FusedKernel:
         return f"FusedKernel({self.cell.describe()}, D={self.D}, {self.dtype}, {self.path.name})"
 
     def outputs(self, params: dict[str, Tensor], x: Tensor | None, ends: list[Tensor], h0: float,
-                threads: int | None = None, mode: str | None = None) -> Tensor:
+                threads: int | None = None, mode: str | None = None, out: Tensor | None = None) -> Tensor:
         """The cell's output at each sequence's end, for each of K requested lengths: (K, P, N).
 
         params  name -> (P or 1, *shape) on the CPU (float32 or float64: cast to the kernel's dtype)
@@ -96,24 +97,23 @@ class FusedKernel:
         ends    K tensors (N,) int64: the 1-based step at which each sequence of output k ends
         h0      the initial value of every state unit (a cell's own constant initial state is kept)
         threads worker threads (default: every core this process may use); mode 'wide' or 'lanes'
-                to force a loop order (default: by N)
+                to force a loop order (default: by N); out an optional (K, P, N) tensor to write
         """
+        return self.run(params, self.prepare(x, ends, h0), threads, mode, out)
+
+    def prepare(self, x: Tensor | None, ends: list[Tensor], h0: float) -> Inputs:
+        """What ``run`` needs besides the parameters, for one set of data (reused over blocks of
+        members): the input channels, the ends and their due steps, the initial state."""
         dtype = self.dtype
-        missing = [k for k in self.params if k not in params]
-        if missing:
-            raise KeyError(f"parameter {missing[0]!r} missing (the kernel takes {', '.join(self.params)})")
-        P = max(params[k].shape[0] for k in self.params) if self.params else 1
         ends_t = torch.stack([e.reshape(-1).to(torch.int64) for e in ends]).contiguous()  # (K, N)
         K, N = ends_t.shape
         if (x is None) != (self.D == 0):
             raise ValueError(f"the kernel was built for D={self.D}; x is {'None' if x is None else 'given'}")
         if bool((ends_t < 1).any()):
             raise ValueError("every end must be >= 1")
-        steps = int(ends_t.max())
+        steps = int(ends_t.max()) if ends_t.numel() else 0
         if x is not None and (x.dim() != 2 or x.shape[1] != N or x.shape[0] < steps):
             raise ValueError(f"x must be (T >= {steps}, N = {N}); got {tuple(x.shape)}")
-        cols = [params[k].reshape(params[k].shape[0]).to(dtype).expand(P) for k in self.params]
-        packed = (torch.stack(cols) if cols else torch.zeros(1, P, dtype=dtype)).contiguous()  # (G, P)
         C = self.module.N_CHANNELS
         if x is None:
             xs = torch.zeros(max(C, 1), 1, 1, dtype=dtype)
@@ -124,14 +124,31 @@ class FusedKernel:
                 self.module.derive(xs.numpy())
         init = torch.tensor([float(h0) if v is None else float(v) for v in self.program.init] or [0.0], dtype=dtype)
         kptr, klist = _due(ends_t, steps)
-        out = torch.empty(K, P, N, dtype=dtype)
-        if P == 0 or N == 0 or K == 0:
-            return out
+        return Inputs(xs, ends_t, kptr, klist, steps, init)
+
+    def run(self, params: dict[str, Tensor], inputs: Inputs, threads: int | None = None, mode: str | None = None,
+            out: Tensor | None = None) -> Tensor:
+        """``outputs`` on prepared inputs."""
+        dtype = self.dtype
+        missing = [k for k in self.params if k not in params]
+        if missing:
+            raise KeyError(f"parameter {missing[0]!r} missing (the kernel takes {', '.join(self.params)})")
         if mode not in (None, "wide", "lanes"):
             raise ValueError(f"unknown mode {mode!r}; choose from: wide, lanes")
+        P = max(params[k].shape[0] for k in self.params) if self.params else 1
+        K, N = inputs.ends.shape
+        cols = [params[k].reshape(params[k].shape[0]).to(dtype).expand(P) for k in self.params]
+        packed = (torch.stack(cols) if cols else torch.zeros(1, P, dtype=dtype)).contiguous()  # (G, P)
+        if out is None:
+            out = torch.empty(K, P, N, dtype=dtype)
+        elif out.shape != (K, P, N) or out.dtype != dtype or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous {dtype} tensor of shape {(K, P, N)}")
+        if P == 0 or N == 0 or K == 0:
+            return out
         if mode is None:
             mode = "wide" if N >= WIDE_MIN_N or not self.usable("lanes") else "lanes"
-        args = (packed.numpy(), xs.numpy(), init.numpy(), ends_t.numpy(), kptr, klist, steps, out.numpy())
+        args = (packed.numpy(), inputs.xs.numpy(), inputs.init.numpy(), inputs.ends.numpy(), inputs.kptr,
+                inputs.klist, inputs.steps, out.numpy())
         fn = self.module.run_wide if mode == "wide" else self.module.run_lanes
         total = P if mode == "wide" else P * N
         unit = 1 if mode == "wide" else LANE_BLOCK
@@ -139,6 +156,20 @@ class FusedKernel:
         _run_split(fn, args, total, unit, WIDE_BLOCK if mode == "wide" else LANE_BLOCK,
                    threads or default_threads(), per)
         return out
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A kernel's data: input channels (C, T, N) (channel 0 the input, the others derived from it),
+    ends (K, N), the outputs due after each step (CSR kptr, klist), the steps to run, and the
+    initial value of each state."""
+
+    xs: Tensor
+    ends: Tensor
+    kptr: object
+    klist: object
+    steps: int
+    init: Tensor
 
 
 def _due(ends: Tensor, steps: int):
