@@ -174,7 +174,7 @@ def compare(s: Settings, spec: GridSpec) -> list[Row]:
     per = problem.steps
     rows = []
     if have_jax:
-        jl = torch.as_tensor(jfn()).reshape(1, -1)
+        jl = torch.tensor(jfn()).reshape(1, -1)
         note = (f"fused {res['fused']['median'] / per * 1e9:.3f} ns, jax {res['jax']['median'] / per * 1e9:.3f} ns "
                 f"per cell-step; {agree}; jax's within {_rel(jl, ref[-1:]):.1e}")
         rows.append(speedup_row(NAME, case, "fused kernel", "jax (jit, lax.scan, chunks of 32)", res, "fused", "jax",

@@ -5,7 +5,10 @@ as a numba module (``codegen``) into the kernel cache, imports it (numba's on-di
 a second process start warm), checks it against ``cell.step`` on random inputs, and returns a
 ``FusedKernel``, or None where anything is unsupported: H > 1 is the caller's business, but input
 sizes above one, steps that are not elementwise over (member, sequence), dtypes other than
-float32/64, numba missing, ``LANDSCAPE_FAST=0``, or a kernel that disagrees with ``cell.step``.
+float32/64, numba missing, ``LANDSCAPE_FAST=0``, or a kernel that disagrees with ``cell.step``
+(``why_not(cell, D, dtype)`` says which). The wide loop is compiled and checked when the kernel is
+built; the lanes loop (few sequences) when it is first needed, the wide loop standing in for it
+if its check fails.
 
 ``FusedKernel.outputs(params, x, ends, h0)`` runs every (member, sequence) through all the steps
 with its state in L1, the parameters in registers, and one pass per step; it returns the cell's
