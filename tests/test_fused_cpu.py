@@ -5,7 +5,7 @@ Every built-in one-unit cell and option, float64 and float32, several population
 crossing 64 and 130, variable ends, h0 != 0, no input (D = 0); a user cell written only as a torch
 step (MGU); the cases that must fall back to torch (None) with their reason; the threaded runner.
 
-Compiled kernels live in the kernel cache ($LANDSCAPE_CACHE/kernels or ~/.cache/landscape/kernels),
+Compiled kernels live in the kernel cache ($LANDSCAPE_KERNELS or ~/.cache/landscape/kernels),
 so a second run loads them instead of compiling; within a run each (cell, D, dtype) is built once.
 """
 from __future__ import annotations
@@ -335,7 +335,8 @@ def test_kernel_cache_files(tmp_path, monkeypatch):
     from landscape.kernels.codegen import generate, source_key
     from landscape.kernels.trace import trace_cell
 
-    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path))
+    monkeypatch.setenv("LANDSCAPE_KERNELS", str(tmp_path / "kernels"))
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "results"))  # the results' cache does not move them
     assert fused_cpu.kernel_dir() == tmp_path / "kernels"
     a = generate(trace_cell(get_cell("lstm"), 1, F64), F64)
     b = generate(trace_cell(get_cell("lstm-b"), 1, F64), F64)

@@ -11,17 +11,19 @@ from torch import Tensor
 BLOCK_BYTES = 1 << 21  # outputs of a block of members (K x members x N values): about an L2
 
 
-def losses(cell, params: dict[str, Tensor], data, task, Ts: tuple[int, ...], readout: str = "none",
-           readout_l2: float = 1e-4, H: int = 1, threads: int | None = None) -> Tensor | None:
-    """(len(Ts), P) losses, as engine.unroll_losses, or None (H > 1, not the CPU, parameters that
-    need gradients, a dtype other than float32/64, more than one input, a cell without a fused
-    kernel, numba missing or LANDSCAPE_FAST=0).
-
-    readout "none" (identity loss on the output, scaled by task.loss_scale), "fixed" (out_w, out_b
-            from params) or "optimal" (the ridge-regularised fit per member and T, in float64)
+def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], threads: int | None = None
+           ) -> Tensor | None:
+    """(len(Ts), P) losses, as ``engine.unroll_losses(problem, params, data, Ts)``, or None where the
+    fast path does not apply (H > 1, not the CPU, parameters that need gradients, a dtype other than
+    float32/64, more than one input, a cell without a fused kernel (``fused_cpu.why_not``), numba
+    missing or LANDSCAPE_FAST=0). The loss follows ``problem.readout``: on the output (identity,
+    scaled by the task's loss_scale), through the fixed readout of params (logistic; dense2 as its
+    logit difference), or through the ridge-regularised fit per member and T, in float64.
+    threads: worker threads (default ``fused_cpu.default_threads``: every core this process may use).
     """
     from .fused_cpu import fused_kernel
 
+    cell, H, readout = problem.cell, problem.H, problem.readout
     ref = next(iter(params.values()))
     D = 0 if data.inputs is None else data.inputs.shape[-1]
     if (H != 1 or D > 1 or ref.device.type != "cpu" or ref.dtype not in (torch.float32, torch.float64)
@@ -44,17 +46,21 @@ def losses(cell, params: dict[str, Tensor], data, task, Ts: tuple[int, ...], rea
         sub = {k: v[s:e] if v.shape[0] == P else v for k, v in params.items()}
         outs = kernel.run(sub, inputs, threads=threads, out=buf[:K * (e - s) * N].view(K, e - s, N))
         for k, T in enumerate(Ts):
-            out[k, s:e] = _loss(fit, outs[k], data.targets[T], sub, task, readout, readout_l2, threads)
+            out[k, s:e] = _loss(fit, outs[k], data.targets[T], sub, readout, threads)
     return out
 
 
-def _loss(fit, y, target, params, task, readout, readout_l2, threads):
+def _loss(fit, y, target, params, readout, threads):
     """The loss of outputs y (P, N) against one T's targets: (P,) in y's dtype."""
-    if readout == "none":
-        return fit.identity_losses(y, target, task.loss_scale, threads=threads)
-    if readout == "fixed":
-        return fit.logistic_losses(y, target, params["out_w"], params["out_b"], threads=threads)
-    if readout == "optimal":
-        w, b = fit.fit_logistic_readout_1(y, target, readout_l2, threads=threads)
+    if readout.kind == "identity":
+        return fit.identity_losses(y, target, readout.scale, threads=threads)
+    if readout.optimal:
+        w, b = fit.fit_logistic_readout_1(y, target, readout.l2, threads=threads)
         return fit.logistic_losses(y.to(torch.float64), target, w, b, threads=threads).to(y.dtype)
-    raise ValueError(f"unknown readout {readout!r}; choose from: none, fixed, optimal")
+    if readout.kind == "dense2":  # Dense(2) as its logit difference
+        from ..readouts import KINDS
+
+        out_w, out_b = KINDS["dense2"].logit_difference(params)
+    else:
+        out_w, out_b = params["out_w"], params["out_b"]  # (P|1, 1) each
+    return fit.logistic_losses(y, target, out_w, out_b, threads=threads)

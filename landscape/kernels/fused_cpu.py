@@ -15,7 +15,7 @@ with its state in L1, the parameters in registers, and one pass per step; it ret
 output at each requested end, (K, P, N). The population is split over worker threads, each running
 a GIL-free kernel on its share (all the cores this process may use, by default).
 
-Cache folder: $LANDSCAPE_CACHE/kernels (else ~/.cache/landscape/kernels): ``cell_<key>.py``, key a
+Cache folder: $LANDSCAPE_KERNELS (else ~/.cache/landscape/kernels): ``cell_<key>.py``, key a
 hash of the generated source and of ``mathfn.py``, with numba's compiled code in its __pycache__.
 """
 from __future__ import annotations
@@ -56,8 +56,13 @@ def _numba_ok() -> bool:
     return True
 
 
+THREADS: int | None = None  # kernels.set_threads: the worker threads (None: every core this process may use)
+
+
 def default_threads() -> int:
-    """The cores this process may run on."""
+    """The worker threads of a kernel call: ``THREADS`` when set, else the cores this process may run on."""
+    if THREADS is not None:
+        return THREADS
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
@@ -275,10 +280,10 @@ def _build(cell, D, dtype) -> FusedKernel | None:
 
 
 def kernel_dir() -> Path:
-    """$LANDSCAPE_CACHE/kernels, else ~/.cache/landscape/kernels."""
-    env = os.environ.get("LANDSCAPE_CACHE")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "landscape"
-    return base / "kernels"
+    """$LANDSCAPE_KERNELS, else ~/.cache/landscape/kernels: compiled code for this machine, kept apart
+    from the results ($LANDSCAPE_CACHE), so a project's own result cache does not compile again."""
+    env = os.environ.get("LANDSCAPE_KERNELS")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "landscape" / "kernels"
 
 
 _LOAD_LOCK = threading.Lock()
