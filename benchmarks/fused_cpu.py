@@ -75,7 +75,7 @@ def run(s: Settings) -> list[Row]:
 
 def latch_spec(cell: str, num: int, n: int, T: int, dtype: str) -> GridSpec:
     ax, ay = (replace(Axis.parse(a), num=num) for a in default_axes(cell))
-    return GridSpec(cell=cell, task="latch", T=(T,), n=n, readout="fixed", dtype=dtype, x=ax, y=ay)
+    return GridSpec(cell=cell, task="latch", T=(T,), n=n, fit="fixed", dtype=dtype, x=ax, y=ay)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,10 +89,10 @@ class Problem:
         r = landscape.resolve(spec)
         self.r, self.spec = r, spec
         self.dtype = getattr(torch, spec.dtype)
-        self.data = r.task.make(r.Ts, r.n, spec.seed).to(self.dtype, CPU)
+        self.data = r.problem.task.make(r.Ts, r.n, spec.seed).to(self.dtype, CPU)
         xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
         flat = torch.arange(len(xs) * len(ys))
-        self.params = engine.chunk_params(r.base, (r.x_ref, r.y_ref), (xs[flat // len(ys)], ys[flat % len(ys)]),
+        self.params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // len(ys)], ys[flat % len(ys)]),
                                           self.dtype, CPU)
         self.P = len(flat)
         self.steps = self.P * r.n * max(r.Ts)
@@ -102,11 +102,10 @@ class Problem:
 
 
 def engine_losses(problem: Problem, params: dict) -> torch.Tensor:
-    """Today's engine: (K, P). The one place that calls engine.unroll_losses (its signature is
-    changing to unroll_losses(problem, params, data, Ts))."""
+    """The engine's torch paths (before the fused kernels: fused=False): (K, P)."""
     r = problem.r
     with torch.no_grad():
-        return engine.unroll_losses(r.cell, params, problem.data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H)
+        return engine.unroll_losses(r.problem, params, problem.data, r.Ts, fused=False)
 
 
 def fused_losses(problem: Problem, params: dict, threads: int = 1) -> torch.Tensor:
@@ -115,10 +114,9 @@ def fused_losses(problem: Problem, params: dict, threads: int = 1) -> torch.Tens
     from landscape.kernels import fast_path
 
     r = problem.r
-    out = fast_path.losses(r.cell, params, problem.data, r.task, r.Ts, r.readout, r.spec.readout_l2, r.H,
-                           threads=threads)
+    out = fast_path.losses(r.problem, params, problem.data, r.Ts, threads=threads)
     if out is None:
-        raise RuntimeError(f"no fused kernel for {r.cell.describe()}")
+        raise RuntimeError(f"no fused kernel for {r.problem.cell.describe()}")
     return out
 
 
@@ -129,12 +127,12 @@ def jax_runner(problem: Problem):
               if k not in ("out_w", "out_b")}
     x = None if data.inputs is None else data.inputs[..., 0].to(torch.float64).numpy()
     target = data.targets[T].to(torch.float64).numpy()
-    if r.readout == "fixed":
+    if r.problem.readout.label == "fixed":
         ow, ob = float(problem.params["out_w"].reshape(-1)[0]), float(problem.params["out_b"].reshape(-1)[0])
-        fn, _ = jax_baseline.make_losses(r.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "logistic",
+        fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "logistic",
                                          target, ow, ob)
     else:
-        fn, _ = jax_baseline.make_losses(r.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "identity",
+        fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "identity",
                                          target)
     return fn
 
@@ -156,13 +154,13 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def compare(s: Settings, spec: GridSpec) -> list[Row]:
     problem = Problem(spec)
     r = problem.r
-    case = (f"{r.cell.name} {r.task.name} {r.x.num}x{r.y.num} N={r.n} T={max(r.Ts)} {spec.dtype}"
-            + (" readout=fixed" if r.readout == "fixed" else ""))
+    case = (f"{r.problem.cell.name} {r.problem.task.name} {r.x.num}x{r.y.num} N={r.n} T={max(r.Ts)} {spec.dtype}"
+            + (" readout=fixed" if r.problem.readout.label == "fixed" else ""))
     funcs = {"fused": _quiet(fused_losses, problem, problem.params),
              "engine": _quiet(engine_losses, problem, problem.params)}
     few = problem.subset(4)
     warm = {"fused": lambda: fused_losses(problem, few), "engine": lambda: engine_losses(problem, few)}
-    have_jax = jax_baseline.available() and r.cell.name in jax_baseline.CELLS
+    have_jax = jax_baseline.available() and r.problem.cell.name in jax_baseline.CELLS
     if have_jax:
         jfn = jax_runner(problem)
         funcs["jax"] = _quiet(jfn)
@@ -263,7 +261,7 @@ def readout_fit(s: Settings, z: dict) -> list[Row]:
                     x=Axis("w", -1.0, 3.0, z["fit_num"]), y=Axis("b", -1.5, 1.5, z["fit_num"]))
     problem = Problem(spec)
     r, data = problem.r, problem.data
-    kernel = fused_kernel(r.cell, r.D, problem.dtype)
+    kernel = fused_kernel(r.problem.cell, r.problem.D, problem.dtype)
     outs = kernel.outputs(problem.params, data.inputs[..., 0], [data.ends[T] for T in r.Ts], data.h0, threads=1)
     y, target, l2 = outs[0], data.targets[50], r.spec.readout_l2
 

@@ -116,10 +116,11 @@ def human_bytes(n: float) -> str:
 
 
 def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...],
-                  block_elems: int | None = None) -> Tensor:
+                  block_elems: int | None = None, fused: bool = True) -> Tensor:
     """The loss of every member at every T, from one unroll: (len(Ts), P).
 
     params  name -> (P or 1, *shape), on the device and in the dtype of the computation
+    fused   False: skip the fused CPU kernels (the torch paths, for comparisons and benchmarks)
     problem the resolved model; its readout says how the loss is taken: on the output (identity
             tasks), through the fixed readout out_w, out_b of params, or through the optimal one
             (the ridge-regularised best readout, fitted per member and T)
@@ -153,7 +154,7 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
         if outs is not None:  # (K, P, N)
             return torch.stack([readout.loss(outs[k].unsqueeze(-1), data.targets[T], params)
                                 for k, T in enumerate(Ts)])
-    if device.type == "cpu":
+    if device.type == "cpu" and fused:
         from .kernels.fast_path import losses as fused_losses
 
         fused = fused_losses(problem, params, data, Ts)  # None where no fused kernel applies

@@ -41,10 +41,15 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     block = max(1, min(P, BLOCK_BYTES // max(1, K * N * ref.element_size())))
     buf = torch.empty(K * block * N, dtype=ref.dtype)
     out = torch.empty(K, P, dtype=ref.dtype)
+    shared = all(params[k].shape[0] == 1 for k in kernel.params if k in params)  # only the readout varies
     for s in range(0, P, block):  # blocks of members: their outputs stay in cache for the loss
         e = min(P, s + block)
         sub = {k: v[s:e] if v.shape[0] == P else v for k, v in params.items()}
-        outs = kernel.run(sub, inputs, threads=threads, out=buf[:K * (e - s) * N].view(K, e - s, N))
+        if shared:  # one unroll serves every member: its outputs, repeated
+            outs = kernel.run(sub, inputs, threads=threads, out=buf[:K * N].view(K, 1, N))
+            outs = outs.expand(K, e - s, N).contiguous()
+        else:
+            outs = kernel.run(sub, inputs, threads=threads, out=buf[:K * (e - s) * N].view(K, e - s, N))
         for k, T in enumerate(Ts):
             out[k, s:e] = _loss(fit, outs[k], data.targets[T], sub, readout, threads)
     return out
