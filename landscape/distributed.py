@@ -107,7 +107,7 @@ class Scheduler:
         self.client, self.cluster, self.threads, self.address = client, cluster, int(threads), address
 
     def workers(self) -> int:
-        return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        return len(self.client.nthreads())
 
     def close(self) -> None:
         self.client.close()
@@ -115,7 +115,7 @@ class Scheduler:
             self.cluster.close()
 
     def __repr__(self) -> str:
-        return f"Scheduler({self.address}, {self.workers()} workers, {self.threads} thread(s) each)"
+        return f"Scheduler({self.address}, {self.threads} thread(s) per task)"
 
     # --- grid chunks ----------------------------------------------------------------------------
     def grid_chunks(self, r, data, ranges: dict[int, tuple[int, int]], device: str, plane=None):
