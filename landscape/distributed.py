@@ -191,10 +191,10 @@ def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Schedu
     distributed = _import_distributed()
     import logging
 
-    if address.kind == "local":
+    if address.kind == "local":  # its workers' logs stay quiet: their errors reach us with the tasks
         try:
             cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.ERROR)
+                                               dashboard_address=None, silence_logs=logging.CRITICAL)
         except Exception as err:  # noqa: BLE001 - a cluster that cannot start is one line
             raise LandscapeError(f"cannot start a local Dask cluster of {address.value} workers: "
                                  f"{type(err).__name__}: {err}") from None
