@@ -51,6 +51,14 @@ INSTALL = "pip install landscape[dask]"
 CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with one line
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d+$")  # 10.0.0.5:8786, head:8786, [::1]:8786
 _SCHEMES = ("tcp", "tls", "ucx", "inproc", "ws", "wss")
+# the workers of local:N: no statistical profiler (its sampling and bookkeeping took about 2 % of
+# a worker's CPU beside the chunks; there is no dashboard to show it) and glibc's own malloc trim
+# threshold (Dask sets 64 KiB, which fixes the mmap threshold too: about 3 % slower here); one
+# OpenMP / MKL / OpenBLAS thread as Dask's default
+LOCAL_WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+}
 _ACTIVE: list[Scheduler] = []  # the schedulers of the enclosing ``use`` blocks, innermost last
 
 
@@ -192,9 +200,12 @@ def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Schedu
     import logging
 
     if address.kind == "local":  # its workers' logs stay quiet: their errors reach us with the tasks
+        import dask
+
         try:
-            cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.CRITICAL)
+            with dask.config.set(LOCAL_WORKER_CONFIG):
+                cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None, silence_logs=logging.CRITICAL)
         except Exception as err:  # noqa: BLE001 - a cluster that cannot start is one line
             raise LandscapeError(f"cannot start a local Dask cluster of {address.value} workers: "
                                  f"{type(err).__name__}: {err}") from None
