@@ -2,7 +2,7 @@
 grid in one process.
 
 Both sides compute the same spec into a fresh file (``force``), the same chunks (the memory
-budget's), one torch thread per process; the cluster side includes everything a user waits for:
+budget's), one thread per process (torch's and the fused kernels'); the cluster side includes everything a user waits for:
 starting the cluster (two spawned worker processes that import torch), sending the resolved grid
 and the data, and closing it. Timed by the wall clock (the work happens in other processes, so
 this process's CPU time would not count it), alternately, medians.
@@ -52,7 +52,18 @@ def run(s: Settings, large_num: int = LARGE) -> list[Row]:
     except ImportError:
         print("  distributed: skipped (dask is not installed: pip install landscape[dask])")
         return []
+    from landscape.kernels import fused_cpu, set_threads
+
     wall = replace(s, clock="wall")
+    threads = fused_cpu.THREADS
+    set_threads(s.threads)  # the baseline is one process on one thread, as each worker is
+    try:
+        return _run(s, wall, grid, connect, large_num)
+    finally:
+        set_threads(threads)
+
+
+def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row]:
     large, small = ((_spec(41, 100, 20), _spec(11, 100, 20)) if s.quick else
                     (_spec(large_num, 1000, 100), _spec(51, 1000, 100)))
     rows = []

@@ -16,7 +16,7 @@ data, both pickled once and scattered to every worker (each worker unpickles the
 them on its device); the client writes each chunk with its ``done`` flag in the order the results
 arrive, so a killed client resumes exactly as a local run does. A training task is one group
 (``Member.group``) trained as its own population by ``train.population.train_population``; the
-client saves each group as it arrives. Each task first sets torch to ``threads`` CPU threads
+client saves each group as it arrives. Each task first sets its threads to ``threads``
 (one by default: one fused-kernel thread and one torch thread for a grid chunk, torch's threads
 for a training group); the device ("auto", "cpu", "cuda") is resolved on the worker, so "auto" uses
 a worker's GPU where it has one.

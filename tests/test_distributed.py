@@ -221,9 +221,10 @@ def test_a_worker_killed_while_it_holds_chunks(cluster, big_here, tmp_path):
 def test_a_killed_client_resumes_here_and_on_the_cluster(cluster, big_here, tmp_path, monkeypatch):
     out = tmp_path / "run.h5"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    err = open(tmp_path / "stderr.txt", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "landscape", "grid", *BIG_ARGS, "--device", "cpu", "-q", "--out",
                              str(out), "--scheduler", cluster.cluster.scheduler_address], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=err)
     done, end = 0, time.monotonic() + 90
     while done < 3 and time.monotonic() < end and proc.poll() is None:
         try:
@@ -234,10 +235,11 @@ def test_a_killed_client_resumes_here_and_on_the_cluster(cluster, big_here, tmp_
         time.sleep(0.01)
     proc.kill()  # SIGKILL: no cleanup; the lock goes with the process
     proc.wait()
+    err.close()
     with h5py.File(out, "r") as f:
         mask = f["done"][()]
     missing = int((~mask).sum())
-    assert mask.sum() >= 3 and missing > 0, (mask.sum(), proc.stderr.read()[-2000:])
+    assert mask.sum() >= 3 and missing > 0, (mask.sum(), (tmp_path / "stderr.txt").read_text()[-2000:])
     assert load(out).spec == load(big_here).spec  # the command made BIG's spec
     _idle(cluster.client)  # tasks the dead client left running finish on their own
     for name in ("here.h5", "there.h5"):
