@@ -136,8 +136,9 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
 
     Here, one after the other; on a Dask cluster (``scheduler``, or the enclosing
     ``landscape.distributed.use`` block's), as tasks whose results are written in the order they
-    arrive (``landscape.distributed``). plane: a plane grid's ``directions.Plane``. device: the device asked for ("auto", "cpu", "cuda"),
-    resolved by each worker; ``dev`` is what this process resolved it to."""
+    arrive (``landscape.distributed``). plane: a plane grid's ``directions.Plane``. device: the
+    device asked for ("auto", "cpu", "cuda"), resolved by each worker; ``dev`` is what this process
+    resolved it to."""
     from . import distributed  # imports no Dask until a scheduler is used
 
     ranges = {c: writer.chunk_range(c) for c in todo}
