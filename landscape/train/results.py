@@ -30,7 +30,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..errors import LandscapeError
 from .population import TrainResult, spec_key, train_population
