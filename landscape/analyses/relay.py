@@ -19,6 +19,23 @@ experiment is lost, so this module fixes what it does not say:
 
 Outputs: relay.csv (one row per model and epoch; resumable per (task, cell, T) group),
 relay-summary.csv, relay.pdf/.png.
+
+More readings of the bit relay (``landscape reproduce relay-readings``, module ``relay_readings``;
+``READINGS`` here): the same training on other tasks that "bit relay" may have meant, each OUR
+reading, none the asker's (docs/reference.md §1):
+
+  first       ``relay``: the definition above (the first input, through T - 1 +-1 distractors)
+  delay       ``relay lag=T//2``: a k-step delayed copy of a random +-1 stream, the label the input
+              k = T // 2 steps before the last (the middle of the stream); k is fixed for each T
+  pulse       ``relay-pulse``: one +-1 pulse at a random step s < 16 of a quiet (all-zero) stream,
+              reported T steps after it (the sequence ends at s + T)
+  pulse-noisy ``relay-pulse noise=0.1``: the same over the latch's N(0, 0.1^2) noise
+  flipflop    ``relay-flipflop``: a latching relay; +-1 pulses at random steps (rate 0.1, step 0
+              always), the label the last one
+
+Outputs: relay-readings.csv (resumable per (reading, cell, T) group), relay-readings-summary.csv
+(reading, cell, T, task options, n, mean and sd of the final validation accuracy, success
+fraction, test accuracy), relay-readings.pdf/.png (one panel per reading).
 """
 from __future__ import annotations
 
@@ -99,3 +116,169 @@ def plot(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Pat
         fig.suptitle(f"{config.repeats} repeats, {config.epochs} epochs, N = {config.n}, stratified split; "
                      f"error bars: standard deviations")
         return save_pdf_png(fig, out, stem, quick)
+
+
+# ---------------------------------------------------------------------------------------------
+# the readings (``landscape reproduce relay-readings``)
+
+READINGS_NAME = "relay-readings"
+READINGS_HIDDEN = 8
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of "bit relay": a task, its options, and what the figure says about it.
+
+    task       a task name (``landscape tasks``)
+    options    task options shared by every T
+    half_lag   also set lag = T // 2 at each T (the delayed copy: the label is the middle input)
+    title      the panel's title
+    chance     what a model that knows nothing but the class frequencies gets (0.5 for all here)
+    """
+
+    task: str
+    options: tuple[tuple[str, object], ...] = ()
+    half_lag: bool = False
+    title: str = ""
+    chance: float = 0.5
+
+    def task_options(self, T: int) -> tuple[tuple[str, object], ...]:
+        return self.options + ((("lag", T // 2),) if self.half_lag else ())
+
+
+READINGS = {
+    "first": Reading("relay", title="first: the 1st input, then ±1 distractors (relay)"),
+    "delay": Reading("relay", half_lag=True, title="delay: the input T/2 before the last, ±1 stream (relay lag=T//2)"),
+    "pulse": Reading("relay-pulse", title="pulse: one ±1 at a step < 16 of zeros, T steps on (relay-pulse)"),
+    "pulse-noisy": Reading("relay-pulse", (("noise", 0.1),),
+                           title="pulse-noisy: the same over N(0, 0.1²) noise (noise=0.1)"),
+    "flipflop": Reading("relay-flipflop", title="flipflop: the last of ±1 pulses at rate 0.1 (relay-flipflop)"),
+}
+
+READINGS_CONFIGS = {
+    "quick": Config(lengths=(3, 8), n=64, repeats=2, epochs=1, compile=False),
+    "default": Config(lengths=(5, 10, 20, 40, 80), n=2000),
+    "exact": Config(lengths=(5, 10, 20, 40, 80), n=10000),
+}
+
+
+def _options_label(options) -> str:
+    return ";".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in options)
+
+
+def readings_jobs(config: Config, readings: dict[str, Reading] | None = None) -> list:
+    """[(TrainSpec, [Member])]: one population per (reading, cell, task options) -- per (reading,
+    cell) unless the options change with T (delay). Seeds as in ``jobs``: model r at length T has
+    seed 1000 T + r and data seed T in every reading and cell."""
+    from ..train import Member, TrainSpec
+
+    out = []
+    for name, reading in (readings or READINGS).items():
+        for cell, opts in CELLS.items():
+            by_options: dict = {}
+            for T in config.lengths:
+                by_options.setdefault(reading.task_options(T), []).append(T)
+            for options, lengths in by_options.items():
+                spec = TrainSpec(cell=cell, cell_options=opts, task=reading.task, task_options=options,
+                                 hidden=READINGS_HIDDEN, n=config.n, epochs=config.epochs, batch=16,
+                                 optimizer="adam-keras", readout="dense2", loss_clip=1e-7, dtype="float32")
+                label = (("reading", name), ("task_options", _options_label(options)))
+                members = [Member(T=T, seed=1000 * T + r, data_seed=T, init="keras", protocol="stratified",
+                                  group=f"{name}/{cell}/T{T}", labels=label + (("repeat", r),))
+                           for T in lengths for r in range(config.repeats)]
+                out.append((spec, members))
+    return out
+
+
+def summarise_readings(rows: list[dict]) -> list[dict]:
+    """Per (reading, cell, T): n, mean and sd of the final validation accuracy, the fraction above
+    SUCCESS, the mean test accuracy, and the task and its options."""
+    from ..train.summary import final_rows, summarise
+
+    final = final_rows(rows)
+    summary = summarise(final, ("reading", "cell", "T"), "val_acc", SUCCESS, extra=("test_acc",))
+    tasks = {(r["reading"], r["cell"], r["T"]): (r["task"], r["task_options"]) for r in final}
+    for row in summary:
+        task, options = tasks[(row["reading"], row["cell"], row["T"])]
+        row["task"], row["task_options"] = task, "" if options is None else options
+    order = list(READINGS)
+    cells = list(CELLS)
+    return sorted(summary, key=lambda r: (order.index(r["reading"]) if r["reading"] in order else len(order),
+                                          str(r["reading"]), cells.index(r["cell"]), int(r["T"])))
+
+
+def run_readings(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None,
+                 exact: bool | None = None) -> list[Path]:
+    """Train srnn, lstm and gru (8 units, Keras 2 gates) on every reading in READINGS; write
+    relay-readings.csv (resumable), relay-readings-summary.csv and the figure; print the table."""
+    import time
+
+    from .report import run_size, train_jobs, write_csv
+
+    size = run_size(quick, exact)
+    config = READINGS_CONFIGS[size]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{READINGS_NAME}-quick" if quick else READINGS_NAME
+    start = time.perf_counter()
+    rows = train_jobs(READINGS_NAME, readings_jobs(config), out / f"{stem}.csv", device, progress, config.compile)
+    summary = summarise_readings(rows)
+    paths = [out / f"{stem}.csv", write_csv(out / f"{stem}-summary.csv", summary)]
+    paths += plot_readings(summary, config, out, stem, quick)
+    print(f"{READINGS_NAME}: {time.perf_counter() - start:.0f} s ({size}); final validation accuracy, mean (sd):")
+    for name in READINGS:
+        for cell in CELLS:
+            sel = [r for r in summary if r["reading"] == name and r["cell"] == cell]
+            print(f"  {name:<11} {cell:<4}  " + "  ".join(f"T={r['T']}: {r['val_acc_mean']:.2f} ({r['val_acc_sd']:.2f})"
+                                                        for r in sel))
+    for path in paths:
+        print(f"  wrote {path}")
+    return paths
+
+
+def plot_readings(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Path]:
+    """One panel per reading: final validation accuracy (mean +- sd over the repeats) against T,
+    one line per cell, the chance level dashed."""
+    from ..figures import new_figure, use_style
+    from .common import save_pdf_png
+
+    with use_style("paper"):
+        fig = new_figure("double", aspect=0.62)
+        draw_readings(fig, summary, config)
+        return save_pdf_png(fig, out, stem, quick)
+
+
+def draw_readings(fig, summary, config: Config):
+    """The readings' panels on ``fig`` (a 2 x 3 grid; the last cell holds the legend); returns
+    {reading: axes}."""
+    from ..figures.training import COLOURS, plot_vs_T
+
+    names = [n for n in READINGS if any(r["reading"] == n for r in summary)]
+    grid = fig.subplots(2, 3, sharex=True, sharey=True)
+    axes = {}
+    for ax, name in zip(grid.flat, names):
+        sel = sorted((r for r in summary if r["reading"] == name), key=lambda r: list(CELLS).index(r["cell"]))
+        ax.axhline(READINGS[name].chance, color="0.6", linestyle="--", linewidth=0.6)
+        plot_vs_T(ax, sel, "cell", "val_acc", COLOURS, offset=0.04, log=True)
+        ax.set_title(READINGS[name].title, fontsize=6)
+        ax.set_xscale("log")
+        ax.set_xticks(list(config.lengths))
+        ax.set_xticklabels([str(t) for t in config.lengths])
+        ax.minorticks_off()
+        axes[name] = ax
+    for ax in list(grid.flat)[len(names):]:
+        ax.set_axis_off()
+    for ax in grid[:, 0]:
+        ax.set_ylabel("final val. accuracy (mean ± sd)")
+    for ax in grid[0, :]:
+        ax.set_xlabel("")
+        ax.tick_params(labelbottom=True)
+    last = list(grid.flat)[-1] if len(names) < grid.size else None
+    handles, labels = next(iter(axes.values())).get_legend_handles_labels() if axes else ([], [])
+    if last is not None:
+        last.legend(handles, labels, loc="center", title=f"{READINGS_HIDDEN} units, Keras 2 gates")
+    elif handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    fig.suptitle(f"Readings of the bit relay (ours, not the asker's): {config.repeats} repeats, {config.epochs} "
+                 f"epochs, N = {config.n}, stratified split; error bars: standard deviations; dashed: chance")
+    return axes
