@@ -32,6 +32,8 @@ reading, none the asker's (docs/reference.md §1):
   pulse-noisy ``relay-pulse noise=0.1``: the same over the latch's N(0, 0.1^2) noise
   flipflop    ``relay-flipflop``: a latching relay; +-1 pulses at random steps (rate 0.1, step 0
               always), the label the last one
+  flipflop-sparse  ``relay-flipflop rate=0.02 noise=0.1``: rare pulses (a gap of 50 steps on
+              average) over the latch's noise
 
 Outputs: relay-readings.csv (resumable per (reading, cell, T) group), relay-readings-summary.csv
 (reading, cell, T, task options, n, mean and sd of the final validation accuracy, success
@@ -147,12 +149,14 @@ class Reading:
 
 
 READINGS = {
-    "first": Reading("relay", title="first: the 1st input, then ±1 distractors (relay)"),
-    "delay": Reading("relay", half_lag=True, title="delay: the input T/2 before the last, ±1 stream (relay lag=T//2)"),
-    "pulse": Reading("relay-pulse", title="pulse: one ±1 at a step < 16 of zeros, T steps on (relay-pulse)"),
+    "first": Reading("relay", title="first  (relay)\nthe 1st input, then ±1 distractors"),
+    "delay": Reading("relay", half_lag=True, title="delay  (relay lag=T//2)\nthe input T//2 before the last, ±1 stream"),
+    "pulse": Reading("relay-pulse", title="pulse  (relay-pulse)\none ±1 at a step < 16 of zeros, T steps on"),
     "pulse-noisy": Reading("relay-pulse", (("noise", 0.1),),
-                           title="pulse-noisy: the same over N(0, 0.1²) noise (noise=0.1)"),
-    "flipflop": Reading("relay-flipflop", title="flipflop: the last of ±1 pulses at rate 0.1 (relay-flipflop)"),
+                           title="pulse-noisy  (relay-pulse noise=0.1)\nthe same over N(0, 0.1²) noise"),
+    "flipflop": Reading("relay-flipflop", title="flipflop  (relay-flipflop)\nthe last of ±1 pulses (rate 0.1)"),
+    "flipflop-sparse": Reading("relay-flipflop", (("rate", 0.02), ("noise", 0.1)),
+                               title="flipflop-sparse  (rate=0.02 noise=0.1)\nrare ±1 pulses over N(0, 0.1²) noise"),
 }
 
 READINGS_CONFIGS = {
@@ -207,29 +211,44 @@ def summarise_readings(rows: list[dict]) -> list[dict]:
                                           str(r["reading"]), cells.index(r["cell"]), int(r["T"])))
 
 
+def select_readings(names=None) -> dict[str, Reading]:
+    """READINGS, or those named (in READINGS' order); LandscapeError for an unknown name."""
+    from ..errors import LandscapeError
+
+    if names is None:
+        return dict(READINGS)
+    unknown = [n for n in names if n not in READINGS]
+    if unknown:
+        raise LandscapeError(f"unknown relay reading {unknown[0]!r}; choose from: {', '.join(READINGS)}")
+    return {n: r for n, r in READINGS.items() if n in names}
+
+
 def run_readings(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None,
-                 exact: bool | None = None) -> list[Path]:
-    """Train srnn, lstm and gru (8 units, Keras 2 gates) on every reading in READINGS; write
-    relay-readings.csv (resumable), relay-readings-summary.csv and the figure; print the table."""
+                 exact: bool | None = None, readings=None) -> list[Path]:
+    """Train srnn, lstm and gru (8 units, Keras 2 gates) on every reading in READINGS (or on those
+    named in ``readings``); write relay-readings.csv (resumable), relay-readings-summary.csv and the
+    figure; print the table. The summary and the figure hold the readings of this call only."""
     import time
 
     from .report import run_size, train_jobs, write_csv
 
+    chosen = select_readings(readings)
     size = run_size(quick, exact)
     config = READINGS_CONFIGS[size]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{READINGS_NAME}-quick" if quick else READINGS_NAME
     start = time.perf_counter()
-    rows = train_jobs(READINGS_NAME, readings_jobs(config), out / f"{stem}.csv", device, progress, config.compile)
+    rows = train_jobs(READINGS_NAME, readings_jobs(config, chosen), out / f"{stem}.csv", device, progress,
+                      config.compile)
     summary = summarise_readings(rows)
     paths = [out / f"{stem}.csv", write_csv(out / f"{stem}-summary.csv", summary)]
     paths += plot_readings(summary, config, out, stem, quick)
     print(f"{READINGS_NAME}: {time.perf_counter() - start:.0f} s ({size}); final validation accuracy, mean (sd):")
-    for name in READINGS:
+    for name in chosen:
         for cell in CELLS:
             sel = [r for r in summary if r["reading"] == name and r["cell"] == cell]
-            print(f"  {name:<11} {cell:<4}  " + "  ".join(f"T={r['T']}: {r['val_acc_mean']:.2f} ({r['val_acc_sd']:.2f})"
+            print(f"  {name:<15} {cell:<4}  " + "  ".join(f"T={r['T']}: {r['val_acc_mean']:.2f} ({r['val_acc_sd']:.2f})"
                                                         for r in sel))
     for path in paths:
         print(f"  wrote {path}")
@@ -237,48 +256,63 @@ def run_readings(out_dir, quick: bool = False, device: str = "auto", progress: b
 
 
 def plot_readings(summary, config: Config, out: Path, stem: str, quick: bool) -> list[Path]:
-    """One panel per reading: final validation accuracy (mean +- sd over the repeats) against T,
-    one line per cell, the chance level dashed."""
+    """One panel per reading in the summary: final validation accuracy (mean +- sd over the
+    repeats) against T, one line per cell, the chance level dashed."""
+    import math
+
     from ..figures import new_figure, use_style
     from .common import save_pdf_png
 
+    n = max(1, len({r["reading"] for r in summary}))
+    rows = math.ceil(n / min(3, n))
     with use_style("paper"):
-        fig = new_figure("double", aspect=0.62)
+        fig = new_figure("double", aspect=0.31 * rows + (0.06 if rows == 1 else 0.0))
         draw_readings(fig, summary, config)
         return save_pdf_png(fig, out, stem, quick)
 
 
 def draw_readings(fig, summary, config: Config):
-    """The readings' panels on ``fig`` (a 2 x 3 grid; the last cell holds the legend); returns
-    {reading: axes}."""
+    """The readings' panels on ``fig``, three to a row, in READINGS' order; the legend in the last
+    row's spare place (below the panels when there is none); returns {reading: axes}."""
+    import math
+
+    import numpy as np
+
     from ..figures.training import COLOURS, plot_vs_T
 
     names = [n for n in READINGS if any(r["reading"] == n for r in summary)]
-    grid = fig.subplots(2, 3, sharex=True, sharey=True)
+    cols = min(3, max(1, len(names)))
+    rows = math.ceil(max(1, len(names)) / cols)
+    grid = np.atleast_2d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False))
+    flat = list(grid.flat)
     axes = {}
-    for ax, name in zip(grid.flat, names):
+    for ax, name in zip(flat, names):
         sel = sorted((r for r in summary if r["reading"] == name), key=lambda r: list(CELLS).index(r["cell"]))
         ax.axhline(READINGS[name].chance, color="0.6", linestyle="--", linewidth=0.6)
         plot_vs_T(ax, sel, "cell", "val_acc", COLOURS, offset=0.04, log=True)
-        ax.set_title(READINGS[name].title, fontsize=6)
+        ax.set_title(READINGS[name].title)
         ax.set_xscale("log")
         ax.set_xticks(list(config.lengths))
         ax.set_xticklabels([str(t) for t in config.lengths])
         ax.minorticks_off()
+        ax.tick_params(labelbottom=True)
         axes[name] = ax
-    for ax in list(grid.flat)[len(names):]:
+    spare = flat[len(names):]
+    for ax in spare:
         ax.set_axis_off()
     for ax in grid[:, 0]:
-        ax.set_ylabel("final val. accuracy (mean ± sd)")
-    for ax in grid[0, :]:
-        ax.set_xlabel("")
-        ax.tick_params(labelbottom=True)
-    last = list(grid.flat)[-1] if len(names) < grid.size else None
+        ax.set_ylabel("final val. accuracy\n(mean ± sd)")
+    for ax in flat[:len(names)]:
+        below = flat.index(ax) + cols
+        if below < len(names):  # another panel below: its x label says it
+            ax.set_xlabel("")
     handles, labels = next(iter(axes.values())).get_legend_handles_labels() if axes else ([], [])
-    if last is not None:
-        last.legend(handles, labels, loc="center", title=f"{READINGS_HIDDEN} units, Keras 2 gates")
+    legend_title = f"{READINGS_HIDDEN} units, Keras 2 gates"
+    if spare and handles:
+        spare[-1].legend(handles, labels, loc="center", title=legend_title)
     elif handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
-    fig.suptitle(f"Readings of the bit relay (ours, not the asker's): {config.repeats} repeats, {config.epochs} "
-                 f"epochs, N = {config.n}, stratified split; error bars: standard deviations; dashed: chance")
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), title=legend_title)
+    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    fig.suptitle(f"Readings of the thread's bit relay (ours; the asker's text is lost)\n{config.repeats} repeats, "
+                 f"{epochs}, N = {config.n}, stratified split; error bars: sd; dashed: chance")
     return axes

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .relay import READINGS_NAME as NAME
 from .relay import run_readings as run
 
-DESCRIPTION = "Bit relay read five ways (first bit, delayed copy, pulse, noisy pulse, flip-flop): srnn vs lstm vs gru"
+DESCRIPTION = ("Bit relay read six ways (first bit, delayed copy, pulse, noisy pulse, flip-flop, sparse noisy "
+               "flip-flop): srnn vs lstm vs gru, 8 units")
 
 __all__ = ["DESCRIPTION", "NAME", "run"]
