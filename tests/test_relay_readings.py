@@ -206,3 +206,16 @@ def test_relay_readings_runs_end_to_end(tmp_path, monkeypatch):
     assert delay == {"3": "lag=1", "6": "lag=3"}
     assert {r["task"] for r in summary if r["reading"] == "pulse-noisy"} == {"relay-pulse"}
     assert {r["task_options"] for r in summary if r["reading"] == "pulse-noisy"} == {"noise=0.1"}
+
+
+def test_a_subset_of_readings_and_unknown_names(tmp_path, monkeypatch):
+    from landscape.analyses import relay
+
+    assert list(relay.select_readings(("flipflop", "first"))) == ["first", "flipflop"]  # READINGS' order
+    with pytest.raises(LandscapeError, match="unknown relay reading 'bits'; choose from: first, delay, pulse"):
+        relay.run_readings(tmp_path, quick=True, readings=("first", "bits"))
+    monkeypatch.setitem(relay.READINGS_CONFIGS, "quick", relay.Config(lengths=(4,), n=32, repeats=1, epochs=1,
+                                                                      compile=False))
+    relay.run_readings(tmp_path, quick=True, progress=False, readings=("pulse",))
+    summary = _read(tmp_path / "relay-readings-quick-summary.csv")
+    assert {(r["reading"], r["cell"], r["T"]) for r in summary} == {("pulse", c, "4") for c in ("srnn", "lstm", "gru")}
