@@ -219,3 +219,29 @@ def test_a_subset_of_readings_and_unknown_names(tmp_path, monkeypatch):
     relay.run_readings(tmp_path, quick=True, progress=False, readings=("pulse",))
     summary = _read(tmp_path / "relay-readings-quick-summary.csv")
     assert {(r["reading"], r["cell"], r["T"]) for r in summary} == {("pulse", c, "4") for c in ("srnn", "lstm", "gru")}
+
+
+def test_pulse_trace_against_a_scalar_loop_and_the_documented_order():
+    """One srnn unit by hand (h' = tanh(w h + u x + b), Keras 2's draws from the same generator
+    calls): h_0 = tanh(+-u + b), then h_k = tanh(w h_{k-1} + b); and the docstring's finding at
+    8 units, k = 40 (srnn keeps the pulse, lstm and gru lose it, gru most)."""
+    from landscape.analyses.relay import pulse_trace
+    from landscape.cells import get_cell
+
+    models = 7
+    got = pulse_trace("srnn", (0, 3, 12), models=models, hidden=1, seed=5)
+    p = get_cell("srnn").init_params("keras", 1, 1, models, torch.Generator().manual_seed(5))
+    assert {k: tuple(v.shape) for k, v in p.items()} == {"w": (models, 1, 1), "u": (models, 1, 1), "b": (models, 1)}
+    traces = {0: [], 3: [], 12: []}
+    for m in range(models):
+        w, u, b = (float(p[k][m].reshape(())) for k in ("w", "u", "b"))
+        hp, hm = math.tanh(u + b), math.tanh(-u + b)
+        for k in range(13):
+            if k in traces:
+                traces[k].append(abs(hp - hm))
+            hp, hm = math.tanh(w * hp + b), math.tanh(w * hm + b)
+    for k, vals in traces.items():
+        assert got[k] == pytest.approx(sorted(vals)[models // 2], rel=1e-12)
+    assert got[0] > got[12] > 0
+    at40 = {c: pulse_trace(c, (40,))[40] for c in ("srnn", "lstm", "gru")}
+    assert at40["srnn"] > 0.3 and at40["lstm"] < 1e-3 and at40["gru"] < 1e-6 and at40["gru"] < at40["lstm"]
