@@ -12,10 +12,10 @@ from dataclasses import fields
 from ..errors import LandscapeError
 from ..extensions import Registry
 from .base import BLOCK, Task, TaskData, check_task_class
-from .builtin import Bengio, Latch, Relay, Target, TwoSequence
+from .builtin import Bengio, Latch, Relay, RelayFlipFlop, RelayPulse, Target, TwoSequence
 
 TASKS = Registry("task", "landscape.tasks", check_task_class)
-TASKS.register(Target, Latch, Bengio, TwoSequence, Relay)
+TASKS.register(Target, Latch, Bengio, TwoSequence, Relay, RelayPulse, RelayFlipFlop)
 
 _TYPES = {int: int, "int": int, float: float, "float": float, str: str, "str": str}
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import LandscapeError
 from ..lazy import torch
-from .base import Task, TaskData, _noise, _same_ends, _signs
+from .base import BLOCK, Task, TaskData, _noise, _same_ends, _signs
 
 
 @dataclass(frozen=True)
@@ -147,3 +147,115 @@ class Relay(Task):
 
 
 TASKS: dict[str, type[Task]] = {c.name: c for c in (Target, Latch, Bengio, TwoSequence, Relay)}
+
+
+# ---------------------------------------------------------------------------------------------
+# More readings of the thread's lost "bit relay" (docs/reference.md §1). They are OUR readings,
+# not the asker's task (its text is lost); `landscape reproduce relay-readings` trains srnn, lstm
+# and gru on each. A third reading, a k-step delayed copy of a random bit stream, is ``relay``
+# with ``lag=k`` and has no class of its own.
+
+
+def _blockwise(steps: int, draw, generator) -> tuple:
+    """Several (steps, n) streams drawn together block by block, so that each one's first rows do
+    not depend on ``steps`` (the prefix property of ``_noise`` for more than one stream):
+    ``draw(generator)`` returns one (BLOCK, n) tensor per stream."""
+    blocks = [draw(generator) for _ in range(math.ceil(steps / BLOCK))]
+    return tuple(torch.cat(parts)[:steps] for parts in zip(*blocks))
+
+
+@dataclass(frozen=True)
+class RelayPulse(Task):
+    """OUR reading of "bit relay": the bit (+-1) arrives as one pulse at a random step of a quiet
+    stream (Gaussian noise of sd ``noise``, 0 by default) and must be relayed to the end, which
+    comes T steps after the pulse.
+
+    inputs   (steps(T), N, 1): noise everywhere, plus the bit +-1 at step s, s uniform in
+             0 .. window - 1 (one draw per sequence, the same for every T)
+    ends     s + T: the last input is T - 1 steps after the pulse, as the last input of latch
+             and relay is T - 1 steps after their first (so the pulse lies in the first half of
+             every sequence when T >= window)
+    targets  1 for a +1 pulse, 0 for -1 (random bits: about half of each)
+    """
+
+    name = "relay-pulse"
+    summary = "bit relay, our reading: one +-1 pulse at a random early step of a quiet stream; label it"
+    input_size = 1
+    readout = "logistic"
+    default_hidden = 8
+    window: int = 16
+    noise: float = 0.0
+    param_docs = {"window": "the pulse comes at a step drawn uniformly from 0 .. window - 1; the sequence "
+                            "ends T steps after it",
+                  "noise": "sd of the Gaussian noise added to every input (0: a quiet stream)"}
+
+    def check(self):
+        super().check()
+        self._at_least("window", 1)
+        self._at_least("noise", 0.0)
+
+    def steps(self, T):
+        return int(T) + self.window - 1
+
+    def make(self, Ts, n, seed):
+        if min(Ts) < 1:
+            raise LandscapeError(f"relay-pulse needs T >= 1; got T={min(Ts)}")
+        g = torch.Generator().manual_seed(seed)
+        bit = torch.randint(0, 2, (n,), generator=g).to(torch.float64)  # (N,)
+        onset = torch.randint(0, self.window, (n,), generator=g)  # (N,) the pulse's step
+        x = _noise(self.steps(max(Ts)), n, self.noise, g)  # (steps, N)
+        x[onset, torch.arange(n)] += 2.0 * bit - 1.0
+        return TaskData(x.unsqueeze(-1), {T: bit for T in Ts}, {T: onset + int(T) for T in Ts})
+
+
+@dataclass(frozen=True)
+class RelayFlipFlop(Task):
+    """OUR reading of "bit relay" as a latching relay (a one-bit flip-flop): set (+1) and reset
+    (-1) pulses come at random steps of a quiet stream; the label is the last pulse.
+
+    inputs   (T, N, 1): at each step a pulse with probability ``rate`` (its sign a fair coin),
+             else 0; step 0 always carries a pulse, so every sequence has a state; plus
+             Gaussian noise of sd ``noise`` everywhere
+    targets  1 when the last pulse at or before step T - 1 is +1, else 0
+
+    With only step 0's pulse remembered a model is right with probability
+    (1 - rate)^(T - 1) + (1 - (1 - rate)^(T - 1)) / 2; with only the last few steps remembered, it
+    fails on the sequences whose last pulse is older (a fraction (1 - rate)^k beyond k steps).
+    """
+
+    name = "relay-flipflop"
+    summary = "bit relay, our reading: a latching relay; +-1 pulses at random steps, label the last one"
+    input_size = 1
+    readout = "logistic"
+    default_hidden = 8
+    rate: float = 0.1
+    noise: float = 0.0
+    param_docs = {"rate": "probability that a step after the first carries a pulse (step 0 always does)",
+                  "noise": "sd of the Gaussian noise added to every input (0: a quiet stream)"}
+
+    def check(self):
+        super().check()
+        self._at_least("rate", 0.0, strict=True)
+        if self.rate > 1:
+            raise LandscapeError(f"task {self.name}: rate={self.rate} must be <= 1 ({self.param_docs['rate']})")
+        self._at_least("noise", 0.0)
+
+    def make(self, Ts, n, seed):
+        if min(Ts) < 1:
+            raise LandscapeError(f"relay-flipflop needs T >= 1; got T={min(Ts)}")
+        g = torch.Generator().manual_seed(seed)
+        rate = self.rate
+
+        def draw(gen):
+            hit = torch.rand((BLOCK, n), generator=gen, dtype=torch.float64) < rate
+            sign = 2.0 * torch.randint(0, 2, (BLOCK, n), generator=gen).to(torch.float64) - 1.0
+            return hit, sign, torch.randn((BLOCK, n), generator=gen, dtype=torch.float64)
+
+        hit, sign, noise = _blockwise(max(Ts), draw, g)  # (T_max, N) each
+        hit[0] = True
+        pulses = torch.where(hit, sign, torch.zeros_like(sign))  # (T_max, N) in {-1, 0, +1}
+        steps = torch.arange(pulses.shape[0]).unsqueeze(1).expand_as(pulses)
+        last = torch.where(hit, steps, torch.full_like(steps, -1)).cummax(dim=0).values  # (T_max, N)
+        state = pulses.gather(0, last) > 0  # (T_max, N): the relay's state after each step
+        x = pulses + self.noise * noise
+        return TaskData(x.unsqueeze(-1), {T: state[T - 1].to(torch.float64) for T in Ts}, _same_ends(Ts, n))
