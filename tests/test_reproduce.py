@@ -20,6 +20,7 @@ EXPECTED = {  # the reproductions this module must find, with one file each must
     "asker-wall": "asker-wall.png",
     "guessing": "guessing-quick-summary.csv",
     "lstm-terms": "lstm-terms-quick.csv",
+    "relay-readings": "relay-readings-quick-summary.csv",
 }
 
 

@@ -146,8 +146,6 @@ class Relay(Task):
         return TaskData(x.unsqueeze(-1), targets, _same_ends(Ts, n))
 
 
-TASKS: dict[str, type[Task]] = {c.name: c for c in (Target, Latch, Bengio, TwoSequence, Relay)}
-
 
 # ---------------------------------------------------------------------------------------------
 # More readings of the thread's lost "bit relay" (docs/reference.md §1). They are OUR readings,
