@@ -170,7 +170,9 @@ def test_a_chunk_reaches_the_file_before_its_done_flag(tmp_path):
     # still NaN (seen in the SIGKILL test above). The values must be flushed before the flag.
     from landscape.store import SurfaceWriter
 
-    w = SurfaceWriter(tmp_path / "s.h5", "{}", "k", [3], "w", np.linspace(0, 1, 3), "b", np.linspace(0, 1, 4), 5, {})
+    r = landscape.resolve(GridSpec(cell="pascanu", task="target", T=(3,), n=1, x=Axis("w", 0, 1, 3),
+                                   y=Axis("b", 0, 1, 4)))
+    w = SurfaceWriter(tmp_path / "s.h5", r.canonical(), r.key(), [3], "w", r.x.values(), "b", r.y.values(), 5, {})
     log = []
     w.file = _Logged(w.file, log)
     w.write_chunk(0, {"loss": np.ones((1, 5))})
