@@ -21,6 +21,15 @@ class Group(click.Group):
     as a last resort, any other exception ("internal error", with its type; set LANDSCAPE_DEBUG=1
     to see the traceback). Ctrl-C prints one line and exits 130."""
 
+    def parse_args(self, ctx, args):
+        if not args and ctx.parent is None:  # plain `landscape`: the help, not an error
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as err:  # options of `landscape` itself (a subcommand's are below)
+            _fail(f"landscape: {err.format_message()} (see --help)")
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
