@@ -91,7 +91,7 @@ SCALES = ("T", "chunk", "component", "t")  # dimension scales besides the two ax
 BOOKKEEPING = ("done", "nan_count", "digest")
 FIELD_NAMES = ("grad", "hessian_eigvals", "grad_norm_t", "grad_norm_c_t")  # the gradient fields
 RESERVED_NAMES = ("loss", *SCALES, *BOOKKEEPING, *FIELD_NAMES)  # not usable as axis names
-STORE_BYTES = WRITE_SLAB_BYTES * 2 + (8 << 20)  # the writer's own memory: slab copies, HDF5 chunk caches
+STORE_BYTES = WRITE_SLAB_BYTES + (2 << 20)  # the writer's own memory: a slab's copy, HDF5's chunk cache
 
 
 def cache_dir() -> Path:
@@ -188,8 +188,9 @@ class Surface:
                 f"{'' if self.checked else ', unchecked'}, {self.path})")
 
 
-def _one_line(err) -> str:
-    """An OSError (or HDF5's error text) as a short reason: the errno's text where there is one."""
+def error_reason(err) -> str:
+    """An OSError (or HDF5's error text) as a short, one-line reason: the errno's text where
+    there is one ("No space left on device")."""
     if isinstance(err, OSError) and err.errno:
         return err.strerror or os.strerror(err.errno)
     text = " ".join(str(err).split())
@@ -226,7 +227,7 @@ def check_surface_file(path: Path, locking: bool = False) -> dict:
             attrs = {k: _attr(v) for k, v in f.attrs.items()}
             names = set(f.keys())
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError) as err:
-        raise CorruptSurface(path, f"not a readable HDF5 file: {_one_line(err)}") from None
+        raise CorruptSurface(path, f"not a readable HDF5 file: {error_reason(err)}") from None
     if attrs.get("format") != FORMAT:
         raise LandscapeError(f"{path} is not a landscape surface file (format={attrs.get('format')!r})")
     try:
@@ -252,11 +253,17 @@ def check_surface_file(path: Path, locking: bool = False) -> dict:
             raise ValueError
     except (TypeError, ValueError):
         raise CorruptSurface(path, "its spec attribute is not JSON") from None
-    if hashlib.sha256(str(spec_text).encode("utf-8", "surrogateescape")).hexdigest()[:16] != attrs["key"]:
+    if spec_key(spec_text) != attrs["key"]:
         raise CorruptSurface(path, "its spec does not match its key")
     attrs["_spec"] = spec
     attrs["_datasets"] = tuple(sorted(names))
     return attrs
+
+
+def spec_key(spec_json: str) -> str:
+    """The key of a spec: the first 16 hex digits of the SHA-256 of its canonical JSON (the
+    cache file name; ``spec.ResolvedGrid.key`` computes the same)."""
+    return hashlib.sha256(str(spec_json).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -274,6 +281,23 @@ class Layout:
     @property
     def n_chunks(self) -> int:
         return -(-len(self.x) * len(self.y) // self.chunk_size)
+
+    @classmethod
+    def of_file(cls, path, f: h5py.File, attrs: dict) -> Layout:
+        """The layout the stored spec implies (canonical JSON, ``spec.ResolvedGrid.canonical``);
+        for a spec without a grid (a file written by other code through SurfaceWriter, its spec
+        still checked against its key) the layout of the file's own dimension scales."""
+        spec = attrs["_spec"]
+        if all(k in spec for k in ("T", "x", "y")):
+            return cls.of_spec(path, spec, attrs["chunk_size"])
+        try:
+            names = _dims(path, f["loss"], "loss")
+            if "" in names:
+                raise KeyError
+            Ts, x, y = (np.asarray(f[name][()]) for name in names)
+            return cls(Ts.astype(np.int64), names[1], x, names[2], y, int(attrs["chunk_size"]), "grad" in f)
+        except (KeyError, TypeError, ValueError, OSError):
+            raise CorruptSurface(path, "its spec does not describe a grid and loss has no dimension scales") from None
 
     @classmethod
     def of_spec(cls, path, spec: dict, chunk_size) -> Layout:
@@ -311,10 +335,9 @@ def read_surface(path: Path, attrs: dict | None = None) -> Surface:
     """Open, read and verify a surface file (``check_surface_file`` then ``_verify``)."""
     path = Path(path)
     attrs = attrs if attrs is not None else check_surface_file(path)
-    layout = Layout.of_spec(path, attrs["_spec"], attrs["chunk_size"])
     with _damage_is_corruption(path):
         with _open(path) as f:
-            return _verify(path, f, attrs, layout)
+            return _verify(path, f, attrs, Layout.of_file(path, f, attrs))
 
 
 @contextmanager
@@ -326,14 +349,14 @@ def _damage_is_corruption(path):
     except LandscapeError:
         raise
     except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
-        raise CorruptSurface(path, f"HDF5 cannot read it: {_one_line(err)}") from None
+        raise CorruptSurface(path, f"HDF5 cannot read it: {error_reason(err)}") from None
 
 
 def _read(path, ds, name):
     try:
         return ds[()]
     except (OSError, RuntimeError, ValueError) as err:
-        raise CorruptSurface(path, f"dataset {name!r} does not read back: {_one_line(err)}") from None
+        raise CorruptSurface(path, f"dataset {name!r} does not read back: {error_reason(err)}") from None
 
 
 def _dims(path, ds, name) -> list[str]:
@@ -341,7 +364,7 @@ def _dims(path, ds, name) -> list[str]:
     try:
         return [Path(ds.dims[d][0].name).name if len(ds.dims[d]) else "" for d in range(ds.ndim)]
     except (OSError, RuntimeError, ValueError, KeyError, IndexError) as err:
-        raise CorruptSurface(path, f"the dimension scales of {name!r} are broken: {_one_line(err)}") from None
+        raise CorruptSurface(path, f"the dimension scales of {name!r} are broken: {error_reason(err)}") from None
 
 
 def _verify(path: Path, f: h5py.File, attrs: dict, layout: Layout, require: str = "any") -> Surface:
@@ -445,9 +468,12 @@ def chunk_digest(values: dict[str, np.ndarray]) -> int:
     name order, as float64 bytes."""
     h = hashlib.blake2b(digest_size=8)
     for name in sorted(values):
-        arr = np.ascontiguousarray(values[name], dtype=np.float64)
+        arr = np.asarray(values[name], dtype=np.float64)
         h.update(f"{name}{arr.shape}".encode())
-        h.update(arr.data)
+        # the same bytes as the C-ordered array, without copying a strided one (a per-T field
+        # read back from the file is one contiguous row per T)
+        for part in ([arr] if arr.flags.c_contiguous or arr.ndim < 2 else arr):
+            h.update(np.ascontiguousarray(part).data)
     return int.from_bytes(h.digest(), "little")
 
 
@@ -507,7 +533,7 @@ def read_base_point(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch
                             raise LandscapeError(f"--base {path}: {name} holds values that are not finite")
                         out[name] = torch.from_numpy(value)
     except (OSError, TypeError, RuntimeError) as err:
-        raise LandscapeError(f"--base {path} is not a readable HDF5 file ({_one_line(err)})") from None
+        raise LandscapeError(f"--base {path} is not a readable HDF5 file ({error_reason(err)})") from None
     if not out:
         raise LandscapeError(f"--base {path} holds none of this cell's parameters ({', '.join(shapes)})")
     return out
@@ -655,7 +681,7 @@ class SurfaceWriter:
     def __init__(self, path: Path, spec_json: str, key: str, Ts, x_name, x_values, y_name, y_values,
                  chunk_size: int, attrs: dict, fields: dict | None = None, dtype=np.float64, verify: bool = True):
         self.path = Path(path)
-        self.key = key
+        self.key = spec_key(spec_json)  # a file's key is always its spec's hash (``key`` is not used)
         self.nT, self.nx, self.ny = len(Ts), len(x_values), len(y_values)
         self.fields = fields or {}
         self.computed_nan = 0
@@ -681,7 +707,7 @@ class SurfaceWriter:
                     self.computed_nan = int(self.file["nan_count"][()][self.file["done"][()]].sum())
             except (OSError, KeyError, RuntimeError, TypeError, IndexError) as err:
                 self.file.close()
-                raise CorruptSurface(self.path, f"HDF5 cannot read it: {_one_line(err)}") from None
+                raise CorruptSurface(self.path, f"HDF5 cannot read it: {error_reason(err)}") from None
             except BaseException:
                 self.file.close()
                 raise
@@ -842,7 +868,7 @@ def _row_blocks(start: int, stop: int, ny: int, max_rows: int | None = None):
 
 def write_failure(path: Path, err: OSError) -> LandscapeError:
     """The one line for a write that failed (a full disk, a lost device)."""
-    reason = _one_line(err)
+    reason = error_reason(err)
     hint = " (free some space)" if getattr(err, "errno", None) == _errno.ENOSPC or "No space" in reason else ""
     return LandscapeError(f"cannot write {path}: {reason}{hint}; the chunks written so far are kept and "
                           f"the same command resumes from them")

@@ -13,7 +13,8 @@ from . import engine, gradients
 from .errors import LandscapeError
 from .spec import GridSpec, ResolvedGrid, resolve
 from .store import (FORMAT_VERSION, RESERVED_NAMES, STORE_BYTES, CorruptSurface, Surface, SurfaceWriter, cache_path,
-                    check_surface_file, check_writable, load, lock_held, locked, read_surface, write_failure)
+                    check_surface_file, check_writable, error_reason, load, lock_held, locked, read_surface,
+                    write_failure)
 
 
 @dataclass
@@ -104,7 +105,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
                                                         "cell": problem.cell.name, "task": problem.task.name},
                                    fields=fields, verify=False)
         except OSError as err:
-            raise LandscapeError(f"cannot write {path}: {_reason(err)}") from None
+            raise LandscapeError(f"cannot write {path}: {error_reason(err)}") from None
         failed = None
         try:
             todo = writer.missing()
@@ -124,12 +125,6 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             raise write_failure(path, failed) from None
     seconds = time.perf_counter() - start
     return GridResult(load(path), path, False, points, seconds, str(dev))
-
-
-def _reason(err: OSError) -> str:
-    from .store import _one_line
-
-    return _one_line(err)
 
 
 def _peek(path: Path, spec_json: str, where: str, say) -> Surface | None:
