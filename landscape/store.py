@@ -633,7 +633,8 @@ def _chunk_shape(shape: tuple[int, ...], itemsize: int, shrink: tuple[int, ...])
         size = itemsize * math.prod(chunk)
         if size <= CHUNK_BYTES:
             break
-        chunk[ax] = max(1, CHUNK_BYTES // (size // chunk[ax]))
+        most = max(1, CHUNK_BYTES // (size // chunk[ax]))
+        chunk[ax] = -(-shape[ax] // -(-shape[ax] // most))  # near-equal pieces: little padding at the edge
     return tuple(max(1, c) for c in chunk)
 
 
@@ -761,7 +762,7 @@ class SurfaceWriter:
             self._attach(loss, grid_scales)
             for name, rest in self.fields.items():
                 if rest and rest[0] == "grid":
-                    ds = _dataset(f, name, (self.nx, self.ny, *rest[1:]), dtype, np.nan, shrink=(0, 2, 1))
+                    ds = _dataset(f, name, (self.nx, self.ny, *rest[1:]), dtype, np.nan)  # whole series per point
                     self._attach(ds, [*grid_scales[1:], *([scales["t"]] if len(rest) > 1 else [])])
                 else:
                     ds = _dataset(f, name, (*shape, *rest), dtype, np.nan, shrink=(1, 0, 2, *range(3, 3 + len(rest))))
