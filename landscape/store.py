@@ -25,20 +25,28 @@ dimension named):
 A chunk c holds the flat indices [c * chunk_size, (c + 1) * chunk_size) of the (nx, ny) grid in
 row-major ("ij") order.
 
-Integrity (format 2). Every dataset is chunked with HDF5's fletcher32 checksum filter, and the file
-is written with the HDF5 1.10 object formats (``LIBVER``), whose metadata blocks (superblock,
-object headers, chunk indexes) carry checksums too; a flipped byte in them makes HDF5 refuse to
-read (without them a damaged B-tree can crash HDF5). The free-text attributes (spec, key,
-versions, descriptions) live in HDF5's global heap, which has no checksum: ``spec`` is checked
-against ``key`` (its hash) and ``format`` against its value; the others carry no numbers. Every
-read of a surface (``load``, the cache lookup of ``landscape grid``, ``cache show``, ``plot``)
-checks, in ``_verify``: every dataset reads back through its checksum; the shapes, the scale
-values (T, the axes, chunk, component, t) and the attached dimension scales agree with the spec;
-``complete`` is set only when every chunk is done; in every done chunk the values hash to its
-``digest`` (an end-to-end check: it also catches a chunk index pointing at another chunk's
-checksummed data) and the NaN values counted now equal ``nan_count`` (so a value never written,
-NaN in the file's fill, is told from a computed NaN). A file that fails is ``CorruptSurface``: reported with its path and the way out (remove it
-or --force), never served and never overwritten without --force.
+Integrity (format 2). Every dataset is chunked with HDF5's fletcher32 checksum filter (a flipped
+byte in the data fails its chunk's checksum when read), and the file is written with the HDF5 1.8
+object formats (``LIBVER``), whose superblock and object headers carry checksums too (without them
+a damaged header can crash HDF5; the 1.10 formats would add checksummed chunk indexes, but their
+superblock marks a file "open for write" and a killed writer would leave it unopenable). Two
+things are not checksummed by HDF5 and are covered here: the chunk index (a version-1 B-tree; a
+damaged entry may point at another chunk's valid, checksummed data) by the per-chunk ``digest``
+of the values, and the free-text attributes in HDF5's global heap by checking ``spec`` against
+``key`` (its hash) and ``format`` against its value (the others, versions, dates, descriptions,
+carry no numbers). Every read of a surface (``load``, the cache lookup of ``landscape grid``,
+``cache show``, ``plot``) checks, in ``_verify``: every dataset reads back through its checksum;
+the shapes, the scale values (T, the axes, chunk, component, t) and the attached dimension scales
+agree with the spec; ``complete`` is set only when every chunk is done; in every done chunk the
+values hash to its ``digest``, and the NaN values counted now equal ``nan_count``. A file that
+fails is ``CorruptSurface``: reported with its path and the way out (remove it or --force),
+never served and never overwritten without --force.
+
+NaN. A computed NaN (from finite inputs: 0 * inf, sqrt of a negative, ...) is stored as NaN,
+like a value not yet computed; they are told apart by ``done`` and ``nan_count``: in a done chunk
+every NaN was computed, and their number was written with the values before the flag. A done
+chunk whose NaN count differs (a value never written, or lost) fails the check above. The counts
+per file and per dataset are the ``computed_nan`` attributes and ``Surface.computed_nan``.
 
 Space: every dataset is allocated, and filled (NaN, False, 0), when the file is created
 (``_write_layout``, into a hidden temporary file renamed into place), so computing a chunk only
@@ -53,8 +61,8 @@ and the next run resumes from the done mask. The holder removes the lock file wh
 Reading a complete file takes no lock: complete files are never modified (--force replaces the
 file), so a complete result is served from a read-only cache, folder or file system.
 
-Format version 1 (earlier landscape) files have no checksums and no ``nan_count``: they are read
-with every check except those two, marked unchecked (``Surface.checked`` False; ``cache ls`` says
+Format version 1 (earlier landscape) files have no checksums, digests or ``nan_count``: they are
+read with every other check, marked unchecked (``Surface.checked`` False; ``cache ls`` says
 "unchecked"); in them NaN means "not computed", so a complete format-1 file holding NaN in a done
 chunk is not served from the cache (``landscape grid`` asks for --force). They are not resumed.
 """

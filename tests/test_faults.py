@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import os
 import re
 import select
@@ -621,3 +620,11 @@ def test_the_lock_holder_killed_while_two_others_wait(tmp_path):
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [path.name]  # no lock left
     code, lines = cli("cache", "ls")
     assert "complete" in lines[1] and "being written" not in lines[1]
+
+
+def test_a_parameter_named_like_a_dataset_of_the_file_is_refused(tmp_path):
+    (tmp_path / "tcell.py").write_text(SQRT_CELL.replace('ParamDecl("b", "bias"', 'ParamDecl("t", "bias"')
+                                       .replace('p["b"]', 'p["t"]').replace('"b:-1:1:4"', '"t:-1:1:4"'))
+    assert_one_error(["grid", "--cell", f"{tmp_path / 'tcell.py'}:SqrtCell", "--task", "target", "--x", "w:0:1:3",
+                      "--y", "t:0:1:3", "--out", tmp_path / "t.h5"], "a parameter named 't' cannot be a grid axis")
+    assert not (tmp_path / "t.h5").exists()
