@@ -628,3 +628,21 @@ def test_a_parameter_named_like_a_dataset_of_the_file_is_refused(tmp_path):
     assert_one_error(["grid", "--cell", f"{tmp_path / 'tcell.py'}:SqrtCell", "--task", "target", "--x", "w:0:1:3",
                       "--y", "t:0:1:3", "--out", tmp_path / "t.h5"], "a parameter named 't' cannot be a grid axis")
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_a_file_whose_lock_is_held_is_being_written_for_ls_load_and_rm(tmp_path):
+    first = landscape.grid(SMALL, progress=False)
+    edit(first.path, lambda f: f["loss"].__setitem__((0, 0, 0), 7.0))  # as a reader may see a chunk mid-write
+    with store.locked(first.path):
+        code, lines = cli("cache", "ls")
+        assert code == 0 and "being written" in lines[1] and "CORRUPT" not in lines[1]
+        with pytest.raises(LandscapeError, match="is being written by another process"):
+            landscape.load(first.path)
+        assert_one_error(["cache", "rm", first.path], "being written by another process; not removed")
+        assert first.path.exists()
+    code, lines = cli("cache", "ls")  # reads the attributes only
+    assert "complete" in lines[1]
+    code, lines = cli("cache", "ls", "--check")  # reads and verifies every dataset
+    assert code == 0 and "CORRUPT" in lines[1] and "does not match its digest" in lines[1]
+    code, lines = cli("cache", "rm", first.path)
+    assert code == 0 and not first.path.exists() and list((tmp_path / "cache").iterdir()) == []
