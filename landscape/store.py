@@ -232,8 +232,11 @@ def check_surface_file(path: Path, locking: bool = False) -> dict:
         raise LandscapeError(f"{path} is a folder, not a surface file; remove it or choose another --out")
     try:
         with _open(path) as f:
+            _check_global_heaps(path, f)
             attrs = {k: _attr(v) for k, v in f.attrs.items()}
             names = set(f.keys())
+    except LandscapeError:
+        raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, IndexError) as err:
         raise CorruptSurface(path, f"not a readable HDF5 file: {error_reason(err)}") from None
     if attrs.get("format") != FORMAT:
@@ -272,6 +275,53 @@ def spec_key(spec_json: str) -> str:
     """The key of a spec: the first 16 hex digits of the SHA-256 of its canonical JSON (the
     cache file name; ``spec.ResolvedGrid.key`` computes the same)."""
     return hashlib.sha256(str(spec_json).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _check_global_heaps(path: Path, f: h5py.File) -> None:
+    """CorruptSurface if a global heap collection of the file is damaged. The collections hold the
+    text attributes (and the dimension-scale references) and carry no checksum; HDF5 2.0 loops
+    forever reading a string from a collection whose size field is wrong, so their structure is
+    checked here first: "GCOL", version 1, a size of at least 4096 bytes within the file, and
+    objects (16-byte header, data padded to 8 bytes) that end, with the free-space object 0, exactly
+    at that size. The data chunks (found through the checksummed object headers) are not searched."""
+    import mmap
+
+    data_regions = []
+    for ds in f.values():
+        if isinstance(ds, h5py.Dataset) and ds.chunks is not None:
+            for i in range(ds.id.get_num_chunks()):
+                info = ds.id.get_chunk_info(i)
+                data_regions.append((info.byte_offset, info.byte_offset + info.size))
+        elif isinstance(ds, h5py.Dataset) and ds.id.get_offset() is not None:
+            data_regions.append((ds.id.get_offset(), ds.id.get_offset() + ds.id.get_storage_size()))
+    data_regions.sort()
+    starts = [a for a, _ in data_regions]
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            at = m.find(b"GCOL")
+            while at >= 0:
+                k = int(np.searchsorted(starts, at, side="right")) - 1
+                if not (k >= 0 and data_regions[k][0] <= at < data_regions[k][1]) and not _heap_ok(m, at):
+                    raise CorruptSurface(path, f"the global heap (text attributes) at byte {at} is damaged")
+                at = m.find(b"GCOL", at + 4)
+
+
+def _heap_ok(m, at: int) -> bool:
+    if m[at + 4] != 1:
+        return False
+    size = int.from_bytes(m[at + 8:at + 16], "little")
+    if size < 4096 or at + size > len(m):
+        return False
+    pos = 16
+    while pos + 16 <= size:
+        index = int.from_bytes(m[at + pos:at + pos + 2], "little")
+        length = int.from_bytes(m[at + pos + 8:at + pos + 16], "little")
+        if index == 0:  # the free space: the rest of the collection, its header included
+            return pos + length == size
+        pos += 16 + -(-length // 8) * 8
+    return pos == size
 
 
 @dataclass(frozen=True)

@@ -646,3 +646,22 @@ def test_a_file_whose_lock_is_held_is_being_written_for_ls_load_and_rm(tmp_path)
     assert code == 0 and "CORRUPT" in lines[1] and "does not match its digest" in lines[1]
     code, lines = cli("cache", "rm", first.path)
     assert code == 0 and not first.path.exists() and list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_damaged_global_heap_is_refused_rather_than_read(tmp_path):
+    """The text attributes live in an HDF5 global heap, which has no checksum; HDF5 2.0 loops
+    forever reading a string from a heap whose size field is wrong (found by the sweep above, at
+    stride 1). The reader checks the heap's structure first. In a separate process, with a limit."""
+    out = tmp_path / "s.h5"
+    landscape.grid(SMALL, out=out, progress=False)
+    data = out.read_bytes()
+    at = data.find(b"GCOL")
+    assert at > 0
+    for offset, mask in ((at + 8, 0xA5), (at + 9, 0x01), (at + 4, 0x02), (at + 24, 0x10)):
+        b = bytearray(data)
+        b[offset] ^= mask
+        out.write_bytes(b)
+        r = subprocess.run([sys.executable, "-c", "import sys, landscape\ntry:\n    landscape.load(sys.argv[1])\n"
+                            "except landscape.LandscapeError as err:\n    print(err)", str(out)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "is corrupt" in r.stdout, (offset, r.stdout, r.stderr[-500:])
