@@ -1,27 +1,36 @@
-# make demo   set up .venv and reproduce the headline figures (Pascanu et al. 2013 Figs. 6 and 3) into out/
-# make test   set up .venv and run the test suite
+# make demo   set up .venv with what the demo needs and reproduce the headline figures (Pascanu et al. 2013 Figs. 6 and 3) into out/
+# make test   add the test tools to .venv and run the test suite (CI runs exactly this: .ci/run)
 # make bench  run the benchmarks (ratios against baselines measured in the same run)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+CORE := $(VENV)/.core-installed
+TEST := $(VENV)/.test-installed
 
 .PHONY: demo test bench clean
 
-$(STAMP): setup.cfg pyproject.toml constraints.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+# the package and its core dependencies only (torch pinned by constraints.txt: the CPU build)
+$(CORE): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $(CORE)
+
+# the test extra on top (pytest, triton for the fused kernels' interpreter tests, xarray, ...)
+$(TEST): $(CORE)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(TEST)
+
+demo: $(CORE)
 	MPLBACKEND=Agg $(BIN)/landscape reproduce pascanu-fig6 --out out/pascanu-fig6
 	MPLBACKEND=Agg $(BIN)/landscape reproduce pascanu-fig3 --out out/pascanu-fig3
 
-test: $(STAMP)
+test: $(TEST)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(TEST)
 	$(BIN)/python -m benchmarks
 
 clean:

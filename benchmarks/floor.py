@@ -46,7 +46,7 @@ def run(s: Settings) -> list[Row]:
 
     def candidate():
         with torch.no_grad():
-            engine.unroll_losses(r.problem, params, data, r.Ts)
+            engine.unroll_losses(r.problem, params, data, r.Ts, fused=False)
 
     stepper = engine.cpu_stepper(r.problem.cell, 1, 1)
     item = next(iter(params.values())).element_size()
@@ -75,7 +75,7 @@ def run(s: Settings) -> list[Row]:
                 h.tanh_()
 
     few = {k: v[:8] if v.shape[0] == num * num else v for k, v in params.items()}
-    warm = {"engine": lambda: engine.unroll_losses(r.problem, few, data, r.Ts)}
+    warm = {"engine": lambda: engine.unroll_losses(r.problem, few, data, r.Ts, fused=False)}
     res = timed(s, {"engine": candidate, "unroll": unroll, "affine": affine, "floor": floor}, warmup=warm)
     f = res["floor"]["median"]
     steps = num * num * n * T

@@ -1,4 +1,4 @@
-"""The latching reproduction (REFERENCE.md §1) trained as populations against one model at a time.
+"""The latching reproduction (docs/reference.md §1) trained as populations against one model at a time.
 
 The reproduction trains, for srnn and lstm, one-unit models on latch at 26 lengths T x 30 repeats
 (Keras defaults: Dense(2, softmax), Adam lr 1e-3, batch 16, validation_split 0.2, 5 epochs of

@@ -143,15 +143,21 @@ def human_bytes(n: float) -> str:
 
 
 def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...],
-                  block_elems: int | None = None) -> Tensor:
+                  block_elems: int | None = None, fused: bool = True) -> Tensor:
     """The loss of every member at every T, from one unroll: (len(Ts), P).
 
     params  name -> (P or 1, *shape), on the device and in the dtype of the computation
+    fused   False: skip the fused CPU kernels (the torch paths, for comparisons and benchmarks)
     problem the resolved model; its readout says how the loss is taken: on the output (identity
             tasks), through the fixed readout out_w, out_b of params, or through the optimal one
             (the ridge-regularised best readout, fitted per member and T)
 
-    Three paths give the same numbers up to float rounding:
+    Four paths give the same numbers up to float rounding (1e-12 relative in float64):
+
+    - CPU, H = 1, a cell the fused generator covers (every built-in one-unit cell and a user's own
+      cell written as a pure step; ``kernels.fast_path``): one compiled pass per step with the
+      state in registers or L1, the members' blocks on every core (``kernels.set_threads``), the
+      loss and the optimal fit in fused kernels too. Turned off by LANDSCAPE_FAST=0.
 
     - CUDA, H = 1, a cell with a fused kernel (srnn, pascanu, lstm, gru) and Triton installed: one
       kernel runs all T with the state in registers and writes the outputs at the requested T
@@ -175,6 +181,12 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
         if outs is not None:  # (K, P, N)
             return torch.stack([readout.loss(outs[k].unsqueeze(-1), data.targets[T], params)
                                 for k, T in enumerate(Ts)])
+    if device.type == "cpu" and fused:
+        from .kernels.fast_path import losses as fused_losses
+
+        fused = fused_losses(problem, params, data, Ts)  # None where no fused kernel applies
+        if fused is not None:
+            return fused
     losses = torch.empty(len(Ts), P, dtype=ref.dtype, device=device)
     kept = ref.new_empty(len(Ts), P, data.n, H) if readout.optimal else None  # outputs for the fit
     D = 0 if data.inputs is None else data.inputs.shape[-1]

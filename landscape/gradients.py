@@ -422,7 +422,7 @@ class JacobianFactors:
 
     log_product is the forward product; the suffix dh_T/dh_t of backpropagation is, for H = 1,
     exp(log_product[..., T-1] - log_product[..., t-1]). For the LSTM family the c-path product is
-    REFERENCE §6's analysis, not the whole backpropagated gradient (that is ``grad_norms_t``'s "c").
+    docs/reference.md §6's analysis, not the whole backpropagated gradient (that is ``grad_norms_t``'s "c").
     """
 
     cell: str

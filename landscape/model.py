@@ -29,7 +29,8 @@ class ModelSpec:
     """A cell on a task. ``cell`` and ``task`` are registry names or references (FILE.py:Class,
     module:Class); ``set`` holds base-point values ((name, value), ...): 'w' = 0.5 sets a scalar,
     'w[0,1]' = 0.5 one element, 'u' = 0.3 fills a whole matrix; ``base_file`` an HDF5 file whose
-    parameter datasets (at the root or under /params) give base-point values (``set`` wins)."""
+    parameter datasets (at the root or under /params) give base-point values (``set`` wins);
+    ``base_model`` a trained model whose cell, options, size and parameters are adopted."""
 
     cell: str = "srnn"
     cell_options: tuple[tuple[str, object], ...] = ()
@@ -38,6 +39,7 @@ class ModelSpec:
     hidden: int | None = None
     set: tuple[tuple[str, object], ...] = ()
     base_file: str | None = None
+    base_model: str | None = None  # a trained model: FILE.pt or RUN.h5:GROUP[:REPEAT] (landscape.basemodel)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Problem:
     readout: Readout
     shapes: dict = field(repr=False)
     base: dict = field(repr=False)
+    base_model: object = field(default=None, repr=False)  # basemodel.BaseModel of ModelSpec.base_model
 
     @property
     def where(self) -> str:
@@ -82,6 +85,9 @@ class Problem:
         for what, cls in (("cell", type(self.cell)), ("task", type(self.task))):
             if not is_builtin(cls):
                 doc[f"{what}_source"] = source_hash(cls)
+        if self.base_model is not None:  # the model's file by content (its path may move)
+            src = self.base_model.source
+            doc["base_model"] = {k: src[k] for k in ("sha256", "group", "repeat") if k in src}
         return doc
 
     def initial(self, P: int = 1, dtype=None, device=None) -> dict[str, Tensor]:
@@ -100,6 +106,14 @@ def resolve_model(spec: ModelSpec, readout: str | None = None, fit: str = "fixed
     l2       the ridge of the optimal fit
     base_values  name -> array of base-point values read from a file (``store.read_base_point``)
     """
+    bm = None
+    if spec.base_model:
+        from .basemodel import load_model
+
+        if spec.base_file or base_values:
+            raise LandscapeError("give --base (parameter datasets) or --base-model (a trained model), not both")
+        bm = load_model(spec.base_model)
+        spec = adopt_model(spec, bm)
     cell = get_cell(spec.cell, **dict(spec.cell_options))
     task = get_task(spec.task, **dict(spec.task_options))
     H = task.default_hidden if spec.hidden is None else _integer(spec.hidden, "hidden size")
@@ -116,7 +130,9 @@ def resolve_model(spec: ModelSpec, readout: str | None = None, fit: str = "fixed
     base = cell.default_params(H, D)
     shapes.update(KINDS[kind].shapes(H))
     base.update(KINDS[kind].base(H))
-    problem = Problem(spec, cell, task, H, D, ro, shapes, base)
+    problem = Problem(spec, cell, task, H, D, ro, shapes, base, bm)
+    if bm is not None:
+        base_values = _model_values(bm, problem)
     for name, value in (base_values or {}).items():
         if name in shapes:
             base[name] = torch.as_tensor(value, dtype=torch.float64)
@@ -130,6 +146,43 @@ def resolve_model(spec: ModelSpec, readout: str | None = None, fit: str = "fixed
     if not is_builtin(type(cell)):
         check_step(problem)
     return problem
+
+
+def adopt_model(spec: ModelSpec, bm) -> ModelSpec:
+    """The ModelSpec with a trained model's cell, options and hidden size; a different --cell,
+    --cell-opt or --hidden given with it is one clear error (the default cell counts as not given)."""
+    from dataclasses import fields as dc_fields
+    from dataclasses import replace
+
+    default_cell = next(f.default for f in dc_fields(ModelSpec) if f.name == "cell")
+    if spec.cell not in (default_cell, bm.cell):
+        raise LandscapeError(f"the base model is a {bm.cell}; drop --cell {spec.cell} or give --cell {bm.cell}")
+    if spec.cell_options and tuple(spec.cell_options) != tuple(bm.cell_options):
+        raise LandscapeError(f"the base model has cell options {dict(bm.cell_options) or 'none'}; drop --cell-opt")
+    if spec.hidden is not None and int(spec.hidden) != bm.hidden:
+        raise LandscapeError(f"the base model has {bm.hidden} hidden units; drop --hidden {spec.hidden}")
+    return replace(spec, cell=bm.cell, cell_options=tuple(bm.cell_options), hidden=bm.hidden)
+
+
+def _model_values(bm, problem: Problem) -> dict:
+    """A trained model's parameters as the problem's base point: its readout as the problem's kind;
+    a parameter the problem does not have (input weights on a task without input) or a shape that
+    differs is one clear error, never dropped."""
+    from .basemodel import grid_readout
+
+    values = {k: v for k, v in bm.params.items() if k not in READOUT_PARAMS}
+    if problem.readout.kind == "logistic":
+        values.update(grid_readout(bm, problem.H))
+    elif problem.readout.kind == "dense2" and "dense_w" in bm.params:
+        values.update({k: bm.params[k] for k in ("dense_w", "dense_b")})
+    extra = sorted(k for k in values if k not in problem.shapes)
+    wrong = sorted(k for k, v in values.items() if k in problem.shapes and tuple(v.shape) != tuple(problem.shapes[k]))
+    if extra or wrong:
+        why = (f"it has {', '.join(extra)}, which {problem.where} on task {problem.task.name} (input size "
+               f"{problem.task.input_size}) does not" if extra else
+               f"{', '.join(f'{k} {tuple(values[k].shape)}' for k in wrong)} do not fit {problem.where}")
+        raise LandscapeError(f"--base-model {bm.source['ref']}: {why}")
+    return values
 
 
 def _integer(value, what: str) -> int:

@@ -62,6 +62,8 @@ class PointsResult:
     steps     how many steps the analysis covers (T unless sequence lengths vary)
     loss      (P,) the loss at T; norms: state name -> (P, steps) ||dL_T/ds_t|| (float64 torch)
     factors   gradients.JacobianFactors along the sequences, t = 1..steps
+    terms     for the LSTM family, the blog's four terms of dc_t/dc_{t-1} (``lstm_terms``):
+              forget, through_f, through_z, through_i and their total, (P, N, steps, H, H); else None
     """
 
     problem: Problem
@@ -76,6 +78,7 @@ class PointsResult:
     loss: np.ndarray
     norms: dict
     factors: gradients.JacobianFactors
+    terms: dict | None = None
 
     def table(self) -> list[list[dict]]:
         """Per point, per t: a dict of the CSV columns (means over the sequences)."""
@@ -88,6 +91,12 @@ class PointsResult:
             cols["remainder_mean"] = jf.remainder_size().mean(1)
         for g, v in jf.gates.items():
             cols[f"gate_{g}_mean"] = v.mean(axis=(1, 3))
+        if self.terms is not None:  # |term| per t, mean over sequences (spectral norms for H > 1)
+            from .lstm_terms import TERMS, term_sizes
+
+            sizes = term_sizes(self.terms)
+            for name in (*TERMS[1:], "total"):
+                cols[f"{name}_mean"] = sizes[name].mean(1)
         return [[{"loss_T": float(self.loss[p]), **{k: float(v[p, t]) for k, v in cols.items()}}
                  for t in range(self.steps)] for p in range(len(self.points))]
 
@@ -132,16 +141,24 @@ def analyse_points(model: ModelSpec, T: int, points: list[tuple[str, tuple]] | N
     loss = engine.unroll_losses(problem, params, data, (T,))[0]  # (P,)
     norms = gradients.grad_norms_t(problem, params, data, T, method)
     factors = gradients.jacobian_factors(problem, params, data, steps)
+    terms = None
+    if factors.forget is not None and all(g in problem.cell.state_names for g in ("h", "c")):
+        from .lstm_terms import lstm_jacobian_terms
+
+        terms = lstm_jacobian_terms(problem.cell, params, data, steps, problem.H)
     return PointsResult(problem, T, n, dtype, str(dev), [label for label, _ in points],
-                        [items for _, items in points], resolved, steps, loss.detach().cpu().numpy(), norms, factors)
+                        [items for _, items in points], resolved, steps, loss.detach().cpu().numpy(), norms, factors,
+                        terms)
 
 
 def _check_memory(problem, P, n, T, steps, dtype, method, budget) -> None:
     item = torch.finfo(dtype).bits // 8
+    lstm = "c" in problem.cell.state_names
+    terms = 3 * 5 * 8 * n * steps * problem.H ** 2 if lstm else 0  # the four terms and their total, float64
     need = (steps * n * max(problem.D, 1) * (8 + item)  # the data, made in float64 then cast
             + P * (gradients.grad_norm_bytes_per_member(problem, n, dtype, steps, method)
                    + gradients.jacobian_bytes_per_member(problem, n, steps)
-                   + engine.bytes_per_member(problem, n, dtype, 1)))
+                   + engine.bytes_per_member(problem, n, dtype, 1) + terms))
     if need > budget:
         raise LandscapeError(
             f"T={T} needs about {engine.human_bytes(need)} for the per-timestep gradients and Jacobian factors "

@@ -12,10 +12,19 @@ from typing import TYPE_CHECKING
 
 from .lazy import torch
 
-from .readouts import _bce_with_logits
-
 if TYPE_CHECKING:
     from torch import Tensor
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x), exact for large |x| and +-inf (torch's softplus is linear above 20)."""
+    return torch.clamp(x, min=0) + torch.log1p(torch.exp(-x.abs()))
+
+
+def _bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
+    """Mean BCE over the last axis for labels in {0, 1}: z (P, N), y (N,) -> (P,)."""
+    return softplus(torch.where(y > 0.5, -z, z)).mean(-1)
+
 
 
 def fit_logistic_readout(h: Tensor, y: Tensor, l2: float, iters: int = 60, tol: float = 1e-10

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .errors import LandscapeError
 from .lazy import torch
+from .readout_fit import _bce_with_logits, fit_logistic_readout, softplus  # noqa: F401 (softplus: public)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -201,8 +202,6 @@ class Readout:
         if self.kind == "identity":
             return identity_loss(y, target, self.scale)
         if self.optimal:
-            from .readout_fit import fit_logistic_readout
-
             out_w, out_b = fit_logistic_readout(y, target, self.l2)
             return logistic_loss(y.to(torch.float64), out_w, out_b, target.to(torch.float64)).to(y.dtype)
         out_w, out_b = self._fixed(params, y.shape[0])
@@ -228,8 +227,6 @@ class Readout:
         if not self.optimal:
             out_w, out_b = self._fixed(params, y.shape[0])
             return smooth_bce(logits(y, out_w, out_b), target)
-        from .readout_fit import fit_logistic_readout
-
         out_w, out_b = fit_logistic_readout(y, target, self.l2)  # detached, (P, H), (P, 1)
         y64, t64 = y.to(torch.float64), target.to(torch.float64)
         if not implicit:
@@ -245,11 +242,6 @@ class Readout:
 def logits(h: Tensor, out_w: Tensor, out_b: Tensor) -> Tensor:
     """h (P, N, H), out_w (P, H), out_b (P, 1) -> (P, N)."""
     return (h * out_w.unsqueeze(-2)).sum(-1) + out_b
-
-
-def softplus(x: Tensor) -> Tensor:
-    """log(1 + e^x), exact for large |x| and +-inf (torch's softplus is linear above 20)."""
-    return torch.clamp(x, min=0) + torch.log1p(torch.exp(-x.abs()))
 
 
 def logistic_loss(h: Tensor, out_w: Tensor, out_b: Tensor, y: Tensor, work: Tensor | None = None) -> Tensor:
@@ -283,11 +275,6 @@ def _bce_one_unit(h: Tensor, out_w: Tensor, out_b: Tensor, y: Tensor, work: Tens
 def identity_loss(h: Tensor, y: Tensor, scale: float = 1.0) -> Tensor:
     """scale * mean (h[..., 0] - y)^2 per member: h (P, N, H), y (N,) -> (P,)."""
     return scale * ((h[..., 0] - y) ** 2).mean(-1)
-
-
-def _bce_with_logits(z: Tensor, y: Tensor) -> Tensor:
-    """Mean BCE over the last axis for labels in {0, 1}: z (P, N), y (N,) -> (P,)."""
-    return softplus(torch.where(y > 0.5, -z, z)).mean(-1)
 
 
 def smooth_bce(z: Tensor, target: Tensor) -> Tensor:

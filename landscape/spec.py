@@ -96,6 +96,12 @@ class GridSpec:
     ``readout_l2``) or auto (optimal where the task has a readout). ``set`` holds base-point
     overrides ((name, value), ...); ``base_file`` an HDF5 file whose parameter datasets (at the
     root or under /params) give base-point values. Axes may be given as text ('w:-1:3:201').
+
+    A trained model as the base point (``landscape.basemodel``): ``base_model`` FILE.pt (a torch
+    RNN/LSTM/GRU state_dict) or RUN.h5:GROUP[:REPEAT] (a `landscape train` run); its cell, options,
+    hidden size and readout are adopted. ``directions`` random | hessian | pca | models | line makes
+    the grid a plane around the base point, theta = base + a d1 + b d2, over axes named ``a`` and
+    ``b`` (``models``: the other models of models / line; ``direction_seed``: random's seed).
     """
 
     cell: str = "srnn"
@@ -114,6 +120,10 @@ class GridSpec:
     cell_options: tuple[tuple[str, object], ...] = ()
     task_options: tuple[tuple[str, object], ...] = ()
     grads: bool = False
+    base_model: str | None = None
+    directions: str | None = None
+    models: tuple[str, ...] = ()
+    direction_seed: int = 0
 
     @property
     def model(self):
@@ -121,7 +131,7 @@ class GridSpec:
         from .model import ModelSpec
 
         return ModelSpec(self.cell, tuple(self.cell_options), self.task, tuple(self.task_options), self.hidden,
-                         tuple(self.set), self.base_file)
+                         tuple(self.set), self.base_file, self.base_model)
 
 
 @dataclass(frozen=True)
@@ -134,13 +144,29 @@ class ResolvedGrid:
     Ts: tuple[int, ...]
     x: Axis
     y: Axis
-    x_ref: tuple[str, tuple[int, ...]]
-    y_ref: tuple[str, tuple[int, ...]]
+    x_ref: tuple[str, tuple[int, ...]] | None  # None on a plane grid (axes a, b)
+    y_ref: tuple[str, tuple[int, ...]] | None
+    base_model: object = None  # basemodel.BaseModel, when the base point is a trained model
 
     @property
     def refs(self) -> tuple:
-        """((name, index), (name, index)) of the two axes."""
-        return (self.x_ref, self.y_ref)
+        """((name, index), (name, index)) of the two axes; () on a plane grid."""
+        return () if self.x_ref is None else (self.x_ref, self.y_ref)
+
+    @property
+    def on_plane(self) -> bool:
+        """Whether the axes are the coordinates a, b of a plane of directions."""
+        return self.spec.directions is not None
+
+    def make_plane(self):
+        """The plane of ``spec.directions`` around the base point (``basemodel.make_plane``; the
+        Hessian's is computed at the largest T)."""
+        from .basemodel import make_plane
+
+        bm = self.base_model
+        return make_plane(self.spec.directions, self.problem, self.problem.base, self.spec.models,
+                          self.spec.direction_seed, max(self.Ts), self.n, self.spec.seed,
+                          bm.trajectory if bm is not None else None)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -165,6 +191,11 @@ class ResolvedGrid:
             "readout": readout.label, "readout_l2": readout.l2 if readout.optimal else None,
             "grads": self.spec.grads,
         }
+        if self.on_plane:
+            from .basemodel import load_model
+
+            doc["directions"] = {"kind": self.spec.directions, "seed": self.spec.direction_seed,
+                                 "models": [load_model(m).source["sha256"] for m in self.spec.models]}
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     def key(self) -> str:
@@ -236,15 +267,20 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
     fit = resolve_fit(problem, spec.fit, spec.readout_l2)
     base_values = read_base_point(spec.base_file, problem.shapes) if spec.base_file else None
     problem = resolve_model(model, fit=fit, l2=spec.readout_l2, base_values=base_values)
+    bm = problem.base_model
     n = problem.task.default_n if spec.n is None else int(spec.n)
     problem.task.check_n(n)
+    if spec.directions is not None:
+        return _resolve_plane(spec, problem, n, Ts, xa, ya, bm)
+    if spec.models:
+        raise LandscapeError("--models names the other models of --directions models or line")
 
     cell = problem.cell
     if (xa is None or ya is None) and cell.default_axes is None:
         raise LandscapeError(f"cell {cell.name} declares no default axes; give --x and --y (its scalars: "
                              f"{', '.join(_scalars(problem.shapes))})")
-    xa = xa or _first_element(Axis.parse(cell.default_axes[0]), problem.shapes)
-    ya = ya or _first_element(Axis.parse(cell.default_axes[1]), problem.shapes)
+    xa = _block_alias(xa, cell, problem.shapes) if xa else _first_element(Axis.parse(cell.default_axes[0]), problem.shapes)
+    ya = _block_alias(ya, cell, problem.shapes) if ya else _first_element(Axis.parse(cell.default_axes[1]), problem.shapes)
     xa, ya = xa.checked(), ya.checked()
     x_ref, y_ref = problem.scalar(xa.name), problem.scalar(ya.name)
     if x_ref == y_ref:
@@ -261,7 +297,23 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
     for name, value in problem.base.items():
         if float(value.abs().max()) > DTYPE_MAX[spec.dtype]:
             raise LandscapeError(f"the base point's {name} is not representable in {spec.dtype}")
-    return ResolvedGrid(spec, problem, n, Ts, xa, ya, x_ref, y_ref)
+    return ResolvedGrid(spec, problem, n, Ts, xa, ya, x_ref, y_ref, bm)
+
+
+def _resolve_plane(spec, problem, n, Ts, xa, ya, bm) -> ResolvedGrid:
+    """A grid over plane coordinates a, b (default -1..1, 51 points each) around the base point."""
+    from .basemodel import DIRECTIONS, PLANE_AXES
+
+    if spec.directions not in DIRECTIONS:
+        raise LandscapeError(f"unknown directions {spec.directions!r}; choose from: {', '.join(DIRECTIONS)}")
+    xa = (xa or Axis("a", -1.0, 1.0, 51)).checked()
+    ya = (ya or Axis("b", -1.0, 1.0, 51)).checked()
+    if (xa.name, ya.name) != PLANE_AXES:
+        raise LandscapeError(f"--directions {spec.directions} sweeps the plane coordinates: name the axes a and b "
+                             f"(e.g. --x a:-1:1:51 --y b:-1:1:51), not {xa.name} and {ya.name}")
+    if spec.grads:
+        raise LandscapeError("--grads needs named parameter axes; it is not available on a plane of directions")
+    return ResolvedGrid(spec, problem, n, Ts, xa, ya, None, None, bm)
 
 
 def _scalars(shapes) -> list[str]:
@@ -282,6 +334,21 @@ def _check_sets_off_axes(problem, assignments, *axes) -> None:
             if same:
                 raise LandscapeError(f"--set {ref}: {axis.name} is on an axis ({axis.describe()}), so the set "
                                      f"value would be overwritten; drop it or choose another axis")
+
+
+BLOCK_AXES = ("block_w", "block_b")  # axis names that stand for the cell's block_input (weight, bias)
+
+
+def _block_alias(axis: Axis, cell, shapes) -> Axis:
+    """An axis named block_w or block_b is the cell's declared block input (``Cell.block_input``:
+    srnn w, b; lstm w_z, b_z; gru w_h, b_h), so one command puts every cell on its matching plane;
+    the stored axis carries the real name."""
+    if axis.name not in BLOCK_AXES:
+        return axis
+    if cell.block_input is None:
+        raise LandscapeError(f"cell {cell.name} declares no block_input, so {axis.name} means nothing for it; "
+                             f"name its parameters instead")
+    return _first_element(replace(axis, name=cell.block_input[BLOCK_AXES.index(axis.name)]), shapes)
 
 
 def _first_element(axis: Axis, shapes) -> Axis:

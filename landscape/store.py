@@ -283,7 +283,7 @@ def _check_global_heaps(path: Path, f: h5py.File) -> None:
     forever reading a string from a collection whose size field is wrong, so their structure is
     checked here first: "GCOL", version 1, a size of at least 4096 bytes within the file, and
     objects (16-byte header, data padded to 8 bytes) that end, with the free-space object 0, exactly
-    at that size. The data chunks (found through the checksummed object headers) are not searched."""
+    at that size (or less than a header before it). The data chunks (found through the checksummed object headers) are not searched."""
     import mmap
 
     data_regions = []
@@ -321,7 +321,7 @@ def _heap_ok(m, at: int) -> bool:
         if index == 0:  # the free space: the rest of the collection, its header included
             return pos + length == size
         pos += 16 + -(-length // 8) * 8
-    return pos == size
+    return pos <= size  # less than an object header left: no free-space object
 
 
 @dataclass(frozen=True)
@@ -490,6 +490,13 @@ def _verify(path: Path, f: h5py.File, attrs: dict, layout: Layout, require: str 
                 base = 0 if name == "component" else 1
                 if not np.array_equal(got, np.arange(base, base + len(got))):
                     raise CorruptSurface(path, f"its {name} scale is wrong")
+    if checked:  # the extra groups (a plane grid's plane): their contents against their digest
+        for name, group in f.items():
+            if isinstance(group, h5py.Group):
+                if "digest" not in group.attrs:
+                    raise CorruptSurface(path, f"group {name!r} has no digest (added by another tool?)")
+                if group_digest(group) != int(group.attrs["digest"]):
+                    raise CorruptSurface(path, f"group {name!r} does not match its digest")
     done = values["done"].astype(bool)
     complete = bool(attrs["complete"])
     if complete and not done.all():
@@ -532,6 +539,30 @@ def chunk_digest(values: dict[str, np.ndarray]) -> int:
         # read back from the file is one contiguous row per T)
         for part in ([arr] if arr.flags.c_contiguous or arr.ndim < 2 else arr):
             h.update(np.ascontiguousarray(part).data)
+    return int.from_bytes(h.digest(), "little")
+
+
+def group_digest(group: h5py.Group) -> int:
+    """A 64-bit BLAKE2b digest of an HDF5 group's datasets (names, shapes, dtypes, values) and
+    attributes (but its own ``digest``), recursively, in name order."""
+    h = hashlib.blake2b(digest_size=8)
+
+    def add(g):
+        for key in sorted(g.attrs):
+            if key != "digest":
+                h.update(f"@{key}={_attr(g.attrs[key])!r}".encode("utf-8", "surrogateescape"))
+        for name in sorted(g):
+            item = g[name]
+            if isinstance(item, h5py.Group):
+                h.update(f"/{name}/".encode())
+                add(item)
+                continue
+            value = np.asarray(item[()])
+            h.update(f"{name}{value.shape}{value.dtype.str}".encode())
+            h.update(np.ascontiguousarray(value).tobytes() if value.dtype.kind not in "OSU"
+                     else repr(value.tolist()).encode("utf-8", "surrogateescape"))
+
+    add(group)
     return int.from_bytes(h.digest(), "little")
 
 
@@ -735,10 +766,13 @@ class SurfaceWriter:
     ``fields``: name -> trailing shape of extra gridded datasets, e.g. {"grad": (2,)} gives
     grad (nT, nx, ny, 2); a leading "grid" marker means (nx, ny, *rest) (e.g. grad_norm_t).
     ``verify``: check an existing file before resuming it (the caller may just have done so).
+    ``groups``: name -> write(h5py.Group), extra groups written into a new file's layout (e.g. the
+    plane of a plane grid); each gets a ``digest`` attribute of its contents, checked on every read.
     """
 
     def __init__(self, path: Path, spec_json: str, key: str, Ts, x_name, x_values, y_name, y_values,
-                 chunk_size: int, attrs: dict, fields: dict | None = None, dtype=np.float64, verify: bool = True):
+                 chunk_size: int, attrs: dict, fields: dict | None = None, dtype=np.float64, verify: bool = True,
+                 groups: dict | None = None):
         self.path = Path(path)
         self.key = spec_key(spec_json)  # a file's key is always its spec's hash (``key`` is not used)
         self.nT, self.nx, self.ny = len(Ts), len(x_values), len(y_values)
@@ -772,6 +806,7 @@ class SurfaceWriter:
                 raise
         else:
             self.chunk_size = chunk_size
+            self.groups = groups or {}
             with _writing():
                 self.file = self._create(spec_json, Ts, x_name, x_values, y_name, y_values, attrs, dtype)
         self.done = self.file["done"][()]
@@ -834,6 +869,10 @@ class SurfaceWriter:
             digest.attrs["description"] = "BLAKE2b-64 digest of chunk c's values (landscape.store.chunk_digest)"
             for ds in (done, count, digest):
                 self._attach(ds, [scales["chunk"]])
+            for name, write in self.groups.items():
+                group = f.create_group(name)
+                write(group)
+                group.attrs["digest"] = np.uint64(group_digest(group))
 
     @staticmethod
     def _attach(ds, scales):

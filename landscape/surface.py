@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from .lazy import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import engine, gradients
 from .errors import LandscapeError
@@ -99,11 +99,15 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             cached = _complete_match(path, spec_json, where, say)
             if cached is not None:
                 return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
+        # a plane grid's plane: built before the file exists (a failure leaves none), or read back from
+        # the file being resumed (verified above); written into the file's layout, with a digest
+        plane = _plane(r, path, say) if r.on_plane else None
+        groups = {"plane": lambda group: _write_plane(group, plane)} if plane is not None else None
         try:
             writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name,
                                    r.y.values(), size, {"device": str(dev), "dtype": spec.dtype,
                                                         "cell": problem.cell.name, "task": problem.task.name},
-                                   fields=fields, verify=False)
+                                   fields=fields, verify=False, groups=groups)
         except OSError as err:
             raise LandscapeError(f"cannot write {path}: {error_reason(err)}") from None
         failed = None
@@ -112,7 +116,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             n_total = len(writer.done)
             if len(todo) < n_total:
                 say(f"resuming {path.name}: {n_total - len(todo)} of {n_total} chunks already done")
-            points = _compute_chunks(r, data, writer, todo, dev, progress)
+            points = _compute_chunks(r, data, writer, todo, dev, progress, plane)
             writer.finish()
         except OSError as err:
             failed = err
@@ -165,18 +169,21 @@ def _complete_match(path: Path, spec_json: str, where: str = "cache file", say=N
     return surface
 
 
-def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev) -> dict[str, np.ndarray]:
+def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None) -> dict[str, np.ndarray]:
     """The values of the grid points with flat "ij" indices [start, stop): "loss" (nT, P) and, with
     --grads, the gradient fields (``gradients.gradient_fields``), float64 numpy arrays. data: the
-    task's data on ``dev`` in the grid's dtype. A pure function of its arguments: chunks may be
-    computed in any order, in any process."""
+    task's data on ``dev`` in the grid's dtype; plane: the ``directions.Plane`` of a plane grid (axes
+    a, b). A pure function of its arguments: chunks may be computed in any order, in any process."""
     problem, dtype = r.problem, r.torch_dtype
     flat = torch.arange(start, stop)
     i, j = flat // r.y.num, flat % r.y.num  # "ij" order: x varies slowest
     xs = torch.as_tensor(r.x.values(), dtype=torch.float64)
     ys = torch.as_tensor(r.y.values(), dtype=torch.float64)
     with torch.no_grad():
-        params = engine.chunk_params(problem.base, r.refs, (xs[i], ys[j]), dtype, dev)
+        if plane is not None:  # theta = base + a d1 + b d2
+            params = plane.params_at(xs[i], ys[j], dtype, dev)
+        else:
+            params = engine.chunk_params(problem.base, r.refs, (xs[i], ys[j]), dtype, dev)
         loss = engine.unroll_losses(problem, params, data, r.Ts)
         values = {"loss": loss.cpu().numpy().astype(np.float64)}
         if r.spec.grads:  # grad, hessian_eigvals, grad_norm_t (and grad_norm_c_t)
@@ -185,7 +192,7 @@ def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev) -> dict[str
 
 
 def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int], dev,
-                    progress: bool | None) -> int:
+                    progress: bool | None, plane=None) -> int:
     """Evaluate the missing chunks and write each as soon as it is done. Returns the points done."""
     data = data.to(r.torch_dtype, dev)
     total = sum(writer.chunk_range(c)[1] - writer.chunk_range(c)[0] for c in todo)
@@ -194,9 +201,35 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
     with bar:
         for c in todo:
             start, stop = writer.chunk_range(c)
-            writer.write_chunk(c, compute_chunk(r, data, start, stop, dev))
+            writer.write_chunk(c, compute_chunk(r, data, start, stop, dev, plane))
             bar.update(stop - start)
     return total
+
+
+def _plane(r: ResolvedGrid, path: Path, say):
+    """The plane of a plane grid: read back from the file of a resumed run (it sweeps the very plane
+    it started), else built."""
+    import h5py
+
+    from .directions import read_plane
+
+    if path.exists():
+        try:
+            with h5py.File(path, "r") as f:
+                if "plane" in f:
+                    return read_plane(f["plane"])
+        except OSError:
+            pass  # not a readable file: SurfaceWriter says what is wrong with it
+    say(f"building the {r.spec.directions} plane around the base point")
+    return r.make_plane()
+
+
+def _write_plane(group, plane) -> None:
+    """The plane as group /plane of the surface file (``directions.write_plane``: origin, d1, d2 and
+    what made them), so the file rebuilds its parameters: ``read_plane(f["plane"]).grid_params(a, b)``."""
+    from .directions import write_plane
+
+    write_plane(group, plane)
 
 
 def _is_tty() -> bool:

@@ -1,5 +1,5 @@
 """Cells against independent truths: torch.nn modules, hand-written numpy loops of the published
-equations (REFERENCE.md §4, §5, §7), and the Keras 2 / torch initialiser definitions. float64."""
+equations (docs/reference.md §4, §5, §7), and the Keras 2 / torch initialiser definitions. float64."""
 from __future__ import annotations
 
 import math
@@ -192,10 +192,10 @@ def ref_gru(p, state, x, g, form):
     xu = (lambda k: 0.0) if x is None else (lambda k: mv(x, p[f"u_{k}"]))
     r = g(xu("r") + mv(h, p["w_r"]) + p["b_r"])
     z = g(xu("z") + mv(h, p["w_z"]) + p["b_z"])
-    if form == "torch":  # REFERENCE §7
+    if form == "torch":  # docs/reference.md §7
         n = np.tanh(xu("h") + p["b_h"] + r * (mv(h, p["w_h"]) + p["b_hn"]))
         return ((1.0 - z) * n + z * h,), {"z": z, "r": r, "h": n}
-    ht = np.tanh(xu("h") + mv(r * h, p["w_h"]) + p["b_h"])  # REFERENCE §4
+    ht = np.tanh(xu("h") + mv(r * h, p["w_h"]) + p["b_h"])  # docs/reference.md §4
     return (z * h + (1.0 - z) * ht,), {"z": z, "r": r, "h": ht}
 
 
@@ -580,3 +580,19 @@ def test_declared_in_keras_gate_order(name, order):
         assert [d.name for d in decls if d.role == role] == [f"{prefix}_{g}" for g in order]
         assert [d.gate for d in decls if d.role == role] == list(order)
     assert [d.name for d in decls if d.role == "bias"][:len(order)] == [f"b_{g}" for g in order]
+
+
+def test_keras_2_and_3_hard_sigmoids_are_their_own_definitions():
+    """Keras 2: clip(0.2 x + 0.5, 0, 1) (gate=hard_sigmoid); Keras 3: relu6(x + 3) / 6
+    (gate=hard_sigmoid_keras3; Keras 3's LSTM default is the logistic sigmoid)."""
+    from landscape.cells.base import GATE_ACTIVATIONS
+
+    x = torch.tensor([-10.0, -3.0, -2.5, -1.0, 0.0, 1.0, 2.5, 3.0, 10.0], dtype=DT)
+    k2 = GATE_ACTIVATIONS["hard_sigmoid"](x)
+    k3 = GATE_ACTIVATIONS["hard_sigmoid_keras3"](x)
+    assert torch.equal(k2, torch.tensor([0, 0, 0, 0.3, 0.5, 0.7, 1, 1, 1], dtype=DT))
+    assert torch.equal(k3, torch.clamp(x + 3, 0, 6) / 6) and float(k3[3]) == pytest.approx(1 / 3)
+    cell = get_cell("lstm", gate="hard_sigmoid_keras3")
+    p = random_params(cell, 1, 1, P, 0)
+    (h, c), gates = cell.step_detail(p, random_states(cell, 1, P, 1), torch.randn(N, 1, generator=gen(2), dtype=DT))
+    assert ((gates["f"] >= 0) & (gates["f"] <= 1)).all()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,14 +201,12 @@ def test_two_sequence_variable_lengths_read_each_sequence_at_its_end(tmp_path):
 
 
 def test_each_T_equals_a_separate_run(tmp_path):
-    axes = dict(x=Axis("w", 0.0, 2.0, 4), y=Axis("b", -0.5, 0.5, 5))
     together = run(GridSpec(cell="gru", task="latch", T=(1, 3, 12), n=50, x=Axis("w_h", 0.0, 2.0, 4),
                             y=Axis("b_z", -0.5, 0.5, 5)), tmp_path, name="a.h5")
     for k, T in enumerate((1, 3, 12)):
         alone = run(GridSpec(cell="gru", task="latch", T=(T,), n=50, x=Axis("w_h", 0.0, 2.0, 4),
                              y=Axis("b_z", -0.5, 0.5, 5)), tmp_path, name=f"t{T}.h5")
         np.testing.assert_allclose(together.loss[k], alone.loss[0], rtol=1e-12, atol=0)
-    assert axes  # the two axes above are the gru's own parameters
 
 
 def test_float32_close_to_float64(tmp_path):
@@ -236,3 +235,16 @@ def test_plan_chunk_refuses_a_point_over_budget_and_gives_the_size():
         plan_chunk(100, 1 << 20, 1024)
     assert plan_chunk(100, 10, 55) == 5
     assert plan_chunk(3, 10, 10_000) == 3
+
+
+@pytest.mark.parametrize("cell,names", [("srnn", ("w", "b")), ("lstm", ("w_z", "b_z")), ("gru", ("w_h", "b_h")),
+                                        ("mut2", ("w_h", "b_h"))])
+def test_block_axes_name_each_cells_block_input(cell, names):
+    """--x block_w --y block_b put every cell on its declared block-input plane: the same spec (key)
+    as naming the parameters."""
+    alias = landscape.resolve(GridSpec(cell=cell, T=(5,), n=8, x="block_w:-1:5:4", y="block_b:-1.5:1.5:3"))
+    named = landscape.resolve(GridSpec(cell=cell, T=(5,), n=8, x=f"{names[0]}:-1:5:4", y=f"{names[1]}:-1.5:1.5:3"))
+    assert (alias.x.name, alias.y.name) == names and alias.key() == named.key()
+    with pytest.raises(LandscapeError, match="declares no block_input"):
+        landscape.resolve(GridSpec(cell=str(Path(__file__).parent / "no_block_cell.py") + ":NoBlock", T=(5,), n=8,
+                                   x="block_w:0:1:2", y="b:0:1:2"))

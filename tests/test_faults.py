@@ -612,6 +612,8 @@ def test_the_lock_holder_killed_while_two_others_wait(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+            for pipe in (p.stdout, p.stderr):
+                pipe.close()
     assert all(p.returncode == 0 for p in waiting), results
     outs = sorted(out for out, _ in results)
     assert f"computed {2 * (8 - killed_done)} points" in outs[0] and "read from the cache" in outs[1], outs
@@ -665,3 +667,20 @@ def test_a_damaged_global_heap_is_refused_rather_than_read(tmp_path):
                             "except landscape.LandscapeError as err:\n    print(err)", str(out)],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "is corrupt" in r.stdout, (offset, r.stdout, r.stderr[-500:])
+
+
+def test_the_plane_of_a_plane_grid_is_checked_too(tmp_path):
+    """A plane grid's parameters are theta = origin + a d1 + b d2, stored in /plane: a changed
+    direction would make a resumed run compute other points. Its group carries a digest."""
+    spec = GridSpec(cell="srnn", task="latch", n=8, T=(3,), directions="random", x=Axis("a", -1, 1, 3),
+                    y=Axis("b", -1, 1, 3))
+    out = tmp_path / "plane.h5"
+    landscape.grid(spec, out=out, progress=False)
+    with h5py.File(out, "r") as f:
+        assert int(f["plane"].attrs["digest"]) == store.group_digest(f["plane"])
+        offset = f["plane/d1"].id.get_offset()
+    flip(out, offset + 3)
+    with pytest.raises(CorruptSurface, match="group 'plane' does not match its digest"):
+        landscape.grid(spec, out=out, progress=False)
+    edit(out, lambda f: f["plane"].attrs.modify("digest", np.uint64(store.group_digest(f["plane"]))))
+    assert landscape.grid(spec, out=out, progress=False).cached  # the check is the digest's

@@ -81,7 +81,7 @@ def notes(fig) -> str:
 # every kind draws something, labelled by the parameter names
 
 
-@pytest.mark.parametrize("kind", tuple(kinds.KINDS))
+@pytest.mark.parametrize("kind", tuple(k for k, v in kinds.KINDS.items() if v.render is not None))
 def test_every_kind_draws_a_labelled_non_blank_figure(kind):
     s = bump_surface()
     surfaces = [s, bump_surface(i0=1, j0=10)] if kind == "compare" else [s]
@@ -397,7 +397,7 @@ def files(tmp_path):
                                with_fields=False)}
 
 
-@pytest.mark.parametrize("kind", tuple(kinds.KINDS))
+@pytest.mark.parametrize("kind", tuple(k for k, v in kinds.KINDS.items() if v.render is not None))
 def test_plot_command_writes_every_kind(files, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     args = ["plot", str(files["full"])] + ([str(files["bare"])] if kind == "compare" else [])
@@ -465,3 +465,250 @@ def test_plot_command_file_errors(files, tmp_path):
 
 def test_the_kind_table_names_every_kind():
     assert tuple(F.KINDS) == tuple(kinds.KINDS)
+
+
+# ---------------------------------------------------------------------------------------------
+# defaults that show the wall: a synthetic cliff whose answer is known
+
+
+def wall_surface(nx=61, ny=43, Ts=(1, 10, 50), cell="pascanu", names=("w", "b"), x_range=(4.5, 5.5),
+                 y_range=(-2.9, -1.9), peak=(37, 14)) -> Surface:
+    """A Pascanu-like cliff at the largest T: a plateau (0.4) below the line j = 3 + 0.7 (ny - 1)(1 - i / (nx - 1))
+    (not the grid's diagonal, which a regular subsample would follow), a low valley above it, and on
+    the wall cells (one per row i) a gradient 1e3 (1e4 at
+    ``peak``, off the regular subsample) and Hessian eigenvalues +-1e8, where elsewhere |grad| lies
+    in [0.03, 0.4], lambda_min in [-0.4, -0.1] and lambda_max in [0.01, 1]."""
+    x, y = np.linspace(*x_range, nx), np.linspace(*y_range, ny)
+    X, Y = np.meshgrid(x, y, indexing="ij")  # (nx, ny)
+    u, v = (X - x[0]) / np.ptp(x), (Y - y[0]) / np.ptp(y)  # 0..1
+    i = np.arange(nx)
+    jw = np.round(3 + 0.7 * (ny - 1) * (1 - i / (nx - 1))).astype(int)  # (nx,) the wall's column in row i
+    wall = np.zeros((nx, ny), bool)
+    wall[i, jw] = True
+    below = np.arange(ny)[None, :] < jw[:, None]  # the plateau
+    nT = len(Ts)
+    loss = np.empty((nT, nx, ny))
+    grad = np.empty((nT, nx, ny, 2))
+    eig = np.empty((nT, nx, ny, 2))
+    for k in range(nT):
+        loss[k] = np.where(below, 0.4, 0.05 * v) if k == nT - 1 else 0.1 * u * v * (k + 1)
+        mag = 0.03 * (0.4 / 0.03) ** (0.5 * (u + v))  # 0.03 .. 0.4, smooth
+        grad[k, ..., 0], grad[k, ..., 1] = 0.6 * mag, -0.8 * mag
+        eig[k, ..., 0] = -(0.1 + 0.3 * u)
+        eig[k, ..., 1] = 10.0 ** (-2 + 2 * v)
+    last = nT - 1
+    grad[last][wall] = np.array([0.6e3, -0.8e3])
+    grad[last, peak[0], peak[1]] = np.array([0.6e4, -0.8e4])
+    eig[last][wall] = np.array([-1e8, 1e8])
+    assert wall[peak]
+    T_max = max(Ts)
+    gnt = np.ones((nx, ny, T_max))
+    return Surface(Path("wall.h5"), loss, np.asarray(Ts), names[0], x, names[1], y,
+                   {"cell": cell, "task": "target"}, {"complete": True}, np.ones(1, bool),
+                   {"grad": grad, "hessian_eigvals": eig, "grad_norm_t": gnt})
+
+
+def coloured_fraction(fig, ax, image=None) -> float:
+    """The fraction of an axes' pixels whose colour is not near white (a blank map scores ~0)."""
+    image = render(fig) if image is None else image
+    box = ax.get_window_extent()
+    H = image.shape[0]
+    patch = image[int(H - box.y1) + 2:int(H - box.y0) - 2, int(box.x0) + 2:int(box.x1) - 2]  # (h, w, 3)
+    return float((np.abs(patch - 1.0).max(-1) > 0.15).mean())
+
+
+def test_curvature_at_its_default_T_is_not_blank_and_says_what_is_beyond_the_scale():
+    s = wall_surface()
+    with F.use_style("paper"):
+        fig = kinds.draw("curvature", [s])  # the default T: the largest, where the wall is
+        image = render(fig)
+        panels = fig.axes[:2]
+        fractions = [coloured_fraction(fig, ax, image) for ax in panels]
+        filled = [[c for c in ax.collections if getattr(c, "filled", False)][0] for ax in panels]
+        assert all(f > 0.6 for f in fractions), fractions  # the old scale up to 1e8: ~0.02
+        norm = filled[0].norm
+        assert filled[1].norm.vmax == norm.vmax and norm.vmax < 1e3  # fits the bulk (|lambda| <= 1), not the wall's 1e8
+        assert filled[0].extend == "both"  # the wall: end colours, arrows on the colorbar
+        # each bulk value is drawn as itself (orientation and scale): lambda_min at x[45], y[5]
+        here = value_of(probe(fig, panels[0], s.x[45], s.y[5], image), "RdBu_r", norm)
+        assert here == pytest.approx(s.fields["hessian_eigvals"][-1, 45, 5, 0], rel=0.25)
+        # the wall is drawn in the end colours, not left empty
+        i, j = 30, 18  # a wall cell
+        assert np.allclose(probe(fig, panels[1], s.x[i], s.y[j], image), colormaps["RdBu_r"](1.0)[:3], atol=0.12)
+    n_wall = int(s.loss.shape[1])
+    text = notes(fig)
+    assert f"{n_wall} points beyond \u00b1" in text and "up to 1e+08" in text, text
+
+
+def test_tail_scale_keeps_a_range_without_outliers_whole():
+    from landscape.figures.scales import tail_scale
+
+    m = F.mask(np.linspace(-3.0, 2.0, 101))
+    t = tail_scale([m])
+    assert t.top == pytest.approx(3.0) and not t.capped and t.note() == ""
+    m = F.mask(np.concatenate([np.linspace(-3.0, 2.0, 1000), [5e8, -7e7]]))
+    t = tail_scale([m])
+    assert t.top == pytest.approx(100 * np.percentile(np.abs(m.values.compressed()), 90))  # two decades over the bulk
+    assert (t.n_above, t.n_below) == (1, 1) and t.extreme == pytest.approx(5e8) and t.extend == "both"
+    assert 0 < t.linthresh < t.top / 10
+
+
+def test_quiver_colours_span_the_stored_range_and_the_wall_is_not_stepped_over():
+    s = wall_surface()
+    g = s.fields["grad"][-1]
+    gn = np.hypot(g[..., 0], g[..., 1])  # (nx, ny)
+    with F.use_style("paper"):
+        ax = kinds.draw("quiver", [s]).axes[0]
+    q = next(c for c in ax.collections if hasattr(c, "U"))
+    assert (q.norm.vmin, q.norm.vmax) == pytest.approx((gn.min(), gn.max()))  # 0.03 .. 1e4, the whole grid
+    xy = q.get_offsets()
+    i = np.array([np.argmin(np.abs(s.x - px)) for px in xy[:, 0]])
+    j = np.array([np.argmin(np.abs(s.y - py)) for py in xy[:, 1]])
+    assert np.allclose(s.x[i], xy[:, 0]) and np.allclose(s.y[j], xy[:, 1])  # arrows sit on grid points
+    assert np.allclose(np.asarray(q.get_array()), gn[i, j])  # each arrow coloured by its own |grad|
+    assert (37, 14) in set(zip(i, j))  # the largest |grad|, off the old regular subsample
+    on_wall = int((gn[i, j] >= 1e3).sum())
+    assert on_wall >= 15  # 17 blocks a side: the wall crosses at least 17 of them
+    # the old regular subsample (17 rows and columns incl. the edges) catches far fewer wall points
+    si = np.unique(np.linspace(0, len(s.x) - 1, 17).round().astype(int))
+    sj = np.unique(np.linspace(0, len(s.y) - 1, 17).round().astype(int))
+    assert int((gn[np.ix_(si, sj)] >= 1e3).sum()) < on_wall / 2
+    # arrows grow with log |grad|: the longest is the steepest, in the axes' own fractions
+    length = np.hypot(q.U / np.ptp(s.x), q.V / np.ptp(s.y))
+    assert gn[i, j][np.argmax(length)] == gn.max()
+    assert length.max() / length.min() == pytest.approx(1 / 0.35, rel=0.02)
+    # away from the wall the arrows stay on the regular block centres
+    flat = gn[i, j] < 1e3
+    assert len(np.unique(i[flat])) <= 17 and len(np.unique(j[flat])) <= 17
+
+
+def test_arrow_points_are_block_centres_on_a_smooth_field():
+    from landscape.figures.gradients import arrow_points
+
+    i, j = np.meshgrid(np.arange(40), np.arange(30), indexing="ij")
+    gn = 2.0 - ((i - 21) / 40) ** 2 - ((j - 16) / 30) ** 2  # smooth, largest at a block centre (21, 16)
+    I, J = arrow_points(gn, 10)  # blocks of 4 x 3: centres at rows 4 b + 1, columns 3 b + 1
+    assert len(I) == 100 and set(I.tolist()) == set(range(1, 40, 4)) and set(J.tolist()) == set(range(1, 30, 3))
+    gn[[0, 39], [0, 29]] = [np.nan, np.inf]  # non-finite points are never chosen
+    gn[7, 7] = 50.0  # one steep point: its block moves onto it
+    I, J = arrow_points(gn, 10)
+    assert (7, 7) in set(zip(I, J)) and (39, 29) not in set(zip(I, J)) and len(I) == 100
+
+
+def pit_surface(nx=81, ny=61) -> Surface:
+    """srnn-like: a plateau (0.69) with a low wedge opening to +x: w from -1 to 3, |b| < 0.6 (w - 1) / 2."""
+    x, y = np.linspace(-1.0, 3.0, nx), np.linspace(-1.5, 1.5, ny)
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    inside = (X > 1.0) & (np.abs(Y) < 0.6 * (X - 1.0) / 2.0 + 0.05)
+    loss = np.where(inside, 0.01, 0.69)[None]  # (1, nx, ny)
+    return Surface(Path("pit.h5"), loss, np.asarray([50]), "w", x, "b", y, {"cell": "srnn", "task": "latch"},
+                   {"complete": True}, np.ones(1, bool), {})
+
+
+def test_surface_default_view_looks_into_the_valley_and_its_ticks_do_not_overlap():
+    from mpl_toolkits.mplot3d import proj3d
+
+    s = pit_surface()
+    floor = np.asarray(colormaps["viridis"](0.0)[:3])
+    points = [(w, b) for w in (2.0, 2.25, 2.5, 2.75) for b in (-0.2, 0.0, 0.2)]  # on the valley floor
+
+    def floor_seen(**view):
+        """How many of the floor points are drawn in the floor's colour (not hidden behind a wall)."""
+        with F.use_style("paper"):
+            ax = F.plot_surface(s, **view)
+            image = render(ax.figure)
+        seen = 0
+        for w, b in points:
+            px, py = proj3d.proj_transform(w, b, 0.01, ax.get_proj())[:2]
+            col, row = ax.transData.transform((px, py))
+            r, c = int(round(image.shape[0] - row)), int(round(col))
+            patch = image[r - 1:r + 2, c - 1:c + 2].reshape(-1, 3)  # 3 x 3: polygon seams are 1 px
+            seen += bool(np.abs(patch - floor).max(-1).min() < 0.1)
+        return ax, seen
+
+    ax, new = floor_seen()
+    assert np.cos(np.radians(ax.azim)) > 0.5  # the viewer stands at large w, where the wedge opens
+    assert new >= 0.75 * len(points), new
+    _, old = floor_seen(elev=25.0, azim=-60.0)  # the former default: the plateau hides the floor
+    assert old <= 0.5 * len(points), old
+    renderer = ax.figure.canvas.get_renderer()
+    for axis in (ax.xaxis, ax.yaxis):
+        boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+        assert len(boxes) >= 3
+        assert not any(a.overlaps(b) for n, a in enumerate(boxes) for b in boxes[n + 1:]), axis
+    with F.use_style("paper"):  # a view given is kept
+        ax = F.plot_surface(s, elev=20.0, azim=-22.0)
+    assert (ax.elev, ax.azim) == (20.0, -22.0)
+
+
+def test_view_from_low_side_faces_the_low_region():
+    from landscape.figures.loss import view_from_low_side
+
+    s = bump_surface()  # high at x[5], y[3]; low far from it
+    for sign_x, sign_y in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        Z = np.where((np.sign(s.x - s.x.mean())[:, None] == sign_x) & (np.sign(s.y - s.y.mean())[None, :] == sign_y),
+                     0.0, 1.0)
+        elev, azim = view_from_low_side(s, Z)
+        a = np.radians(azim)
+        assert np.sign(np.cos(a)) == sign_x and np.sign(np.sin(a)) == sign_y, (sign_x, sign_y, azim)
+        assert 35 <= azim % 90 <= 55  # no axis end-on
+    assert view_from_low_side(s, np.ones((NX, NY))) == (35.0, -60.0)  # flat: matplotlib's default side
+
+
+def block_surface(cell, names, x_range=(-1.0, 5.0), y_range=(-1.5, 1.5), Ts=TS):
+    return bump_surface(names=names, cell=cell, x_range=x_range, y_range=y_range, Ts=Ts)
+
+
+def test_compare_always_names_T():
+    a, b = bump_surface(), bump_surface(i0=1, j0=10)
+    with F.use_style("paper"):
+        fig = F.plot_compare([a, b])  # one row: the largest common T, in every title
+        assert [ax.get_title() for ax in fig.axes[:2]] == ["pascanu on target, T = 20"] * 2
+        fig = F.plot_compare([a, b], Ts=(5,), titles=["one", "two"])
+        assert [ax.get_title() for ax in fig.axes[:2]] == ["one, T = 5", "two, T = 5"]
+        fig = F.plot_compare([a, b], Ts=(1, 20))  # rows: T on each row's label
+        assert [fig.axes[n].get_ylabel() for n in (0, 2)] == ["T = 1\nb", "T = 20\nb"]
+
+
+def plane_text(fig) -> str:
+    return fig._supxlabel.get_text() if getattr(fig, "_supxlabel", None) else ""
+
+
+def test_compare_says_when_cells_are_on_matching_block_input_planes():
+    cells = [block_surface("srnn", ("w", "b")), block_surface("lstm", ("w_z", "b_z")),
+             block_surface("gru", ("w_h", "b_h"))]
+    with F.use_style("paper"):
+        fig = F.plot_compare(cells)
+        image = render(fig)
+    text = plane_text(fig)
+    assert text.startswith("matching planes: each cell's block-input weight")
+    assert "srnn w \u00d7 b" in text and "lstm w_z \u00d7 b_z" in text and "gru w_h \u00d7 b_h" in text
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes[:3]] == [("w", "b"), ("w_z", "b_z"), ("w_h", "b_h")]
+    # one window: every panel puts its maximum at x[I0], y[J0]
+    for ax in fig.axes[:3]:
+        c = [c for c in ax.collections if getattr(c, "filled", False)][0]
+        assert value_of(probe(fig, ax, cells[0].x[I0], cells[0].y[J0], image), "viridis", c.norm) > 0.9 * 3
+
+
+@pytest.mark.parametrize("second,why", [
+    (("lstm", ("b_f", "w_z"), (-1.0, 5.0)), "different parameters (srnn w \u00d7 b, lstm b_f \u00d7 w_z)"),
+    (("lstm", ("w_z", "b_z"), (-1.0, 3.0)), "different windows (srnn w [-1, 5]"),
+    (("srnn", ("w", "b"), (-1.0, 3.0)), "different windows (srnn w [-1, 5]"),
+    (("lstm", ("b_z", "w_z"), (-1.0, 5.0)), "different parameters"),  # swapped roles
+])
+def test_compare_warns_on_the_figure_when_the_planes_do_not_match(second, why):
+    cell, names, x_range = second
+    with F.use_style("paper"):
+        fig = F.plot_compare([block_surface("srnn", ("w", "b")), block_surface(cell, names, x_range=x_range)])
+    text = plane_text(fig)
+    assert text.startswith("not matching planes: ") and why in text, text
+    assert fig._supxlabel.get_color() == "tab:red"
+
+
+def test_compare_of_one_plane_says_nothing_more():
+    with F.use_style("paper"):
+        fig = F.plot_compare([bump_surface(), bump_surface(i0=1, j0=10)])
+    assert plane_text(fig) == ""
+    from landscape.figures.loss import compare_planes
+
+    assert compare_planes([bump_surface(cell="my.py:Cell"), bump_surface(cell="my.py:Cell")]).kind == "same"

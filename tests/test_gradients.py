@@ -490,7 +490,8 @@ def test_cli_prints_and_writes_the_per_t_table(tmp_path):
                   "--at", "b_f=2", "--out", str(out))
     assert res.exit_code == 0, res.output
     assert "loss at T=20" in res.output and "|dL/dc_t|" in res.output and "mean f_t" in res.output
-    rows = list(csv.DictReader(open(out)))
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 2 * 20 and rows[0]["b_f"] == "0.3" and rows[20]["w_z"] == "1.0"
     # the table's values are the library's
     r, _, data, params = setup("lstm", "latch", (20,), 40, ("w_z", "b_f"), [1.2, 1.0], [0.3, 2.0])
@@ -528,3 +529,47 @@ def test_cli_bad_inputs_give_one_clear_line(args, message):
 
 def test_parse_at_keeps_element_indices_together():
     assert parse_at("w[0,1]=0.5, b=1") == (("w[0,1]", 0.5), ("b", 1.0))
+
+
+@pytest.mark.parametrize("w", [0.9, 1.1])
+def test_the_linear_cell_explodes_exactly_when_w_exceeds_one(w):
+    """The blog's linear RNN: dh_t/dh_{t-1} = w, so ||dL_T/dh_t|| = ||dL_T/dh_T|| |w|^(T - t): it
+    vanishes for |w| < 1 and explodes for |w| > 1 (docs/reference.md §6)."""
+    r, _, data, params = setup("linear", "latch", (30,), 50, ("w", "b"), [w], [0.0], fit="fixed")
+    norms = G.grad_norms_t(r.problem, params, data, 30)["h"][0]  # (30,)
+    ratios = (norms[:-1] / norms[1:]).numpy()
+    np.testing.assert_allclose(ratios, abs(w), rtol=1e-12)
+    jf = G.jacobian_factors(r.problem, params, data, 30)
+    np.testing.assert_array_equal(jf.factor[..., 0, 0], np.full((1, 50, 30), w))
+    assert (norms[0] > norms[-1]) == (abs(w) > 1)
+
+
+def test_the_irnn_passes_the_gradient_where_its_unit_is_active():
+    """ReLU with identity initialisation (Le et al. 2015): the factor is w where w h + u x + b > 0,
+    else 0; at w = 1 an active unit carries the gradient unchanged."""
+    r, _, data, params = setup("irnn", "latch", (20,), 40, ("w", "b"), [1.0, 0.8], [0.05, 0.05], fit="fixed")
+    jf = G.jacobian_factors(r.problem, params, data, 20)
+    h = torch.zeros(2, 40, dtype=F64)
+    for t in range(20):
+        a = params["w"][:, 0, 0].view(2, 1) * h + data.inputs[t, :, 0].view(1, 40) + params["b"].view(2, 1)
+        expect = torch.where(a > 0, params["w"][:, 0, 0].view(2, 1).expand(2, 40), torch.zeros(2, 40, dtype=F64))
+        np.testing.assert_array_equal(jf.factor[:, :, t, 0, 0], expect.numpy())
+        h = torch.relu(a)
+    assert set(np.unique(jf.factor[0])) <= {0.0, 1.0} and (jf.factor[0] == 1.0).mean() > 0.5
+
+
+@pytest.mark.parametrize("cell", ["lstm", "lstm-i", "lstm-o"])
+def test_the_remainder_is_the_blogs_three_gate_terms(cell):
+    """jacobian_factors splits dc_t/dc_{t-1} into diag(f_t) and the rest; landscape.lstm_terms splits
+    the rest into the blog's three paths (through f, z, i): the two agree term by term, and
+    `landscape grads` prints them."""
+    from landscape.lstm_terms import lstm_jacobian_terms
+
+    r, _, data, params = setup(cell, "latch", (12,), 20, ("w_z", "b_z"), [1.5, 0.5], [0.2, -0.3], fit="fixed")
+    jf = G.jacobian_factors(r.problem, params, data, 12)
+    terms = lstm_jacobian_terms(r.problem.cell, params, data, 12, 1)
+    np.testing.assert_allclose(terms["through_f"] + terms["through_z"] + terms["through_i"], jf.remainder,
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(terms["forget"][..., 0, 0], jf.forget[..., 0], rtol=1e-15)
+    res = _invoke("--cell", cell, "--T", "12", "--n", "20", "--readout", "fixed", "--at", "w_z=1.5,b_z=0.2")
+    assert res.exit_code == 0 and "|via z|" in res.output and "forget share" in res.output, res.output

@@ -110,7 +110,7 @@ def grid_params(cell, task, axes, nx, ny, n, fit="fixed", extra=()):
 def plain_losses(r, data, params, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(engine, "cpu_stepper", lambda *a: None)
-        return engine.unroll_losses(r.problem, params, data, r.Ts)
+        return engine.unroll_losses(r.problem, params, data, r.Ts, fused=False)
 
 
 @pytest.mark.parametrize("cell,task,axes,readout", [
@@ -128,7 +128,7 @@ def test_engine_fast_path_equals_plain_path(cell, task, axes, readout, block_ele
     monkeypatch.setattr(engine, "MIN_GROUP_ELEMS", 1)  # group even these small blocks
     n = 1 if task == "target" else 30
     r, data, params = grid_params(cell, task, axes, 7, 5, n, readout if readout != "none" else "auto")
-    fast = engine.unroll_losses(r.problem, params, data, r.Ts,
+    fast = engine.unroll_losses(r.problem, params, data, r.Ts, fused=False,
                                 block_elems=block_elems)
     plain = plain_losses(r, data, params, monkeypatch)
     torch.testing.assert_close(fast, plain, rtol=1e-11, atol=1e-13)
@@ -260,7 +260,7 @@ def test_fused_kernel_equals_plain_path_in_the_interpreter(name, opts, task, axe
     # the loss from the kernel's outputs equals the engine's
     losses = torch.stack([r.problem.readout.loss(got[k].unsqueeze(-1), data.targets[T], params)
                           for k, T in enumerate(r.Ts)])
-    torch.testing.assert_close(losses, engine.unroll_losses(r.problem, params, data, r.Ts),
+    torch.testing.assert_close(losses, engine.unroll_losses(r.problem, params, data, r.Ts, fused=False),
                                **TOL[dtype])
 
 

@@ -17,6 +17,9 @@ EXPECTED = {  # the reproductions this module must find, with one file each must
     "pascanu-fig3": "fig3-bifurcation.png",
     "cliff-formation": "cliff-steepness.png",
     "compare-cells": "compare-cells.png",
+    "asker-wall": "asker-wall.png",
+    "guessing": "guessing-quick-summary.csv",
+    "lstm-terms": "lstm-terms-quick.csv",
 }
 
 
@@ -60,18 +63,25 @@ def test_reproduction_runs_in_quick_mode(name, tmp_path):
         assert s.complete and np.isfinite(s.loss).any()
 
 
-def test_quick_then_full_spec_in_the_same_folder_recomputes(tmp_path):
-    """A reproduction owns its folder: a file there from another spec is replaced, not an error."""
+def test_a_file_of_another_spec_in_the_same_folder_is_recomputed(tmp_path):
+    """A reproduction owns its folder: a file there from another spec (a --quick run before a full
+    one, or another T list) is replaced, not an error; the same spec is then read back."""
+    from dataclasses import replace
+
     from landscape.analyses import pascanu_fig6
     from landscape.analyses.common import grid_at
 
     path = tmp_path / "fig6-surface.h5"
-    grid_at(pascanu_fig6.spec(quick=True), path)
-    bigger = pascanu_fig6.spec(quick=True).__class__(**{**pascanu_fig6.spec(quick=True).__dict__,
-                                                        "T": (5, 50)})
-    result = grid_at(bigger, path)
+    quick = pascanu_fig6.spec(quick=True)
+    grid_at(quick, path)
+    full = pascanu_fig6.spec(quick=False)
+    assert full != quick and full.x.num > quick.x.num  # the full run's grid is finer
+    other = replace(full, x=replace(full.x, num=quick.x.num + 2), y=replace(full.y, num=quick.y.num + 1),
+                    T=(5, 50))  # another spec, small enough for CI
+    result = grid_at(other, path)
     assert not result.cached and list(result.surface.T) == [5, 50]
-    assert grid_at(bigger, path).cached
+    assert result.surface.loss.shape == (2, quick.x.num + 2, quick.y.num + 1)
+    assert grid_at(other, path).cached
 
 
 def test_pascanu_fig6_finds_the_wall_on_the_basin_boundary(tmp_path, capsys):
@@ -115,3 +125,19 @@ def test_exact_flag_errors_and_is_passed_on(tmp_path, monkeypatch):
                         seen.update(exact=exact) or [])
     r = runner.invoke(cli(), ["reproduce", "relay", "--exact", "--out", str(tmp_path / "r")])
     assert r.exit_code == 0 and seen == {"exact": True}
+
+
+def test_the_askers_wall_matches_the_notebook(tmp_path):
+    """docs/reference.md §11: at w = 5 the loss (x_T - 1)^2 jumps by about 6.8 between b = -2.505 and
+    -2.500 from T = 35 on, with no b below about 0.62, where for T <= 10 some b reaches about 0."""
+    from landscape.analyses import asker_wall
+    from landscape.analyses.common import grid_at
+
+    rows = {r["T"]: r for r in asker_wall.summary(grid_at(asker_wall.spec(quick=True), tmp_path / "a.h5").surface)}
+    for T in (35, 50):
+        assert rows[T]["largest_jump"] == pytest.approx(6.8, abs=0.05)
+        assert (rows[T]["jump_from_b"], rows[T]["jump_to_b"]) == pytest.approx((-2.505, -2.500), abs=1e-9)
+        assert rows[T]["min_loss"] == pytest.approx(0.62, abs=0.01)
+    for T in (1, 5, 10):
+        assert rows[T]["min_loss"] < 1e-3
+    assert rows[50]["max_loss"] == pytest.approx(15.7, abs=0.05)

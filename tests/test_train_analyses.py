@@ -167,7 +167,7 @@ def test_cli_train_summary_and_resume(tmp_path, cli):
     (["--T", "0,5"], "T must be positive integers; got 0"),
     (["--batch", "64", "--n", "40"], "batch 64 is larger than the 32 training rows"),
     (["--out", "x.txt"], "end the file name in .csv, .h5 or .hdf5"),
-    (["--threads", "-2"], "must be 0 (one per core) or a positive count, not -2"),
+    (["--threads", "-2"], "must be a positive count, not -2"),
 ])
 def test_cli_train_errors(cli, args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -1,6 +1,6 @@
 """Gate ablations on the two tasks of ``relay``: which part of the LSTM matters for latching?
 
-Cells (REFERENCE.md §4, §5; ``landscape cells``): lstm (forget bias initialised to 0, as the
+Cells (docs/reference.md §4, §5; ``landscape cells``): lstm (forget bias initialised to 0, as the
 baseline of Jozefowicz et al. 2015), lstm-b (forget bias 1), lstm-i / lstm-o / lstm-f (input /
 output / forget gate removed, fixed at 1), lstm1997 (Hochreiter & Schmidhuber 1997: no forget
 gate, squashings 4s-2 and 2s-1), gru (torch form), mut1, mut2, mut3 (Jozefowicz et al.'s evolved

@@ -1,4 +1,4 @@
-"""How the cliff forms as T grows (the Cross Validated asker's update, REFERENCE.md §1), and how
+"""How the cliff forms as T grows (the Cross Validated asker's update, docs/reference.md §1), and how
 the cliffs of different cells compare.
 
 First the asker's model, Pascanu's map on the target task (x_t = w sigmoid(x_{t-1}) + b,
@@ -18,6 +18,10 @@ Outputs (in OUT), for CELL in pascanu, srnn, lstm, gru:
     cliff-slices-cells.pdf/.png       the four slices side by side
     cliff-steepness.pdf/.png          the sharpest step between neighbouring grid points, as a
                                       fraction of the surface's loss range, against T
+    cliff-pascanu.html                the interactive page: 3-D and contour with a slider over T
+                                      (needs plotly: pip install landscape[page]; skipped without)
+    cliff-latch-cells.html            srnn, lstm, gru on latch as linked panels, one slider
+    cliff-pascanu.gif                 the contour across T, one frame per T (log colour scale)
 
 Sizes (full / --quick): pascanu 201 x 201 / 31 x 31 (one sequence, under a second);
 latch grids 51 x 51 with n = 500 sequences / 11 x 11 with n = 64. The latch grids dominate
@@ -36,7 +40,7 @@ DESCRIPTION = "the cliff forming as T grows: pascanu (target) then srnn, lstm, g
 TS = (1, 2, 3, 5, 7, 10, 30, 50, 100)
 CELLS = (("pascanu", "target"), ("srnn", "latch"), ("lstm", "latch"), ("gru", "latch"))
 # where each cell's slice is taken: a value of its first axis (pascanu as in the asker's update;
-# srnn inside the bistable range w > 1; lstm at the learned forget bias of about 2 (REFERENCE §1);
+# srnn inside the bistable range w > 1; lstm at the learned forget bias of about 2 (docs/reference.md §1);
 # gru at a neutral update gate)
 SLICES = {"pascanu": ("w", 5.0), "srnn": ("w", 2.0), "lstm": ("b_f", 2.0), "gru": ("b_z", 0.0)}
 SIZES = {  # (grid points per axis, sequences n): full, quick
@@ -124,10 +128,30 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
         ax.legend(loc="lower right")
         written += save_pdf_png(fig, out, "cliff-steepness", quick)
 
+    written += _moving_views(surfaces, out, quick)
     print("  sharpest step between neighbouring grid points / loss range (1 = a one-step cliff):")
     print("  " + "T".rjust(9) + "".join(f"{T:>7d}" for T in TS))
     for cell, values in table.items():
         print("  " + cell.rjust(9) + "".join(f"{v:7.2f}" for v in values))
     for path in written:
         print(f"  wrote {path}")
+    return written
+
+
+def _moving_views(surfaces, out: Path, quick: bool) -> list[Path]:
+    """The interactive pages (when plotly is installed) and the animation of Pascanu's map."""
+    from importlib.util import find_spec
+
+    from ..figures.animation import write_animation
+
+    written = [write_animation(surfaces["pascanu"], out / "cliff-pascanu.gif", log=True, folds=True, basin=0.5,
+                               dpi=72.0 if quick else 150.0)]
+    if find_spec("plotly") is None:
+        print(f"{NAME}: plotly is not installed, so no interactive pages (pip install 'landscape[page]')")
+        return written
+    from ..figures.interactive import write_page
+
+    written.append(write_page([surfaces["pascanu"]], out / "cliff-pascanu.html"))
+    written.append(write_page([surfaces[c] for c in ("srnn", "lstm", "gru")], out / "cliff-latch-cells.html",
+                              title="srnn, lstm, gru on latch: the loss as T grows"))
     return written

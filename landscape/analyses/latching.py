@@ -1,5 +1,5 @@
 """The Cross Validated question 340898, redone exactly: can a one-unit srnn, lstm or gru latch a
-bit over T steps of noise? (REFERENCE.md §1; seeds/000_*.)
+bit over T steps of noise? (docs/reference.md §1.)
 
 Protocol of the question, reproduced: N = 10000 sequences (first value +1 for the first half of
 the rows, label 1; -1 for the second half, label 0; every value + N(0, 0.1^2) noise); one-unit

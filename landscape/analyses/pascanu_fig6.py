@@ -1,7 +1,7 @@
 """Pascanu, Mikolov & Bengio 2013, Fig. 6: the error surface of a one-unit sigmoid map.
 
 x_t = w sigmoid(x_{t-1}) + b, x_0 = 0.5, no input; E_50 = (sigmoid(x_50) - 0.7)^2 over
-w in [4.5, 5.5] x b in [-2.9, -1.9] (REFERENCE.md §2), cell ``pascanu``, task ``target``.
+w in [4.5, 5.5] x b in [-2.9, -1.9] (docs/reference.md §2), cell ``pascanu``, task ``target``.
 
 Outputs (in OUT):
 

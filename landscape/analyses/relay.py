@@ -1,4 +1,4 @@
-"""The question's second experiment (Cross Validated 340898, update of 2018-04-19; REFERENCE §1):
+"""The question's second experiment (Cross Validated 340898, update of 2018-04-19; docs/reference.md §1):
 
     Task 1: information latching (1 unit; 10 repeats; 10 epochs)
     Task 2: bit relay (8 units; 10 repeats; 10 epochs)

@@ -1,6 +1,6 @@
 """Training paths on loss landscapes.
 
-1. Pascanu, Mikolov & Bengio 2013, Fig. 6 (REFERENCE.md §2): on the error surface of the one-unit
+1. Pascanu, Mikolov & Bengio 2013, Fig. 6 (docs/reference.md §2): on the error surface of the one-unit
    sigmoid map x_t = w sigmoid(x_{t-1}) + b (x_0 = 0.5, E_50 = (sigmoid(x_50) - 0.7)^2, cell
    ``pascanu``, task ``target``, w in [4.5, 5.5] x b in [-2.9, -1.9]), plain gradient descent
    takes small steps down the valley to the foot of the wall and is then thrown far off the plot

@@ -10,7 +10,7 @@ from dataclasses import fields
 
 from ..errors import LandscapeError
 from ..extensions import Registry
-from .base import Cell, ParamDecl, check_cell_class, hard_sigmoid, parse_param_ref, scalar_names
+from .base import Cell, ParamDecl, bias, check_cell_class, drive, hard_sigmoid, linear, parse_param_ref, scalar_names
 from .elman import IRNN, SRNN, Linear, Pascanu
 from .gated import (GRU, LSTM, LSTM1997, LSTMB, MUT1, MUT2, MUT3, LSTMNoForgetGate, LSTMNoInputGate,
                     LSTMNoOutputGate)
@@ -42,5 +42,5 @@ def get_cell(ref: str, **options) -> Cell:
         raise LandscapeError(f"cell {cls.name}: bad options {options}: {err}") from None
 
 
-__all__ = ["CELLS", "Cell", "ParamDecl", "cell_class", "get_cell", "hard_sigmoid", "parse_param_ref",
-           "scalar_names"]
+__all__ = ["CELLS", "Cell", "ParamDecl", "bias", "cell_class", "drive", "get_cell", "hard_sigmoid", "linear",
+           "parse_param_ref", "scalar_names"]

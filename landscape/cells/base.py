@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .maps import OneUnitMap
 
 ROLES = ("recurrent", "input", "bias", "per_unit")
+LATER = {"later": True}  # metadata of an option added after results were stored (see Cell.options)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,12 @@ def linear(v: Tensor, weight: Tensor) -> Tensor:
     if weight.shape[-1] == 1:
         return v * weight.transpose(-1, -2)  # (P, N, 1) * (P, 1, out)
     return torch.matmul(v, weight.transpose(-1, -2))
+
+
+def drive(x: Tensor | None, p: dict[str, Tensor], name: str) -> Tensor | float:
+    """The input term u x with u = p[name], (P, N, H); 0.0 when the task has no input (x is None,
+    and the cell then has no input weights)."""
+    return 0.0 if x is None else linear(x, p[name])
 
 
 def bias(b: Tensor) -> Tensor:
@@ -169,7 +176,11 @@ class Cell:
 
     # --- declarations ------------------------------------------------------------------------
     def options(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The options that name this cell in a result's spec (and cache key). An option declared
+        with ``field(..., metadata=LATER)`` is left out while it has its default, so options added
+        to a cell later do not change the keys of the results made before them."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not (f.metadata.get("later") and getattr(self, f.name) == f.default)}
 
     def decls(self, D: int) -> tuple[ParamDecl, ...]:
         """The parameters that exist for input size D (no input weights when D = 0)."""

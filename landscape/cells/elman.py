@@ -2,17 +2,17 @@
 linear and ReLU (IRNN) variants (docs/reference.md §6)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..errors import LandscapeError
 from ..lazy import torch
-from .base import Cell, ParamDecl, bias, linear
+from .base import LATER, Cell, ParamDecl, bias, drive, linear
 from .maps import SIGMOID_MAP, TANH_MAP
 
 
 def _affine(p, h, x):
-    """w h + u x + b, (P, N, H); the input term only when the task has one."""
-    a = linear(h, p["w"]) + bias(p["b"])
-    return a if x is None else a + linear(x, p["u"])
+    """w h + b + u x, (P, N, H) (added in this order: the numbers of the stored surfaces)."""
+    return linear(h, p["w"]) + bias(p["b"]) + drive(x, p, "u")
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,14 @@ class SRNN(Cell):
 
 @dataclass(frozen=True)
 class Pascanu(Cell):
+    """``observe``: what the cell outputs (what a task's loss sees): sigmoid(x), as Pascanu et al.
+    2013 (Fig. 6's loss (sigmoid(x_T) - 0.7)^2), or the state x itself, as the Cross Validated
+    asker's notebook (loss (x_T - 1)^2 from x_0 = 0; docs/reference.md §11)."""
+
     name = "pascanu"
     summary = "Pascanu et al. 2013's sigmoid map; the state is the pre-activation x"
-    equations = "x' = w sigmoid(x) + u in + b;  output sigmoid(x)"
+    equations = "x' = w sigmoid(x) + u in + b;  output sigmoid(x) (observe=state: x)"
+    observe: str = field(default="sigmoid", metadata=LATER)
     params = (
         ParamDecl("w", "recurrent", default=5.0),
         ParamDecl("u", "input", default=1.0),
@@ -49,12 +54,16 @@ class Pascanu(Cell):
     block_input = ("w", "b")
     one_unit_map = SIGMOID_MAP
 
+    def __post_init__(self):
+        if self.observe not in ("sigmoid", "state"):
+            raise LandscapeError(f"unknown observe {self.observe!r} for pascanu; choose from: sigmoid, state")
+
     def step(self, p, state, x):
         (s,) = state
         return (_affine(p, torch.sigmoid(s), x),)
 
     def output(self, state):
-        return torch.sigmoid(state[0])
+        return torch.sigmoid(state[0]) if self.observe == "sigmoid" else state[0]
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import LandscapeError
 from ..lazy import torch
-from .base import Cell, ParamDecl, bias, gate_activation, linear
+from .base import Cell, ParamDecl, bias, drive, gate_activation, linear
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-
-def _input(x: Tensor | None, p: dict[str, Tensor], name: str) -> Tensor | float:
-    """The input term u x with u = p[name], (P, N, H); 0 when the cell has no input (x is None)."""
-    return 0.0 if x is None else linear(x, p[name])
 
 
 def _decls(gates: str, recurrent: str, inputs: str, biases: str,
@@ -98,7 +93,7 @@ class LSTM(GatedCell):
         h, c = state  # (P|1, N, H) each
 
         def pre(g):  # (P, N, H)
-            return linear(h, p[f"w_{g}"]) + _input(x, p, f"u_{g}") + bias(p[f"b_{g}"])
+            return linear(h, p[f"w_{g}"]) + drive(x, p, f"u_{g}") + bias(p[f"b_{g}"])
 
         gates = {g: self.sigma(pre(g)) for g in "ifo" if g != self.removed}
         gates["z"] = self.squash_input(pre("z"))
@@ -177,7 +172,7 @@ GRU_FORMS = {
     # torch.nn.GRU: the candidate's input and hidden biases stay separate (b_h = b_in, b_hn)
     "torch": (*_decls("zrh", "zrh", "zrh", "zrh", {"h": dict(torch_terms=1)}),
               ParamDecl("b_hn", "bias", "h", torch_terms=1)),
-    # REFERENCE §4 / Keras 2.1 reset_after=False: the reset multiplies h before W_h
+    # docs/reference.md §4 / Keras 2.1 reset_after=False: the reset multiplies h before W_h
     "reset_before": _decls("zrh", "zrh", "zrh", "zrh"),
 }
 
@@ -208,13 +203,13 @@ class GRU(GatedCell):
     def step_detail(self, p, state, x):
         """gates: z (update), r (reset), h (candidate h~), each (P, N, H)."""
         (h,) = state  # (P|1, N, H)
-        z = self.sigma(linear(h, p["w_z"]) + _input(x, p, "u_z") + bias(p["b_z"]))
-        r = self.sigma(linear(h, p["w_r"]) + _input(x, p, "u_r") + bias(p["b_r"]))
+        z = self.sigma(linear(h, p["w_z"]) + drive(x, p, "u_z") + bias(p["b_z"]))
+        r = self.sigma(linear(h, p["w_r"]) + drive(x, p, "u_r") + bias(p["b_r"]))
         if self.form == "torch":
-            cand = torch.tanh(_input(x, p, "u_h") + bias(p["b_h"])
+            cand = torch.tanh(drive(x, p, "u_h") + bias(p["b_h"])
                               + r * (linear(h, p["w_h"]) + bias(p["b_hn"])))
         else:
-            cand = torch.tanh(linear(r * h, p["w_h"]) + _input(x, p, "u_h") + bias(p["b_h"]))
+            cand = torch.tanh(linear(r * h, p["w_h"]) + drive(x, p, "u_h") + bias(p["b_h"]))
         h = z * h + (1.0 - z) * cand  # (P, N, H)
         return (h,), {"z": z, "r": r, "h": cand}
 
@@ -244,9 +239,9 @@ class MUT1(_Mutant):
     def step_detail(self, p, state, x):
         """gates: z (update), r (reset), h (candidate), each (P, N, H)."""
         (h,) = state  # (P|1, N, H)
-        z = self.sigma(_input(x, p, "u_z") + bias(p["b_z"]))
+        z = self.sigma(drive(x, p, "u_z") + bias(p["b_z"]))
         z = z.expand(*z.shape[:-2], h.shape[-2], z.shape[-1])  # (P, N, H) even with D = 0
-        r = self.sigma(_input(x, p, "u_r") + linear(h, p["w_r"]) + bias(p["b_r"]))
+        r = self.sigma(drive(x, p, "u_r") + linear(h, p["w_r"]) + bias(p["b_r"]))
         cand = torch.tanh(linear(r * h, p["w_h"]) + (0.0 if x is None else torch.tanh(x)) + bias(p["b_h"]))
         h = cand * z + h * (1.0 - z)  # (P, N, H)
         return (h,), {"z": z, "r": r, "h": cand}
@@ -264,9 +259,9 @@ class MUT2(_Mutant):
     def step_detail(self, p, state, x):
         """gates: z (update), r (reset), h (candidate), each (P, N, H)."""
         (h,) = state  # (P|1, N, H)
-        z = self.sigma(_input(x, p, "u_z") + linear(h, p["w_z"]) + bias(p["b_z"]))
+        z = self.sigma(drive(x, p, "u_z") + linear(h, p["w_z"]) + bias(p["b_z"]))
         r = self.sigma((0.0 if x is None else x) + linear(h, p["w_r"]) + bias(p["b_r"]))
-        cand = torch.tanh(linear(r * h, p["w_h"]) + _input(x, p, "u_h") + bias(p["b_h"]))
+        cand = torch.tanh(linear(r * h, p["w_h"]) + drive(x, p, "u_h") + bias(p["b_h"]))
         h = cand * z + h * (1.0 - z)  # (P, N, H)
         return (h,), {"z": z, "r": r, "h": cand}
 
@@ -282,9 +277,9 @@ class MUT3(_Mutant):
     def step_detail(self, p, state, x):
         """gates: z (update), r (reset), h (candidate), each (P, N, H)."""
         (h,) = state  # (P|1, N, H)
-        z = self.sigma(_input(x, p, "u_z") + linear(torch.tanh(h), p["w_z"]) + bias(p["b_z"]))
-        r = self.sigma(_input(x, p, "u_r") + linear(h, p["w_r"]) + bias(p["b_r"]))
-        cand = torch.tanh(linear(r * h, p["w_h"]) + _input(x, p, "u_h") + bias(p["b_h"]))
+        z = self.sigma(drive(x, p, "u_z") + linear(torch.tanh(h), p["w_z"]) + bias(p["b_z"]))
+        r = self.sigma(drive(x, p, "u_r") + linear(h, p["w_r"]) + bias(p["b_r"]))
+        cand = torch.tanh(linear(r * h, p["w_h"]) + drive(x, p, "u_h") + bias(p["b_h"]))
         h = cand * z + h * (1.0 - z)  # (P, N, H)
         return (h,), {"z": z, "r": r, "h": cand}
 

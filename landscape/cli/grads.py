@@ -70,14 +70,16 @@ def command(model, T, ats, n, seed, fit, readout_l2, method, rows, device, dtype
         click.echo(f"point {p + 1}: {', '.join(f'{k}={v:g}' for k, v in items) or label}")
         click.echo(f"  loss at T={T}: {float(res.loss[p]):.6g}")
         head = ["t"] + [f"|dL/d{k}_t|" for k in res.norms] + [f"mean |d{s}_t/d{s}_t-1|"]
+        terms = ("through_f", "through_z", "through_i") if res.terms is not None else ()
         if jf.forget is not None:
-            head += ["mean f_t", "mean |rest|"]
+            head += ["mean f_t"] + ([f"|via {t[-1]}|" for t in terms] if terms else ["mean |rest|"])
         rows_out = []
         for t in show:
             row = table[p][t - 1]
             cols = [str(t)] + [_fmt(row[f"grad_norm_{k}"]) for k in res.norms] + [_fmt(row["factor_mean"])]
             if jf.forget is not None:
-                cols += [_fmt(row["forget_mean"]), _fmt(row["remainder_mean"])]
+                cols += [_fmt(row["forget_mean"])] + ([_fmt(row[f"{t}_mean"]) for t in terms] if terms
+                                                        else [_fmt(row["remainder_mean"])])
             rows_out.append(cols)
         _echo_table(head, rows_out)
         size = jf.factor_size()[p]  # (N, T)
@@ -89,6 +91,17 @@ def command(model, T, ats, n, seed, fit, readout_l2, method, rows, device, dtype
         if jf.forget is not None:
             click.echo(f"  forget-gate term: mean f_t = {_fmt(float(jf.forget[p].mean()))}; remainder: "
                        f"mean |.| = {_fmt(float(jf.remainder_size()[p].mean()))}")
+        if res.terms is not None:
+            from ..lstm_terms import log10_product, term_sizes
+
+            sizes = term_sizes(res.terms)
+            shares = {k: float(sizes[k][p].mean()) for k in ("forget", "through_f", "through_z", "through_i")}
+            forget_share = shares["forget"] / max(sum(shares.values()), 1e-300)
+            prod = log10_product(res.terms["total"][p:p + 1])[0, :, -1].mean()
+            prod_f = log10_product(res.terms["forget"][p:p + 1])[0, :, -1].mean()
+            click.echo(f"  the four terms of dc_t/dc_t-1 (the blog's): forget share {forget_share:.2f}; log10 "
+                       f"|dc_{steps}/dc_0| through the step Jacobians {_fmt(float(prod))}, through f_t alone "
+                       f"{_fmt(float(prod_f))}")
     if out:
         _write_csv(out, res, table)
         click.echo(f"wrote {out}")

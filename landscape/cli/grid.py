@@ -13,13 +13,24 @@ from .options import device_option, model_options, threads_option
 @click.command("grid")
 @model_options()
 @click.option("--x", "x", metavar="NAME:MIN:MAX:NUM", help="First axis (rows, index i), e.g. w:-1:3:201; "
-              "append :log for a log-spaced axis. Default: the cell's default axes (see README).")
+              "append :log for a log-spaced axis; block_w and block_b name the cell's block-input weight and "
+              "bias (matching planes across cells). Default: the cell's default axes (see README).")
 @click.option("--y", "y", metavar="NAME:MIN:MAX:NUM", help="Second axis (columns, index j), e.g. b:-1.5:1.5:201.")
 @click.option("--T", "T", default="50", show_default=True, help="Sequence lengths, a comma list: 1,5,10,50.")
 @click.option("--n", type=int, help="Number of sequences (default: the task's, 1000 for latch).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the task's data.")
 @click.option("--base", "base_file", type=click.Path(dir_okay=False),
               help="HDF5 file whose parameter datasets (at / or /params) give the base point.")
+@click.option("--base-model", metavar="FILE.pt|RUN.h5:GROUP[:REPEAT]",
+              help="A trained model as the base point: a torch.nn.RNN/LSTM/GRU state_dict (optional Linear head), "
+                   "or a member of a `landscape train --out RUN.h5` run. Its cell, options and size are adopted.")
+@click.option("--directions", type=click.Choice(("random", "hessian", "pca", "models", "line")),
+              help="Sweep a plane around the base point, theta = base + a d1 + b d2 (axes a and b, default "
+                   "-1..1): random (filter-normalised), hessian (top two eigenvectors at the largest T), pca "
+                   "(of the training trajectory), models (through --models A --models B), line (to --models A).")
+@click.option("--models", "models", multiple=True, metavar="MODEL",
+              help="The other models of --directions models (two) or line (one), as --base-model.")
+@click.option("--direction-seed", default=0, show_default=True, help="Seed of --directions random.")
 @click.option("--readout", "fit", type=click.Choice(FITS), default="auto", show_default=True,
               help="How the readout of a classification task is set (its fit): fixed at the base point "
                    "(out_w, out_b), or optimal (fitted per point and T; auto = optimal where the task has "
@@ -39,14 +50,15 @@ from .options import device_option, model_options, threads_option
               "half the free memory on a GPU; or $LANDSCAPE_MEMORY).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes, only the summary.")
 @threads_option()
-def command(model, x, y, T, n, seed, base_file, fit, readout_l2, grads, device, dtype, out, force, chunk_size,
-            memory, quiet):
+def command(model, x, y, T, n, seed, base_file, base_model, directions, models, direction_seed, fit, readout_l2,
+            grads, device, dtype, out, force, chunk_size, memory, quiet):
     """Evaluate the loss over a grid of two parameters at every T of a list, from one unroll.
 
     \b
     landscape grid --cell srnn --T 50
     landscape grid --cell pascanu --task target --x w:4.5:5.5:201 --y b:-2.9:-1.9:201 --T 1,5,10,50
     landscape grid --cell examples/cells/mgu.py:MGU --T 10,50
+    landscape grid --base-model gru.pt --task relay --directions hessian --x a:-1:1:51 --y b:-1:1:51 --T 10,20,40
     """
     from ..surface import grid
 
@@ -54,7 +66,8 @@ def command(model, x, y, T, n, seed, base_file, fit, readout_l2, grads, device, 
         cell=model.cell, task=model.task, T=parse_T(T), x=Axis.parse(x) if x else None,
         y=Axis.parse(y) if y else None, hidden=model.hidden, n=n, seed=seed, dtype=dtype, fit=fit,
         readout_l2=readout_l2, set=model.set, base_file=base_file, cell_options=model.cell_options,
-        task_options=model.task_options, grads=grads)
+        task_options=model.task_options, grads=grads, base_model=base_model, directions=directions,
+        models=tuple(models), direction_seed=direction_seed)
     note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     result = grid(spec, out=out, device=device, force=force, chunk_size=chunk_size,
                   memory=parse_bytes(memory) if memory else None, progress=False if quiet else None,

@@ -45,28 +45,49 @@ def model_options(set_help: str = "Base-point value of another parameter (repeat
     return decorate
 
 
-def _set_threads(ctx, param, value):
-    if value is None:
-        return None
-    if value < 0:
-        raise click.BadParameter(f"must be 0 (one per core) or a positive count, not {value}")
-    if value > 0:  # 0 leaves torch's own default
-        import torch
-
-        torch.set_num_threads(value)
+def _threads_value(value):
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be a positive count, not {value}")
     return value
 
 
-def threads_option(default: int = 1, expose: bool = False):
-    """--threads N: CPU threads for torch's operations, set as soon as the option is parsed.
+def _set_workers(ctx, param, value):
+    """The fused kernels' worker threads; torch's own operations on one thread."""
+    value = _threads_value(value)
+    from ..kernels import set_threads
 
-    The default is one: the CPU path steps cache-sized blocks (about 1 MiB) whose operations are
-    too small to gain from splitting, and on a shared machine two OpenMP threads were measured
-    10-30x slower than one (README, Performance). ``expose``: also pass the value to the command."""
-    return click.option("--threads", type=int, default=default, show_default=True, callback=_set_threads,
-                        expose_value=expose,
-                        help="CPU threads (0: torch's default, one per core). One is fastest for the "
-                             "cache-sized blocks of the CPU path, above all on a shared machine.")
+    set_threads(value)  # None: every core this process may run on
+    import torch
+
+    torch.set_num_threads(1)
+    return value
+
+
+def _set_torch_threads(ctx, param, value):
+    value = _threads_value(value)
+    import torch
+
+    torch.set_num_threads(value)
+    return value
+
+
+def threads_option():
+    """--threads N for the grid commands (grid, grads, reproduce, fixedpoints): the fused one-unit
+    kernels run blocks of grid points on N worker threads, each single-threaded (default: every core
+    the process may run on, os.sched_getaffinity); torch's own operations (cells with H > 1, the
+    gradients) run on one thread: its OpenMP threads on the small operations of a step were
+    measured 10-30x slower than one on a shared machine (README, Performance)."""
+    return click.option("--threads", type=int, default=None, callback=_set_workers, expose_value=False,
+                        help="Worker threads of the fused kernels, each single-threaded [default: every core "
+                             "this process may run on]; torch's own operations use one.")
+
+
+def torch_threads_option(default: int = 1):
+    """--threads N for training: torch's threads (default one: a step's tensors are small, and a
+    descheduled second OpenMP thread stalls every parallel region on a busy machine)."""
+    return click.option("--threads", type=int, default=default, show_default=True, callback=_set_torch_threads,
+                        help="CPU threads of torch's operations while training (one is fastest for the "
+                             "small tensors of a step, above all on a shared machine).")
 
 
 def device_option():

@@ -22,8 +22,9 @@ def _width(text: str | None):
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--kind", "-k", default="contour", show_default=True,
               help=" | ".join(KINDS) + ". (" + "; ".join(f"{k.name}: {k.summary}" for k in KINDS.values()) + ".)")
-@click.option("--out", "-o", required=True, metavar="FIG.pdf|png|svg|pgf",
-              help="Output figure; the format is taken from the extension.")
+@click.option("--out", "-o", required=True, metavar="FIG.pdf|png|svg|pgf|html|gif|mp4",
+              help="Output file; the format is taken from the extension (html: interactive; gif, mp4: the "
+                   "animations).")
 @click.option("--T", "T", help="Length(s) to show, a comma list (default: the largest; all for panels and "
               "slices; the largest common one for compare).")
 @click.option("--at", metavar="NAME=VALUE", help="slices, gradnorm: fix this parameter (nearest grid "
@@ -39,7 +40,8 @@ def _width(text: str | None):
 @click.option("--folds", is_flag=True, help="Overlay the fold (saddle-node) curves (srnn, pascanu over w, b).")
 @click.option("--basin", type=float, metavar="X0", help="Overlay the basin boundary of the initial state X0.")
 @click.option("--title", help="A title over the figure.")
-def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim, folds, basin, title):
+@click.option("--fps", type=float, default=2.0, show_default=True, help="animation, animation-3d: lengths T per second.")
+def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim, folds, basin, title, fps):
     """Draw stored surfaces: contours, 3-D views, panels across T, slices, comparisons, gradients.
 
     \b
@@ -47,6 +49,8 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
     landscape plot pascanu.h5 --kind contour --folds --basin 0.5 --out contour.png
     landscape plot pascanu.h5 --kind slices --at w=5 --out slices.pdf
     landscape plot srnn.h5 lstm.h5 gru.h5 --kind compare --T 10,50,100 --out cells.pdf
+    landscape plot pascanu.h5 --kind interactive --out pascanu.html
+    landscape plot pascanu.h5 --kind animation --log --out cliff.gif
     """
     from ..figures import kinds
     from ..figures.style import check_style, save_figure, use_style
@@ -60,6 +64,13 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
     Ts = parse_T(T) if T else None
     surfaces = [load(f) for f in files]
     scale = "log" if log else "symlog" if symlog else "linear"
+    if kinds.get_kind(kind).write is not None:  # writes its own file (html, gif, mp4)
+        if at is not None:
+            raise LandscapeError(f"--at applies to slices and gradnorm, not {kind}")
+        path = kinds.write(kind, surfaces, out, T=Ts, scale=scale, width=_width(width), elev=elev, azim=azim,
+                           folds=folds, basin=basin, title=title, fps=fps, dpi=dpi, style=style)
+        click.echo(f"wrote {path} ({kind} of {', '.join(files)})")
+        return
     with use_style(style):
         fig = kinds.draw(kind, surfaces, T=Ts, at=at, scale=scale, width=_width(width), elev=elev, azim=azim,
                          folds=folds, basin=basin, title=title)

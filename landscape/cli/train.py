@@ -10,7 +10,7 @@ from ..errors import LandscapeError
 from ..readouts import TRAIN_KINDS
 from ..spec import DTYPES, parse_T
 from ..train import INITS, OPTIMIZERS, PROTOCOLS, Member, TrainSpec
-from .options import device_option, model_options, threads_option
+from .options import device_option, model_options, torch_threads_option
 
 
 def _optimizer(ctx, param, value):
@@ -46,6 +46,8 @@ def _optimizer(ctx, param, value):
               help="Floating-point type of the training (Keras trains in float32).")
 @click.option("--success", default=0.9, show_default=True, help="A model succeeds when its final "
               "validation (or test, for stratified) accuracy exceeds this.")
+@click.option("--record-steps", is_flag=True, help="Also record the parameters after every step (a trajectory "
+              "for `landscape grid --base-model RUN.h5:GROUP --directions pca`; needs an .h5 --out).")
 @click.option("--compile", "use_compile", is_flag=True,
               help="Fuse the unroll with torch.compile: faster for long runs, about a minute to compile.")
 @click.option("--out", type=click.Path(dir_okay=False),
@@ -53,9 +55,9 @@ def _optimizer(ctx, param, value):
                    "groups already saved there.")
 @device_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@threads_option(expose=True)
+@torch_threads_option()
 def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protocol, readout, n, seed, dtype, success,
-            use_compile, out, device, quiet, threads):
+            record_steps, use_compile, out, device, quiet, threads):
     """Train REPEATS models at every length T, all at once, and summarise their final accuracy.
 
     \b
@@ -71,7 +73,9 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protoco
         raise LandscapeError(f"repeats must be >= 1, got {repeats}")
     spec = TrainSpec(cell=model.cell, cell_options=model.cell_options, task=model.task,
                      task_options=model.task_options, hidden=model.hidden, n=n, epochs=epochs, batch=batch,
-                     optimizer=optimizer, readout=readout, dtype=dtype)
+                     optimizer=optimizer, readout=readout, dtype=dtype, record_steps=record_steps)
+    if record_steps and not (out and out.lower().endswith((".h5", ".hdf5"))):
+        raise LandscapeError("--record-steps keeps the trajectories in HDF5: give --out RUN.h5")
     name = cell_class(spec.cell).name  # the group of a user's FILE.py:Class is named after the cell
     members = [Member(T=t, seed=seed + 1000 * t + r, data_seed=seed + t, lr=lr, clip=clip, init=init,
                       protocol=protocol, set=model.set, group=f"{name}-T{t}", labels=(("repeat", r),))
@@ -79,7 +83,7 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protoco
     note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     start = time.perf_counter()
     rows = run_groups([(spec, members)], out=out, device=device, progress=False if quiet else None,
-                      compile=use_compile, on_message=note, threads=threads or None)
+                      compile=use_compile, on_message=note, threads=threads)
     seconds = time.perf_counter() - start
     groups = {m.group for m in members}
     summary = summary_by_T([r for r in rows if r["group"] in groups], protocol, success)

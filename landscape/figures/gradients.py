@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import LandscapeError
 from .loss import _meshgrid, draw_field
 from .scales import (add_colorbar, annotate, check_scale, describe, finite_range, make_norm, mask, merge_notes,
-                     nearest_index, pick_T, resolve_at)
+                     nearest_index, pick_T, resolve_at, tail_scale)
 from .style import figure_of, new_figure
 
 FIELDS = {"grad_norm_t": "(nx, ny, T_max)", "grad_norm_c_t": "(nx, ny, T_max)", "grad": "(nT, nx, ny, 2)",
@@ -136,15 +136,51 @@ def plot_gradnorm_pair(surface, at=None, fig=None, name: str = "grad_norm_t", wi
     return fig
 
 
+def arrow_points(gn: np.ndarray, arrows: int, steep: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Grid indices (i, j), each (m,), of the arrows of a quiver plot of the (nx, ny) field
+    ``gn`` = ||grad L||: one arrow per block of an ``arrows`` x ``arrows`` partition of the grid,
+    at the block's centre, or at its steepest point where that is over ``steep`` times steeper
+    than the centre and among the steepest 5 % of the grid. A wall one grid cell wide is where
+    the gradient explodes, and a regular subsample steps over it; this rule puts an arrow on it in
+    every block it crosses and leaves the flat blocks regular. The block of the grid's steepest
+    point always shows that point. Non-finite values are never preferred.
+    """
+    nx, ny = gn.shape
+    ni, nj = min(arrows, nx), min(arrows, ny)
+    ei, ej = np.linspace(0, nx, ni + 1).round().astype(int), np.linspace(0, ny, nj + 1).round().astype(int)
+    bi = np.searchsorted(ei, np.arange(nx), side="right") - 1  # (nx,) block row of each grid row
+    bj = np.searchsorted(ej, np.arange(ny), side="right") - 1  # (ny,)
+    ci, cj = (ei[:-1] + ei[1:] - 1) // 2, (ej[:-1] + ej[1:] - 1) // 2  # (ni,), (nj,) block centres
+    key = np.where(np.isfinite(gn), gn, -np.inf).ravel()  # (nx * ny,)
+    block = (bi[:, None] * nj + bj[None, :]).ravel()  # (nx * ny,) block id of each point
+    order = np.lexsort((-key, block))  # by block, steepest first
+    steepest = order[np.searchsorted(block[order], np.arange(ni * nj))]  # (ni * nj,) flat index
+    centre = (ci[:, None] * ny + cj[None, :]).ravel()  # (ni * nj,) flat index
+    finite = key[np.isfinite(key)]
+    high = np.percentile(finite, 95) if finite.size else np.inf
+    top, centre_v = key[steepest], key[centre]
+    with np.errstate(invalid="ignore", over="ignore"):
+        move = (top > steep * np.maximum(centre_v, 0.0)) & (top >= high) & np.isfinite(top)
+    if finite.size:
+        move |= steepest == int(np.argmax(key))
+    flat = np.where(move, steepest, centre)
+    return flat // ny, flat % ny
+
+
 def plot_quiver(surface, ax=None, T: int | None = None, arrows: int = 17, scale="linear",
                 cmap: str = "inferno", width="single"):
-    """Descent directions -grad L at T over the loss contours.
+    """Descent directions -grad L at T over the loss contours, coloured by ||grad L|| on a log
+    scale that spans the whole stored grid (its smallest to its largest nonzero ||grad L||).
 
-    Every arrow has the same drawn length (the direction in the plotted plane); its colour is
-    log10 ||grad L||, so a cliff (huge gradient) and a plateau (tiny one) are both visible.
-    ``arrows`` per axis at most. Non-finite gradients get no arrow and are counted.
-    Returns the Axes.
+    An arrow's drawn length grows with log ||grad L|| (from 0.35 to 1 of the spacing), its
+    direction is that of -grad L in the plotted plane. ``arrows`` per axis at most, one per block
+    of the grid (``arrow_points``): at the block's centre, or on the wall where a block holds
+    a much steeper point, so that the explosion at a cliff is drawn, never stepped over; the
+    grid's largest ||grad L|| always has its arrow. Non-finite gradients get no arrow and are
+    counted. Returns the Axes.
     """
+    from matplotlib.colors import LogNorm
+
     g = field(surface, "grad")  # (nT, nx, ny, 2)
     k, T = pick_T(surface, T)
     fig, ax = figure_of(ax, width)
@@ -153,22 +189,27 @@ def plot_quiver(surface, ax=None, T: int | None = None, arrows: int = 17, scale=
     X, Y = _meshgrid(surface)
     ax.contour(X, Y, m_loss.values, levels=15, colors="0.55", linewidths=0.4,
                norm=make_norm(scale, lo, hi, items=[m_loss]) if scale != "linear" else None)
-    si = np.unique(np.linspace(0, len(surface.x) - 1, min(arrows, len(surface.x))).round().astype(int))
-    sj = np.unique(np.linspace(0, len(surface.y) - 1, min(arrows, len(surface.y))).round().astype(int))
-    gx, gy = g[k][np.ix_(si, sj)][..., 0], g[k][np.ix_(si, sj)][..., 1]  # (ni, nj) each
+    gn = np.hypot(g[k, ..., 0], g[k, ..., 1])  # (nx, ny)
+    m_grad = mask(gn)  # counts over the whole grid
+    positive = m_grad.values.compressed()
+    positive = positive[positive > 0]
+    g_lo, g_hi = (float(positive.min()), float(positive.max())) if positive.size else (1e-3, 1.0)
+    if g_hi <= g_lo:
+        g_lo, g_hi = g_lo / 2, g_hi * 2
+    I, J = arrow_points(gn, arrows)  # (m,) each
+    gx, gy, mag = g[k, I, J, 0], g[k, I, J, 1], gn[I, J]  # (m,) each
     xspan, yspan = np.ptp(surface.x), np.ptp(surface.y)
+    unit = 0.75 / max(min(arrows, len(surface.x)), min(arrows, len(surface.y)))  # longest arrow, axes fraction
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ax_u, ax_v = -gx / xspan, -gy / yspan  # the descent step in axes fractions
         length = np.hypot(ax_u, ax_v)
-        unit = 0.75 / max(len(si), len(sj))  # drawn arrow length, axes fraction
-        U, V = ax_u / length * unit * xspan, ax_v / length * unit * yspan  # back to data units
-        norm = np.log10(np.hypot(gx, gy))
-    ok = np.isfinite(U) & np.isfinite(V) & np.isfinite(norm)
-    m_grad = mask(np.hypot(g[k, ..., 0], g[k, ..., 1]))  # (nx, ny): counts over the whole grid
-    Xs, Ys = X[np.ix_(si, sj)], Y[np.ix_(si, sj)]
-    q = ax.quiver(Xs[ok], Ys[ok], U[ok], V[ok], norm[ok], angles="xy", scale_units="xy", scale=1,
-                  cmap=cmap, width=0.007, headwidth=3.5, headlength=4, headaxislength=3.5, pivot="mid")
-    add_colorbar(fig, q, ax, r"$\log_{10}\|\nabla L\|$")
+        frac = 0.35 + 0.65 * np.clip(np.log(mag / g_lo) / np.log(g_hi / g_lo), 0.0, 1.0)
+        U, V = ax_u / length * unit * frac * xspan, ax_v / length * unit * frac * yspan  # data units
+    ok = np.isfinite(U) & np.isfinite(V) & np.isfinite(mag) & (mag > 0)
+    q = ax.quiver(X[I, J][ok], Y[I, J][ok], U[ok], V[ok], mag[ok], norm=LogNorm(g_lo, g_hi), angles="xy",
+                  scale_units="xy", scale=1, cmap=cmap, width=0.007, headwidth=3.5, headlength=4,
+                  headaxislength=3.5, pivot="mid", zorder=3)  # over the contour lines
+    add_colorbar(fig, q, ax, r"$\|\nabla L\|$ (log scale)")
     ax.set_xlim(surface.x[0], surface.x[-1])
     ax.set_ylim(surface.y[0], surface.y[-1])
     ax.set_xlabel(surface.x_name)
@@ -184,10 +225,16 @@ def plot_quiver(surface, ax=None, T: int | None = None, arrows: int = 17, scale=
 
 def plot_curvature(surface, ax=None, T: int | None = None, which: str = "both", levels: int = 21,
                    cmap: str = "RdBu_r", fig=None, width="double"):
-    """Eigenvalues of the 2x2 Hessian at T on one symmetric-log diverging scale (red > 0 > blue),
-    with the zero contour drawn (where the surface stops being convex in that direction).
+    """Eigenvalues of the 2x2 Hessian at T (default: the largest) on one symmetric-log diverging
+    scale (red > 0 > blue), with the zero contour drawn (where the surface stops being convex in
+    that direction).
 
-    which: 'min', 'max' (one Axes, ``ax``) or 'both' (two panels, returns the Figure).
+    The scale fits the bulk of the values (``scales.tail_scale``): at a wall a few points one grid
+    cell wide reach |lambda| ~ 1e9 while the rest lie below ~1, and a scale up to the largest value
+    would leave the map blank. Values beyond the 99.5th percentile of |lambda|, when the largest
+    is over ten times it, are drawn in the end colours (arrows on the colorbar) and counted in a
+    note on the figure; none is dropped. which: 'min', 'max' (one Axes, ``ax``) or 'both' (two
+    panels, returns the Figure).
     """
     if which not in ("min", "max", "both"):
         raise LandscapeError(f"unknown eigenvalue {which!r}; choose from: min, max, both")
@@ -195,8 +242,8 @@ def plot_curvature(surface, ax=None, T: int | None = None, which: str = "both", 
     k, T = pick_T(surface, T)
     picks = {"min": [0], "max": [1], "both": [0, 1]}[which]
     masks = [mask(h[k, :, :, e], "symlog") for e in picks]
-    lo, hi = finite_range(masks, "symlog")
-    norm = make_norm("symlog", lo, hi, items=masks)
+    tail = tail_scale(masks)
+    norm = make_norm("symlog", -tail.top, tail.top, linthresh=tail.linthresh)
     if which == "both":
         fig = fig or new_figure(width, aspect=0.4)
         axes = list(fig.subplots(1, 2, sharex=True, sharey=True)) if ax is None else list(ax)
@@ -205,13 +252,13 @@ def plot_curvature(surface, ax=None, T: int | None = None, which: str = "both", 
         axes = [ax]
     X, Y = _meshgrid(surface)
     for a, e, m in zip(axes, picks, masks):
-        filled = draw_field(a, X, Y, m, norm, levels, lines=False, cmap=cmap)
+        filled = draw_field(a, X, Y, m, norm, levels, lines=False, cmap=cmap, extend=tail.extend)
         if m.values.count() and m.values.min() < 0 < m.values.max():
             a.contour(X, Y, m.values, levels=[0.0], colors="k", linewidths=0.6)
         a.set_xlabel(surface.x_name)
         a.set_ylabel(surface.y_name)
         a.set_title(rf"$\lambda_{{\min}}$, T = {T}" if e == 0 else rf"$\lambda_{{\max}}$, T = {T}")
-        annotate(a, m.note())
+        annotate(a, "; ".join(n for n in (m.note(), tail.counts(m).note()) if n))
     add_colorbar(fig, filled, axes, "Hessian eigenvalue (symlog)", shrink=0.9)
     if which == "both":
         fig.suptitle(describe(surface))
@@ -219,5 +266,5 @@ def plot_curvature(surface, ax=None, T: int | None = None, which: str = "both", 
     return axes[0]
 
 
-__all__ = ["FIELDS", "field", "plot_curvature", "plot_gradnorm", "plot_gradnorm_map", "plot_gradnorm_pair",
+__all__ = ["FIELDS", "arrow_points", "field", "plot_curvature", "plot_gradnorm", "plot_gradnorm_map", "plot_gradnorm_pair",
            "plot_quiver"]

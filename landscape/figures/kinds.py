@@ -50,6 +50,7 @@ class PlotKind:
     takes_at    takes --at NAME=VALUE
     overlays    takes --folds/--basin (2-D plots over (w, b))
     double      drawn double width by default
+    scales      the scales it draws (linear, log, symlog)
     """
 
     name: str
@@ -64,12 +65,15 @@ class PlotKind:
     takes_at: bool = False
     overlays: bool = False
     double: bool = False
+    scales: tuple[str, ...] = ("linear", "log", "symlog")
 
     def check(self, surfaces: Sequence, options: Options) -> None:
         """One LandscapeError for the first option this kind does not take."""
         from .scales import check_scale, pick_T
 
         check_scale(options.scale)
+        if options.scale not in self.scales:
+            raise LandscapeError(f"--kind {self.name} draws a {' or '.join(self.scales)} scale, not {options.scale}")
         if not surfaces:
             raise LandscapeError("no surface file given")
         if not self.several and len(surfaces) > 1:
@@ -105,6 +109,10 @@ class PlotKind:
                 raise LandscapeError(f"--kind {self.name} writes {' or '.join('.' + f for f in self.formats)}, "
                                      f"not {Path(str(path)).name!r}")
         else:
+            writers = [k.name for k in KINDS.values() if suffix in k.formats]
+            if writers:
+                raise LandscapeError(f"--kind {self.name} draws a figure (.pdf, .png, .svg, .pgf); a .{suffix} file is "
+                                     f"written by --kind {' or '.join(writers)}")
             from .style import output_format
 
             output_format(path)
@@ -160,14 +168,17 @@ def draw(kind: str, surfaces: Sequence, T: Sequence[int] | None = None, at=None,
     return fig
 
 
-def write(kind: str, surfaces: Sequence, path, T=None, scale="linear", title=None, **extra):
-    """Write a kind that makes its own file (e.g. the interactive page) and return its path."""
+def write(kind: str, surfaces: Sequence, path, T=None, scale="linear", width=None, elev=None, azim=None,
+          folds: bool = False, basin: float | None = None, title=None, **extra):
+    """Write a kind that makes its own file (the interactive page, the animations) and return its
+    path; the options are draw's, ``extra`` the kind's own (fps, dpi, style)."""
     k = get_kind(kind)
     if k.write is None:
         raise LandscapeError(f"--kind {k.name} is a figure; use draw() and save_figure()")
-    options = Options(tuple(T) if T is not None else None, scale=scale, title=title)
-    k.check(surfaces, options)
+    options = Options(tuple(T) if T is not None else None, None, scale, width,
+                      {key: v for key, v in (("elev", elev), ("azim", azim)) if v is not None}, folds, basin, title)
     k.check_output(path)
+    k.check(surfaces, options)
     return k.write(list(surfaces), path, options, **extra)
 
 
@@ -280,5 +291,37 @@ for _kind in (
     PlotKind("quiver", "the gradient field at one T", _quiver, one_T=True, needs="grad", overlays=True),
     PlotKind("curvature", "the Hessian's eigenvalues at one T", _curvature, one_T=True, needs="hessian_eigvals",
              overlays=True, double=True),
+):
+    register(_kind)
+
+
+def _page(surfaces, path, o, **_):
+    """The interactive page: fold curves and the target task's basin boundary are drawn where they
+    exist (each can be hidden from the page's legend); --basin X0 picks another x0."""
+    from .interactive import write_page
+
+    return write_page(surfaces, path, log=o.scale == "log", title=o.title, Ts=o.T,
+                      basin=o.basin if o.basin is not None else "auto")
+
+
+def _animation(three_d: bool):
+    def write(surfaces, path, o, fps: float = 2.0, dpi: float | None = None, style: str = "paper"):
+        from .animation import write_animation
+
+        return write_animation(surfaces[0], path, kind="surface" if three_d else "contour", log=o.scale == "log",
+                               fps=fps, Ts=o.T, folds=o.folds, basin=o.basin, title=o.title,
+                               width=o.width or "single", dpi=dpi or 200.0, style=style, **o.view)
+
+    return write
+
+
+for _kind in (
+    PlotKind("interactive", "an offline HTML page: 3-D surface and contour with a slider over T (several files: "
+             "linked panels)", write=_page, formats=("html", "htm"), several=True, overlays=True,
+             scales=("linear", "log")),
+    PlotKind("animation", "a GIF (or MP4 with ffmpeg) of the contour across T, one frame per T",
+             write=_animation(False), formats=("gif", "mp4"), overlays=True, scales=("linear", "log")),
+    PlotKind("animation-3d", "a GIF (or MP4) of the 3-D surface across T", write=_animation(True),
+             formats=("gif", "mp4"), three_d=True, scales=("linear", "log")),
 ):
     register(_kind)

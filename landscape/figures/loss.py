@@ -8,6 +8,7 @@ Every function takes a ``Surface`` (``landscape.load``) and draws; none computes
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -31,17 +32,18 @@ def _meshgrid(surface):
 
 
 def draw_field(ax, X, Y, m: Masked, norm: colors.Normalize, levels: int = 21, lines: bool = True,
-               cmap: str = LOSS_CMAP, line_color: str = "k"):
+               cmap: str = LOSS_CMAP, line_color: str = "k", extend: str = "neither"):
     """Filled contours of a masked (nx, ny) field on "ij" meshgrids X, Y; contour lines on top.
 
     Masked points stay empty (the axes face shows through, hatched light grey), never clipped.
-    Returns the filled ContourSet (for a colorbar).
+    extend: 'min', 'max' or 'both' fills values beyond the norm's range with the end colours (for
+    a range capped on purpose, said on the figure by the caller). Returns the filled ContourSet.
     """
     lv = levels_for(norm, levels)
     if m.values.mask.any():
         ax.set_facecolor("0.88")
         ax.add_patch(_hatch(ax))
-    filled = ax.contourf(X, Y, m.values, levels=lv, norm=norm, cmap=cmap, extend="neither")
+    filled = ax.contourf(X, Y, m.values, levels=lv, norm=norm, cmap=cmap, extend=extend)
     if lines:
         ax.contour(X, Y, m.values, levels=lv[::2], colors=line_color, linewidths=0.25, alpha=0.45)
     return filled
@@ -105,19 +107,22 @@ def _grid_lines(n: int, target: int) -> int:
     return max(2, min(n, target))
 
 
-def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: float = 25.0,
-                 azim: float = -60.0, cmap: str = LOSS_CMAP, resolution: int = 80, zlim=None,
+def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: float | None = None,
+                 azim: float | None = None, cmap: str = LOSS_CMAP, resolution: int = 80, zlim=None,
                  vmin: float | None = None, vmax: float | None = None, title: bool | str = True,
                  width="single"):
     """The loss at T as a shaded 3-D surface (``resolution`` samples per axis at most), coloured
     by height (vmin/vmax fix the colour range, e.g. to share it between panels).
 
-    Masked points (+-inf, NaN) leave holes. Log scale: the z axis is log10(loss). Returns the Axes.
+    Masked points (+-inf, NaN) leave holes. Log scale: the z axis is log10(loss). elev, azim: the
+    view in degrees; each one not given is ``view_from_low_side``'s (looking from the valley at the
+    wall). Returns the Axes.
     """
     scale = check_scale(scale)
     k, T = pick_T(surface, T)
     fig, ax = figure_of(ax, width, aspect=0.85, projection="3d")
     Z, zlabel, m = _surface_z(surface, k, scale)
+    elev, azim = view_from_low_side(surface, Z, elev, azim)
     X, Y = _meshgrid(surface)
     finite = Z[np.isfinite(Z)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -128,15 +133,17 @@ def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: f
     return ax
 
 
-def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev: float = 25.0,
-                   azim: float = -60.0, lines: int | tuple[int, int] = 20, color: str = "k",
+def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev: float | None = None,
+                   azim: float | None = None, lines: int | tuple[int, int] = 20, color: str = "k",
                    linewidth: float = 0.5, zlim=None, title: bool | str = True, width="single"):
     """The loss at T as a 3-D wireframe: ``lines`` wires per axis (each wire at full resolution
-    along its length, so a wall stays sharp). Masked points break the wires. Returns the Axes."""
+    along its length, so a wall stays sharp). Masked points break the wires. elev, azim: as for
+    ``plot_surface``. Returns the Axes."""
     scale = check_scale(scale)
     k, T = pick_T(surface, T)
     fig, ax = figure_of(ax, width, aspect=0.85, projection="3d")
     Z, zlabel, m = _surface_z(surface, k, scale)
+    elev, azim = view_from_low_side(surface, Z, elev, azim)
     X, Y = _meshgrid(surface)
     nx_lines, ny_lines = (lines, lines) if np.isscalar(lines) else lines
     ax.plot_wireframe(X, Y, Z, rcount=_grid_lines(len(surface.x), nx_lines),
@@ -145,9 +152,43 @@ def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev:
     return ax
 
 
+def view_from_low_side(surface, Z, elev: float | None = None, azim: float | None = None,
+                       low: float = 0.25, min_offset: float = 35.0) -> tuple[float, float]:
+    """(elev, azim) of a 3-D view of Z (nx, ny; NaN masked) that puts its low region in front.
+
+    The viewer stands on the side of the grid where the lowest quarter of the z range lies (the
+    direction from the grid's centre to that region's centroid, in axes fractions), so the valley
+    floor is not hidden behind the plateau and the wall rises behind it, seen face on. The azimuth
+    keeps ``min_offset`` degrees from the axes' directions (an axis seen end-on squeezes its
+    ticks); when the low region has no side (a bowl in the middle, a flat field) the azimuth is
+    matplotlib's -60. elev defaults to 35. Values given are kept.
+    """
+    elev = 35.0 if elev is None else elev
+    if azim is not None:
+        return elev, azim
+    finite = np.isfinite(Z)
+    azim = -60.0
+    if finite.any():
+        lo, hi = float(Z[finite].min()), float(Z[finite].max())
+        X, Y = _meshgrid(surface)
+        u = (X - 0.5 * (surface.x[0] + surface.x[-1])) / (0.5 * np.ptp(surface.x) or 1.0)  # (nx, ny), -1..1
+        v = (Y - 0.5 * (surface.y[0] + surface.y[-1])) / (0.5 * np.ptp(surface.y) or 1.0)
+        sel = finite & (Z <= lo + low * (hi - lo)) if hi > lo else np.zeros_like(finite)
+        cu, cv = (float(u[sel].mean()), float(v[sel].mean())) if sel.any() else (0.0, 0.0)
+        if np.hypot(cu, cv) > 0.15:
+            if abs(cv) < 0.02:  # straight along x: lean to the -y side, as matplotlib's default does
+                cv = -0.02
+            angle = float(np.degrees(np.arctan2(cv, cu)))  # -180..180, 0 = looking from +x
+            quadrant = 90.0 * np.floor(angle / 90.0)
+            azim = float(quadrant + np.clip(angle - quadrant, min_offset, 90.0 - min_offset))
+    return elev, azim
+
+
 def _finish_3d(ax, surface, zlabel, elev, azim, zlim, title, T, m):
     ax.set_xlim(surface.x[0], surface.x[-1])
     ax.set_ylim(surface.y[0], surface.y[-1])
+    for axis in (ax.xaxis, ax.yaxis):  # at most 6 ticks: a foreshortened axis keeps its labels apart
+        axis.set_major_locator(MaxNLocator(5, steps=[1, 2, 5, 10]))
     if zlim is not None:
         ax.set_zlim(*zlim)
     _label_axes(ax, surface, zlabel)
@@ -177,11 +218,12 @@ def _grid_shape(n: int, ncols: int | None) -> tuple[int, int]:
 
 def plot_panels(surface, Ts: Sequence[int] | None = None, fig=None, ncols: int | None = None,
                 scale="linear", kind: str = "contour", levels: int = 21, cmap: str = LOSS_CMAP,
-                elev: float = 25.0, azim: float = -60.0, width="double", title: str | None = None):
+                elev: float | None = None, azim: float | None = None, width="double", title: str | None = None):
     """Small multiples of the loss across T with ONE shared colour scale (how the cliff forms).
 
     kind: 'contour' (filled contours, one colorbar) or 'surface' / 'wireframe' (3-D, shared
-    z limits). Ts default to all lengths in the file. Returns the Figure.
+    z limits and one view: elev, azim, or ``view_from_low_side`` of the longest T shown). Ts
+    default to all lengths in the file. Returns the Figure.
     """
     scale = check_scale(scale)
     picks = pick_Ts(surface, Ts)
@@ -196,6 +238,9 @@ def plot_panels(surface, Ts: Sequence[int] | None = None, fig=None, ncols: int |
     lo, hi = finite_range(masks, scale)
     norm = make_norm(scale, lo, hi, items=masks)
     X, Y = _meshgrid(surface)
+    if three_d:
+        elev, azim = view_from_low_side(surface, _surface_z(surface, max(picks, key=lambda p: p[1])[0], scale)[0],
+                                        elev, azim)
     axes = []
     for n, ((k, T), m) in enumerate(zip(picks, masks)):
         if three_d:
@@ -276,14 +321,82 @@ def _length_colours(cmap: str, Ts) -> list:
     return [cm(0.05 + 0.8 * p) for p in pos]
 
 
+@dataclass(frozen=True)
+class Planes:
+    """How the surfaces of a comparison relate: ``kind`` is
+
+    'same'       the same parameters over the same window (nothing to say)
+    'block'      each cell's declared block-input weight x bias (``Cell.block_input``: srnn w, b;
+                 lstm w_z, b_z; gru w_h, b_h; what ``--x block_w --y block_b`` makes), same window
+    'different'  different parameters, or different windows: not like for like
+
+    ``text`` is what the figure says ('' for 'same'); ``shared`` whether the panels can share axes.
+    """
+
+    kind: str
+    text: str = ""
+
+    @property
+    def shared(self) -> bool:
+        return self.kind in ("same", "block")
+
+
+def _block_roles(surface) -> tuple[str | None, str | None]:
+    """('block_w', 'block_b') (or swapped, or None each) for the axes of a surface whose cell
+    declares its block input; an index (w_z[0,0], H > 1) is ignored."""
+    from ..cells import cell_class
+
+    try:
+        block = cell_class(str((surface.spec or {}).get("cell"))).block_input
+    except LandscapeError:
+        block = None
+    if not block:
+        return None, None
+    role = {block[0]: "block_w", block[1]: "block_b"}
+    return role.get(surface.x_name.split("[")[0]), role.get(surface.y_name.split("[")[0])
+
+
+def _window(s) -> str:
+    return f"{s.x_name} [{s.x[0]:g}, {s.x[-1]:g}] \u00d7 {s.y_name} [{s.y[0]:g}, {s.y[-1]:g}]"
+
+
+def compare_planes(surfaces: Sequence) -> Planes:
+    """Whether the surfaces lie on matching planes (see ``Planes``)."""
+    first = surfaces[0]
+    who = [describe(s).split(" on ")[0] or f"surface {n + 1}" for n, s in enumerate(surfaces)]
+    same_names = all((s.x_name, s.y_name) == (first.x_name, first.y_name) for s in surfaces)
+    same_window = all(len(s.x) == len(first.x) and len(s.y) == len(first.y) and np.allclose(s.x, first.x)
+                      and np.allclose(s.y, first.y) for s in surfaces)
+    roles = [_block_roles(s) for s in surfaces]
+    block = len(set(roles)) == 1 and set(roles[0]) == {"block_w", "block_b"}
+    if (same_names or block) and same_window:
+        if same_names:
+            return Planes("same")
+        names = ", ".join(f"{c} {s.x_name} \u00d7 {s.y_name}" for c, s in zip(who, surfaces))
+        return Planes("block", f"matching planes: each cell's block-input weight \u00d7 bias ({names}), "
+                               f"same window")
+    why = []
+    if not (same_names or block):
+        why.append("different parameters (" + ", ".join(f"{c} {s.x_name} \u00d7 {s.y_name}"
+                                                        for c, s in zip(who, surfaces)) + ")")
+    if not same_window:
+        why.append("different windows (" + "; ".join(f"{c} {_window(s)}" for c, s in zip(who, surfaces)) + ")"
+                   if same_names or block else "different windows")
+    return Planes("different", "not matching planes: " + " and ".join(why)
+                  + (" (make them with --x block_w:... --y block_b:...)" if not block else ""))
+
+
 def plot_compare(surfaces: Sequence, Ts: Sequence[int] | None = None, fig=None, scale="linear",
                  titles: Sequence[str] | None = None, levels: int = 21, cmap: str = LOSS_CMAP,
                  width="double"):
     """Several surfaces side by side (columns) at one or more T (rows), ONE colour scale.
 
-    Axes are shared when every surface has the same parameters and ranges; otherwise each column
-    keeps its own parameters (labelled). Ts default to the largest T that all surfaces have.
-    Returns the Figure.
+    T is always named: in the titles when there is one row, on the rows otherwise. Ts default to
+    the largest T that all surfaces have. The figure says how the planes relate
+    (``compare_planes``): on matching block-input planes (each cell's block-input weight x bias,
+    same window) it says so and labels every panel with the cell's own names; on planes that do
+    not match (different parameters or windows) it warns, in red. Panels share their axes when
+    the windows match; otherwise each column keeps its own. Returns the Figure.
     """
     scale = check_scale(scale)
     if not surfaces:
@@ -297,16 +410,16 @@ def plot_compare(surfaces: Sequence, Ts: Sequence[int] | None = None, fig=None, 
         Ts = [max(common)]
     picks = [[pick_T(s, T) for s in surfaces] for T in Ts]  # rows of (k, T)
     nrows, ncols = len(Ts), len(surfaces)
+    planes = compare_planes(surfaces)
     if fig is None:
-        fig = new_figure(width, height=_panel_height(width, nrows, ncols, 0.85))
+        fig = new_figure(width, height=_panel_height(width, nrows, ncols, 0.85) + (0.15 if planes.text else 0.0))
     masks = [[mask(s.loss[k], scale) for s, (k, _) in zip(surfaces, row)] for row in picks]
     flat = [m for row in masks for m in row]
     lo, hi = finite_range(flat, scale)
     norm = make_norm(scale, lo, hi, items=flat)
-    same = all(s.x_name == surfaces[0].x_name and s.y_name == surfaces[0].y_name
-               and np.array_equal(s.x, surfaces[0].x) and np.array_equal(s.y, surfaces[0].y) for s in surfaces)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharex="all" if same else "col",
-                        sharey="all" if same else "col")
+    same = planes.kind == "same"
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex="all" if planes.shared else "col",
+                        sharey="all" if planes.shared else "col")
     for r, T in enumerate(Ts):
         for c, s in enumerate(surfaces):
             ax = axes[r, c]
@@ -314,10 +427,14 @@ def plot_compare(surfaces: Sequence, Ts: Sequence[int] | None = None, fig=None, 
             mappable = draw_field(ax, X, Y, masks[r][c], norm, levels, True, cmap)
             annotate(ax, masks[r][c].note())
             if r == 0:
-                ax.set_title(titles[c] if titles else describe(s) or f"surface {c + 1}")
-            if r == nrows - 1:
+                title = titles[c] if titles else describe(s) or f"surface {c + 1}"
+                ax.set_title(f"{title}, T = {T}" if nrows == 1 else title)
+            if r == nrows - 1:  # a column is one surface: its name under the bottom row
                 ax.set_xlabel(s.x_name)
             if c == 0 or not same:
-                ax.set_ylabel(s.y_name if nrows == 1 else f"T = {T}\n{s.y_name}" if c == 0 else s.y_name)
+                ax.set_ylabel(f"T = {T}\n{s.y_name}" if nrows > 1 and c == 0 else s.y_name)
     add_colorbar(fig, mappable, axes.ravel().tolist(), loss_label(surfaces[0]), shrink=0.9, aspect=30)
+    if planes.text:
+        fig.supxlabel(planes.text, fontsize="small", wrap=True,
+                      color="tab:red" if planes.kind == "different" else "0.25")
     return fig

@@ -121,6 +121,72 @@ def symlog_threshold(items, vmax_abs: float) -> float:
     return max(low, vmax_abs * 1e-6)
 
 
+@dataclass(frozen=True)
+class TailScale:
+    """A symlog colour range for signed values whose bulk lies decades below a few extreme ones
+    (the Hessian at a wall): ``top`` the largest |value| shown, ``linthresh`` its linear range,
+    and what lies beyond +-top (drawn in the end colours, counted here and said on the figure)."""
+
+    top: float
+    linthresh: float
+    n_above: int = 0  # values > +top
+    n_below: int = 0  # values < -top
+    extreme: float = 0.0  # the largest |value|
+
+    @property
+    def capped(self) -> bool:
+        return bool(self.n_above or self.n_below)
+
+    @property
+    def extend(self) -> str:
+        return {(True, True): "both", (True, False): "max", (False, True): "min"}.get(
+            (self.n_above > 0, self.n_below > 0), "neither")
+
+    def counts(self, m: Masked) -> TailScale:
+        """The same range, with the counts beyond it of one Masked array (e.g. one panel)."""
+        v = m.values.compressed()
+        extreme = float(np.abs(v).max()) if v.size else 0.0
+        return TailScale(self.top, self.linthresh, int((v > self.top).sum()), int((v < -self.top).sum()), extreme)
+
+    def note(self) -> str:
+        """'312 points beyond +-4.3 (up to 6.8e+08): end colours' or ''."""
+        n = self.n_above + self.n_below
+        if not n:
+            return ""
+        return (f"{n} point{'s' if n != 1 else ''} beyond \u00b1{short(self.top)} (up to {short(self.extreme)}): "
+                f"end colours")
+
+
+def short(x: float) -> str:
+    """Two significant digits, plain below 10^4: 140, 4.3, 0.0021, 6.8e+08."""
+    x = float(f"{x:.2g}")
+    return f"{x:g}" if x == 0 or 1e-4 <= abs(x) < 1e4 else f"{x:.2g}"
+
+
+def tail_scale(items, headroom: float = 100.0, decades: float = 6.0) -> TailScale:
+    """The symlog range of several Masked arrays of signed values.
+
+    top: the largest |value|, but at most ``headroom`` x the 90th percentile of |value| (two
+    decades above the bulk), so that the bulk gets the colours and the few extreme points (a wall
+    one grid cell wide, where the curvature of a jump is a number of the grid spacing and can
+    reach 1e9) are drawn saturated instead of pushing the bulk into the white linear range. It
+    depends on percentiles of the bulk, not of the tail, so it holds however many grid cells the
+    wall crosses. linthresh: the 10th percentile of the nonzero |values| (rounding-level values,
+    below 1e-9 of the 99th percentile, count as zero), at least ``top`` x 10^-decades and at most
+    ``top`` / 10.
+    """
+    vals = np.concatenate([m.values.compressed() for m in items]) if items else np.empty(0)
+    mag = np.abs(vals)
+    mag = mag[mag > 0]
+    if not mag.size:
+        return TailScale(1.0, 1e-3)
+    mag = mag[mag > 1e-9 * np.percentile(mag, 99)]
+    extreme = float(mag.max())
+    top = min(extreme, headroom * float(np.percentile(mag, 90)))
+    linthresh = min(max(float(np.percentile(mag, 10)), top * 10.0 ** -decades), top / 10.0)
+    return TailScale(top, linthresh, int((vals > top).sum()), int((vals < -top).sum()), extreme)
+
+
 def levels_for(norm: colors.Normalize, n: int = 21) -> np.ndarray:
     """n contour levels evenly spaced in the norm's own scale (so log levels are geometric)."""
     if isinstance(norm, colors.LogNorm):

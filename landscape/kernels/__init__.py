@@ -11,6 +11,23 @@ from __future__ import annotations
 from .cpu import cpu_stepper
 
 
+def set_threads(n: int | None) -> None:
+    """Worker threads of the fused CPU path, each single-threaded (None: every core this process
+    may run on, the default)."""
+    from . import fused_cpu
+
+    if n is not None and int(n) < 1:
+        raise ValueError(f"threads must be >= 1 or None, got {n}")
+    fused_cpu.THREADS = None if n is None else int(n)
+
+
+def fused_kernel(cell, D: int, dtype):
+    """The fused CPU kernel of a one-unit cell (``fused_cpu.fused_kernel``), or None."""
+    from .fused_cpu import fused_kernel as build
+
+    return build(cell, D, dtype)
+
+
 def fused_outputs(cell, params, data, Ts, H):
     """The outputs (K, P, N) at each requested T from the fused kernel, or None where it does not
     apply (H > 1, a cell without a kernel, Triton not installed)."""
@@ -19,4 +36,4 @@ def fused_outputs(cell, params, data, Ts, H):
     return fused.outputs(cell, params, data, Ts, H)
 
 
-__all__ = ["cpu_stepper", "fused_outputs"]
+__all__ = ["cpu_stepper", "fused_kernel", "fused_outputs", "set_threads"]

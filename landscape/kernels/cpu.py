@@ -164,6 +164,7 @@ class PascanuStepper(Stepper):
     both what the next step needs and the output: one addcmul and one sigmoid_ per step."""
 
     cells = (Pascanu,)
+    options = {"observe": ("sigmoid",)}  # the buffer holds sigmoid(x): the output, not the state
     group_by = ("b", "u")
 
     def __init__(self, p, x, n, h0, pool=None):

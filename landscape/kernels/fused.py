@@ -51,7 +51,7 @@ class Coverage:
 
 KERNELS = {
     "srnn": Coverage((SRNN,), ("w", "u", "b")),
-    "pascanu": Coverage((Pascanu,), ("w", "u", "b")),
+    "pascanu": Coverage((Pascanu,), ("w", "u", "b"), (("observe", ("sigmoid",)),)),
     "lstm": Coverage((LSTM, LSTMB), tuple(f"{r}_{g}" for r in "wub" for g in "ifzo"), (("gate", ("sigmoid",)),)),
     "gru": Coverage((GRU,), ("w_z", "w_r", "w_h", "u_z", "u_r", "u_h", "b_z", "b_r", "b_h", "b_hn"),
                     (("gate", ("sigmoid",)), ("form", ("torch", "reset_before")))),

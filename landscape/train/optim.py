@@ -8,7 +8,9 @@ Conventions (documented because they change the dynamics of tiny gradients):
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps),     eps = 1e-8
 
-``adam-keras`` (Keras 2.x ``keras.optimizers.Adam``, checked against its source: ``get_updates``)::
+``adam-keras`` (Keras 2.x ``keras.optimizers.Adam``, checked against its source: ``get_updates``; Keras 3's
+Adam is the same update, checked step by step against Keras 3.15 with the JAX backend,
+docs/reference.md §10)::
 
     lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
     p -= lr_t * m / (sqrt(v) + eps),                                eps = K.epsilon() = 1e-7

@@ -574,6 +574,6 @@ def _bar(progress, total, desc):
         progress = sys.stderr.isatty()
     if not progress:
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="step", leave=False)

@@ -1,7 +1,7 @@
 """Training data for a population: data sets made once per data seed, each model's split into
 training and evaluation rows (its protocol), and each model's shuffle per epoch.
 
-Protocols (REFERENCE.md §1):
+Protocols (docs/reference.md §1):
 
 ``keras-split``  Keras' ``validation_split``: the validation set is the LAST ``val_fraction`` of the
                  rows, taken before any shuffling (for latch these are all label 0); the model

@@ -1,0 +1,139 @@
+"""The same loss landscapes in JAX, written the way a strong JAX user would: the cell as a pure
+step, ``lax.scan`` over time, the grid points as a batch dimension, ``jax.jit`` over all of it,
+``jax_enable_x64`` for float64 and the carry created in the computation's dtype (a float64 zeros
+carry would silently promote a float32 run).
+
+The population is run as ``lax.map`` over chunks of ``chunk`` members, each chunk one scan with a
+(chunk, N) carry: with the whole grid in one carry (P x N = 10 million values for a 101 x 101 grid
+of 1000 sequences) every step streams the state through memory, and JAX is slower (srnn, float64:
+1.40 against 0.91 ns per cell-step with chunks of 8 to 128 members; float32: 0.31 either way;
+``make_losses(..., chunk=0)`` gives the unchunked form). XLA fuses each
+step into one loop with its own inlined tanh and logistic (rational or polynomial approximations).
+
+Import is cheap; jax is imported on first use, with XLA's CPU threading off (one core, as the
+benchmarks measure), and ``available()`` says whether it is installed.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+CELLS = ("srnn", "pascanu", "lstm", "gru")
+
+
+def available() -> bool:
+    try:
+        import jax  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _jax():
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:  # one core, like the other candidates
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    jax.config.update("jax_enable_x64", True)  # float64 where asked; float32 arrays stay float32
+    return jax, jnp, lax
+
+
+def _step(cell: str, jax, jnp):
+    """The cell's step on a chunk: p name -> (C, 1) columns, h tuple of (C, N), x (N,) or None."""
+    sigmoid = jax.nn.sigmoid  # lax.logistic: XLA expands it inline
+
+    if cell == "srnn":
+        def step(p, s, x):
+            (h,) = s
+            a = p["w"] * h + p["b"] + (0 if x is None else p["u"] * x)
+            return (jnp.tanh(a),)
+    elif cell == "pascanu":
+        def step(p, s, x):
+            (v,) = s
+            return (p["w"] * sigmoid(v) + p["b"] + (0 if x is None else p["u"] * x),)
+    elif cell == "lstm":
+        def step(p, s, x):
+            h, c = s
+
+            def pre(g):
+                return p[f"w_{g}"] * h + (0 if x is None else p[f"u_{g}"] * x) + p[f"b_{g}"]
+
+            i, f, o = sigmoid(pre("i")), sigmoid(pre("f")), sigmoid(pre("o"))
+            c = f * c + i * jnp.tanh(pre("z"))
+            return (o * jnp.tanh(c), c)
+    elif cell == "gru":  # torch.nn.GRU's form (the reset after W_h), as landscape's gru default
+        def step(p, s, x):
+            (h,) = s
+            ux = (lambda g: 0 if x is None else p[f"u_{g}"] * x)
+            z = sigmoid(p["w_z"] * h + ux("z") + p["b_z"])
+            r = sigmoid(p["w_r"] * h + ux("r") + p["b_r"])
+            n = jnp.tanh(ux("h") + p["b_h"] + r * (p["w_h"] * h + p["b_hn"]))
+            return (z * h + (1 - z) * n,)
+    else:
+        raise ValueError(f"no JAX version of cell {cell!r}; choose from: {', '.join(CELLS)}")
+    return step, sigmoid
+
+
+def make_losses(cell: str, params: dict[str, np.ndarray], x: np.ndarray | None, n: int, T: int, h0: float,
+                dtype: str, loss: str, target: np.ndarray, out_w: float = 0.0, out_b: float = 0.0,
+                chunk: int = 32):
+    """A jitted ``run()`` -> losses (P,) as a numpy array, and the number of members P.
+
+    params  name -> (P,) or a scalar (shared): the grid's parameter values
+    x       (T, N) the input, or None (no input)
+    loss    'logistic' (fixed readout out_w, out_b; target the labels in {0, 1}) or 'identity'
+            (mean (y_T - target)^2; y the cell's output: sigmoid(x) for pascanu)
+    chunk   members per scan (0: the whole grid in one scan)
+    """
+    jax, jnp, lax = _jax()
+    dt = jnp.float64 if dtype == "float64" else jnp.float32
+    step, sigmoid = _step(cell, jax, jnp)
+    P = max(np.size(v) for v in params.values())
+    C = P if chunk <= 0 else min(chunk, P)
+    chunks = -(-P // C)
+    cols = {}
+    for k, v in params.items():  # (chunks, C, 1) per-member columns, padded; shared stay scalars
+        v = np.asarray(v, dtype=np.float64)
+        if v.size == 1:
+            cols[k] = jnp.asarray(v.reshape(()), dt)
+        else:
+            pad = np.zeros(chunks * C)
+            pad[:P] = v
+            cols[k] = jnp.asarray(pad.reshape(chunks, C, 1), dt)
+    shared = {k: v for k, v in cols.items() if v.ndim == 0}
+    batched = {k: v for k, v in cols.items() if v.ndim > 0}
+    xs = None if x is None else jnp.asarray(x[:T], dt)
+    y = jnp.asarray(target, dt)
+    n_state = 2 if cell == "lstm" else 1
+    wo, bo = jnp.asarray(out_w, dt), jnp.asarray(out_b, dt)
+
+    def chunk_loss(p_batched):
+        p = {**shared, **p_batched}
+        h = tuple(jnp.full((C, n), h0, dt) for _ in range(n_state))  # the carry in the right dtype
+        if xs is None:
+            h, _ = lax.scan(lambda s, _: (step(p, s, None), None), h, None, length=T)
+        else:
+            h, _ = lax.scan(lambda s, xt: (step(p, s, xt), None), h, xs)
+        out = sigmoid(h[0]) if cell == "pascanu" else h[0]  # (C, N)
+        if loss == "identity":
+            return jnp.mean((out - y) ** 2, axis=-1)
+        q = jnp.where(y > 0.5, -1, 1) * (wo * out + bo)  # BCE as softplus of the signed logit
+        return jnp.mean(jnp.maximum(q, 0) + jnp.log1p(jnp.exp(-jnp.abs(q))), axis=-1)
+
+    @jax.jit
+    def run_all(b):
+        if chunks == 1:
+            return chunk_loss({k: v[0] for k, v in b.items()}).reshape(-1)
+        return lax.map(chunk_loss, b).reshape(-1)
+
+    def run():
+        return np.asarray(run_all(batched).block_until_ready())[:P]
+
+    return run, P

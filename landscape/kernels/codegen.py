@@ -1,0 +1,336 @@
+"""numba source for a traced one-unit cell (``trace.Program``): the fused unroll, two loop orders.
+
+The program's nodes are sorted by what they depend on:
+
+- constants: module-level values of the kernel's dtype (``K<i>``);
+- parameter-level nodes (the parameters, and what is computed from them alone, e.g. MUT1's
+  sigmoid(b_z) without input): evaluated once per member, before the time loop;
+- input-level nodes (what is computed from the input alone, e.g. MUT1's tanh(x)): evaluated once
+  per (step, sequence) for the whole population, into extra input channels (``derive``);
+- the rest: the step, evaluated for every (member, sequence, step) in the innermost loop.
+
+Two kernels with the same body, one per loop order (both keep a block's state in L1 through all T,
+so a step reads and writes the state once and streams the input row):
+
+- ``run_wide(.., lo, hi, ..)``: members lo..hi-1, each in blocks of up to ``nb`` sequences; the
+  parameters are scalars in registers and the input row is contiguous. For N of a few dozen and up.
+- ``run_lanes(.., lo, hi, ..)``: (member, sequence) pairs lo..hi-1 of the flattened (P, N) grid in
+  blocks of ``nb`` pairs, the parameters gathered per pair once per block. For small N (target:
+  N = 1), where the wide loop would have no length to vectorise.
+
+Both write, after each step t (1-based) at which some sequence of output k ends, that sequence's
+output into out[k, member, sequence]: ``kptr``/``klist`` list the k due at each t (CSR), ``ends``
+(K, N) the step each sequence ends at.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import torch
+
+from .trace import Node, Program, Unsupported
+
+CODEGEN_VERSION = 1  # part of the cache key: bump when the generated code changes meaning
+
+_LIBM = {"expm1": "expm1", "log": "log", "log1p": "log1p", "sin": "sin", "cos": "cos", "tan": "tan",
+         "atan": "atan", "asinh": "asinh", "erf": "erf", "log2": "log2", "floor": "floor", "ceil": "ceil",
+         "trunc": "trunc"}
+_BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<", "ge": ">=", "le": "<=",
+           "eq": "==", "ne": "!="}
+
+
+def _deps(nodes: list[Node]) -> list[frozenset]:
+    out = []
+    for nd in nodes:
+        if nd.op == "param":
+            d = {"p"}
+        elif nd.op == "x":
+            d = {"x"}
+        elif nd.op in ("state", "ostate"):
+            d = {"s"}
+        elif nd.op == "const":
+            d = set()
+        else:
+            d = set()
+            for a in nd.args:
+                if a >= 0:
+                    d |= out[a]
+        out.append(frozenset(d))
+    return out
+
+
+def _live(nodes, roots) -> list[int]:
+    seen, stack = set(), [r for r in roots if r >= 0]
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        stack.extend(a for a in nodes[i].args if a >= 0)
+    return sorted(seen)
+
+
+class _Emitter:
+    def __init__(self, prog: Program, dtype: torch.dtype):
+        self.prog = prog
+        self.nodes = prog.nodes
+        self.f32 = dtype == torch.float32
+        self.suffix = "32" if self.f32 else "64"
+        self.deps = _deps(self.nodes)
+
+    def ref(self, i: int) -> str:
+        return f"K{i}" if self.nodes[i].op == "const" else f"v{i}"
+
+    def expr(self, i: int) -> str:
+        nd, r = self.nodes[i], self.ref
+        a = [r(j) if j >= 0 else None for j in nd.args]
+        op = nd.op
+        if op in _BINARY:
+            return f"{a[0]} {_BINARY[op]} {a[1]}"
+        if op == "neg":
+            return f"-{a[0]}"
+        if op == "abs":
+            return f"abs({a[0]})"
+        if op in ("tanh", "sigmoid", "exp"):
+            return f"{op}{self.suffix}({a[0]})"
+        if op == "max":
+            return f"maximum({a[0]}, {a[1]})"
+        if op == "min":
+            return f"minimum({a[0]}, {a[1]})"
+        if op == "clamp":
+            if a[1] is not None and a[2] is not None:
+                return f"clamp({a[0]}, {a[1]}, {a[2]})"
+            if a[1] is not None:
+                return f"clamp_min({a[0]}, {a[1]})"
+            if a[2] is not None:
+                return f"clamp_max({a[0]}, {a[2]})"
+            return a[0]
+        if op == "where":
+            return f"({a[1]} if {a[0]} else {a[2]})"
+        if op == "not":
+            return f"(not {a[0]})"
+        if op in ("and", "or"):
+            return f"({a[0]} {op} {a[1]})"
+        if op == "float":
+            return f"(ONE if {a[0]} else ZERO)"
+        if op == "sqrt":
+            return f"math.sqrt({a[0]})"
+        if op == "rsqrt":
+            return f"ONE / math.sqrt({a[0]})"
+        if op == "reciprocal":
+            return f"ONE / {a[0]}"
+        if op == "pow":
+            return f"DT({a[0]} ** {a[1]})"
+        if op == "exp2":
+            return f"DT(math.pow(TWO, {a[0]}))"
+        if op in _LIBM:
+            return f"DT(math.{_LIBM[op]}({a[0]}))"
+        raise Unsupported(f"no code for the operation {op}")
+
+    # --- pieces ---------------------------------------------------------------------------------
+    def constants(self) -> list[str]:
+        lines = []
+        for i, nd in enumerate(self.nodes):
+            if nd.op == "const":
+                v = nd.attr
+                text = "math.nan" if v == "nan" else ("math.inf" if v == math.inf else
+                                                       "-math.inf" if v == -math.inf else repr(float(v)))
+                lines.append(f"K{i} = DT({text})")
+        return lines
+
+    def classify(self):
+        """(hoisted, channels, step, out): node ids of the parameter-level nodes, of the input
+        channels (node ids, the raw input first when present), and of the step and output bodies."""
+        prog, deps = self.prog, self.deps
+        step_live = _live(self.nodes, prog.state)
+        out_live = _live(self.nodes, (prog.output,))
+        hoisted = [i for i in sorted(set(step_live) | set(out_live))
+                   if deps[i] <= {"p"} and self.nodes[i].op != "const"]
+        x_level = {i for i in step_live if deps[i] == {"x"}}
+        used_by_loop = set()
+        for i in step_live:
+            if i in x_level or deps[i] <= {"p"}:
+                continue
+            used_by_loop.update(a for a in self.nodes[i].args if a in x_level)
+        used_by_loop.update(i for i in prog.state if i in x_level)
+        xnode = next((i for i, nd in enumerate(self.nodes) if nd.op == "x"), None)
+        channels = ([xnode] if xnode is not None else []) + sorted(used_by_loop - {xnode})
+        step = [i for i in step_live if not (deps[i] <= {"p"} or i in x_level)]
+        out = [i for i in out_live if not deps[i] <= {"p"}]
+        return hoisted, channels, step, out
+
+    def body(self, ids, indent) -> list[str]:
+        pad = " " * indent
+        return [f"{pad}v{i} = {self.expr(i)}" for i in ids
+                if self.nodes[i].op not in ("param", "state", "ostate", "x", "const")]
+
+
+def generate(prog: Program, dtype: torch.dtype) -> str:
+    """The source of a module with ``run_wide``, ``run_lanes`` and ``derive`` for this program."""
+    if dtype not in (torch.float32, torch.float64):
+        raise Unsupported(f"dtype {dtype}")
+    em = _Emitter(prog, dtype)
+    hoisted, channels, step, out = em.classify()
+    S = prog.n_state
+    dt = "np.float32" if em.f32 else "np.float64"
+    sfx = em.suffix
+    param_of = {i: prog.params.index(nd.attr) for i, nd in enumerate(em.nodes) if nd.op == "param"}
+    state_of = {i: nd.attr for i, nd in enumerate(em.nodes) if nd.op == "state"}
+    ostate_of = {i: nd.attr for i, nd in enumerate(em.nodes) if nd.op == "ostate"}
+    chan_of = {n: c for c, n in enumerate(channels)}
+    step_set = set(step)
+    # the parameter-level values the step reads (each becomes a lane array in run_lanes)
+    lane_vals = sorted({a for i in step for a in em.nodes[i].args if a >= 0 and a in set(hoisted)}
+                       | {i for i in prog.state if i in set(hoisted)})
+    loads_state = [f"v{i} = S{j}[i]" for i, j in state_of.items() if i in step_set]
+    new_state = [em.ref(i) for i in prog.state]
+
+    L = []
+    w = L.append
+    w(f"# generated by landscape.kernels.codegen (version {CODEGEN_VERSION}); do not edit. One file per program:")
+    w("# cells whose steps trace to the same program share it (the name is a hash of this text)")
+    w(f"# dtype {dt}; {len(em.nodes)} nodes, {len(step)} in the step, {len(hoisted)} per member, "
+      f"{len(channels)} input channel(s)")
+    w("import math")
+    w("import numpy as np")
+    w("from numba import njit")
+    w(f"from landscape.kernels.mathfn import (clamp, clamp_max, clamp_min, exp{sfx}, maximum, minimum,")
+    w(f"                                     prefer_wide_vectors, sigmoid{sfx}, tanh{sfx})")
+    w("")
+    w(f"DT = {dt}")
+    w("ONE = DT(1.0)")
+    w("ZERO = DT(0.0)")
+    w("TWO = DT(2.0)")
+    L.extend(em.constants())
+    w(f"N_STATE = {S}")
+    w(f"N_CHANNELS = {len(channels)}")
+    w(f"PARAMS = {tuple(prog.params)!r}")
+    w("OPTS = dict(nogil=True, cache=True, error_model='numpy', boundscheck=False, fastmath={'contract'})")
+    w("")
+
+    # derive: the input channels beyond the raw input
+    w("")
+    w("@njit(**OPTS)")
+    w("def derive(xs):")
+    w("    \"\"\"xs (C, T, N): channel 0 holds the input; fill the others (input-only subexpressions).\"\"\"")
+    w("    prefer_wide_vectors()")
+    if len(channels) > 1:
+        xnode = channels[0]
+        need = _live(em.nodes, channels[1:])
+        w("    for t in range(xs.shape[1]):")
+        w("        for n in range(xs.shape[2]):")
+        w(f"            v{xnode} = xs[0, t, n]")
+        L.extend(em.body([i for i in need if i != xnode], 12))
+        for c, node in enumerate(channels[1:], start=1):
+            w(f"            xs[{c}, t, n] = {em.ref(node)}")
+    w("    return 0")
+    w("")
+
+    def hoist(indent, source):
+        pad = " " * indent
+        lines = [f"{pad}v{i} = params[{param_of[i]}, {source}]" for i in hoisted if i in param_of]
+        lines += em.body([i for i in hoisted if i not in param_of], indent)
+        return lines
+
+    def capture(indent, index_n, target):
+        pad = " " * indent
+        lines = [f"{pad}v{i} = S{j}[i]" for i, j in ostate_of.items()]
+        lines += em.body(out, indent)
+        lines.append(f"{pad}{target} = {em.ref(prog.output)}")
+        return lines
+
+    # run_wide
+    w("")
+    w("@njit(**OPTS)")
+    w("def run_wide(params, xs, init, ends, kptr, klist, steps, out, lo, hi, nb):")
+    w("    \"\"\"Members lo..hi-1, blocks of nb sequences; see the module docstring.\"\"\"")
+    w("    prefer_wide_vectors()")
+    w("    N = out.shape[2]")
+    for j in range(S):
+        w(f"    S{j} = np.empty(nb, DT)")
+    w("    for p in range(lo, hi):")
+    L.extend(hoist(8, "p"))
+    w("        for n0 in range(0, N, nb):")
+    w("            m = min(nb, N - n0)")
+    w("            for i in range(m):")
+    for j in range(S):
+        w(f"                S{j}[i] = init[{j}]")
+    w("            for t in range(steps):")
+    for c in range(len(channels)):
+        w(f"                X{c} = xs[{c}, t, n0:n0 + m]")
+    w("                for i in range(m):")
+    L.extend(" " * 20 + s for s in loads_state)
+    for node, c in chan_of.items():
+        w(f"                    v{node} = X{c}[i]")
+    L.extend(em.body(step, 20))
+    for j in range(S):
+        w(f"                    S{j}[i] = {new_state[j]}")
+    w("                for j in range(kptr[t], kptr[t + 1]):")
+    w("                    k = klist[j]")
+    w("                    E = ends[k, n0:n0 + m]")
+    w("                    O = out[k, p, n0:n0 + m]")
+    w("                    for i in range(m):")
+    w("                        if E[i] == t + 1:")
+    L.extend(capture(28, "i", "O[i]"))
+    w("    return 0")
+    w("")
+
+    # run_lanes
+    w("")
+    w("@njit(**OPTS)")
+    w("def run_lanes(params, xs, init, ends, kptr, klist, steps, out, lo, hi, nb):")
+    w("    \"\"\"(member, sequence) pairs lo..hi-1 of the flattened grid, blocks of nb pairs.\"\"\"")
+    w("    prefer_wide_vectors()")
+    w("    N = out.shape[2]")
+    for j in range(S):
+        w(f"    S{j} = np.empty(nb, DT)")
+    for i in lane_vals:
+        w(f"    L{i} = np.empty(nb, DT)")
+    w("    PI = np.empty(nb, np.int64)")
+    w("    NI = np.empty(nb, np.int64)")
+    w("    for j0 in range(lo, hi, nb):")
+    w("        m = min(nb, hi - j0)")
+    w("        for i in range(m):")
+    w("            p = (j0 + i) // N")
+    w("            PI[i] = p")
+    w("            NI[i] = j0 + i - p * N")
+    L.extend(hoist(12, "p"))
+    for i in lane_vals:
+        w(f"            L{i}[i] = v{i}")
+    for j in range(S):
+        w(f"            S{j}[i] = init[{j}]")
+    w("        for t in range(steps):")
+    for c in range(len(channels)):
+        w(f"            X{c} = xs[{c}, t]")
+    w("            for i in range(m):")
+    L.extend(" " * 16 + s for s in loads_state)
+    for i in lane_vals:
+        w(f"                v{i} = L{i}[i]")
+    for node, c in chan_of.items():
+        w(f"                v{node} = X{c}[NI[i]]")
+    L.extend(em.body(step, 16))
+    for j in range(S):
+        w(f"                S{j}[i] = {new_state[j]}")
+    w("            for j in range(kptr[t], kptr[t + 1]):")
+    w("                k = klist[j]")
+    w("                for i in range(m):")
+    w("                    n = NI[i]")
+    w("                    if ends[k, n] == t + 1:")
+    L.extend(capture(24, "n", "out[k, PI[i], n]"))
+    w("    return 0")
+    w("")
+    return "\n".join(L)
+
+
+# ---------------------------------------------------------------------------------------------
+# the cache folder
+
+
+def source_key(source: str) -> str:
+    """The generated module's key: a hash of its source and of the code it imports (mathfn), whose
+    changes numba's cache would not notice."""
+    h = hashlib.sha256(source.encode())
+    h.update(Path(__file__).with_name("mathfn.py").read_bytes())
+    return h.hexdigest()[:20]

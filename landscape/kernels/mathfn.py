@@ -1,0 +1,396 @@
+"""Inlinable, vectorisable elementary functions for numba kernels: tanh, sigmoid, exp (float64 and
+float32), the softplus of the readout loss and fit, and the LLVM helpers they need.
+
+numba's ``math.tanh``/``math.exp`` call libm one value at a time, which stops LLVM's loop
+vectoriser; these are branch-free (selects, not jumps), so a loop that calls them becomes AVX2 or
+AVX-512 code. Each starts from the reduction e^y = 2^k e^r, |r| <= ln 2 / 2 (k = round(y / ln 2)
+read off the low bits of y / ln 2 + 1.5 * 2^52, r by a Cody-Waite step with FMAs) and builds 2^k
+from the bits of the rounded k (one shift). The polynomials are near-minimax (Remez, ``remez.py``):
+
+    tanh(x)    with |x| = rho - k ln2 / 2 (|rho| <= ln2 / 4) and s = 2^k:
+               tanh|x| = ((1 - s) + tau (1 + s)) / ((1 + s) + tau (1 - s)), tau = tanh(rho) = rho G(rho^2)
+               (G of degree 6 in float64, 2 in float32: exact in form at k = 0, so accurate near 0)
+    sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|)  (e in (0, 1]: no overflow)
+    exp(x)     = 2^k1 (2^k2 e^r), k1 + k2 = k   (two scalings: subnormal results round once)
+    softplus(q) = max(q, 0) + log1p(exp(-|q|)), log1p on [0, 1] by 2 atanh(f / (2 + f))
+
+with e^r - 1 = r + r^2 Q(r), Q of degree 9 (float64) or 4 (float32). One division each; the rest
+is about 20 FMAs and bit operations.
+
+Special values follow torch: tanh(+-inf) = +-1, tanh(-0) = -0, sigmoid(+inf) = 1, sigmoid(-inf) = 0,
+exp(-inf) = 0, exp(+inf) = inf, NaN in -> NaN out (every clamp is written so that a NaN passes).
+The measured errors (tests/test_mathfn.py, against long-double references) are ``ULP_BOUNDS``.
+
+Also here: ``fma`` (llvm.fma, one rounding), bit casts for the 2^k scaling, ``radd`` (an add a
+reduction loop may reassociate, so that it vectorises), and ``prefer_wide_vectors()``, which marks
+the calling function ``"prefer-vector-width"="512"`` so that LLVM uses zmm registers on AVX-512
+machines (its default x86 tuning stops at 256 bits).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+# Error bounds in ulps of the correctly rounded result (for a subnormal result, of the subnormal
+# spacing): the largest error seen over 1e7 points per function (uniform over the range, a band
+# around 0, the tails, the underflow and overflow edges) was tanh 2.65, sigmoid 2.32, exp 1.08,
+# softplus 2.74 in float64 and tanh 2.52, sigmoid 2.30, exp 1.07 in float32; tests/test_mathfn.py
+# fails above these bounds (1e6 points each).
+ULP_BOUNDS = {
+    ("tanh", "float64"): 2.8, ("sigmoid", "float64"): 2.5, ("exp", "float64"): 1.2, ("softplus", "float64"): 3.0,
+    ("tanh", "float32"): 2.7, ("sigmoid", "float32"): 2.5, ("exp", "float32"): 1.2,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# LLVM helpers
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a * b + c with one rounding (llvm.fma: vfmadd on x86); a, b, c of one float type."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+    sig = a(a, b, c)
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.fma", [ty], ir.FunctionType(ty, [ty, ty, ty]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+def _bitcast(src, dst, dst_ir):
+    @intrinsic
+    def cast(typingctx, v):
+        if v != src:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], dst_ir)
+
+        return dst(v), codegen
+
+    return cast
+
+
+f64_bits = _bitcast(types.float64, types.int64, ir.IntType(64))
+f32_bits = _bitcast(types.float32, types.int32, ir.IntType(32))
+
+
+def _from_bits(dst, dst_ir, width):
+    @intrinsic
+    def cast(typingctx, v):
+        """The float whose bits are the low ``width`` bits of the integer v."""
+        if not isinstance(v, types.Integer):
+            return None
+
+        def codegen(context, builder, signature, args):
+            val = args[0]
+            if val.type.width > width:
+                val = builder.trunc(val, ir.IntType(width))
+            elif val.type.width < width:
+                val = builder.sext(val, ir.IntType(width))
+            return builder.bitcast(val, dst_ir)
+
+        return dst(v), codegen
+
+    return cast
+
+
+bits_f64 = _from_bits(types.float64, ir.DoubleType(), 64)
+bits_f32 = _from_bits(types.float32, ir.FloatType(), 32)
+
+
+@intrinsic
+def prefer_wide_vectors(typingctx):
+    """Mark the calling function "prefer-vector-width"="512": LLVM's loop vectoriser then uses
+    512-bit registers where the CPU has them (x86 tunings default to 256). A no-op elsewhere."""
+
+    def codegen(context, builder, signature, args):
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')  # a string attribute
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+# ---------------------------------------------------------------------------------------------
+# float64
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471803691238  # ln 2 = _LN2_HI + _LN2_LO (the high part has trailing zero bits)
+_LN2_LO = 1.9082149292705877e-10
+# t = y / ln 2 + _SHIFT rounds y / ln 2 to an integer k held in t's low bits; with the exponent bias
+# added to the shift, (bits of t) << 52 is the float 2^k itself (one shift, no add)
+_SHIFT = 6755399441055744.0 + 1023  # 1.5 * 2^52 + bias
+_SHIFT60 = 6755399441055744.0 + 1023 + 60  # sigmoid: 2^(k + 60), normal down to k = -1083
+_SHIFT0 = 6755399441055744.0  # exp: the bare k (two scalings)
+_TWO_M60 = 2.0 ** -60
+
+# e^r - 1 = r + r^2 Q(r) on |r| <= ln2/2, Q = sum _Q[i] r^i (remez.py; truncation 1.8e-17 relative)
+_Q0 = 0.5000000000000006
+_Q1 = 0.16666666666666588
+_Q2 = 0.041666666666576826
+_Q3 = 0.008333333333389504
+_Q4 = 0.0013888888931539237
+_Q5 = 0.00019841269719088152
+_Q6 = 2.4801505306664463e-05
+_Q7 = 2.7557407499395133e-06
+_Q8 = 2.7626024113497993e-07
+_Q9 = 2.505377740892466e-08
+# tanh(rho) = rho G(rho^2) on |rho| <= ln2 / 4 (remez.py; truncation 3.7e-18 relative)
+_G0 = 1.0
+_G1 = -0.3333333333333211
+_G2 = 0.13333333332680797
+_G3 = -0.053968252662672585
+_G4 = 0.02186936403069244
+_G5 = -0.008857129664796558
+_G6 = 0.0034429954737528108
+_HALF_LN2 = 0.5 * 0.6931471805599453
+
+
+@njit(inline="always")
+def _expm1_poly64(r):
+    """e^r - 1 for |r| <= ln2/2: r + r^2 Q(r), Q by its even and odd parts in r^2 (half the
+    dependency chain of Horner in r, the same number of FMAs)."""
+    u = r * r
+    even = fma(fma(fma(fma(_Q8, u, _Q6), u, _Q4), u, _Q2), u, _Q0)
+    odd = fma(fma(fma(fma(_Q9, u, _Q7), u, _Q5), u, _Q3), u, _Q1)
+    return fma(u, fma(r, odd, even), r)
+
+
+@njit(inline="always")
+def tanh64(x):
+    """tanh of a float64. With |x| = rho - k ln2 / 2 (k = round(-2|x| / ln 2), |rho| <= ln2 / 4),
+    e^(-2|x|) = s (1 - tau) / (1 + tau) with s = 2^k and tau = tanh(rho), so
+
+        tanh|x| = ((1 - s) + tau (1 + s)) / ((1 + s) + tau (1 - s))
+
+    exact in form at k = 0 (tanh(rho) itself: no cancellation near 0); |x| > 20 gives +-1."""
+    a = abs(x)
+    a = 20.0 if a > 20.0 else a  # NaN passes
+    t = fma(a, -2.0 * _LOG2E, _SHIFT)  # k in [-58, 0]
+    kf = t - _SHIFT
+    rho = fma(kf, _HALF_LN2, a)  # one constant: its error counts as e^(-2|x|), which is small then
+    u = rho * rho
+    tau = rho * fma(fma(fma(fma(fma(fma(_G6, u, _G5), u, _G4), u, _G3), u, _G2), u, _G1), u, _G0)
+    s = bits_f64(f64_bits(t) << 52)  # 2^k
+    num = fma(tau, 1.0 + s, 1.0 - s)
+    den = fma(tau, 1.0 - s, 1.0 + s)
+    return math.copysign(num / den, x)
+
+
+@njit(inline="always")
+def sigmoid64(x):
+    """1 / (1 + e^-x) of a float64, as 1 / (1 + e) or e / (1 + e) with e = exp(-|x|)."""
+    y = -abs(x)
+    y = -746.0 if y < -746.0 else y  # below, e rounds to 0; NaN passes
+    t = fma(y, _LOG2E, _SHIFT60)
+    kf = t - _SHIFT60
+    r = fma(kf, -_LN2_HI, y)
+    r = fma(kf, -_LN2_LO, r)
+    p = _expm1_poly64(r)
+    s = bits_f64(f64_bits(t) << 52)  # 2^(k + 60)
+    e = fma(s, p, s) * _TWO_M60  # e^y, rounded once into the subnormals where it must be
+    num = 1.0 if x >= 0.0 else e
+    return num / (1.0 + e)
+
+
+@njit(inline="always")
+def exp64(x):
+    """e^x of a float64 (overflow -> inf, underflow through the subnormals to 0)."""
+    y = -746.0 if x < -746.0 else x
+    y = 710.0 if y > 710.0 else y
+    t = fma(y, _LOG2E, _SHIFT0)
+    kf = t - _SHIFT0
+    r = fma(kf, -_LN2_HI, y)
+    r = fma(kf, -_LN2_LO, r)
+    p = _expm1_poly64(r)
+    k = f64_bits(t) - f64_bits(_SHIFT0)
+    k1 = k >> 1
+    s1 = bits_f64((k1 + 1023) << 52)
+    s2 = bits_f64((k - k1 + 1023) << 52)
+    return fma(s1, p, s1) * s2
+
+
+# log(1 + e) for e in [0, 1]: e > sqrt2 - 1 is halved first (log(1 + e) = ln 2 + log1p((e - 1) / 2)),
+# then log1p(f) = 2 atanh(s) = 2 s + s z R(z), s = f / (2 + f), z = s^2 <= 0.0295 (remez.py;
+# truncation 1.2e-18 relative)
+_SQRT2_M1 = 0.41421356237309503
+_LN2 = 0.6931471805599453
+_A0 = 0.6666666666666734
+_A1 = 0.39999999999414315
+_A2 = 0.28571428742475596
+_A3 = 0.2222219856342284
+_A4 = 0.18183564869538388
+_A5 = 0.1531403576912601
+_A6 = 0.14796106048904376
+
+
+@njit(inline="always")
+def log1p_unit64(e):
+    """log(1 + e) for e in [0, 1] (NaN passes)."""
+    big = e > _SQRT2_M1
+    f = 0.5 * (e - 1.0) if big else e
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    r = fma(fma(fma(_A6, w, _A4), w, _A2), w, _A0) + z * fma(fma(_A5, w, _A3), w, _A1)
+    lg = fma(s * z, r, 2.0 * s)
+    return lg + _LN2 if big else lg
+
+
+@njit(inline="always")
+def softplus64(q):
+    """log(1 + e^q) of a float64, as max(q, 0) + log1p(e^-|q|): exact for large |q|, +inf at +inf,
+    0 at -inf, NaN for NaN (torch's readout loss formula)."""
+    y = -abs(q)
+    y = -746.0 if y < -746.0 else y
+    t = fma(y, _LOG2E, _SHIFT60)
+    kf = t - _SHIFT60
+    r = fma(kf, -_LN2_HI, y)
+    r = fma(kf, -_LN2_LO, r)
+    p = _expm1_poly64(r)
+    s = bits_f64(f64_bits(t) << 52)
+    e = fma(s, p, s) * _TWO_M60  # e^-|q|
+    m = 0.0 if q < 0.0 else q  # NaN passes
+    return m + log1p_unit64(e)
+
+
+# ---------------------------------------------------------------------------------------------
+# float32 (every constant a float32, so nothing is promoted to float64)
+
+_F = np.float32
+_LOG2E_32 = _F(1.442695)
+_M2LOG2E_32 = _F(-2.0 * 1.4426950408889634)
+_LN2_HI_32 = _F(0.693359375)
+_LN2_LO_32 = _F(-2.12194440e-4)
+_SHIFT_32 = _F(12582912.0 + 127)  # 1.5 * 2^23 + bias
+_SHIFT30_32 = _F(12582912.0 + 127 + 30)
+_SHIFT0_32 = _F(12582912.0)
+_TWO_M30_32 = _F(2.0 ** -30)
+_ONE_32, _TWO_32, _M_TWO_32, _ZERO_32 = _F(1.0), _F(2.0), _F(-2.0), _F(0.0)
+_P10_32, _M104_32, _P89_32 = _F(10.0), _F(-104.0), _F(89.0)
+_I127_32 = np.int32(127)
+_I23_32 = np.int32(23)
+
+# e^r - 1 = r + r^2 Q(r), Q of degree 4 (remez.py; truncation 1.3e-8 relative = 0.22 ulp)
+_P0_32 = _F(0.49999998155160547)
+_P1_32 = _F(0.16666543670219242)
+_P2_32 = _F(0.04166719964304031)
+_P3_32 = _F(0.008366513935994756)
+_P4_32 = _F(0.0013882522982763927)
+# tanh(rho) = rho G(rho^2), |rho| <= ln2 / 4, G of degree 2 (remez.py; truncation 4.5e-8 = 0.75 ulp);
+# the float32 reduction takes ln 2 in one constant: its error shrinks with e^(-2|x|) (tested)
+_G0_32 = _F(0.9999999551922804)
+_G1_32 = _F(-0.33330644248399366)
+_G2_32 = _F(0.13093552889457674)
+_HALF_LN2_32 = _F(0.5 * 0.6931471805599453)
+
+
+@njit(inline="always")
+def _expm1_poly32(r):
+    u = r * r
+    even = fma(fma(_P4_32, u, _P2_32), u, _P0_32)
+    odd = fma(_P3_32, u, _P1_32)
+    return fma(u, fma(r, odd, even), r)
+
+
+@njit(inline="always")
+def tanh32(x):
+    """tanh of a float32 (computed in float32), as tanh64."""
+    a = abs(x)
+    a = _P10_32 if a > _P10_32 else a
+    t = fma(a, _M2LOG2E_32, _SHIFT_32)
+    kf = t - _SHIFT_32
+    rho = fma(kf, _HALF_LN2_32, a)
+    u = rho * rho
+    tau = rho * fma(fma(_G2_32, u, _G1_32), u, _G0_32)
+    s = bits_f32(f32_bits(t) << _I23_32)
+    num = fma(tau, _ONE_32 + s, _ONE_32 - s)
+    den = fma(tau, _ONE_32 - s, _ONE_32 + s)
+    return math.copysign(num / den, x)
+
+
+@njit(inline="always")
+def sigmoid32(x):
+    """sigmoid of a float32 (computed in float32)."""
+    y = -abs(x)
+    y = _M104_32 if y < _M104_32 else y
+    t = fma(y, _LOG2E_32, _SHIFT30_32)
+    kf = t - _SHIFT30_32
+    r = fma(kf, -_LN2_HI_32, y)
+    r = fma(kf, -_LN2_LO_32, r)
+    p = _expm1_poly32(r)
+    s = bits_f32(f32_bits(t) << _I23_32)
+    e = fma(s, p, s) * _TWO_M30_32
+    num = _ONE_32 if x >= _ZERO_32 else e
+    return num / (_ONE_32 + e)
+
+
+@njit(inline="always")
+def exp32(x):
+    """e^x of a float32."""
+    y = _M104_32 if x < _M104_32 else x
+    y = _P89_32 if y > _P89_32 else y
+    t = fma(y, _LOG2E_32, _SHIFT0_32)
+    kf = t - _SHIFT0_32
+    r = fma(kf, -_LN2_HI_32, y)
+    r = fma(kf, -_LN2_LO_32, r)
+    p = _expm1_poly32(r)
+    k = f32_bits(t) - f32_bits(_SHIFT0_32)
+    k1 = k >> np.int32(1)
+    s1 = bits_f32((k1 + _I127_32) << _I23_32)
+    s2 = bits_f32((k - k1 + _I127_32) << _I23_32)
+    return fma(s1, p, s1) * s2
+
+
+# ---------------------------------------------------------------------------------------------
+# torch's NaN-propagating comparisons (any dtype)
+
+
+@njit(inline="always")
+def maximum(a, b):
+    """torch.maximum: the larger, NaN if either is NaN."""
+    return a if (a > b or a != a) else b
+
+
+@njit(inline="always")
+def minimum(a, b):
+    """torch.minimum: the smaller, NaN if either is NaN."""
+    return a if (a < b or a != a) else b
+
+
+@njit(inline="always")
+def clamp(x, lo, hi):
+    """torch.clamp(x, lo, hi): NaN stays NaN."""
+    y = lo if x < lo else x
+    return hi if y > hi else y
+
+
+@njit(inline="always")
+def clamp_min(x, lo):
+    return lo if x < lo else x
+
+
+@njit(inline="always")
+def clamp_max(x, hi):
+    return hi if x > hi else x
+
+
+@intrinsic
+def radd(typingctx, a, b):
+    """a + b marked reassociable: a loop summing with it is vectorised (partial sums per lane,
+    added at the end), which strict IEEE order forbids. Only for accumulations."""
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fadd(args[0], args[1], flags=("reassoc", "nsz"))
+
+    return a(a, b), codegen

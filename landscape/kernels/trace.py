@@ -1,0 +1,609 @@
+"""Trace a one-unit cell's torch ``step`` into a scalar program: one formula per (member, sequence).
+
+With one hidden unit (H = 1) and at most one input (D <= 1) a cell's step is, for nearly every cell
+one writes, elementwise over the population member p and the sequence n: the new state of
+(p, n) depends only on the parameters of p, the state of (p, n) and the input of n. ``trace_cell``
+runs ``cell.step`` once on small random tensors (P = 3 members, N = 5 sequences) under a
+``TorchDispatchMode`` that records every aten operation, and turns the record into a ``Program``:
+a list of scalar nodes (parameters, state, input, constants, arithmetic and the elementary
+functions) in evaluation order, with the nodes that give the new state and the cell's output.
+
+Whether an operation really is elementwise over (p, n) is checked, not assumed: every traced
+tensor carries two integer maps of its own shape and strides, the member and the sequence each of
+its elements belongs to (-1: none). View operations (transpose, expand, view, ...) are applied to
+the maps themselves, so they follow the elements exactly; an elementwise operation must find, at
+every element, the operands agreeing on (p, n); a reduction or matrix product is accepted only
+over dimensions of size one. Anything else (a mean over sequences, a concatenation, an operation
+this module does not know, a dtype change) makes the trace fail with a reason, and the engine
+keeps the torch path. The generated kernel is also checked against ``cell.step`` on other random
+inputs when it is built (``fused_cpu``), which catches what a single trace cannot see
+(data-dependent Python control flow, for one).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+
+TRACE_P, TRACE_N = 3, 5  # distinct sizes, so that a mix-up of the two axes cannot pass
+
+
+class Unsupported(Exception):
+    """The step cannot be written as one scalar formula per (member, sequence)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the program
+
+
+@dataclass(frozen=True)
+class Node:
+    """One scalar value of the program.
+
+    op     'param' (attr: name), 'state' (attr: index), 'x' (the input), 'const' (attr: value),
+           or an operation: add sub mul div neg abs max min clamp tanh sigmoid exp expm1 log log1p
+           sqrt rsqrt reciprocal pow where gt lt ge le eq ne not and or float (bool -> 0/1)
+    args   operand node ids (a clamp's missing bound is -1)
+    attr   the parameter name, state index or constant value (else None)
+    """
+
+    op: str
+    args: tuple[int, ...] = ()
+    attr: object = None
+
+
+@dataclass
+class Program:
+    """A traced step: nodes in evaluation order; ``state`` the node of each new state value,
+    ``output`` the node of the cell's output (on a separate trace of ``cell.output``, whose
+    'state' nodes are the state it is applied to); ``params`` the parameter names, in the order
+    the kernel receives them."""
+
+    nodes: list[Node]
+    state: tuple[int, ...]
+    output: int
+    params: tuple[str, ...]
+    n_state: int
+    has_x: bool
+    init: tuple[float | None, ...] = ()  # None: h0 (the base class); a number: that constant
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = []
+        for i, nd in enumerate(self.nodes):
+            a = ", ".join(f"%{j}" if j >= 0 else "_" for j in nd.args)
+            lines.append(f"%{i} = {nd.op}({a})" + (f" [{nd.attr!r}]" if nd.attr is not None else ""))
+        lines.append(f"state <- {', '.join(f'%{j}' for j in self.state)}; output <- %{self.output}")
+        return "\n".join(lines)
+
+
+class _Builder:
+    """Nodes with common subexpressions shared (a node is keyed by what it computes)."""
+
+    def __init__(self):
+        self.nodes: list[Node] = []
+        self._index: dict[Node, int] = {}
+
+    def add(self, op: str, args=(), attr=None) -> int:
+        node = Node(op, tuple(args), attr)
+        if op == "const" and isinstance(attr, float) and math.isnan(attr):
+            node = Node(op, (), "nan")  # NaN != NaN: key it by name
+        hit = self._index.get(node)
+        if hit is not None:
+            return hit
+        self.nodes.append(node)
+        self._index[node] = len(self.nodes) - 1
+        return len(self.nodes) - 1
+
+    def const(self, value) -> int:
+        v = float(value)
+        return self.add("const", (), "nan" if math.isnan(v) else v)
+
+
+# ---------------------------------------------------------------------------------------------
+# recording
+
+
+class _Recorder(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # True wraps __torch_dispatch__ in torch._disable_dynamo: a 1.7 s import of dynamo
+
+    def __init__(self):
+        super().__init__()
+        self.log: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        self.log.append((func, args, kwargs, out))
+        return out
+
+
+@dataclass
+class _Value:
+    """A traced tensor: its node (or, for a bool or float tensor, one node for all elements), and
+    the member / sequence maps of its elements (-1: does not depend)."""
+
+    node: int
+    pidx: Tensor
+    nidx: Tensor
+    dtype: torch.dtype
+
+
+def _maps_like(t: Tensor, pidx: Tensor | None = None, nidx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Index maps of t's shape (contiguous: a view maps elements by their row-major order, which
+    does not depend on strides, so views are applied to the maps as ``reshape``)."""
+    out = []
+    for src in (pidx, nidx):
+        out.append(torch.full(tuple(t.shape), -1, dtype=torch.int64) if src is None
+                   else src.expand(tuple(t.shape)).contiguous())
+    return out[0], out[1]
+
+
+def _combine(shape, maps: list[Tensor]) -> Tensor:
+    """The common index of operands at each element of the broadcast shape; Unsupported where two
+    operands belong to different members (or sequences) at one element."""
+    out = torch.full(tuple(shape), -1, dtype=torch.int64)
+    for m in maps:
+        m = m.expand(tuple(shape))
+        clash = (out >= 0) & (m >= 0) & (out != m)
+        if bool(clash.any()):
+            raise Unsupported("an operation mixes different members or sequences (not elementwise)")
+        out = torch.where(m >= 0, m, out)
+    return out
+
+
+_VIEWS = {"transpose", "t", "unsqueeze", "squeeze", "expand", "view", "_unsafe_view", "reshape", "permute",
+          "alias", "clone", "detach", "contiguous", "lift_fresh", "lift_fresh_copy", "expand_copy", "view_copy",
+          "squeeze_copy", "unsqueeze_copy", "transpose_copy", "permute_copy", "t_copy", "alias_copy",
+          "_reshape_alias", "as_strided", "select", "slice", "movedim", "flatten", "unflatten", "numpy_T",
+          "mT", "adjoint", "swapaxes", "swapdims", "broadcast_to", "resolve_conj", "resolve_neg",
+          "positive", "_conj", "conj", "flip", "roll", "narrow", "index_select", "repeat", "tile", "rot90",
+          "diagonal", "unfold", "split", "chunk", "unbind"}  # pure indexing: applied to the index maps
+_FACTORIES = {"zeros_like", "ones_like", "full_like", "empty_like", "zeros", "ones", "full", "scalar_tensor",
+              "new_zeros", "new_ones", "new_full", "tensor", "new_empty", "empty", "empty_strided"}
+_REDUCTIONS = {"sum", "mean", "amax", "amin", "prod", "max", "min", "nansum", "logsumexp"}
+_UNARY = {"neg": "neg", "abs": "abs", "tanh": "tanh", "sigmoid": "sigmoid", "exp": "exp", "expm1": "expm1",
+          "log": "log", "log1p": "log1p", "sqrt": "sqrt", "rsqrt": "rsqrt", "reciprocal": "reciprocal",
+          "logical_not": "not", "sin": "sin", "cos": "cos", "tan": "tan", "atan": "atan", "asinh": "asinh",
+          "erf": "erf", "log2": "log2", "exp2": "exp2", "floor": "floor", "ceil": "ceil", "trunc": "trunc",
+          "round": "round"}
+_COMPARE = {"gt": "gt", "lt": "lt", "ge": "ge", "le": "le", "eq": "eq", "ne": "ne", "greater": "gt",
+            "less": "lt", "greater_equal": "ge", "less_equal": "le", "not_equal": "ne"}
+_LOGICAL = {"logical_and": "and", "logical_or": "or", "bitwise_and": "and", "bitwise_or": "or"}
+
+
+class _Tracer:
+    def __init__(self, dtype: torch.dtype):
+        self.b = _Builder()
+        self.dtype = dtype
+        self.values: dict[int, _Value] = {}  # id(tensor) -> value
+        self.traced: set[int] = set()  # ids of the tensors the traced step computed (not constants)
+        self.keep: list[Tensor] = []  # keeps traced tensors alive, so ids are not reused
+
+    # --- operands ------------------------------------------------------------------------------
+    def bind(self, t: Tensor, node: int, pidx=None, nidx=None, dtype=None):
+        p, n = _maps_like(t, pidx, nidx)
+        self.values[id(t)] = _Value(node, p, n, dtype or t.dtype)
+        self.keep.append(t)
+        if self.b.nodes[node].op != "const":
+            self.traced.add(id(t))
+
+    def value(self, a) -> _Value | float | bool:
+        """A tensor operand's value (a constant for a uniform tensor the trace did not make), or a
+        Python number."""
+        if isinstance(a, Tensor):
+            v = self.values.get(id(a))
+            if v is not None:
+                return v
+            return self._constant_tensor(a)
+        if isinstance(a, (bool, int, float)):
+            return a
+        raise Unsupported(f"an operand of type {type(a).__name__}")
+
+    def _constant_tensor(self, t: Tensor) -> _Value:
+        if t.numel() == 0:
+            raise Unsupported("an empty tensor")
+        flat = t.detach().reshape(-1)
+        if not bool((flat == flat[0]).all()) and not bool(torch.isnan(flat).all()):
+            raise Unsupported("a non-uniform constant tensor")
+        if t.dtype == torch.bool:
+            node = self.b.const(1.0 if bool(flat[0]) else 0.0)
+            node = self.b.add("ne", (node, self.b.const(0.0)))
+        elif t.dtype.is_floating_point or not t.dtype.is_complex:
+            node = self.b.const(float(flat[0]))
+        else:
+            raise Unsupported(f"a constant of dtype {t.dtype}")
+        self.bind(t, node)
+        return self.values[id(t)]
+
+    def node_of(self, v) -> int:
+        return v.node if isinstance(v, _Value) else self.b.const(v)
+
+    # --- one recorded op -----------------------------------------------------------------------
+    def apply(self, func, args, kwargs, out):
+        name = func.overloadpacket.__name__
+        mutable = func._schema.is_mutable
+        base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
+        if "out" in kwargs:
+            raise Unsupported(f"{name} with out=")
+        if base == "copy" and mutable:  # dst.copy_(src)
+            src = self.value(args[1])
+            self._result(args[0], self.node_of(src), [src] if isinstance(src, _Value) else [], dtype=args[0].dtype,
+                         check_alias=True)
+            return
+        if base == "fill" and mutable:
+            self._result(args[0], self.b.const(float(args[1] if not isinstance(args[1], Tensor) else args[1].item())),
+                         [], check_alias=True)
+            return
+        if not isinstance(out, Tensor):
+            raise Unsupported(f"{name} returns {type(out).__name__}")
+        target = args[0] if mutable else out
+        if mutable and not isinstance(target, Tensor):
+            raise Unsupported(f"in-place {name}")
+        if base in _VIEWS:
+            self._view(func, base, args, kwargs, out)
+            return
+        if base == "_to_copy" or base == "to":
+            self._convert(args[0], kwargs, out)
+            return
+        if base in _FACTORIES:
+            self._constant_tensor(out)
+            return
+        if base in _REDUCTIONS:
+            self._reduction(base, args, kwargs, out)
+            return
+        if base in ("mm", "bmm", "matmul", "addmm", "baddbmm", "addbmm"):
+            self._matmul(base, args, kwargs, out)
+            return
+        node, operands = self._elementwise(base, func, args, kwargs)
+        self._result(target, node, operands, dtype=out.dtype, check_alias=mutable)
+
+    def _result(self, t: Tensor, node: int, operands: list, dtype=None, check_alias=False):
+        if check_alias:
+            ptr = t.untyped_storage().data_ptr()
+            for other in self.keep:
+                if other is not t and other.untyped_storage().data_ptr() == ptr:
+                    raise Unsupported("an in-place operation on a tensor that has views")
+        maps = [v for v in operands if isinstance(v, _Value)]
+        pidx = _combine(t.shape, [v.pidx for v in maps])
+        nidx = _combine(t.shape, [v.nidx for v in maps])
+        self.bind(t, node, pidx, nidx, dtype or t.dtype)
+
+    def _view(self, func, base, args, kwargs, out):
+        src = self.value(args[0])
+        if not isinstance(src, _Value):
+            raise Unsupported(f"{base} of a number")
+        if base in ("clone", "detach", "contiguous", "lift_fresh", "lift_fresh_copy", "alias", "alias_copy",
+                    "positive", "resolve_conj", "resolve_neg", "_conj", "conj"):
+            self.bind(out, src.node, src.pidx, src.nidx, src.dtype)
+            return
+        if base == "as_strided":
+            raise Unsupported("as_strided")
+        try:  # the same view of the index maps follows the elements
+            if base in ("view", "_unsafe_view", "_reshape_alias", "view_copy"):
+                pidx, nidx = src.pidx.reshape(out.shape), src.nidx.reshape(out.shape)
+            else:
+                pidx = func(src.pidx, *args[1:], **kwargs)
+                nidx = func(src.nidx, *args[1:], **kwargs)
+        except RuntimeError as err:
+            raise Unsupported(f"{base} of the index maps failed: {err}") from None
+        if tuple(pidx.shape) != tuple(out.shape):
+            raise Unsupported(f"{base}: index maps of shape {tuple(pidx.shape)}, result {tuple(out.shape)}")
+        self.bind(out, src.node, pidx, nidx, src.dtype)
+
+    def _convert(self, src_t, kwargs, out):
+        src = self.value(src_t)
+        if not isinstance(src, _Value):
+            raise Unsupported("a conversion of a number")
+        dtype = kwargs.get("dtype", out.dtype)
+        if dtype == src.dtype:
+            self.bind(out, src.node, src.pidx, src.nidx, src.dtype)
+        elif src.dtype == torch.bool and dtype == self.dtype:
+            self.bind(out, self.b.add("float", (src.node,)), src.pidx, src.nidx, dtype)
+        else:
+            raise Unsupported(f"a conversion from {src.dtype} to {dtype}")
+
+    def _reduction(self, base, args, kwargs, out):
+        src = self.value(args[0])
+        if not isinstance(src, _Value):
+            raise Unsupported(f"{base} of a number")
+        t = args[0]
+        dims = args[1] if len(args) > 1 else kwargs.get("dim")
+        if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+            dims = list(range(t.dim()))
+        dims = [dims] if isinstance(dims, int) else list(dims)
+        if any(t.shape[d] != 1 for d in dims):
+            raise Unsupported(f"{base} over a dimension of size > 1 (not elementwise)")
+        if base == "logsumexp":
+            raise Unsupported("logsumexp")
+        keep = (args[2] if len(args) > 2 else kwargs.get("keepdim", False))
+        pidx, nidx = src.pidx, src.nidx
+        if not keep:
+            for d in sorted((d % t.dim() for d in dims), reverse=True):
+                pidx, nidx = pidx.squeeze(d), nidx.squeeze(d)
+        self.bind(out, src.node, pidx, nidx, src.dtype)
+
+    def _matmul(self, base, args, kwargs, out):
+        """A matrix product over a contraction of length one is a broadcast product."""
+        if base in ("addmm", "baddbmm", "addbmm"):
+            acc, a, b = args[0], args[1], args[2]
+        else:
+            acc, a, b = None, args[0], args[1]
+        if a.dim() < 2 or b.dim() < 2 or a.shape[-1] != 1 or b.shape[-2] != 1 or base == "addbmm":
+            raise Unsupported(f"{base} over a contraction of length > 1")
+        va, vb = self.value(a), self.value(b)
+        node = self.b.add("mul", (self.node_of(va), self.node_of(vb)))
+        shape = out.shape
+        maps = [v for v in (va, vb) if isinstance(v, _Value)]
+        pidx = _combine(shape, [v.pidx for v in maps])
+        nidx = _combine(shape, [v.nidx for v in maps])
+        if acc is not None:
+            beta, alpha = kwargs.get("beta", 1), kwargs.get("alpha", 1)
+            if alpha != 1:
+                node = self.b.add("mul", (node, self.b.const(alpha)))
+            vacc = self.value(acc)
+            term = self.node_of(vacc)
+            if beta != 1:
+                term = self.b.add("mul", (term, self.b.const(beta)))
+            node = self.b.add("add", (term, node))
+            if isinstance(vacc, _Value):
+                pidx = _combine(shape, [pidx, vacc.pidx])
+                nidx = _combine(shape, [nidx, vacc.nidx])
+        self.bind(out, node, pidx, nidx, out.dtype)
+
+    def _elementwise(self, base, func, args, kwargs) -> tuple[int, list]:
+        b = self.b
+        vals = [self.value(a) for a in args if isinstance(a, (Tensor, bool, int, float))]
+        tensor_vals = [self.value(a) for a in args if isinstance(a, Tensor)]
+        for a, v in zip((a for a in args if isinstance(a, Tensor)), tensor_vals):
+            if v.dtype not in (self.dtype, torch.bool) and not (a.dim() == 0 and id(a) not in self.traced):
+                raise Unsupported(f"{base} on a {v.dtype} tensor (the program is {self.dtype})")
+        n = [self.node_of(v) for v in vals]
+        kw = dict(kwargs)
+
+        def scal(i, key, default):
+            if len(args) > i:
+                return args[i]
+            return kw.get(key, default)
+
+        if base in ("add", "sub"):
+            alpha = scal(2, "alpha", 1)
+            other = n[1] if alpha == 1 else b.add("mul", (n[1], b.const(alpha)))
+            return b.add(base, (n[0], other)), tensor_vals
+        if base == "rsub":
+            alpha = scal(2, "alpha", 1)
+            other = n[0] if alpha == 1 else b.add("mul", (n[0], b.const(alpha)))
+            return b.add("sub", (n[1], other)), tensor_vals
+        if base in ("mul", "multiply"):
+            return b.add("mul", (n[0], n[1])), tensor_vals
+        if base in ("div", "true_divide", "divide"):
+            if kw.get("rounding_mode") is not None:
+                raise Unsupported(f"div with rounding_mode={kw['rounding_mode']}")
+            return b.add("div", (n[0], n[1])), tensor_vals
+        if base in _UNARY:
+            return b.add(_UNARY[base], (n[0],)), tensor_vals
+        if base == "square":
+            return b.add("mul", (n[0], n[0])), tensor_vals
+        if base == "relu":
+            return b.add("clamp", (n[0], b.const(0.0), -1)), tensor_vals
+        if base == "pow":
+            if len(tensor_vals) == 1 and isinstance(args[1], (int, float)):
+                e = float(args[1])
+                if e == 1:
+                    return n[0], tensor_vals
+                if e == 2:
+                    return b.add("mul", (n[0], n[0])), tensor_vals
+                if e == 0.5:
+                    return b.add("sqrt", (n[0],)), tensor_vals
+                if e == -1:
+                    return b.add("reciprocal", (n[0],)), tensor_vals
+            return b.add("pow", (n[0], n[1])), tensor_vals
+        if base in ("maximum", "fmax", "minimum", "fmin"):
+            return b.add("max" if base in ("maximum", "fmax") else "min", (n[0], n[1])), tensor_vals
+        if base in ("clamp", "clip", "clamp_min", "clamp_max", "hardtanh"):
+            if base == "clamp_min":
+                lo, hi = scal(1, "min", None), None
+            elif base == "clamp_max":
+                lo, hi = None, scal(1, "max", None)
+            elif base == "hardtanh":
+                lo, hi = scal(1, "min_val", -1.0), scal(2, "max_val", 1.0)
+            else:
+                lo, hi = scal(1, "min", None), scal(2, "max", None)
+            lo_n = -1 if lo is None else self.node_of(self.value(lo))
+            hi_n = -1 if hi is None else self.node_of(self.value(hi))
+            extra = [self.value(v) for v in (lo, hi) if isinstance(v, Tensor)]
+            return b.add("clamp", (n[0], lo_n, hi_n)), tensor_vals + extra
+        if base == "where":
+            return b.add("where", (n[0], n[1], n[2])), tensor_vals
+        if base in _COMPARE:
+            return b.add(_COMPARE[base], (n[0], n[1])), tensor_vals
+        if base in _LOGICAL:
+            return b.add(_LOGICAL[base], (n[0], n[1])), tensor_vals
+        if base == "hardsigmoid":  # torch: relu6(x + 3) / 6
+            t = b.add("clamp", (b.add("add", (n[0], b.const(3.0))), b.const(0.0), b.const(6.0)))
+            return b.add("div", (t, b.const(6.0))), tensor_vals
+        if base == "softplus":  # torch: x if beta x > threshold else log1p(exp(beta x)) / beta
+            beta, threshold = float(scal(1, "beta", 1.0)), float(scal(2, "threshold", 20.0))
+            bx = n[0] if beta == 1 else b.add("mul", (n[0], b.const(beta)))
+            soft = b.add("log1p", (b.add("exp", (bx,)),))
+            if beta != 1:
+                soft = b.add("div", (soft, b.const(beta)))
+            return b.add("where", (b.add("gt", (bx, b.const(threshold))), n[0], soft)), tensor_vals
+        if base == "silu":
+            return b.add("mul", (n[0], b.add("sigmoid", (n[0],)))), tensor_vals
+        if base == "lerp":  # torch's CPU formula
+            start, end, weight = n[0], n[1], n[2]
+            diff = b.add("sub", (end, start))
+            low = b.add("add", (start, b.add("mul", (weight, diff))))
+            high = b.add("sub", (end, b.add("mul", (diff, b.add("sub", (b.const(1.0), weight))))))
+            small = b.add("lt", (b.add("abs", (weight,)), b.const(0.5)))
+            return b.add("where", (small, low, high)), tensor_vals
+        if base in ("addcmul", "addcdiv"):
+            value = scal(3, "value", 1)
+            prod = b.add("mul" if base == "addcmul" else "div", (n[1], n[2]))
+            if value != 1:
+                prod = b.add("mul", (b.const(value), prod)) if base == "addcmul" else \
+                    b.add("mul", (prod, b.const(value)))
+            return b.add("add", (n[0], prod)), tensor_vals
+        if base == "sign":
+            x = n[0]
+            pos = b.add("float", (b.add("gt", (x, b.const(0.0))),))
+            neg = b.add("float", (b.add("lt", (x, b.const(0.0))),))
+            return b.add("sub", (pos, neg)), tensor_vals
+        raise Unsupported(f"the operation aten.{func.overloadpacket.__name__}.{func._overloadname}")
+
+
+# ---------------------------------------------------------------------------------------------
+# tracing a cell
+
+
+def trace_cell(cell, D: int, dtype: torch.dtype = torch.float64) -> Program:
+    """The scalar program of ``cell.step`` for H = 1 and input size D (0 or 1).
+
+    Raises Unsupported (with the reason) where the step is not elementwise over (member,
+    sequence) or uses an operation this module does not know."""
+    if D not in (0, 1):
+        raise Unsupported(f"input size {D} (the fused path takes D = 0 or 1)")
+    shapes = cell.param_shapes(1, D)
+    if any(math.prod(s) != 1 for s in shapes.values()):
+        raise Unsupported("a parameter with more than one element")
+    names = tuple(shapes)
+    P, N = TRACE_P, TRACE_N
+    g = torch.Generator().manual_seed(1234)
+    params = {k: torch.randn((P, *s), generator=g, dtype=dtype) for k, s in shapes.items()}
+    n_state = len(cell.state_names)
+    state = tuple(torch.rand((P, N, 1), generator=g, dtype=dtype) * 2 - 1 for _ in range(n_state))
+    x = torch.randn((N, 1), generator=g, dtype=dtype) if D else None
+
+    tr = _Tracer(dtype)
+    prange = torch.arange(P).view(P, 1, 1)
+    nrange = torch.arange(N).view(1, N, 1)
+    for k in names:
+        v = params[k]
+        tr.bind(v, tr.b.add("param", (), k), prange.reshape(P, *([1] * (v.dim() - 1))), None)
+    for i, s in enumerate(state):
+        tr.bind(s, tr.b.add("state", (), i), prange, nrange)
+    if x is not None:
+        tr.bind(x, tr.b.add("x"), None, torch.arange(N).view(N, 1))
+    new = _run(cell.step, tr, params, state, x)
+    if not isinstance(new, tuple) or len(new) != n_state:
+        raise Unsupported(f"step returned {type(new).__name__} of length {len(new) if isinstance(new, tuple) else '?'}, "
+                          f"not a tuple of {n_state} states")
+    state_nodes = tuple(_final(tr, t, f"new state {cell.state_names[i]}") for i, t in enumerate(new))
+    step_nodes = tr.b.nodes
+
+    # the output, as a function of the state it is applied to
+    out_tr = _Tracer(dtype)
+    out_state = tuple(torch.rand((P, N, 1), generator=g, dtype=dtype) * 2 - 1 for _ in range(n_state))
+    for i, s in enumerate(out_state):
+        out_tr.bind(s, out_tr.b.add("state", (), i), prange, nrange)
+    y = _run(lambda st: cell.output(st), out_tr, out_state)
+    if not isinstance(y, Tensor):
+        raise Unsupported("output() did not return a tensor")
+    out_node = _final(out_tr, y, "output")
+
+    nodes, state_nodes, out_node = _merge(step_nodes, state_nodes, out_tr.b.nodes, out_node)
+    return Program(nodes, state_nodes, out_node, names, n_state, D == 1,
+                   init=_initial(cell, params, dtype))
+
+
+def _run(fn, tracer, *args):
+    rec = _Recorder()
+    try:
+        with torch.no_grad(), rec:
+            result = fn(*args)
+    except Unsupported:
+        raise
+    except Exception as err:  # the cell could not run on the trace's tensors
+        raise Unsupported(f"the step raised {type(err).__name__}: {err}") from None
+    for func, a, kw, out in rec.log:
+        tracer.apply(func, a, kw, out)
+    return result
+
+
+def _final(tr: _Tracer, t: Tensor, what: str) -> int:
+    """The node of a returned (P, N, 1) tensor, checking its elements are (p, n) in order."""
+    if not isinstance(t, Tensor):
+        raise Unsupported(f"{what} is not a tensor")
+    v = tr.value(t)
+    if not isinstance(v, _Value):
+        raise Unsupported(f"{what} is a number")
+    if v.dtype != tr.dtype:
+        raise Unsupported(f"{what} has dtype {v.dtype}, not {tr.dtype}")
+    P, N = TRACE_P, TRACE_N
+    if t.dim() != 3 or t.shape[0] not in (1, P) or t.shape[1] not in (1, N) or t.shape[2] != 1:
+        raise Unsupported(f"{what} has shape {tuple(t.shape)}, not (P, N, 1)")
+    pidx, nidx = v.pidx.expand(P, N, 1), v.nidx.expand(P, N, 1)
+    want_p = torch.arange(P).view(P, 1, 1).expand(P, N, 1)
+    want_n = torch.arange(N).view(1, N, 1).expand(P, N, 1)
+    if not bool(((pidx == want_p) | (pidx < 0)).all() and ((nidx == want_n) | (nidx < 0)).all()):
+        raise Unsupported(f"{what}: its elements are not in (member, sequence) order")
+    return v.node
+
+
+def _merge(step_nodes, state_nodes, out_nodes, out_node):
+    """One node list: the live step nodes, then the output's nodes (its 'state' nodes kept as
+    inputs of the output formula). Dead nodes (e.g. a gate step_detail returns but the state does
+    not use) are dropped."""
+    live = _live(step_nodes, state_nodes)
+    remap, nodes = {}, []
+    for i in sorted(live):
+        nd = step_nodes[i]
+        remap[i] = len(nodes)
+        nodes.append(Node(nd.op, tuple(remap[a] if a >= 0 else -1 for a in nd.args), nd.attr))
+    new_state = tuple(remap[i] for i in state_nodes)
+    out_live = _live(out_nodes, (out_node,))
+    out_remap = {}
+    index = {nd: i for i, nd in enumerate(nodes)}
+    for i in sorted(out_live):
+        nd = out_nodes[i]
+        if nd.op == "state":
+            nd = Node("ostate", (), nd.attr)  # the state the output is applied to
+        nd = Node(nd.op, tuple(out_remap[a] if a >= 0 else -1 for a in nd.args), nd.attr)
+        if nd in index and nd.op in ("const",):
+            out_remap[i] = index[nd]
+            continue
+        out_remap[i] = len(nodes)
+        index[nd] = len(nodes)
+        nodes.append(nd)
+    return nodes, new_state, out_remap[out_node]
+
+
+def _live(nodes, roots) -> set[int]:
+    live, stack = set(), list(roots)
+    while stack:
+        i = stack.pop()
+        if i < 0 or i in live:
+            continue
+        live.add(i)
+        stack.extend(nodes[i].args)
+    return live
+
+
+def _initial(cell, params, dtype) -> tuple:
+    """Each state's initial value: None where it is h0 (the base class's initial_state), else a
+    constant; Unsupported where a cell's own initial_state is not uniform or depends on h0 otherwise."""
+    from ..cells.base import Cell
+
+    if type(cell).initial_state is Cell.initial_state:
+        return (None,) * len(cell.state_names)
+    a = cell.initial_state(params, TRACE_N, 1, 0.25)
+    b = cell.initial_state(params, TRACE_N, 1, -0.5)
+    out = []
+    for ta, tb in zip(a, b):
+        fa, fb = ta.reshape(-1), tb.reshape(-1)
+        if not (bool((fa == fa[0]).all()) and bool((fb == fb[0]).all())):
+            raise Unsupported("initial_state is not uniform over members and sequences")
+        va, vb = float(fa[0]), float(fb[0])
+        if va == 0.25 and vb == -0.5:
+            out.append(None)
+        elif va == vb:
+            out.append(va)
+        else:
+            raise Unsupported("initial_state depends on h0 other than by filling")
+    return tuple(out)
