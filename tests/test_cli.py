@@ -295,6 +295,8 @@ def _fuzz_grid(rng, tmp):
         ("--base", [f"{tmp}/a.h5"], [f"{tmp}/garbage.h5", f"{tmp}/missing.h5", str(tmp), f"{tmp}/file"], 0.15),
         ("--seed", ["0", "7"], ["-1", "x", "99999999999999999999"], 0.2),
         ("--threads", ["1"], ["-1", "x"], 0.1),
+        ("--directions", ["random"], ["bogus", "models", "line"], 0.08),
+        ("--base-model", [f"{tmp}/missing.pt"], [f"{tmp}/garbage.h5:g", f"{tmp}/a.h5:x:0", "x.pt"], 0.05),
     ], flags=(("--grads", 0.2), ("--force", 0.2)))
 
 
