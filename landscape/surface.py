@@ -35,7 +35,7 @@ class GridResult:
 
 def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force: bool = False,
          chunk_size: int | None = None, memory: int | None = None, progress: bool | None = None,
-         on_message=None, **spec_fields) -> GridResult:
+         on_message=None, scheduler=None, **spec_fields) -> GridResult:
     """The loss surface of ``spec`` (or of GridSpec(**spec_fields)), from the cache when it holds it.
 
     out: file to write (default: the cache, $LANDSCAPE_CACHE or ~/.cache/landscape); force:
@@ -43,6 +43,8 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     memory budget); memory: the budget in bytes (the task's data, the chunks' work and the
     writer's buffers; default ``engine.memory_budget``); progress: show a bar (default: on a
     terminal). on_message: called with one-line notes (waiting for a lock, resuming).
+    scheduler: compute the chunks on a Dask cluster (local:N, an address, a scheduler file or a
+    distributed.Client; default: the enclosing ``landscape.distributed.use`` block's, else here).
 
     A complete file of this spec is verified (``store`` module docstring) and served without a
     lock or any write, so a read-only cache or --out file serves. A corrupt one raises
@@ -116,7 +118,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             n_total = len(writer.done)
             if len(todo) < n_total:
                 say(f"resuming {path.name}: {n_total - len(todo)} of {n_total} chunks already done")
-            points = _compute_chunks(r, data, writer, todo, dev, progress, plane)
+            points = _compute_chunks(r, data, writer, todo, dev, progress, plane, device, scheduler)
             writer.finish()
         except OSError as err:
             failed = err
@@ -191,18 +193,35 @@ def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None)
     return values
 
 
-def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int], dev,
-                    progress: bool | None, plane=None) -> int:
-    """Evaluate the missing chunks and write each as soon as it is done. Returns the points done."""
-    data = data.to(r.torch_dtype, dev)
-    total = sum(writer.chunk_range(c)[1] - writer.chunk_range(c)[0] for c in todo)
+def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int], dev, progress: bool | None,
+                    plane=None, device: str | None = None, scheduler=None) -> int:
+    """Evaluate the missing chunks and write each as soon as it is done. Returns the points done.
+
+    Here, one after the other; on a Dask cluster (``scheduler``, or the enclosing
+    ``landscape.distributed.use`` block's), as tasks whose results are written in the order they
+    arrive (``landscape.distributed``). plane: a plane grid's ``directions.Plane``. device: the
+    device asked for ("auto", "cpu", "cuda"), resolved by each worker; ``dev`` is what this process
+    resolved it to."""
+    from . import distributed  # imports no Dask until a scheduler is used
+
+    ranges = {c: writer.chunk_range(c) for c in todo}
+    total = sum(stop - start for start, stop in ranges.values())
     bar = tqdm(total=total, unit="pt", disable=(not _is_tty()) if progress is None else not progress,
                desc=f"{r.problem.cell.name} {r.problem.task.name}", leave=False)
-    with bar:
-        for c in todo:
-            start, stop = writer.chunk_range(c)
-            writer.write_chunk(c, compute_chunk(r, data, start, stop, dev, plane))
-            bar.update(stop - start)
+    with bar, distributed.active(scheduler if todo else None) as cluster:
+        if cluster is None:
+            data = data.to(r.torch_dtype, dev)
+            for c, (start, stop) in ranges.items():
+                writer.write_chunk(c, compute_chunk(r, data, start, stop, dev, plane))
+                bar.update(stop - start)
+        else:
+            used = set()
+            for c, values, on in cluster.grid_chunks(r, data, ranges, device or str(dev), plane):
+                writer.write_chunk(c, values)
+                used.add(on)
+                bar.update(ranges[c][1] - ranges[c][0])
+            if used and used != {str(dev)}:  # the workers' devices, not this process's
+                writer.file.attrs["device"] = ", ".join(sorted(used))
     return total
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from ..engine import parse_bytes
 from ..readouts import FITS
 from ..spec import DTYPES, Axis, GridSpec, parse_T
-from .options import device_option, model_options, threads_option
+from .options import device_option, model_options, scheduler_option, threads_option
 
 
 @click.command("grid")
@@ -50,8 +50,9 @@ from .options import device_option, model_options, threads_option
               "half the free memory on a GPU; or $LANDSCAPE_MEMORY).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes, only the summary.")
 @threads_option()
+@scheduler_option()
 def command(model, x, y, T, n, seed, base_file, base_model, directions, models, direction_seed, fit, readout_l2,
-            grads, device, dtype, out, force, chunk_size, memory, quiet):
+            grads, device, dtype, out, force, chunk_size, memory, quiet, scheduler):
     """Evaluate the loss over a grid of two parameters at every T of a list, from one unroll.
 
     \b
@@ -71,7 +72,7 @@ def command(model, x, y, T, n, seed, base_file, base_model, directions, models, 
     note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     result = grid(spec, out=out, device=device, force=force, chunk_size=chunk_size,
                   memory=parse_bytes(memory) if memory else None, progress=False if quiet else None,
-                  on_message=note)
+                  on_message=note, scheduler=scheduler)
     s = result.surface
     if result.cached:
         click.echo(f"read from the cache (computed earlier on {result.device}): {result.path}")

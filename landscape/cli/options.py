@@ -93,3 +93,20 @@ def torch_threads_option(default: int = 1):
 def device_option():
     return click.option("--device", default="auto", show_default=True,
                         help="auto (CUDA when present), cpu or cuda.")
+
+
+def _check_scheduler(ctx, param, value):
+    if value is None:
+        return None
+    from ..distributed import parse_address  # text only: imports no Dask
+
+    return str(parse_address(value))
+
+
+def scheduler_option():
+    """--scheduler ADDRESS: compute on a Dask cluster (``landscape.distributed``); checked as text
+    when parsed (a malformed value is one line), contacted when the command runs."""
+    return click.option("--scheduler", metavar="ADDRESS", callback=_check_scheduler,
+                        help="Compute on a Dask cluster: local:N starts N single-threaded worker processes "
+                             "here; tcp://HOST:PORT or a scheduler file joins a running one (needs "
+                             "pip install landscape[dask]). Default: this process only.")

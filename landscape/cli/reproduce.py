@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import LandscapeError
-from .options import threads_option
+from .options import scheduler_option, threads_option
 
 
 @click.command("reproduce")
@@ -21,7 +21,8 @@ from .options import threads_option
 @click.option("--list", "list_", is_flag=True, help="List the reproductions and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @threads_option()
-def command(name, out, quick, exact, device, list_, quiet):
+@scheduler_option()
+def command(name, out, quick, exact, device, list_, quiet, scheduler):
     """Reproduce a paper figure: compute its data (HDF5) and draw it (PDF + PNG).
 
     \b
@@ -52,7 +53,10 @@ def command(name, out, quick, exact, device, list_, quiet):
         extra["exact"] = True
     folder = Path(out) if out else Path("out") / name
     start = time.perf_counter()
-    paths = module.run(folder, quick=quick, device=device, progress=False if quiet else None, **extra)
+    from ..distributed import use  # imports no Dask without --scheduler
+
+    with use(scheduler):  # every grid and training group of the reproduction runs on it
+        paths = module.run(folder, quick=quick, device=device, progress=False if quiet else None, **extra)
     click.echo(f"{name}: wrote {len(paths)} files to {folder} in {time.perf_counter() - start:.1f} s"
                + (" (--quick: small grids)" if quick else ""))
 

@@ -10,7 +10,7 @@ from ..errors import LandscapeError
 from ..readouts import TRAIN_KINDS
 from ..spec import DTYPES, parse_T
 from ..train import INITS, OPTIMIZERS, PROTOCOLS, Member, TrainSpec
-from .options import device_option, model_options, torch_threads_option
+from .options import device_option, model_options, scheduler_option, torch_threads_option
 
 
 def _optimizer(ctx, param, value):
@@ -56,8 +56,9 @@ def _optimizer(ctx, param, value):
 @device_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @torch_threads_option()
+@scheduler_option()
 def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protocol, readout, n, seed, dtype, success,
-            record_steps, use_compile, out, device, quiet, threads):
+            record_steps, use_compile, out, device, quiet, threads, scheduler):
     """Train REPEATS models at every length T, all at once, and summarise their final accuracy.
 
     \b
@@ -83,7 +84,7 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protoco
     note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     start = time.perf_counter()
     rows = run_groups([(spec, members)], out=out, device=device, progress=False if quiet else None,
-                      compile=use_compile, on_message=note, threads=threads)
+                      compile=use_compile, on_message=note, threads=threads, scheduler=scheduler)
     seconds = time.perf_counter() - start
     groups = {m.group for m in members}
     summary = summary_by_T([r for r in rows if r["group"] in groups], protocol, success)

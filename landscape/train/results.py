@@ -24,11 +24,13 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import LandscapeError
 from .population import TrainResult, spec_key, train_population
@@ -202,18 +204,24 @@ def _fmt(v):
 
 
 def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = None, compile: bool = False,
-               on_message=None, on_result=None, threads: int | None = 1) -> list[dict]:
+               on_message=None, on_result=None, threads: int | None = 1, scheduler=None) -> list[dict]:
     """Train ``jobs`` = [(TrainSpec, [Member, ...]), ...], each job one population, skipping
     the groups already saved in ``out``; returns every row (saved before and now).
 
     Without ``out`` nothing is saved and the rows of this run are returned. ``on_result(result)``
     is called with each population's TrainResult (for timings). ``threads``: CPU threads while
     training (``train_population``; None leaves torch's setting).
+
+    ``scheduler`` (or an enclosing ``landscape.distributed.use`` block): train on a Dask cluster,
+    each group (``Member.group``) of a job as its own population, one task per group; each group
+    is saved as it arrives, so a killed run resumes as without a cluster.
     """
+    from .. import distributed  # imports no Dask until a scheduler is used
+
     say = on_message or (lambda msg: None)
     store = None if out is None else ResultStore(out)
     done = store.done() if store is not None else set()
-    fresh_rows = []
+    plan = []  # (spec, the members to train, the groups to save, their run keys)
     for spec, members in jobs:
         members = list(members)
         groups = list(dict.fromkeys(m.group for m in members))
@@ -222,19 +230,40 @@ def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = Non
         if len(todo) < len(groups):
             say(f"{spec.cell}: {len(groups) - len(todo)} of {len(groups)} groups already saved in "
                 f"{store.path.name}; skipping them")
-        if not todo:
-            continue
-        train = [m for m in members if m.group in todo]
-        result = train_population(spec, train, device=device, progress=progress, compile=compile,
-                                  threads=threads)
-        if on_result is not None:
-            on_result(result)
-        for g in todo:
-            idx = [p for p, m in enumerate(train) if m.group == g]
-            sub = result.subset(idx)
-            if store is not None:
-                store.write(g, keys[g], sub)
-            else:
-                fresh_rows.extend(dict(r, run_key=keys[g]) for r in sub.rows())
-        say(f"{spec.cell}: trained {len(train)} models ({len(todo)} groups) in {result.seconds:.1f} s")
-    return store.rows() if store is not None else fresh_rows
+        if todo:
+            plan.append((spec, [m for m in members if m.group in todo], todo, keys))
+    fresh = {}  # (job, group) -> rows, when nothing is saved
+
+    def keep(j, g, sub):
+        if store is not None:
+            store.write(g, plan[j][3][g], sub)
+        else:
+            fresh[(j, g)] = [dict(r, run_key=plan[j][3][g]) for r in sub.rows()]
+
+    with distributed.active(scheduler if plan else None) as cluster:
+        if cluster is None:
+            for j, (spec, train, todo, keys) in enumerate(plan):
+                result = train_population(spec, train, device=device, progress=progress, compile=compile,
+                                          threads=threads)
+                if on_result is not None:
+                    on_result(result)
+                for g in todo:
+                    keep(j, g, result.subset([p for p, m in enumerate(train) if m.group == g]))
+                say(f"{spec.cell}: trained {len(train)} models ({len(todo)} groups) in {result.seconds:.1f} s")
+        else:
+            tasks = [(j, g) for j, (_, _, todo, _) in enumerate(plan) for g in todo]
+            pops = [(plan[j][0], [m for m in plan[j][1] if m.group == g]) for j, g in tasks]
+            bar = tqdm(total=len(tasks), unit="group", desc=f"training on {cluster.workers()} Dask workers",
+                       leave=False, disable=(not sys.stderr.isatty()) if progress is None else not progress)
+            with bar:
+                for i, result in cluster.train_groups(pops, device, compile, threads):
+                    j, g = tasks[i]
+                    if on_result is not None:
+                        on_result(result)
+                    keep(j, g, result)
+                    bar.update(1)
+                    say(f"{plan[j][0].cell}: trained {g} ({len(result.members)} models) in {result.seconds:.1f} s "
+                        f"on a Dask worker")
+    if store is not None:
+        return store.rows()
+    return [row for j, (_, _, todo, _) in enumerate(plan) for g in todo for row in fresh[(j, g)]]

@@ -1,0 +1,164 @@
+"""A grid on a Dask LocalCluster of two worker processes (``--scheduler local:2``) against the same
+grid in one process.
+
+Both sides compute the same spec into a fresh file (``force``), the same chunks (the memory
+budget's), one thread per process (torch's and the fused kernels'); the cluster side includes everything a user waits for:
+starting the cluster (two spawned worker processes that import torch), sending the resolved grid
+and the data, and closing it. Timed by the wall clock (the work happens in other processes, so
+this process's CPU time would not count it), alternately, medians.
+
+Cases:
+  large   601 x 601 points (LARGE; ``python -m benchmarks.distributed --large 401`` for less),
+          N = 1000 sequences, T = 100, fixed readout: the start-up is amortised; the target is
+          >= 1.7x on two workers (two cores).
+  small   51 x 51 points (one chunk): the start-up is all there is; the ratio is below one and
+          the note gives the overhead in seconds.
+  warm    the small grid on a cluster that is already running (a ``landscape.distributed.use``
+          block, as ``reproduce --scheduler`` keeps one for all its grids): the cost per grid of
+          scattering the inputs and gathering the chunks.
+
+On a shared machine the two workers compete with everything else for the cores; the note gives
+the load average before and after.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .common import Row, Settings, speedup_row, timed
+
+NAME = "distributed"
+WORKERS = 2
+LARGE = 601  # points per axis of the large case
+
+
+def _spec(num: int, n: int, T: int):
+    from landscape import Axis, GridSpec
+
+    return GridSpec(cell="srnn", task="latch", T=(T,), x=Axis.parse(f"w:-1:3:{num}"), y=Axis.parse(f"b:-1:1:{num}"),
+                    n=n, fit="fixed")
+
+
+def run(s: Settings, large_num: int = LARGE) -> list[Row]:
+    from landscape import grid
+    from landscape.distributed import connect
+
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        print("  distributed: skipped (dask is not installed: pip install landscape[dask])")
+        return []
+    from landscape.kernels import fused_cpu, set_threads
+
+    wall = replace(s, clock="wall")
+    threads = fused_cpu.THREADS
+    set_threads(s.threads)  # the baseline is one process on one thread, as each worker is
+    try:
+        return _run(s, wall, grid, connect, large_num)
+    finally:
+        set_threads(threads)
+
+
+def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row]:
+    large, small = ((_spec(41, 100, 20), _spec(11, 100, 20)) if s.quick else
+                    (_spec(large_num, 1000, 100), _spec(51, 1000, 100)))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="landscape-bench-dask-") as tmp:
+        out = Path(tmp) / "g.h5"
+        cpu = {"here": [], "cluster": []}  # per repeat: CPU seconds here / the ideal makespan on the cluster
+
+        def here(spec):
+            def go():
+                c0 = time.process_time()
+                grid(spec, out=out, force=True, device="cpu", progress=False)
+                cpu["here"].append(time.process_time() - c0)
+            return go
+
+        def cold(spec):
+            """What --scheduler local:N does (start, compute, close), with the workers' CPU time read
+            before they go."""
+            def go():
+                c0 = time.process_time()
+                sched = connect(f"local:{WORKERS}")
+                try:
+                    grid(spec, out=out, force=True, device="cpu", progress=False, scheduler=sched)
+                    workers = list(sched.client.run(time.process_time).values())  # since each one started
+                finally:
+                    sched.close()
+                cpu["cluster"].append(_makespan(workers, time.process_time() - c0))
+            return go
+
+        for case, spec in (("large", large), ("small", small)):
+            cpu["here"].clear()
+            cpu["cluster"].clear()
+            load0 = os.getloadavg()
+            res = timed(wall, {"cluster": cold(spec), "here": here(spec)}, warmup={"here": here(small)})
+            load1 = os.getloadavg()
+            cpu["here"].pop(0)  # the warm-up
+            c, b = res["cluster"]["median"], res["here"]["median"]
+            points = spec.x.num * spec.y.num
+            label = f"{spec.x.num}x{spec.y.num} grid, N={spec.n}, T={spec.T[0]}"
+            note = (f"wall clock; cluster start included; {'overhead' if c > b else 'saved'} {abs(c - b):.2f} s; "
+                    f"here {points / b:,.0f} points/s; load average {load0[0]:.1f} -> {load1[0]:.1f} on "
+                    f"{os.cpu_count()} cores")
+            rows.append(speedup_row(NAME, f"{case}: {label}", f"--scheduler local:{WORKERS}", "one process", res,
+                                    "cluster", "here", target=">= 1.7" if case == "large" and not s.quick else "",
+                                    note=note))
+            by_cpu = {"cluster": {"median": statistics.median(cpu["cluster"]), "wall_median": c},
+                      "here": {"median": statistics.median(cpu["here"]), "wall_median": b}}
+            rows.append(speedup_row(NAME, f"{case} by CPU time: {label}", f"--scheduler local:{WORKERS}", "one process",
+                                    {k: {**v, "times": cpu[k]} for k, v in by_cpu.items()}, "cluster", "here",
+                                    target=">= 1.7" if case == "large" and not s.quick else "",
+                                    note="CPU seconds: here, this process; cluster, the makespan on "
+                                         f"{WORKERS} free cores implied by each worker's CPU time since it "
+                                         "started (imports included) and this process's "
+                                         "(max(worker), (sum + client) / cores)"))
+        sched = connect(f"local:{WORKERS}")  # kept running across the calls, as a use() block keeps it
+        try:
+            sched.client.run(_import_landscape)  # the workers' first task would import torch
+
+            def warm():
+                grid(small, out=out, force=True, device="cpu", progress=False, scheduler=sched)
+
+            load0 = os.getloadavg()
+            res = timed(wall, {"cluster": warm, "here": here(small)})
+            load1 = os.getloadavg()
+        finally:
+            sched.close()
+        c, b = res["cluster"]["median"], res["here"]["median"]
+        rows.append(speedup_row(NAME, f"warm: {small.x.num}x{small.y.num} grid on a running cluster",
+                                f"use('local:{WORKERS}')", "one process", res, "cluster", "here",
+                                note=f"wall clock; one chunk; per-grid overhead {c - b:+.3f} s; load average "
+                                     f"{load0[0]:.1f} -> {load1[0]:.1f}"))
+    return rows
+
+
+def _makespan(workers: list[float], client: float) -> float:
+    """The shortest wall time the measured CPU seconds allow on WORKERS free cores: no worker can
+    finish before its own CPU time, and all of it (with this process's) shares the cores."""
+    return max(max(workers), (sum(workers) + client) / WORKERS)
+
+
+def _import_landscape() -> None:
+    import landscape.surface  # noqa: F401
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from .common import table
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
+    p.add_argument("--repeats", type=int, default=3, help="timings per side, medians reported (default 3)")
+    p.add_argument("--large", type=int, default=LARGE, help=f"points per axis of the large grid (default {LARGE})")
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(1)  # as python -m benchmarks does: the baseline is one process, one thread
+    print(table(run(Settings(quick=args.quick, repeats=1 if args.quick else args.repeats, clock="wall"),
+                    args.large)))

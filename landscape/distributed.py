@@ -1,0 +1,338 @@
+"""Grids and training populations on a Dask cluster: chunks and groups become tasks.
+
+    landscape grid --cell lstm --T 10,50 --scheduler local:8          # 8 worker processes here
+    landscape train --cell srnn --T 10,50,100 --scheduler tcp://head:8786
+    landscape reproduce cliff-formation --scheduler scheduler.json
+
+    import landscape, landscape.distributed
+    landscape.grid(spec, scheduler="local:4")                  # one call, its own cluster
+    with landscape.distributed.use("tcp://head:8786"):         # every grid() and run_groups() inside
+        landscape.grid(spec_a); landscape.grid(spec_b)
+
+What runs where. The client (the process that called ``grid`` or ``run_groups``) resolves the
+spec, makes the task's data once, holds the file lock and is the only writer of the output, as
+without a cluster. A grid chunk is one task: ``surface.compute_chunk`` on the resolved grid and the
+data, both pickled once and scattered to every worker (each worker unpickles them once and keeps
+them on its device); the client writes each chunk with its ``done`` flag in the order the results
+arrive, so a killed client resumes exactly as a local run does. A training task is one group
+(``Member.group``) trained as its own population by ``train.population.train_population``; the
+client saves each group as it arrives. Each task first sets its threads to ``threads``
+(one by default: one fused-kernel thread and one torch thread for a grid chunk, torch's threads
+for a training group); the device ("auto", "cpu", "cuda") is resolved on the worker, so "auto" uses
+a worker's GPU where it has one.
+
+A worker that dies mid-task (killed, out of memory) is replaced by its nanny and the scheduler runs
+its tasks again elsewhere (Dask allows ``distributed.scheduler.allowed-failures``, 3 by default,
+deaths per task before it gives up: one clear line then). A chunk is a pure function of its
+inputs, so the rerun gives the same numbers.
+
+Numbers. A grid computed on a cluster is bit-identical to the same spec computed here (a chunk's
+points do not depend on which process computes them). A training group is bit-identical to that
+group trained alone as a population; where the local run trains several groups of one job as one
+larger population, float32 gated cells (sigmoid) may differ in the last bit: torch's CPU float32
+sigmoid gives an element a vectorised or a scalar result depending on where it falls in the tensor.
+
+Nothing here imports Dask until a scheduler is used: without ``--scheduler`` (or ``use``) dask is
+never imported. Install it with ``pip install landscape[dask]``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LandscapeError
+
+INSTALL = "pip install landscape[dask]"
+CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with one line
+_HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d+$")  # 10.0.0.5:8786, head:8786, [::1]:8786
+_SCHEMES = ("tcp", "tls", "ucx", "inproc", "ws", "wss")
+# the workers of local:N: no statistical profiler (its sampling and bookkeeping took about 2 % of
+# a worker's CPU beside the chunks; there is no dashboard to show it) and glibc's own malloc trim
+# threshold (Dask sets 64 KiB, which fixes the mmap threshold too: about 3 % slower here); one
+# OpenMP / MKL / OpenBLAS thread as Dask's default
+LOCAL_WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+}
+_ACTIVE: list[Scheduler] = []  # the schedulers of the enclosing ``use`` blocks, innermost last
+
+
+@dataclass(frozen=True)
+class Address:
+    """A parsed --scheduler value: kind "local" (value = the number of workers), "address"
+    (value = tcp://HOST:PORT and the like) or "file" (value = a scheduler file's path)."""
+
+    kind: str
+    value: object
+
+    def __str__(self) -> str:
+        return f"local:{self.value}" if self.kind == "local" else str(self.value)
+
+
+def parse_address(text: str) -> Address:
+    """local:N, SCHEME://HOST:PORT (tcp, tls, ucx, ...), HOST:PORT (tcp) or an existing scheduler
+    file; one clear LandscapeError for anything else. Checks the text only: nothing is contacted."""
+    t = str(text).strip()
+    if t.lower().startswith("local"):
+        m = re.fullmatch(r"local:([0-9]+)", t, re.IGNORECASE)
+        if m and int(m.group(1)) >= 1:
+            return Address("local", int(m.group(1)))
+        raise LandscapeError(f"malformed --scheduler {text!r}: write local:N with N >= 1 worker processes, "
+                             f"e.g. local:4")
+    if "://" in t:
+        scheme, _, rest = t.partition("://")
+        if scheme.lower() not in _SCHEMES or not rest or (scheme.lower() != "inproc" and not _HOST_PORT.match(rest)):
+            raise LandscapeError(f"malformed --scheduler {text!r}: write SCHEME://HOST:PORT with SCHEME one of "
+                                 f"{', '.join(_SCHEMES)}, e.g. tcp://10.0.0.5:8786")
+        return Address("address", t)
+    if _HOST_PORT.match(t) and not Path(t).exists():
+        return Address("address", f"tcp://{t}")
+    if t and Path(t).expanduser().is_file():
+        return Address("file", str(Path(t).expanduser()))
+    raise LandscapeError(f"--scheduler {text!r} is neither local:N, an address tcp://HOST:PORT, nor an existing "
+                         f"scheduler file (dask scheduler --scheduler-file FILE writes one)")
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise LandscapeError(f"--scheduler needs Dask, which is not installed: {INSTALL}") from None
+    return distributed
+
+
+class Scheduler:
+    """A connected Dask client and, for local:N, the LocalCluster it started (closed with it).
+
+    threads: CPU threads each task gives torch on its worker (one by default)."""
+
+    def __init__(self, client, cluster=None, threads: int = 1, address: str = ""):
+        self.client, self.cluster, self.threads, self.address = client, cluster, int(threads), address
+
+    def workers(self) -> int:
+        return len(self.client.nthreads())
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def __repr__(self) -> str:
+        return f"Scheduler({self.address}, {self.threads} thread(s) per task)"
+
+    # --- grid chunks ----------------------------------------------------------------------------
+    def grid_chunks(self, r, data, ranges: dict[int, tuple[int, int]], device: str, plane=None):
+        """Compute the chunks ``ranges`` = {c: (start, stop)} of the resolved grid ``r`` on the
+        workers; yields (c, values, device used) in the order they finish. ``data``: the task's
+        data (CPU); it is cast to the grid's dtype here and sent once to every worker, with the
+        ``directions.Plane`` of a plane grid."""
+        from .lazy import torch
+
+        if not ranges:
+            return
+        payload = _pack((r, data.to(r.torch_dtype, torch.device("cpu")), plane))
+        token = uuid.uuid4().hex[:12]
+        shared = self.client.scatter(payload, broadcast=True, hash=False)
+        futures = {self.client.submit(_grid_chunk, shared, token, start, stop, device, self.threads,
+                                      key=f"landscape-chunk-{token}-{c}", pure=False): c
+                   for c, (start, stop) in ranges.items()}
+        try:
+            for future, (values, used) in self._completed(futures, "grid chunk"):
+                yield futures[future], values, used
+        finally:
+            self._cancel(futures)
+            shared.release()
+
+    # --- training groups ------------------------------------------------------------------------
+    def train_groups(self, tasks, device: str, compile: bool, threads: int | None):
+        """Train each of ``tasks`` = [(TrainSpec, [Member, ...]), ...] as its own population on
+        the workers; yields (index in tasks, TrainResult) in the order they finish."""
+        token = uuid.uuid4().hex[:12]
+        futures = {self.client.submit(_train_group, spec, list(members), device, compile, threads, self.threads,
+                                      key=f"landscape-train-{token}-{i}", pure=False): i
+                   for i, (spec, members) in enumerate(tasks)}
+        try:
+            for future, result in self._completed(futures, "training group"):
+                yield futures[future], result
+        finally:
+            self._cancel(futures)
+
+    def _cancel(self, futures) -> None:
+        """Cancel what is still pending (after an error or an interrupt)."""
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            self.client.cancel(pending)
+
+    def _completed(self, futures, what: str):
+        distributed = _import_distributed()
+        for future in distributed.as_completed(list(futures), loop=self.client.loop):
+            try:
+                value = future.result()
+            except distributed.KilledWorker as err:
+                raise LandscapeError(f"a {what} killed every Dask worker that ran it ({err}); it may need more "
+                                     f"memory than a worker has: lower --chunk-size or --memory") from None
+            future.release()
+            yield future, value
+
+
+def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Scheduler:
+    """A Scheduler for ``scheduler``: "local:N" starts a LocalCluster of N single-threaded worker
+    processes here; an address or a scheduler file joins a running cluster (LandscapeError if it
+    cannot be reached within ``timeout`` seconds, CONNECT_TIMEOUT by default); a
+    ``distributed.Client`` is used as it is (and left open). ``threads``: torch's CPU threads in
+    each task."""
+    timeout = CONNECT_TIMEOUT if timeout is None else float(timeout)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise LandscapeError(f"threads per worker must be a positive integer, not {threads!r}")
+    if not isinstance(scheduler, (str, Address)):
+        distributed = _import_distributed()
+        if isinstance(scheduler, distributed.Client):
+            return _Borrowed(scheduler, None, threads, str(scheduler.scheduler.address))
+        raise LandscapeError(f"scheduler must be local:N, an address, a scheduler file or a distributed.Client; "
+                             f"got {type(scheduler).__name__}")
+    address = scheduler if isinstance(scheduler, Address) else parse_address(scheduler)
+    distributed = _import_distributed()
+    import logging
+
+    if address.kind == "local":  # its workers' logs stay quiet: their errors reach us with the tasks
+        import dask
+
+        try:
+            with dask.config.set(LOCAL_WORKER_CONFIG):
+                cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+        except Exception as err:  # noqa: BLE001 - a cluster that cannot start is one line
+            raise LandscapeError(f"cannot start a local Dask cluster of {address.value} workers: "
+                                 f"{type(err).__name__}: {err}") from None
+        return Scheduler(distributed.Client(cluster, set_as_default=False), cluster, threads, str(address))
+    try:
+        if address.kind == "file":
+            client = distributed.Client(scheduler_file=address.value, timeout=timeout, set_as_default=False)
+        else:
+            client = distributed.Client(address.value, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        where = f"scheduler file {address.value}" if address.kind == "file" else address.value
+        raise LandscapeError(f"cannot reach the Dask scheduler at {where} within {timeout:g} s "
+                             f"({type(err).__name__}); is it running? (or use --scheduler local:N)") from None
+    return Scheduler(client, None, threads, str(address))
+
+
+class _Borrowed(Scheduler):
+    """A user's own Client: used, never closed."""
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def use(scheduler, threads: int = 1, timeout: float | None = None):
+    """Run every ``grid()`` and ``run_groups()`` inside the block on ``scheduler`` (local:N, an
+    address, a scheduler file, a distributed.Client, or None for no cluster: a no-op). Connects at
+    once (a bad address fails here) and closes what it started at the end. Yields the Scheduler."""
+    if scheduler is None:
+        yield None
+        return
+    sched = connect(scheduler, threads, timeout)
+    _ACTIVE.append(sched)
+    try:
+        yield sched
+    finally:
+        _ACTIVE.remove(sched)
+        sched.close()
+
+
+def current() -> Scheduler | None:
+    """The scheduler of the innermost ``use`` block, or None."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def active(scheduler=None):
+    """A context giving the Scheduler to compute on: ``scheduler`` when given (connected for the
+    block, and closed after it if it was started here), else the enclosing ``use`` block's, else
+    None (compute here)."""
+    if scheduler is None:
+        return nullcontext(current())
+    if isinstance(scheduler, Scheduler):
+        return nullcontext(scheduler)
+    return _for_block(scheduler)
+
+
+@contextmanager
+def _for_block(scheduler):
+    sched = connect(scheduler)
+    try:
+        yield sched
+    finally:
+        sched.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# what runs on the workers
+
+_GRIDS: dict[str, tuple] = {}  # per worker process: token -> (resolved grid, data on its device, device, plane)
+_KEEP_GRIDS = 2
+
+
+def _pack(obj) -> bytes:
+    """cloudpickle ``obj``, with the modules of users' FILE.py cells and tasks pickled by value
+    (a worker has no such module to import; landscape.extensions names them landscape_user_*)."""
+    import cloudpickle
+
+    user = [m for name, m in list(sys.modules.items()) if name.startswith("landscape_user_") and m is not None]
+    for module in user:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(obj)
+    finally:
+        for module in user:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _worker_setup(threads: int, torch_threads: int | None = None) -> None:
+    """A task's threads on its worker: ``threads`` workers of the fused CPU kernels and
+    ``torch_threads`` (default one, as the grid commands run torch) for torch's own operations."""
+    from .kernels import set_threads
+    from .lazy import torch
+
+    set_threads(threads)
+    torch_threads = 1 if torch_threads is None else torch_threads
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+
+
+def _grid_chunk(payload: bytes, token: str, start: int, stop: int, device: str, threads: int):
+    """A worker's task: the values of the grid points [start, stop) and the device that computed them."""
+    import pickle
+
+    from .engine import resolve_device
+    from .surface import compute_chunk
+
+    _worker_setup(threads)
+    entry = _GRIDS.get(token)
+    if entry is None:
+        r, data, plane = pickle.loads(payload)
+        dev = resolve_device(device)
+        entry = (r, data.to(r.torch_dtype, dev), dev, plane)
+        while len(_GRIDS) >= _KEEP_GRIDS:
+            _GRIDS.pop(next(iter(_GRIDS)))
+        _GRIDS[token] = entry
+    r, data, dev, plane = entry
+    return compute_chunk(r, data, start, stop, dev, plane), str(dev)
+
+
+def _train_group(spec, members, device: str, compile: bool, threads: int | None, worker_threads: int):
+    """A worker's task: one group trained as its own population (TrainResult)."""
+    from .train.population import train_population
+
+    _worker_setup(worker_threads, worker_threads)
+    return train_population(spec, members, device=device, progress=False, compile=compile, threads=threads)
+
+
+def worker_pid() -> int:
+    """The process id of the worker this runs on (for ``client.run``: tests kill workers by it)."""
+    return os.getpid()
