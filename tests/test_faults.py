@@ -595,8 +595,10 @@ def test_the_lock_holder_killed_while_two_others_wait(tmp_path):
                     waiting.add(p)
         assert len(waiting) == 2
         (holder,) = [p for p in procs if p not in waiting]
-        path = next((tmp_path / "cache").glob("*.h5"))
         deadline = time.time() + 120
+        while not list((tmp_path / "cache").glob("*.h5")) and time.time() < deadline:
+            time.sleep(0.02)  # the holder creates the file once it holds the lock
+        path = next((tmp_path / "cache").glob("*.h5"))
         while _done(path) < 1 and time.time() < deadline:
             time.sleep(0.02)
         code, lines = cli("cache", "ls")
