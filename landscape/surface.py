@@ -13,8 +13,8 @@ from . import engine, gradients
 from .errors import LandscapeError
 from .spec import GridSpec, ResolvedGrid, resolve
 from .store import (FORMAT_VERSION, RESERVED_NAMES, STORE_BYTES, CorruptSurface, Surface, SurfaceWriter, cache_path,
-                    check_surface_file, check_writable, error_reason, load, lock_held, locked, read_surface,
-                    write_failure)
+                    WriteFailed, check_surface_file, check_writable, error_reason, load, lock_held, locked,
+                    read_surface, write_failure)
 
 
 @dataclass
@@ -120,12 +120,12 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
                 say(f"resuming {path.name}: {n_total - len(todo)} of {n_total} chunks already done")
             points = _compute_chunks(r, data, writer, todo, dev, progress, plane, device, scheduler)
             writer.finish()
-        except OSError as err:
+        except WriteFailed as err:  # the file's writes only: a worker's or a network's error is its own
             failed = err
         finally:
             try:
                 writer.close()
-            except OSError as err:
+            except WriteFailed as err:
                 failed = failed or err
         if failed is not None:
             raise write_failure(path, failed) from None
