@@ -87,21 +87,48 @@ def bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, n_T: int, gra
     return unroll + capture + fit + graph + 64 * n_T
 
 
-def plan_chunk(total: int, per_member: int, budget: int, chunk_size: int | None = None) -> int:
+def data_bytes(problem: Problem, n: int, dtype: torch.dtype, steps: int, n_T: int, device) -> tuple[int, int]:
+    """(peak, held): the memory of the task's data, made once for every chunk. The inputs
+    (steps, N, D) are drawn on the CPU in float64 in blocks, concatenated and scaled (up to three
+    float64 copies at once while they are made: ``peak``), then cast to the computation's dtype
+    and device (a second copy unless that is float64 on the CPU); ``held`` is what stays while the
+    chunks run (the float64 inputs, their cast, the targets and ends of every T). On a GPU only
+    the cast copy is on the device; the float64 copies are in host memory, outside its budget."""
+    elems = steps * n * problem.D
+    item = torch.finfo(dtype).bits // 8
+    cast = 0 if (torch.device(device).type == "cpu" and item == 8) else elems * item
+    host = 0 if torch.device(device).type == "cuda" else 1
+    labels = n_T * n * 16  # targets (float64) and ends (int64) at every T
+    return host * 3 * 8 * elems + labels, host * 8 * elems + cast + labels
+
+
+def plan_chunk(total: int, per_member: int, budget: int, chunk_size: int | None = None,
+               data: tuple[int, int] = (0, 0), what: str = "") -> int:
     """Members per chunk: the requested size, else the most that fit the budget (at most total).
 
-    Raises LandscapeError when even one member does not fit, giving the size it would need.
+    per_member: bytes one member needs while its chunk runs (``bytes_per_member`` and the values
+    kept for the file); data: (peak, held) bytes of everything made once, outside the chunks
+    (``data_bytes``: the task's data; plus the writer's buffers); what: how the data are made up,
+    for the message (e.g. "100000 steps x 1000 sequences"). Raises LandscapeError, before anything
+    is allocated, when the data or one member beside them do not fit, giving the size needed.
     """
-    if per_member > budget:
+    peak, held = data
+    about = f" ({what})" if what else ""
+    if max(peak, held + per_member) > budget:
+        tail = "; lower --n or the largest T, or raise the budget (--memory or $LANDSCAPE_MEMORY)"
+        if not peak and not held:
+            raise LandscapeError(f"one grid point needs about {human_bytes(per_member)} but the memory budget "
+                                 f"is {human_bytes(budget)}{tail}")
         raise LandscapeError(
-            f"one grid point needs about {human_bytes(per_member)} but the memory budget is {human_bytes(budget)}; "
-            f"lower --n or the largest T, or raise the budget (--memory or $LANDSCAPE_MEMORY)")
-    fit = max(1, budget // per_member)
+            f"the task's data{about} and one grid point need about {human_bytes(max(peak, held + per_member))} "
+            f"(data {human_bytes(max(peak, held))}, a point {human_bytes(per_member)}) but the memory budget "
+            f"is {human_bytes(budget)}{tail}")
+    fit = max(1, (budget - held) // per_member)
     if chunk_size is not None:
         if chunk_size < 1:
             raise LandscapeError(f"chunk size must be >= 1, got {chunk_size}")
         if chunk_size > fit:
-            raise LandscapeError(f"chunk size {chunk_size} needs about {human_bytes(chunk_size * per_member)}, "
+            raise LandscapeError(f"chunk size {chunk_size} needs about {human_bytes(held + chunk_size * per_member)}, "
                                  f"over the memory budget of {human_bytes(budget)}")
         return min(chunk_size, total)
     return min(fit, total)

@@ -12,7 +12,9 @@ from tqdm import tqdm
 from . import engine, gradients
 from .errors import LandscapeError
 from .spec import GridSpec, ResolvedGrid, resolve
-from .store import SurfaceWriter, Surface, cache_path, check_surface_file, check_writable, load, locked
+from .store import (FORMAT_VERSION, RESERVED_NAMES, STORE_BYTES, CorruptSurface, Surface, SurfaceWriter, cache_path,
+                    WriteFailed, check_surface_file, check_writable, error_reason, load, lock_held, locked,
+                    read_surface, write_failure)
 
 
 @dataclass
@@ -38,34 +40,55 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
 
     out: file to write (default: the cache, $LANDSCAPE_CACHE or ~/.cache/landscape); force:
     recompute even if cached; chunk_size: grid points per chunk (default: the most that fit the
-    memory budget); memory: the budget in bytes; progress: show a bar (default: on a terminal).
-    on_message: called with one-line notes (waiting for a lock, resuming).
+    memory budget); memory: the budget in bytes (the task's data, the chunks' work and the
+    writer's buffers; default ``engine.memory_budget``); progress: show a bar (default: on a
+    terminal). on_message: called with one-line notes (waiting for a lock, resuming).
     scheduler: compute the chunks on a Dask cluster (local:N, an address, a scheduler file or a
     distributed.Client; default: the enclosing ``landscape.distributed.use`` block's, else here).
+
+    A complete file of this spec is verified (``store`` module docstring) and served without a
+    lock or any write, so a read-only cache or --out file serves. A corrupt one raises
+    ``store.CorruptSurface`` (pass force=True to replace it); one another process is writing is
+    waited for; an incomplete one is resumed. Every failure is a LandscapeError, one line.
     """
     if spec is None:
         spec = GridSpec(**spec_fields)
     elif spec_fields:
         raise TypeError("give either a GridSpec or its fields, not both")
+    elif not isinstance(spec, GridSpec):
+        raise TypeError(f"spec must be a GridSpec, not {type(spec).__name__}")
     say = on_message or (lambda msg: None)
     r = resolve(spec)
     problem = r.problem
+    for name in (r.x.name, r.y.name):
+        if name in RESERVED_NAMES:
+            raise LandscapeError(f"a parameter named {name!r} cannot be a grid axis: the surface file uses "
+                                 f"that name for a dataset ({', '.join(RESERVED_NAMES)}); rename it in the cell")
     dev = engine.resolve_device(device)
     path = Path(out) if out is not None else cache_path(r.name, r.key())
-    check_writable(path)
+    where = "--out file" if out is not None else "cache file"
     spec_json = r.canonical()
+    if path.is_dir():
+        raise LandscapeError(f"the {where} {path} is a folder; remove it or give a file name ending in .h5")
     if not force and path.exists():
-        try:  # a peek without HDF5's lock: another process may be writing; decided under our lock
-            cached = _complete_match(path, spec_json, explicit_out=out is not None, locking=False)
-        except LandscapeError:
-            cached = None
+        cached = _peek(path, spec_json, where, say)
         if cached is not None:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
 
+    steps = problem.task.steps(max(r.Ts))
     per_member = engine.bytes_per_member(problem, r.n, r.torch_dtype, len(r.Ts))
+    stored = len(r.Ts)  # float64 values kept per grid point for the file
     if spec.grads:
         per_member += gradients.gradient_bytes_per_member(problem, r.n, r.Ts, r.torch_dtype)
-    size = engine.plan_chunk(r.x.num * r.y.num, per_member, engine.memory_budget(dev, memory), chunk_size)
+        stored += 4 * len(r.Ts) + 2 * steps  # grad, hessian_eigvals (2 each), grad_norm_t (and c)
+    per_member += 3 * 8 * stored  # the chunk's values: as computed, as float64 numpy, a slab copy
+    peak, held = engine.data_bytes(problem, r.n, r.torch_dtype, steps, len(r.Ts), dev)
+    what = (f"{steps} steps x {r.n} sequences x {problem.D} input{'s' if problem.D > 1 else ''}, "
+            if problem.D else "") + "and the file writer's buffers"
+    budget = engine.memory_budget(dev, memory)
+    size = engine.plan_chunk(r.x.num * r.y.num, per_member, budget, chunk_size,
+                             data=(peak, held + (STORE_BYTES if dev.type == "cpu" else 0)), what=what)
+    check_writable(path)
     data = problem.task.make(r.Ts, r.n, spec.seed)  # CPU, float64: cast per device in _compute_chunks
     fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
               if spec.grads else None)
@@ -75,37 +98,77 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         if force and path.exists():
             path.unlink()
         elif path.exists():  # written meanwhile by another process, or left by a killed run
-            cached = _complete_match(path, spec_json, explicit_out=out is not None)
+            cached = _complete_match(path, spec_json, where, say)
             if cached is not None:
                 return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
-        plane = _plane(r, path, say) if r.on_plane else None  # built before the file exists: a failure leaves none
-        writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(),
-                               size, {"device": str(dev), "dtype": spec.dtype, "cell": problem.cell.name,
-                                      "task": problem.task.name}, fields=fields)
+        # a plane grid's plane: built before the file exists (a failure leaves none), or read back from
+        # the file being resumed (verified above); written into the file's layout, with a digest
+        plane = _plane(r, path, say) if r.on_plane else None
+        groups = {"plane": lambda group: _write_plane(group, plane)} if plane is not None else None
+        try:
+            writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name,
+                                   r.y.values(), size, {"device": str(dev), "dtype": spec.dtype,
+                                                        "cell": problem.cell.name, "task": problem.task.name},
+                                   fields=fields, verify=False, groups=groups)
+        except OSError as err:
+            raise LandscapeError(f"cannot write {path}: {error_reason(err)}") from None
+        failed = None
         try:
             todo = writer.missing()
             n_total = len(writer.done)
             if len(todo) < n_total:
                 say(f"resuming {path.name}: {n_total - len(todo)} of {n_total} chunks already done")
-            if plane is not None and "plane" not in writer.file:
-                _store_plane(writer, plane)
             points = _compute_chunks(r, data, writer, todo, dev, progress, plane, device, scheduler)
             writer.finish()
+        except WriteFailed as err:  # the file's writes only: a worker's or a network's error is its own
+            failed = err
         finally:
-            writer.close()
+            try:
+                writer.close()
+            except WriteFailed as err:
+                failed = failed or err
+        if failed is not None:
+            raise write_failure(path, failed) from None
     seconds = time.perf_counter() - start
     return GridResult(load(path), path, False, points, seconds, str(dev))
 
 
-def _complete_match(path: Path, spec_json: str, explicit_out: bool, locking: bool = True) -> Surface | None:
-    """The surface at path if it is complete and was made by this spec; None if it should be
-    (re)computed here; LandscapeError if it is foreign, corrupt, or another spec's file."""
-    attrs = check_surface_file(path, locking)
+def _peek(path: Path, spec_json: str, where: str, say) -> Surface | None:
+    """The cache lookup before any lock or write: the verified complete surface, or None when it
+    is to be computed (absent, incomplete, or being written by another process: decided under
+    the lock). A corrupt file that no process holds raises."""
+    try:
+        return _complete_match(path, spec_json, where, say)
+    except CorruptSurface:
+        if lock_held(path):
+            return None
+        raise
+
+
+def _complete_match(path: Path, spec_json: str, where: str = "cache file", say=None) -> Surface | None:
+    """The surface at path if it is complete, verified and was made by this spec; None if it is
+    incomplete (to be resumed); LandscapeError if it is foreign or another spec's file,
+    CorruptSurface if it fails a check."""
+    attrs = check_surface_file(path)
     if attrs.get("spec") != spec_json:
-        where = "--out file" if explicit_out else "cache file"
         raise LandscapeError(f"the {where} {path} holds a different surface (key {attrs.get('key')}); "
                              f"remove it or pass --force to overwrite it")
-    return load(path) if attrs.get("complete") else None
+    if not attrs.get("complete"):
+        if int(attrs["format_version"]) < FORMAT_VERSION:
+            raise LandscapeError(f"the {where} {path} is an incomplete file of format version "
+                                 f"{attrs['format_version']} (an older landscape); pass --force to compute it again")
+        read_surface(path, attrs)  # its done chunks must check out before they are resumed
+        return None
+    surface = read_surface(path, attrs)
+    if not surface.checked:
+        if surface.computed_nan:
+            raise CorruptSurface(path, f"format version {attrs['format_version']} (no checksums) with "
+                                       f"{surface.computed_nan} NaN in chunks marked done, which that format cannot "
+                                       f"tell from values never written")
+        if say:
+            say(f"note: {path.name} is format version {attrs['format_version']}, without checksums: "
+                f"served unchecked (--force recomputes it)")
+    return surface
 
 
 def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None) -> dict[str, np.ndarray]:
@@ -180,13 +243,12 @@ def _plane(r: ResolvedGrid, path: Path, say):
     return r.make_plane()
 
 
-def _store_plane(writer: SurfaceWriter, plane) -> None:
+def _write_plane(group, plane) -> None:
     """The plane as group /plane of the surface file (``directions.write_plane``: origin, d1, d2 and
     what made them), so the file rebuilds its parameters: ``read_plane(f["plane"]).grid_params(a, b)``."""
     from .directions import write_plane
 
-    write_plane(writer.file.create_group("plane"), plane)
-    writer.file.flush()
+    write_plane(group, plane)
 
 
 def _is_tty() -> bool:

@@ -78,12 +78,11 @@ def test_cache_ls_show_rm(tmp_path):
     show = invoke("cache", "show", key[:6])
     assert '"cell": "pascanu"' in show.output and "chunks done" in show.output
     cache = tmp_path / "cache"
-    assert sorted(f.name for f in cache.iterdir()) == sorted([f"pascanu-target-{key}.h5",
-                                                              f".pascanu-target-{key}.h5.lock"])
+    assert [f.name for f in cache.iterdir()] == [f"pascanu-target-{key}.h5"]  # the lock went with its run
     rm = invoke("cache", "rm", key)
     assert "removed" in rm.output
     assert "0 surfaces" in invoke("cache", "ls").output
-    assert list(cache.iterdir()) == []  # the lock file went with its surface
+    assert list(cache.iterdir()) == []
     bad = CliRunner().invoke(main, ["cache", "show", "nope"])
     assert bad.exit_code == 2 and "no cached surface matches 'nope'" in bad.output
 
@@ -126,7 +125,27 @@ BAD = [
     (["--task", "target", "--readout", "optimal"], "task target has no trained readout"),
     (["--dtype", "float16"], "Invalid value for '--dtype'"),
     (["--n", "0"], "number of sequences must be >= 1"),
-    (["--memory", "1K", "--n", "1000"], "one grid point needs about"),
+    (["--memory", "1K", "--n", "1000"], "but the memory budget is 1.0 KiB"),
+    (["--memory", "inf"], "memory size 'inf' must be a positive, finite size"),
+    (["--memory", "nan"], "memory size 'nan' must be a positive, finite size"),
+    (["--memory", "-1G"], "memory size '-1G' must be a positive, finite size"),
+    (["--T", "100000", "--x", "w:0:1:5", "--y", "b:0:1:5"], "(100000 steps x 1000 sequences x 1 input, and the "
+                                                             "file writer's buffers) and one grid point need about"),
+    # non-finite or out-of-domain inputs are refused when the spec is resolved, before anything is made
+    (["--set", "w=nan", "--x", "b:0:1:3", "--y", "out_b:0:1:3", "--readout", "fixed"], "the value must be finite"),
+    (["--set", "w=inf", "--x", "b:0:1:3", "--y", "out_b:0:1:3", "--readout", "fixed"], "the value must be finite"),
+    (["--set", "out_b=nan"], "the value must be finite"),
+    (["--readout-l2", "inf"], "readout_l2"),
+    (["--readout-l2", "nan"], "readout_l2"),
+    (["--task-set", "noise=nan"], "noise=nan is not finite"),
+    (["--task-set", "noise=-1"], "noise=-1.0 must be >= 0"),
+    (["--task", "target", "--task-set", "x0=nan"], "x0=nan is not finite"),
+    (["--x", "w:-1e308:1e308:11"], "the span MAX - MIN overflows"),
+    (["--x", "w:nan:1:3"], "MIN and MAX must be finite"),
+    (["--x", "w:0:inf:3"], "MIN and MAX must be finite"),
+    (["--dtype", "float32", "--x", "w:0:1e39:3"], "is not representable in float32"),
+    (["--dtype", "float32", "--x", "w:-4e38:0:3"], "is not representable in float32"),
+    (["--set", "w=1", "--x", "w:0:1:3"], "--set w: w is on an axis"),
     (["--memory", "lots"], "malformed memory size 'lots'"),
     (["--chunk-size", "0"], "chunk size must be >= 1"),
     (["--device", "tpu"], "unknown device 'tpu'; choose from: auto, cpu, cuda"),
@@ -215,3 +234,163 @@ def test_threads_option_sets_the_workers_and_keeps_the_numbers(tmp_path, threads
     finally:
         torch.set_num_threads(before)
         fused_cpu.THREADS = None
+
+
+# ---------------------------------------------------------------------------------------------
+# fuzzing: a few hundred generated invocations, good and bad values mixed; none may print a
+# traceback or an "internal error": each ends with exit 0, or with one `error:` line and exit 2
+
+NUMS = ["0", "1", "-1", "2", "0.5", "1e308", "-1e308", "nan", "inf", "-inf", "1e-320", "abc", "", "0x10", "1e39",
+        "3.5", "-0", "1_0", " 2"]
+NAMES = ["w", "b", "u", "out_w", "out_b", "b_f", "w_z", "w[0,0]", "w[", "q", "", "T", "b[0]", "t", "loss"]
+BAD_AXES = ["w:0:1", "w:0:1:3:lin", "::::", "w:1:0:3", "w:0:1:1", "w:0:1:100001", "b:0:1:2.5", "w:nan:1:3", "w:0:inf:3",
+            "w:-1e308:1e308:3", "w:0:1:3:log", "w:1e38:1e39:3"]
+
+
+def _axis(rng, bad=False):
+    lo, hi = rng.choice([("0", "1"), ("-1", "2"), ("4.5", "5.5"), ("-2.9", "-1.9"), ("1e-3", "1")])
+    name = rng.choice(["w", "b", "u", "b_f", "w_z", "out_b"])
+    if not bad:
+        return f"{name}:{lo}:{hi}:{rng.choice(['2', '3'])}" + (":log" if lo == "1e-3" else "")
+    return rng.choice([rng.choice(BAD_AXES), f"{rng.choice(NAMES)}:{lo}:{hi}:3", f"{name}:{rng.choice(NUMS)}:{hi}:3",
+                       f"{name}:{lo}:{rng.choice(NUMS)}:2", f"{name}:{lo}:{hi}:{rng.choice(['1', '0', 'x', '-2'])}"])
+
+
+def _build(rng, command, options, flags=(), max_bad=2):
+    """command + options, each (name, good values, bad values, probability of appearing); all
+    good but for up to max_bad options given a bad value."""
+    chosen = [(name, good, bad) for name, good, bad, p in options if rng.random() < p]
+    n_bad = min(len(chosen), rng.choice([0, 0, 1, 1, 2][: 2 + max_bad + 1]))
+    bad_at = set(rng.sample(range(len(chosen)), n_bad))
+    args = list(command)
+    for k, (name, good, bad) in enumerate(chosen):
+        value = good(rng) if callable(good) else rng.choice(good)
+        if k in bad_at:
+            value = bad(rng) if callable(bad) else rng.choice(bad)
+        args += [name, value] if name else [value]
+    return args + [flag for flag, p in flags if rng.random() < p]
+
+
+def _fuzz_grid(rng, tmp):
+    return _build(rng, ["grid", "-q"], [
+        ("--cell", ["srnn", "pascanu", "lstm", "gru"], ["lstmm", "", "nofile.py:X", f"{tmp}/bad.py:X", "os:path",
+                                                        "landscape.cells:Cell"], 0.9),
+        ("--task", ["latch", "target", "two-sequence", "relay", "bengio"], ["x", "", "latch "], 0.9),
+        ("--x", _axis, lambda r: _axis(r, True), 1.0),
+        ("--y", _axis, lambda r: _axis(r, True), 1.0),
+        ("--T", ["1", "3", "2,4", "5,3"], ["0", "-1", "", "a", "1,,2", "1e3", "3.5", "1000000000000"], 1.0),
+        ("--n", ["1", "4", "8"], ["0", "-1", "x", "1e2"], 1.0),
+        ("--set", ["w=1", "b=0.5", "u=0.3"], ["w=nan", "q=1", "w", "=1", "w[5,5]=1", "out_w=inf", "b=1e400"], 0.3),
+        ("--task-set", ["noise=0.2"], ["noise=nan", "noise=-1", "noise=x", "x0=nan", "foo=1", "noise", "lag=-1"], 0.2),
+        ("--cell-opt", ["gate=hard_sigmoid"], ["gate=relu", "foo=1", "form=reset_before", "gate"], 0.2),
+        ("--readout", ["fixed", "optimal", "auto"], ["bogus"], 0.3),
+        ("--readout-l2", ["1e-4", "0.1"], ["0", "-1", "inf", "nan", "x"], 0.2),
+        ("--dtype", ["float32", "float64"], ["float16", ""], 0.3),
+        ("--memory", ["1G", "64M"], ["1K", "inf", "nan", "-1", "0", "lots", "1e30", ""], 0.3),
+        ("--chunk-size", ["1", "2", "5"], ["0", "-3", "x", "1000000000"], 0.4),
+        ("--device", ["cpu"], ["tpu", "", "cuda:99"], 0.2),
+        ("--out", [f"{tmp}/a.h5", f"{tmp}/b.h5", f"{tmp}/c.h5"],
+         [str(tmp), f"{tmp}/file/x.h5", f"{tmp}/garbage.h5", f"{tmp}/noext", "", f"{tmp}/corrupt.h5", f"{tmp}/v1.h5",
+          f"{tmp}/nospec.h5"], 0.6),
+        ("--base", [f"{tmp}/a.h5"], [f"{tmp}/garbage.h5", f"{tmp}/missing.h5", str(tmp), f"{tmp}/file"], 0.15),
+        ("--seed", ["0", "7"], ["-1", "x", "99999999999999999999"], 0.2),
+        ("--threads", ["1"], ["-1", "x"], 0.1),
+        ("--directions", ["random"], ["bogus", "models", "line"], 0.08),
+        ("--base-model", [f"{tmp}/missing.pt"], [f"{tmp}/garbage.h5:g", f"{tmp}/a.h5:x:0", "x.pt"], 0.05),
+    ], flags=(("--grads", 0.2), ("--force", 0.2)))
+
+
+def _fuzz_other(rng, tmp):
+    kind = rng.choice(["plot", "plot", "plot", "cache", "grads", "grads", "dynamics", "info", "train"])
+    files = [f"{tmp}/garbage.h5", f"{tmp}/missing.h5", str(tmp), f"{tmp}/corrupt.h5", f"{tmp}/v1.h5", f"{tmp}/nospec.h5"]
+    if kind == "plot":
+        return _build(rng, ["plot"], [
+            ("", [f"{tmp}/a.h5", f"{tmp}/g.h5"], files, 1.0),
+            ("", [f"{tmp}/a.h5"], files, 0.2),
+            ("--dpi", ["20"], ["-1", "0", "x", "nan"], 1.0),
+            ("--kind", ["contour", "slices", "panels", "compare", "gradnorm", "curvature", "surface"], ["bogus", ""], 1.0),
+            ("--out", [f"{tmp}/p.png"], [f"{tmp}/p.xyz", str(tmp), f"{tmp}/file/p.png", ""], 1.0),
+            ("--T", ["1", "5", "1,5"], ["7", "x", "0"], 0.3),
+            ("--at", ["w=5", "b=-2"], ["q=1", "w", "w=nan"], 0.2),
+            ("--width", ["single", "3"], ["-1", "x", "nan"], 0.2),
+            ("--style", ["paper", "talk"], ["x"], 0.2),
+            ("--basin", ["0.5"], ["nan", "x"], 0.1),
+            ("--elev", ["10"], ["nan", "x"], 0.1),
+        ], flags=(("--log", 0.15), ("--symlog", 0.1), ("--folds", 0.15)), max_bad=1)
+    if kind == "cache":
+        return rng.choice([["cache", "ls"], ["cache", "ls", "--check"], ["cache", "show", rng.choice(["", "0", "zz", *files])],
+                           ["cache", "rm", rng.choice(["nope", "0"])], ["cache", "bogus"], ["cache", "show"]])
+    if kind == "grads":
+        return _build(rng, ["grads"], [
+            ("--cell", ["srnn", "lstm", "pascanu"], ["x"], 0.9), ("--task", ["latch", "target"], ["x"], 0.8),
+            ("--T", ["5", "3"], ["0", "x", "2,3", "-1", "1000000000000"], 1.0), ("--n", ["4", "8"], ["0", "x"], 1.0),
+            ("--at", ["w=1", "w=1,b=2", "b_f=0.3"], ["q=1", "w=nan", "w"], 0.4),
+            ("--method", ["auto", "scalar", "autograd"], ["bogus"], 0.3), ("--rows", ["3"], ["0", "-1"], 0.2),
+            ("--memory", ["1G"], ["inf", "1K", "x"], 0.2), ("--readout", ["fixed", "optimal"], ["x"], 0.3),
+            ("--out", [f"{tmp}/g.csv"], [str(tmp), f"{tmp}/file/g.csv"], 0.3), ("--dtype", ["float32"], ["x"], 0.2)])
+    if kind == "dynamics":
+        sub = rng.choice(["basin", "bifurcation", "fixed-points", "folds", "bogus"])
+        return _build(rng, ["dynamics", sub], [
+            ("--cell", ["srnn", "pascanu"], ["lstm", "x"], 0.9), ("--w", ["5", "4,5", "1:2:3"], ["nan", "x", "inf"], 0.8),
+            ("--b", ["-2.4", "0:1:3"], ["x", "nan"], 0.5), ("--x0", ["0.5"], ["2", "nan"], 0.3),
+            ("--c", ["0"], ["inf", "x"], 0.3), ("--out", [f"{tmp}/d.csv"], [str(tmp)], 0.3)], max_bad=1)
+    if kind == "info":
+        return rng.choice([["cells"], ["tasks"], ["cells", "srnn"], ["tasks", "latch"], ["tasks", "x"], ["cells", "--x"],
+                           ["bogus"], ["--bogus"], []])
+    return _build(rng, ["train", "-q"], [
+        ("--cell", ["srnn"], ["x"], 1.0), ("--T", ["2"], ["0", "x"], 1.0), ("--n", ["24"], ["0"], 1.0),
+        ("--epochs", ["1"], ["0", "-1"], 1.0), ("--repeats", ["1"], ["0"], 1.0), ("--batch", ["4"], ["0", "100"], 1.0),
+        ("--out", [f"{tmp}/r.csv", f"{tmp}/r.h5"], [f"{tmp}/r.txt", str(tmp), f"{tmp}/garbage.h5"], 0.5)], max_bad=1)
+
+
+def _fuzz_files(tmp):
+    """The files the generated invocations point at: a good surface, garbage, a corrupt one, a
+    format-1 one, one whose spec is not JSON, a plain file blocking a folder, a broken cell file."""
+    good = landscape.grid(cell="pascanu", task="target", T=(1, 5), x="w:4.5:5.5:3", y="b:-2.9:-1.9:3",
+                          out=tmp / "a.h5", progress=False)
+    landscape.grid(cell="pascanu", task="target", T=(1, 5), x="w:4.5:5.5:3", y="b:-2.9:-1.9:3", grads=True,
+                   out=tmp / "g.h5", progress=False)
+    (tmp / "garbage.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    (tmp / "file").write_text("x")
+    (tmp / "bad.py").write_text("def (:\n")
+    import h5py
+
+    for name, change in (("corrupt.h5", lambda f: f["loss"].__setitem__((0, 0, 0), 1.0)),
+                         ("nospec.h5", lambda f: f.attrs.modify("spec", "not json")),
+                         ("v1.h5", lambda f: f.attrs.modify("format_version", 1))):
+        (tmp / name).write_bytes(good.path.read_bytes())
+        with h5py.File(tmp / name, "r+") as f:
+            change(f)
+
+
+def test_fuzzed_invocations_never_print_a_traceback(tmp_path):
+    import random
+
+    from landscape.kernels import fused_cpu
+
+    rng = random.Random(20240)
+    _fuzz_files(tmp_path)
+    threads = torch.get_num_threads()
+    failures, counts = [], {"ok": 0, "error": 0}
+    try:
+        for i in range(300):
+            args = _fuzz_grid(rng, tmp_path) if i % 2 == 0 else _fuzz_other(rng, tmp_path)
+            r = CliRunner().invoke(main, args)
+            lines = [line for line in r.output.splitlines() if line.strip()]
+            bad = (r.exception is not None and not isinstance(r.exception, SystemExit)) or "Traceback" in r.output
+            if r.exit_code == 2:  # one error line, the last; for grid nothing else (it checks before it prints)
+                errors = [line for line in lines if line.startswith("error: ")]
+                bad = bad or len(errors) != 1 or lines[-1] != errors[0] or "internal error" in errors[0]
+                bad = bad or (args[0] == "grid" and len(lines) != 1)
+                counts["error"] += 1
+            elif r.exit_code == 0:
+                counts["ok"] += 1
+            else:
+                bad = True
+            if bad:
+                failures.append((args, r.exit_code, r.output[-500:], repr(r.exception)))
+    finally:
+        torch.set_num_threads(threads)
+        fused_cpu.THREADS = None
+    assert not failures, "\n".join(map(str, failures[:5])) + f"\n({len(failures)} of 300)"
+    assert counts["ok"] >= 20 and counts["error"] >= 150, counts

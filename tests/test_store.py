@@ -170,7 +170,9 @@ def test_a_chunk_reaches_the_file_before_its_done_flag(tmp_path):
     # still NaN (seen in the SIGKILL test above). The values must be flushed before the flag.
     from landscape.store import SurfaceWriter
 
-    w = SurfaceWriter(tmp_path / "s.h5", "{}", "k", [3], "w", np.linspace(0, 1, 3), "b", np.linspace(0, 1, 4), 5, {})
+    r = landscape.resolve(GridSpec(cell="pascanu", task="target", T=(3,), n=1, x=Axis("w", 0, 1, 3),
+                                   y=Axis("b", 0, 1, 4)))
+    w = SurfaceWriter(tmp_path / "s.h5", r.canonical(), r.key(), [3], "w", r.x.values(), "b", r.y.values(), 5, {})
     log = []
     w.file = _Logged(w.file, log)
     w.write_chunk(0, {"loss": np.ones((1, 5))})
@@ -278,3 +280,71 @@ def test_slab_writes_equal_one_write_per_chunk(tmp_path, monkeypatch):
         assert "loss" in names and len(names) > 3
         for k in names:
             np.testing.assert_array_equal(a[k][()], b[k][()], err_msg=k)
+
+
+# ---------------------------------------------------------------------------------------------
+# xarray (h5netcdf): every file the project writes opens with every dimension named, no warning
+
+
+def _open_xarray_strictly(path, group=None):
+    import warnings
+
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return xr.open_dataset(path, engine="h5netcdf", group=group).load()
+
+
+def test_surfaces_open_in_xarray_with_named_dimensions_and_plain_h5py_sees_the_same(tmp_path):
+    plain = landscape.grid(GridSpec(**SMALL), out=tmp_path / "s.h5", chunk_size=7, progress=False).surface
+    ds = _open_xarray_strictly(tmp_path / "s.h5")
+    assert ds["loss"].dims == ("T", "w", "b") and ds["done"].dims == ("chunk",) == ds["nan_count"].dims
+    np.testing.assert_array_equal(ds["loss"].values, plain.loss)
+    np.testing.assert_array_equal(ds["w"].values, plain.x)
+    assert ds.attrs["spec"] == json.dumps(plain.spec, sort_keys=True, separators=(",", ":"))
+    spec = GridSpec(cell="lstm", task="latch", n=8, T=(2, 5), fit="fixed", grads=True,
+                    x=Axis("b_f", -1.0, 2.0, 3), y=Axis("w_z", 0.0, 1.0, 4))
+    g = landscape.grid(spec, out=tmp_path / "g.h5", chunk_size=5, progress=False).surface
+    ds = _open_xarray_strictly(tmp_path / "g.h5")
+    assert ds["grad"].dims == ("T", "b_f", "w_z", "component") == ds["hessian_eigvals"].dims
+    assert ds["grad_norm_t"].dims == ("b_f", "w_z", "t") == ds["grad_norm_c_t"].dims
+    np.testing.assert_array_equal(ds["t"].values, np.arange(1, 6))
+    for name, values in g.fields.items():
+        np.testing.assert_array_equal(ds[name].values, values)
+    mem = g.to_xarray()
+    for name in mem.variables:
+        assert mem[name].dims == ds[name].dims, name
+        np.testing.assert_array_equal(mem[name].values, ds[name].values)
+    with h5py.File(tmp_path / "g.h5", "r") as f:  # what plain h5py readers rely on
+        assert f["loss"].shape == (2, 3, 4) and f["grad"].shape == (2, 3, 4, 2) and f["grad_norm_t"].shape == (3, 4, 5)
+        for key in ("format", "format_version", "spec", "key", "landscape_version", "torch_version", "device",
+                    "dtype", "created", "complete", "chunk_size"):
+            assert key in f.attrs
+        assert isinstance(f.attrs["spec"], str) and f.attrs["format"] == "landscape-surface"
+
+
+def test_training_results_open_in_xarray_with_named_dimensions(tmp_path):
+    from landscape.train import Member, TrainSpec
+    from landscape.train.results import ResultStore, run_groups
+
+    spec = TrainSpec(cell="lstm", task="latch", n=48, epochs=2, batch=8, dtype="float64", record_steps=True)
+    out = tmp_path / "runs.h5"
+    run_groups([(spec, [Member(T=3, seed=r, data_seed=3, group="lstm-T3") for r in range(2)])], out=out, device="cpu")
+    xr = pytest.importorskip("xarray")
+    _open_xarray_strictly(out)
+    with h5py.File(out, "r") as f:
+        groups = [f"runs/lstm-T3/{part}" for part in f["runs/lstm-T3"] if isinstance(f["runs/lstm-T3"][part], h5py.Group)]
+    assert sorted(groups) == [f"runs/lstm-T3/{p}" for p in ("metrics", "params", "step_metrics", "step_params")]
+    arrays = ResultStore(out).arrays("lstm-T3")  # what plain h5py readers see is unchanged
+    assert set(arrays) == {"metrics", "params", "step_params", "step_metrics"}
+    for group in ["runs", "runs/lstm-T3", *groups]:
+        ds = _open_xarray_strictly(out, group)
+        part = group.rsplit("/", 1)[-1]
+        for name, var in ds.data_vars.items():
+            if part in arrays:
+                np.testing.assert_array_equal(var.values, arrays[part][name])
+                lead = {"metrics": "epoch", "params": "epoch", "step_params": "step", "step_metrics": "update"}[part]
+                assert var.dims[:2] == (lead, "member") and all(d.startswith(f"{name}_dim") for d in var.dims[2:])
+    assert xr.open_datatree(out, engine="h5netcdf")["runs/lstm-T3/params"]["w_f"].dims == \
+        ("epoch", "member", "w_f_dim0", "w_f_dim1")

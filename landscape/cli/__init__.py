@@ -3,6 +3,7 @@ only turns options into specs, calls the library, and prints where the result is
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -14,19 +15,60 @@ COMMAND_MODULES = ("info", "grid", "cache", "dynamics", "grads", "plot", "reprod
 
 
 class Group(click.Group):
-    """Turns a LandscapeError or a usage error anywhere below into one line on stderr and exit
-    status 2 (click's own usage errors would print three)."""
+    """Turns every failure below into one line on stderr and exit status 2: a LandscapeError (a
+    bad value, file or spec), a usage error (click's own would print three lines), an OSError
+    (a full disk, a permission, a lost device: its errno's text and the file), MemoryError, and,
+    as a last resort, any other exception ("internal error", with its type; set LANDSCAPE_DEBUG=1
+    to see the traceback). Ctrl-C prints one line and exits 130."""
+
+    def parse_args(self, ctx, args):
+        if not args and ctx.parent is None:  # plain `landscape`: the help, not an error
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as err:  # options of `landscape` itself (a subcommand's are below)
+            _fail(f"landscape: {err.format_message()} (see --help)")
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LandscapeError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
+            _fail(err)
         except click.UsageError as err:
             where = f"landscape {err.ctx.command_path.split(' ', 1)[-1]}: " if err.ctx and " " in err.ctx.command_path else ""
-            click.echo(f"error: {where}{err.format_message()} (see --help)", err=True)
-            sys.exit(2)
+            _fail(f"{where}{err.format_message()} (see --help)")
+        except click.ClickException as err:
+            _fail(err.format_message())
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("error: interrupted (a grid resumes from its finished chunks when run again)", err=True)
+            sys.exit(130)
+        except BrokenPipeError:  # the reader of our output went away (| head): nothing to say
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            sys.exit(1)
+        except OSError as err:
+            if os.environ.get("LANDSCAPE_DEBUG"):
+                raise
+            where = f": {err.filename}" if getattr(err, "filename", None) else ""
+            _fail(f"{err.strerror or err}{where}")
+        except MemoryError:
+            _fail("out of memory; lower --n, the largest T or the grid, or set a smaller --memory budget")
+        except Exception as err:  # a bug: still one line, with a way to see more
+            if os.environ.get("LANDSCAPE_DEBUG"):
+                raise
+            _fail(f"internal error ({type(err).__name__}: {err}); please report it (LANDSCAPE_DEBUG=1 shows "
+                  f"the traceback)")
+
+
+def _fail(message) -> None:
+    text = " ".join(str(message).split())  # one line, whatever the message held
+    click.echo(f"error: {text}", err=True)
+    sys.exit(2)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -5,7 +5,8 @@ import json
 
 import click
 
-from ..store import cache_dir, cache_entries, check_surface_file, find_cached, load, lock_path
+from ..errors import LandscapeError
+from ..store import CorruptSurface, cache_dir, cache_entries, check_surface_file, find_cached, load, lock_held, lock_path
 
 
 @click.group("cache")
@@ -14,15 +15,26 @@ def command():
 
 
 @command.command("ls")
-def ls():
-    """List the cached surfaces: key, cell, task, T, grid, state, size."""
-    entries = cache_entries()
+@click.option("--check", is_flag=True, help="Also read every complete surface and verify its checksums and "
+              "chunk digests (reads all the data).")
+def ls(check):
+    """List the cached surfaces: key, cell, task, T, grid, state, size.
+
+    The state is complete, partial (a run was stopped: the same command resumes it), being written
+    (another process holds it), corrupt (why; never served: remove it or recompute with --force)
+    or foreign (not a landscape surface). "unchecked" marks files of format version 1, which have
+    no checksums."""
+    entries = cache_entries(check=check)
     click.echo(f"cache: {cache_dir()} ({len(entries)} surfaces)")
     for e in entries:
-        if "error" in e:
-            click.echo(f"  {e['path'].name}  UNREADABLE: {e['error']}")
+        if "cell" not in e:  # nothing readable
+            reason = f": {e['error']}" if e.get("error") else ""
+            click.echo(f"  {e['path'].name}  {e['state'].upper() if e['state'] != 'being written' else e['state']}"
+                       f"{reason}")
             continue
-        state = "complete" if e["complete"] else "partial"
+        state = e["state"] + ("" if e["checked"] else " (unchecked)")
+        if e["state"] == "corrupt":
+            state = f"CORRUPT ({e['error']})"
         Ts = ",".join(map(str, e["T"]))
         click.echo(f"  {e['key']}  {e['cell']:<8} {e['task']:<12} T={Ts:<18} {e['grid']:<16} {state:<8} "
                    f"{e['size'] / 1e6:8.2f} MB  {e['created']}")
@@ -31,28 +43,44 @@ def ls():
 @command.command("show")
 @click.argument("ref")
 def show(ref):
-    """Show one surface (by key, key prefix, or path): its spec and contents."""
+    """Show one surface (by key, key prefix, or path): its spec and contents (verified as it is read)."""
     path = find_cached(ref)
     s = load(path)
     click.echo(f"{path}")
     click.echo(f"  {s}")
-    for k in ("landscape_version", "torch_version", "device", "dtype", "created", "complete"):
+    for k in ("landscape_version", "torch_version", "device", "dtype", "created", "complete", "format_version"):
         click.echo(f"  {k}: {s.attrs.get(k)}")
+    click.echo(f"  checksums: {'verified' if s.checked else 'none (format version 1: unchecked)'}")
     click.echo(f"  chunks done: {int(s.done.sum())} of {len(s.done)}")
+    click.echo(f"  computed NaN: {s.computed_nan}")
     click.echo("  spec: " + json.dumps(s.spec, indent=2).replace("\n", "\n  "))
 
 
 @command.command("rm")
 @click.argument("refs", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Remove every cached surface.")
+@click.option("--all", "all_", is_flag=True, help="Remove every cached surface (but those being written).")
 def rm(refs, all_):
-    """Remove cached surfaces by key (or key prefix), or all with --all."""
+    """Remove cached surfaces by key (or key prefix), or all with --all. A surface another process
+    is writing is left alone."""
     paths = [e["path"] for e in cache_entries()] if all_ else [find_cached(r) for r in refs]
     if not paths:
         click.echo("nothing to remove (give keys or --all)")
     for path in paths:
+        if lock_held(path):
+            if not all_:
+                raise LandscapeError(f"{path} is being written by another process; not removed")
+            click.echo(f"kept {path} (being written by another process)")
+            continue
         if not all_:
-            check_surface_file(path)
-        path.unlink()
-        lock_path(path).unlink(missing_ok=True)
+            try:  # a landscape surface, maybe damaged; never a foreign file given by its path
+                check_surface_file(path)
+            except CorruptSurface:
+                pass
+        try:
+            path.unlink()
+            lock_path(path).unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise LandscapeError(f"cannot remove {path}: {err.strerror or err}") from None
         click.echo(f"removed {path}")

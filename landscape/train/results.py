@@ -153,12 +153,35 @@ class ResultStore:
             g.attrs["spec"] = json.dumps(result.spec.canonical(), sort_keys=True, default=str)
             g.attrs["members"] = json.dumps([m.canonical() for m in result.members], default=str)
             g.attrs["device"] = result.device
+            scales = {}  # dimension scales in the group, so xarray (h5netcdf) names every dimension
+
+            def scale(name, values, doc):
+                if name not in scales:
+                    ds = g.create_dataset(name, data=np.asarray(values, dtype=np.int64))
+                    ds.make_scale(name)
+                    ds.attrs["description"] = doc
+                    scales[name] = ds
+                return scales[name]
+
+            lead = {"metrics": ("epoch", 0, "epoch; 0 is the initial point"),
+                    "params": ("epoch", 0, "epoch; 0 is the initial point"),
+                    "step_params": ("step", 0, "optimiser step; 0 is the initial point"),
+                    "step_metrics": ("update", 1, "optimiser step s = 1..S (the update to step s)")}
             for part in ("metrics", "params", "step_params", "step_metrics"):
                 arrays = getattr(result, part)
                 if arrays:
                     sub = g.create_group(part)
                     for k, v in arrays.items():
-                        sub.create_dataset(k, data=np.asarray(v))
+                        v = np.asarray(v)
+                        ds = sub.create_dataset(k, data=v)
+                        name, first, doc = lead[part]
+                        dims = [scale(name, np.arange(first, first + v.shape[0]), doc)]
+                        if v.ndim > 1:
+                            dims.append(scale("member", np.arange(v.shape[1]), "model of the group"))
+                        dims += [scale(f"{k}_dim{d}", np.arange(n), f"axis {d} of parameter {k}")
+                                 for d, n in enumerate(v.shape[2:])]
+                        for d, sc in enumerate(dims):
+                            ds.dims[d].attach_scale(sc)
             g.create_dataset("rows", data=json.dumps(rows, default=_fmt))
             g.attrs["complete"] = True
 
