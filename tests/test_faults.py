@@ -551,7 +551,8 @@ from landscape.cells.base import Cell, ParamDecl, bias, linear
 
 @dataclass(frozen=True)
 class SlowCell(Cell):
-    """The Elman cell, 2 ms a step whatever the machine's load (a long run that costs no CPU)."""
+    """The Elman cell, 2 ms a step whatever the machine's load (a long run that costs no CPU). The
+    fused kernels trace ``step`` once and would drop the sleep: the test runs with LANDSCAPE_FAST=0."""
 
     name = "slow"
     summary = "tanh(w h + b), slowly"
@@ -579,7 +580,7 @@ def test_the_lock_holder_killed_while_two_others_wait(tmp_path):
     """Three processes start on one spec: one computes, two wait for its lock. The one computing
     is killed (SIGKILL) once a chunk is done; the two waiting finish the surface between them,
     each point computed once, and the file checks out."""
-    env = {**os.environ, "LANDSCAPE_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "LANDSCAPE_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1", "LANDSCAPE_FAST": "0"}
     (tmp_path / "slow.py").write_text(SLOW_CELL)
     command = [sys.executable, "-m", "landscape", "grid", "--cell", f"{tmp_path / 'slow.py'}:SlowCell", "--task",
                "latch", "--readout", "fixed", "--T", "250", "--n", "10", "--chunk-size", "2"]  # 8 chunks of 0.5 s
