@@ -22,6 +22,9 @@ whoever else holds the machine; the wall time is in the CSV (``*_wall_s``). land
   readout; a fresh $LANDSCAPE_CACHE each time, so it computes and writes its file) against the same
   command with LANDSCAPE_FAST=0 (the torch paths from before the fused kernels); target: at least 2x.
   A second row against the JAX script on the same grid with its vmapped Newton fit (no target).
+- ``fixed cost``: both on a 3 x 3 grid with N = 40, T = 2 (the wide loop, as on the real grids),
+  fixed and optimal readout: what a process costs before the grid's work (imports, kernels loaded
+  or compiled, data, the file); no target.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ def run(s: Settings) -> list[Row]:
         rows = startup(s, tmp)
         rows += grid_vs_jax(s, z, tmp)
         rows += headline(s, z, tmp)
+        rows += fixed_cost(s, tmp)
     return rows
 
 
@@ -288,4 +292,40 @@ def headline(s: Settings, z: dict, tmp: Path) -> list[Row]:
                                 f"python benchmarks/jax_grid.py (vmapped Newton x{jax_baseline.NEWTON_ITERS}; h5py)",
                                 res, "now", "jax", note=f"losses within {agree} relative of JAX's; wall "
                                                         f"{res['now']['wall']:.2f} s against {res['jax']['wall']:.2f} s"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# the fixed cost of a process
+
+
+def fixed_cost(s: Settings, tmp: Path) -> list[Row]:
+    from . import jax_baseline
+
+    if not jax_baseline.available():
+        return []
+    xa, ya = "w:-1:3:3", "b:-1.5:1.5:3"
+    counter = iter(range(10 ** 6))
+    rows = []
+    for readout in ("fixed", "optimal"):
+        npz = problem_file(tmp / f"tiny-{readout}.npz", "srnn", 2, 40, readout, xa, ya)
+
+        def ours():
+            out = tmp / f"t{next(counter)}.h5"
+            return child(landscape_cmd("grid", "--cell", "srnn", "--task", "latch", "--x", xa, "--y", ya, "--T", "2",
+                                       "--n", "40", "--readout", readout, "--out", str(out), "--threads", "1"),
+                         {"LANDSCAPE_CACHE": str(tmp / "results")})
+
+        def theirs():
+            out = tmp / f"u{next(counter)}.h5"
+            return child([sys.executable, str(ROOT / "benchmarks" / "jax_grid.py"), str(npz), "--x", xa, "--y", ya,
+                          "--out", str(out)])
+
+        if not s.quick:
+            ours(), theirs()
+        res = alternate(s, {"ours": ours, "jax": theirs})
+        rows.append(process_row(f"fixed cost: srnn latch 3x3 N=40 T=2 readout={readout}, whole process, one core",
+                                "landscape grid, warm kernel cache", "python benchmarks/jax_grid.py", res, "ours", "jax",
+                                note="the cost of a process before the grid's work: imports (torch; jax), the kernels "
+                                     "loaded (landscape) or compiled (JAX), the data, the file"))
     return rows
