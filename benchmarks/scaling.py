@@ -56,14 +56,17 @@ def run(s: Settings) -> list[Row]:
                                  torch.device("cpu"))
     out = {}
 
+    from landscape.kernels import fused_cpu
+
     def with_threads(k):
         def call():
+            old = fused_cpu.THREADS
             set_threads(k)
             try:
                 with torch.no_grad():
                     out[k] = engine.unroll_losses(r.problem, params, data, r.Ts)
             finally:
-                set_threads(None)
+                set_threads(old)
         return call
 
     few = {k: v[:64] if v.shape[0] == num * num else v for k, v in params.items()}
