@@ -8,4 +8,10 @@ One module per benchmark, each with ``NAME`` and ``run(settings) -> list[Row]``:
 - ``floor``         srnn vs one in-place tanh_ per cell-step over the same blocks
 - ``training``      the latching reproduction as populations vs one torch.nn model at a time
 - ``memory``        peak memory of a 1001 x 1001 grid as T grows, vs the memory budget
+- ``fused_cpu``     the fused CPU kernels vs JAX (``jax_baseline``) and the torch paths, fixed and
+                    optimal readout, float64 and float32
+- ``scaling``       the engine on one worker thread vs every core
+- ``process``       whole processes: start-up vs ``import torch``, ``landscape grid`` vs a JAX script
+                    (``jax_grid.py``), the headline command vs LANDSCAPE_FAST=0
+- ``fusion``        (on request) fused-step trials in C against the srnn floor
 """

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import torch
 
-from . import floor, fusion, grid_vs_loop, memory, training
+from . import floor, fused_cpu, fusion, grid_vs_loop, memory, process, scaling, training
 from .common import Settings, machine, table, write_csv
 
-MODULES = {m.NAME: m for m in (grid_vs_loop, floor, training, memory, fusion)}
-DEFAULT = [name for name in MODULES if name != fusion.NAME]  # fusion compiles C: on request only
+MODULES = {m.NAME: m for m in (grid_vs_loop, floor, training, memory, fused_cpu, scaling, process, fusion)}
+# fusion compiles C: on request only. fused-cpu and scaling need numba (a core dependency; they skip
+# themselves with a note without it); their JAX rows, and process's, are skipped with a note without jax.
+DEFAULT = [name for name in MODULES if name != fusion.NAME]
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -28,8 +30,8 @@ def parse(argv):
                         "which compiles C kernels)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the CSV (default benchmarks/results)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch threads for both sides (default 1: on a shared machine more threads measure "
-                        "the neighbours)")
+                   help="torch threads and fused-kernel workers for both sides (default 1: on a shared machine "
+                        "more threads measure the neighbours; the scaling benchmark sets its own)")
     p.add_argument("--repeats", type=int, help="timings per side, medians reported (default 3; 1 with --quick)")
     p.add_argument("--clock", choices=("cpu", "wall"),
                    help="cpu: process CPU time (default with one thread); wall: elapsed time (default otherwise)")
@@ -47,6 +49,9 @@ def main(argv=None) -> int:
         print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    from landscape.kernels import set_threads
+
+    set_threads(args.threads)  # the fused kernels' workers too: one core per side unless asked
     settings = Settings(quick=args.quick, repeats=args.repeats or (1 if args.quick else 3), threads=args.threads,
                         clock=args.clock or ("cpu" if args.threads == 1 else "wall"))
     info = machine()

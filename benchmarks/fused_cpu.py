@@ -1,24 +1,31 @@
-"""The fused CPU kernels (``landscape.kernels.fused_cpu``) against JAX and today's engine (``--only fused-cpu``).
+"""The fused CPU kernels (``landscape.kernels.fused_cpu``) against JAX and the engine's torch paths
+(``--only fused-cpu``; in the default run: it needs numba, a core dependency, and skips itself with
+a note without it; its JAX rows are skipped with a note where jax is not installed).
 
 Three candidates compute the same losses, timed alternately in one run, one core each
 (``threads=1``, torch's one thread, XLA's CPU threading off), compute only: data and parameters are
 made before the clock starts and every candidate is run once untimed first (JAX compiles then):
 
 - ``fused``: ``kernels.fast_path.losses``: ``fused_kernel(cell, D, dtype).outputs(...)`` for the
-  outputs at T, then the loss from the fused readout kernels (``kernels.fit``);
+  outputs at T, then the loss from the fused readout kernels (``kernels.fit``), the optimal
+  readout's fit among them;
 - ``jax``: ``benchmarks.jax_baseline`` (jit, lax.scan, the grid as a batch dimension in chunks of 32
-  members, x64 for float64; skipped with a note when jax is not installed);
-- ``engine``: ``engine.unroll_losses`` (the in-place torch steppers where the cell has one, else
-  ``cell.step``).
+  members, x64 for float64; the optimal readout by a vmapped damped Newton with a fixed
+  ``jax_baseline.NEWTON_ITERS`` steps, in float64 as landscape fits it, inside the same jitted map);
+- ``engine``: ``engine.unroll_losses(..., fused=False)`` (the in-place torch steppers where the cell
+  has one, else ``cell.step``; the torch fit).
 
-Cases: srnn, lstm and gru on latch (fixed readout, 101 x 101 over the cell's default axes, N = 1000,
-T = 100) and pascanu on target (501 x 501, T = 50, N = 1), float64 and float32. The fused losses are
-checked against the engine's in the same run (the note gives the largest relative difference).
+Cases (the issue's table): srnn, lstm and gru on latch with the fixed and with the optimal readout
+(101 x 101 over the cell's default axes, N = 1000, T = 100) and pascanu on target (501 x 501,
+T = 50, N = 1), float64 and float32. The fused losses are checked against the engine's in the same
+run (the note gives the largest relative difference); for the optimal readout the JAX fit is also
+run on the fused kernel's own outputs and must give the fused fit's losses to 1e-10 (the same
+optimum; an AssertionError otherwise).
 
-Also: the fused kernel on 1 and on 2 threads (wall clock, a 201 x 201 srnn grid), its first-call
-time in a fresh process with an empty and with a warm kernel cache, and the readout fit of the
-headline command (``landscape grid --cell srnn --T 50``: 201 x 201, N = 1000, the optimal readout)
-fused against the torch fit.
+Also: the fused kernel's first-call time in a fresh process with an empty ($LANDSCAPE_KERNELS and
+$NUMBA_CACHE_DIR fresh) and with a warm kernel cache, and the readout fit of the headline command
+(``landscape grid --cell srnn --T 50``: 201 x 201, N = 1000, the optimal readout) fused against the
+torch fit. Multi-core scaling is ``benchmarks/scaling.py``; whole processes ``benchmarks/process.py``.
 """
 from __future__ import annotations
 
@@ -27,7 +34,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,7 +42,7 @@ import torch
 
 import landscape
 from landscape import Axis, GridSpec, engine
-from landscape.spec import default_axes
+from landscape.cells import cell_class
 
 from . import jax_baseline
 from .common import Row, Settings, speedup_row, timed
@@ -61,21 +67,23 @@ def run(s: Settings) -> list[Row]:
         return []
     z = sizes(s)
     rows = []
-    for dtype in ("float64", "float32"):
+    if not jax_baseline.available():
+        print("  fused-cpu: the JAX rows skipped (jax is not installed; `pip install jax`)", flush=True)
+    for dtype in ("float64",) if s.quick else ("float64", "float32"):  # quick: the code paths, once
         for cell in ("srnn", "lstm", "gru"):
-            rows += compare(s, latch_spec(cell, z["num"], z["n"], z["T"], dtype))
+            for fit in ("fixed", "optimal"):
+                rows += compare(s, latch_spec(cell, z["num"], z["n"], z["T"], dtype, fit))
         spec = GridSpec(cell="pascanu", task="target", T=(z["target_T"],), n=1, dtype=dtype,
                         x=Axis("w", 4.5, 5.5, z["target_num"]), y=Axis("b", -2.9, -1.9, z["target_num"]))
         rows += compare(s, spec)
-    rows += thread_scaling(s, latch_spec("srnn", z["big_num"], z["n"], z["T"], "float64"))
     rows += first_call(s)
     rows += readout_fit(s, z)
     return rows
 
 
-def latch_spec(cell: str, num: int, n: int, T: int, dtype: str) -> GridSpec:
-    ax, ay = (replace(Axis.parse(a), num=num) for a in default_axes(cell))
-    return GridSpec(cell=cell, task="latch", T=(T,), n=n, fit="fixed", dtype=dtype, x=ax, y=ay)
+def latch_spec(cell: str, num: int, n: int, T: int, dtype: str, fit: str = "fixed") -> GridSpec:
+    ax, ay = (replace(Axis.parse(a), num=num) for a in cell_class(cell).default_axes)
+    return GridSpec(cell=cell, task="latch", T=(T,), n=n, fit=fit, dtype=dtype, x=ax, y=ay)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,17 +128,21 @@ def fused_losses(problem: Problem, params: dict, threads: int = 1) -> torch.Tens
     return out
 
 
-def jax_runner(problem: Problem):
+def jax_runner(problem: Problem, iters: int = jax_baseline.NEWTON_ITERS):
     r, data = problem.r, problem.data
     T = max(r.Ts)
     params = {k: v.reshape(v.shape[0]).to(torch.float64).numpy() for k, v in problem.params.items()
               if k not in ("out_w", "out_b")}
     x = None if data.inputs is None else data.inputs[..., 0].to(torch.float64).numpy()
     target = data.targets[T].to(torch.float64).numpy()
-    if r.problem.readout.label == "fixed":
+    readout = r.problem.readout
+    if readout.label == "fixed":
         ow, ob = float(problem.params["out_w"].reshape(-1)[0]), float(problem.params["out_b"].reshape(-1)[0])
         fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "logistic",
                                          target, ow, ob)
+    elif readout.optimal:
+        fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "optimal",
+                                         target, l2=readout.l2, iters=iters)
     else:
         fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "identity",
                                          target)
@@ -154,8 +166,9 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def compare(s: Settings, spec: GridSpec) -> list[Row]:
     problem = Problem(spec)
     r = problem.r
+    label = r.problem.readout.label
     case = (f"{r.problem.cell.name} {r.problem.task.name} {r.x.num}x{r.y.num} N={r.n} T={max(r.Ts)} {spec.dtype}"
-            + (" readout=fixed" if r.problem.readout.label == "fixed" else ""))
+            + (f" readout={label}" if label != "none" else ""))
     funcs = {"fused": _quiet(fused_losses, problem, problem.params),
              "engine": _quiet(engine_losses, problem, problem.params)}
     few = problem.subset(4)
@@ -175,38 +188,40 @@ def compare(s: Settings, spec: GridSpec) -> list[Row]:
         jl = torch.tensor(jfn()).reshape(1, -1)
         note = (f"fused {res['fused']['median'] / per * 1e9:.3f} ns, jax {res['jax']['median'] / per * 1e9:.3f} ns "
                 f"per cell-step; {agree}; jax's within {_rel(jl, ref[-1:]):.1e}")
-        rows.append(speedup_row(NAME, case, "fused kernel", "jax (jit, lax.scan, chunks of 32)", res, "fused", "jax",
-                                target=JAX_TARGET, note=note))
-    else:
-        rows.append(Row(NAME, case, "fused kernel", "jax", res["fused"]["median"], float("nan"), "s", float("nan"),
-                        "speedup (baseline / candidate)", note="jax is not installed: no baseline"))
+        base = "jax (jit, lax.scan, chunks of 32)"
+        if r.problem.readout.optimal:
+            note += "; " + fit_check(problem)
+            base = f"jax (jit, lax.scan, chunks of 32; vmapped Newton x{jax_baseline.NEWTON_ITERS})"
+        rows.append(speedup_row(NAME, case, "fused kernel", base, res, "fused", "jax", target=JAX_TARGET, note=note))
     note = (f"engine {res['engine']['median'] / per * 1e9:.3f} ns per cell-step; {agree}")
     rows.append(speedup_row(NAME, case, "fused kernel", "engine.unroll_losses", res, "fused", "engine", note=note))
     return rows
 
 
+def fit_check(problem: Problem) -> str:
+    """The JAX Newton fit on the fused kernel's own outputs against the fused fit on them, both
+    losses in float64 (the fused path casts its losses to the grid's dtype after the fit): the
+    same optimum to 1e-10 (absolute) or an AssertionError."""
+    from landscape.kernels import fit
+    from landscape.kernels.fused_cpu import fused_kernel
+
+    r, data = problem.r, problem.data
+    T, l2 = max(r.Ts), r.problem.readout.l2
+    kernel = fused_kernel(r.problem.cell, r.problem.D, problem.dtype)
+    y = kernel.outputs(problem.params, data.inputs[..., 0], [data.ends[T]], data.h0, threads=1)[0]  # (P, N)
+    target = data.targets[T]
+    w, b = fit.fit_logistic_readout_1(y, target, l2, threads=1)
+    ref = fit.logistic_losses(y.double(), target, w, b, threads=1).numpy()
+    got = jax_baseline.fit_losses(y.double().numpy(), target.double().numpy(), l2)
+    diff = float(np.max(np.abs(got - ref)))
+    if not diff <= 1e-10:
+        raise AssertionError(f"{r.problem.cell.name} {problem.spec.dtype}: the JAX Newton fit (x"
+                             f"{jax_baseline.NEWTON_ITERS}) misses the fused fit's losses by {diff:.2e}")
+    return f"on the same outputs the JAX fit's losses are within {diff:.1e} of the fused fit's (float64)"
+
+
 # ---------------------------------------------------------------------------------------------
-# threads, first call, readout fit
-
-
-def thread_scaling(s: Settings, spec: GridSpec) -> list[Row]:
-    """1 against 2 worker threads on one large grid, wall clock."""
-    from landscape.kernels.fused_cpu import default_threads
-
-    problem = Problem(spec)
-    cores = min(2, default_threads())
-    if cores < 2:
-        return []
-    wall = Settings(quick=s.quick, repeats=s.repeats, threads=2, clock="wall")
-    res = timed(wall, {"2 threads": _quiet(fused_losses, problem, problem.params, threads=2),
-                       "1 thread": _quiet(fused_losses, problem, problem.params, threads=1)},
-                warmup={"x": lambda: fused_losses(problem, problem.subset(4))})
-    r = problem.r
-    case = f"srnn latch {r.x.num}x{r.y.num} N={r.n} T={max(r.Ts)} float64 (wall clock)"
-    load = os.getloadavg()[0]
-    return [speedup_row(NAME, case, "fused, 2 threads", "fused, 1 thread", res, "2 threads", "1 thread",
-                        target=">= 1.7", note=f"target 0.85 x 2 cores; load average {load:.1f} during the run "
-                                              f"(other processes take cores too)")]
+# first call, readout fit
 
 
 _FIRST_CALL = r"""
@@ -231,7 +246,7 @@ def first_call(s: Settings) -> list[Row]:
     rows = []
     for cell in ("srnn", "lstm"):
         with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "LANDSCAPE_CACHE": tmp, "PYTHONPATH": str(ROOT)}
+            env = {**os.environ, "LANDSCAPE_KERNELS": tmp, "NUMBA_CACHE_DIR": tmp, "PYTHONPATH": str(ROOT)}
             got = {}
             for kind in ("cold", "warm"):
                 out = subprocess.run([sys.executable, "-c", _FIRST_CALL, cell], env=env, capture_output=True,
@@ -293,33 +308,3 @@ def readout_fit(s: Settings, z: dict) -> list[Row]:
             speedup_row(NAME, case, "fused command (fast_path.losses)", "engine.unroll_losses", res, "fused command",
                         "engine command", note=f"compute of the headline command, one core; losses within "
                                                f"{check:.1e} relative of the engine's")]
-
-
-def main(argv=None) -> int:
-    """``python -m benchmarks.fused_cpu [--quick] [--repeats R] [--out DIR]`` until it is registered in
-    ``benchmarks/__main__.py`` (then ``python -m benchmarks --only fused-cpu``)."""
-    import argparse
-
-    from .common import machine, table, write_csv
-
-    p = argparse.ArgumentParser(prog="python -m benchmarks.fused_cpu")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--repeats", type=int)
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "fused-cpu")
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    s = Settings(quick=args.quick, repeats=args.repeats or (1 if args.quick else 3))
-    info = machine()
-    print(f"fused-cpu on {info['cpu']} ({info['cores']} cores), torch {info['torch']}, medians of {s.repeats}", flush=True)
-    start = time.perf_counter()
-    rows = run(s)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for path in (args.out / f"{stamp}.csv", args.out / "latest.csv"):
-        write_csv(rows, path, s)
-    print(table(rows))
-    print(f"\nwrote {args.out / f'{stamp}.csv'} (and latest.csv) in {time.perf_counter() - start:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

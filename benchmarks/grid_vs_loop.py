@@ -3,8 +3,9 @@
 The candidate is landscape's grid evaluation in memory (``engine_grid``: what ``landscape.grid``
 does, data, chunks from the memory budget, ``engine.unroll_losses``, without writing the HDF5 file,
 as the baseline writes none either); for pascanu, where the file is a large part of the time,
-``landscape.grid`` end to end is a second row. The baseline is what loss-landscape tools do: for each grid point, set the
-weights of a ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` and run a forward pass over the same N sequences,
+``landscape.grid`` end to end is a second row. The engine runs its fused CPU kernels (numba) where
+they apply, on ``--threads`` workers (default one), else its torch paths. The baseline is what
+loss-landscape tools do (there is no numpy baseline here): for each grid point, set the weights of a ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` and run a forward pass over the same N sequences,
 then take the loss (with the optimal readout: fit it for that point too). For ``pascanu`` on
 ``target`` (no input, N = 1) the baseline is a Python loop over points and steps with torch scalar
 ops. The loop is timed on a subset of points spread over the grid and extrapolated linearly to the

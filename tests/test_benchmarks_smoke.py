@@ -3,11 +3,15 @@ assertions: the quick sizes measure nothing; CI only checks that the benchmarks 
 from __future__ import annotations
 
 import csv
+import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+HAVE_JAX = importlib.util.find_spec("jax") is not None
 
 
 def bench(*args, timeout=600):
@@ -23,7 +27,11 @@ def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
     stamped = [p for p in tmp_path.glob("*.csv") if p.name != "latest.csv"]
     assert len(stamped) == 1
     names = {r["benchmark"] for r in rows}
-    assert {"grid-vs-loop", "floor", "training", "memory"} <= names
+    assert {"grid-vs-loop", "floor", "training", "memory", "process"} <= names
+    if HAVE_NUMBA:
+        assert "fused-cpu" in names
+        if len(os.sched_getaffinity(0)) > 1:
+            assert "scaling" in names
     assert "fusion" not in names  # it compiles C: run only on request
     for r in rows:
         assert float(r["candidate_value"]) >= 0 and float(r["baseline_value"]) > 0 and float(r["ratio"]) > 0
@@ -31,13 +39,27 @@ def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
         assert r["quick"] == "True"
     cases = {r["case"] for r in rows if r["benchmark"] == "grid-vs-loop"}
     assert {c.split()[0] for c in cases} == {"srnn", "lstm", "gru", "pascanu"}
+    process = [r for r in rows if r["benchmark"] == "process"]
+    assert {r["candidate"] for r in process if r["case"] == "start-up"} == {
+        "landscape --help", "landscape cells", "landscape tasks", "landscape cache ls"}
+    assert any(r["case"].startswith("headline:") and "LANDSCAPE_FAST=0" in r["baseline"] for r in process)
+    if HAVE_NUMBA:
+        fused = [r for r in rows if r["benchmark"] == "fused-cpu"]
+        readouts = {(r["case"].split()[0], r["case"].rsplit("readout=", 1)[-1]) for r in fused if "latch" in r["case"]}
+        assert {(c, f) for c in ("srnn", "lstm", "gru") for f in ("fixed", "optimal")} <= readouts
+        if HAVE_JAX:  # the JAX baseline, the optimal fit's check among its notes
+            jax_rows = [r for r in fused if r["baseline"].startswith("jax")]
+            assert {r["case"].split()[0] for r in jax_rows} == {"srnn", "lstm", "gru", "pascanu"}
+            assert all("JAX fit's losses are within" in r["note"] for r in jax_rows if "optimal" in r["case"])
+            assert any(r["baseline"].startswith("python benchmarks/jax_grid.py") for r in process)
     assert "ratio" in res.stdout and "wrote" in res.stdout
 
 
 def test_unknown_benchmark_is_one_clear_error(tmp_path):
     res = bench("--only", "floor,nope", "--out", str(tmp_path), timeout=120)
     assert res.returncode == 2
-    assert "unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory, fusion" in res.stderr
+    assert ("unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory, fused-cpu, scaling, "
+            "process, fusion") in res.stderr
     assert not list(tmp_path.glob("*.csv"))
 
 

@@ -1,0 +1,331 @@
+"""Whole processes, as a user runs them: start-up, a grid against a JAX script, the headline command.
+
+Every candidate and its baseline is a fresh ``python`` process, started alternately (candidate,
+baseline, candidate, ...) and pinned to one core (the first this process may use); the time is
+the child's CPU time (user + system, ``RUSAGE_CHILDREN``), which on one core is the work done
+whoever else holds the machine; the wall time is in the CSV (``*_wall_s``). landscape runs as
+``python -m landscape`` from the checkout (the console script adds only its entry-point lookup).
+
+- ``start-up``: ``landscape --help``, ``landscape cells``, ``landscape tasks``, ``landscape cache ls``
+  (a cache holding one surface) against ``python -c "import torch"``; target: at most 0.5x its time.
+  Each command is also run once under ``python -X importtime``: the row fails (``ok`` = no, the
+  modules in the note) if it imports torch, scipy or matplotlib.
+- ``grid vs JAX``: ``landscape grid --cell srnn --task latch --x w:-1:3:151 --y b:-1.5:1.5:151 --T 100
+  --readout fixed --out F.h5 --threads 1`` (a fresh file each time, the kernel cache warm) against
+  ``python benchmarks/jax_grid.py`` computing the same grid from the same data (written beforehand
+  from landscape's task into an .npz the script reads) and writing it with h5py; target: at most
+  0.8x JAX's time. A second row: the same command with an empty kernel cache (a fresh
+  $LANDSCAPE_KERNELS and $NUMBA_CACHE_DIR each time: trace, generate and compile the kernels
+  first); JAX has no persistent compilation cache by default, so it compiles on every run. The two
+  files' losses are compared.
+- ``headline``: ``landscape grid --cell srnn --T 50 --threads 1`` (201 x 201, N = 1000, the optimal
+  readout; a fresh $LANDSCAPE_CACHE each time, so it computes and writes its file) against the same
+  command with LANDSCAPE_FAST=0 (the torch paths from before the fused kernels); target: at least 2x.
+  A second row against the JAX script on the same grid with its vmapped Newton fit (no target).
+- ``fixed cost``: both on a 3 x 3 grid with N = 40, T = 2 (the wide loop, as on the real grids),
+  fixed and optimal readout: what a process costs before the grid's work (imports, kernels loaded
+  or compiled, data, the file); no target.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import Row, Settings
+
+NAME = "process"
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "scipy", "matplotlib")
+STARTUP = (("landscape --help", ["--help"]), ("landscape cells", ["cells"]), ("landscape tasks", ["tasks"]),
+           ("landscape cache ls", ["cache", "ls"]))
+
+
+def sizes(s: Settings) -> dict:
+    if s.quick:
+        return dict(grid=("w:-1:3:11", "b:-1.5:1.5:11"), T=10, n=100, head=("w:-1:3:11", "b:-1.5:1.5:11"), head_n=100)
+    return dict(grid=("w:-1:3:151", "b:-1.5:1.5:151"), T=100, n=None, head=None, head_n=None)
+
+
+def run(s: Settings) -> list[Row]:
+    z = sizes(s)
+    with tempfile.TemporaryDirectory(prefix="landscape-bench-") as tmp:
+        tmp = Path(tmp)
+        rows = startup(s, tmp)
+        rows += grid_vs_jax(s, z, tmp)
+        rows += headline(s, z, tmp)
+        rows += fixed_cost(s, tmp)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# running a process
+
+
+def _one_core():
+    core = min(os.sched_getaffinity(0))
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def child(cmd: list[str], env: dict | None = None) -> dict:
+    """Run cmd to completion on one core: {cpu, wall} in seconds (its CPU time: user + system)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    w0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+                         capture_output=True, text=True, timeout=1800, preexec_fn=_one_core())
+    wall = time.perf_counter() - w0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"cpu": cpu, "wall": wall, "stdout": out.stdout, "stderr": out.stderr}
+
+
+def alternate(s: Settings, funcs: dict, repeats: int | None = None) -> dict[str, dict]:
+    """Each callable (returning ``child``'s dict) run alternately ``repeats`` times: name -> medians."""
+    got = {name: [] for name in funcs}
+    for _ in range(repeats or s.repeats):
+        for name, fn in funcs.items():
+            got[name].append(fn())
+    return {name: {"cpu": statistics.median(r["cpu"] for r in runs), "wall": statistics.median(r["wall"] for r in runs),
+                   "repeats": len(runs), "last": runs[-1]} for name, runs in got.items()}
+
+
+def process_row(case, candidate, baseline, res, ck, bk, target="", note="") -> Row:
+    c, b = res[ck]["cpu"], res[bk]["cpu"]
+    return Row(NAME, case, candidate, baseline, c, b, "s", b / c, "speedup (baseline / candidate)", target,
+               note=note, extra={"candidate_wall_s": res[ck]["wall"], "baseline_wall_s": res[bk]["wall"],
+                                 "repeats": res[ck]["repeats"], "load": os.getloadavg()[0]}).check()
+
+
+def landscape_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "landscape", *args]
+
+
+# ---------------------------------------------------------------------------------------------
+# start-up
+
+
+def imported(args: list[str], env: dict) -> set[str]:
+    """Top-level packages a landscape command imports (``python -X importtime``)."""
+    out = child([sys.executable, "-X", "importtime", "-m", "landscape", *args], env)
+    names = set()
+    for line in out["stderr"].splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name and name != "package":
+                names.add(name.split(".")[0])
+    return names
+
+
+def startup(s: Settings, tmp: Path) -> list[Row]:
+    cache = tmp / "startup-cache"
+    env = {"LANDSCAPE_CACHE": str(cache)}
+    child(landscape_cmd("grid", "--cell", "pascanu", "--task", "target", "--x", "w:4.5:5.5:11",
+                        "--y", "b:-2.9:-1.9:11", "--T", "5", "--threads", "1", "--quiet"), env)  # one surface to list
+    funcs = {"torch": lambda: child([sys.executable, "-c", "import torch"], env)}
+    for label, args in STARTUP:
+        funcs[label] = (lambda a: lambda: child(landscape_cmd(*a), env))(args)
+    for fn in () if s.quick else funcs.values():  # untimed: the files into the OS cache
+        fn()
+    res = alternate(s, funcs, repeats=s.repeats if s.quick else max(5, s.repeats))  # short: 5 at least
+    rows = []
+    for label, args in STARTUP:
+        mods = imported(args, env)
+        heavy = sorted(m for m in HEAVY if m in mods)
+        note = (f"imports none of {', '.join(HEAVY)} (python -X importtime: {len(mods)} top-level packages, "
+                f"numpy {'yes' if 'numpy' in mods else 'no'}, h5py {'yes' if 'h5py' in mods else 'no'})"
+                if not heavy else f"IMPORTS {', '.join(heavy)}")
+        row = process_row("start-up", label, 'python -c "import torch"', res, label, "torch", ">= 2", note)
+        if heavy:
+            row.meets = "no"
+        row.extra["heavy_imports"] = " ".join(heavy) or "none"
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# a grid against the JAX script
+
+
+def problem_file(path: Path, cell: str, T: int, n: int | None, readout: str, x: str, y: str) -> Path:
+    """landscape's task data and base point for this grid, as jax_grid.py reads them."""
+    import landscape
+    from landscape import Axis, GridSpec
+
+    spec = GridSpec(cell=cell, task="latch", T=(T,), fit=readout, x=Axis.parse(x), y=Axis.parse(y),
+                    **({"n": n} if n else {}))
+    r = landscape.resolve(spec)
+    data = r.problem.task.make(r.Ts, r.n, spec.seed)
+    base = {f"param_{k}": float(v.reshape(-1)[0]) for k, v in r.problem.base.items() if v.numel() == 1}
+    kind = "optimal" if r.problem.readout.optimal else "logistic"
+    np.savez(path, cell=cell, dtype=spec.dtype, T=T, inputs=data.inputs[..., 0].numpy(),
+             target=data.targets[T].numpy(), h0=float(data.h0), readout=kind, l2=r.problem.readout.l2, **base)
+    return path
+
+
+def _loss(path: Path) -> np.ndarray:
+    import h5py
+
+    with h5py.File(path) as f:
+        return f["loss"][()]
+
+
+def _agree(a: np.ndarray, b: np.ndarray) -> str:
+    if a.shape != b.shape:
+        raise AssertionError(f"the loss arrays differ in shape: {a.shape} and {b.shape}")
+    fin = np.isfinite(a) & np.isfinite(b)
+    if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+        raise AssertionError("the loss arrays differ in where they are finite")
+    rel = float(np.max(np.abs(a - b)[fin] / np.maximum(np.abs(b[fin]), 1e-300))) if fin.any() else 0.0
+    if not rel < 1e-6:
+        raise AssertionError(f"the losses differ by {rel:.2e} relative")
+    return f"{rel:.1e}"
+
+
+def grid_vs_jax(s: Settings, z: dict, tmp: Path) -> list[Row]:
+    from . import jax_baseline
+
+    if not jax_baseline.available():
+        print("  process: grid vs JAX skipped (jax is not installed)", flush=True)
+        return []
+    xa, ya = z["grid"]
+    T = z["T"]
+    npz = problem_file(tmp / "srnn-fixed.npz", "srnn", T, z["n"], "fixed", xa, ya)
+    counter = iter(range(10 ** 6))
+    results = tmp / "results"  # the result cache: not read, as every --out is a fresh file
+    extra = ["--n", str(z["n"])] if z["n"] else []
+
+    def ours(cold: bool):
+        out = tmp / f"F{next(counter)}.h5"
+        env = {"LANDSCAPE_CACHE": str(results)}
+        if cold:
+            kdir = Path(tempfile.mkdtemp(dir=tmp, prefix="kernels-"))
+            env.update(LANDSCAPE_KERNELS=str(kdir), NUMBA_CACHE_DIR=str(kdir))
+        got = child(landscape_cmd("grid", "--cell", "srnn", "--task", "latch", "--x", xa, "--y", ya, "--T", str(T),
+                                  "--readout", "fixed", *extra, "--out", str(out), "--threads", "1"), env)
+        got["file"] = out
+        if cold:
+            shutil.rmtree(kdir, ignore_errors=True)
+        return got
+
+    def theirs():
+        out = tmp / f"J{next(counter)}.h5"
+        got = child([sys.executable, str(ROOT / "benchmarks" / "jax_grid.py"), str(npz), "--x", xa, "--y", ya,
+                     "--out", str(out)])
+        got["file"] = out
+        return got
+
+    if not s.quick:
+        ours(False), theirs()  # untimed: the kernel cache warm, the files in the OS cache
+    res = alternate(s, {"warm": lambda: ours(False), "cold": lambda: ours(True), "jax": theirs})
+    agree = _agree(_loss(res["warm"]["last"]["file"]), _loss(res["jax"]["last"]["file"]))
+    nx, ny = (int(a.split(":")[3]) for a in (xa, ya))
+    case = f"srnn latch {nx}x{ny} N={z['n'] or 1000} T={T} float64 readout=fixed, whole process, one core"
+    cmd = f"landscape grid --cell srnn --task latch --x {xa} --y {ya} --T {T} --readout fixed --out F.h5 --threads 1"
+    base = "python benchmarks/jax_grid.py (jit, lax.scan, chunks of 32; h5py)"
+    note = (f"`{cmd}`; losses within {agree} relative of JAX's; wall {res['warm']['wall']:.2f} s against "
+            f"{res['jax']['wall']:.2f} s")
+    return [process_row(case, "landscape grid, warm kernel cache", base, res, "warm", "jax", ">= 1.25", note),
+            process_row(case, "landscape grid, empty kernel cache", base, res, "cold", "jax",
+                        note=f"the first run on a machine: the kernels traced, generated and compiled "
+                             f"({res['cold']['cpu'] - res['warm']['cpu']:.2f} s CPU more than warm); JAX "
+                             f"compiles on every run (no persistent cache by default)")]
+
+
+# ---------------------------------------------------------------------------------------------
+# the headline command
+
+
+def headline(s: Settings, z: dict, tmp: Path) -> list[Row]:
+    from . import jax_baseline
+
+    axes = ["--x", z["head"][0], "--y", z["head"][1], "--n", str(z["head_n"])] if z["head"] else []
+    counter = iter(range(10 ** 6))
+
+    def ours(fast: bool):
+        cache = tmp / f"headline-{next(counter)}"
+        env = {"LANDSCAPE_CACHE": str(cache)} if fast else {"LANDSCAPE_CACHE": str(cache), "LANDSCAPE_FAST": "0"}
+        got = child(landscape_cmd("grid", "--cell", "srnn", "--T", "50", *axes, "--threads", "1"), env)
+        files = sorted(cache.glob("*.h5"))
+        if len(files) != 1:
+            raise RuntimeError(f"the headline command left {len(files)} files in its cache {cache}")
+        got["file"] = files[0]
+        return got
+
+    funcs = {"now": lambda: ours(True), "before": lambda: ours(False)}
+    have_jax = jax_baseline.available()
+    if have_jax:
+        xa, ya = z["head"] or ("w:-1:3:201", "b:-1.5:1.5:201")
+        npz = problem_file(tmp / "srnn-optimal.npz", "srnn", 50, z["head_n"], "optimal", xa, ya)
+
+        def theirs():
+            out = tmp / f"H{next(counter)}.h5"
+            got = child([sys.executable, str(ROOT / "benchmarks" / "jax_grid.py"), str(npz), "--x", xa, "--y", ya,
+                         "--out", str(out)])
+            got["file"] = out
+            return got
+
+        funcs["jax"] = theirs
+    for fn in () if s.quick else funcs.values():  # untimed: warm kernel cache, files in the OS cache
+        fn()
+    res = alternate(s, funcs)
+    now = _loss(res["now"]["last"]["file"])
+    agree = _agree(now, _loss(res["before"]["last"]["file"]))
+    cmd = "landscape grid --cell srnn --T 50" + (" " + " ".join(axes) if axes else "") + " --threads 1"
+    case = f"headline: `{cmd}` (optimal readout), whole process, one core"
+    rows = [process_row(case, "landscape grid (fused kernels)", "the same with LANDSCAPE_FAST=0 (torch paths)", res,
+                        "now", "before", ">= 2",
+                        f"losses within {agree} relative; wall {res['now']['wall']:.2f} s against "
+                        f"{res['before']['wall']:.2f} s")]
+    if have_jax:
+        agree = _agree(now, _loss(res["jax"]["last"]["file"]))
+        rows.append(process_row(case, "landscape grid (fused kernels)",
+                                f"python benchmarks/jax_grid.py (vmapped Newton x{jax_baseline.NEWTON_ITERS}; h5py)",
+                                res, "now", "jax", note=f"losses within {agree} relative of JAX's; wall "
+                                                        f"{res['now']['wall']:.2f} s against {res['jax']['wall']:.2f} s"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# the fixed cost of a process
+
+
+def fixed_cost(s: Settings, tmp: Path) -> list[Row]:
+    from . import jax_baseline
+
+    if not jax_baseline.available():
+        return []
+    xa, ya = "w:-1:3:3", "b:-1.5:1.5:3"
+    counter = iter(range(10 ** 6))
+    rows = []
+    for readout in ("fixed", "optimal"):
+        npz = problem_file(tmp / f"tiny-{readout}.npz", "srnn", 2, 40, readout, xa, ya)
+
+        def ours():
+            out = tmp / f"t{next(counter)}.h5"
+            return child(landscape_cmd("grid", "--cell", "srnn", "--task", "latch", "--x", xa, "--y", ya, "--T", "2",
+                                       "--n", "40", "--readout", readout, "--out", str(out), "--threads", "1"),
+                         {"LANDSCAPE_CACHE": str(tmp / "results")})
+
+        def theirs():
+            out = tmp / f"u{next(counter)}.h5"
+            return child([sys.executable, str(ROOT / "benchmarks" / "jax_grid.py"), str(npz), "--x", xa, "--y", ya,
+                          "--out", str(out)])
+
+        if not s.quick:
+            ours(), theirs()
+        res = alternate(s, {"ours": ours, "jax": theirs})
+        rows.append(process_row(f"fixed cost: srnn latch 3x3 N=40 T=2 readout={readout}, whole process, one core",
+                                "landscape grid, warm kernel cache", "python benchmarks/jax_grid.py", res, "ours", "jax",
+                                note="the cost of a process before the grid's work: imports (torch; jax), the kernels "
+                                     "loaded (landscape) or compiled (JAX), the data, the file"))
+    return rows

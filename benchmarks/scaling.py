@@ -1,0 +1,89 @@
+"""Multi-core scaling of the engine: one worker thread against every core this process may use.
+
+The engine's public path on a large grid (``engine.unroll_losses`` on srnn latch, 201 x 201,
+N = 1000, T = 100, fixed readout, float64: the fused kernels, their members split over worker
+threads), with ``landscape.kernels.set_threads(1)`` and ``set_threads(cores)``, cores =
+``len(os.sched_getaffinity(0))``, timed alternately on the wall clock (CPU time would count every
+thread). The target is a speed-up of at least 0.85 x cores.
+
+On a machine shared with other processes the cores are not all ours: the 1-minute load average
+before and after the timings is in the note (a load near or above the number of cores means the
+extra threads wait for neighbours, and the row measures them). Run it alone when the load is low:
+``python -m benchmarks --only scaling``.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+import landscape
+from landscape import Axis, GridSpec, engine
+
+from .common import Row, Settings, speedup_row, timed
+
+NAME = "scaling"
+EFFICIENCY = 0.85  # the target: speed-up >= EFFICIENCY x cores
+
+
+def cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run(s: Settings) -> list[Row]:
+    from landscape.kernels import set_threads
+    from landscape.kernels.fused_cpu import enabled
+
+    n_cores = cores()
+    if not enabled():
+        print("  scaling: skipped (numba is not importable or LANDSCAPE_FAST=0: the torch paths use one thread)",
+              flush=True)
+        return []
+    if n_cores < 2:
+        print("  scaling: skipped (this process may run on one core only)", flush=True)
+        return []
+    num, n, T = (16, 100, 20) if s.quick else (201, 1000, 100)
+    spec = GridSpec(cell="srnn", task="latch", T=(T,), n=n, fit="fixed",
+                    x=Axis("w", -1.0, 3.0, num), y=Axis("b", -1.5, 1.5, num))
+    r = landscape.resolve(spec)
+    data = r.problem.task.make(r.Ts, r.n, spec.seed).to(torch.float64, torch.device("cpu"))
+    xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
+    flat = torch.arange(num * num)
+    params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // num], ys[flat % num]), torch.float64,
+                                 torch.device("cpu"))
+    out = {}
+
+    from landscape.kernels import fused_cpu
+
+    def with_threads(k):
+        def call():
+            old = fused_cpu.THREADS
+            set_threads(k)
+            try:
+                with torch.no_grad():
+                    out[k] = engine.unroll_losses(r.problem, params, data, r.Ts)
+            finally:
+                set_threads(old)
+        return call
+
+    few = {k: v[:64] if v.shape[0] == num * num else v for k, v in params.items()}
+    wall = Settings(quick=s.quick, repeats=s.repeats, threads=n_cores, clock="wall")
+    load_before = os.getloadavg()
+    res = timed(wall, {"all": with_threads(n_cores), "one": with_threads(1)},
+                warmup={"w": lambda: engine.unroll_losses(r.problem, few, data, r.Ts)})
+    load_after = os.getloadavg()
+    if not torch.equal(out[1], out[n_cores]):
+        raise AssertionError("the losses on one thread and on all cores differ")
+    steps = num * num * n * T
+    note = (f"target {EFFICIENCY} x {n_cores} cores; 1-minute load average {load_before[0]:.2f} before, "
+            f"{load_after[0]:.2f} after (5-minute {load_before[1]:.2f}) on {os.cpu_count()} cores: other processes "
+            f"take cores too; one thread {res['one']['median'] / steps * 1e9:.3f} ns per cell-step; "
+            f"the same losses bit for bit")
+    row = speedup_row(NAME, f"srnn latch {num}x{num} N={n} T={T} float64 readout=fixed (wall clock)",
+                      f"engine, {n_cores} threads", "engine, 1 thread", res, "all", "one",
+                      target=f">= {EFFICIENCY * n_cores:.3g}", note=note)
+    row.extra.update(load_before=load_before[0], load_after=load_after[0], cores_used=n_cores)
+    return [row]
