@@ -12,6 +12,8 @@ made before the clock starts and every candidate is run once untimed first (JAX 
 - ``jax``: ``benchmarks.jax_baseline`` (jit, lax.scan, the grid as a batch dimension in chunks of 32
   members, x64 for float64; the optimal readout by a vmapped damped Newton with a fixed
   ``jax_baseline.NEWTON_ITERS`` steps, in float64 as landscape fits it, inside the same jitted map);
+- ``numpy``: ``benchmarks.numpy_baseline`` (cache-blocked in-place ufuncs; the fixed readout and
+  the target task only: an optimal readout in numpy is a per-member loop);
 - ``engine``: ``engine.unroll_losses(..., fused=False)`` (the in-place torch steppers where the cell
   has one, else ``cell.step``; the torch fit).
 
@@ -44,7 +46,7 @@ import landscape
 from landscape import Axis, GridSpec, engine
 from landscape.cells import cell_class
 
-from . import jax_baseline
+from . import jax_baseline, numpy_baseline
 from .common import Row, Settings, speedup_row, timed
 
 NAME = "fused-cpu"
@@ -149,6 +151,25 @@ def jax_runner(problem: Problem, iters: int = jax_baseline.NEWTON_ITERS):
     return fn
 
 
+def numpy_runner(problem: Problem):
+    """numpy_baseline's run() for the fixed readout or the target task, else None."""
+    r, data = problem.r, problem.data
+    readout = r.problem.readout
+    if readout.optimal or r.problem.cell.name not in numpy_baseline.CELLS:
+        return None
+    T = max(r.Ts)
+    params = {k: v.reshape(v.shape[0]).to(torch.float64).numpy() for k, v in problem.params.items()
+              if k not in ("out_w", "out_b")}
+    x = None if data.inputs is None else data.inputs[..., 0].to(torch.float64).numpy()
+    target = data.targets[T].to(torch.float64).numpy()
+    if readout.label == "fixed":
+        ow, ob = float(problem.params["out_w"].reshape(-1)[0]), float(problem.params["out_b"].reshape(-1)[0])
+        return numpy_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype,
+                                          "logistic", target, ow, ob)
+    return numpy_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype,
+                                      "identity", target)
+
+
 def _quiet(fn, *args, **kwargs):
     """fn(*args) for ``timed``, which reads a returned value as a scale."""
     def call():
@@ -178,6 +199,9 @@ def compare(s: Settings, spec: GridSpec) -> list[Row]:
         jfn = jax_runner(problem)
         funcs["jax"] = _quiet(jfn)
         warm["jax"] = jfn  # jit compiles for these shapes
+    nfn = numpy_runner(problem)
+    if nfn is not None:
+        funcs["numpy"] = _quiet(nfn)
     res = timed(s, funcs, warmup=warm)
     ref = engine_losses(problem, problem.params)
     got = fused_losses(problem, problem.params)
@@ -193,6 +217,15 @@ def compare(s: Settings, spec: GridSpec) -> list[Row]:
             note += "; " + fit_check(problem)
             base = f"jax (jit, lax.scan, chunks of 32; vmapped Newton x{jax_baseline.NEWTON_ITERS})"
         rows.append(speedup_row(NAME, case, "fused kernel", base, res, "fused", "jax", target=JAX_TARGET, note=note))
+    if nfn is not None:
+        nl = torch.tensor(nfn()).reshape(1, -1)
+        off, tol = _rel(nl, ref[-1:]), 1e-6 if spec.dtype == "float64" else 1e-3  # a wrong baseline is off by O(1)
+        if not off <= tol:
+            raise AssertionError(f"{case}: the numpy baseline's losses are {off:.1e} away from the engine's")
+        note = (f"numpy {res['numpy']['median'] / per * 1e9:.3f} ns per cell-step; its losses within "
+                f"{off:.1e} of the engine's")
+        rows.append(speedup_row(NAME, case, "fused kernel", "numpy (cache-blocked, in place)", res, "fused", "numpy",
+                                note=note))
     note = (f"engine {res['engine']['median'] / per * 1e9:.3f} ns per cell-step; {agree}")
     rows.append(speedup_row(NAME, case, "fused kernel", "engine.unroll_losses", res, "fused", "engine", note=note))
     return rows
