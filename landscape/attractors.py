@@ -344,6 +344,44 @@ def _write_h5(run: FixedPointRun, path: Path) -> None:
             S = a.ends.shape[-1]
             g["fixed"] = _padded(a.fixed, (S,))
             g["cycles"] = _padded(a.cycles, (2, S))
+        _name_dimensions(f)
+
+
+# the dimensions of every dataset of a fixed-points file (xarray / h5netcdf read them as names)
+DIMENSIONS = {
+    "x": ("x",), "count": ("x",), "dropped": ("x",),
+    "points": ("x", "point", "state"), "residual": ("x", "point"), "spectral_radius": ("x", "point"),
+    "stable": ("x", "point"), "stability": ("x", "point"), "kind": ("x", "point"),
+    "eigenvalues_real": ("x", "point", "mode"), "eigenvalues_imag": ("x", "point", "mode"),
+    "eigenvalues_abs": ("x", "point", "mode"),
+    "trajectories": ("t", "sequence", "state"), "labels": ("sequence",),
+    "attractors/ends": ("x", "start", "state"), "attractors/kind": ("x", "start"),
+    "attractors/fixed": ("x", "attractor", "state"), "attractors/cycles": ("x", "cycle", "phase", "state"),
+}
+
+
+def _name_dimensions(f) -> None:
+    """Attach a named dimension scale to every axis of every dataset (``DIMENSIONS``): ``x`` is
+    its own scale (the input values), the others are index scales 0, 1, ... (``t`` 1, 2, ...)
+    created at the root."""
+    sizes: dict[str, int] = {}
+    for name, dims in DIMENSIONS.items():
+        if name in f:
+            for dim, n in zip(dims, f[name].shape):
+                if sizes.setdefault(dim, n) != n:  # pragma: no cover - a layout bug
+                    raise ValueError(f"dimension {dim!r} of {name} has length {n}, elsewhere {sizes[dim]}")
+    scales = {}
+    for dim, n in sizes.items():
+        if dim == "x" and f["x"].ndim == 1:
+            ds = f["x"]
+        else:
+            ds = f.create_dataset(dim, data=np.arange(1, n + 1) if dim == "t" else np.arange(n))
+        ds.make_scale(dim)
+        scales[dim] = ds
+    for name, dims in DIMENSIONS.items():
+        if name in f and name not in scales:
+            for k, dim in enumerate(dims):
+                f[name].dims[k].attach_scale(scales[dim])
 
 
 def _padded(items: list, shape: tuple) -> np.ndarray:

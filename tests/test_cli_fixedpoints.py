@@ -198,3 +198,30 @@ def test_simulated_attractors_are_the_closed_form_ones(tmp_path, w):
         assert cycles.shape[0] == 1
         np.testing.assert_allclose(cycles[0, :, 0], [-hstar, hstar], atol=1e-8)
     assert "run 1000 steps from 32 visited states" in r.output
+
+
+@pytest.mark.parametrize("with_input", [True, False])
+def test_the_file_opens_in_xarray_with_every_dimension_named(gru_pt, tmp_path, with_input):
+    import warnings
+
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    out = tmp_path / "fp.h5"
+    if with_input:
+        r = run_cli("--base-model", gru_pt[0], *SMALL, "--input=-1,0,1", "--out", out)
+    else:  # pascanu on target: no input, x is (1,) NaN
+        r = run_cli("--cell", "pascanu", "--task", "target", "--set", "w=5", "--set", "b=-2.5", "--starts", "64",
+                    "--T", "5", "--n", "1", "--out", out)
+    assert r.exit_code == 0, r.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_dataset(out, engine="h5netcdf").load()
+        att = xr.open_dataset(out, engine="h5netcdf", group="attractors").load()
+    assert ds["points"].dims == ("x", "point", "state") and ds["eigenvalues_abs"].dims == ("x", "point", "mode")
+    assert ds["trajectories"].dims == ("t", "sequence", "state") and ds["count"].dims == ("x",)
+    assert att["ends"].dims == ("x", "start", "state") and att["cycles"].dims == ("x", "cycle", "phase", "state")
+    with h5py.File(out) as f:  # the same numbers as plain h5py reads
+        for name in ("points", "residual", "eigenvalues_abs", "count", "trajectories"):
+            np.testing.assert_array_equal(ds[name].values, f[name][()])
+        np.testing.assert_array_equal(ds["x"].values, f["x"][()])
+        np.testing.assert_array_equal(ds["t"].values, np.arange(1, f["trajectories"].shape[0] + 1))
