@@ -10,8 +10,8 @@ A model reference is one of
 
 ``load_model(ref)`` returns a ``BaseModel``: the cell and options, H, the readout kind, the
 parameters and a description of the source (path, sha256 of the file, group, repeat) that goes
-into the cache key. ``make_plane`` builds the plane of ``GridSpec.directions`` around it
-(``landscape.directions``): random, hessian, pca, models (through two more models) or line.
+into the cache key. ``directions.make_plane`` builds the plane of ``GridSpec.directions``
+around it: random, hessian, pca, models (through two more models) or line.
 """
 from __future__ import annotations
 
@@ -19,13 +19,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 
-from .errors import LandscapeError
+from .errors import LandscapeError, error_reason
 from .lazy import torch
 
-DIRECTIONS = ("random", "hessian", "pca", "models", "line")
-PLANE_AXES = ("a", "b")  # the axis names of a plane grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,61 +136,32 @@ def grid_readout(model: BaseModel, H: int) -> dict:
     return {}
 
 
-def make_plane(kind: str, problem, base: dict, models: tuple = (), seed: int = 0, T: int = 50, n: int | None = None,
-               data_seed: int = 0, trajectory: dict | None = None):
-    """The plane of ``kind`` around the base point ``base`` (name -> tensor) of a resolved model.
+def read_base_point(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """Parameter values from an HDF5 file: datasets named after parameters, at the root or under
+    /params (e.g. a training result). Only names this cell has are read; shapes must match."""
+    import h5py
 
-    random   two filter-normalised Gaussian directions (seed)
-    hessian  the top two eigenvectors of the loss Hessian at T (the grid's largest T)
-    pca      the first two principal components of the model's training trajectory
-    models   the plane through the base and two more models (``models``: two references)
-    line     the line through the base and one more model (b is a zero direction)
-    The readout is left out of the directions when the grid fits it at every point."""
-    from . import directions as D
-
-    exclude = tuple(problem.readout.params(problem.H)) if problem.readout.optimal else ()
-    params = {k: v.to(torch.float64) for k, v in base.items()}
-    if kind == "random":
-        return D.random_plane(params, seed=seed, exclude=exclude)
-    if kind == "hessian":
-        loss = D.task_loss(problem, T, n, data_seed)
-        moving = sum(v.numel() for k, v in params.items() if k not in exclude)
-        # the exact Hessian costs a batched double backward of n T steps per 64 of its rows (4 GB and
-        # a minute for 249 parameters at n = 500, T = 40); Lanczos 20-40 products whatever the size
-        method = "exact" if moving <= D.EXACT_HESSIAN_MAX else "lanczos"
-        return D.hessian_plane(loss, params, method=method, exclude=exclude, batched=True)
-    if kind == "pca":
-        if not trajectory:
-            raise LandscapeError("--directions pca needs a training trajectory: a --base-model RUN.h5:GROUP from "
-                                 "`landscape train --record-steps --out RUN.h5`")
-        path = dict(trajectory)
-        if "dense_w" in path:  # the training readout Dense(2) as the grid's logistic one
-            W, b = path.pop("dense_w"), path.pop("dense_b")  # (S, 2, H), (S, 2)
-            path["out_w"], path["out_b"] = W[:, 1] - W[:, 0], (b[:, 1] - b[:, 0]).unsqueeze(-1)
-        return D.pca_plane({k: v for k, v in path.items() if k in params}, base=params)
-    others = [_same_layout(load_model(ref), params, ref) for ref in models]
-    if kind == "models":
-        if len(others) != 2:
-            raise LandscapeError(f"--directions models needs two more models (--models A --models B); got {len(others)}")
-        return D.models_plane(params, others[0], others[1])
-    if kind == "line":
-        if len(others) != 1:
-            raise LandscapeError(f"--directions line needs one more model (--models A); got {len(others)}")
-        return D.models_line(params, others[0])
-    raise LandscapeError(f"unknown directions {kind!r}; choose from: {', '.join(DIRECTIONS)}")
-
-
-def _same_layout(model: BaseModel, params: dict, ref: str) -> dict:
-    """Another model's parameters in the base point's layout (a readout it lacks: the base's)."""
-    other = {k: v.to(torch.float64) for k, v in model.params.items()}
-    other.update(grid_readout(model, 0))
-    for k in ("out_w", "out_b"):
-        if k in params and k not in other:
-            other[k] = params[k]
+    path = Path(path)
+    if not path.exists():
+        raise LandscapeError(f"--base: no such file: {path}")
+    if path.is_dir():
+        raise LandscapeError(f"--base {path} is a folder; give an HDF5 file")
     out = {}
-    for k, v in params.items():
-        if k not in other or tuple(other[k].shape) != tuple(v.shape):
-            raise LandscapeError(f"--models {ref}: its parameters do not match the base model's ({k} "
-                                 f"{tuple(v.shape)} against {tuple(other[k].shape) if k in other else 'absent'})")
-        out[k] = other[k]
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            groups = [f["params"]] if "params" in f else [f]
+            for g in groups:
+                for name in shapes:
+                    if name in g and isinstance(g[name], h5py.Dataset):
+                        value = np.asarray(g[name][()], dtype=np.float64)
+                        if value.shape != tuple(shapes[name]):
+                            raise LandscapeError(f"--base {path}: {name} has shape {value.shape}, "
+                                                 f"this cell needs {tuple(shapes[name])}")
+                        if not np.isfinite(value).all():
+                            raise LandscapeError(f"--base {path}: {name} holds values that are not finite")
+                        out[name] = torch.from_numpy(value)
+    except (OSError, TypeError, RuntimeError) as err:
+        raise LandscapeError(f"--base {path} is not a readable HDF5 file ({error_reason(err)})") from None
+    if not out:
+        raise LandscapeError(f"--base {path} holds none of this cell's parameters ({', '.join(shapes)})")
     return out

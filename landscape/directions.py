@@ -24,6 +24,9 @@ Constructors:
 - ``models_plane``     the plane through three models; ``models_line`` the line through two;
 - ``axes_plane``       unit vectors along two named scalars: today's named-axis grid.
 
+``make_plane`` builds the plane a grid spec's ``directions`` names around a resolved model (the
+other models of ``models`` and ``line`` read through ``landscape.basemodel``).
+
 A loss closure is ``loss_fn(params) -> scalar`` for one member, or with ``batched=True`` a
 population closure ``loss_fn(params (P, *shape)) -> (P,)``, such as ``task_loss``: it lets the
 exact Hessian take all its Hessian-vector products in one batched double backward.
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from .basemodel import grid_readout, load_model
 from .cells import parse_param_ref
 from .errors import LandscapeError
 from .lazy import torch
@@ -611,3 +615,68 @@ __all__ = ["EXACT_HESSIAN_MAX", "EXACT_HESSIAN_MAX_BATCHED", "HessianTop", "KIND
            "hessian_matrix", "hessian_plane", "hessian_top", "layout", "models_line", "models_plane",
            "normalize_direction", "pca_plane", "random_plane", "read_plane", "task_loss", "unflatten",
            "write_plane"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the plane of a grid around a resolved model (GridSpec.directions)
+
+DIRECTIONS = ("random", "hessian", "pca", "models", "line")  # GridSpec.directions (the CLI's --directions)
+PLANE_AXES = ("a", "b")  # the axis names of a plane grid
+
+
+def make_plane(kind: str, problem, base: dict, models: tuple = (), seed: int = 0, T: int = 50, n: int | None = None,
+               data_seed: int = 0, trajectory: dict | None = None):
+    """The plane of ``kind`` around the base point ``base`` (name -> tensor) of a resolved model.
+
+    random   two filter-normalised Gaussian directions (seed)
+    hessian  the top two eigenvectors of the loss Hessian at T (the grid's largest T)
+    pca      the first two principal components of the model's training trajectory
+    models   the plane through the base and two more models (``models``: two references)
+    line     the line through the base and one more model (b is a zero direction)
+    The readout is left out of the directions when the grid fits it at every point."""
+    exclude = tuple(problem.readout.params(problem.H)) if problem.readout.optimal else ()
+    params = {k: v.to(torch.float64) for k, v in base.items()}
+    if kind == "random":
+        return random_plane(params, seed=seed, exclude=exclude)
+    if kind == "hessian":
+        loss = task_loss(problem, T, n, data_seed)
+        moving = sum(v.numel() for k, v in params.items() if k not in exclude)
+        # the exact Hessian costs a batched double backward of n T steps per 64 of its rows (4 GB and
+        # a minute for 249 parameters at n = 500, T = 40); Lanczos 20-40 products whatever the size
+        method = "exact" if moving <= EXACT_HESSIAN_MAX else "lanczos"
+        return hessian_plane(loss, params, method=method, exclude=exclude, batched=True)
+    if kind == "pca":
+        if not trajectory:
+            raise LandscapeError("--directions pca needs a training trajectory: a --base-model RUN.h5:GROUP from "
+                                 "`landscape train --record-steps --out RUN.h5`")
+        path = dict(trajectory)
+        if "dense_w" in path:  # the training readout Dense(2) as the grid's logistic one
+            W, b = path.pop("dense_w"), path.pop("dense_b")  # (S, 2, H), (S, 2)
+            path["out_w"], path["out_b"] = W[:, 1] - W[:, 0], (b[:, 1] - b[:, 0]).unsqueeze(-1)
+        return pca_plane({k: v for k, v in path.items() if k in params}, base=params)
+    others = [_same_layout(load_model(ref), params, ref) for ref in models]
+    if kind == "models":
+        if len(others) != 2:
+            raise LandscapeError(f"--directions models needs two more models (--models A --models B); got {len(others)}")
+        return models_plane(params, others[0], others[1])
+    if kind == "line":
+        if len(others) != 1:
+            raise LandscapeError(f"--directions line needs one more model (--models A); got {len(others)}")
+        return models_line(params, others[0])
+    raise LandscapeError(f"unknown directions {kind!r}; choose from: {', '.join(DIRECTIONS)}")
+
+
+def _same_layout(model, params: dict, ref: str) -> dict:
+    """Another model's parameters in the base point's layout (a readout it lacks: the base's)."""
+    other = {k: v.to(torch.float64) for k, v in model.params.items()}
+    other.update(grid_readout(model, 0))
+    for k in ("out_w", "out_b"):
+        if k in params and k not in other:
+            other[k] = params[k]
+    out = {}
+    for k, v in params.items():
+        if k not in other or tuple(other[k].shape) != tuple(v.shape):
+            raise LandscapeError(f"--models {ref}: its parameters do not match the base model's ({k} "
+                                 f"{tuple(v.shape)} against {tuple(other[k].shape) if k in other else 'absent'})")
+        out[k] = other[k]
+    return out

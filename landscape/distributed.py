@@ -126,11 +126,13 @@ class Scheduler:
         return f"Scheduler({self.address}, {self.threads} thread(s) per task)"
 
     # --- grid chunks ----------------------------------------------------------------------------
-    def grid_chunks(self, r, data, ranges: dict[int, tuple[int, int]], device: str, plane=None):
+    def grid_chunks(self, compute, r, data, ranges: dict[int, tuple[int, int]], device: str, plane=None):
         """Compute the chunks ``ranges`` = {c: (start, stop)} of the resolved grid ``r`` on the
-        workers; yields (c, values, device used) in the order they finish. ``data``: the task's
-        data (CPU); it is cast to the grid's dtype here and sent once to every worker, with the
-        ``directions.Plane`` of a plane grid."""
+        workers; yields (c, values, device used) in the order they finish. ``compute``: the chunk
+        function, ``compute(r, data, start, stop, dev, plane) -> values`` (``surface.compute_chunk``,
+        a module-level function: sent by reference). ``data``: the task's data (CPU); it is cast to
+        the grid's dtype here and sent once to every worker, with the ``directions.Plane`` of a
+        plane grid."""
         from .lazy import torch
 
         if not ranges:
@@ -138,7 +140,7 @@ class Scheduler:
         payload = _pack((r, data.to(r.torch_dtype, torch.device("cpu")), plane))
         token = uuid.uuid4().hex[:12]
         shared = self.client.scatter(payload, broadcast=True, hash=False)
-        futures = {self.client.submit(_grid_chunk, shared, token, start, stop, device, self.threads,
+        futures = {self.client.submit(_grid_chunk, compute, shared, token, start, stop, device, self.threads,
                                       key=f"landscape-chunk-{token}-{c}", pure=False): c
                    for c, (start, stop) in ranges.items()}
         try:
@@ -305,12 +307,12 @@ def _worker_setup(threads: int, torch_threads: int | None = None) -> None:
         torch.set_num_threads(torch_threads)
 
 
-def _grid_chunk(payload: bytes, token: str, start: int, stop: int, device: str, threads: int):
-    """A worker's task: the values of the grid points [start, stop) and the device that computed them."""
+def _grid_chunk(compute, payload: bytes, token: str, start: int, stop: int, device: str, threads: int):
+    """A worker's task: the values of the grid points [start, stop) by ``compute`` and the device
+    that computed them."""
     import pickle
 
     from .engine import resolve_device
-    from .surface import compute_chunk
 
     _worker_setup(threads)
     entry = _GRIDS.get(token)
@@ -322,7 +324,7 @@ def _grid_chunk(payload: bytes, token: str, start: int, stop: int, device: str, 
             _GRIDS.pop(next(iter(_GRIDS)))
         _GRIDS[token] = entry
     r, data, dev, plane = entry
-    return compute_chunk(r, data, start, stop, dev, plane), str(dev)
+    return compute(r, data, start, stop, dev, plane), str(dev)
 
 
 def _train_group(spec, members, device: str, compile: bool, threads: int | None, worker_threads: int):

@@ -22,6 +22,10 @@ class LazyModule:
         self.__dict__[attr] = value  # the next access finds it without __getattr__
         return value
 
+    def __reduce__(self):
+        """Pickled by its name (a function sent to a Dask worker by value may refer to it)."""
+        return LazyModule, (self.__dict__["_name"],)
+
     def __repr__(self) -> str:
         return f"<lazy module {self.__dict__['_name']!r}>"
 

@@ -104,7 +104,7 @@ def resolve_model(spec: ModelSpec, readout: str | None = None, fit: str = "fixed
              loss is on the state has the identity kind whatever is asked
     fit      fixed | optimal (the grid's policy; checked by the caller that owns it)
     l2       the ridge of the optimal fit
-    base_values  name -> array of base-point values read from a file (``store.read_base_point``)
+    base_values  name -> array of base-point values read from a file (``basemodel.read_base_point``)
     """
     bm = None
     if spec.base_model:

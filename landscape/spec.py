@@ -159,9 +159,9 @@ class ResolvedGrid:
         return self.spec.directions is not None
 
     def make_plane(self):
-        """The plane of ``spec.directions`` around the base point (``basemodel.make_plane``; the
+        """The plane of ``spec.directions`` around the base point (``directions.make_plane``; the
         Hessian's is computed at the largest T)."""
-        from .basemodel import make_plane
+        from .directions import make_plane
 
         bm = self.base_model
         return make_plane(self.spec.directions, self.problem, self.problem.base, self.spec.models,
@@ -256,7 +256,7 @@ def as_axis(value, what: str) -> Axis | None:
 def resolve(spec: GridSpec) -> ResolvedGrid:
     """Check a spec and fill in its defaults; raises LandscapeError on the first bad value."""
     from .model import resolve_model
-    from .store import read_base_point
+    from .basemodel import read_base_point
 
     if spec.dtype not in DTYPES:
         raise LandscapeError(f"unknown dtype {spec.dtype!r}; choose from: {', '.join(DTYPES)}")
@@ -302,7 +302,7 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
 
 def _resolve_plane(spec, problem, n, Ts, xa, ya, bm) -> ResolvedGrid:
     """A grid over plane coordinates a, b (default -1..1, 51 points each) around the base point."""
-    from .basemodel import DIRECTIONS, PLANE_AXES
+    from .directions import DIRECTIONS, PLANE_AXES
 
     if spec.directions not in DIRECTIONS:
         raise LandscapeError(f"unknown directions {spec.directions!r}; choose from: {', '.join(DIRECTIONS)}")

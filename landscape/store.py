@@ -84,7 +84,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .errors import LandscapeError
+from .errors import LandscapeError, error_reason
 from .lazy import torch
 from .version import __version__
 
@@ -194,20 +194,6 @@ class Surface:
         return (f"Surface({self.spec.get('cell')} on {self.spec.get('task')}, loss {self.loss.shape} over "
                 f"T x {self.x_name} x {self.y_name}, {state}{nan}"
                 f"{'' if self.checked else ', unchecked'}, {self.path})")
-
-
-def error_reason(err) -> str:
-    """An OSError (or HDF5's error text) as a short, one-line reason: the errno's text where
-    there is one ("No space left on device")."""
-    if isinstance(err, OSError) and err.errno:
-        return err.strerror or os.strerror(err.errno)
-    text = " ".join(str(err).split())
-    found = re.search(r"errno = (\d+)", text)
-    if found and int(found.group(1)):
-        return os.strerror(int(found.group(1)))
-    if "fletcher32" in text or "checksum" in text.lower():
-        return "checksum mismatch"
-    return text or type(err).__name__
 
 
 def _open(path: Path, mode: str = "r"):
@@ -597,35 +583,6 @@ def _attr(v):
     if isinstance(v, np.generic):
         return v.item()
     return v
-
-
-def read_base_point(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
-    """Parameter values from an HDF5 file: datasets named after parameters, at the root or under
-    /params (e.g. a training result). Only names this cell has are read; shapes must match."""
-    path = Path(path)
-    if not path.exists():
-        raise LandscapeError(f"--base: no such file: {path}")
-    if path.is_dir():
-        raise LandscapeError(f"--base {path} is a folder; give an HDF5 file")
-    out = {}
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            groups = [f["params"]] if "params" in f else [f]
-            for g in groups:
-                for name in shapes:
-                    if name in g and isinstance(g[name], h5py.Dataset):
-                        value = np.asarray(g[name][()], dtype=np.float64)
-                        if value.shape != tuple(shapes[name]):
-                            raise LandscapeError(f"--base {path}: {name} has shape {value.shape}, "
-                                                 f"this cell needs {tuple(shapes[name])}")
-                        if not np.isfinite(value).all():
-                            raise LandscapeError(f"--base {path}: {name} holds values that are not finite")
-                        out[name] = torch.from_numpy(value)
-    except (OSError, TypeError, RuntimeError) as err:
-        raise LandscapeError(f"--base {path} is not a readable HDF5 file ({error_reason(err)})") from None
-    if not out:
-        raise LandscapeError(f"--base {path} holds none of this cell's parameters ({', '.join(shapes)})")
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

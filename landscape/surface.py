@@ -10,10 +10,10 @@ from .lazy import torch
 from tqdm import tqdm
 
 from . import engine, gradients
-from .errors import LandscapeError
+from .errors import LandscapeError, error_reason
 from .spec import GridSpec, ResolvedGrid, resolve
 from .store import (FORMAT_VERSION, RESERVED_NAMES, STORE_BYTES, CorruptSurface, Surface, SurfaceWriter, cache_path,
-                    WriteFailed, check_surface_file, check_writable, error_reason, load, lock_held, locked,
+                    WriteFailed, check_surface_file, check_writable, load, lock_held, locked,
                     read_surface, write_failure)
 
 
@@ -216,7 +216,7 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
                 bar.update(stop - start)
         else:
             used = set()
-            for c, values, on in cluster.grid_chunks(r, data, ranges, device or str(dev), plane):
+            for c, values, on in cluster.grid_chunks(compute_chunk, r, data, ranges, device or str(dev), plane):
                 writer.write_chunk(c, values)
                 used.add(on)
                 bar.update(ranges[c][1] - ranges[c][0])
