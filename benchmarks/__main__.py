@@ -59,14 +59,14 @@ def main(argv=None) -> int:
           f"{settings.clock} clock, medians of {settings.repeats}" + (" -- QUICK: sizes too small to mean anything"
                                                                       if settings.quick else ""), flush=True)
     rows = []
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in names:
         start = time.perf_counter()
         got = MODULES[name].run(settings)
         rows.extend(got)
         print(f"  {name}: {len(got)} rows in {time.perf_counter() - start:.0f} s", flush=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for path in (args.out / f"{stamp}.csv", args.out / "latest.csv"):
-        write_csv(rows, path, settings)
+        write_csv(rows, args.out / f"{stamp}.csv", settings)  # after each benchmark: a crash keeps what was measured
+    write_csv(rows, args.out / "latest.csv", settings)
     print()
     print(table(rows))
     print(f"\nwrote {args.out / f'{stamp}.csv'} (and latest.csv)")

@@ -219,7 +219,8 @@ def compare(s: Settings, spec: GridSpec) -> list[Row]:
         rows.append(speedup_row(NAME, case, "fused kernel", base, res, "fused", "jax", target=JAX_TARGET, note=note))
     if nfn is not None:
         nl = torch.tensor(nfn()).reshape(1, -1)
-        off, tol = _rel(nl, ref[-1:]), 1e-6 if spec.dtype == "float64" else 1e-3  # a wrong baseline is off by O(1)
+        off, tol = _rel(nl, ref[-1:]), 1e-6 if spec.dtype == "float64" else 3e-2  # a wrong baseline is off by O(1);
+        # float32 unrolls of 100 steps in another operation order differ by 1e-3 relative at the smallest losses
         if not off <= tol:
             raise AssertionError(f"{case}: the numpy baseline's losses are {off:.1e} away from the engine's")
         note = (f"numpy {res['numpy']['median'] / per * 1e9:.3f} ns per cell-step; its losses within "
