@@ -267,8 +267,8 @@ def test_fused_kernel_equals_plain_path_in_the_interpreter(name, opts, task, axe
 def test_fused_kernel_declines_what_it_does_not_cover():
     fused = _interpreter()
     data = get_task("latch").make((3,), 4, 0)
-    for cell, H in ((get_cell("srnn"), 2), (get_cell("lstm", gate="hard_sigmoid"), 1), (get_cell("mut1"), 1),
-                    (get_cell("lstm1997"), 1)):
+    # H > 1 (other one-unit cells, e.g. mut1, get a generated kernel: tests/test_triton_codegen.py)
+    for cell, H in ((get_cell("srnn"), 2), (get_cell("lstm", gate="hard_sigmoid"), 2)):
         params = {k: torch.zeros(1, *s, dtype=F64) for k, s in cell.param_shapes(H, 1).items()}
         assert fused.outputs(cell, params, data, (3,), H) is None
     params = {k: torch.zeros(1, *s, dtype=torch.float16) for k, s in get_cell("srnn").param_shapes(1, 1).items()}

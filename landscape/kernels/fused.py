@@ -1,4 +1,4 @@
-"""Fused recurrent kernels in Triton for one-unit cells: srnn, pascanu, lstm (and lstm-b), gru.
+"""Fused recurrent kernels in Triton for every one-unit cell (H = 1, input size D <= 1).
 
 One program handles a block of BLOCK (member, sequence) pairs of the flattened (P, N) population.
 It loads its members' parameters once, keeps the state in registers through all T, reads the
@@ -6,15 +6,27 @@ shared input x_t (N,) of each step, and writes only the outputs y at the request
 out (K, P, N): y_T for each sequence at its own end (``data.ends``), so variable lengths work too.
 The loss (and the optimal readout fit) is then taken in torch.
 
+Two kinds of kernel, with one signature and one output contract:
+
+- hand-written and tuned, below: srnn, pascanu (observe=sigmoid), lstm and lstm-b, gru (both
+  forms), each with sigmoid gates (``KERNELS``);
+- generated from the cell's own step (``triton_codegen``) for every other cell the CPU path's
+  tracer accepts (``trace.trace_cell``): lstm-i/-o/-f, lstm1997, mut1-3, linear, irnn, pascanu
+  (observe=state), the hard-sigmoid gates, a user's cell (examples/cells/mgu.py:MGU). The program
+  is traced once per (cell, D, dtype), written as a module into the kernel cache, imported, and
+  checked against ``cell.step`` on random inputs (with an inf and a NaN member) before its first
+  use; a cell the tracer refuses, or whose kernel fails the check, gets None (``why_not`` says
+  why), and the engine keeps the torch path.
+
 Used by the engine on CUDA when Triton is installed (``LANDSCAPE_FUSED=0`` turns it off). With
 TRITON_INTERPRET=1 set before triton is imported, the same kernels run on CPU tensors in Triton's
 interpreter (numpy, slow): that is how the tests check them without a GPU (and then CUDA tensors
-take the plain path: a process has either compiled or interpreted Triton). tanh is libdevice's on the GPU and (1 - e^-2|a|) / (1 + e^-2|a|) in the
-interpreter (libdevice has no interpreter form); sigmoid is 1 / (1 + e^-a) in both.
+take the plain path: a process has either compiled or interpreted Triton). tanh is libdevice's on
+the GPU and (1 - e^-2|a|) / (1 + e^-2|a|) in the interpreter (libdevice has no interpreter form);
+sigmoid is 1 / (1 + e^-a) in both.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from dataclasses import dataclass
@@ -70,46 +82,136 @@ def available() -> bool:
     return triton is not None and os.environ.get("LANDSCAPE_FUSED", "1") != "0"
 
 
-def outputs(cell, params: dict[str, Tensor], data, Ts: tuple[int, ...], H: int) -> Tensor | None:
-    """The outputs y (K, P, N) at each requested T from the fused kernel, or None where it does not
-    apply: Triton missing or turned off, a cell/H/input size without a kernel, a dtype other than
-    float32/64, parameters that need gradients. CUDA tensors run compiled; CPU tensors only in
-    Triton's interpreter (TRITON_INTERPRET=1: for tests)."""
+def outputs(cell, params: dict[str, Tensor], data, Ts: tuple[int, ...], H: int,
+            generated: bool = False) -> Tensor | None:
+    """The outputs y (K, P, N) at each requested T from a fused kernel, or None where none applies:
+    Triton missing or turned off, H > 1 or D > 1, a cell the tracer refuses (or whose generated
+    kernel fails its self-check), a dtype other than float32/64, parameters that need gradients.
+    The hand-written kernel where one covers the cell, else the kernel generated from its traced
+    step (``generated=True``: that one always, for tests and comparisons). CUDA tensors run
+    compiled; CPU tensors only in Triton's interpreter (TRITON_INTERPRET=1: for tests)."""
     D = 0 if data.inputs is None else data.inputs.shape[-1]
-    name = kernel_name(cell, H, D)
     ref = next(iter(params.values()))
-    if (name is None or not available() or ref.dtype not in DTYPES
+    if (H != 1 or D > 1 or not available() or ref.dtype not in DTYPES
             or (torch.is_grad_enabled() and any(v.requires_grad for v in params.values()))):
         return None
     if interpreting() != (ref.device.type != "cuda"):  # compiled on CUDA; the interpreter on the CPU
         return None
-    P = max(v.shape[0] for v in params.values())
-    N, K, steps = data.n, len(Ts), data.steps
+    name = None if generated else kernel_name(cell, H, D)
+    if name is not None:
+        kernel, columns = _kernels(interpreting())[name], KERNEL_PARAMS[name]
+        extra = {"RESET_AFTER": cell.form == "torch"} if name == "gru" else {}
+    else:
+        built = generated_kernel(cell, D, ref.dtype)
+        if built is None:
+            return None
+        kernel, program = built
+        columns, extra = program.params, {}
+    x = None if data.inputs is None else data.inputs[..., 0]
+    return _launch(kernel, columns, params, x, [data.ends[T] for T in Ts], data.h0, data.steps, extra)
+
+
+def _launch(kernel, columns, params, x, ends, h0, steps, extra) -> Tensor:
+    """Run a kernel: params name -> (P|1, ...) packed in the order of ``columns`` (an absent name:
+    zeros), x (T, N) or None, ends K tensors (N,), the initial state h0; out (K, P, N)."""
+    ref = next(iter(params.values()))
     device, dtype = ref.device, ref.dtype
-    cols = []
-    for key in KERNEL_PARAMS[name]:
-        v = params.get(key)
-        if v is None:  # no input weights (D = 0), or the torch-form GRU's b_hn in reset_before
-            cols.append(torch.zeros(P, dtype=dtype, device=device))
-        else:
-            cols.append(v.reshape(v.shape[0]).to(dtype).expand(P))
+    P = max(v.shape[0] for v in params.values())
+    N, K = ends[0].shape[0], len(ends)
+    cols = [torch.zeros(P, dtype=dtype, device=device) if params.get(key) is None  # no input weights (D = 0), or
+            else params[key].reshape(params[key].shape[0]).to(dtype).expand(P)  # the torch-form GRU's b_hn
+            for key in columns] or [torch.zeros(P, dtype=dtype, device=device)]
     packed = torch.stack(cols, 1).contiguous()  # (P, G)
-    x = (torch.zeros(1, dtype=dtype, device=device) if data.inputs is None
-         else data.inputs[..., 0].to(dtype).contiguous())  # (T, N)
-    ends = torch.stack([data.ends[T].to(device=device, dtype=torch.int32) for T in Ts]).contiguous()  # (K, N)
+    xs = (torch.zeros(1, dtype=dtype, device=device) if x is None else x.to(dtype).contiguous())  # (T, N)
+    ends = torch.stack([e.to(device=device, dtype=torch.int32) for e in ends]).contiguous()  # (K, N)
     flags = torch.zeros(steps + 1, dtype=torch.int32, device=device)
     flags[ends.reshape(-1).long()] = 1  # flags[t] = 1 where some sequence ends at step t
     out = torch.empty(K, P, N, dtype=dtype, device=device)
-    h0 = torch.full((1,), float(data.h0), dtype=dtype, device=device)  # in the dtype: a float argument is fp32
-    kernel = _kernels(interpreting())[name]
+    h0 = torch.full((1,), float(h0), dtype=dtype, device=device)  # in the dtype: a float argument is fp32
     grid = (triton.cdiv(P * N, BLOCK),)
-    extra = {"RESET_AFTER": cell.form == "torch"} if name == "gru" else {}
     if not interpreting():
-        extra["enable_fp_fusion"] = True  # a * b + c as one FMA (Triton's default, stated: it warns otherwise)
-    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-        kernel[grid](packed, x, ends, flags, out, h0, P, N, K, steps,
-                     HAS_X=data.inputs is not None, BLOCK=BLOCK, LIBDEVICE=device.type == "cuda", **extra)
+        extra = {**extra, "enable_fp_fusion": True}  # a * b + c as one FMA (Triton's default, stated: it warns otherwise)
+    with torch.cuda.device(device) if device.type == "cuda" else _quiet_numpy():
+        kernel[grid](packed, xs, ends, flags, out, h0, P, N, K, steps,
+                     HAS_X=x is not None, BLOCK=BLOCK, LIBDEVICE=device.type == "cuda", **extra)
     return out
+
+
+def _quiet_numpy():
+    """The interpreter computes in numpy: overflow to inf and NaN operands are meant (as in torch)."""
+    import numpy as np
+
+    return np.errstate(all="ignore")
+
+
+# ---------------------------------------------------------------------------------------------
+# kernels generated from the traced step (triton_codegen)
+
+_WHY: dict = {}  # (cell description, D, dtype) -> why generated_kernel gave None (tests, debugging)
+
+
+def why_not(cell, D: int, dtype: torch.dtype) -> str | None:
+    """Why ``generated_kernel`` gave None for these arguments (None when it did not)."""
+    return _WHY.get((cell.describe(), D, str(dtype)))
+
+
+def generated_kernel(cell, D: int, dtype: torch.dtype):
+    """(kernel, program): the Triton kernel generated from the cell's traced step for input size D
+    and dtype, checked against ``cell.step`` when built; None where the tracer refuses the cell,
+    the program has an operation without Triton code, or the check fails (``why_not`` says which).
+    Built once per (cell, D, dtype, interpreted or compiled) in a process."""
+    try:
+        return _cached_generated(cell, D, dtype, interpreting())
+    except TypeError:  # an unhashable cell: build without the cache
+        return _build_generated(cell, D, dtype, interpreting())
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_generated(cell, D, dtype, interpret):
+    return _build_generated(cell, D, dtype, interpret)
+
+
+def _build_generated(cell, D, dtype, interpret):
+    from . import triton_codegen
+    from .fused_cpu import self_check
+    from .trace import Unsupported, trace_cell
+
+    tag = (cell.describe(), D, str(dtype))
+    try:
+        program = trace_cell(cell, D, dtype)
+        kernel = triton_codegen.load(program, interpret)
+    except Unsupported as err:
+        _WHY[tag] = str(err)
+        return None
+    device = torch.device("cpu" if interpret else "cuda")
+    try:  # on random inputs with an inf and a NaN member (what a single trace cannot see: control flow)
+        problem = self_check(_Checked(cell, D, dtype, kernel, program.params, device), modes=("triton",))
+    except Exception as err:  # pragma: no cover - a compile failure of the generated code
+        problem = f"{type(err).__name__}: {err}"
+    if problem is not None:
+        _WHY[tag] = f"the self-check failed: {problem}"
+        return None
+    _WHY.pop(tag, None)
+    return kernel, program
+
+
+@dataclass
+class _Checked:
+    """A generated kernel as ``fused_cpu.self_check`` calls it (CPU tensors in and out)."""
+
+    cell: object
+    D: int
+    dtype: torch.dtype
+    kernel: object
+    columns: tuple
+    device: torch.device
+
+    def outputs(self, params, x, ends, h0, threads=None, mode=None) -> Tensor:
+        dev = self.device
+        params = {k: v.to(dev) for k, v in params.items()}
+        steps = max(int(e.max()) for e in ends)
+        return _launch(self.kernel, self.columns, params, None if x is None else x.to(dev),
+                       [e.to(dev) for e in ends], h0, steps, {}).cpu()
 
 
 def interpreting() -> bool:
