@@ -159,9 +159,10 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
       state in registers or L1, the members' blocks on every core (``kernels.set_threads``), the
       loss and the optimal fit in fused kernels too. Turned off by LANDSCAPE_FAST=0.
 
-    - CUDA, H = 1, a cell with a fused kernel (srnn, pascanu, lstm, gru) and Triton installed: one
-      kernel runs all T with the state in registers and writes the outputs at the requested T
-      (``landscape.kernels.fused_outputs``); the loss is then taken in torch.
+    - CUDA, H = 1, a cell with a Triton kernel (hand-written for srnn, pascanu, lstm, gru,
+      generated from the traced step for every other cell the tracer accepts) and Triton
+      installed: one kernel runs all T with the state in registers and writes the outputs at the
+      requested T (``landscape.kernels.fused_outputs``); the loss is then taken in torch.
     - CPU, H = 1, a cell with an in-place step (srnn, pascanu, lstm, gru; ``kernels.cpu``): the
       population runs in blocks whose work arrays fit in cache (``CPU_STEP_BLOCK_BYTES``), each
       step a few in-place passes over preallocated buffers. Members sharing the parameters a

@@ -1,10 +1,16 @@
 """Fast paths of the engine for one-unit cells (H = 1), equal to ``cell.step`` up to float rounding.
 
-- ``cpu``: in-place steps over preallocated (P, N) buffers (srnn, pascanu, lstm, lstm-b, gru).
-- ``fused``: a Triton kernel per cell (srnn, pascanu, lstm) that runs all T with the state in
-  registers, one program per block of (member, sequence) pairs, writing only the outputs at the
-  requested T. Used on CUDA when Triton is installed; ``TRITON_INTERPRET=1`` runs it on CPU
-  tensors (slowly: for tests).
+- ``fused_cpu`` (with ``trace``, ``codegen``, ``mathfn``, ``fit``, ``fast_path``): every one-unit
+  cell whose step traces into a scalar program (every built-in one and a user's cell written as a
+  pure step) as a generated, numba-compiled unroll on the CPU, the loss and the optimal readout's
+  fit fused too; on every core by default (``set_threads``).
+- ``cpu``: in-place torch steps over preallocated (P, N) buffers (srnn, pascanu, lstm, lstm-b,
+  gru): the CPU path where numba is missing or LANDSCAPE_FAST=0.
+- ``fused``: Triton kernels that run all T with the state in registers, one program per block of
+  (member, sequence) pairs, writing only the outputs at the requested T: hand-written for srnn,
+  pascanu, lstm, lstm-b and gru with sigmoid gates, generated from the same traced program
+  (``triton_codegen``) for every other cell the tracer accepts. Used on CUDA when Triton is
+  installed; ``TRITON_INTERPRET=1`` runs them on CPU tensors (slowly: for tests).
 """
 from __future__ import annotations
 
