@@ -97,3 +97,30 @@ def test_logistic_and_identity_losses(dtype):
     want = identity_loss(hd.unsqueeze(-1).double(), target, 0.5)
     got = fit.identity_losses(hd, target.to(dtype), 0.5, threads=1)
     torch.testing.assert_close(got.double(), want, rtol=1e-13 if dtype == F64 else 1e-6, atol=0, equal_nan=True)
+
+
+def test_the_readout_kernels_are_read_from_numbas_cache_by_the_next_process(tmp_path):
+    """numba's on-disk cache serves the fit and loss kernels to a second process (defined inside a
+    function they were compiled by every process, 2-3 s of each grid command, and each process
+    added a cache entry)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import torch\n"
+        "from landscape.kernels import fit, fit_numba\n"
+        "y = torch.rand(3, 20, dtype=torch.float64); t = (torch.rand(20) > 0.5).double()\n"
+        "w, b = fit.fit_logistic_readout_1(y, t, 1e-4, threads=1)\n"
+        "fit.logistic_losses(y, t, w, b, threads=1); fit.identity_losses(y, t, threads=1)\n"
+        "k = (fit_numba.fit, fit_numba.logistic, fit_numba.identity)\n"
+        "print(sum(len(f.stats.cache_hits) for f in k), sum(len(f.stats.cache_misses) for f in k))\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    root = Path(__file__).resolve().parents[1]
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True,
+                           timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-2000:]
+    (hits1, misses1), (hits2, misses2) = (map(int, r.stdout.split()) for r in runs)
+    assert misses1 == 3 and (hits2, misses2) == (3, 0)
+    assert len(list((tmp_path / "numba").rglob("*.nbc"))) == 3  # one entry per kernel, not one per process
