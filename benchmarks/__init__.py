@@ -14,4 +14,7 @@ One module per benchmark, each with ``NAME`` and ``run(settings) -> list[Row]``:
 - ``process``       whole processes: start-up vs ``import torch``, ``landscape grid`` vs a JAX script
                     (``jax_grid.py``), the headline command vs LANDSCAPE_FAST=0
 - ``fusion``        (on request) fused-step trials in C against the srnn floor
+- ``distributed``   (its own command, ``python -m benchmarks.distributed``: it needs dask and the
+                    machine's every core) a grid on ``--scheduler local:2`` vs one process
+- ``numpy_baseline``, ``jax_baseline``, ``jax_grid``: the baselines fused_cpu and process time
 """

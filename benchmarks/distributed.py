@@ -150,7 +150,7 @@ def _import_landscape() -> None:
 if __name__ == "__main__":
     import argparse
 
-    from .common import table
+    from .common import table, write_csv
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
@@ -160,5 +160,10 @@ if __name__ == "__main__":
     import torch
 
     torch.set_num_threads(1)  # as python -m benchmarks does: the baseline is one process, one thread
-    print(table(run(Settings(quick=args.quick, repeats=1 if args.quick else args.repeats, clock="wall"),
-                    args.large)))
+    settings = Settings(quick=args.quick, repeats=1 if args.quick else args.repeats, clock="wall")
+    rows = run(settings, args.large)
+    print(table(rows))
+    out = Path(__file__).resolve().parent / "results" / "distributed"
+    for path in (out / f"{time.strftime('%Y%m%d-%H%M%S')}.csv", out / "latest.csv"):
+        write_csv(rows, path, settings)
+    print(f"\nwrote {out}/latest.csv")
