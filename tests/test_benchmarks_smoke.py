@@ -29,7 +29,7 @@ def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
     names = {r["benchmark"] for r in rows}
     assert {"grid-vs-loop", "floor", "training", "memory", "process"} <= names
     if HAVE_NUMBA:
-        assert "fused-cpu" in names
+        assert "fused-cpu" in names and "user-cell" in names
         if len(os.sched_getaffinity(0)) > 1:
             assert "scaling" in names
     assert "fusion" not in names  # it compiles C: run only on request
