@@ -25,6 +25,8 @@ import torch
 
 from landscape import engine
 from landscape.cells import CELLS, Cell, ParamDecl, bias, drive, get_cell, linear
+from test_fused_cpu import MeanField  # a cell the tracer refuses
+from test_kernels import _interpreter  # the fused module with Triton's interpreter on, or a skip
 
 F64, F32 = torch.float64, torch.float32
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,20 +107,6 @@ class WithAtan(Cell):
         return (torch.atan(linear(h, p["w"]) + bias(p["b"])),)
 
 
-@dataclass(frozen=True)
-class MeanField(Cell):
-    """Couples the sequences: not elementwise over (member, sequence); the tracer refuses it."""
-
-    name = "meanfield"
-    summary = "test cell"
-    equations = "-"
-    params = (ParamDecl("w", "recurrent", default=1.0), ParamDecl("b", "bias"))
-
-    def step(self, p, state, x):
-        (h,) = state
-        return (torch.tanh(linear(h, p["w"]) + bias(p["b"]) + h.mean(dim=1, keepdim=True)),)
-
-
 _CALLS = []
 
 
@@ -136,18 +124,6 @@ class Erratic(Cell):
         _CALLS.append(1)
         sign = 1.0 if len(_CALLS) == 1 else -1.0  # the trace is the first call
         return (torch.tanh(sign * linear(h, p["w"]) + bias(p["b"])),)
-
-
-def _interpreter():
-    """fused, with Triton imported with its interpreter on, or a skip."""
-    if "triton" not in sys.modules:
-        os.environ["TRITON_INTERPRET"] = "1"  # read when triton and its language are imported
-    pytest.importorskip("triton")
-    from landscape.kernels import fused
-
-    if not fused.interpreting():
-        pytest.skip("triton was imported without TRITON_INTERPRET=1 in this process")
-    return fused
 
 
 def grid_case(cell_ref, opts, task, dtype, seed=0):
@@ -282,11 +258,13 @@ COMPILE_CHECK = textwrap.dedent("""
 
 
 def test_generated_kernels_compile_for_cuda_without_a_gpu(tmp_path):
-    """Generated kernels (lstm1997 with hard-sigmoid gates, MUT1, MGU, every operation, atan), both dtypes, with and without input, for sm_80 and sm_90. A fresh
-    process: this one may run Triton's interpreter."""
+    """Generated kernels (lstm1997 with hard-sigmoid gates, MUT1, MGU, every operation, atan), both
+    dtypes, with and without input, for sm_80 and sm_90. A fresh process: this one may run Triton's
+    interpreter (it loads cells from this file, which imports two other test modules)."""
     pytest.importorskip("triton")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["LANDSCAPE_KERNELS"] = str(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), *filter(None, [env.get("PYTHONPATH")])])
     res = subprocess.run([sys.executable, "-c", COMPILE_CHECK], env=env, cwd=ROOT, capture_output=True, text=True,
                          timeout=600)
     if res.returncode != 0 and "ptxas" in res.stderr and "not found" in res.stderr:
