@@ -58,8 +58,8 @@ def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
 def test_unknown_benchmark_is_one_clear_error(tmp_path):
     res = bench("--only", "floor,nope", "--out", str(tmp_path), timeout=120)
     assert res.returncode == 2
-    assert ("unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory, fused-cpu, scaling, "
-            "process, fusion") in res.stderr
+    assert ("unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory, fused-cpu, user-cell, "
+            "scaling, process, fusion") in res.stderr
     assert not list(tmp_path.glob("*.csv"))
 
 
