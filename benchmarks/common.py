@@ -19,6 +19,9 @@ from pathlib import Path
 
 import torch
 
+import landscape
+from landscape import GridSpec, engine
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -161,3 +164,27 @@ def _ratio(r: Row) -> str:
 
 def row_fields() -> list[str]:
     return [f.name for f in fields(Row)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the grids the benchmarks compute
+
+
+class GridPoints:
+    """A resolved grid on the CPU in its dtype: ``r`` (the ResolvedGrid), ``data`` (the task's), ``params``
+    name -> (P, *shape) at every one of its P points (one chunk), ``steps`` = P N T_max cell-steps."""
+
+    def __init__(self, spec: GridSpec):
+        r = landscape.resolve(spec)
+        self.r, self.spec = r, spec
+        self.dtype = getattr(torch, spec.dtype)
+        self.data = r.problem.task.make(r.Ts, r.n, spec.seed).to(self.dtype, torch.device("cpu"))
+        xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
+        flat = torch.arange(len(xs) * len(ys))
+        self.params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // len(ys)], ys[flat % len(ys)]),
+                                          self.dtype, torch.device("cpu"))
+        self.P = len(flat)
+        self.steps = self.P * r.n * max(r.Ts)
+
+    def subset(self, m: int) -> dict:
+        return {k: v[:m] if v.shape[0] == self.P else v for k, v in self.params.items()}

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import torch
 
-import landscape
 from landscape import Axis, GridSpec, engine
 
-from .common import Row, Settings, timed
+from .common import GridPoints, Row, Settings, timed
 
 NAME = "floor"
 
@@ -34,12 +33,8 @@ def run(s: Settings) -> list[Row]:
     num, n, T = (8, 50, 10) if s.quick else (101, 1000, 100)
     spec = GridSpec(cell="srnn", task="latch", T=(T,), n=n, fit="fixed",
                     x=Axis("w", -1.0, 3.0, num), y=Axis("b", -1.5, 1.5, num))
-    r = landscape.resolve(spec)
-    data = r.problem.task.make(r.Ts, r.n, spec.seed).to(torch.float64, torch.device("cpu"))
-    xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
-    flat = torch.arange(num * num)
-    params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // num], ys[flat % num]), torch.float64,
-                                 torch.device("cpu"))
+    grid = GridPoints(spec)
+    r, data, params = grid.r, grid.data, grid.params
     plan = engine.block_plan(r.problem.cell, params, n, 1, 1)
     g = torch.Generator().manual_seed(0)
     starts = [torch.rand((b, n), generator=g, dtype=torch.float64) * 2 - 1 for b in plan]  # values like h's

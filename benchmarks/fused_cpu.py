@@ -42,12 +42,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import landscape
 from landscape import Axis, GridSpec, engine
 from landscape.cells import cell_class
 
 from . import jax_baseline, numpy_baseline
-from .common import Row, Settings, speedup_row, timed
+from .common import GridPoints, Row, Settings, speedup_row, timed
 
 NAME = "fused-cpu"
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,33 +91,14 @@ def latch_spec(cell: str, num: int, n: int, T: int, dtype: str, fit: str = "fixe
 # the problem, and the three ways to compute it
 
 
-class Problem:
-    """A resolved grid with its data and the parameters of every point (one chunk)."""
-
-    def __init__(self, spec: GridSpec):
-        r = landscape.resolve(spec)
-        self.r, self.spec = r, spec
-        self.dtype = getattr(torch, spec.dtype)
-        self.data = r.problem.task.make(r.Ts, r.n, spec.seed).to(self.dtype, CPU)
-        xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
-        flat = torch.arange(len(xs) * len(ys))
-        self.params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // len(ys)], ys[flat % len(ys)]),
-                                          self.dtype, CPU)
-        self.P = len(flat)
-        self.steps = self.P * r.n * max(r.Ts)
-
-    def subset(self, m: int) -> dict:
-        return {k: v[:m] if v.shape[0] == self.P else v for k, v in self.params.items()}
-
-
-def engine_losses(problem: Problem, params: dict) -> torch.Tensor:
+def engine_losses(problem: GridPoints, params: dict) -> torch.Tensor:
     """The engine's torch paths (before the fused kernels: fused=False): (K, P)."""
     r = problem.r
     with torch.no_grad():
         return engine.unroll_losses(r.problem, params, problem.data, r.Ts, fused=False)
 
 
-def fused_losses(problem: Problem, params: dict, threads: int = 1) -> torch.Tensor:
+def fused_losses(problem: GridPoints, params: dict, threads: int = 1) -> torch.Tensor:
     """The fused path (``kernels.fast_path.losses``: the fused unroll, then the fused readout
     kernels): (K, P)."""
     from landscape.kernels import fast_path
@@ -130,7 +110,7 @@ def fused_losses(problem: Problem, params: dict, threads: int = 1) -> torch.Tens
     return out
 
 
-def jax_runner(problem: Problem, iters: int = jax_baseline.NEWTON_ITERS):
+def jax_runner(problem: GridPoints, iters: int = jax_baseline.NEWTON_ITERS):
     r, data = problem.r, problem.data
     T = max(r.Ts)
     params = {k: v.reshape(v.shape[0]).to(torch.float64).numpy() for k, v in problem.params.items()
@@ -151,7 +131,7 @@ def jax_runner(problem: Problem, iters: int = jax_baseline.NEWTON_ITERS):
     return fn
 
 
-def numpy_runner(problem: Problem):
+def numpy_runner(problem: GridPoints):
     """numpy_baseline's run() for the fixed readout or the target task, else None."""
     r, data = problem.r, problem.data
     readout = r.problem.readout
@@ -185,7 +165,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def compare(s: Settings, spec: GridSpec) -> list[Row]:
-    problem = Problem(spec)
+    problem = GridPoints(spec)
     r = problem.r
     label = r.problem.readout.label
     case = (f"{r.problem.cell.name} {r.problem.task.name} {r.x.num}x{r.y.num} N={r.n} T={max(r.Ts)} {spec.dtype}"
@@ -232,7 +212,7 @@ def compare(s: Settings, spec: GridSpec) -> list[Row]:
     return rows
 
 
-def fit_check(problem: Problem) -> str:
+def fit_check(problem: GridPoints) -> str:
     """The JAX Newton fit on the fused kernel's own outputs against the fused fit on them, both
     losses in float64 (the fused path casts its losses to the grid's dtype after the fit): the
     same optimum to 1e-10 (absolute) or an AssertionError."""
@@ -308,7 +288,7 @@ def readout_fit(s: Settings, z: dict) -> list[Row]:
 
     spec = GridSpec(cell="srnn", task="latch", T=(50,), n=z["fit_n"],
                     x=Axis("w", -1.0, 3.0, z["fit_num"]), y=Axis("b", -1.5, 1.5, z["fit_num"]))
-    problem = Problem(spec)
+    problem = GridPoints(spec)
     r, data = problem.r, problem.data
     kernel = fused_kernel(r.problem.cell, r.problem.D, problem.dtype)
     outs = kernel.outputs(problem.params, data.inputs[..., 0], [data.ends[T] for T in r.Ts], data.h0, threads=1)

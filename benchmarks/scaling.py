@@ -17,10 +17,9 @@ import os
 
 import torch
 
-import landscape
 from landscape import Axis, GridSpec, engine
 
-from .common import Row, Settings, speedup_row, timed
+from .common import GridPoints, Row, Settings, speedup_row, timed
 
 NAME = "scaling"
 EFFICIENCY = 0.85  # the target: speed-up >= EFFICIENCY x cores
@@ -48,12 +47,8 @@ def run(s: Settings) -> list[Row]:
     num, n, T = (16, 100, 20) if s.quick else (201, 1000, 100)
     spec = GridSpec(cell="srnn", task="latch", T=(T,), n=n, fit="fixed",
                     x=Axis("w", -1.0, 3.0, num), y=Axis("b", -1.5, 1.5, num))
-    r = landscape.resolve(spec)
-    data = r.problem.task.make(r.Ts, r.n, spec.seed).to(torch.float64, torch.device("cpu"))
-    xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
-    flat = torch.arange(num * num)
-    params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // num], ys[flat % num]), torch.float64,
-                                 torch.device("cpu"))
+    grid = GridPoints(spec)
+    r, data, params = grid.r, grid.data, grid.params
     out = {}
 
     from landscape.kernels import fused_cpu

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import Row, Settings, speedup_row, timed
-from .fused_cpu import Problem, _quiet, _rel, engine_losses, fused_losses, latch_spec
+from .common import GridPoints, Row, Settings, speedup_row, timed
+from .fused_cpu import _quiet, _rel, engine_losses, fused_losses, latch_spec
 
 NAME = "user-cell"
 MGU = str(Path(__file__).resolve().parents[1] / "examples" / "cells" / "mgu.py") + ":MGU"
@@ -29,7 +29,7 @@ def run(s: Settings) -> list[Row]:
     num, n, T = (6, 40, 10) if s.quick else (101, 1000, 100)
     rows = []
     for fit in ("fixed", "optimal"):
-        user, builtin = Problem(latch_spec(MGU, num, n, T, "float64", fit)), Problem(latch_spec("gru", num, n, T,
+        user, builtin = GridPoints(latch_spec(MGU, num, n, T, "float64", fit)), GridPoints(latch_spec("gru", num, n, T,
                                                                                                "float64", fit))
         res = timed(s, {"mgu": _quiet(fused_losses, user, user.params),
                         "gru": _quiet(fused_losses, builtin, builtin.params)},
