@@ -5,7 +5,7 @@ Everything is batched over the population P (grid points or models): a member's 
 its own parameters, so the gradient of sum_p L_p with respect to a (P,) tensor holds every member's
 own derivative at once. Shapes: P members, N sequences, H hidden units, T steps.
 
-Definitions (the numbers stored under the names of DESIGN.md):
+Definitions (the numbers stored under the names of docs/format.md):
 
 - ``grad`` (nT, P, 2) = (dL_T/dx, dL_T/dy) where x, y are the two grid-axis parameters and L_T the
   loss the engine reports at T (``engine.unroll_losses``; the mean over the N sequences).

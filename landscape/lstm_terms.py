@@ -49,13 +49,6 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 TERMS = ("forget", "through_f", "through_z", "through_i")  # in the blog's order
-TERM_LABELS = {
-    "forget": "diag(f_t)",
-    "through_f": "diag(c_{t-1}) df_t/dc_{t-1}",
-    "through_z": "diag(i_t) dz_t/dc_{t-1}",
-    "through_i": "diag(z_t) di_t/dc_{t-1}",
-    "total": "dc_t/dc_{t-1}",
-}
 
 
 def check_lstm_cell(cell) -> None:

@@ -163,13 +163,6 @@ TRAIN_KINDS = ("dense2", "logistic")  # what training offers a classification ta
 READOUT_PARAMS = tuple(n for k in KINDS.values() for n in k.shapes(1))  # every readout parameter name
 
 
-def readout_kind(name: str) -> ReadoutKind:
-    try:
-        return KINDS[name]
-    except KeyError:
-        raise LandscapeError(f"unknown readout {name!r}; choose from: {', '.join(KINDS)}") from None
-
-
 # ---------------------------------------------------------------------------------------------
 # a resolved readout
 

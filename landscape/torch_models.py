@@ -86,11 +86,6 @@ class TorchModel:
         """The parameters with a population axis: name -> (P, *shape) (an expanded view)."""
         return {k: v.unsqueeze(0).expand(P, *v.shape) for k, v in self.params.items()}
 
-    def cell_params(self) -> dict[str, Tensor]:
-        """The recurrent cell's parameters only (no head)."""
-        shapes = self.cell_instance().param_shapes(self.hidden, self.input_size)
-        return {k: self.params[k] for k in shapes}
-
 
 # ---------------------------------------------------------------------------------------------
 # torch -> ours

@@ -7,7 +7,7 @@ for srnn, lstm and gru, mean +- sd of the final validation accuracy against T. T
 that on task 2 the GRU did better while SRNN and LSTM were equally bad. The text of that
 experiment is lost, so this module fixes what it does not say:
 
-  bit relay   our definition (DESIGN.md, task ``relay``): the first input is the bit (+-1), every
+  bit relay   our definition (task ``relay``, landscape/tasks/builtin.py): the first input is the bit (+-1), every
               later input a fresh random +-1 distractor of the same size, the label is the bit
   training    as in the latching experiment (``latching``): Keras 2 initialisers, hard-sigmoid
               gates (GRU reset_before), Dense(2, softmax), Adam 1e-3 in Keras' form, batch 16

@@ -218,8 +218,6 @@ def _focus(axes, views, extra=(), margin: float = 0.15) -> None:
 
 
 def _style(name: str) -> dict:
-    from ..figures.fixedpoints import SLOW, STABLE, UNSTABLE
-
     return {"stable": STABLE, "unstable": UNSTABLE, "slow": SLOW}[name]
 
 

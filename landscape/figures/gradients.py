@@ -1,4 +1,4 @@
-"""Plots of the gradient analysis stored with a surface (field names and shapes as in DESIGN.md):
+"""Plots of the gradient analysis stored with a surface (field names and shapes as in docs/format.md):
 
     grad_norm_t      (nx, ny, T_max)   ||d loss_{T_max} / d h_t|| for t = 1..T_max
     grad             (nT, nx, ny, 2)   d loss / d(x, y)

@@ -137,10 +137,6 @@ def get_kind(name: str) -> PlotKind:
     return KINDS[name]
 
 
-def check_kind(name: str) -> str:
-    return get_kind(name).name
-
-
 def draw(kind: str, surfaces: Sequence, T: Sequence[int] | None = None, at=None, scale="linear",
          width=None, elev: float | None = None, azim: float | None = None, folds: bool = False,
          basin: float | None = None, title: str | None = None):

@@ -26,10 +26,6 @@ class Masked:
     nan: int = 0
     non_positive: int = 0
 
-    @property
-    def n_masked(self) -> int:
-        return self.pos_inf + self.neg_inf + self.nan + self.non_positive
-
     def note(self) -> str:
         """'3 points +inf, 2 NaN (not computed), masked' or '' when nothing is masked."""
         parts = [(n, what) for n, what in ((self.pos_inf, "+inf"), (self.neg_inf, "-inf"),
