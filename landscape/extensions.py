@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import math
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -112,18 +113,25 @@ class Registry:
         return cls
 
 
-_LOADED: dict[tuple[str, str], object] = {}  # (path, source hash) -> module: a changed file loads anew
+_LOADED: dict[tuple[str, str], tuple] = {}  # (path, source hash) -> (module, its local imports' digest)
 
 
 def _load_file(path: str, what: str):
-    """The module of a user's file; one clear line for a missing file or an error inside it."""
+    """The module of a user's file; one clear line for a missing file or an error inside it. A file
+    loads anew when it, or a module of the user's own that it imports (``local_imports``), changed."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise LandscapeError(f"{what} file {path!r} not found" + (" (it is a folder)" if file.is_dir() else ""))
     source = file.read_bytes()
     key = (str(file.resolve()), hashlib.sha256(source).hexdigest())
     if key in _LOADED:
-        return _LOADED[key]
+        module, deps = _LOADED[key]
+        if _digest_of(local_imports(file, module)) == deps:
+            return module
+        for dep in local_imports(file, module):  # a helper changed: import the user's modules again
+            for name, mod in list(sys.modules.items()):
+                if getattr(mod, "__file__", None) and Path(mod.__file__).resolve() == dep:
+                    del sys.modules[name]
     name = f"landscape_user_{key[1][:16]}"
     spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
@@ -136,8 +144,15 @@ def _load_file(path: str, what: str):
     except Exception as err:  # noqa: BLE001 - anything the user's module raises is one line
         del sys.modules[name]
         raise LandscapeError(f"cannot load {what} file {path}: {type(err).__name__}: {err}") from None
-    _LOADED[key] = module
+    _LOADED[key] = (module, _digest_of(local_imports(file, module)))
     return module
+
+
+def _digest_of(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for dep in files:
+        digest.update(str(dep).encode() + b"\0" + dep.read_bytes())
+    return digest.hexdigest()
 
 
 def _load_module(name: str, what: str):
@@ -153,18 +168,137 @@ def _load_module(name: str, what: str):
 
 
 def source_hash(cls: type) -> str:
-    """A hash of the source file that defines ``cls`` (the whole file: helpers it calls count too)."""
+    """A hash of the source that defines ``cls``: its whole file (the helpers it calls count too) and,
+    when that file imports modules of its own from outside the installed packages (a ``helpers.py``
+    beside a cell file), their files too, recursively, so editing any of them recomputes. A file with
+    no such imports hashes as its bytes alone."""
     try:
         file = inspect.getsourcefile(cls)
         data = Path(file).read_bytes() if file else b""
     except (TypeError, OSError):
-        data = b""
+        file, data = None, b""
     if not data:  # defined interactively: hash what can be had
         try:
             data = inspect.getsource(cls).encode()
         except (TypeError, OSError):
             data = repr(sorted(vars(cls))).encode()
-    return hashlib.sha256(data).hexdigest()[:16]
+        return hashlib.sha256(data).hexdigest()[:16]
+    digest = hashlib.sha256(data)
+    for dep in local_imports(Path(file), sys.modules.get(cls.__module__)):
+        digest.update(b"\0" + dep.name.encode() + b"\0" + dep.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def local_imports(file: Path, module=None) -> list[Path]:
+    """The source files of the modules ``file`` imports (and they import, recursively) that are the
+    user's own: not the standard library, not an installed package, not landscape. Found from the
+    file's import statements, resolved through the modules already imported (the file has run)."""
+    seen: dict[Path, None] = {}
+    todo = [(file, module)]
+    while todo:
+        path, mod = todo.pop()
+        for name in _imported_names(path, mod):
+            found = sys.modules.get(name)
+            dep = getattr(found, "__file__", None)
+            if dep is None or not _is_users(Path(dep)):
+                continue
+            dep = Path(dep).resolve()
+            if dep != file.resolve() and dep not in seen and dep.suffix == ".py":
+                seen[dep] = None
+                todo.append((dep, found))
+    return sorted(seen)
+
+
+def _imported_names(path: Path, module) -> list[str]:
+    """Full module names of the import statements of a source file (relative ones resolved against its
+    package)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    package = getattr(module, "__package__", None) or ""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[:len(parts) - node.level + 1] if node.level > 1 else parts
+                base = ".".join([*parts, base] if base else parts)
+            names.append(base)
+            names += [f"{base}.{alias.name}" for alias in node.names]  # from pkg import submodule
+    return [n for n in names if n]
+
+
+def _is_users(path: Path) -> bool:
+    """Whether a module file is the user's own: outside the interpreter's prefixes (the standard library,
+    site-packages) and outside landscape itself."""
+    import sysconfig
+
+    path = path.resolve()
+    here = Path(__file__).resolve().parent
+    roots = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    roots |= {Path(p).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")
+              if (p := sysconfig.get_paths().get(key))}
+    if path.is_relative_to(here) or "site-packages" in path.parts or "dist-packages" in path.parts:
+        return False
+    return not any(path.is_relative_to(root) for root in roots)
+
+
+def convert_options(cls: type, options: dict, what: str, noun: str = "option") -> dict:
+    """A cell's options or a task's parameters, as the class declares them: each key must be a field of
+    the dataclass ``cls``, and a value given as text (from the command line) is converted to the
+    field's declared type (bool, int, float or str; another type keeps the value as given). One line
+    naming the option and its type when a value cannot be converted."""
+    import dataclasses
+
+    declared = {f.name: f.type for f in dataclasses.fields(cls)}
+    out = {}
+    for key, value in options.items():
+        if key not in declared:
+            valid = ", ".join(declared) or "none"
+            raise LandscapeError(f"{what} {cls.name} has no {noun} {key!r}; its {noun}s: {valid}")
+        kind = _TYPES.get(declared[key])
+        try:
+            out[key] = value if kind is None else _convert(kind, value)
+        except (TypeError, ValueError, OverflowError):
+            article = "an" if kind is int else "a"
+            raise LandscapeError(f"{what} {noun} {key}={value!r} is not {article} {kind.__name__}"
+                                 + (" (write true or false)" if kind is bool else "")) from None
+    return out
+
+
+_TYPES = {bool: bool, "bool": bool, int: int, "int": int, float: float, "float": float, str: str, "str": str}
+_BOOL = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def _convert(kind: type, value):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOL:
+            return _BOOL[value.strip().lower()]
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        number = float(value) if isinstance(value, str) else value  # '3' and '3.0' are 3; '3.5' is not
+        if isinstance(number, float) and (not math.isfinite(number) or number != int(number)):
+            raise ValueError(value)
+        return int(number)
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
 
 
 def is_builtin(cls: type) -> bool:

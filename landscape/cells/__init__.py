@@ -6,10 +6,8 @@ installed packages declare under the entry-point group ``landscape.cells``, and 
 """
 from __future__ import annotations
 
-from dataclasses import fields
-
 from ..errors import LandscapeError
-from ..extensions import Registry
+from ..extensions import Registry, convert_options
 from .base import Cell, ParamDecl, bias, check_cell_class, drive, hard_sigmoid, linear, parse_param_ref, scalar_names
 from .elman import IRNN, SRNN, Linear, Pascanu
 from .gated import (GRU, LSTM, LSTM1997, LSTMB, MUT1, MUT2, MUT3, LSTMNoForgetGate, LSTMNoInputGate,
@@ -29,11 +27,7 @@ def get_cell(ref: str, **options) -> Cell:
     """A cell instance by name or reference; options (e.g. gate='hard_sigmoid') must be fields of
     the cell (values given as text are converted to the field's type)."""
     cls = cell_class(ref)
-    valid = {f.name: f for f in fields(cls)}
-    bad = sorted(set(options) - set(valid))
-    if bad:
-        choices = ", ".join(sorted(valid)) or "none"
-        raise LandscapeError(f"cell {cls.name} has no option {bad[0]!r}; its options: {choices}")
+    options = convert_options(cls, options, "cell")
     try:
         return cls(**options)
     except LandscapeError:
