@@ -147,6 +147,41 @@ class Relay(Task):
 
 
 
+@dataclass(frozen=True)
+class Teacher(Task):
+    """Zucchet & Orvieto 2024 (Fig. 1): regress a linear teacher. The inputs are i.i.d. Gaussian,
+    x_t ~ N(mu, sigma^2); the teacher runs h*_t = lam h*_{t-1} + x_t from h*_0 = 0 and the target at
+    length T is h*_T; the loss is 1/2 (y_T - h*_T)^2 on the cell's output (the student; for the
+    ``linear`` cell with u = 1, b = 0 and w = lambda, as T -> infinity its mean is
+    1/2 [1/(1 - lambda^2) + 1/(1 - lam^2) - 2/(1 - lambda lam)] sigma^2
+    + 1/2 mu^2 (1/(1 - lambda) - 1/(1 - lam))^2)."""
+
+    name = "teacher"
+    summary = "Zucchet & Orvieto 2024: regress a linear teacher h*_t = lam h*_(t-1) + x_t, x iid N(mu, sigma^2)"
+    input_size = 1
+    readout = "identity"
+    loss_scale = 0.5
+    lam: float = 0.99
+    mu: float = 0.0
+    sigma: float = 1.0
+    param_docs = {"lam": "the teacher's recurrent weight lambda* (memory ~ 1 / (1 - lam))",
+                  "mu": "mean of the inputs", "sigma": "sd of the inputs"}
+
+    def check(self):
+        super().check()
+        self._at_least("sigma", 0.0)
+
+    def make(self, Ts, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        x = self.mu + _noise(max(Ts), n, self.sigma, g)  # (T, N)
+        targets, h = {}, torch.zeros(n, dtype=torch.float64)
+        for t in range(max(Ts)):
+            h = self.lam * h + x[t]
+            if t + 1 in Ts:
+                targets[t + 1] = h.clone()
+        return TaskData(x.unsqueeze(-1), targets, _same_ends(Ts, n))
+
+
 # ---------------------------------------------------------------------------------------------
 # More readings of the thread's lost "bit relay" (docs/reference.md §1). They are OUR readings,
 # not the asker's task (its text is lost); `landscape reproduce relay-readings` trains srnn, lstm
