@@ -52,7 +52,14 @@ def text(name: str) -> str | None:
 
 
 def home_cache() -> Path:
-    return Path.home() / ".cache" / "landscape"
+    """~/.cache/landscape, the home folder from $HOME, or from the user database when $HOME is unset
+    or empty (an empty $HOME would put the cache in /.cache, shared by every user)."""
+    home = os.environ.get("HOME", "").strip()
+    if not home:
+        import pwd
+
+        home = pwd.getpwuid(os.getuid()).pw_dir
+    return Path(home).expanduser() / ".cache" / "landscape"
 
 
 def cache_dir() -> Path:

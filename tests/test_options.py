@@ -119,3 +119,32 @@ def test_the_command_line_refuses_a_bad_option_in_one_line(cell_file):
                            "--cell-opt", "halve=maybe", "--T", "3"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: cell option halve='maybe' is not a bool (write true or false)"]
+
+
+def test_an_empty_home_does_not_put_the_cache_in_the_root(monkeypatch):
+    import pwd
+    import os
+    from pathlib import Path
+
+    from landscape import settings
+
+    monkeypatch.setenv("HOME", "")
+    monkeypatch.delenv("LANDSCAPE_CACHE", raising=False)
+    monkeypatch.delenv("LANDSCAPE_KERNELS", raising=False)
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    assert settings.cache_dir() == home / ".cache" / "landscape"
+    assert settings.kernel_dir() == home / ".cache" / "landscape" / "kernels"
+    monkeypatch.setenv("LANDSCAPE_CACHE", "  ")  # blank counts as unset
+    assert settings.cache_dir() == home / ".cache" / "landscape"
+
+
+@pytest.mark.parametrize("value, want", [("1", True), ("yes", True), ("ON", True), ("0", False), ("off", False),
+                                         ("", False)])
+def test_flags_have_one_parser(monkeypatch, value, want):
+    from landscape import settings
+
+    monkeypatch.setenv("LANDSCAPE_EXACT", value)
+    assert settings.exact() is want
+    monkeypatch.setenv("LANDSCAPE_EXACT", "maybe")
+    with pytest.raises(LandscapeError, match=r"^\$LANDSCAPE_EXACT='maybe': write 1 or 0"):
+        settings.exact()
