@@ -86,7 +86,7 @@ def test_population_matches_one_run_at_a_time():
 def test_noise_conventions_and_errors():
     assert bf.noise_sd(0.2, "sd") == pytest.approx(0.2)
     assert bf.noise_sd(0.2, "variance") == pytest.approx(math.sqrt(0.2))
-    with pytest.raises(LandscapeError, match="noise convention 'std'.*sd, variance"):
+    with pytest.raises(LandscapeError, match="noise convention 'std'.*variance, sd"):
         bf.Config(noise="std")
     with pytest.raises(LandscapeError, match="criterion 'loss'"):
         bf.Config(criterion="loss")

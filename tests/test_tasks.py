@@ -160,3 +160,10 @@ def test_dynamics_maps_equal_the_cells_step(cell):
 def test_cells_without_a_map_have_no_dynamics():
     with pytest.raises(LandscapeError, match="no one-unit dynamics for cell 'lstm'; choose from: srnn, pascanu"):
         dynamics.fixed_points("lstm", 2.0, 0.0)
+
+
+def test_the_bengio_task_reads_s_as_the_variance_or_as_the_sd():
+    var = get_task("bengio", s=0.25).make((40,), 4000, 0).inputs[3:, :, 0]
+    sd = get_task("bengio", s=0.25, reading="sd").make((40,), 4000, 0).inputs[3:, :, 0]
+    assert abs(float(var.std()) - 0.5) < 0.01 and abs(float(sd.std()) - 0.25) < 0.005
+    assert torch.equal(var, 2 * sd)  # the same draws, scaled

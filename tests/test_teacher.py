@@ -63,3 +63,4 @@ def test_at_large_T_the_surface_is_the_closed_form(tmp_path, lam_star, mu):
     # (plus the mean's); 6 of those bound the difference
     tol = 6 * np.sqrt(2 / n) * finite * (1 + 2 * abs(mu)) + 1e-12
     assert np.all(np.abs(got - finite) <= tol), np.c_[lam, got, finite]
+

@@ -76,13 +76,14 @@ import numpy as np
 import torch
 
 from ..errors import LandscapeError
+from ..tasks.builtin import NOISE_READINGS, Bengio
 
 NAME = "bengio-fig2"
 DESCRIPTION = "Bengio et al. 1994 Fig. 2: convergence frequency of a latching tanh unit vs T, and over w0 x s"
 
 # read off the paper's Fig. 2(b) (docs/reference.md §3)
 PAPER_B = {12: 1.0, 20: 0.8, 28: 0.5, 35: 0.3, 45: 0.05}
-NOISE = ("sd", "variance")
+NOISE = NOISE_READINGS  # what s stands for, as the task bengio's option `reading` names it
 CRITERIA = ("sign", "margin", "cost")
 
 
@@ -150,9 +151,8 @@ SENSITIVITY = {
 
 
 def noise_sd(s, noise: str) -> np.ndarray:
-    """The standard deviation of the noise that s stands for."""
-    s = np.asarray(s, dtype=float)
-    return s if noise == "sd" else np.sqrt(s)
+    """The standard deviation of the noise that s stands for (the task's ``Bengio.noise_sd``, elementwise)."""
+    return np.vectorize(lambda v: Bengio.noise_sd(float(v), noise), otypes=[float])(np.asarray(s, dtype=float))
 
 
 def describe(config: Config) -> str:

@@ -54,24 +54,37 @@ class Latch(Task):
         return TaskData(x.unsqueeze(-1), {T: label for T in Ts}, _same_ends(Ts, n))
 
 
+NOISE_READINGS = ("variance", "sd")  # what Bengio et al.'s s stands for
+
+
 @dataclass(frozen=True)
 class Bengio(Task):
     name = "bengio"
-    summary = "Bengio et al. 1994: L class inputs, then noise of variance s; targets +-0.8, MSE on h_T"
+    summary = "Bengio et al. 1994: L class inputs, then Gaussian noise set by s; targets +-0.8, MSE on h_T"
     input_size = 1
     readout = "identity"
     loss_scale = 0.5
     L: int = 3
     s: float = 0.2
     h: float = 1.0
+    reading: str = "variance"
     param_docs = {"L": "number of leading class inputs (trainable in the paper)",
-                  "s": "variance of the Gaussian noise after step L",
-                  "h": "value of the L class inputs (+h for class +, -h for class -)"}
+                  "s": "the Gaussian noise after step L: its variance (the paper's word) or its sd (reading=sd)",
+                  "h": "value of the L class inputs (+h for class +, -h for class -)",
+                  "reading": "what s is: variance (as the paper says) or sd (the reading `reproduce bengio-fig2` "
+                             "fits the paper's Fig. 2(b) with)"}
 
     def check(self):
         super().check()
         self._at_least("s", 0.0)
         self._at_least("L", 1)
+        if self.reading not in NOISE_READINGS:
+            raise LandscapeError(f"task bengio: reading={self.reading!r}; choose from: {', '.join(NOISE_READINGS)}")
+
+    @staticmethod
+    def noise_sd(s, reading: str):
+        """The standard deviation of the noise that s stands for under a reading (variance or sd)."""
+        return s if reading == "sd" else math.sqrt(s)
 
     def make(self, Ts, n, seed):
         if self.L < 1 or self.L >= min(Ts):
@@ -79,7 +92,7 @@ class Bengio(Task):
         g = torch.Generator().manual_seed(seed)
         steps = max(Ts)
         sign = torch.cat([torch.ones(n // 2), -torch.ones(n - n // 2)]).to(torch.float64)  # (N,)
-        x = _noise(steps, n, math.sqrt(self.s), g)
+        x = _noise(steps, n, self.noise_sd(self.s, self.reading), g)
         x[: self.L] = self.h * sign
         return TaskData(x.unsqueeze(-1), {T: 0.8 * sign for T in Ts}, _same_ends(Ts, n))
 
