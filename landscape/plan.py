@@ -5,19 +5,18 @@ task's data and the file writer's buffers), the point analysis (``check_points_m
 gradients' passes (``gradient_bytes_per_member``, ``grad_norm_bytes_per_member``,
 ``hessian_bytes_per_member``, ``jacobian_bytes_per_member``) are sized here, against a budget in
 bytes (``memory_budget``; ``parse_bytes`` reads '512M', ``human_bytes`` writes '1.5 GiB').
-Every estimate is conservative: a chunk that fits its estimate fits the machine.
+Every estimate is conservative: a chunk that fits its estimate fits the machine. The plan knows
+the model through its arguments alone (``problem``: a resolved model, ``problem.Problem``;
+``cell``: a ``cells.Cell``) and imports nothing of the computations it sizes, so it sits on the
+ground floor beside ``settings``, which reads $LANDSCAPE_MEMORY with ``parse_bytes``.
 """
 from __future__ import annotations
 
 import functools
 import math
 
-from .cells import Cell
 from .errors import LandscapeError
-from .gradients import scalar_method_applies
 from .lazy import torch
-from .problem import Problem
-from .store import STORE_BYTES
 
 DEFAULT_BUDGET_CPU = 1 << 30  # bytes a chunk may use on the CPU
 CUDA_BUDGET_FRACTION = 0.5  # of the free GPU memory
@@ -47,7 +46,7 @@ def parse_bytes(text: str) -> int:
     return int(number)
 
 
-def bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, n_T: int, grads_T: int = 0) -> int:
+def bytes_per_member(problem, n: int, dtype: torch.dtype, n_T: int, grads_T: int = 0) -> int:
     """A conservative estimate of the memory one population member needs during the unroll:
     the state, the temporaries of a step (about 12 (N, H) tensors for the gated cells; on the CPU
     only a block's worth exist at once), the outputs kept for the loss (one per requested T: the
@@ -63,7 +62,7 @@ def bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, n_T: int, gra
     return unroll + capture + fit + graph + 64 * n_T
 
 
-def data_bytes(problem: Problem, n: int, dtype: torch.dtype, steps: int, n_T: int, device) -> tuple[int, int]:
+def data_bytes(problem, n: int, dtype: torch.dtype, steps: int, n_T: int, device) -> tuple[int, int]:
     """(peak, held): the memory of the task's data, made once for every chunk. The inputs
     (steps, N, D) are drawn on the CPU in float64 in blocks, concatenated and scaled (up to three
     float64 copies at once while they are made: ``peak``), then cast to the computation's dtype
@@ -128,7 +127,7 @@ NORM_FACTOR = 3
 
 
 @functools.lru_cache(maxsize=None)
-def graph_units_per_step(cell: Cell, H: int, D: int) -> float:
+def graph_units_per_step(cell, H: int, D: int) -> float:
     """How many (P, N, H)-sized tensors the autograd graph of one step of ``cell`` keeps (saved
     tensors plus the new state), counted on a small probe with saved_tensors_hooks."""
     P, N = 2, 16
@@ -148,21 +147,20 @@ def graph_units_per_step(cell: Cell, H: int, D: int) -> float:
     return total / (P * N * H * 8)
 
 
-def grad_norm_bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, T: int, method: str = "auto") -> int:
-    """Memory one member needs for ``grad_norms_t`` at length T (bytes, a conservative estimate)."""
+def grad_norm_bytes_per_member(problem, n: int, dtype: torch.dtype, T: int, method: str) -> int:
+    """Memory one member needs for ``gradients.grad_norms_t`` at length T by ``method``, scalar or
+    autograd (bytes, a conservative estimate)."""
     cell, H, D = problem.cell, problem.H, problem.D
     item = torch.finfo(dtype).bits // 8
     per_state = n * H * item
     k = len(cell.state_names)
-    if method == "auto":
-        method = "scalar" if scalar_method_applies(problem) else "autograd"
     if method == "scalar":  # S, Z, end state, g, and a step's temporaries; the (P, T) output
         return n * 8 * 24 + per_state * 32 + 8 * T
     units = NORM_FACTOR * graph_units_per_step(cell, H, D) + k  # graph + retained gradients
     return int(per_state * units * T) + per_state * 20 * k + 8 * k * T
 
 
-def hessian_bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, T_max: int) -> int:
+def hessian_bytes_per_member(problem, n: int, dtype: torch.dtype, T_max: int) -> int:
     """Memory one member needs for ``loss_grad_hessian`` up to T_max (bytes, a conservative estimate)."""
     cell, H, D, optimal_readout = problem.cell, problem.H, problem.D, problem.readout.optimal
     item = torch.finfo(dtype).bits // 8
@@ -173,7 +171,7 @@ def hessian_bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, T_max
     return int(graph) + per_state * 20 * k + fit
 
 
-def jacobian_bytes_per_member(problem: Problem, n: int, T: int) -> int:
+def jacobian_bytes_per_member(problem, n: int, T: int) -> int:
     """Memory one member needs for ``jacobian_factors`` (float64, bytes): its arrays, twice while
     they are stacked, and a factor 3 for the allocator (peak RSS measured 2.5-4.2 times the arrays)."""
     cell, H = problem.cell, problem.H
@@ -182,7 +180,7 @@ def jacobian_bytes_per_member(problem: Problem, n: int, T: int) -> int:
     return 6 * 8 * n * T * per_step + 8 * n * H * H * 20
 
 
-def gradient_bytes_per_member(problem: Problem, n: int, Ts: tuple[int, ...], dtype: torch.dtype) -> int:
+def gradient_bytes_per_member(problem, n: int, Ts: tuple[int, ...], dtype: torch.dtype) -> int:
     """Memory one grid point needs in ``gradient_fields`` (bytes; the passes run one after another,
     so the larger one counts)."""
     steps = problem.task.steps(max(Ts))
@@ -190,11 +188,13 @@ def gradient_bytes_per_member(problem: Problem, n: int, Ts: tuple[int, ...], dty
                grad_norm_bytes_per_member(problem, n, dtype, steps, "autograd"))
 
 
-def plan_grid_chunk(r, device: torch.device, memory: int | None = None, chunk_size: int | None = None) -> int:
+def plan_grid_chunk(r, device: torch.device, memory: int | None = None, chunk_size: int | None = None,
+                    writer_bytes: int = 0) -> int:
     """Grid points per chunk of the resolved grid ``r`` (``resolved.ResolvedGrid``) on ``device``:
     chunk_size if it fits, else the most that fit the budget ``memory`` (bytes; None: the
     device's default). A point needs the unroll, the --grads passes and the values kept for the
-    file; once for all chunks, the task's data and (on the CPU) the file writer's buffers."""
+    file; once for all chunks, the task's data and (on the CPU) the file writer's buffers,
+    ``writer_bytes`` (``store.STORE_BYTES``)."""
     problem, dtype, n_T = r.problem, r.torch_dtype, len(r.Ts)
     steps = problem.task.steps(max(r.Ts))
     per_member = bytes_per_member(problem, r.n, dtype, n_T)
@@ -208,14 +208,14 @@ def plan_grid_chunk(r, device: torch.device, memory: int | None = None, chunk_si
             if problem.D else "") + "and the file writer's buffers"
     budget = memory_budget(device, memory)
     return plan_chunk(r.x.num * r.y.num, per_member, budget, chunk_size,
-                      data=(peak, held + (STORE_BYTES if device.type == "cpu" else 0)), what=what)
+                      data=(peak, held + (writer_bytes if device.type == "cpu" else 0)), what=what)
 
 
-def check_points_memory(problem: Problem, P: int, n: int, T: int, steps: int, dtype: torch.dtype, method: str,
+def check_points_memory(problem, P: int, n: int, T: int, steps: int, dtype: torch.dtype, method: str,
                         budget: int) -> None:
     """Refuse, before anything is allocated, a point analysis (``points.analyse_points``: P points,
-    n sequences of up to ``steps`` steps) whose per-timestep gradients (``method``), Jacobian
-    factors and LSTM terms would need more than ``budget`` bytes."""
+    n sequences of up to ``steps`` steps) whose per-timestep gradients (``method``: scalar or
+    autograd), Jacobian factors and LSTM terms would need more than ``budget`` bytes."""
     item = torch.finfo(dtype).bits // 8
     lstm = "c" in problem.cell.state_names
     terms = 3 * 5 * 8 * n * steps * problem.H ** 2 if lstm else 0  # the four terms and their total, float64

@@ -128,7 +128,9 @@ def analyse_points(model: ModelSpec, T: int, points: list[tuple[str, tuple]] | N
             resolved.append(resolve_model(replace(model, set=model.set + tuple(items)), fit=fit, l2=readout_l2))
         except LandscapeError as err:
             raise LandscapeError(f"--at {text}: {err}") from None
-    if method == "scalar" and not gradients.scalar_method_applies(problem):
+    if method == "auto":  # as grad_norms_t decides it, here before the memory check
+        method = "scalar" if gradients.scalar_method_applies(problem) else "autograd"
+    elif method == "scalar" and not gradients.scalar_method_applies(problem):
         raise LandscapeError(f"--method scalar needs a one-state cell with H = 1; {problem.cell.name} has states "
                              f"{', '.join(problem.cell.state_names)} and H = {problem.H}")
 

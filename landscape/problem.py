@@ -11,10 +11,10 @@ by ``apply_set``. A Problem does no I/O: what its canonical form needs is read h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .basemodel import grid_readout, load_model, read_base_point
+from .basemodel import adopt_model, load_model, model_values, read_base_point
 from .cells import Cell, get_cell, parse_param_ref
 from .errors import LandscapeError
 from .extensions import is_builtin, source_hash
@@ -116,7 +116,7 @@ def resolve_model(spec: ModelSpec, readout: str | None = None, fit: str = "fixed
     base.update(KINDS[kind].base(H))
     problem = Problem(spec, cell, task, H, D, ro, shapes, base, bm)
     if bm is not None:
-        base_values = _model_values(bm, problem)
+        base_values = model_values(bm, problem)
     else:
         base_values = read_base_point(spec.base_file, shapes) if spec.base_file else {}
     for name, value in base_values.items():
@@ -147,38 +147,6 @@ def _fit_policy(task: Task, kind: str, fit: str, l2: float) -> str:
         raise LandscapeError("--readout optimal needs readout_l2 > 0 (separable classes have no "
                              "finite optimum otherwise)")
     return fit
-
-
-def adopt_model(spec: ModelSpec, bm) -> ModelSpec:
-    """The ModelSpec with a trained model's cell, options and hidden size; a different --cell,
-    --cell-opt or --hidden given with it is one clear error (the default cell counts as not given)."""
-    default_cell = ModelSpec.cell
-    if spec.cell not in (default_cell, bm.cell):
-        raise LandscapeError(f"the base model is a {bm.cell}; drop --cell {spec.cell} or give --cell {bm.cell}")
-    if spec.cell_options and tuple(spec.cell_options) != tuple(bm.cell_options):
-        raise LandscapeError(f"the base model has cell options {dict(bm.cell_options) or 'none'}; drop --cell-opt")
-    if spec.hidden is not None and int(spec.hidden) != bm.hidden:
-        raise LandscapeError(f"the base model has {bm.hidden} hidden units; drop --hidden {spec.hidden}")
-    return replace(spec, cell=bm.cell, cell_options=tuple(bm.cell_options), hidden=bm.hidden)
-
-
-def _model_values(bm, problem: Problem) -> dict:
-    """A trained model's parameters as the problem's base point: its readout as the problem's kind;
-    a parameter the problem does not have (input weights on a task without input) or a shape that
-    differs is one clear error, never dropped."""
-    values = {k: v for k, v in bm.params.items() if k not in READOUT_PARAMS}
-    if problem.readout.kind == "logistic":
-        values.update(grid_readout(bm, problem.H))
-    elif problem.readout.kind == "dense2" and "dense_w" in bm.params:
-        values.update({k: bm.params[k] for k in ("dense_w", "dense_b")})
-    extra = sorted(k for k in values if k not in problem.shapes)
-    wrong = sorted(k for k, v in values.items() if k in problem.shapes and tuple(v.shape) != tuple(problem.shapes[k]))
-    if extra or wrong:
-        why = (f"it has {', '.join(extra)}, which {problem.where} on task {problem.task.name} (input size "
-               f"{problem.task.input_size}) does not" if extra else
-               f"{', '.join(f'{k} {tuple(values[k].shape)}' for k in wrong)} do not fit {problem.where}")
-        raise LandscapeError(f"--base-model {bm.source['ref']}: {why}")
-    return values
 
 
 def _integer(value, what: str) -> int:

@@ -19,7 +19,7 @@ from .cells import scalar_names
 from .directions import DIRECTIONS, PLANE_AXES
 from .errors import LandscapeError
 from .problem import Problem, resolve_model
-from .spec import DTYPE_MAX, DTYPES, SPEC_VERSION, Axis, GridSpec, as_axis, parse_T, torch_dtype
+from .spec import DTYPE_MAX, DTYPES, SPEC_VERSION, Axis, GridSpec, torch_dtype
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,7 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
     """Check a spec and fill in its defaults; raises LandscapeError on the first bad value."""
     if spec.dtype not in DTYPES:
         raise LandscapeError(f"unknown dtype {spec.dtype!r}; choose from: {', '.join(DTYPES)}")
-    xa, ya = as_axis(spec.x, "x"), as_axis(spec.y, "y")
-    Ts = parse_T(spec.T)
+    xa, ya, Ts = spec.x, spec.y, spec.T  # parsed when the spec was made
     problem = resolve_model(spec.model, fit=spec.fit, l2=spec.readout_l2)
     n = problem.task.default_n if spec.n is None else int(spec.n)
     problem.task.check_n(n)

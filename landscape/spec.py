@@ -92,7 +92,7 @@ class GridSpec:
     cell's default axes (``Cell.default_axes``). ``fit`` is how the readout of a classification
     task is set at each point: fixed (the base point's out_w, out_b), optimal (fitted per point and
     T, ridge ``readout_l2``) or auto (optimal where the task has a readout). Axes may be given as
-    text ('w:-1:3:201'). ``GridSpec.of(cell=..., task=..., T=..., ...)`` takes the flat form.
+    text ('w:-1:3:201') and T as text ('1,5,10'): they are parsed when the spec is made. ``GridSpec.of(cell=..., task=..., T=..., ...)`` takes the flat form.
 
     ``directions`` random | hessian | pca | models | line makes the grid a plane around the base
     point, theta = base + a d1 + b d2, over axes named ``a`` and ``b`` (``models``: the other
@@ -100,9 +100,9 @@ class GridSpec:
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
-    T: tuple[int, ...] = (50,)
-    x: Axis | None = None
-    y: Axis | None = None
+    T: tuple[int, ...] | str | int = (50,)
+    x: Axis | str | None = None
+    y: Axis | str | None = None
     n: int | None = None
     seed: int = 0
     dtype: str = "float64"
@@ -112,6 +112,12 @@ class GridSpec:
     directions: str | None = None
     models: tuple[str, ...] = ()
     direction_seed: int = 0
+
+    def __post_init__(self):
+        """The lengths and axes as checked data: T sorted and unique, x and y Axis or None."""
+        object.__setattr__(self, "T", parse_T(self.T))
+        object.__setattr__(self, "x", as_axis(self.x, "x"))
+        object.__setattr__(self, "y", as_axis(self.y, "y"))
 
     @classmethod
     def of(cls, **flat) -> GridSpec:

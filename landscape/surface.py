@@ -10,6 +10,7 @@ from .lazy import torch
 from tqdm import tqdm
 
 from . import engine, gradients, plan, settings
+from .directions import make_plane, read_plane, write_plane
 from .errors import LandscapeError, error_reason
 from .resolved import ResolvedGrid, resolve
 from .spec import GridSpec
@@ -77,7 +78,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         if cached is not None:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
 
-    size = plan.plan_grid_chunk(r, dev, settings.memory() if memory is None else memory, chunk_size)
+    size = plan.plan_grid_chunk(r, dev, settings.memory() if memory is None else memory, chunk_size, STORE_BYTES)
     check_writable(path)
     data = problem.task.make(r.Ts, r.n, spec.seed)  # CPU, float64: cast per device in _compute_chunks
     fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
@@ -94,7 +95,9 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         # a plane grid's plane: built before the file exists (a failure leaves none), or read back from
         # the file being resumed (verified above); written into the file's layout, with a digest
         plane = _plane(r, path, say) if r.on_plane else None
-        groups = {"plane": lambda group: _write_plane(group, plane)} if plane is not None else None
+        # the plane as group /plane of the file (origin, d1, d2 and what made them): the file rebuilds its
+        # parameters, read_plane(f["plane"]).grid_params(a, b)
+        groups = {"plane": lambda group: write_plane(group, plane)} if plane is not None else None
         try:
             writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name,
                                    r.y.values(), size, {"device": str(dev), "dtype": spec.dtype,
@@ -220,8 +223,6 @@ def _plane(r: ResolvedGrid, path: Path, say):
     it started), else built (``directions.make_plane``)."""
     import h5py
 
-    from .directions import make_plane, read_plane
-
     if path.exists():
         try:
             with h5py.File(path, "r") as f:
@@ -233,14 +234,6 @@ def _plane(r: ResolvedGrid, path: Path, say):
     bm = r.problem.base_model  # the Hessian's plane is computed at the largest T
     return make_plane(r.spec.directions, r.problem, r.problem.base, r.models, r.spec.direction_seed, max(r.Ts),
                       r.n, r.spec.seed, bm.trajectory if bm is not None else None)
-
-
-def _write_plane(group, plane) -> None:
-    """The plane as group /plane of the surface file (``directions.write_plane``: origin, d1, d2 and
-    what made them), so the file rebuilds its parameters: ``read_plane(f["plane"]).grid_params(a, b)``."""
-    from .directions import write_plane
-
-    write_plane(group, plane)
 
 
 def _is_tty() -> bool:

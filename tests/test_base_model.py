@@ -133,3 +133,27 @@ def test_a_models_input_weights_on_a_task_without_input_are_refused(gru_file):
     path, _, _ = gru_file
     with pytest.raises(LandscapeError, match="it has u_h, u_r, u_z, which cell gru .* on task target"):
         landscape.resolve(GridSpec.of(base_model=str(path), task="target", n=1))
+
+
+def test_a_resolved_plane_grid_does_no_io_and_loads_each_model_once(gru_file, tmp_path, monkeypatch):
+    """The --base-model and every --models file are read and hashed once, at resolve time; the
+    resolved grid's canonical() and key() then need none of them (the files may be gone)."""
+    from landscape import basemodel
+
+    path, _, _ = gru_file
+    torch.manual_seed(1)
+    other = tmp_path / "other.pt"
+    rnn, head = torch.nn.GRU(1, 4), torch.nn.Linear(4, 2)
+    torch.save({**{f"rnn.{k}": v for k, v in rnn.state_dict().items()},
+                **{f"head.{k}": v for k, v in head.state_dict().items()}}, other)
+    hashed = []
+    real = basemodel.file_sha256
+    monkeypatch.setattr(basemodel, "file_sha256", lambda p: hashed.append(str(p)) or real(p))
+    r = landscape.resolve(GridSpec.of(base_model=str(path), task="relay", T=(4,), n=8, directions="line",
+                                      models=(str(other),)))
+    assert sorted(hashed) == sorted([str(path), str(other)])
+    canonical, key = r.canonical(), r.key()
+    path.unlink()
+    other.unlink()
+    assert r.canonical() == canonical and r.key() == key
+    assert len(hashed) == 2

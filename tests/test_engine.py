@@ -230,6 +230,20 @@ def test_set_and_base_file_change_the_base_point(tmp_path):
     assert float(from_set["u"]) == 0.3
 
 
+def test_resolve_model_owns_the_readout_fit():
+    """auto is optimal on a task with classes and fixed on one whose loss is on the state; an unknown
+    fit is one line naming the choices, not a silently fixed readout."""
+    from landscape import ModelSpec, resolve_model
+
+    assert resolve_model(ModelSpec(task="latch"), fit="auto").readout.fit == "optimal"
+    assert resolve_model(ModelSpec(cell="pascanu", task="target"), fit="auto").readout.fit == "fixed"
+    with pytest.raises(LandscapeError) as err:
+        resolve_model(ModelSpec(task="latch"), fit="bogus")
+    assert str(err.value) == "unknown readout fit 'bogus'; choose from: auto, fixed, optimal"
+    with pytest.raises(LandscapeError, match="unknown readout fit 'bogus'"):
+        landscape.resolve(GridSpec.of(cell="srnn", T=(4,), fit="bogus"))
+
+
 def test_plan_chunk_refuses_a_point_over_budget_and_gives_the_size():
     with pytest.raises(LandscapeError, match=r"needs about 1\.0 MiB but the memory budget is 1\.0 KiB"):
         plan_chunk(100, 1 << 20, 1024)
