@@ -39,7 +39,7 @@ LARGE = 601  # points per axis of the large case
 def _spec(num: int, n: int, T: int):
     from landscape import Axis, GridSpec
 
-    return GridSpec(cell="srnn", task="latch", T=(T,), x=Axis.parse(f"w:-1:3:{num}"), y=Axis.parse(f"b:-1:1:{num}"),
+    return GridSpec.of(cell="srnn", task="latch", T=(T,), x=Axis.parse(f"w:-1:3:{num}"), y=Axis.parse(f"b:-1:1:{num}"),
                     n=n, fit="fixed")
 
 

@@ -31,7 +31,7 @@ NAME = "floor"
 
 def run(s: Settings) -> list[Row]:
     num, n, T = (8, 50, 10) if s.quick else (101, 1000, 100)
-    spec = GridSpec(cell="srnn", task="latch", T=(T,), n=n, fit="fixed",
+    spec = GridSpec.of(cell="srnn", task="latch", T=(T,), n=n, fit="fixed",
                     x=Axis("w", -1.0, 3.0, num), y=Axis("b", -1.5, 1.5, num))
     grid = GridPoints(spec)
     r, data, params = grid.r, grid.data, grid.params

@@ -74,7 +74,7 @@ def run(s: Settings) -> list[Row]:
         for cell in ("srnn", "lstm", "gru"):
             for fit in ("fixed", "optimal"):
                 rows += compare(s, latch_spec(cell, z["num"], z["n"], z["T"], dtype, fit))
-        spec = GridSpec(cell="pascanu", task="target", T=(z["target_T"],), n=1, dtype=dtype,
+        spec = GridSpec.of(cell="pascanu", task="target", T=(z["target_T"],), n=1, dtype=dtype,
                         x=Axis("w", 4.5, 5.5, z["target_num"]), y=Axis("b", -2.9, -1.9, z["target_num"]))
         rows += compare(s, spec)
     rows += first_call(s)
@@ -84,7 +84,7 @@ def run(s: Settings) -> list[Row]:
 
 def latch_spec(cell: str, num: int, n: int, T: int, dtype: str, fit: str = "fixed") -> GridSpec:
     ax, ay = (replace(Axis.parse(a), num=num) for a in cell_class(cell).default_axes)
-    return GridSpec(cell=cell, task="latch", T=(T,), n=n, fit=fit, dtype=dtype, x=ax, y=ay)
+    return GridSpec.of(cell=cell, task="latch", T=(T,), n=n, fit=fit, dtype=dtype, x=ax, y=ay)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def readout_fit(s: Settings, z: dict) -> list[Row]:
     from landscape.kernels.fused_cpu import fused_kernel
     from landscape.readouts import fit_logistic_readout, logistic_loss
 
-    spec = GridSpec(cell="srnn", task="latch", T=(50,), n=z["fit_n"],
+    spec = GridSpec.of(cell="srnn", task="latch", T=(50,), n=z["fit_n"],
                     x=Axis("w", -1.0, 3.0, z["fit_num"]), y=Axis("b", -1.5, 1.5, z["fit_num"]))
     problem = GridPoints(spec)
     r, data = problem.r, problem.data

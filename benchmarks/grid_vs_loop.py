@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 import landscape
-from landscape import Axis, GridSpec, engine
+from landscape import Axis, GridSpec, engine, plan, settings
 from landscape.readout_fit import fit_logistic_readout
 from landscape.readouts import logistic_loss
 
@@ -48,10 +48,10 @@ def run(s: Settings) -> list[Row]:
         for cell in ("srnn", "lstm", "gru"):
             a = LATCH_AXES[cell]
             for readout in ("fixed", "optimal"):
-                spec = GridSpec(cell=cell, task="latch", T=(z["T"],), n=z["n"], fit=readout,
+                spec = GridSpec.of(cell=cell, task="latch", T=(z["T"],), n=z["n"], fit=readout,
                                 x=Axis(a[0], a[1], a[2], z["latch_num"]), y=Axis(a[3], a[4], a[5], z["latch_num"]))
                 rows += _compare(s, spec, z["loop_points"], Path(tmp), _nn_loop)
-        spec = GridSpec(cell="pascanu", task="target", T=(z["target_T"],), n=1,
+        spec = GridSpec.of(cell="pascanu", task="target", T=(z["target_T"],), n=1,
                         x=Axis("w", 4.5, 5.5, z["target_num"]), y=Axis("b", -2.9, -1.9, z["target_num"]))
         rows += _compare(s, spec, z["target_loop_points"], Path(tmp), _scalar_loop, with_file=True)
     return rows
@@ -63,8 +63,7 @@ def engine_grid(spec: GridSpec, device: str = "cpu") -> np.ndarray:
     r = landscape.resolve(spec)
     dev = torch.device(device)
     total = r.x.num * r.y.num
-    per_member = engine.bytes_per_member(r.problem, r.n, r.torch_dtype, len(r.Ts))
-    size = engine.plan_chunk(total, per_member, engine.memory_budget(dev))
+    size = plan.plan_grid_chunk(r, dev, settings.memory())
     data = r.problem.task.make(r.Ts, r.n, spec.seed).to(r.torch_dtype, dev)
     xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
     out = np.empty((len(r.Ts), total))
@@ -103,20 +102,20 @@ def _compare(s: Settings, spec: GridSpec, n_points: int, tmp: Path, make_loop, w
     funcs = {"grid": grid, **({"file": grid_file} if with_file else {}), "loop": per_point}
     res = timed(s, funcs, warmup=warm)
     if with_file and not np.array_equal(result["file"], result["loss"]):
-        raise AssertionError(f"{spec.cell}: landscape.grid and the in-memory evaluation differ")
+        raise AssertionError(f"{spec.model.cell}: landscape.grid and the in-memory evaluation differ")
     grid_at = result["loss"][0].reshape(-1)[flat]
     diff = float(np.max(np.abs(np.asarray(result["loop"]) - grid_at)))
     if not diff < 1e-8:
-        raise AssertionError(f"{spec.cell} {r.problem.readout.label}: the per-point loop's losses differ from the grid's by {diff:g}")
+        raise AssertionError(f"{spec.model.cell} {r.problem.readout.label}: the per-point loop's losses differ from the grid's by {diff:g}")
     T = r.Ts[0]
-    case = (f"{spec.cell} {r.problem.task.name} N={r.n} T={T} {r.x.num}x{r.y.num}"
+    case = (f"{spec.model.cell} {r.problem.task.name} N={r.n} T={T} {r.x.num}x{r.y.num}"
             + (f" readout={r.problem.readout.label}" if r.problem.readout.label != "none" else ""))
-    base = ("torch.nn." + {"srnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[spec.cell] + " per point"
-            if spec.cell in ("srnn", "lstm", "gru") else "python loop, torch scalars")
+    base = ("torch.nn." + {"srnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[spec.model.cell] + " per point"
+            if spec.model.cell in ("srnn", "lstm", "gru") else "python loop, torch scalars")
     note = (f"loop timed on {len(points)} of {total} points, extrapolated x{total / len(points):.0f}; "
             f"its losses match the grid's to {diff:.1e}")
     rows = [speedup_row(NAME, case, "engine (in memory)", base, res, "grid", "loop",
-                        TARGETS.get((spec.cell, r.problem.readout.label), ""), note)]
+                        TARGETS.get((spec.model.cell, r.problem.readout.label), ""), note)]
     if with_file:
         rows.append(speedup_row(NAME, case, "landscape.grid (+ HDF5 file)", base, res, "file", "loop",
                                 note=note + "; the same grid written to its HDF5 file and read back"))

@@ -53,13 +53,13 @@ def peak_rss(reset):
 case, out, budget = json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 kw = dict(cell=case["cell"], task=case["task"], n=case["n"], fit=case["fit"],
           x=Axis(*case["x"]), y=Axis(*case["y"]))
-warm = GridSpec(T=(2,), **{**kw, "x": Axis(case["x"][0], case["x"][1], case["x"][2], 5),
+warm = GridSpec.of(T=(2,), **{**kw, "x": Axis(case["x"][0], case["x"][1], case["x"][2], 5),
                             "y": Axis(case["y"][0], case["y"][1], case["y"][2], 5)})
 landscape.grid(warm, out=out + ".warm.h5", force=True, device="cpu", progress=False)  # torch, h5py warmed up
 base = rss_now()
 reset = reset_peak()
 t0 = time.perf_counter()
-res = landscape.grid(GridSpec(T=tuple(case["T"]), **kw), out=out, force=True, device="cpu", memory=budget,
+res = landscape.grid(GridSpec.of(T=tuple(case["T"]), **kw), out=out, force=True, device="cpu", memory=budget,
                      progress=False)
 seconds = time.perf_counter() - t0
 peak = peak_rss(reset)

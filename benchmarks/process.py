@@ -161,7 +161,7 @@ def problem_file(path: Path, cell: str, T: int, n: int | None, readout: str, x: 
     import landscape
     from landscape import Axis, GridSpec
 
-    spec = GridSpec(cell=cell, task="latch", T=(T,), fit=readout, x=Axis.parse(x), y=Axis.parse(y),
+    spec = GridSpec.of(cell=cell, task="latch", T=(T,), fit=readout, x=Axis.parse(x), y=Axis.parse(y),
                     **({"n": n} if n else {}))
     r = landscape.resolve(spec)
     data = r.problem.task.make(r.Ts, r.n, spec.seed)

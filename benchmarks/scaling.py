@@ -45,7 +45,7 @@ def run(s: Settings) -> list[Row]:
         print("  scaling: skipped (this process may run on one core only)", flush=True)
         return []
     num, n, T = (16, 100, 20) if s.quick else (201, 1000, 100)
-    spec = GridSpec(cell="srnn", task="latch", T=(T,), n=n, fit="fixed",
+    spec = GridSpec.of(cell="srnn", task="latch", T=(T,), n=n, fit="fixed",
                     x=Axis("w", -1.0, 3.0, num), y=Axis("b", -1.5, 1.5, num))
     grid = GridPoints(spec)
     r, data, params = grid.r, grid.data, grid.params

@@ -34,7 +34,7 @@ def run(s: Settings) -> list[Row]:
     lengths, repeats, n = ([2, 5], 2, 64) if s.quick else (LENGTHS, 30, 400)
     rows = []
     for cell, options in (("srnn", ()), ("lstm", (("gate", "hard_sigmoid"),))):
-        spec = TrainSpec(cell=cell, cell_options=options, task="latch", n=n, epochs=1, batch=16,
+        spec = TrainSpec.of(cell=cell, cell_options=options, task="latch", n=n, epochs=1, batch=16,
                          optimizer="adam-keras", readout="dense2", dtype="float32")
         members = [Member(T=T, seed=r, lr=1e-3, init="keras") for T in lengths for r in range(repeats)]
         loop = _one_at_a_time(cell, lengths, n, spec.batch, spec.val_fraction)

@@ -18,8 +18,8 @@ _EXPORTS = {
     "CELLS": "cells", "get_cell": "cells", "Cell": "cells", "ParamDecl": "cells",
     "TASKS": "tasks", "get_task": "tasks", "Task": "tasks", "TaskData": "tasks",
     "LandscapeError": "errors",
-    "Axis": "spec", "GridSpec": "spec", "resolve": "spec",
-    "ModelSpec": "model", "Problem": "model", "resolve_model": "model",
+    "Axis": "spec", "GridSpec": "spec", "ResolvedGrid": "resolved", "resolve": "resolved",
+    "ModelSpec": "model", "Problem": "problem", "resolve_model": "problem",
     "Surface": "store", "load": "store",
     "GridResult": "surface", "grid": "surface",
 }

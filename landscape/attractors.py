@@ -108,7 +108,7 @@ def simulate_attractors(cell, params: dict, inputs, starts, steps: int = 1000) -
 class FixedPointRun:
     """The fixed points of one model at I constant inputs.
 
-    problem       the resolved model (``landscape.model.Problem``): cell, task, H, D, base point
+    problem       the resolved model (``landscape.problem.Problem``): cell, task, H, D, base point
     source        the model's reference (--base-model) or a description of the base point
     inputs        (I,) the input values (every input component takes the value), or (1,) NaN for
                   a cell without input
@@ -135,10 +135,10 @@ class FixedPointRun:
 
 def resolve_fixed_point_model(model, base_model: str | None = None):
     """(Problem, BaseModel or None): the model a ModelSpec names, with a trained model's parameters,
-    cell, options and size when ``base_model`` is given (``model.resolve_model``, as for a grid)."""
+    cell, options and size when ``base_model`` is given (``problem.resolve_model``, as for a grid)."""
     from dataclasses import replace
 
-    from .model import resolve_model
+    from .problem import resolve_model
 
     problem = resolve_model(replace(model, base_model=base_model) if base_model else model, fit="fixed")
     return problem, problem.base_model

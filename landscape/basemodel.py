@@ -10,20 +10,24 @@ A model reference is one of
 
 ``load_model(ref)`` returns a ``BaseModel``: the cell and options, H, the readout kind, the
 parameters and a description of the source (path, sha256 of the file, group, repeat) that goes
-into the cache key. ``directions.make_plane`` builds the plane of ``GridSpec.directions``
-around it: random, hessian, pca, models (through two more models) or line.
+into the cache key. ``adopt_model`` gives a ModelSpec the model's cell, options and size, and
+``model_values`` its parameters as the resolved problem's base point (``problem.resolve_model``
+uses both). ``directions.make_plane`` builds the plane of ``GridSpec.directions`` around it:
+random, hessian, pca, models (through two more models) or line.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import LandscapeError, error_reason
 from .lazy import torch
+from .model import ModelSpec
+from .readouts import READOUT_PARAMS
 
 
 
@@ -165,3 +169,36 @@ def read_base_point(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch
     if not out:
         raise LandscapeError(f"--base {path} holds none of this cell's parameters ({', '.join(shapes)})")
     return out
+
+
+def adopt_model(spec: ModelSpec, bm: BaseModel) -> ModelSpec:
+    """The ModelSpec with a trained model's cell, options and hidden size; a different --cell,
+    --cell-opt or --hidden given with it is one clear error (the default cell counts as not given)."""
+    default_cell = ModelSpec.cell
+    if spec.cell not in (default_cell, bm.cell):
+        raise LandscapeError(f"the base model is a {bm.cell}; drop --cell {spec.cell} or give --cell {bm.cell}")
+    if spec.cell_options and tuple(spec.cell_options) != tuple(bm.cell_options):
+        raise LandscapeError(f"the base model has cell options {dict(bm.cell_options) or 'none'}; drop --cell-opt")
+    if spec.hidden is not None and int(spec.hidden) != bm.hidden:
+        raise LandscapeError(f"the base model has {bm.hidden} hidden units; drop --hidden {spec.hidden}")
+    return replace(spec, cell=bm.cell, cell_options=tuple(bm.cell_options), hidden=bm.hidden)
+
+
+def model_values(bm: BaseModel, problem) -> dict:
+    """A trained model's parameters as the base point of ``problem`` (``problem.Problem``, resolved
+    from the adopted spec): its readout as the problem's kind;
+    a parameter the problem does not have (input weights on a task without input) or a shape that
+    differs is one clear error, never dropped."""
+    values = {k: v for k, v in bm.params.items() if k not in READOUT_PARAMS}
+    if problem.readout.kind == "logistic":
+        values.update(grid_readout(bm, problem.H))
+    elif problem.readout.kind == "dense2" and "dense_w" in bm.params:
+        values.update({k: bm.params[k] for k in ("dense_w", "dense_b")})
+    extra = sorted(k for k in values if k not in problem.shapes)
+    wrong = sorted(k for k, v in values.items() if k in problem.shapes and tuple(v.shape) != tuple(problem.shapes[k]))
+    if extra or wrong:
+        why = (f"it has {', '.join(extra)}, which {problem.where} on task {problem.task.name} (input size "
+               f"{problem.task.input_size}) does not" if extra else
+               f"{', '.join(f'{k} {tuple(values[k].shape)}' for k in wrong)} do not fit {problem.where}")
+        raise LandscapeError(f"--base-model {bm.source['ref']}: {why}")
+    return values

@@ -25,7 +25,7 @@ Constructors:
 - ``axes_plane``       unit vectors along two named scalars: today's named-axis grid.
 
 ``make_plane`` builds the plane a grid spec's ``directions`` names around a resolved model (the
-other models of ``models`` and ``line`` read through ``landscape.basemodel``).
+other models of ``models`` and ``line`` as loaded by ``landscape.basemodel.load_model``).
 
 A loss closure is ``loss_fn(params) -> scalar`` for one member, or with ``batched=True`` a
 population closure ``loss_fn(params (P, *shape)) -> (P,)``, such as ``task_loss``: it lets the
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .basemodel import grid_readout, load_model
+from .basemodel import grid_readout
 from .cells import parse_param_ref
 from .errors import LandscapeError
 from .lazy import torch
@@ -48,7 +48,7 @@ from .lazy import torch
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from .model import Problem
+    from .problem import Problem
 
 KINDS = ("random", "hessian", "pca", "models", "line", "axes")
 NORMS = ("filter", "layer", "none")
@@ -581,7 +581,7 @@ def task_loss(problem: Problem, T: int, n: int | None = None, seed: int = 0) -> 
     """A population loss closure for the Hessian and for checks: params name -> (P, *shape) -> (P,),
     float64, differentiable to every order.
 
-    problem  the resolved model (``landscape.model.resolve_model``): its cell, task, H and readout
+    problem  the resolved model (``landscape.problem.resolve_model``): its cell, task, H and readout
              (identity, or the fixed logistic / dense2 readout from the params, or the optimal fit,
              differentiated implicitly: ``Readout.differentiable_loss(implicit=True)``, so the
              derivatives are those of the loss the grid reports; keep the fitted readout's
@@ -631,7 +631,8 @@ def make_plane(kind: str, problem, base: dict, models: tuple = (), seed: int = 0
     random   two filter-normalised Gaussian directions (seed)
     hessian  the top two eigenvectors of the loss Hessian at T (the grid's largest T)
     pca      the first two principal components of the model's training trajectory
-    models   the plane through the base and two more models (``models``: two references)
+    models   the plane through the base and two more models (``models``: two loaded
+             ``basemodel.BaseModel``)
     line     the line through the base and one more model (b is a zero direction)
     The readout is left out of the directions when the grid fits it at every point."""
     exclude = tuple(problem.readout.params(problem.H)) if problem.readout.optimal else ()
@@ -654,7 +655,7 @@ def make_plane(kind: str, problem, base: dict, models: tuple = (), seed: int = 0
             W, b = path.pop("dense_w"), path.pop("dense_b")  # (S, 2, H), (S, 2)
             path["out_w"], path["out_b"] = W[:, 1] - W[:, 0], (b[:, 1] - b[:, 0]).unsqueeze(-1)
         return pca_plane({k: v for k, v in path.items() if k in params}, base=params)
-    others = [_same_layout(load_model(ref), params, ref) for ref in models]
+    others = [_same_layout(model, params, model.source["ref"]) for model in models]
     if kind == "models":
         if len(others) != 2:
             raise LandscapeError(f"--directions models needs two more models (--models A --models B); got {len(others)}")

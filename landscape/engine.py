@@ -2,28 +2,25 @@
 
 P population members (grid points or models) x N sequences x H units advance together; the loss
 at each requested T is read off as the unroll passes T (a sequence of length T is the prefix of
-the longest one). The population is split into chunks sized from a memory budget.
+the longest one). The population is split into chunks sized from a memory budget (``landscape.plan``).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import math
-import os
 
 from .lazy import torch
 
 from .cells import Cell
 from .errors import LandscapeError
 from .kernels.cpu import Buffers, cpu_stepper
-from .model import Problem
+from .problem import Problem
 from .tasks import TaskData
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-DEFAULT_BUDGET_CPU = 1 << 30  # bytes a chunk may use on the CPU
-CUDA_BUDGET_FRACTION = 0.5  # of the free GPU memory
 CPU_BLOCK_ELEMS = 1 << 15  # plain path: state elements per CPU block (a step's temporaries stay small)
 CPU_STEP_BLOCK_BYTES = 1 << 20  # in-place path: bytes of a block's work arrays, inside a 2 MiB L2
 MIN_GROUP_ELEMS = 1 << 15  # in-place path: the smallest block (members x sequences) worth grouping
@@ -41,105 +38,6 @@ def resolve_device(name: str) -> torch.device:
                                  "use --device cpu or auto")
         return torch.device(name)
     raise LandscapeError(f"unknown device {name!r}; choose from: auto, cpu, cuda")
-
-
-def memory_budget(device: torch.device, budget: int | None = None) -> int:
-    """Bytes a chunk may use: the given budget, $LANDSCAPE_MEMORY (bytes, or with G/M suffix),
-    or a default (1 GiB on the CPU, half the free memory on a GPU)."""
-    if budget is not None:
-        return int(budget)
-    env = os.environ.get("LANDSCAPE_MEMORY")
-    if env:
-        return parse_bytes(env)
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * CUDA_BUDGET_FRACTION)
-    return DEFAULT_BUDGET_CPU
-
-
-def parse_bytes(text: str) -> int:
-    """'512M', '2G', '1.5GiB', '1e9' -> bytes; one clear line for anything that is not a positive,
-    finite size."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().rstrip("B").rstrip("I")
-    try:
-        number = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
-    except ValueError:
-        raise LandscapeError(f"malformed memory size {text!r}; write e.g. 512M or 2G") from None
-    if not (math.isfinite(number) and 1 <= number < 2.0 ** 62):
-        raise LandscapeError(f"memory size {text!r} must be a positive, finite size, e.g. 512M or 2G")
-    return int(number)
-
-
-def bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, n_T: int, grads_T: int = 0) -> int:
-    """A conservative estimate of the memory one population member needs during the unroll:
-    the state, the temporaries of a step (about 12 (N, H) tensors for the gated cells; on the CPU
-    only a block's worth exist at once), the outputs kept for the loss (one per requested T: the
-    fused CUDA kernel writes them all, the optimal readout is fitted over the whole chunk), and the
-    readout fit."""
-    H, states = problem.H, len(problem.cell.state_names)
-    item = torch.finfo(dtype).bits // 8
-    per_state = n * H * item
-    unroll = per_state * (2 * states + 12)
-    capture = per_state * max(2, n_T)
-    fit = n * (H + 1) * 8 * 4 if problem.readout.optimal else 0
-    graph = per_state * states * 14 * grads_T  # autograd keeps each step's tensors
-    return unroll + capture + fit + graph + 64 * n_T
-
-
-def data_bytes(problem: Problem, n: int, dtype: torch.dtype, steps: int, n_T: int, device) -> tuple[int, int]:
-    """(peak, held): the memory of the task's data, made once for every chunk. The inputs
-    (steps, N, D) are drawn on the CPU in float64 in blocks, concatenated and scaled (up to three
-    float64 copies at once while they are made: ``peak``), then cast to the computation's dtype
-    and device (a second copy unless that is float64 on the CPU); ``held`` is what stays while the
-    chunks run (the float64 inputs, their cast, the targets and ends of every T). On a GPU only
-    the cast copy is on the device; the float64 copies are in host memory, outside its budget."""
-    elems = steps * n * problem.D
-    item = torch.finfo(dtype).bits // 8
-    cast = 0 if (torch.device(device).type == "cpu" and item == 8) else elems * item
-    host = 0 if torch.device(device).type == "cuda" else 1
-    labels = n_T * n * 16  # targets (float64) and ends (int64) at every T
-    return host * 3 * 8 * elems + labels, host * 8 * elems + cast + labels
-
-
-def plan_chunk(total: int, per_member: int, budget: int, chunk_size: int | None = None,
-               data: tuple[int, int] = (0, 0), what: str = "") -> int:
-    """Members per chunk: the requested size, else the most that fit the budget (at most total).
-
-    per_member: bytes one member needs while its chunk runs (``bytes_per_member`` and the values
-    kept for the file); data: (peak, held) bytes of everything made once, outside the chunks
-    (``data_bytes``: the task's data; plus the writer's buffers); what: how the data are made up,
-    for the message (e.g. "100000 steps x 1000 sequences"). Raises LandscapeError, before anything
-    is allocated, when the data or one member beside them do not fit, giving the size needed.
-    """
-    peak, held = data
-    about = f" ({what})" if what else ""
-    if max(peak, held + per_member) > budget:
-        tail = "; lower --n or the largest T, or raise the budget (--memory or $LANDSCAPE_MEMORY)"
-        if not peak and not held:
-            raise LandscapeError(f"one grid point needs about {human_bytes(per_member)} but the memory budget "
-                                 f"is {human_bytes(budget)}{tail}")
-        raise LandscapeError(
-            f"the task's data{about} and one grid point need about {human_bytes(max(peak, held + per_member))} "
-            f"(data {human_bytes(max(peak, held))}, a point {human_bytes(per_member)}) but the memory budget "
-            f"is {human_bytes(budget)}{tail}")
-    fit = max(1, (budget - held) // per_member)
-    if chunk_size is not None:
-        if chunk_size < 1:
-            raise LandscapeError(f"chunk size must be >= 1, got {chunk_size}")
-        if chunk_size > fit:
-            raise LandscapeError(f"chunk size {chunk_size} needs about {human_bytes(held + chunk_size * per_member)}, "
-                                 f"over the memory budget of {human_bytes(budget)}")
-        return min(chunk_size, total)
-    return min(fit, total)
-
-
-def human_bytes(n: float) -> str:
-    """A byte count for messages: '1.5 GiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
 
 
 def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...],

@@ -19,7 +19,7 @@ Definitions (the numbers stored under the names of docs/format.md):
 - Sequences of different lengths (two-sequence): a sequence ending at e_n contributes to step t only
   when t <= e_n, and t runs to the longest sequence's end (``grad_norm_steps``).
 
-Every function takes the resolved model (``model.Problem``: cell, task, H, D and the readout); the
+Every function takes the resolved model (``problem.Problem``: cell, task, H, D and the readout); the
 readout is one of (``problem.readout``): on the output (identity tasks), fixed, or optimal:
 
 - "optimal" fits the ridge-regularised readout a*(theta) at every T (``fit_logistic_readout``, exactly
@@ -39,7 +39,7 @@ readout is one of (``problem.readout``): on the output (identity tasks), fixed, 
 Nothing is clipped: overflowing derivatives stay +-inf, NaN stays NaN.
 
 Memory: the reverse passes keep the graph of the whole unroll, O(T) per member; the caller sizes
-chunks with ``gradient_bytes_per_member`` / ``grad_norm_bytes_per_member``. For one-state cells with
+chunks with ``plan.gradient_bytes_per_member`` / ``plan.grad_norm_bytes_per_member``. For one-state cells with
 H = 1 (srnn, pascanu, and gru/mut with one unit) ``grad_norms_t(method="scalar")`` is exact with
 O(P N) memory: two forward passes with the scalar factors dh_t/dh_{t-1} in log space.
 """
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -57,21 +56,13 @@ from .lazy import torch
 from .cells import Cell
 from .engine import outputs_at_ends
 from .errors import LandscapeError
-from .model import Problem
+from .problem import Problem
 from .tasks import TaskData
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 GRAD_NORM_METHODS = ("auto", "autograd", "scalar")
-
-# Memory of the reverse passes, in units of one (P, N, H) state tensor per step: the forward graph's
-# saved tensors are counted by running one step under saved_tensors_hooks (``graph_units_per_step``);
-# peak RSS measured for srnn, lstm, gru and mut1 (N = 500, T = 200) was 2.8-4.3 times that count for
-# the Hessian pass (the create_graph backward keeps a second, larger graph) and 1-1.5 times for the
-# per-timestep norms. The factors below leave a margin over those measurements.
-_HESSIAN_FACTOR = 8
-_NORM_FACTOR = 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,7 +157,7 @@ def grad_norms_t(problem: Problem, params: dict[str, Tensor], data: TaskData, T:
     ``readout_implicit``, refitted (the total derivative of the reported loss, as for ``grad``).
 
     method "autograd": an explicit unroll, one backward, the gradient of every step's state tensor
-    (memory O(T) per member: ``grad_norm_bytes_per_member``). "scalar" (one-state cells with H = 1):
+    (memory O(T) per member: ``plan.grad_norm_bytes_per_member``). "scalar" (one-state cells with H = 1):
     exact with O(P N) memory, see ``_grad_norms_scalar``. "auto": scalar where it applies.
     """
     if method not in GRAD_NORM_METHODS:
@@ -286,41 +277,6 @@ def _grad_norms_scalar(problem: Problem, params, data, T, implicit=False) -> Ten
     return out
 
 
-@functools.lru_cache(maxsize=None)
-def graph_units_per_step(cell: Cell, H: int, D: int) -> float:
-    """How many (P, N, H)-sized tensors the autograd graph of one step of ``cell`` keeps (saved
-    tensors plus the new state), counted on a small probe with saved_tensors_hooks."""
-    P, N = 2, 16
-    params = {k: v.expand(P, *v.shape).clone().requires_grad_(True)
-              for k, v in cell.default_params(H, D).items()}
-    state = tuple(torch.full((P, N, H), 0.1, dtype=torch.float64, requires_grad=True) for _ in cell.state_names)
-    x = torch.zeros(N, D, dtype=torch.float64) if D else None
-    seen = {}
-
-    def pack(t):
-        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        new = cell.step(params, state, x)
-    total = sum(seen.values()) + sum(s.numel() * 8 for s in new)
-    return total / (P * N * H * 8)
-
-
-def grad_norm_bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, T: int, method: str = "auto") -> int:
-    """Memory one member needs for ``grad_norms_t`` at length T (bytes, a conservative estimate)."""
-    cell, H, D = problem.cell, problem.H, problem.D
-    item = torch.finfo(dtype).bits // 8
-    per_state = n * H * item
-    k = len(cell.state_names)
-    if method == "auto":
-        method = "scalar" if scalar_method_applies(problem) else "autograd"
-    if method == "scalar":  # S, Z, end state, g, and a step's temporaries; the (P, T) output
-        return n * 8 * 24 + per_state * 32 + 8 * T
-    units = _NORM_FACTOR * graph_units_per_step(cell, H, D) + k  # graph + retained gradients
-    return int(per_state * units * T) + per_state * 20 * k + 8 * k * T
-
-
 # ---------------------------------------------------------------------------------------------
 # 2. gradient field and curvature in the grid plane
 
@@ -382,17 +338,6 @@ def grad_and_hessian(problem: Problem, params: dict[str, Tensor], data: TaskData
     huge, +-inf and NaN are kept."""
     _, grad, hess = loss_grad_hessian(problem, params, data, Ts, refs)
     return grad, hessian_eigvals(hess)
-
-
-def hessian_bytes_per_member(problem: Problem, n: int, dtype: torch.dtype, T_max: int) -> int:
-    """Memory one member needs for ``loss_grad_hessian`` up to T_max (bytes, a conservative estimate)."""
-    cell, H, D, optimal_readout = problem.cell, problem.H, problem.D, problem.readout.optimal
-    item = torch.finfo(dtype).bits // 8
-    per_state = n * H * item
-    k = len(cell.state_names)
-    graph = per_state * _HESSIAN_FACTOR * graph_units_per_step(cell, H, D) * T_max
-    fit = n * (H + 1) * 8 * 60 if optimal_readout else 0  # the fit and the Newton steps' graphs
-    return int(graph) + per_state * 20 * k + fit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,15 +487,6 @@ def jacobian_factors(problem: Problem, params: dict[str, Tensor], data: TaskData
         gates={name: stack(v) for name, v in gates.items()})
 
 
-def jacobian_bytes_per_member(problem: Problem, n: int, T: int) -> int:
-    """Memory one member needs for ``jacobian_factors`` (float64, bytes): its arrays, twice while
-    they are stacked, and a factor 3 for the allocator (peak RSS measured 2.5-4.2 times the arrays)."""
-    cell, H = problem.cell, problem.H
-    lstm = "c" in cell.state_names
-    per_step = H * H * (2 if lstm else 1) + H * (len(cell.gates) + (1 if lstm else 0)) + 2
-    return 6 * 8 * n * T * per_step + 8 * n * H * H * 20
-
-
 # ---------------------------------------------------------------------------------------------
 # 4. the grid's gradient fields
 
@@ -573,14 +509,6 @@ def gradient_fields(problem: Problem, refs: tuple, Ts: tuple[int, ...], params: 
     if "c" in norms:
         out["grad_norm_c_t"] = norms["c"]
     return {k: v.detach().cpu().to(torch.float64).numpy() for k, v in out.items()}
-
-
-def gradient_bytes_per_member(problem: Problem, n: int, Ts: tuple[int, ...], dtype: torch.dtype) -> int:
-    """Memory one grid point needs in ``gradient_fields`` (bytes; the passes run one after another,
-    so the larger one counts)."""
-    steps = problem.task.steps(max(Ts))
-    return max(hessian_bytes_per_member(problem, n, dtype, steps),
-               grad_norm_bytes_per_member(problem, n, dtype, steps, "autograd"))
 
 
 def gradient_field_shapes(problem: Problem, steps: int) -> dict[str, tuple]:

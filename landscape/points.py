@@ -20,11 +20,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 from .lazy import torch
 
-from . import engine, gradients
+from . import engine, gradients, settings
 from .errors import LandscapeError
-from .model import ModelSpec, Problem, resolve_model
+from .model import ModelSpec
+from .plan import check_points_memory, memory_budget
+from .problem import Problem, resolve_model
 from .readouts import READOUT_PARAMS
-from .spec import resolve_fit, torch_dtype
+from .spec import torch_dtype
 
 _TOP_COMMAS = re.compile(r",(?![^\[]*\])")  # commas outside [i,j]
 
@@ -112,7 +114,6 @@ def analyse_points(model: ModelSpec, T: int, points: list[tuple[str, tuple]] | N
     """
     if method not in gradients.GRAD_NORM_METHODS:
         raise LandscapeError(f"unknown method {method!r}; choose from: {', '.join(gradients.GRAD_NORM_METHODS)}")
-    fit = resolve_fit(resolve_model(model), fit, readout_l2)
     problem = resolve_model(model, fit=fit, l2=readout_l2)
     n = problem.task.default_n if n is None else int(n)
     problem.task.check_n(n)
@@ -127,14 +128,17 @@ def analyse_points(model: ModelSpec, T: int, points: list[tuple[str, tuple]] | N
             resolved.append(resolve_model(replace(model, set=model.set + tuple(items)), fit=fit, l2=readout_l2))
         except LandscapeError as err:
             raise LandscapeError(f"--at {text}: {err}") from None
-    if method == "scalar" and not gradients.scalar_method_applies(problem):
+    if method == "auto":  # as grad_norms_t decides it, here before the memory check
+        method = "scalar" if gradients.scalar_method_applies(problem) else "autograd"
+    elif method == "scalar" and not gradients.scalar_method_applies(problem):
         raise LandscapeError(f"--method scalar needs a one-state cell with H = 1; {problem.cell.name} has states "
                              f"{', '.join(problem.cell.state_names)} and H = {problem.H}")
 
     dev = engine.resolve_device(device)
     dt = torch_dtype(dtype)
     P, steps = len(resolved), problem.task.steps(T)
-    _check_memory(problem, P, n, T, steps, dt, method, engine.memory_budget(dev, memory))
+    check_points_memory(problem, P, n, T, steps, dt, method,
+                        memory_budget(dev, settings.memory() if memory is None else memory))
     data = problem.task.make((T,), n, seed).to(dt, dev)
     steps = gradients.grad_norm_steps(data, T)  # the longest sequence that was drawn
     params = {k: torch.stack([q.base[k] for q in resolved]).to(dtype=dt, device=dev) for k in problem.base}
@@ -149,21 +153,6 @@ def analyse_points(model: ModelSpec, T: int, points: list[tuple[str, tuple]] | N
     return PointsResult(problem, T, n, dtype, str(dev), [label for label, _ in points],
                         [items for _, items in points], resolved, steps, loss.detach().cpu().numpy(), norms, factors,
                         terms)
-
-
-def _check_memory(problem, P, n, T, steps, dtype, method, budget) -> None:
-    item = torch.finfo(dtype).bits // 8
-    lstm = "c" in problem.cell.state_names
-    terms = 3 * 5 * 8 * n * steps * problem.H ** 2 if lstm else 0  # the four terms and their total, float64
-    need = (steps * n * max(problem.D, 1) * (8 + item)  # the data, made in float64 then cast
-            + P * (gradients.grad_norm_bytes_per_member(problem, n, dtype, steps, method)
-                   + gradients.jacobian_bytes_per_member(problem, n, steps)
-                   + engine.bytes_per_member(problem, n, dtype, 1) + terms))
-    if need > budget:
-        raise LandscapeError(
-            f"T={T} needs about {engine.human_bytes(need)} for the per-timestep gradients and Jacobian factors "
-            f"of {P} point(s) over {n} sequences, over the memory budget of {engine.human_bytes(budget)}; lower "
-            f"--T or --n, or raise --memory (or $LANDSCAPE_MEMORY)")
 
 
 def log_spaced(steps: int, rows: int) -> np.ndarray:

@@ -9,9 +9,11 @@ import numpy as np
 from .lazy import torch
 from tqdm import tqdm
 
-from . import engine, gradients
+from . import engine, gradients, plan, settings
+from .directions import make_plane, read_plane, write_plane
 from .errors import LandscapeError, error_reason
-from .spec import GridSpec, ResolvedGrid, resolve
+from .resolved import ResolvedGrid, resolve
+from .spec import GridSpec
 from .store import (FORMAT_VERSION, RESERVED_NAMES, STORE_BYTES, CorruptSurface, Surface, SurfaceWriter, cache_path,
                     WriteFailed, check_surface_file, check_writable, load, lock_held, locked,
                     read_surface, write_failure)
@@ -36,13 +38,14 @@ class GridResult:
 def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force: bool = False,
          chunk_size: int | None = None, memory: int | None = None, progress: bool | None = None,
          on_message=None, scheduler=None, **spec_fields) -> GridResult:
-    """The loss surface of ``spec`` (or of GridSpec(**spec_fields)), from the cache when it holds it.
+    """The loss surface of ``spec`` (or of ``GridSpec.of(**spec_fields)``: the flat form, cell=...,
+    task=..., T=..., x=...), from the cache when it holds it.
 
     out: file to write (default: the cache, $LANDSCAPE_CACHE or ~/.cache/landscape); force:
     recompute even if cached; chunk_size: grid points per chunk (default: the most that fit the
     memory budget); memory: the budget in bytes (the task's data, the chunks' work and the
-    writer's buffers; default ``engine.memory_budget``); progress: show a bar (default: on a
-    terminal). on_message: called with one-line notes (waiting for a lock, resuming).
+    writer's buffers; default $LANDSCAPE_MEMORY, else ``plan.memory_budget``'s); progress: show
+    a bar (default: on a terminal). on_message: called with one-line notes (waiting for a lock, resuming).
     scheduler: compute the chunks on a Dask cluster (local:N, an address, a scheduler file or a
     distributed.Client; default: the enclosing ``landscape.distributed.use`` block's, else here).
 
@@ -52,7 +55,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     waited for; an incomplete one is resumed. Every failure is a LandscapeError, one line.
     """
     if spec is None:
-        spec = GridSpec(**spec_fields)
+        spec = GridSpec.of(**spec_fields)
     elif spec_fields:
         raise TypeError("give either a GridSpec or its fields, not both")
     elif not isinstance(spec, GridSpec):
@@ -75,19 +78,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         if cached is not None:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
 
-    steps = problem.task.steps(max(r.Ts))
-    per_member = engine.bytes_per_member(problem, r.n, r.torch_dtype, len(r.Ts))
-    stored = len(r.Ts)  # float64 values kept per grid point for the file
-    if spec.grads:
-        per_member += gradients.gradient_bytes_per_member(problem, r.n, r.Ts, r.torch_dtype)
-        stored += 4 * len(r.Ts) + 2 * steps  # grad, hessian_eigvals (2 each), grad_norm_t (and c)
-    per_member += 3 * 8 * stored  # the chunk's values: as computed, as float64 numpy, a slab copy
-    peak, held = engine.data_bytes(problem, r.n, r.torch_dtype, steps, len(r.Ts), dev)
-    what = (f"{steps} steps x {r.n} sequences x {problem.D} input{'s' if problem.D > 1 else ''}, "
-            if problem.D else "") + "and the file writer's buffers"
-    budget = engine.memory_budget(dev, memory)
-    size = engine.plan_chunk(r.x.num * r.y.num, per_member, budget, chunk_size,
-                             data=(peak, held + (STORE_BYTES if dev.type == "cpu" else 0)), what=what)
+    size = plan.plan_grid_chunk(r, dev, settings.memory() if memory is None else memory, chunk_size, STORE_BYTES)
     check_writable(path)
     data = problem.task.make(r.Ts, r.n, spec.seed)  # CPU, float64: cast per device in _compute_chunks
     fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
@@ -104,7 +95,9 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         # a plane grid's plane: built before the file exists (a failure leaves none), or read back from
         # the file being resumed (verified above); written into the file's layout, with a digest
         plane = _plane(r, path, say) if r.on_plane else None
-        groups = {"plane": lambda group: _write_plane(group, plane)} if plane is not None else None
+        # the plane as group /plane of the file (origin, d1, d2 and what made them): the file rebuilds its
+        # parameters, read_plane(f["plane"]).grid_params(a, b)
+        groups = {"plane": lambda group: write_plane(group, plane)} if plane is not None else None
         try:
             writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name,
                                    r.y.values(), size, {"device": str(dev), "dtype": spec.dtype,
@@ -227,10 +220,8 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
 
 def _plane(r: ResolvedGrid, path: Path, say):
     """The plane of a plane grid: read back from the file of a resumed run (it sweeps the very plane
-    it started), else built."""
+    it started), else built (``directions.make_plane``)."""
     import h5py
-
-    from .directions import read_plane
 
     if path.exists():
         try:
@@ -240,15 +231,9 @@ def _plane(r: ResolvedGrid, path: Path, say):
         except OSError:
             pass  # not a readable file: SurfaceWriter says what is wrong with it
     say(f"building the {r.spec.directions} plane around the base point")
-    return r.make_plane()
-
-
-def _write_plane(group, plane) -> None:
-    """The plane as group /plane of the surface file (``directions.write_plane``: origin, d1, d2 and
-    what made them), so the file rebuilds its parameters: ``read_plane(f["plane"]).grid_params(a, b)``."""
-    from .directions import write_plane
-
-    write_plane(group, plane)
+    bm = r.problem.base_model  # the Hessian's plane is computed at the largest T
+    return make_plane(r.spec.directions, r.problem, r.problem.base, r.models, r.spec.direction_seed, max(r.Ts),
+                      r.n, r.spec.seed, bm.trajectory if bm is not None else None)
 
 
 def _is_tty() -> bool:

@@ -175,7 +175,7 @@ def test_mp4_has_one_frame_per_T_plus_the_hold(tmp_path):
 
 
 def test_a_real_pascanu_surface_animates(tmp_path):
-    r = landscape.grid(landscape.GridSpec(cell="pascanu", task="target", T=(1, 5, 10, 50),
+    r = landscape.grid(landscape.GridSpec.of(cell="pascanu", task="target", T=(1, 5, 10, 50),
                                           x=landscape.Axis.parse("w:4.5:5.5:41"),
                                           y=landscape.Axis.parse("b:-2.9:-1.9:31")),
                        out=tmp_path / "p.h5", force=True)

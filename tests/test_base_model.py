@@ -33,7 +33,7 @@ def test_a_torch_model_is_the_base_point_and_its_loss_is_torchs(gru_file, tmp_pa
     path, rnn, head = gru_file
     T, n = 12, 64
     w = rnn.weight_hh_l0[2 * 4, 0].item()  # torch's (r, z, n) rows: the candidate's first row, unit 0 -> w_h[0,0]
-    s = landscape.grid(GridSpec(base_model=str(path), task="relay", T=(T,), n=n, fit="fixed",
+    s = landscape.grid(GridSpec.of(base_model=str(path), task="relay", T=(T,), n=n, fit="fixed",
                                 x=Axis("w_h[0,0]", w - 0.5, w + 0.5, 3), y=Axis("b_z[1]", -1.0, 1.0, 4)),
                        out=tmp_path / "g.h5", device="cpu").surface
     assert s.spec["cell"] == "gru" and s.spec["hidden"] == 4 and s.spec["base_model"]["sha256"]
@@ -72,7 +72,7 @@ def test_a_training_run_member_gives_the_plane_centre_its_training_loss(tmp_path
     h = unroll_outputs(cell, p, data.inputs.to(F64), torch.full((1, 200), 8), 1)
     expect, _ = KINDS["dense2"].train_loss(p, h, data.targets[8].unsqueeze(0))
     for directions in ("random", "pca"):
-        g = landscape.grid(GridSpec(base_model=f"{out}:srnn-T8:1", task="latch", T=(8,), n=200, seed=8, fit="fixed",
+        g = landscape.grid(GridSpec.of(base_model=f"{out}:srnn-T8:1", task="latch", T=(8,), n=200, seed=8, fit="fixed",
                                     directions=directions, x=Axis("a", -1, 1, 5), y=Axis("b", -1, 1, 3)),
                            out=tmp_path / f"{directions}.h5", device="cpu").surface
         assert g.loss[0, 2, 1] == pytest.approx(float(expect[0]), rel=1e-12), directions  # (a, b) = (0, 0)
@@ -82,7 +82,7 @@ def test_a_training_run_member_gives_the_plane_centre_its_training_loss(tmp_path
         rebuilt = plane.grid_params(g.x, g.y)
         assert torch.allclose(rebuilt["w"][2 * 3 + 1], final["w"], rtol=0, atol=1e-15)
     # a resumed plane grid reads its plane back: identical numbers
-    again = landscape.grid(GridSpec(base_model=f"{out}:srnn-T8:1", task="latch", T=(8,), n=200, seed=8, fit="fixed",
+    again = landscape.grid(GridSpec.of(base_model=f"{out}:srnn-T8:1", task="latch", T=(8,), n=200, seed=8, fit="fixed",
                                     directions="random", x=Axis("a", -1, 1, 5), y=Axis("b", -1, 1, 3)),
                            out=tmp_path / "random.h5", device="cpu", force=True).surface
     np.testing.assert_array_equal(again.loss, landscape.load(tmp_path / "random.h5").loss)
@@ -90,7 +90,7 @@ def test_a_training_run_member_gives_the_plane_centre_its_training_loss(tmp_path
 
 def test_the_hessian_plane_is_around_a_minimum_of_a_trained_model(gru_file, tmp_path):
     path, _, _ = gru_file
-    s = landscape.grid(GridSpec(base_model=str(path), task="relay", T=(6,), n=64, directions="hessian",
+    s = landscape.grid(GridSpec.of(base_model=str(path), task="relay", T=(6,), n=64, directions="hessian",
                                 x=Axis("a", -0.02, 0.02, 5), y=Axis("b", -0.02, 0.02, 5)), out=tmp_path / "h.h5",
                        device="cpu").surface
     with h5py.File(tmp_path / "h.h5") as f:
@@ -114,7 +114,7 @@ def test_the_hessian_plane_is_around_a_minimum_of_a_trained_model(gru_file, tmp_
     (dict(directions="pca"), "--directions pca needs a training trajectory"),
 ])
 def test_bad_model_inputs_are_one_clear_line(extra, message, tmp_path):
-    spec = GridSpec(**{"cell": "srnn", "T": (4,), "n": 8, **extra})
+    spec = GridSpec.of(**{"cell": "srnn", "T": (4,), "n": 8, **extra})
     with pytest.raises(LandscapeError, match=message.replace("(", r"\(")):
         landscape.grid(spec, out=tmp_path / "x.h5", device="cpu")
     assert not (tmp_path / "x.h5").exists()
@@ -123,13 +123,37 @@ def test_bad_model_inputs_are_one_clear_line(extra, message, tmp_path):
 def test_a_different_cell_than_the_models_is_refused(gru_file):
     path, _, _ = gru_file
     with pytest.raises(LandscapeError, match="the base model is a gru; drop --cell lstm"):
-        landscape.resolve(GridSpec(base_model=str(path), cell="lstm", task="relay"))
+        landscape.resolve(GridSpec.of(base_model=str(path), cell="lstm", task="relay"))
     with pytest.raises(LandscapeError, match="the base model has 4 hidden units"):
-        landscape.resolve(GridSpec(base_model=str(path), hidden=8, task="relay"))
+        landscape.resolve(GridSpec.of(base_model=str(path), hidden=8, task="relay"))
 
 
 def test_a_models_input_weights_on_a_task_without_input_are_refused(gru_file):
     """A GRU(1, 4) has input weights; the target task has no input: never dropped silently."""
     path, _, _ = gru_file
     with pytest.raises(LandscapeError, match="it has u_h, u_r, u_z, which cell gru .* on task target"):
-        landscape.resolve(GridSpec(base_model=str(path), task="target", n=1))
+        landscape.resolve(GridSpec.of(base_model=str(path), task="target", n=1))
+
+
+def test_a_resolved_plane_grid_does_no_io_and_loads_each_model_once(gru_file, tmp_path, monkeypatch):
+    """The --base-model and every --models file are read and hashed once, at resolve time; the
+    resolved grid's canonical() and key() then need none of them (the files may be gone)."""
+    from landscape import basemodel
+
+    path, _, _ = gru_file
+    torch.manual_seed(1)
+    other = tmp_path / "other.pt"
+    rnn, head = torch.nn.GRU(1, 4), torch.nn.Linear(4, 2)
+    torch.save({**{f"rnn.{k}": v for k, v in rnn.state_dict().items()},
+                **{f"head.{k}": v for k, v in head.state_dict().items()}}, other)
+    hashed = []
+    real = basemodel.file_sha256
+    monkeypatch.setattr(basemodel, "file_sha256", lambda p: hashed.append(str(p)) or real(p))
+    r = landscape.resolve(GridSpec.of(base_model=str(path), task="relay", T=(4,), n=8, directions="line",
+                                      models=(str(other),)))
+    assert sorted(hashed) == sorted([str(path), str(other)])
+    canonical, key = r.canonical(), r.key()
+    path.unlink()
+    other.unlink()
+    assert r.canonical() == canonical and r.key() == key
+    assert len(hashed) == 2

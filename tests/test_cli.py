@@ -212,7 +212,7 @@ def test_grid_grads_stores_the_gradient_fields_with_scales(tmp_path):
 
 
 def test_default_axes_take_the_first_element_for_H_above_1():
-    r = landscape.resolve(landscape.GridSpec(cell="srnn", task="relay"))
+    r = landscape.resolve(landscape.GridSpec.of(cell="srnn", task="relay"))
     assert (r.problem.H, r.x.name, r.y.name) == (8, "w[0,0]", "b[0]")
 
 

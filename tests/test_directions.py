@@ -17,7 +17,8 @@ from landscape.directions import (EXACT_HESSIAN_MAX, EXACT_HESSIAN_MAX_BATCHED, 
                                   normalize_direction, pca_plane, random_plane, read_plane, task_loss,
                                   write_plane)
 from landscape.errors import LandscapeError
-from landscape.model import ModelSpec, resolve_model
+from landscape.model import ModelSpec
+from landscape.problem import resolve_model
 from landscape.readouts import KINDS
 
 DT = torch.float64

@@ -32,10 +32,10 @@ from landscape.train.results import ResultStore, run_groups  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # non-square: 9 x 6 points, chunk 7 leaves a short last chunk and chunks that split rows
-SPEC = GridSpec(cell="lstm", task="latch", T=(3, 8), x=Axis.parse("w_f:-1:2:9"), y=Axis.parse("b_f:-1:1.5:6"),
+SPEC = GridSpec.of(cell="lstm", task="latch", T=(3, 8), x=Axis.parse("w_f:-1:2:9"), y=Axis.parse("b_f:-1:1.5:6"),
                 n=24, seed=3)
 # 16 chunks of about 0.07 s each (unloaded): long enough to kill something mid-run
-BIG = GridSpec(cell="srnn", task="latch", T=(100,), x=Axis.parse("w:-1:3:80"), y=Axis.parse("b:-1:1:80"), n=1000,
+BIG = GridSpec.of(cell="srnn", task="latch", T=(100,), x=Axis.parse("w:-1:3:80"), y=Axis.parse("b:-1:1:80"), n=1000,
                fit="fixed")
 BIG_ARGS = ["--cell", "srnn", "--task", "latch", "--x", "w:-1:3:80", "--y", "b:-1:1:80", "--n", "1000", "--T", "100",
             "--readout", "fixed", "--chunk-size", "400"]
@@ -87,7 +87,7 @@ def _chunk_tasks(stream) -> int:
 
 @pytest.mark.parametrize("chunk_size,grads", [(1, False), (7, True), (None, False)])
 def test_grid_on_the_cluster_is_bit_identical_to_local(cluster, tmp_path, chunk_size, grads):
-    spec = GridSpec(**{**SPEC.__dict__, "grads": grads})
+    spec = GridSpec.of(**{**SPEC.__dict__, "grads": grads})
     here = grid(spec, out=tmp_path / "here.h5", chunk_size=chunk_size, device="cpu", progress=False)
     with distributed.get_task_stream(cluster.client) as stream:
         there = grid(spec, out=tmp_path / "there.h5", chunk_size=chunk_size, device="cpu", progress=False,
@@ -120,7 +120,7 @@ def test_a_cell_from_a_users_file_is_sent_to_the_workers(cluster, tmp_path):
         "    def step(self, p, state, x):\n"
         "        (h,) = state\n"
         "        return (torch.nn.functional.softsign(linear(h, p['w']) + bias(p['b']) + linear(x, p['u'])),)\n")
-    spec = GridSpec(cell=f"{cell}:Softsign", task="latch", T=(4,), n=16)
+    spec = GridSpec.of(cell=f"{cell}:Softsign", task="latch", T=(4,), n=16)
     here = grid(spec, out=tmp_path / "here.h5", chunk_size=6, device="cpu", progress=False)
     there = grid(spec, out=tmp_path / "there.h5", chunk_size=6, device="cpu", progress=False, scheduler=cluster)
     _same_file(here.path, there.path)
@@ -128,7 +128,7 @@ def test_a_cell_from_a_users_file_is_sent_to_the_workers(cluster, tmp_path):
 
 
 def _jobs():
-    spec = TrainSpec(cell="lstm", task="latch", n=160, epochs=2, batch=16, dtype="float32", readout="dense2")
+    spec = TrainSpec.of(cell="lstm", task="latch", n=160, epochs=2, batch=16, dtype="float32", readout="dense2")
     members = [Member(T=t, seed=100 * t + r, data_seed=t, lr=1e-2, clip=None if r else 1.0, group=f"lstm-T{t}",
                       labels=(("repeat", r),)) for t in (3, 7, 12) for r in range(3)]
     return [(spec, members)]
@@ -305,7 +305,7 @@ def test_without_a_scheduler_dask_is_never_imported(tmp_path):
         "from landscape.train.results import run_groups\n"
         "from landscape.cli import main\n"
         f"grid(cell='pascanu', task='target', x='w:4.5:5.5:3', y='b:-2.9:-1.9:3', T=(2,), out={str(tmp_path / 'g.h5')!r})\n"
-        "run_groups([(TrainSpec(n=40, epochs=1), [Member(T=2, group='g')])], device='cpu')\n"
+        "run_groups([(TrainSpec.of(n=40, epochs=1), [Member(T=2, group='g')])], device='cpu')\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
         "print('dask modules:', loaded)\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,

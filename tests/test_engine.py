@@ -11,7 +11,7 @@ import torch
 
 import landscape
 from landscape import Axis, GridSpec
-from landscape.engine import plan_chunk
+from landscape.plan import plan_chunk
 from landscape.errors import LandscapeError
 
 
@@ -106,7 +106,7 @@ def slow_pascanu_target(w, b, T, x0=0.5, target=0.7):
 @pytest.mark.parametrize("chunk", [1, 7, None])
 def test_srnn_latch_fixed_readout_equals_per_point_loop(tmp_path, nx, ny, chunk):
     Ts = (1, 4, 9)
-    spec = GridSpec(cell="srnn", task="latch", T=Ts, n=40, fit="fixed",
+    spec = GridSpec.of(cell="srnn", task="latch", T=Ts, n=40, fit="fixed",
                     x=Axis("w", -1.0, 3.0, nx), y=Axis("b", -1.0, 0.5, ny), set=(("u", 0.7), ("out_w", 3.0),
                                                                               ("out_b", 0.2)))
     s = run(spec, tmp_path, chunk)
@@ -122,7 +122,7 @@ def test_srnn_latch_fixed_readout_equals_per_point_loop(tmp_path, nx, ny, chunk)
 
 def test_optimal_readout_equals_scipy_per_point(tmp_path):
     Ts = (2, 6)
-    spec = GridSpec(cell="srnn", task="latch", T=Ts, n=60, fit="optimal", readout_l2=1e-3,
+    spec = GridSpec.of(cell="srnn", task="latch", T=Ts, n=60, fit="optimal", readout_l2=1e-3,
                     x=Axis("w", -0.5, 2.5, 3), y=Axis("b", -0.6, 0.6, 4))
     s = run(spec, tmp_path, 5)
     data, x = task_arrays("latch", Ts, 60)
@@ -140,7 +140,7 @@ def test_optimal_readout_equals_scipy_per_point(tmp_path):
 @pytest.mark.parametrize("chunk", [1, 7, None])
 def test_pascanu_target_equals_python_loop(tmp_path, chunk):
     Ts = (1, 3, 20)
-    spec = GridSpec(cell="pascanu", task="target", T=Ts, n=1, x=Axis("w", 4.5, 5.5, 7), y=Axis("b", -2.9, -1.9, 3))
+    spec = GridSpec.of(cell="pascanu", task="target", T=Ts, n=1, x=Axis("w", 4.5, 5.5, 7), y=Axis("b", -2.9, -1.9, 3))
     s = run(spec, tmp_path, chunk)
     for i, w in enumerate(s.x):
         for j, b in enumerate(s.y):
@@ -150,7 +150,7 @@ def test_pascanu_target_equals_python_loop(tmp_path, chunk):
 
 def test_lstm_latch_equals_torch_lstm(tmp_path):
     Ts = (3, 8)
-    spec = GridSpec(cell="lstm", task="latch", T=Ts, n=30, fit="fixed",
+    spec = GridSpec.of(cell="lstm", task="latch", T=Ts, n=30, fit="fixed",
                     x=Axis("b_f", -2.0, 3.0, 3), y=Axis("w_z", -1.0, 2.0, 7), set=(("u_i", 0.5), ("b_o", 0.3)))
     s = run(spec, tmp_path, 4)
     data, x = task_arrays("latch", Ts, 30)
@@ -167,7 +167,7 @@ def test_lstm_latch_equals_torch_lstm(tmp_path):
 def test_matrix_elements_on_axes_for_H_3(tmp_path):
     """Axes on elements of matrices (w[0,1], u[2,0]) for an 8-unit-style cell, relay task."""
     Ts = (2, 5)
-    spec = GridSpec(cell="srnn", task="relay", hidden=3, T=Ts, n=16, fit="fixed",
+    spec = GridSpec.of(cell="srnn", task="relay", hidden=3, T=Ts, n=16, fit="fixed",
                     x=Axis("w[0,1]", -1.0, 1.0, 3), y=Axis("u[2,0]", 0.0, 2.0, 4), set=(("w", 0.5), ("out_w", 2.0)))
     s = run(spec, tmp_path, 5)
     assert (s.x_name, s.y_name) == ("w[0,1]", "u[2,0]")
@@ -186,7 +186,7 @@ def test_matrix_elements_on_axes_for_H_3(tmp_path):
 
 def test_two_sequence_variable_lengths_read_each_sequence_at_its_end(tmp_path):
     Ts = (5, 20)
-    spec = GridSpec(cell="srnn", task="two-sequence", T=Ts, n=24, fit="fixed",
+    spec = GridSpec.of(cell="srnn", task="two-sequence", T=Ts, n=24, fit="fixed",
                     x=Axis("w", 0.5, 1.5, 3), y=Axis("b", -0.2, 0.2, 2))
     s = run(spec, tmp_path)
     data = landscape.get_task("two-sequence").make(Ts, 24, 0)
@@ -201,18 +201,18 @@ def test_two_sequence_variable_lengths_read_each_sequence_at_its_end(tmp_path):
 
 
 def test_each_T_equals_a_separate_run(tmp_path):
-    together = run(GridSpec(cell="gru", task="latch", T=(1, 3, 12), n=50, x=Axis("w_h", 0.0, 2.0, 4),
+    together = run(GridSpec.of(cell="gru", task="latch", T=(1, 3, 12), n=50, x=Axis("w_h", 0.0, 2.0, 4),
                             y=Axis("b_z", -0.5, 0.5, 5)), tmp_path, name="a.h5")
     for k, T in enumerate((1, 3, 12)):
-        alone = run(GridSpec(cell="gru", task="latch", T=(T,), n=50, x=Axis("w_h", 0.0, 2.0, 4),
+        alone = run(GridSpec.of(cell="gru", task="latch", T=(T,), n=50, x=Axis("w_h", 0.0, 2.0, 4),
                              y=Axis("b_z", -0.5, 0.5, 5)), tmp_path, name=f"t{T}.h5")
         np.testing.assert_allclose(together.loss[k], alone.loss[0], rtol=1e-12, atol=0)
 
 
 def test_float32_close_to_float64(tmp_path):
     kw = dict(cell="pascanu", task="target", T=(5, 30), n=1, x=Axis("w", 4.5, 5.5, 9), y=Axis("b", -2.9, -1.9, 6))
-    a = run(GridSpec(**kw), tmp_path, name="64.h5")
-    b = run(GridSpec(**kw, dtype="float32"), tmp_path, name="32.h5")
+    a = run(GridSpec.of(**kw), tmp_path, name="64.h5")
+    b = run(GridSpec.of(**kw, dtype="float32"), tmp_path, name="32.h5")
     np.testing.assert_allclose(b.loss, a.loss, rtol=1e-4, atol=1e-6)
 
 
@@ -223,11 +223,25 @@ def test_set_and_base_file_change_the_base_point(tmp_path):
         f.create_dataset("params/u", data=np.array([[0.3]]))
         f.create_dataset("params/out_b", data=np.array([0.1]))
     kw = dict(cell="srnn", task="latch", T=(4,), n=20, fit="fixed", x=Axis("w", 0, 1, 2), y=Axis("b", 0, 1, 2))
-    from_file = landscape.resolve(GridSpec(**kw, base_file=str(tmp_path / "base.h5"))).problem.base
-    from_set = landscape.resolve(GridSpec(**kw, set=(("u", 0.3), ("out_b", 0.1)))).problem.base
+    from_file = landscape.resolve(GridSpec.of(**kw, base_file=str(tmp_path / "base.h5"))).problem.base
+    from_set = landscape.resolve(GridSpec.of(**kw, set=(("u", 0.3), ("out_b", 0.1)))).problem.base
     for name in from_set:
         assert torch.equal(from_file[name], from_set[name])
     assert float(from_set["u"]) == 0.3
+
+
+def test_resolve_model_owns_the_readout_fit():
+    """auto is optimal on a task with classes and fixed on one whose loss is on the state; an unknown
+    fit is one line naming the choices, not a silently fixed readout."""
+    from landscape import ModelSpec, resolve_model
+
+    assert resolve_model(ModelSpec(task="latch"), fit="auto").readout.fit == "optimal"
+    assert resolve_model(ModelSpec(cell="pascanu", task="target"), fit="auto").readout.fit == "fixed"
+    with pytest.raises(LandscapeError) as err:
+        resolve_model(ModelSpec(task="latch"), fit="bogus")
+    assert str(err.value) == "unknown readout fit 'bogus'; choose from: auto, fixed, optimal"
+    with pytest.raises(LandscapeError, match="unknown readout fit 'bogus'"):
+        landscape.resolve(GridSpec.of(cell="srnn", T=(4,), fit="bogus"))
 
 
 def test_plan_chunk_refuses_a_point_over_budget_and_gives_the_size():
@@ -242,9 +256,9 @@ def test_plan_chunk_refuses_a_point_over_budget_and_gives_the_size():
 def test_block_axes_name_each_cells_block_input(cell, names):
     """--x block_w --y block_b put every cell on its declared block-input plane: the same spec (key)
     as naming the parameters."""
-    alias = landscape.resolve(GridSpec(cell=cell, T=(5,), n=8, x="block_w:-1:5:4", y="block_b:-1.5:1.5:3"))
-    named = landscape.resolve(GridSpec(cell=cell, T=(5,), n=8, x=f"{names[0]}:-1:5:4", y=f"{names[1]}:-1.5:1.5:3"))
+    alias = landscape.resolve(GridSpec.of(cell=cell, T=(5,), n=8, x="block_w:-1:5:4", y="block_b:-1.5:1.5:3"))
+    named = landscape.resolve(GridSpec.of(cell=cell, T=(5,), n=8, x=f"{names[0]}:-1:5:4", y=f"{names[1]}:-1.5:1.5:3"))
     assert (alias.x.name, alias.y.name) == names and alias.key() == named.key()
     with pytest.raises(LandscapeError, match="declares no block_input"):
-        landscape.resolve(GridSpec(cell=str(Path(__file__).parent / "no_block_cell.py") + ":NoBlock", T=(5,), n=8,
+        landscape.resolve(GridSpec.of(cell=str(Path(__file__).parent / "no_block_cell.py") + ":NoBlock", T=(5,), n=8,
                                    x="block_w:0:1:2", y="b:0:1:2"))

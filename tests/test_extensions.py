@@ -51,7 +51,7 @@ def bce(z, y):
 
 def test_mgu_grid_equals_a_per_point_loop_on_a_non_square_grid(tmp_path):
     Ts = (3, 64, 70)  # across the 64-step block of the noise
-    spec = GridSpec(cell=MGU, task="latch", T=Ts, n=40, fit="fixed", x=Axis("b_f", -2.0, 3.0, 5),
+    spec = GridSpec.of(cell=MGU, task="latch", T=Ts, n=40, fit="fixed", x=Axis("b_f", -2.0, 3.0, 5),
                     y=Axis("w_h", -1.0, 3.0, 4), set=(("u_f", 0.5),))
     s = landscape.grid(spec, out=tmp_path / "mgu.h5", device="cpu", chunk_size=7).surface
     assert s.loss.shape == (3, 5, 4) and s.x_name == "b_f" and s.y_name == "w_h"
@@ -66,7 +66,8 @@ def test_mgu_grid_equals_a_per_point_loop_on_a_non_square_grid(tmp_path):
 
 def test_mgu_per_timestep_gradient_norms_equal_autograd():
     from landscape import gradients
-    from landscape.model import ModelSpec, resolve_model
+    from landscape.model import ModelSpec
+    from landscape.problem import resolve_model
 
     problem = resolve_model(ModelSpec(cell=MGU, task="latch"), fit="fixed")
     T, n = 12, 16
@@ -126,7 +127,7 @@ def test_editing_the_cell_file_changes_the_cache_key(tmp_path, monkeypatch):
     monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))
     mine = tmp_path / "mine.py"
     shutil.copy(ROOT / "examples" / "cells" / "mgu.py", mine)
-    spec = GridSpec(cell=f"{mine}:MGU", task="latch", T=(4,), n=10, x=Axis("b_f", -1, 1, 3), y=Axis("w_h", 0, 2, 3))
+    spec = GridSpec.of(cell=f"{mine}:MGU", task="latch", T=(4,), n=10, x=Axis("b_f", -1, 1, 3), y=Axis("w_h", 0, 2, 3))
     first = landscape.grid(spec, device="cpu")
     assert landscape.grid(spec, device="cpu").cached
     mine.write_text(mine.read_text() + "\n# an edit\n")
@@ -137,12 +138,12 @@ def test_editing_the_cell_file_changes_the_cache_key(tmp_path, monkeypatch):
     third = landscape.grid(spec, device="cpu")
     assert not third.cached and not np.array_equal(third.surface.loss, second.surface.loss)
     assert third.surface.spec["cell_source"] != second.surface.spec["cell_source"]
-    builtin = landscape.resolve(GridSpec(cell="srnn", T=(4,), n=10)).canonical()
+    builtin = landscape.resolve(GridSpec.of(cell="srnn", T=(4,), n=10)).canonical()
     assert "cell_source" not in builtin  # built-in cells keep their keys
 
 
 def test_a_task_from_a_file_runs_and_is_checked(tmp_path):
-    s = landscape.grid(GridSpec(cell="srnn", task=PARITY, hidden=2, T=(6,), n=64, x=Axis("w[0,1]", -2, 2, 3),
+    s = landscape.grid(GridSpec.of(cell="srnn", task=PARITY, hidden=2, T=(6,), n=64, x=Axis("w[0,1]", -2, 2, 3),
                                 y=Axis("w[1,0]", -2, 2, 4)), out=tmp_path / "p.h5", device="cpu").surface
     assert s.loss.shape == (1, 3, 4) and np.isfinite(s.loss).all() and s.spec["task_source"]
     data = get_task(PARITY, k=3).make((6,), 50, 1)

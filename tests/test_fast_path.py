@@ -25,12 +25,12 @@ def grid(spec, dtype=torch.float64):
 
 
 @pytest.mark.parametrize("spec", [
-    GridSpec(cell="srnn", task="latch", T=(5, 40, 70), n=64, fit="fixed", x=Axis("w", -1, 3, 7), y=Axis("b", -1, 1, 5)),
-    GridSpec(cell="srnn", task="latch", T=(20,), n=80, fit="optimal", x=Axis("w", -1, 3, 6), y=Axis("b", -1, 1, 4)),
-    GridSpec(cell="gru", task="two-sequence", T=(10, 30), n=50, fit="optimal", x=Axis("b_z", -3, 3, 5),
+    GridSpec.of(cell="srnn", task="latch", T=(5, 40, 70), n=64, fit="fixed", x=Axis("w", -1, 3, 7), y=Axis("b", -1, 1, 5)),
+    GridSpec.of(cell="srnn", task="latch", T=(20,), n=80, fit="optimal", x=Axis("w", -1, 3, 6), y=Axis("b", -1, 1, 4)),
+    GridSpec.of(cell="gru", task="two-sequence", T=(10, 30), n=50, fit="optimal", x=Axis("b_z", -3, 3, 5),
              y=Axis("w_h", -2, 4, 3)),
-    GridSpec(cell="pascanu", task="target", T=(1, 5, 50), n=1, x=Axis("w", 4.5, 5.5, 9), y=Axis("b", -2.9, -1.9, 8)),
-    GridSpec(cell="lstm", task="bengio", T=(15,), n=40, x=Axis("b_f", -2, 4, 5), y=Axis("w_z", -2, 4, 4)),
+    GridSpec.of(cell="pascanu", task="target", T=(1, 5, 50), n=1, x=Axis("w", 4.5, 5.5, 9), y=Axis("b", -2.9, -1.9, 8)),
+    GridSpec.of(cell="lstm", task="bengio", T=(15,), n=40, x=Axis("b_f", -2, 4, 5), y=Axis("w_z", -2, 4, 4)),
 ], ids=["srnn-fixed", "srnn-optimal", "gru-two-sequence-optimal", "pascanu-target", "lstm-bengio"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_losses_equal_the_engines(spec, dtype):
@@ -44,9 +44,9 @@ def test_losses_equal_the_engines(spec, dtype):
 
 
 def test_not_applicable():
-    spec = GridSpec(cell="srnn", task="latch", T=(5,), n=8, fit="fixed", x=Axis("w", -1, 3, 3), y=Axis("b", -1, 1, 2))
+    spec = GridSpec.of(cell="srnn", task="latch", T=(5,), n=8, fit="fixed", x=Axis("w", -1, 3, 3), y=Axis("b", -1, 1, 2))
     r, data, params = grid(spec)
-    wide = landscape.resolve(GridSpec(cell="srnn", task="latch", hidden=2, T=(5,), n=8, fit="fixed",
+    wide = landscape.resolve(GridSpec.of(cell="srnn", task="latch", hidden=2, T=(5,), n=8, fit="fixed",
                                       x=Axis("w[0,0]", -1, 3, 3), y=Axis("b[0]", -1, 1, 2)))
     assert fast_path.losses(wide.problem, params, data, r.Ts) is None  # H = 2
     grad = {k: v.clone().requires_grad_(True) for k, v in params.items()}
@@ -56,7 +56,7 @@ def test_not_applicable():
 def test_a_grid_over_the_readout_alone_unrolls_once():
     """Axes on out_w, out_b only: every member shares the cell's parameters, so one unroll serves
     them all; the losses equal the torch path's."""
-    spec = GridSpec(cell="srnn", task="latch", T=(3, 12), n=40, fit="fixed", x=Axis("out_w", -4, 4, 6),
+    spec = GridSpec.of(cell="srnn", task="latch", T=(3, 12), n=40, fit="fixed", x=Axis("out_w", -4, 4, 6),
                     y=Axis("out_b", -1, 1, 5))
     r, data, params = grid(spec)
     with torch.no_grad():

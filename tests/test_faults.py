@@ -33,10 +33,10 @@ from landscape.errors import LandscapeError
 from landscape.store import CorruptSurface
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = GridSpec(cell="pascanu", task="target", T=(1, 5, 20), n=1, x=Axis("w", 4.5, 5.5, 5), y=Axis("b", -2.9, -1.9, 4))
+SMALL = GridSpec.of(cell="pascanu", task="target", T=(1, 5, 20), n=1, x=Axis("w", 4.5, 5.5, 5), y=Axis("b", -2.9, -1.9, 4))
 SMALL_ARGS = ["--cell", "pascanu", "--task", "target", "--x", "w:4.5:5.5:5", "--y", "b:-2.9:-1.9:4", "--T", "1,5,20",
               "--n", "1"]
-GRADS = GridSpec(cell="lstm", task="latch", T=(2, 4), n=8, fit="fixed", grads=True, x=Axis("b_f", -1, 2, 3),
+GRADS = GridSpec.of(cell="lstm", task="latch", T=(2, 4), n=8, fit="fixed", grads=True, x=Axis("b_f", -1, 2, 3),
                  y=Axis("w_z", 0, 1, 4))
 SQRT_CELL = '''
 from dataclasses import dataclass
@@ -476,7 +476,7 @@ def test_a_grid_whose_data_cannot_fit_is_refused_before_anything_is_made(monkeyp
     from landscape.tasks import builtin
 
     monkeypatch.setattr(builtin.Latch, "make", lambda *a: pytest.fail("data made before the plan"))
-    spec = GridSpec(cell="srnn", task="latch", T=(100000,), fit="fixed", x=Axis("w", 0, 1, 5), y=Axis("b", 0, 1, 5))
+    spec = GridSpec.of(cell="srnn", task="latch", T=(100000,), fit="fixed", x=Axis("w", 0, 1, 5), y=Axis("b", 0, 1, 5))
     with pytest.raises(LandscapeError, match=r"100000 steps x 1000 sequences .* need about 2\.\d GiB .* budget is 1\.0 GiB"):
         landscape.grid(spec, progress=False)
     assert not (tmp_path / "cache").exists()
@@ -496,12 +496,12 @@ MEASURE = textwrap.dedent('''
     def peak():
         return rss()[1] - before
     spec = dict(cell="srnn", task="latch", fit="fixed", x=Axis("w", 0, 1, 2), y=Axis("b", 0, 1, 2))
-    landscape.grid(GridSpec(T=(5,), n=10, **spec), out=sys.argv[1] + "/warm.h5", progress=False, device="cpu")
+    landscape.grid(GridSpec.of(T=(5,), n=10, **spec), out=sys.argv[1] + "/warm.h5", progress=False, device="cpu")
     for budget in (400 << 20, 600 << 20):
         reset()
         before = rss()[0]
         try:
-            landscape.grid(GridSpec(T=(1000,), n=20000, **spec), out=sys.argv[1] + "/big.h5", progress=False,
+            landscape.grid(GridSpec.of(T=(1000,), n=20000, **spec), out=sys.argv[1] + "/big.h5", progress=False,
                            device="cpu", memory=budget)
             print("ran", peak())
         except landscape.LandscapeError as err:
@@ -524,7 +524,7 @@ def test_the_memory_plan_counts_the_inputs_measured(tmp_path):
 def test_python_api_takes_axis_text_and_says_what_else_is_wrong(tmp_path):
     api = landscape.grid(cell="pascanu", task="target", T=(5,), x="w:4.5:5.5:5", y="b:-2.9:-1.9:4",
                          out=tmp_path / "a.h5", progress=False)
-    ref = landscape.grid(GridSpec(cell="pascanu", task="target", T=(5,), x=Axis("w", 4.5, 5.5, 5),
+    ref = landscape.grid(GridSpec.of(cell="pascanu", task="target", T=(5,), x=Axis("w", 4.5, 5.5, 5),
                                   y=Axis("b", -2.9, -1.9, 4)), out=tmp_path / "b.h5", progress=False)
     np.testing.assert_array_equal(api.surface.loss, ref.surface.loss)
     assert api.surface.spec["x"] == {"name": "w", "lo": 4.5, "hi": 5.5, "num": 5, "log": False}
@@ -675,7 +675,7 @@ def test_a_damaged_global_heap_is_refused_rather_than_read(tmp_path):
 def test_the_plane_of_a_plane_grid_is_checked_too(tmp_path):
     """A plane grid's parameters are theta = origin + a d1 + b d2, stored in /plane: a changed
     direction would make a resumed run compute other points. Its group carries a digest."""
-    spec = GridSpec(cell="srnn", task="latch", n=8, T=(3,), directions="random", x=Axis("a", -1, 1, 3),
+    spec = GridSpec.of(cell="srnn", task="latch", n=8, T=(3,), directions="random", x=Axis("a", -1, 1, 3),
                     y=Axis("b", -1, 1, 3))
     out = tmp_path / "plane.h5"
     landscape.grid(spec, out=out, progress=False)

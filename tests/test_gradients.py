@@ -15,11 +15,13 @@ from click.testing import CliRunner
 
 from landscape import engine
 from landscape import gradients as G
+from landscape import plan
 from landscape.cli import Group
 from landscape.cli.grads import command, parse_at
 from landscape.readout_fit import fit_logistic_readout
 from landscape.errors import LandscapeError
-from landscape.spec import Axis, GridSpec, resolve
+from landscape.resolved import resolve
+from landscape.spec import Axis, GridSpec
 from landscape.store import SurfaceWriter, load
 
 CPU = torch.device("cpu")
@@ -30,7 +32,7 @@ def resolve_point(spec):
     """A ResolvedGrid for a single base point: placeholder axes on the first two scalar elements."""
     from dataclasses import replace
 
-    from landscape.model import resolve_model
+    from landscape.problem import resolve_model
 
     refs = [name if math.prod(shape) == 1 else f"{name}[{','.join(map(str, idx))}]"
             for name, shape in resolve_model(spec.model).shapes.items() for idx in np.ndindex(*shape)][:2]
@@ -39,7 +41,7 @@ def resolve_point(spec):
 
 def setup(cell, task, Ts, n, refs, xs, ys, **spec):
     """A resolved spec, its data and the chunk params at the points (xs[k], ys[k])."""
-    r = resolve_point(GridSpec(cell=cell, task=task, T=Ts, n=n, **spec))
+    r = resolve_point(GridSpec.of(cell=cell, task=task, T=Ts, n=n, **spec))
     r_refs = tuple(_ref(r, name) for name in refs)
     data = r.problem.task.make(r.Ts, r.n, r.spec.seed).to(F64, CPU)
     params = engine.chunk_params(r.problem.base, r_refs, (torch.tensor(xs, dtype=F64), torch.tensor(ys, dtype=F64)), F64, CPU)
@@ -314,13 +316,13 @@ def test_results_do_not_depend_on_chunking():
 
 
 def test_gradient_fields_go_into_the_store_in_ij_order(tmp_path):
-    r = resolve(GridSpec(cell="lstm", task="latch", T=(3, 6), n=16, x=Axis.parse("b_f:-1:2:3"),
+    r = resolve(GridSpec.of(cell="lstm", task="latch", T=(3, 6), n=16, x=Axis.parse("b_f:-1:2:3"),
                          y=Axis.parse("w_z:0:2:4"), grads=True))
     data = r.problem.task.make(r.Ts, r.n, 0).to(F64, CPU)
     xs, ys = torch.tensor(r.x.values()), torch.tensor(r.y.values())
     shapes = G.gradient_field_shapes(r.problem, G.grad_norm_steps(data, max(r.Ts)))
     assert shapes == {"grad": (2,), "hessian_eigvals": (2,), "grad_norm_t": ("grid", 6), "grad_norm_c_t": ("grid", 6)}
-    assert G.gradient_bytes_per_member(r.problem, r.n, r.Ts, r.torch_dtype) > 0
+    assert plan.gradient_bytes_per_member(r.problem, r.n, r.Ts, r.torch_dtype) > 0
     w = SurfaceWriter(tmp_path / "s.h5", r.canonical(), r.key(), r.Ts, r.x.name, r.x.values(), r.y.name,
                       r.y.values(), 5, {}, shapes)
     for c in w.missing():
@@ -359,7 +361,7 @@ def lstm_step(p, h, c, x):
 @pytest.mark.parametrize("H", [1, 8])
 def test_lstm_forget_term_plus_remainder_is_the_jacobian_of_c(H):
     T, n = 6, 5
-    r = resolve_point(GridSpec(cell="lstm", task="latch", T=(T,), n=n, hidden=H))
+    r = resolve_point(GridSpec.of(cell="lstm", task="latch", T=(T,), n=n, hidden=H))
     g = torch.Generator().manual_seed(1)
     params = {k: (v.unsqueeze(0) + 0.6 * torch.randn((2, *v.shape), generator=g, dtype=F64)) for k, v in r.problem.base.items()}
     data = r.problem.task.make((T,), n, 0).to(F64, CPU)
@@ -447,7 +449,7 @@ def test_huge_and_infinite_gradients_are_stored_as_computed():
     every factor is w/4, so dx_T/db = sum_k (w/4)^k and dx_T/dw = dx_T/db / 2 in closed form."""
     w = 1000.0
     for T, finite in ((30, True), (150, False)):
-        r = resolve(GridSpec(cell="pascanu", task="target", T=(T,), n=1, task_options=(("x0", 0.0),),
+        r = resolve(GridSpec.of(cell="pascanu", task="target", T=(T,), n=1, task_options=(("x0", 0.0),),
                              x=Axis.parse("w:999:1001:3"), y=Axis.parse("b:-501:-499:3")))
         data = r.problem.task.make(r.Ts, 1, 0).to(F64, CPU)
         params = engine.chunk_params(r.problem.base, r.refs, (torch.tensor([w]), torch.tensor([-w / 2])), F64, CPU)

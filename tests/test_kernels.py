@@ -95,7 +95,7 @@ def test_no_stepper_where_the_plain_path_must_run():
 def grid_params(cell, task, axes, nx, ny, n, fit="fixed", extra=()):
     import landscape
 
-    spec = landscape.GridSpec(cell=cell, task=task, T=(4, 11) if task == "two-sequence" else (1, 4, 11), n=n,
+    spec = landscape.GridSpec.of(cell=cell, task=task, T=(4, 11) if task == "two-sequence" else (1, 4, 11), n=n,
                               fit=fit,
                               x=landscape.Axis(axes[0], -1.0, 2.0, nx), y=landscape.Axis(axes[1], -1.5, 1.0, ny),
                               set=tuple(extra))
@@ -245,7 +245,7 @@ def test_fused_kernel_equals_plain_path_in_the_interpreter(name, opts, task, axe
     task, options = ("target", (("x0", 0.3),)) if task == "target-x0" else (task, ())  # x0 not exact in fp32
     n = 1 if task == "target" else 37
     Ts = (4, 9, 23) if task == "two-sequence" else (1, 2, 9, 23)
-    spec = landscape.GridSpec(cell=name, task=task, T=Ts, n=n, fit="fixed" if task != "target" else "auto",
+    spec = landscape.GridSpec.of(cell=name, task=task, T=Ts, n=n, fit="fixed" if task != "target" else "auto",
                               x=landscape.Axis(axes[0], -1.0, 2.0, 5), y=landscape.Axis(axes[1], -2.5, 1.0, 3),
                               cell_options=tuple(opts.items()), task_options=options)
     r = landscape.resolve(spec)
@@ -319,7 +319,7 @@ CUDA_CHECK = textwrap.dedent("""
                              ("srnn", "two-sequence", ("w", "b"))]:
         for dtype in (torch.float64, torch.float32):
             n = 1 if task == "target" else 300
-            spec = landscape.GridSpec(cell=name, task=task, T=(5, 17, 60), n=n,
+            spec = landscape.GridSpec.of(cell=name, task=task, T=(5, 17, 60), n=n,
                                       x=landscape.Axis(axes[0], -1.0, 2.0, 33), y=landscape.Axis(axes[1], -2.5, 1.0, 31))
             r = landscape.resolve(spec)
             xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())

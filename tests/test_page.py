@@ -326,7 +326,7 @@ def patch(image, x, y, r=2):
 
 def real_surface(tmp_path) -> Path:
     out = tmp_path / "pascanu.h5"
-    landscape.grid(landscape.GridSpec(cell="pascanu", task="target", T=(1, 5, 10, 50),
+    landscape.grid(landscape.GridSpec.of(cell="pascanu", task="target", T=(1, 5, 10, 50),
                                       x=landscape.Axis.parse("w:4.5:5.5:41"),
                                       y=landscape.Axis.parse("b:-2.9:-1.9:31"), grads=True),
                    out=out, force=True)

@@ -15,7 +15,7 @@ from landscape.cli import main
 @pytest.fixture(scope="module")
 def surface_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("plot") / "p.h5"
-    landscape.grid(GridSpec(cell="pascanu", task="target", T=(1, 10, 50), x=Axis("w", 4.5, 5.5, 21),
+    landscape.grid(GridSpec.of(cell="pascanu", task="target", T=(1, 10, 50), x=Axis("w", 4.5, 5.5, 21),
                             y=Axis("b", -2.9, -1.9, 17)), out=path, device="cpu")
     return path
 

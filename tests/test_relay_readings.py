@@ -162,14 +162,14 @@ def test_the_delay_reading_is_relay_with_half_lag():
     x = get_task("relay", lag=4).make((9,), N, 1)
     assert torch.equal(x.targets[9], (x.inputs[9 - 1 - 4, :, 0] > 0).double())
     jobs = readings_jobs(READINGS_CONFIGS["quick"], {"delay": reading, "flipflop": READINGS["flipflop"]})
-    delay = [(s, m) for s, m in jobs if s.task == "relay"]
+    delay = [(s, m) for s, m in jobs if s.model.task == "relay"]
     assert len(delay) == 3 * 2  # cells x lengths: the lag changes with T, so one population per T
     for spec, members in delay:
         (T,) = {m.T for m in members}
-        assert dict(spec.task_options) == {"lag": T // 2} and len(members) == 2
-        assert spec.hidden == 8 and all(m.protocol == "stratified" for m in members)
-    flip = [(s, m) for s, m in jobs if s.task == "relay-flipflop"]
-    assert len(flip) == 3 and all(s.task_options == () and {m.T for m in ms} == {3, 8} for s, ms in flip)
+        assert dict(spec.model.task_options) == {"lag": T // 2} and len(members) == 2
+        assert spec.model.hidden == 8 and all(m.protocol == "stratified" for m in members)
+    flip = [(s, m) for s, m in jobs if s.model.task == "relay-flipflop"]
+    assert len(flip) == 3 and all(s.model.task_options == () and {m.T for m in ms} == {3, 8} for s, ms in flip)
 
 
 def _read(path):

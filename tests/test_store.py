@@ -28,7 +28,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 def test_file_layout_is_self_describing(tmp_path):
-    result = landscape.grid(GridSpec(**SMALL), out=tmp_path / "s.h5", progress=False)
+    result = landscape.grid(GridSpec.of(**SMALL), out=tmp_path / "s.h5", progress=False)
     with h5py.File(result.path, "r") as f:
         assert f["loss"].shape == (3, 5, 4)
         assert [f["loss"].dims[d][0].name for d in range(3)] == ["/T", "/w", "/b"]
@@ -51,20 +51,20 @@ def test_file_layout_is_self_describing(tmp_path):
 
 
 def test_same_spec_reads_the_cache_and_force_recomputes(tmp_path):
-    first = landscape.grid(GridSpec(**SMALL), progress=False)
+    first = landscape.grid(GridSpec.of(**SMALL), progress=False)
     assert not first.cached and first.path.parent == tmp_path / "cache"
-    again = landscape.grid(GridSpec(**SMALL), progress=False)
+    again = landscape.grid(GridSpec.of(**SMALL), progress=False)
     assert again.cached and again.path == first.path and again.computed_points == 0
-    forced = landscape.grid(GridSpec(**SMALL), progress=False, force=True)
+    forced = landscape.grid(GridSpec.of(**SMALL), progress=False, force=True)
     assert not forced.cached and forced.computed_points == 20
     np.testing.assert_array_equal(forced.surface.loss, first.surface.loss)
-    other = landscape.grid(GridSpec(**{**SMALL, "T": (1, 5)}), progress=False)
+    other = landscape.grid(GridSpec.of(**{**SMALL, "T": (1, 5)}), progress=False)
     assert other.path != first.path
 
 
 def test_inf_is_stored_as_computed(tmp_path):
     """Overflowing logits give +inf losses; they are kept, not clipped or turned into NaN."""
-    spec = GridSpec(cell="srnn", task="latch", T=(1,), n=10, fit="fixed",
+    spec = GridSpec.of(cell="srnn", task="latch", T=(1,), n=10, fit="fixed",
                     x=Axis("out_w", 1.0, 1e308, 3, log=True), y=Axis("out_b", 1.0, 1e308, 3, log=True))
     s = landscape.grid(spec, out=tmp_path / "inf.h5", progress=False).surface
     assert np.isposinf(s.loss).sum() > 0 and np.isfinite(s.loss).sum() > 0
@@ -84,7 +84,7 @@ def test_an_interrupted_run_leaves_nan_and_a_done_mask_then_resumes(tmp_path, mo
     monkeypatch.setattr(engine, "unroll_losses", failing)
     out = tmp_path / "r.h5"
     with pytest.raises(KeyboardInterrupt):
-        landscape.grid(GridSpec(**SMALL), out=out, chunk_size=3, progress=False)
+        landscape.grid(GridSpec.of(**SMALL), out=out, chunk_size=3, progress=False)
     with h5py.File(out, "r") as f:
         done = f["done"][()]
         loss = f["loss"][()]
@@ -93,15 +93,15 @@ def test_an_interrupted_run_leaves_nan_and_a_done_mask_then_resumes(tmp_path, mo
     flat = loss.reshape(3, -1)
     assert np.isfinite(flat[:, :6]).all() and np.isnan(flat[:, 6:]).all()
     monkeypatch.setattr(engine, "unroll_losses", real)
-    resumed = landscape.grid(GridSpec(**SMALL), out=out, chunk_size=3, progress=False)
+    resumed = landscape.grid(GridSpec.of(**SMALL), out=out, chunk_size=3, progress=False)
     assert resumed.computed_points == 14
-    fresh = landscape.grid(GridSpec(**SMALL), out=tmp_path / "fresh.h5", progress=False)
+    fresh = landscape.grid(GridSpec.of(**SMALL), out=tmp_path / "fresh.h5", progress=False)
     # other chunk sizes may round differently in the last bit (vectorised vs scalar loop tails)
     np.testing.assert_allclose(resumed.surface.loss, fresh.surface.loss, rtol=1e-12, atol=0)
 
 
 HEAVY = ("import landscape, sys; from landscape import Axis, GridSpec; "
-         "landscape.grid(GridSpec(cell='srnn', task='latch', T=(500,), n=20000, fit='fixed', "
+         "landscape.grid(GridSpec.of(cell='srnn', task='latch', T=(500,), n=20000, fit='fixed', "
          "x=Axis('w', 0.0, 2.0, 4), y=Axis('b', -0.5, 0.5, 10)), out=sys.argv[1], chunk_size=2, progress=False, "
          "device='cpu')")
 
@@ -136,7 +136,7 @@ def test_resume_after_sigkill_computes_only_missing_chunks(tmp_path):
             proc.kill()
     done, total = _done_count(out)
     assert 2 <= done < total == 20
-    spec = GridSpec(cell="srnn", task="latch", T=(500,), n=20000, fit="fixed",
+    spec = GridSpec.of(cell="srnn", task="latch", T=(500,), n=20000, fit="fixed",
                     x=Axis("w", 0.0, 2.0, 4), y=Axis("b", -0.5, 0.5, 10))
     resumed = landscape.grid(spec, out=out, chunk_size=2, progress=False, device="cpu")
     assert resumed.computed_points == 2 * (total - done)
@@ -170,7 +170,7 @@ def test_a_chunk_reaches_the_file_before_its_done_flag(tmp_path):
     # still NaN (seen in the SIGKILL test above). The values must be flushed before the flag.
     from landscape.store import SurfaceWriter
 
-    r = landscape.resolve(GridSpec(cell="pascanu", task="target", T=(3,), n=1, x=Axis("w", 0, 1, 3),
+    r = landscape.resolve(GridSpec.of(cell="pascanu", task="target", T=(3,), n=1, x=Axis("w", 0, 1, 3),
                                    y=Axis("b", 0, 1, 4)))
     w = SurfaceWriter(tmp_path / "s.h5", r.canonical(), r.key(), [3], "w", r.x.values(), "b", r.y.values(), 5, {})
     log = []
@@ -187,7 +187,7 @@ def test_a_chunk_reaches_the_file_before_its_done_flag(tmp_path):
 
 def test_two_processes_on_the_same_spec_both_succeed(tmp_path):
     code = ("import landscape, sys; from landscape import Axis, GridSpec; "
-            "r = landscape.grid(GridSpec(cell='srnn', task='latch', T=(60,), n=2000, fit='fixed', "
+            "r = landscape.grid(GridSpec.of(cell='srnn', task='latch', T=(60,), n=2000, fit='fixed', "
             "x=Axis('w', 0.0, 2.0, 5), y=Axis('b', -0.5, 0.5, 6)), progress=False, device='cpu', chunk_size=3); "
             "print('cached' if r.cached else 'computed', r.computed_points)")
     env = {**os.environ, "LANDSCAPE_CACHE": str(tmp_path / "shared")}
@@ -203,28 +203,28 @@ def test_two_processes_on_the_same_spec_both_succeed(tmp_path):
 
 
 def test_corrupt_or_foreign_file_at_the_cache_path_is_refused_then_forced(tmp_path):
-    first = landscape.grid(GridSpec(**SMALL), progress=False)
+    first = landscape.grid(GridSpec.of(**SMALL), progress=False)
     path = first.path
     path.write_bytes(b"this is not hdf5")
     with pytest.raises(LandscapeError, match="not a readable HDF5 file"):
-        landscape.grid(GridSpec(**SMALL), progress=False)
+        landscape.grid(GridSpec.of(**SMALL), progress=False)
     path.unlink()
     with h5py.File(path, "w") as f:
         f["loss"] = np.zeros((1, 2, 2))
         f.attrs["format"] = "something-else"
     with pytest.raises(LandscapeError, match="not a landscape surface file"):
-        landscape.grid(GridSpec(**SMALL), progress=False)
-    forced = landscape.grid(GridSpec(**SMALL), progress=False, force=True)
+        landscape.grid(GridSpec.of(**SMALL), progress=False)
+    forced = landscape.grid(GridSpec.of(**SMALL), progress=False, force=True)
     assert forced.surface.complete
     np.testing.assert_array_equal(forced.surface.loss, first.surface.loss)
 
 
 def test_out_file_of_another_spec_is_refused(tmp_path):
     out = tmp_path / "a.h5"
-    landscape.grid(GridSpec(**SMALL), out=out, progress=False)
+    landscape.grid(GridSpec.of(**SMALL), out=out, progress=False)
     before = out.read_bytes()
     with pytest.raises(LandscapeError, match="holds a different surface"):
-        landscape.grid(GridSpec(**{**SMALL, "seed": 1, "T": (2,)}), out=out, progress=False)
+        landscape.grid(GridSpec.of(**{**SMALL, "seed": 1, "T": (2,)}), out=out, progress=False)
     assert out.read_bytes() == before
 
 
@@ -233,20 +233,20 @@ def test_unwritable_out_is_detected_before_computing(tmp_path, monkeypatch):
     blocker.write_text("x")
     monkeypatch.setattr(engine, "unroll_losses", lambda *a, **k: pytest.fail("computed before checking --out"))
     with pytest.raises(LandscapeError, match="cannot write"):
-        landscape.grid(GridSpec(**SMALL), out=blocker / "sub" / "s.h5", progress=False)
+        landscape.grid(GridSpec.of(**SMALL), out=blocker / "sub" / "s.h5", progress=False)
     with pytest.raises(LandscapeError, match="is a folder"):
-        landscape.grid(GridSpec(**SMALL), out=tmp_path, progress=False)
+        landscape.grid(GridSpec.of(**SMALL), out=tmp_path, progress=False)
 
 
 def test_read_base_point_checks_shapes(tmp_path):
     with h5py.File(tmp_path / "b.h5", "w") as f:
         f["w"] = np.ones((2, 2))
     with pytest.raises(LandscapeError, match=r"w has shape \(2, 2\), this cell needs \(1, 1\)"):
-        landscape.resolve(GridSpec(**SMALL, base_file=str(tmp_path / "b.h5")))
+        landscape.resolve(GridSpec.of(**SMALL, base_file=str(tmp_path / "b.h5")))
     with h5py.File(tmp_path / "none.h5", "w") as f:
         f["zzz"] = 1.0
     with pytest.raises(LandscapeError, match="holds none of this cell's parameters"):
-        landscape.resolve(GridSpec(**SMALL, base_file=str(tmp_path / "none.h5")))
+        landscape.resolve(GridSpec.of(**SMALL, base_file=str(tmp_path / "none.h5")))
 
 
 @pytest.mark.parametrize("ny", [1, 3, 7])
@@ -270,7 +270,7 @@ def test_slab_writes_equal_one_write_per_chunk(tmp_path, monkeypatch):
     """Whole rows written a row at a time (the smallest slab) give the same file as one slab."""
     import landscape.store as store_module
 
-    spec = GridSpec(cell="srnn", task="latch", n=16, T=(2, 5), fit="fixed", grads=True,
+    spec = GridSpec.of(cell="srnn", task="latch", n=16, T=(2, 5), fit="fixed", grads=True,
                     x=Axis("w", 0.0, 2.0, 5), y=Axis("b", -0.5, 0.5, 6))
     whole = landscape.grid(spec, out=tmp_path / "whole.h5", chunk_size=13, progress=False)
     monkeypatch.setattr(store_module, "WRITE_SLAB_BYTES", 1)
@@ -297,13 +297,13 @@ def _open_xarray_strictly(path, group=None):
 
 
 def test_surfaces_open_in_xarray_with_named_dimensions_and_plain_h5py_sees_the_same(tmp_path):
-    plain = landscape.grid(GridSpec(**SMALL), out=tmp_path / "s.h5", chunk_size=7, progress=False).surface
+    plain = landscape.grid(GridSpec.of(**SMALL), out=tmp_path / "s.h5", chunk_size=7, progress=False).surface
     ds = _open_xarray_strictly(tmp_path / "s.h5")
     assert ds["loss"].dims == ("T", "w", "b") and ds["done"].dims == ("chunk",) == ds["nan_count"].dims
     np.testing.assert_array_equal(ds["loss"].values, plain.loss)
     np.testing.assert_array_equal(ds["w"].values, plain.x)
     assert ds.attrs["spec"] == json.dumps(plain.spec, sort_keys=True, separators=(",", ":"))
-    spec = GridSpec(cell="lstm", task="latch", n=8, T=(2, 5), fit="fixed", grads=True,
+    spec = GridSpec.of(cell="lstm", task="latch", n=8, T=(2, 5), fit="fixed", grads=True,
                     x=Axis("b_f", -1.0, 2.0, 3), y=Axis("w_z", 0.0, 1.0, 4))
     g = landscape.grid(spec, out=tmp_path / "g.h5", chunk_size=5, progress=False).surface
     ds = _open_xarray_strictly(tmp_path / "g.h5")
@@ -328,7 +328,7 @@ def test_training_results_open_in_xarray_with_named_dimensions(tmp_path):
     from landscape.train import Member, TrainSpec
     from landscape.train.results import ResultStore, run_groups
 
-    spec = TrainSpec(cell="lstm", task="latch", n=48, epochs=2, batch=8, dtype="float64", record_steps=True)
+    spec = TrainSpec.of(cell="lstm", task="latch", n=48, epochs=2, batch=8, dtype="float64", record_steps=True)
     out = tmp_path / "runs.h5"
     run_groups([(spec, [Member(T=3, seed=r, data_seed=3, group="lstm-T3") for r in range(2)])], out=out, device="cpu")
     xr = pytest.importorskip("xarray")

@@ -35,8 +35,8 @@ LAYOUT = {
 def torch_reference(spec: TrainSpec, member: Member, start: dict[str, np.ndarray], H: int):
     """Train one model with torch.nn + torch.optim on the same batches; the parameters (our
     names) after every step: name -> (S + 1, *shape)."""
-    cls, u_names, w_names, b_names, bhh_names = LAYOUT[spec.cell]
-    task = get_task(spec.task)
+    cls, u_names, w_names, b_names, bhh_names = LAYOUT[spec.model.cell]
+    task = get_task(spec.model.task)
     rnn = cls(1, H, batch_first=True).double()
     head = torch.nn.Linear(H, 2).double()
     t = {k: torch.tensor(v, dtype=torch.float64) for k, v in start.items()}
@@ -100,7 +100,7 @@ CASES = [
 
 @pytest.mark.parametrize("cell,options,optimizer,H,setup", CASES, ids=[c[0] for c in CASES])
 def test_members_match_torch_nn(cell, options, optimizer, H, setup):
-    spec = TrainSpec(cell=cell, cell_options=options, task="latch", hidden=H, n=40, epochs=2, batch=8,
+    spec = TrainSpec.of(cell=cell, cell_options=options, task="latch", hidden=H, n=40, epochs=2, batch=8,
                      optimizer=optimizer, readout="dense2", dtype="float64", record_steps=True)
     members = [Member(T=T, seed=11 + i, data_seed=3 + i % 2, lr=lr, clip=clip, init="torch", protocol=prot)
                for i, (T, lr, clip, prot) in enumerate(setup)]
@@ -138,7 +138,7 @@ def test_keras_adam_formula():
 def _small(**kw):
     base = dict(cell="srnn", task="latch", n=48, epochs=2, batch=8, dtype="float64")
     base.update(kw)
-    return TrainSpec(**base)
+    return TrainSpec.of(**base)
 
 
 def test_seeds_reproduce_and_population_independence():

@@ -137,7 +137,7 @@ def grid_case(cell_ref, opts, task, dtype, seed=0):
     names = list(cell.param_shapes(1, D))
     Ts = (10, 20) if task == "two-sequence" else (1, 4, 9)
     N = 1 if task == "target" else 7
-    spec = landscape.GridSpec(cell=cell_ref, task=task, T=Ts, n=N, fit="auto" if task == "target" else "fixed",
+    spec = landscape.GridSpec.of(cell=cell_ref, task=task, T=Ts, n=N, fit="auto" if task == "target" else "fixed",
                               x=landscape.Axis(names[0], -1.0, 2.0, 3), y=landscape.Axis(names[-1], -2.5, 1.0, 2),
                               cell_options=tuple(opts.items()))
     r = landscape.resolve(spec)

@@ -62,7 +62,7 @@ def jobs(config: Config) -> list:
     for task, H in TASKS.items():
         for cell in cells_for(task):
             opts = (("form", "torch"),) if cell == "gru" else ()
-            spec = TrainSpec(cell=cell, cell_options=opts, task=task, hidden=H, n=config.n, epochs=config.epochs,
+            spec = TrainSpec.of(cell=cell, cell_options=opts, task=task, hidden=H, n=config.n, epochs=config.epochs,
                              batch=16, optimizer="adam-keras", readout="dense2", loss_clip=1e-7, dtype="float32")
             sets = (("b_f", 0.0),) if cell == "lstm" else ()
             out.append((spec, [Member(T=T, seed=1000 * T + r, data_seed=T, init="keras", protocol="stratified",

@@ -35,7 +35,7 @@ def spec(quick: bool = False):
 
     # b from -3 to -0.005 in steps of 0.005 (the notebook's np.arange(-3, 0, 0.005)); w = 5 (and 6:
     # an axis needs two values)
-    return GridSpec(cell="pascanu", task="target", T=TS[quick], x=Axis("w", W, W + 1.0, 2),
+    return GridSpec.of(cell="pascanu", task="target", T=TS[quick], x=Axis("w", W, W + 1.0, 2),
                     y=Axis("b", -3.0, -0.005, 600), cell_options=(("observe", "state"),),
                     task_options=(("x0", 0.0), ("target", 1.0)))
 

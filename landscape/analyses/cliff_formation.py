@@ -56,7 +56,7 @@ def spec(cell: str, task: str, quick: bool = False, Ts=TS):
 
     points, n = SIZES[task][quick]
     xa, ya = (Axis.parse(a) for a in cell_class(cell).default_axes)
-    return GridSpec(cell=cell, task=task, T=tuple(Ts), n=n,
+    return GridSpec.of(cell=cell, task=task, T=tuple(Ts), n=n,
                     x=Axis(xa.name, xa.lo, xa.hi, points), y=Axis(ya.name, ya.lo, ya.hi, points))
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import LandscapeError
-from ..spec import GridSpec, resolve
+from ..resolved import resolve
+from ..spec import GridSpec
 from ..store import check_surface_file
 from ..figures.style import save_figure
 

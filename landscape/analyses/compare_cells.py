@@ -53,7 +53,7 @@ def spec(cell: str, quick: bool = False):
 
     points, n = SIZES[quick]
     xn, yn = block_input(cell)
-    return GridSpec(cell=cell, task="latch", T=TS, n=n, x=Axis(xn, *WEIGHT_RANGE, points),
+    return GridSpec.of(cell=cell, task="latch", T=TS, n=n, x=Axis(xn, *WEIGHT_RANGE, points),
                     y=Axis(yn, *BIAS_RANGE, points))
 
 

@@ -95,7 +95,7 @@ FORGET_BIASES = (0.0, 1.0, 2.0)  # 1 = Keras' unit_forget_bias (the main run's l
 def _spec(cell: str, options, config: Config, epochs: int):
     from ..train import TrainSpec
 
-    return TrainSpec(cell=cell, cell_options=tuple(options), task="latch", hidden=1, n=config.n, epochs=epochs,
+    return TrainSpec.of(cell=cell, cell_options=tuple(options), task="latch", hidden=1, n=config.n, epochs=epochs,
                      batch=16, optimizer="adam-keras", readout="dense2", loss_clip=1e-7, dtype="float32")
 
 
@@ -165,7 +165,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
     timings = []
     start = time.perf_counter()
     rows = train_jobs(NAME, jobs(config), store, device, progress, config.compile,
-                      on_result=lambda r: timings.append({"cell": r.spec.cell, "options": dict(r.spec.cell_options),
+                      on_result=lambda r: timings.append({"cell": r.spec.model.cell, "options": dict(r.spec.model.cell_options),
                                                           "epochs": r.spec.epochs, "models": len(r.members),
                                                           "seconds": round(r.seconds, 1),
                                                           "eval_seconds": round(r.eval_seconds, 1)}))

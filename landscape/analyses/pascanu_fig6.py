@@ -36,7 +36,7 @@ def spec(quick: bool = False):
     from ..spec import Axis, GridSpec
 
     n = POINTS[quick]
-    return GridSpec(cell="pascanu", task="target", T=(T,), x=Axis("w", *W_RANGE, n), y=Axis("b", *B_RANGE, n))
+    return GridSpec.of(cell="pascanu", task="target", T=(T,), x=Axis("w", *W_RANGE, n), y=Axis("b", *B_RANGE, n))
 
 
 def wall(surface, k: int, w: float = 5.0) -> dict:

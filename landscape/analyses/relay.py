@@ -91,7 +91,7 @@ def jobs(config: Config) -> list:
     out = []
     for task, H in TASKS.items():
         for cell, opts in CELLS.items():
-            spec = TrainSpec(cell=cell, cell_options=opts, task=task, hidden=H, n=config.n, epochs=config.epochs,
+            spec = TrainSpec.of(cell=cell, cell_options=opts, task=task, hidden=H, n=config.n, epochs=config.epochs,
                              batch=16, optimizer="adam-keras", readout="dense2", loss_clip=1e-7, dtype="float32")
             members = [Member(T=T, seed=1000 * T + r, data_seed=T, init="keras", protocol="stratified",
                               group=f"{task}/{cell}/T{T}", labels=(("task_name", task), ("repeat", r)))
@@ -198,7 +198,7 @@ def readings_jobs(config: Config, readings: dict[str, Reading] | None = None) ->
             for T in config.lengths:
                 by_options.setdefault(reading.task_options(T), []).append(T)
             for options, lengths in by_options.items():
-                spec = TrainSpec(cell=cell, cell_options=opts, task=reading.task, task_options=options,
+                spec = TrainSpec.of(cell=cell, cell_options=opts, task=reading.task, task_options=options,
                                  hidden=READINGS_HIDDEN, n=config.n, epochs=config.epochs, batch=16,
                                  optimizer="adam-keras", readout="dense2", loss_clip=1e-7, dtype="float32")
                 label = (("reading", name), ("task_options", _options_label(options)))

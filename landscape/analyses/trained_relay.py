@@ -87,7 +87,7 @@ def jobs(config: Config) -> list:
     out = []
     T = config.train_T
     for cell, opts in CELLS.items():
-        spec = TrainSpec(cell=cell, cell_options=opts, task=TASK, hidden=HIDDEN, n=config.n, epochs=config.epochs,
+        spec = TrainSpec.of(cell=cell, cell_options=opts, task=TASK, hidden=HIDDEN, n=config.n, epochs=config.epochs,
                          batch=16, optimizer="adam-keras", readout="dense2", loss_clip=1e-7, dtype="float32")
         members = [Member(T=T, seed=1000 * T + r, data_seed=T, init="keras", protocol="stratified",
                           group=f"{cell}-T{T}", labels=(("repeat", r),)) for r in range(config.repeats)]
@@ -166,7 +166,7 @@ def plane_spec(ref: str, T: int, config: Config):
     from ..spec import Axis, GridSpec
 
     s = float(config.plane_span)
-    return GridSpec(base_model=ref, task=TASK, T=(int(T),), n=config.plane_n, seed=config.plane_seed, fit="fixed",
+    return GridSpec.of(base_model=ref, task=TASK, T=(int(T),), n=config.plane_n, seed=config.plane_seed, fit="fixed",
                     directions="hessian", x=Axis("a", -s, s, config.plane_num), y=Axis("b", -s, s, config.plane_num))
 
 

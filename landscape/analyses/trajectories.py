@@ -55,7 +55,7 @@ def pascanu_paths(steps: int = STEPS, start=START, lr: float = LR, clip: float =
     arrays w, b (steps + 1,), loss, grad_norm, clip_coef (steps,)}."""
     from ..train import Member, TrainSpec, train_population
 
-    spec = TrainSpec(cell="pascanu", task="target", n=1, batch=1, epochs=steps, optimizer="sgd",
+    spec = TrainSpec.of(cell="pascanu", task="target", n=1, batch=1, epochs=steps, optimizer="sgd",
                      trainable=("w", "b"), record_steps=True, dtype="float64")
     members = [Member(T=T_PASCANU, init="base", set=(("w", start[0]), ("b", start[1])), lr=lr, clip=c,
                       protocol="all") for c in (None, clip)]
@@ -77,7 +77,7 @@ def latch_paths(cell: str, n: int, steps: int) -> dict:
     names = cfg["axes"]
     out = {}
     for label, opt in OPTIMIZERS.items():
-        spec = TrainSpec(cell=cell, task="latch", n=n, batch=n, epochs=steps, optimizer=opt["optimizer"],
+        spec = TrainSpec.of(cell=cell, task="latch", n=n, batch=n, epochs=steps, optimizer=opt["optimizer"],
                          readout="logistic", trainable=names, record_steps=True, dtype="float64")
         members = [Member(T=LATCH_T, init="base", set=((names[0], a), (names[1], b)), lr=opt["lr"],
                           protocol="all", data_seed=0) for a, b in cfg["starts"]]
@@ -95,9 +95,10 @@ def _surface_losses(cell: str, task: str, names, xs, ys, T: int, n: int) -> np.n
     import torch
 
     from .. import engine
-    from ..spec import Axis, GridSpec, resolve
+    from ..resolved import resolve
+    from ..spec import Axis, GridSpec
 
-    r = resolve(GridSpec(cell=cell, task=task, T=(T,), x=Axis(names[0], -1, 1, 2), y=Axis(names[1], -1, 1, 2),
+    r = resolve(GridSpec.of(cell=cell, task=task, T=(T,), x=Axis(names[0], -1, 1, 2), y=Axis(names[1], -1, 1, 2),
                          n=n, fit="fixed" if task != "target" else "auto"))
     vals = (torch.as_tensor(np.asarray(xs, dtype=float)), torch.as_tensor(np.asarray(ys, dtype=float)))
     params = engine.chunk_params(r.problem.base, r.refs, vals, torch.float64, torch.device("cpu"))
@@ -129,7 +130,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
     out.mkdir(parents=True, exist_ok=True)
     q = "-quick" if quick else ""
     # 1. Pascanu Fig. 6
-    pspec = GridSpec(cell="pascanu", task="target", T=(T_PASCANU,), x=Axis("w", *W_RANGE, size["points"]),
+    pspec = GridSpec.of(cell="pascanu", task="target", T=(T_PASCANU,), x=Axis("w", *W_RANGE, size["points"]),
                      y=Axis("b", *B_RANGE, size["points"]))
     grids = [grid_at(pspec, out / f"fig6-surface{q}.h5", device=device, progress=progress)]
     ps = grids[0].surface
@@ -140,7 +141,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
     # 2. latch landscapes
     surfaces, lpaths = {}, {}
     for cell, cfg in LATCH.items():
-        spec = GridSpec(cell=cell, task="latch", T=(LATCH_T,), x=Axis(cfg["axes"][0], *cfg["x"], size["latch_points"]),
+        spec = GridSpec.of(cell=cell, task="latch", T=(LATCH_T,), x=Axis(cfg["axes"][0], *cfg["x"], size["latch_points"]),
                         y=Axis(cfg["axes"][1], *cfg["y"], size["latch_points"]), n=size["n"], fit="fixed")
         grids.append(grid_at(spec, out / f"latch-{cell}{q}.h5", device=device, progress=progress))
         surfaces[cell] = grids[-1].surface

@@ -13,13 +13,12 @@ import math
 import click
 import numpy as np
 
-from ..engine import parse_bytes
 from ..errors import LandscapeError
 from ..gradients import GRAD_NORM_METHODS
+from ..plan import parse_bytes
 from ..points import log_spaced, parse_at
-from ..readouts import FITS
 from ..spec import DTYPES, parse_T
-from .options import device_option, model_options, threads_option
+from .options import device_option, fit_option, model_options, threads_option
 
 
 @click.command("grads")
@@ -30,9 +29,8 @@ from .options import device_option, model_options, threads_option
                    "--at w_z=1.2,b_f=0.3. Default: the base point alone.")
 @click.option("--n", type=int, help="Number of sequences (default: the task's, 1000 for latch).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the task's data.")
-@click.option("--readout", "fit", type=click.Choice(FITS), default="auto", show_default=True,
-              help="How the readout is set: fixed (out_w, out_b of the point) or optimal (fitted at T, then "
-                   "held fixed for the backward; auto = optimal where the task has one).")
+@fit_option("How the readout is set (its fit): fixed (out_w, out_b of the point) or optimal (fitted at T, "
+            "then held fixed for the backward; auto = optimal where the task has one).")
 @click.option("--readout-l2", default=1e-4, show_default=True, help="Ridge penalty of the optimal readout.")
 @click.option("--method", type=click.Choice(GRAD_NORM_METHODS), default="auto", show_default=True,
               help="Per-timestep norms by autograd (memory O(T)) or, for one-state cells with H = 1, the "

@@ -1,13 +1,14 @@
 """`landscape grid`: the loss over a 2-D grid of two parameters, at every T, into HDF5."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 import numpy as np
 
-from ..engine import parse_bytes
-from ..readouts import FITS
+from ..plan import parse_bytes
 from ..spec import DTYPES, Axis, GridSpec, parse_T
-from .options import device_option, model_options, scheduler_option, threads_option
+from .options import device_option, fit_option, model_options, scheduler_option, threads_option
 
 
 @click.command("grid")
@@ -31,12 +32,10 @@ from .options import device_option, model_options, scheduler_option, threads_opt
 @click.option("--models", "models", multiple=True, metavar="MODEL",
               help="The other models of --directions models (two) or line (one), as --base-model.")
 @click.option("--direction-seed", default=0, show_default=True, help="Seed of --directions random.")
-@click.option("--readout", "fit", type=click.Choice(FITS), default="auto", show_default=True,
-              help="How the readout of a classification task is set (its fit): fixed at the base point "
-                   "(out_w, out_b), or optimal (fitted per point and T; auto = optimal where the task has "
-                   "a readout).")
+@fit_option("How the readout of a classification task is set (its fit): fixed at the base point "
+            "(out_w, out_b), or optimal (fitted per point and T; auto = optimal where the task has a readout).")
 @click.option("--readout-l2", default=1e-4, show_default=True,
-              help="Ridge penalty on out_w for --readout optimal (keeps the optimum finite).")
+              help="Ridge penalty on out_w for --fit optimal (keeps the optimum finite).")
 @click.option("--grads", is_flag=True, help="Also store the gradient analysis: grad (dL/d(x, y)), "
               "hessian_eigvals (of the 2x2 Hessian in the grid plane) at every T, and grad_norm_t "
               "(||dL_Tmax/dh_t||, and grad_norm_c_t for LSTM cells); memory grows with T_max.")
@@ -64,11 +63,10 @@ def command(model, x, y, T, n, seed, base_file, base_model, directions, models, 
     from ..surface import grid
 
     spec = GridSpec(
-        cell=model.cell, task=model.task, T=parse_T(T), x=Axis.parse(x) if x else None,
-        y=Axis.parse(y) if y else None, hidden=model.hidden, n=n, seed=seed, dtype=dtype, fit=fit,
-        readout_l2=readout_l2, set=model.set, base_file=base_file, cell_options=model.cell_options,
-        task_options=model.task_options, grads=grads, base_model=base_model, directions=directions,
-        models=tuple(models), direction_seed=direction_seed)
+        model=replace(model, base_file=base_file, base_model=base_model), T=parse_T(T),
+        x=Axis.parse(x) if x else None, y=Axis.parse(y) if y else None, n=n, seed=seed, dtype=dtype, fit=fit,
+        readout_l2=readout_l2, grads=grads, directions=directions, models=tuple(models),
+        direction_seed=direction_seed)
     note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     result = grid(spec, out=out, device=device, force=force, chunk_size=chunk_size,
                   memory=parse_bytes(memory) if memory else None, progress=False if quiet else None,

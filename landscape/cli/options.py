@@ -11,6 +11,7 @@ import functools
 import click
 
 from ..model import ModelSpec, parse_assignments
+from ..readouts import FITS
 
 CELL_HELP = "Cell: a name (see `landscape cells`), or your own as FILE.py:Class or module:Class."
 TASK_HELP = "Task: a name (see `landscape tasks`), or your own as FILE.py:Class or module:Class."
@@ -88,6 +89,13 @@ def torch_threads_option(default: int = 1):
     return click.option("--threads", type=int, default=default, show_default=True, callback=_set_torch_threads,
                         help="CPU threads of torch's operations while training (one is fastest for the "
                              "small tensors of a step, above all on a shared machine).")
+
+
+def fit_option(help: str):
+    """--fit fixed|optimal|auto, how the readout of a classification task is set at each point (its
+    fit; the readout's kind is the task's); --readout is its other name, as before --fit."""
+    return click.option("--fit", "--readout", "fit", type=click.Choice(FITS), default="auto", show_default=True,
+                        help=help)
 
 
 def device_option():

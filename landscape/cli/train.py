@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import click
 
@@ -72,12 +73,11 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protoco
     Ts = parse_T(T)
     if repeats < 1:
         raise LandscapeError(f"repeats must be >= 1, got {repeats}")
-    spec = TrainSpec(cell=model.cell, cell_options=model.cell_options, task=model.task,
-                     task_options=model.task_options, hidden=model.hidden, n=n, epochs=epochs, batch=batch,
-                     optimizer=optimizer, readout=readout, dtype=dtype, record_steps=record_steps)
+    spec = TrainSpec(model=replace(model, set=()), n=n, epochs=epochs, batch=batch, optimizer=optimizer,
+                     readout=readout, dtype=dtype, record_steps=record_steps)
     if record_steps and not (out and out.lower().endswith((".h5", ".hdf5"))):
         raise LandscapeError("--record-steps keeps the trajectories in HDF5: give --out RUN.h5")
-    name = cell_class(spec.cell).name  # the group of a user's FILE.py:Class is named after the cell
+    name = cell_class(model.cell).name  # the group of a user's FILE.py:Class is named after the cell
     members = [Member(T=t, seed=seed + 1000 * t + r, data_seed=seed + t, lr=lr, clip=clip, init=init,
                       protocol=protocol, set=model.set, group=f"{name}-T{t}", labels=(("repeat", r),))
                for t in Ts for r in range(repeats)]
@@ -89,7 +89,7 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protoco
     groups = {m.group for m in members}
     summary = summary_by_T([r for r in rows if r["group"] in groups], protocol, success)
     metric = SUCCESS_METRIC[protocol]
-    click.echo(f"{spec.cell} on {spec.task}: {len(members)} models, {epochs} epochs, {optimizer} lr={lr:g}"
+    click.echo(f"{model.cell} on {model.task}: {len(members)} models, {epochs} epochs, {optimizer} lr={lr:g}"
                f"{'' if clip is None else f' clip={clip:g}'}, protocol {protocol}; {seconds:.1f} s")
     click.echo(f"{'T':>5}  {'n':>3}  {metric + ' mean':>14}  {'sd':>6}  {'success':>8}  {'train_loss':>10}")
     for row in summary:

@@ -3,7 +3,7 @@ learning rate, initialisation and clipping; optimisers in torch's and Keras 2's 
 protocols keras-split / stratified / all; resumable runs saved per group (CSV or HDF5).
 
     from landscape.train import TrainSpec, Member, train_population, run_groups
-    spec = TrainSpec(cell="lstm", cell_options=(("gate", "hard_sigmoid"),), task="latch", n=10000)
+    spec = TrainSpec.of(cell="lstm", cell_options=(("gate", "hard_sigmoid"),), task="latch", n=10000)
     members = [Member(T=T, seed=r, data_seed=T, group=f"lstm-T{T}") for T in (10, 50) for r in range(5)]
     result = train_population(spec, members)          # metrics (E + 1, P), params (E + 1, P, ...)
     rows = run_groups([(spec, members)], out="runs.csv")   # the same, saved and resumable

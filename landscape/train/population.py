@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from ..lazy import torch
@@ -24,7 +24,8 @@ from ..lazy import torch
 from ..cells import parse_param_ref
 from ..engine import outputs_at_ends, resolve_device
 from ..errors import LandscapeError
-from ..model import ModelSpec, apply_set, resolve_model
+from ..model import ModelSpec, split_model_fields
+from ..problem import apply_set, resolve_model
 from ..readouts import KINDS, TRAIN_KINDS
 from ..spec import DTYPES, torch_dtype
 from .optim import PopulationOptimizer, check_optimizer, clip_grads, grad_norms
@@ -42,7 +43,11 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """What a population shares: cell, task, data size, schedule, optimiser, readout.
+    """What a population shares: the model (cell, task, hidden size), data size, schedule, optimiser,
+    readout. ``TrainSpec.of(cell=..., task=..., n=..., ...)`` takes the flat form.
+
+    model     a ``ModelSpec`` without a base point: each member's start is its own (``Member.init``,
+              ``Member.set``)
 
     readout   the readout kind (landscape.readouts): dense2, Keras' Dense(2, softmax) + sparse
               categorical cross-entropy (2 (H + 1) parameters ``dense_w`` (2, H), ``dense_b``
@@ -58,11 +63,7 @@ class TrainSpec:
     record_steps  also record the trainable parameters after every step (for 2-D paths).
     """
 
-    cell: str = "srnn"
-    cell_options: tuple[tuple[str, object], ...] = ()
-    task: str = "latch"
-    task_options: tuple[tuple[str, object], ...] = ()
-    hidden: int | None = None
+    model: ModelSpec = field(default_factory=ModelSpec)
     n: int = 10000
     epochs: int = 5
     batch: int = 16
@@ -83,13 +84,19 @@ class TrainSpec:
         if self.loss_clip == "auto":
             object.__setattr__(self, "loss_clip", KERAS_CLIP if self.optimizer == "adam-keras" else None)
 
-    @property
-    def model(self) -> ModelSpec:
-        """The ModelSpec of this population (cell, task, hidden size; each member's ``set`` is its own)."""
-        return ModelSpec(self.cell, tuple(self.cell_options), self.task, tuple(self.task_options), self.hidden)
+    @classmethod
+    def of(cls, **flat) -> TrainSpec:
+        """A TrainSpec from the flat keyword form: the ModelSpec's fields (cell, task, hidden, ...)
+        beside the population's own (n, epochs, ...)."""
+        model, rest = split_model_fields(flat)
+        return cls(model=model, **rest)
 
     def canonical(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        """The spec as stored and hashed: the model's fields that a population has, flat, then its own."""
+        m = self.model
+        flat = {"cell": m.cell, "cell_options": m.cell_options, "task": m.task, "task_options": m.task_options,
+                "hidden": m.hidden, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in flat.items()}
 
 
 @dataclass(frozen=True)
@@ -170,12 +177,12 @@ class TrainResult:
         out = []
         E1 = next(iter(self.metrics.values())).shape[0]
         for p, m in enumerate(self.members):
-            base = {"group": m.group, "cell": spec.cell, "task": spec.task,
+            base = {"group": m.group, "cell": spec.model.cell, "task": spec.model.task,
                     "optimizer": spec.optimizer, "readout": spec.readout, "protocol": m.protocol,
                     "T": m.T, "seed": m.seed, "data_seed": m.data_seed, "lr": m.lr,
                     "clip": "" if m.clip is None else m.clip, "init": m.init,
                     "set": ";".join(f"{k}={v}" for k, v in m.set)}
-            base.update({k: v for k, v in spec.cell_options})
+            base.update({k: v for k, v in spec.model.cell_options})
             base.update(dict(m.labels))
             for e in range(E1):
                 row = dict(base, epoch=e)
@@ -216,6 +223,10 @@ def check_population(spec: TrainSpec, members) -> None:
     if not members:
         raise LandscapeError("no models to train: give at least one length and one repeat")
     check_optimizer(spec.optimizer)
+    given = [name for name in ("set", "base_file", "base_model") if getattr(spec.model, name)]
+    if given:
+        raise LandscapeError(f"a population's model has no base point ({given[0]} given): each member starts "
+                             f"from its own init and Member.set")
     if spec.dtype not in DTYPES:
         raise LandscapeError(f"unknown dtype {spec.dtype!r}; choose from: {', '.join(DTYPES)}")
     if spec.readout not in TRAIN_KINDS:
@@ -489,7 +500,7 @@ def _train(spec, members, device, progress, on_epoch, compile) -> TrainResult:
     fixed_end = None if s.variable_ends else s.T.to(dev).unsqueeze(-1)  # (P, 1)
     did = s.did.to(dev).unsqueeze(-1)  # (P, 1)
     pair = s.pair.to(dev).unsqueeze(-1)
-    bar = _bar(progress, E * n_steps, f"{spec.cell} x{P}")
+    bar = _bar(progress, E * n_steps, f"{spec.model.cell} x{P}")
     for epoch in range(1, E + 1):
         order = (epoch_orders(seeds, epoch, s.n_train).to(dev) if spec.shuffle
                  else torch.arange(s.n_train, device=dev).expand(P, -1))

@@ -228,7 +228,7 @@ def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = Non
         keys = {g: spec_key(spec, [m for m in members if m.group == g]) for g in groups}
         todo = [g for g in groups if (g, keys[g]) not in done]
         if len(todo) < len(groups):
-            say(f"{spec.cell}: {len(groups) - len(todo)} of {len(groups)} groups already saved in "
+            say(f"{spec.model.cell}: {len(groups) - len(todo)} of {len(groups)} groups already saved in "
                 f"{store.path.name}; skipping them")
         if todo:
             plan.append((spec, [m for m in members if m.group in todo], todo, keys))
@@ -249,7 +249,7 @@ def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = Non
                     on_result(result)
                 for g in todo:
                     keep(j, g, result.subset([p for p, m in enumerate(train) if m.group == g]))
-                say(f"{spec.cell}: trained {len(train)} models ({len(todo)} groups) in {result.seconds:.1f} s")
+                say(f"{spec.model.cell}: trained {len(train)} models ({len(todo)} groups) in {result.seconds:.1f} s")
         else:
             tasks = [(j, g) for j, (_, _, todo, _) in enumerate(plan) for g in todo]
             pops = [(plan[j][0], [m for m in plan[j][1] if m.group == g]) for j, g in tasks]
@@ -262,7 +262,7 @@ def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = Non
                         on_result(result)
                     keep(j, g, result)
                     bar.update(1)
-                    say(f"{plan[j][0].cell}: trained {g} ({len(result.members)} models) in {result.seconds:.1f} s "
+                    say(f"{plan[j][0].model.cell}: trained {g} ({len(result.members)} models) in {result.seconds:.1f} s "
                         f"on a Dask worker")
     if store is not None:
         return store.rows()

@@ -1,0 +1,230 @@
+"""The memory plan: every estimate of the bytes a computation needs, and the chunk sizes they give.
+
+The grid (``plan_grid_chunk``: grid points per chunk from the unroll, the gradient fields, the
+task's data and the file writer's buffers), the point analysis (``check_points_memory``) and the
+gradients' passes (``gradient_bytes_per_member``, ``grad_norm_bytes_per_member``,
+``hessian_bytes_per_member``, ``jacobian_bytes_per_member``) are sized here, against a budget in
+bytes (``memory_budget``; ``parse_bytes`` reads '512M', ``human_bytes`` writes '1.5 GiB').
+Every estimate is conservative: a chunk that fits its estimate fits the machine. The plan knows
+the model through its arguments alone (``problem``: a resolved model, ``problem.Problem``;
+``cell``: a ``cells.Cell``) and imports nothing of the computations it sizes, so it sits on the
+ground floor beside ``settings``, which reads $LANDSCAPE_MEMORY with ``parse_bytes``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+from .errors import LandscapeError
+from .lazy import torch
+
+DEFAULT_BUDGET_CPU = 1 << 30  # bytes a chunk may use on the CPU
+CUDA_BUDGET_FRACTION = 0.5  # of the free GPU memory
+
+def memory_budget(device: torch.device, budget: int | None = None) -> int:
+    """Bytes a chunk may use: the given budget (the caller's --memory, else $LANDSCAPE_MEMORY:
+    ``settings.memory()``), or a default (1 GiB on the CPU, half the free memory on a GPU)."""
+    if budget is not None:
+        return int(budget)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * CUDA_BUDGET_FRACTION)
+    return DEFAULT_BUDGET_CPU
+
+
+def parse_bytes(text: str) -> int:
+    """'512M', '2G', '1.5GiB', '1e9' -> bytes; one clear line for anything that is not a positive,
+    finite size."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().rstrip("B").rstrip("I")
+    try:
+        number = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise LandscapeError(f"malformed memory size {text!r}; write e.g. 512M or 2G") from None
+    if not (math.isfinite(number) and 1 <= number < 2.0 ** 62):
+        raise LandscapeError(f"memory size {text!r} must be a positive, finite size, e.g. 512M or 2G")
+    return int(number)
+
+
+def bytes_per_member(problem, n: int, dtype: torch.dtype, n_T: int, grads_T: int = 0) -> int:
+    """A conservative estimate of the memory one population member needs during the unroll:
+    the state, the temporaries of a step (about 12 (N, H) tensors for the gated cells; on the CPU
+    only a block's worth exist at once), the outputs kept for the loss (one per requested T: the
+    fused CUDA kernel writes them all, the optimal readout is fitted over the whole chunk), and the
+    readout fit."""
+    H, states = problem.H, len(problem.cell.state_names)
+    item = torch.finfo(dtype).bits // 8
+    per_state = n * H * item
+    unroll = per_state * (2 * states + 12)
+    capture = per_state * max(2, n_T)
+    fit = n * (H + 1) * 8 * 4 if problem.readout.optimal else 0
+    graph = per_state * states * 14 * grads_T  # autograd keeps each step's tensors
+    return unroll + capture + fit + graph + 64 * n_T
+
+
+def data_bytes(problem, n: int, dtype: torch.dtype, steps: int, n_T: int, device) -> tuple[int, int]:
+    """(peak, held): the memory of the task's data, made once for every chunk. The inputs
+    (steps, N, D) are drawn on the CPU in float64 in blocks, concatenated and scaled (up to three
+    float64 copies at once while they are made: ``peak``), then cast to the computation's dtype
+    and device (a second copy unless that is float64 on the CPU); ``held`` is what stays while the
+    chunks run (the float64 inputs, their cast, the targets and ends of every T). On a GPU only
+    the cast copy is on the device; the float64 copies are in host memory, outside its budget."""
+    elems = steps * n * problem.D
+    item = torch.finfo(dtype).bits // 8
+    cast = 0 if (torch.device(device).type == "cpu" and item == 8) else elems * item
+    host = 0 if torch.device(device).type == "cuda" else 1
+    labels = n_T * n * 16  # targets (float64) and ends (int64) at every T
+    return host * 3 * 8 * elems + labels, host * 8 * elems + cast + labels
+
+
+def plan_chunk(total: int, per_member: int, budget: int, chunk_size: int | None = None,
+               data: tuple[int, int] = (0, 0), what: str = "") -> int:
+    """Members per chunk: the requested size, else the most that fit the budget (at most total).
+
+    per_member: bytes one member needs while its chunk runs (``bytes_per_member`` and the values
+    kept for the file); data: (peak, held) bytes of everything made once, outside the chunks
+    (``data_bytes``: the task's data; plus the writer's buffers); what: how the data are made up,
+    for the message (e.g. "100000 steps x 1000 sequences"). Raises LandscapeError, before anything
+    is allocated, when the data or one member beside them do not fit, giving the size needed.
+    """
+    peak, held = data
+    about = f" ({what})" if what else ""
+    if max(peak, held + per_member) > budget:
+        tail = "; lower --n or the largest T, or raise the budget (--memory or $LANDSCAPE_MEMORY)"
+        if not peak and not held:
+            raise LandscapeError(f"one grid point needs about {human_bytes(per_member)} but the memory budget "
+                                 f"is {human_bytes(budget)}{tail}")
+        raise LandscapeError(
+            f"the task's data{about} and one grid point need about {human_bytes(max(peak, held + per_member))} "
+            f"(data {human_bytes(max(peak, held))}, a point {human_bytes(per_member)}) but the memory budget "
+            f"is {human_bytes(budget)}{tail}")
+    fit = max(1, (budget - held) // per_member)
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise LandscapeError(f"chunk size must be >= 1, got {chunk_size}")
+        if chunk_size > fit:
+            raise LandscapeError(f"chunk size {chunk_size} needs about {human_bytes(held + chunk_size * per_member)}, "
+                                 f"over the memory budget of {human_bytes(budget)}")
+        return min(chunk_size, total)
+    return min(fit, total)
+
+
+def human_bytes(n: float) -> str:
+    """A byte count for messages: '1.5 GiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+# Memory of the reverse passes, in units of one (P, N, H) state tensor per step: the forward graph's
+# saved tensors are counted by running one step under saved_tensors_hooks (``graph_units_per_step``);
+# peak RSS measured for srnn, lstm, gru and mut1 (N = 500, T = 200) was 2.8-4.3 times that count for
+# the Hessian pass (the create_graph backward keeps a second, larger graph) and 1-1.5 times for the
+# per-timestep norms. The factors below leave a margin over those measurements.
+HESSIAN_FACTOR = 8
+NORM_FACTOR = 3
+
+
+@functools.lru_cache(maxsize=None)
+def graph_units_per_step(cell, H: int, D: int) -> float:
+    """How many (P, N, H)-sized tensors the autograd graph of one step of ``cell`` keeps (saved
+    tensors plus the new state), counted on a small probe with saved_tensors_hooks."""
+    P, N = 2, 16
+    params = {k: v.expand(P, *v.shape).clone().requires_grad_(True)
+              for k, v in cell.default_params(H, D).items()}
+    state = tuple(torch.full((P, N, H), 0.1, dtype=torch.float64, requires_grad=True) for _ in cell.state_names)
+    x = torch.zeros(N, D, dtype=torch.float64) if D else None
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        new = cell.step(params, state, x)
+    total = sum(seen.values()) + sum(s.numel() * 8 for s in new)
+    return total / (P * N * H * 8)
+
+
+def grad_norm_bytes_per_member(problem, n: int, dtype: torch.dtype, T: int, method: str) -> int:
+    """Memory one member needs for ``gradients.grad_norms_t`` at length T by ``method``, scalar or
+    autograd (bytes, a conservative estimate)."""
+    cell, H, D = problem.cell, problem.H, problem.D
+    item = torch.finfo(dtype).bits // 8
+    per_state = n * H * item
+    k = len(cell.state_names)
+    if method == "scalar":  # S, Z, end state, g, and a step's temporaries; the (P, T) output
+        return n * 8 * 24 + per_state * 32 + 8 * T
+    units = NORM_FACTOR * graph_units_per_step(cell, H, D) + k  # graph + retained gradients
+    return int(per_state * units * T) + per_state * 20 * k + 8 * k * T
+
+
+def hessian_bytes_per_member(problem, n: int, dtype: torch.dtype, T_max: int) -> int:
+    """Memory one member needs for ``loss_grad_hessian`` up to T_max (bytes, a conservative estimate)."""
+    cell, H, D, optimal_readout = problem.cell, problem.H, problem.D, problem.readout.optimal
+    item = torch.finfo(dtype).bits // 8
+    per_state = n * H * item
+    k = len(cell.state_names)
+    graph = per_state * HESSIAN_FACTOR * graph_units_per_step(cell, H, D) * T_max
+    fit = n * (H + 1) * 8 * 60 if optimal_readout else 0  # the fit and the Newton steps' graphs
+    return int(graph) + per_state * 20 * k + fit
+
+
+def jacobian_bytes_per_member(problem, n: int, T: int) -> int:
+    """Memory one member needs for ``jacobian_factors`` (float64, bytes): its arrays, twice while
+    they are stacked, and a factor 3 for the allocator (peak RSS measured 2.5-4.2 times the arrays)."""
+    cell, H = problem.cell, problem.H
+    lstm = "c" in cell.state_names
+    per_step = H * H * (2 if lstm else 1) + H * (len(cell.gates) + (1 if lstm else 0)) + 2
+    return 6 * 8 * n * T * per_step + 8 * n * H * H * 20
+
+
+def gradient_bytes_per_member(problem, n: int, Ts: tuple[int, ...], dtype: torch.dtype) -> int:
+    """Memory one grid point needs in ``gradient_fields`` (bytes; the passes run one after another,
+    so the larger one counts)."""
+    steps = problem.task.steps(max(Ts))
+    return max(hessian_bytes_per_member(problem, n, dtype, steps),
+               grad_norm_bytes_per_member(problem, n, dtype, steps, "autograd"))
+
+
+def plan_grid_chunk(r, device: torch.device, memory: int | None = None, chunk_size: int | None = None,
+                    writer_bytes: int = 0) -> int:
+    """Grid points per chunk of the resolved grid ``r`` (``resolved.ResolvedGrid``) on ``device``:
+    chunk_size if it fits, else the most that fit the budget ``memory`` (bytes; None: the
+    device's default). A point needs the unroll, the --grads passes and the values kept for the
+    file; once for all chunks, the task's data and (on the CPU) the file writer's buffers,
+    ``writer_bytes`` (``store.STORE_BYTES``)."""
+    problem, dtype, n_T = r.problem, r.torch_dtype, len(r.Ts)
+    steps = problem.task.steps(max(r.Ts))
+    per_member = bytes_per_member(problem, r.n, dtype, n_T)
+    stored = n_T  # float64 values kept per grid point for the file
+    if r.spec.grads:
+        per_member += gradient_bytes_per_member(problem, r.n, r.Ts, dtype)
+        stored += 4 * n_T + 2 * steps  # grad, hessian_eigvals (2 each), grad_norm_t (and c)
+    per_member += 3 * 8 * stored  # the chunk's values: as computed, as float64 numpy, a slab copy
+    peak, held = data_bytes(problem, r.n, dtype, steps, n_T, device)
+    what = (f"{steps} steps x {r.n} sequences x {problem.D} input{'s' if problem.D > 1 else ''}, "
+            if problem.D else "") + "and the file writer's buffers"
+    budget = memory_budget(device, memory)
+    return plan_chunk(r.x.num * r.y.num, per_member, budget, chunk_size,
+                      data=(peak, held + (writer_bytes if device.type == "cpu" else 0)), what=what)
+
+
+def check_points_memory(problem, P: int, n: int, T: int, steps: int, dtype: torch.dtype, method: str,
+                        budget: int) -> None:
+    """Refuse, before anything is allocated, a point analysis (``points.analyse_points``: P points,
+    n sequences of up to ``steps`` steps) whose per-timestep gradients (``method``: scalar or
+    autograd), Jacobian factors and LSTM terms would need more than ``budget`` bytes."""
+    item = torch.finfo(dtype).bits // 8
+    lstm = "c" in problem.cell.state_names
+    terms = 3 * 5 * 8 * n * steps * problem.H ** 2 if lstm else 0  # the four terms and their total, float64
+    need = (steps * n * max(problem.D, 1) * (8 + item)  # the data, made in float64 then cast
+            + P * (grad_norm_bytes_per_member(problem, n, dtype, steps, method)
+                   + jacobian_bytes_per_member(problem, n, steps)
+                   + bytes_per_member(problem, n, dtype, 1) + terms))
+    if need > budget:
+        raise LandscapeError(
+            f"T={T} needs about {human_bytes(need)} for the per-timestep gradients and Jacobian factors "
+            f"of {P} point(s) over {n} sequences, over the memory budget of {human_bytes(budget)}; lower "
+            f"--T or --n, or raise --memory (or $LANDSCAPE_MEMORY)")
