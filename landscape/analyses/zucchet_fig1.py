@@ -56,7 +56,7 @@ def spec(lam_star: float, quick: bool = False):
     from ..spec import Axis, GridSpec
 
     points, n, T = SIZES[quick]
-    return GridSpec(cell="linear", task="teacher", task_options=(("lam", lam_star),), T=(T,), n=n,
+    return GridSpec.of(cell="linear", task="teacher", task_options=(("lam", lam_star),), T=(T,), n=n,
                     x=Axis("w", 0.0, LAMBDA_MAX, points), y=Axis("b", 0.0, 0.1, 2))
 
 
