@@ -12,9 +12,9 @@ from tqdm import tqdm
 from . import engine, gradients
 from .errors import LandscapeError, error_reason
 from .spec import GridSpec, ResolvedGrid, resolve
-from .store import (FORMAT_VERSION, RESERVED_NAMES, STORE_BYTES, CorruptSurface, Surface, SurfaceWriter, cache_path,
-                    WriteFailed, check_surface_file, check_writable, load, lock_held, locked,
-                    read_surface, write_failure)
+from .store import (FORMAT_VERSION, RESERVED_NAMES, STORE_BYTES, CorruptSurface, Surface, SurfaceContents,
+                    SurfaceWriter, WriteFailed, cache_path, check_surface_file, check_writable, load, lock_held,
+                    locked, read_surface, write_failure)
 
 
 @dataclass
@@ -106,10 +106,10 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         plane = _plane(r, path, say) if r.on_plane else None
         groups = {"plane": lambda group: _write_plane(group, plane)} if plane is not None else None
         try:
-            writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name,
-                                   r.y.values(), size, {"device": str(dev), "dtype": spec.dtype,
-                                                        "cell": problem.cell.name, "task": problem.task.name},
-                                   fields=fields, verify=False, groups=groups)
+            contents = SurfaceContents(spec_json, r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(), size,
+                                       attrs={"device": str(dev), "dtype": spec.dtype, "cell": problem.cell.name,
+                                              "task": problem.task.name}, fields=fields or {}, groups=groups or {})
+            writer = SurfaceWriter(path, contents, verify=False)
         except OSError as err:
             raise LandscapeError(f"cannot write {path}: {error_reason(err)}") from None
         failed = None
