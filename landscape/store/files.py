@@ -9,9 +9,9 @@ import errno as _errno
 import math
 import os
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np

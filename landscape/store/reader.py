@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from ..errors import LandscapeError
-from .format import (BOOKKEEPING, FORMAT, READABLE_VERSIONS, SCALES, SURFACE_FORMAT_VERSION, Layout, Surface)
+from .format import BOOKKEEPING, FORMAT, READABLE_VERSIONS, SCALES, SURFACE_FORMAT_VERSION, Layout, Surface
 from .integrity import (CorruptSurface, check_checksums, check_group_digests, chunk_digest, damage_is_corruption,
                         open_file, read_checked, read_root, scale_names, spec_key)
 from .lock import lock_held

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -73,13 +73,9 @@ class SurfaceWriter:
         else:
             self.layout = contents.layout(contents.chunk_size)
             with writing():
-                create_whole(self.path, self._write_layout)
+                create_whole(self.path, lambda f: _write_new_file(f, contents))
                 self.file = open_file(self.path, "r+")
         self.done = self.file["done"][()]
-
-    @property
-    def chunk_size(self) -> int:
-        return self.layout.chunk_size
 
     def _resume(self, verify: bool) -> Layout:
         """Open the existing file of the same spec (and format) for writing, checked; its layout."""
@@ -106,62 +102,6 @@ class SurfaceWriter:
             self.file.close()
             raise
         return layout
-
-    def _write_layout(self, f: h5py.File) -> None:
-        """Every dataset, scale and group of the new file, allocated and filled (NaN, False, 0)."""
-        contents, layout = self.contents, self.layout
-        f.attrs.update({"format": FORMAT, "format_version": SURFACE_FORMAT_VERSION, "spec": contents.spec_json,
-                        "key": contents.key, "landscape_version": __version__,
-                        "torch_version": str(torch.__version__), "created": _dt.datetime.now(_dt.timezone.utc)
-                        .isoformat(timespec="seconds"), "complete": False,
-                        "chunk_size": layout.chunk_size, "computed_nan": np.int64(0), **contents.attrs})
-        n = layout.n_chunks
-        scale_data = [("T", layout.Ts, "sequence length"),
-                      (layout.x_name, layout.x, "grid axis x (first index)"),
-                      (layout.y_name, layout.y, "grid axis y (second index)"),
-                      ("chunk", np.arange(n, dtype=np.int64), "chunk of flat ij grid indices")]
-        steps = {rest[-1] for rest in self.fields.values() if rest and rest[0] == "grid"}
-        if any(rest and rest[0] != "grid" for rest in self.fields.values()):
-            width = max(rest[-1] for rest in self.fields.values() if rest and rest[0] != "grid")
-            scale_data.append(("component", np.arange(width, dtype=np.int64),
-                               "last axis of grad (d/dx, d/dy) and hessian_eigvals (ascending)"))
-        if steps:
-            scale_data.append(("t", np.arange(1, max(steps) + 1, dtype=np.int64), "time step t = 1..steps"))
-        scales = {}
-        for name, values, doc in scale_data:
-            ds = checksummed_dataset(f, name, values.shape, values.dtype, 0, data=values)
-            ds.make_scale(name)
-            ds.attrs["description"] = doc
-            scales[name] = ds
-        shape = (len(layout.Ts), len(layout.x), len(layout.y))
-        grid_scales = [scales["T"], scales[layout.x_name], scales[layout.y_name]]
-        dtype = contents.dtype
-        loss = checksummed_dataset(f, "loss", shape, dtype, np.nan, shrink=(1, 0, 2))
-        loss.attrs["description"] = ("loss[k, i, j] at T[k], x[i], y[j]; NaN = not computed unless the "
-                                     "chunk's nan_count counts it")
-        loss.attrs["computed_nan"] = np.int64(0)
-        _attach(loss, grid_scales)
-        for name, rest in self.fields.items():
-            if rest and rest[0] == "grid":  # whole series per point
-                ds = checksummed_dataset(f, name, (*shape[1:], *rest[1:]), dtype, np.nan)
-                _attach(ds, [*grid_scales[1:], *([scales["t"]] if len(rest) > 1 else [])])
-            else:
-                ds = checksummed_dataset(f, name, (*shape, *rest), dtype, np.nan,
-                                         shrink=(1, 0, 2, *range(3, 3 + len(rest))))
-                _attach(ds, [*grid_scales, *([scales["component"]] if rest else [])])
-            ds.attrs["computed_nan"] = np.int64(0)
-        done = checksummed_dataset(f, "done", (n,), bool, False)
-        done.attrs["description"] = "done[c]: chunk c (flat ij indices c*chunk_size ...) is written"
-        count = checksummed_dataset(f, "nan_count", (n,), np.int64, 0)
-        count.attrs["description"] = "NaN values computed in chunk c, over every gridded dataset"
-        digest = checksummed_dataset(f, "digest", (n,), np.uint64, 0)
-        digest.attrs["description"] = "BLAKE2b-64 digest of chunk c's values (landscape.store.chunk_digest)"
-        for ds in (done, count, digest):
-            _attach(ds, [scales["chunk"]])
-        for name, write in contents.groups.items():
-            group = f.create_group(name)
-            write(group)
-            group.attrs["digest"] = np.uint64(group_digest(group))
 
     def missing(self) -> list[int]:
         return [int(c) for c in np.nonzero(~self.done)[0]]
@@ -228,6 +168,71 @@ class SurfaceWriter:
     def close(self) -> None:
         with writing():
             self.file.close()
+
+
+def _write_new_file(f: h5py.File, contents: SurfaceContents) -> None:
+    """Every attribute, dataset, dimension scale and group of a new surface file, allocated and
+    filled (NaN, False, 0)."""
+    layout = contents.layout(contents.chunk_size)
+    f.attrs.update({"format": FORMAT, "format_version": SURFACE_FORMAT_VERSION, "spec": contents.spec_json,
+                    "key": contents.key, "landscape_version": __version__,
+                    "torch_version": str(torch.__version__), "created": _dt.datetime.now(_dt.timezone.utc)
+                    .isoformat(timespec="seconds"), "complete": False,
+                    "chunk_size": layout.chunk_size, "computed_nan": np.int64(0), **contents.attrs})
+    scales = _write_scales(f, layout, contents.fields)
+    shape = (len(layout.Ts), len(layout.x), len(layout.y))
+    grid_scales = [scales["T"], scales[layout.x_name], scales[layout.y_name]]
+    dtype = contents.dtype
+    loss = checksummed_dataset(f, "loss", shape, dtype, np.nan, shrink=(1, 0, 2))
+    loss.attrs["description"] = ("loss[k, i, j] at T[k], x[i], y[j]; NaN = not computed unless the "
+                                 "chunk's nan_count counts it")
+    loss.attrs["computed_nan"] = np.int64(0)
+    _attach(loss, grid_scales)
+    for name, rest in contents.fields.items():
+        if rest and rest[0] == "grid":  # whole series per point
+            ds = checksummed_dataset(f, name, (*shape[1:], *rest[1:]), dtype, np.nan)
+            _attach(ds, [*grid_scales[1:], *([scales["t"]] if len(rest) > 1 else [])])
+        else:
+            ds = checksummed_dataset(f, name, (*shape, *rest), dtype, np.nan,
+                                     shrink=(1, 0, 2, *range(3, 3 + len(rest))))
+            _attach(ds, [*grid_scales, *([scales["component"]] if rest else [])])
+        ds.attrs["computed_nan"] = np.int64(0)
+    n = layout.n_chunks
+    done = checksummed_dataset(f, "done", (n,), bool, False)
+    done.attrs["description"] = "done[c]: chunk c (flat ij indices c*chunk_size ...) is written"
+    count = checksummed_dataset(f, "nan_count", (n,), np.int64, 0)
+    count.attrs["description"] = "NaN values computed in chunk c, over every gridded dataset"
+    digest = checksummed_dataset(f, "digest", (n,), np.uint64, 0)
+    digest.attrs["description"] = "BLAKE2b-64 digest of chunk c's values (landscape.store.chunk_digest)"
+    for ds in (done, count, digest):
+        _attach(ds, [scales["chunk"]])
+    for name, write in contents.groups.items():
+        group = f.create_group(name)
+        write(group)
+        group.attrs["digest"] = np.uint64(group_digest(group))
+
+
+def _write_scales(f: h5py.File, layout: Layout, fields: dict) -> dict[str, h5py.Dataset]:
+    """The dimension scales of a new surface file, by name: T, the two axes, chunk, and the
+    fields' component (their widest trailing axis) and t (1..steps of the longest series)."""
+    scale_data = [("T", layout.Ts, "sequence length"),
+                  (layout.x_name, layout.x, "grid axis x (first index)"),
+                  (layout.y_name, layout.y, "grid axis y (second index)"),
+                  ("chunk", np.arange(layout.n_chunks, dtype=np.int64), "chunk of flat ij grid indices")]
+    steps = {rest[-1] for rest in fields.values() if rest and rest[0] == "grid"}
+    if any(rest and rest[0] != "grid" for rest in fields.values()):
+        width = max(rest[-1] for rest in fields.values() if rest and rest[0] != "grid")
+        scale_data.append(("component", np.arange(width, dtype=np.int64),
+                           "last axis of grad (d/dx, d/dy) and hessian_eigvals (ascending)"))
+    if steps:
+        scale_data.append(("t", np.arange(1, max(steps) + 1, dtype=np.int64), "time step t = 1..steps"))
+    scales = {}
+    for name, values, doc in scale_data:
+        ds = checksummed_dataset(f, name, values.shape, values.dtype, 0, data=values)
+        ds.make_scale(name)
+        ds.attrs["description"] = doc
+        scales[name] = ds
+    return scales
 
 
 def _attach(ds: h5py.Dataset, scales: list[h5py.Dataset]) -> None:
