@@ -14,9 +14,9 @@ from .directions import make_plane, read_plane, write_plane
 from .errors import LandscapeError, error_reason
 from .resolved import ResolvedGrid, resolve
 from .spec import GridSpec
-from .store import (FORMAT_VERSION, RESERVED_NAMES, STORE_BYTES, CorruptSurface, Surface, SurfaceWriter, cache_path,
-                    WriteFailed, check_surface_file, check_writable, load, lock_held, locked,
-                    read_surface, write_failure)
+from .store import (RESERVED_NAMES, STORE_BYTES, SURFACE_FORMAT_VERSION, CorruptSurface, Surface, SurfaceContents,
+                    SurfaceWriter, WriteFailed, cache_path, check_surface_file, check_writable, load, lock_held,
+                    locked, read_surface, write_failure)
 
 
 @dataclass
@@ -82,7 +82,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     check_writable(path)
     data = problem.task.make(r.Ts, r.n, spec.seed)  # CPU, float64: cast per device in _compute_chunks
     fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
-              if spec.grads else None)
+              if spec.grads else {})
 
     start = time.perf_counter()
     with locked(path, on_wait=lambda: say(f"another process is computing {path.name}; waiting for it")):
@@ -97,12 +97,12 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         plane = _plane(r, path, say) if r.on_plane else None
         # the plane as group /plane of the file (origin, d1, d2 and what made them): the file rebuilds its
         # parameters, read_plane(f["plane"]).grid_params(a, b)
-        groups = {"plane": lambda group: write_plane(group, plane)} if plane is not None else None
+        groups = {"plane": lambda group: write_plane(group, plane)} if plane is not None else {}
         try:
-            writer = SurfaceWriter(path, spec_json, r.key(), r.Ts, r.x.name, r.x.values(), r.y.name,
-                                   r.y.values(), size, {"device": str(dev), "dtype": spec.dtype,
-                                                        "cell": problem.cell.name, "task": problem.task.name},
-                                   fields=fields, verify=False, groups=groups)
+            contents = SurfaceContents(spec_json, r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(), size,
+                                       attrs={"device": str(dev), "dtype": spec.dtype, "cell": problem.cell.name,
+                                              "task": problem.task.name}, fields=fields, groups=groups)
+            writer = SurfaceWriter(path, contents, verify=False)
         except OSError as err:
             raise LandscapeError(f"cannot write {path}: {error_reason(err)}") from None
         failed = None
@@ -147,7 +147,7 @@ def _complete_match(path: Path, spec_json: str, where: str = "cache file", say=N
         raise LandscapeError(f"the {where} {path} holds a different surface (key {attrs.get('key')}); "
                              f"remove it or pass --force to overwrite it")
     if not attrs.get("complete"):
-        if int(attrs["format_version"]) < FORMAT_VERSION:
+        if int(attrs["format_version"]) < SURFACE_FORMAT_VERSION:
             raise LandscapeError(f"the {where} {path} is an incomplete file of format version "
                                  f"{attrs['format_version']} (an older landscape); pass --force to compute it again")
         read_surface(path, attrs)  # its done chunks must check out before they are resumed

@@ -30,7 +30,8 @@ from landscape import Axis, GridSpec
 from landscape import store
 from landscape.cli import main
 from landscape.errors import LandscapeError
-from landscape.store import CorruptSurface
+from landscape.store import CorruptSurface, writer
+from landscape.store.reader import chunk_values
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = GridSpec.of(cell="pascanu", task="target", T=(1, 5, 20), n=1, x=Axis("w", 4.5, 5.5, 5), y=Axis("b", -2.9, -1.9, 4))
@@ -201,7 +202,7 @@ def test_complete_and_done_are_checked_against_each_other_and_the_values(tmp_pat
         "differs from its chunks' counts": lambda f: f.attrs.modify("computed_nan", 3),
         "NaN values where 0 were computed": lambda f: (f["loss"].__setitem__((2, 0, 0), np.nan),
                                                        f["digest"].__setitem__(0, np.uint64(store.chunk_digest(
-                                                           store._chunk_values(f["loss"][()], {}, 0, 3))))),
+                                                           chunk_values(f["loss"][()], {}, 0, 3))))),
     }
     for reason, change in cases.items():
         out.write_bytes(clean)
@@ -362,10 +363,10 @@ def test_a_real_full_disk(tmp_path, monkeypatch):
         assert_one_error(["grid", *SMALL_ARGS, "--out", tiny / "s.h5"], "cannot write", "No space left on device")
         assert list(tiny.iterdir()) == []
     with mounted(tmp_path / "disk", "-t", "tmpfs", "-o", "size=512k", "tmpfs") as disk:
-        real = store.SurfaceWriter._create
+        real = writer.create_whole
 
-        def create_then_fill(self, *args):
-            handle = real(self, *args)
+        def create_then_fill(*args):
+            real(*args)
             fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)  # take every byte left
             try:
                 while True:
@@ -374,9 +375,8 @@ def test_a_real_full_disk(tmp_path, monkeypatch):
                 assert err.errno == errno.ENOSPC
             finally:
                 os.close(fd)
-            return handle
 
-        monkeypatch.setattr(store.SurfaceWriter, "_create", create_then_fill)
+        monkeypatch.setattr(writer, "create_whole", create_then_fill)
         spec = dataclasses.replace(SMALL, x=Axis("w", 4.5, 5.5, 60), y=Axis("b", -2.9, -1.9, 50))
         r = landscape.grid(spec, out=disk / "s.h5", chunk_size=700, progress=False)
         assert r.surface.complete and r.surface.checked and np.isfinite(r.surface.loss).all()

@@ -16,7 +16,7 @@ from landscape import dynamics
 from landscape import figures as F
 from landscape.errors import LandscapeError
 from landscape.figures import kinds
-from landscape.store import Surface, SurfaceWriter
+from landscape.store import Surface, SurfaceContents, SurfaceWriter
 
 NX, NY = 7, 13
 I0, J0 = 5, 3  # the maximum of the bump: x[5], y[3]
@@ -363,8 +363,8 @@ def write_file(path: Path, s: Surface, with_fields: bool = True) -> Path:
     nT, nx, ny = s.loss.shape
     T_max = int(max(s.T))
     fields = {"grad": (2,), "hessian_eigvals": (2,), "grad_norm_t": ("grid", T_max)} if with_fields else {}
-    w = SurfaceWriter(path, json.dumps(s.spec), "test", [int(t) for t in s.T], s.x_name, s.x, s.y_name, s.y,
-                      nx * ny, {}, fields)
+    w = SurfaceWriter(path, SurfaceContents(json.dumps(s.spec), [int(t) for t in s.T], s.x_name, s.x, s.y_name, s.y,
+                                            nx * ny, fields=fields))
     values = {"loss": s.loss.reshape(nT, nx * ny)}
     if with_fields:
         values.update(grad=s.fields["grad"].reshape(nT, nx * ny, 2),

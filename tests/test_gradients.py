@@ -22,7 +22,7 @@ from landscape.readout_fit import fit_logistic_readout
 from landscape.errors import LandscapeError
 from landscape.resolved import resolve
 from landscape.spec import Axis, GridSpec
-from landscape.store import SurfaceWriter, load
+from landscape.store import SurfaceContents, SurfaceWriter, load
 
 CPU = torch.device("cpu")
 F64 = torch.float64
@@ -323,8 +323,8 @@ def test_gradient_fields_go_into_the_store_in_ij_order(tmp_path):
     shapes = G.gradient_field_shapes(r.problem, G.grad_norm_steps(data, max(r.Ts)))
     assert shapes == {"grad": (2,), "hessian_eigvals": (2,), "grad_norm_t": ("grid", 6), "grad_norm_c_t": ("grid", 6)}
     assert plan.gradient_bytes_per_member(r.problem, r.n, r.Ts, r.torch_dtype) > 0
-    w = SurfaceWriter(tmp_path / "s.h5", r.canonical(), r.key(), r.Ts, r.x.name, r.x.values(), r.y.name,
-                      r.y.values(), 5, {}, shapes)
+    w = SurfaceWriter(tmp_path / "s.h5", SurfaceContents(r.canonical(), r.Ts, r.x.name, r.x.values(), r.y.name,
+                                                         r.y.values(), 5, fields=shapes))
     for c in w.missing():
         start, stop = w.chunk_range(c)
         flat = torch.arange(start, stop)

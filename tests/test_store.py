@@ -168,11 +168,11 @@ def test_a_chunk_reaches_the_file_before_its_done_flag(tmp_path):
     # HDF5 writes the small contiguous "done" dataset through at once but keeps the loss's chunks
     # in its cache until a flush: a process killed between the two left a chunk flagged done and
     # still NaN (seen in the SIGKILL test above). The values must be flushed before the flag.
-    from landscape.store import SurfaceWriter
+    from landscape.store import SurfaceContents, SurfaceWriter
 
     r = landscape.resolve(GridSpec.of(cell="pascanu", task="target", T=(3,), n=1, x=Axis("w", 0, 1, 3),
                                    y=Axis("b", 0, 1, 4)))
-    w = SurfaceWriter(tmp_path / "s.h5", r.canonical(), r.key(), [3], "w", r.x.values(), "b", r.y.values(), 5, {})
+    w = SurfaceWriter(tmp_path / "s.h5", SurfaceContents(r.canonical(), [3], "w", r.x.values(), "b", r.y.values(), 5))
     log = []
     w.file = _Logged(w.file, log)
     w.write_chunk(0, {"loss": np.ones((1, 5))})
@@ -252,13 +252,13 @@ def test_read_base_point_checks_shapes(tmp_path):
 @pytest.mark.parametrize("ny", [1, 3, 7])
 @pytest.mark.parametrize("max_rows", [None, 1, 2])
 def test_row_blocks_cover_each_index_once(ny, max_rows):
-    from landscape.store import _row_blocks
+    from landscape.store.writer import row_blocks
 
     nx = 5
     for start in range(nx * ny):
         for stop in range(start + 1, nx * ny + 1):
             seen = []
-            for i0, i1, j0, j1, p0, p1 in _row_blocks(start, stop, ny, max_rows):
+            for i0, i1, j0, j1, p0, p1 in row_blocks(start, stop, ny, max_rows):
                 assert (i1 - i0) * (j1 - j0) == p1 - p0
                 assert i1 - i0 == 1 or (j0, j1) == (0, ny)  # a piece of one row, or whole rows
                 assert max_rows is None or i1 - i0 <= max_rows
@@ -268,12 +268,12 @@ def test_row_blocks_cover_each_index_once(ny, max_rows):
 
 def test_slab_writes_equal_one_write_per_chunk(tmp_path, monkeypatch):
     """Whole rows written a row at a time (the smallest slab) give the same file as one slab."""
-    import landscape.store as store_module
+    from landscape.store import writer
 
     spec = GridSpec.of(cell="srnn", task="latch", n=16, T=(2, 5), fit="fixed", grads=True,
                     x=Axis("w", 0.0, 2.0, 5), y=Axis("b", -0.5, 0.5, 6))
     whole = landscape.grid(spec, out=tmp_path / "whole.h5", chunk_size=13, progress=False)
-    monkeypatch.setattr(store_module, "WRITE_SLAB_BYTES", 1)
+    monkeypatch.setattr(writer, "WRITE_SLAB_BYTES", 1)
     rows = landscape.grid(spec, out=tmp_path / "rows.h5", chunk_size=13, progress=False)
     with h5py.File(whole.path, "r") as a, h5py.File(rows.path, "r") as b:
         names = [k for k in a if isinstance(a[k], h5py.Dataset) and k != "done"]

@@ -6,7 +6,8 @@ import json
 import click
 
 from ..errors import LandscapeError
-from ..store import CorruptSurface, cache_dir, cache_entries, check_surface_file, find_cached, load, lock_held, lock_path
+from ..settings import cache_dir
+from ..store import CorruptSurface, cache_entries, check_surface_file, find_cached, load, lock_held, lock_path
 
 
 @click.group("cache")

@@ -1,0 +1,33 @@
+"""The store: the HDF5 files landscape writes, and the discipline that makes them trustworthy.
+
+    format     the surface format: its names and constants, ``Layout`` (the grid a file holds),
+               ``Surface`` (a surface as read); the format itself is described there
+    integrity  the checks of any file of the store: opened safely, the global-heap guard,
+               checksummed datasets, digests of a unit of work (``chunk_digest``) and of a group
+               (``group_digest``), the hash of the spec (``spec_key``); ``CorruptSurface``
+    files      writing any file of the store: created whole (``create_whole``), checksummed
+               datasets allocated at creation, write errors (``WriteFailed``, ``write_failure``)
+    lock       one writer per file (``locked``, ``lock_held``), ``check_writable``
+    reader     a surface file read and verified: ``check_surface_file``, ``read_surface``, ``load``
+    writer     a surface file created or resumed, written chunk by chunk: ``SurfaceContents``
+               (what it holds), ``SurfaceWriter``
+    cache      the cache folder: ``cache_path``, ``cache_entries``, ``find_cached``
+"""
+from __future__ import annotations
+
+from ..settings import cache_dir
+from .cache import cache_entries, cache_path, find_cached
+from .files import CHUNK_BYTES, WriteFailed, write_failure
+from .format import (BOOKKEEPING, FIELD_NAMES, FORMAT, READABLE_VERSIONS, RESERVED_NAMES, SCALES,
+                     SURFACE_FORMAT_VERSION, Layout, Surface)
+from .integrity import LIBVER, CorruptSurface, chunk_digest, group_digest, spec_key
+from .lock import check_writable, lock_held, lock_path, locked
+from .reader import check_surface_file, load, read_surface
+from .writer import STORE_BYTES, WRITE_SLAB_BYTES, SurfaceContents, SurfaceWriter
+
+
+__all__ = ["BOOKKEEPING", "CHUNK_BYTES", "FIELD_NAMES", "FORMAT", "LIBVER", "READABLE_VERSIONS",
+           "RESERVED_NAMES", "SCALES", "STORE_BYTES", "SURFACE_FORMAT_VERSION", "WRITE_SLAB_BYTES", "CorruptSurface",
+           "Layout", "Surface", "SurfaceContents", "SurfaceWriter", "WriteFailed", "cache_dir", "cache_entries",
+           "cache_path", "check_surface_file", "check_writable", "chunk_digest", "find_cached", "group_digest",
+           "load", "lock_held", "lock_path", "locked", "read_surface", "spec_key", "write_failure"]
