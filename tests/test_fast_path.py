@@ -13,7 +13,7 @@ pytest.importorskip("numba")
 import landscape  # noqa: E402
 from landscape import Axis, GridSpec, engine  # noqa: E402
 from landscape.kernels import fused_losses  # noqa: E402
-from landscape.kernels.numba import losses as fast_path  # noqa: E402
+from landscape.kernels.numba import losses as numba_losses  # noqa: E402
 from landscape.kernels.trace import Unsupported  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -41,7 +41,7 @@ def test_losses_equal_the_engines(spec, dtype):
     r, data, params = grid(spec, dtype)
     with torch.no_grad():
         want = engine.unroll_losses(r.problem, params, data, r.Ts, fast=False)
-    got = fast_path.losses(r.problem, params, data, r.Ts, threads=2)
+    got = numba_losses.losses(r.problem, params, data, r.Ts, threads=2)
     assert got is not None and got.shape == want.shape and got.dtype == want.dtype
     tol = dict(rtol=1e-12, atol=1e-14) if dtype == torch.float64 else dict(rtol=2e-4, atol=1e-6)
     torch.testing.assert_close(got, want, **tol)
@@ -53,10 +53,10 @@ def test_not_applicable():
     wide = landscape.resolve(GridSpec(cell="srnn", task="latch", hidden=2, T=(5,), n=8, fit="fixed",
                                       x=Axis("w[0,0]", -1, 3, 3), y=Axis("b[0]", -1, 1, 2)))
     with pytest.raises(Unsupported, match="one unit"):
-        fast_path.losses(wide.problem, params, data, r.Ts)  # H = 2
+        numba_losses.losses(wide.problem, params, data, r.Ts)  # H = 2
     grad = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     with pytest.raises(Unsupported, match="gradients"):
-        fast_path.losses(r.problem, grad, data, r.Ts)
+        numba_losses.losses(r.problem, grad, data, r.Ts)
     assert fused_losses(wide.problem, params, data, r.Ts) == (None, "the fused kernels take one unit and at most one "
                                                                   "input (H = 2, D = 1)")
 
@@ -103,4 +103,4 @@ def test_a_grid_over_the_readout_alone_unrolls_once():
     r, data, params = grid(spec)
     with torch.no_grad():
         want = engine.unroll_losses(r.problem, params, data, r.Ts, fast=False)
-    torch.testing.assert_close(fast_path.losses(r.problem, params, data, r.Ts), want, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(numba_losses.losses(r.problem, params, data, r.Ts), want, rtol=1e-12, atol=1e-14)

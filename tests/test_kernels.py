@@ -179,7 +179,8 @@ CUDA_CHECK = textwrap.dedent("""
                 if dev == "cuda":
                     res.append(launch.outputs(r.problem.cell, p, data, r.Ts, 1).cpu())
                 else:
-                    res.append(torch.stack([o[..., 0].clone() for _, o in engine.step_outputs(r.problem.cell, p, data, r.Ts, 1)]))
+                    outs = engine.step_outputs(r.problem.cell, p, data, r.Ts, 1)
+                    res.append(torch.stack([o[..., 0].clone() for _, o in outs]))
             out[f"{name}-{task}-{dtype}"] = float((res[0].double() - res[1].double()).abs().max())
     print(json.dumps(out))
 """)

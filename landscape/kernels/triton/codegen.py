@@ -267,5 +267,6 @@ def load(prog: Program, interpret: bool):
     check(prog, interpret)
     source = generate(prog)
     key = source_key(source)
-    mod, _ = runtime.load_module(source, f"cell_triton_{key}", f"landscape_triton_{key}_{'interp' if interpret else 'jit'}")
+    name = f"landscape_triton_{key}_{'interp' if interpret else 'jit'}"  # triton.jit decides when imported
+    mod, _ = runtime.load_module(source, f"cell_triton_{key}", name)
     return mod.kernel

@@ -83,7 +83,8 @@ def outputs(cell, params: dict[str, Tensor], data, Ts: tuple[int, ...], H: int) 
 
 
 def _launch(kernel, columns, params, x, ends, h0, steps) -> Tensor:
-    """Run a kernel: params name -> (P|1, ...) packed in the order of ``columns``, x (T, N) or None, ends K tensors (N,), the initial state h0; out (K, P, N)."""
+    """Run a kernel: params name -> (P|1, ...) packed in the order of ``columns``, x (T, N) or None,
+    ends K tensors (N,), the initial state h0; out (K, P, N)."""
     ref = next(iter(params.values()))
     device, dtype = ref.device, ref.dtype
     P = max(v.shape[0] for v in params.values())
