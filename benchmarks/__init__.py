@@ -5,10 +5,10 @@ One module per benchmark, each with ``NAME`` and ``run(settings) -> list[Row]``:
 
 - ``grid_vs_loop``  grid evaluation vs a per-point loop over torch.nn modules (srnn, lstm, gru on
                     latch) or torch scalars (pascanu on target)
-- ``floor``         srnn vs one in-place tanh_ per cell-step over the same blocks
+- ``floor``         srnn (fused, and cell.step) vs one in-place tanh_ per cell-step over the same blocks
 - ``training``      the latching reproduction as populations vs one torch.nn model at a time
 - ``memory``        peak memory of a 1001 x 1001 grid as T grows, vs the memory budget
-- ``fused_cpu``     the fused CPU kernels vs JAX (``jax_baseline``) and the torch paths, fixed and
+- ``fused_cpu``     the fused CPU kernels vs JAX (``jax_baseline``) and cell.step in torch, fixed and
                     optimal readout, float64 and float32
 - ``user_cell``     a user's cell from a file (examples/cells/mgu.py) vs the built-in gru, both fused
 - ``scaling``       the engine on one worker thread vs every core

@@ -52,10 +52,10 @@ def run(s: Settings, large_num: int = LARGE) -> list[Row]:
     except ImportError:
         print("  distributed: skipped (dask is not installed: pip install landscape[dask])")
         return []
-    from landscape.kernels import fused_cpu, set_threads
+    from landscape.kernels import runtime, set_threads
 
     wall = replace(s, clock="wall")
-    threads = fused_cpu.THREADS
+    threads = runtime.THREADS
     set_threads(s.threads)  # the baseline is one process on one thread, as each worker is
     try:
         return _run(s, wall, grid, connect, large_num)

@@ -1,4 +1,4 @@
-"""The fused CPU kernels (``landscape.kernels.fused_cpu``) against JAX and the engine's torch paths
+"""The fused CPU kernels (``landscape.kernels.numba``) against JAX and the engine's ``cell.step`` path
 (``--only fused-cpu``; in the default run: it needs numba, a core dependency, and skips itself with
 a note without it; its JAX rows are skipped with a note where jax is not installed).
 
@@ -6,16 +6,16 @@ Three candidates compute the same losses, timed alternately in one run, one core
 (``threads=1``, torch's one thread, XLA's CPU threading off), compute only: data and parameters are
 made before the clock starts and every candidate is run once untimed first (JAX compiles then):
 
-- ``fused``: ``kernels.fast_path.losses``: ``fused_kernel(cell, D, dtype).outputs(...)`` for the
-  outputs at T, then the loss from the fused readout kernels (``kernels.fit``), the optimal
+- ``fused``: ``kernels.numba.losses.losses``: ``fused_kernel(cell, D, dtype).outputs(...)`` for the
+  outputs at T, then the loss from the fused readout kernels (``kernels.numba.readout``), the optimal
   readout's fit among them;
 - ``jax``: ``benchmarks.jax_baseline`` (jit, lax.scan, the grid as a batch dimension in chunks of 32
   members, x64 for float64; the optimal readout by a vmapped damped Newton with a fixed
   ``jax_baseline.NEWTON_ITERS`` steps, in float64 as landscape fits it, inside the same jitted map);
 - ``numpy``: ``benchmarks.numpy_baseline`` (cache-blocked in-place ufuncs; the fixed readout and
   the target task only: an optimal readout in numpy is a per-member loop);
-- ``engine``: ``engine.unroll_losses(..., fused=False)`` (the in-place torch steppers where the cell
-  has one, else ``cell.step``; the torch fit).
+- ``engine``: ``engine.unroll_losses(..., fast=False)`` (``cell.step`` in torch, the path from
+  before the fused kernels; the torch fit).
 
 Cases (the issue's table): srnn, lstm and gru on latch with the fixed and with the optimal readout
 (101 x 101 over the cell's default axes, N = 1000, T = 100) and pascanu on target (501 x 501,
@@ -61,10 +61,11 @@ def sizes(s: Settings) -> dict:
 
 
 def run(s: Settings) -> list[Row]:
-    from landscape.kernels.fused_cpu import enabled
+    from landscape.kernels import unavailable
 
-    if not enabled():
-        print("  fused-cpu: skipped (numba is not importable or LANDSCAPE_FAST=0)", flush=True)
+    why = unavailable("cpu")
+    if why:
+        print(f"  fused-cpu: skipped ({why})", flush=True)
         return []
     z = sizes(s)
     rows = []
@@ -92,22 +93,19 @@ def latch_spec(cell: str, num: int, n: int, T: int, dtype: str, fit: str = "fixe
 
 
 def engine_losses(problem: GridPoints, params: dict) -> torch.Tensor:
-    """The engine's torch paths (before the fused kernels: fused=False): (K, P)."""
+    """The engine's ``cell.step`` path (before the fused kernels: fast=False): (K, P)."""
     r = problem.r
     with torch.no_grad():
-        return engine.unroll_losses(r.problem, params, problem.data, r.Ts, fused=False)
+        return engine.unroll_losses(r.problem, params, problem.data, r.Ts, fast=False)
 
 
 def fused_losses(problem: GridPoints, params: dict, threads: int = 1) -> torch.Tensor:
-    """The fused path (``kernels.fast_path.losses``: the fused unroll, then the fused readout
-    kernels): (K, P)."""
-    from landscape.kernels import fast_path
+    """The fused path (``kernels.numba.losses.losses``: the fused unroll, then the fused readout
+    kernels): (K, P); raises Unsupported where the cell has no fused kernel."""
+    from landscape.kernels.numba.losses import losses
 
     r = problem.r
-    out = fast_path.losses(r.problem, params, problem.data, r.Ts, threads=threads)
-    if out is None:
-        raise RuntimeError(f"no fused kernel for {r.problem.cell.describe()}")
-    return out
+    return losses(r.problem, params, problem.data, r.Ts, threads=threads)
 
 
 def jax_runner(problem: GridPoints, iters: int = jax_baseline.NEWTON_ITERS):
@@ -216,8 +214,8 @@ def fit_check(problem: GridPoints) -> str:
     """The JAX Newton fit on the fused kernel's own outputs against the fused fit on them, both
     losses in float64 (the fused path casts its losses to the grid's dtype after the fit): the
     same optimum to 1e-10 (absolute) or an AssertionError."""
-    from landscape.kernels import fit
-    from landscape.kernels.fused_cpu import fused_kernel
+    from landscape.kernels.numba import readout as fit
+    from landscape.kernels.numba.unroll import fused_kernel
 
     r, data = problem.r, problem.data
     T, l2 = max(r.Ts), r.problem.readout.l2
@@ -244,7 +242,7 @@ t0 = time.perf_counter()
 import torch
 from landscape.cells import get_cell
 t1 = time.perf_counter()
-from landscape.kernels.fused_cpu import fused_kernel
+from landscape.kernels.numba.unroll import fused_kernel
 k = fused_kernel(get_cell(sys.argv[1]), 1, torch.float64)
 t2 = time.perf_counter()
 N, T = 50, 20
@@ -282,8 +280,8 @@ def readout_fit(s: Settings, z: dict) -> list[Row]:
     """The headline command's optimal readout: the fused fit against the torch fit on the same
     outputs, the fit's share of the command, and the whole command's compute (unroll + fit + loss)
     fused against today's engine."""
-    from landscape.kernels import fit as fused_fit
-    from landscape.kernels.fused_cpu import fused_kernel
+    from landscape.kernels.numba import readout as fused_fit
+    from landscape.kernels.numba.unroll import fused_kernel
     from landscape.readouts import fit_logistic_readout, logistic_loss
 
     spec = GridSpec.of(cell="srnn", task="latch", T=(50,), n=z["fit_n"],
@@ -319,6 +317,6 @@ def readout_fit(s: Settings, z: dict) -> list[Row]:
     check = _rel(fused_losses(problem, problem.params), engine_losses(problem, problem.params))
     return [speedup_row(NAME, case, "fused fit", "torch fit (readouts.fit_logistic_readout)", res, "fused fit",
                         "torch fit", note=note),
-            speedup_row(NAME, case, "fused command (fast_path.losses)", "engine.unroll_losses", res, "fused command",
+            speedup_row(NAME, case, "fused command (numba losses)", "engine.unroll_losses", res, "fused command",
                         "engine command", note=f"compute of the headline command, one core; losses within "
                                                f"{check:.1e} relative of the engine's")]

@@ -20,7 +20,8 @@ whoever else holds the machine; the wall time is in the CSV (``*_wall_s``). land
   files' losses are compared.
 - ``headline``: ``landscape grid --cell srnn --T 50 --threads 1`` (201 x 201, N = 1000, the optimal
   readout; a fresh $LANDSCAPE_CACHE each time, so it computes and writes its file) against the same
-  command with LANDSCAPE_FAST=0 (the torch paths from before the fused kernels); target: at least 2x.
+  command with LANDSCAPE_FAST=0 (``cell.step`` in torch: the path from before the fused kernels);
+  target: at least 2x.
   A second row against the JAX script on the same grid with its vmapped Newton fit (no target).
 - ``fixed cost``: both on a 3 x 3 grid with N = 40, T = 2 (the wide loop, as on the real grids),
   fixed and optimal readout: what a process costs before the grid's work (imports, kernels loaded
@@ -282,7 +283,7 @@ def headline(s: Settings, z: dict, tmp: Path) -> list[Row]:
     agree = _agree(now, _loss(res["before"]["last"]["file"]))
     cmd = "landscape grid --cell srnn --T 50" + (" " + " ".join(axes) if axes else "") + " --threads 1"
     case = f"headline: `{cmd}` (optimal readout), whole process, one core"
-    rows = [process_row(case, "landscape grid (fused kernels)", "the same with LANDSCAPE_FAST=0 (torch paths)", res,
+    rows = [process_row(case, "landscape grid (fused kernels)", "the same with LANDSCAPE_FAST=0 (cell.step in torch)", res,
                         "now", "before", ">= 2",
                         f"losses within {agree} relative; wall {res['now']['wall']:.2f} s against "
                         f"{res['before']['wall']:.2f} s")]

@@ -33,13 +33,12 @@ def cores() -> int:
 
 
 def run(s: Settings) -> list[Row]:
-    from landscape.kernels import set_threads
-    from landscape.kernels.fused_cpu import enabled
+    from landscape.kernels import runtime, set_threads, unavailable
 
     n_cores = cores()
-    if not enabled():
-        print("  scaling: skipped (numba is not importable or LANDSCAPE_FAST=0: the torch paths use one thread)",
-              flush=True)
+    why = unavailable("cpu")
+    if why:
+        print(f"  scaling: skipped ({why}: cell.step in torch uses one thread)", flush=True)
         return []
     if n_cores < 2:
         print("  scaling: skipped (this process may run on one core only)", flush=True)
@@ -51,11 +50,9 @@ def run(s: Settings) -> list[Row]:
     r, data, params = grid.r, grid.data, grid.params
     out = {}
 
-    from landscape.kernels import fused_cpu
-
     def with_threads(k):
         def call():
-            old = fused_cpu.THREADS
+            old = runtime.THREADS
             set_threads(k)
             try:
                 with torch.no_grad():

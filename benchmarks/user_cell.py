@@ -4,10 +4,10 @@
 The user's cell is the MGU of ``examples/cells/mgu.py`` (Zhou et al. 2016: two gates' worth of
 parameters, written once as a pure torch ``step`` in a file, given as ``--cell FILE.py:Class``);
 the built-in is ``gru`` (three gates). Both on latch over their default axes, 101 x 101, N = 1000,
-T = 100, the fixed and the optimal readout, float64, one core, compute only (``fast_path.losses``
+T = 100, the fixed and the optimal readout, float64, one core, compute only (``kernels.numba.losses.losses``
 after a warm-up call that builds the kernels). The target: the user's cell within 2x of the
 built-in's time (ratio = gru time / mgu time >= 0.5). The MGU's losses are checked against its
-own ``cell.step`` in torch (``engine.unroll_losses(..., fused=False)``).
+own ``cell.step`` in torch (``engine.unroll_losses(..., fast=False)``).
 """
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ MGU = str(Path(__file__).resolve().parents[1] / "examples" / "cells" / "mgu.py")
 
 
 def run(s: Settings) -> list[Row]:
-    from landscape.kernels.fused_cpu import enabled
+    from landscape.kernels import unavailable
 
-    if not enabled():
-        print("  user-cell: skipped (numba is not importable or LANDSCAPE_FAST=0)", flush=True)
+    why = unavailable("cpu")
+    if why:
+        print(f"  user-cell: skipped ({why})", flush=True)
         return []
     num, n, T = (6, 40, 10) if s.quick else (101, 1000, 100)
     rows = []

@@ -12,18 +12,15 @@ import math
 
 from .lazy import torch
 
-from .cells import Cell
 from .errors import LandscapeError
-from .kernels.cpu import Buffers, cpu_stepper
+from .kernels import fused_losses
 from .problem import Problem
 from .tasks import TaskData
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-CPU_BLOCK_ELEMS = 1 << 15  # plain path: state elements per CPU block (a step's temporaries stay small)
-CPU_STEP_BLOCK_BYTES = 1 << 20  # in-place path: bytes of a block's work arrays, inside a 2 MiB L2
-MIN_GROUP_ELEMS = 1 << 15  # in-place path: the smallest block (members x sequences) worth grouping
+CPU_BLOCK_ELEMS = 1 << 15  # cell.step path: state elements per CPU block (a step's temporaries stay small)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -41,60 +38,40 @@ def resolve_device(name: str) -> torch.device:
 
 
 def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...],
-                  block_elems: int | None = None, fused: bool = True) -> Tensor:
+                  block_elems: int | None = None, fast: bool | None = None) -> Tensor:
     """The loss of every member at every T, from one unroll: (len(Ts), P).
 
     params  name -> (P or 1, *shape), on the device and in the dtype of the computation
-    fused   False: skip the fused CPU kernels (the torch paths, for comparisons and benchmarks)
     problem the resolved model; its readout says how the loss is taken: on the output (identity
             tasks), through the fixed readout out_w, out_b of params, or through the optimal one
             (the ridge-regularised best readout, fitted per member and T)
+    fast    False: no fused kernel, ``cell.step`` in torch (for comparisons and benchmarks); None:
+            ``settings.fast()`` ($LANDSCAPE_FAST)
 
-    Four paths give the same numbers up to float rounding (1e-12 relative in float64):
+    Two paths give the same numbers up to float rounding (1e-12 relative in float64):
 
-    - CPU, H = 1, a cell the fused generator covers (every built-in one-unit cell and a user's own
-      cell written as a pure step; ``kernels.fast_path``): one compiled pass per step with the
-      state in registers or L1, the members' blocks on every core (``kernels.set_threads``), the
-      loss and the optimal fit in fused kernels too. Turned off by LANDSCAPE_FAST=0.
-
-    - CUDA, H = 1, a cell with a Triton kernel (hand-written for srnn, pascanu, lstm, gru,
-      generated from the traced step for every other cell the tracer accepts) and Triton
-      installed: one kernel runs all T with the state in registers and writes the outputs at the
-      requested T (``landscape.kernels.fused_outputs``); the loss is then taken in torch.
-    - CPU, H = 1, a cell with an in-place step (srnn, pascanu, lstm, gru; ``kernels.cpu``): the
-      population runs in blocks whose work arrays fit in cache (``CPU_STEP_BLOCK_BYTES``), each
-      step a few in-place passes over preallocated buffers. Members sharing the parameters a
-      stepper names in ``group_by`` are put in the same blocks, which saves a pass per step.
-    - otherwise ``cell.step``, in blocks of about ``block_elems`` state elements on the CPU
-      (``CPU_BLOCK_ELEMS``), the whole population at once on a GPU.
-
-    With the optimal readout the outputs at each T are kept for the whole population and the
-    readout is fitted over all of it at once (the fit is batched; blocks would be too small).
+    - a fused kernel (``landscape.kernels.fused_losses``) for H = 1 and a cell whose step traces
+      into a scalar program (every built-in one-unit cell and a user's cell written as a pure
+      step): numba on the CPU (the members' blocks on every core, ``kernels.set_threads``, the loss
+      and the optimal fit fused too), Triton on CUDA (the loss then taken in torch);
+    - otherwise ``cell.step`` in torch, in blocks of about ``block_elems`` state elements on the
+      CPU (``CPU_BLOCK_ELEMS``), the whole population at once on a GPU. With the optimal readout
+      the outputs at each T are kept for the whole population and the readout is fitted over all
+      of it at once (the fit is batched; blocks would be too small).
     """
+    fused, _ = fused_losses(problem, params, data, Ts, fast)  # None where no fused kernel applies
+    if fused is not None:
+        return fused
     cell, H, readout = problem.cell, problem.H, problem.readout
     P = _members(params)
     ref = next(iter(params.values()))
     device = ref.device
-    if device.type == "cuda":
-        outs = _fused_outputs(cell, params, data, Ts, H)
-        if outs is not None:  # (K, P, N)
-            return torch.stack([readout.loss(outs[k].unsqueeze(-1), data.targets[T], params)
-                                for k, T in enumerate(Ts)])
-    if device.type == "cpu" and fused:
-        from .kernels.fast_path import losses as fused_losses
-
-        fused = fused_losses(problem, params, data, Ts)  # None where no fused kernel applies
-        if fused is not None:
-            return fused
     losses = torch.empty(len(Ts), P, dtype=ref.dtype, device=device)
     kept = ref.new_empty(len(Ts), P, data.n, H) if readout.optimal else None  # outputs for the fit
-    D = 0 if data.inputs is None else data.inputs.shape[-1]
     grad = torch.is_grad_enabled() and any(v.requires_grad for v in params.values())
-    stepper = None if device.type != "cpu" or grad else cpu_stepper(cell, H, D)
     work = None  # scratch for the loss of a block, reused
-    pool = Buffers()  # the steppers' arrays, reused from block to block
-    for idx, sub in _blocks(params, P, data.n, H, ref.element_size(), stepper, block_elems, device):
-        for k, y in _block_outputs(cell, sub, data, Ts, H, stepper, pool):  # y (P_block, N, H)
+    for idx, sub in _blocks(params, P, data.n, H, block_elems, device):
+        for k, y in step_outputs(cell, sub, data, Ts, H):  # y (P_block, N, H)
             if kept is not None:
                 kept[k, idx] = y
                 continue
@@ -115,106 +92,34 @@ def _members(params: dict[str, Tensor]) -> int:
     return max(v.shape[0] for v in params.values())
 
 
-def _fused_outputs(cell, params, data, Ts, H):
-    """The fused CUDA kernel's outputs (K, P, N), or None where it does not apply."""
-    from .kernels import fused_outputs
-
-    return fused_outputs(cell, params, data, Ts, H)
-
-
-def block_plan(cell: Cell, params: dict[str, Tensor], n: int, H: int, D: int,
-               block_elems: int | None = None) -> list[int]:
-    """The members of each block the engine runs these parameters in (for benchmarks and tests)."""
-    ref = next(iter(params.values()))
-    stepper = cpu_stepper(cell, H, D) if ref.device.type == "cpu" else None
-    return [_size(idx, _members(params)) for idx, _ in
-            _blocks(params, _members(params), n, H, ref.element_size(), stepper, block_elems, ref.device)]
-
-
-def _size(idx, P: int) -> int:
-    return len(range(P)[idx]) if isinstance(idx, slice) else int(idx.numel())
-
-
-def _blocks(params, P, n, H, item, stepper, block_elems, device):
-    """(index, params of the block) for each block: index a slice or a tensor of member indices."""
-    if stepper is not None:
-        block = (block_elems // (n * H) if block_elems is not None
-                 else CPU_STEP_BLOCK_BYTES // (stepper.buffers * n * item))
-    elif block_elems is not None:
+def _blocks(params, P, n, H, block_elems, device):
+    """(slice of members, params of the block) for each block of the ``cell.step`` path: about
+    ``block_elems`` state elements each (default ``CPU_BLOCK_ELEMS`` on the CPU, all on a GPU)."""
+    if block_elems is not None:
         block = block_elems // (n * H)
     else:
         block = CPU_BLOCK_ELEMS // (n * H) if device.type == "cpu" else P
-    block = max(1, block)
-    group_by = stepper.group_by if stepper is not None and n > 1 else ()  # with N = 1 a pass is a pass
-    # a grouped block saves one light pass per step; below ~32k values per block the per-call cost
-    # of the ops (a few microseconds each) would eat that
-    for idx, shared in _plan_blocks(params, P, block, group_by, min_run=math.ceil(MIN_GROUP_ELEMS / (n * H))):
-        if isinstance(idx, slice):
-            if idx == slice(0, P):
-                yield idx, params
-            else:
-                yield idx, {k: v[idx] if v.shape[0] == P else v for k, v in params.items()}
+    for s, e in flat_chunks(P, max(1, block)):
+        if (s, e) == (0, P):
+            yield slice(s, e), params
         else:
-            yield idx, {k: (v[idx[:1]] if k in shared else v[idx]) if v.shape[0] == P else v
-                        for k, v in params.items()}
+            yield slice(s, e), {k: v[s:e] if v.shape[0] == P else v for k, v in params.items()}
 
 
-def _plan_blocks(params, P, block, group_by, min_run=2):
-    """[(index, shared names)]: blocks of at most ``block`` members. Where parameters named in
-    ``group_by`` vary over the population, members that share their values are put together (runs
-    of at least ``min_run`` members and a quarter block; the rest are mixed blocks, ``shared``
-    empty)."""
-    varying = tuple(k for k in group_by if k in params and params[k].shape[0] == P) if P > 1 else ()
-    if not varying:
-        return [(slice(s, e), ()) for s, e in flat_chunks(P, block)]
-    inverse = None  # (P,) the id of each member's values of the ``varying`` parameters
-    for name in varying:
-        for column in params[name].reshape(P, -1).unbind(1):
-            _, ids = torch.unique(column, return_inverse=True)
-            inverse = ids if inverse is None else torch.unique(inverse * (int(ids.max()) + 1) + ids,
-                                                               return_inverse=True)[1]
-    counts = torch.bincount(inverse)
-    min_run = max(min_run, block // 4)
-    if int(counts.max()) < min_run:
-        return [(slice(s, e), ()) for s, e in flat_chunks(P, block)]
-    order = torch.argsort(inverse, stable=True)
-    out, rest, start = [], [], 0
-    for count in counts.tolist():
-        members = order[start:start + count]
-        start += count
-        if count < min_run:
-            rest.append(members)
-            continue
-        size = math.ceil(count / math.ceil(count / block))  # near-equal blocks
-        out.extend((members[s:s + size], varying) for s in range(0, count, size))
-    if rest:
-        mixed = torch.cat(rest)
-        out.extend((mixed[s:s + block], ()) for s in range(0, len(mixed), block))
-    return out
-
-
-def _block_outputs(cell, params, data, Ts, H, stepper=None, pool=None):
-    """Yield (k, y) as the unroll passes each requested T: y (P, N, H) the outputs at T_k (each
-    sequence's at its own end when lengths vary). y may be the live state: use it before resuming."""
+def step_outputs(cell, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...], H: int):
+    """``cell.step`` unrolled in torch: yield (k, y) as the unroll passes each requested T, y (P, N, H)
+    the outputs at T_k (each sequence's at its own end when lengths vary). y may be the live state:
+    use it before resuming."""
     P = _members(params)
-    if stepper is not None:
-        x = None if data.inputs is None else data.inputs[..., 0]  # (T, N)
-        run = stepper(params, x, data.n, data.h0, pool)
+    state = cell.initial_state(params, data.n, H, data.h0)  # (1, N, H) each
 
-        def advance(t):
-            run.step(t - 1)
+    def advance(t):
+        nonlocal state
+        state = cell.step(params, state, None if data.inputs is None else data.inputs[t - 1])  # (N, D)
 
-        def output():
-            return run.output().unsqueeze(-1)  # (P, N, 1)
-    else:
-        state = cell.initial_state(params, data.n, H, data.h0)  # (1, N, H) each
+    def output():
+        return cell.output(state)
 
-        def advance(t):
-            nonlocal state
-            state = cell.step(params, state, None if data.inputs is None else data.inputs[t - 1])  # (N, D)
-
-        def output():
-            return cell.output(state)
     for k, y in outputs_at_ends(advance, output, [data.ends[T] for T in Ts]):
         yield k, y.expand(P, -1, -1)
 

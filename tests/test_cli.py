@@ -220,20 +220,20 @@ def test_default_axes_take_the_first_element_for_H_above_1():
 def test_threads_option_sets_the_workers_and_keeps_the_numbers(tmp_path, threads):
     """--threads N: the fused kernels' worker threads (default every core), torch on one thread;
     the numbers do not depend on it."""
-    from landscape.kernels import fused_cpu
+    from landscape.kernels import runtime
 
     before = torch.get_num_threads()
     try:
         r = invoke("grid", *SMALL, "--threads", threads, "--out", str(tmp_path / f"t{threads}.h5"))
         assert r.exit_code == 0, r.output
-        assert fused_cpu.default_threads() == int(threads) and torch.get_num_threads() == 1
+        assert runtime.default_threads() == int(threads) and torch.get_num_threads() == 1
         ref = invoke("grid", *SMALL, "--out", str(tmp_path / "ref.h5"))  # the default: every core
-        assert ref.exit_code == 0 and fused_cpu.THREADS is None and torch.get_num_threads() == 1
+        assert ref.exit_code == 0 and runtime.THREADS is None and torch.get_num_threads() == 1
         np.testing.assert_array_equal(landscape.load(tmp_path / f"t{threads}.h5").loss,
                                       landscape.load(tmp_path / "ref.h5").loss)
     finally:
         torch.set_num_threads(before)
-        fused_cpu.THREADS = None
+        runtime.THREADS = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,7 +366,7 @@ def _fuzz_files(tmp):
 def test_fuzzed_invocations_never_print_a_traceback(tmp_path):
     import random
 
-    from landscape.kernels import fused_cpu
+    from landscape.kernels import runtime
 
     rng = random.Random(20240)
     _fuzz_files(tmp_path)
@@ -391,6 +391,6 @@ def test_fuzzed_invocations_never_print_a_traceback(tmp_path):
                 failures.append((args, r.exit_code, r.output[-500:], repr(r.exception)))
     finally:
         torch.set_num_threads(threads)
-        fused_cpu.THREADS = None
+        runtime.THREADS = None
     assert not failures, "\n".join(map(str, failures[:5])) + f"\n({len(failures)} of 300)"
     assert counts["ok"] >= 20 and counts["error"] >= 150, counts

@@ -1,5 +1,7 @@
-"""landscape.kernels.fast_path.losses (fused unroll + fused readout kernels) against the engine's
-own torch paths (engine.unroll_losses), for each readout and the task with variable lengths."""
+"""The CPU backend's losses (landscape.kernels.numba.losses: fused unroll + fused readout kernels)
+against the engine's ``cell.step`` path (``engine.unroll_losses(..., fast=False)``), for each
+readout and the task with variable lengths; the dispatch (``kernels.fused_losses``): what it
+declines, and the switch."""
 from __future__ import annotations
 
 import pytest
@@ -10,7 +12,9 @@ pytest.importorskip("numba")
 
 import landscape  # noqa: E402
 from landscape import Axis, GridSpec, engine  # noqa: E402
-from landscape.kernels import fast_path  # noqa: E402
+from landscape.kernels import fused_losses  # noqa: E402
+from landscape.kernels.numba import losses as numba_losses  # noqa: E402
+from landscape.kernels.trace import Unsupported  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -36,8 +40,8 @@ def grid(spec, dtype=torch.float64):
 def test_losses_equal_the_engines(spec, dtype):
     r, data, params = grid(spec, dtype)
     with torch.no_grad():
-        want = engine.unroll_losses(r.problem, params, data, r.Ts, fused=False)
-    got = fast_path.losses(r.problem, params, data, r.Ts, threads=2)
+        want = engine.unroll_losses(r.problem, params, data, r.Ts, fast=False)
+    got = numba_losses.losses(r.problem, params, data, r.Ts, threads=2)
     assert got is not None and got.shape == want.shape and got.dtype == want.dtype
     tol = dict(rtol=1e-12, atol=1e-14) if dtype == torch.float64 else dict(rtol=2e-4, atol=1e-6)
     torch.testing.assert_close(got, want, **tol)
@@ -48,9 +52,47 @@ def test_not_applicable():
     r, data, params = grid(spec)
     wide = landscape.resolve(GridSpec.of(cell="srnn", task="latch", hidden=2, T=(5,), n=8, fit="fixed",
                                       x=Axis("w[0,0]", -1, 3, 3), y=Axis("b[0]", -1, 1, 2)))
-    assert fast_path.losses(wide.problem, params, data, r.Ts) is None  # H = 2
+    with pytest.raises(Unsupported, match="one unit"):
+        numba_losses.losses(wide.problem, params, data, r.Ts)  # H = 2
     grad = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-    assert fast_path.losses(r.problem, grad, data, r.Ts) is None
+    with pytest.raises(Unsupported, match="gradients"):
+        numba_losses.losses(r.problem, grad, data, r.Ts)
+    assert fused_losses(wide.problem, params, data, r.Ts) == (None, "the fused kernels take one unit and at most one "
+                                                                  "input (H = 2, D = 1)")
+
+
+def test_the_switch_turns_the_dispatch_off_and_the_engine_takes_cell_step(monkeypatch):
+    """fast=False, or LANDSCAPE_FAST=0 when fast is None: no fused kernel; the engine's losses are
+    then cell.step's (equal to the fused ones up to rounding, not bit for bit)."""
+    spec = GridSpec.of(cell="lstm", task="latch", T=(4, 11), n=30, fit="fixed", x=Axis("b_f", -1, 2, 4),
+                    y=Axis("w_z", -1.5, 1, 3))
+    r, data, params = grid(spec)
+    with torch.no_grad():
+        fused, why = fused_losses(r.problem, params, data, r.Ts)
+        assert why is None and fused is not None
+        assert fused_losses(r.problem, params, data, r.Ts, fast=False) == (
+            None, "fused kernels are turned off (LANDSCAPE_FAST=0)")
+        plain = engine.unroll_losses(r.problem, params, data, r.Ts, fast=False)
+        monkeypatch.setenv("LANDSCAPE_FAST", "0")
+        assert fused_losses(r.problem, params, data, r.Ts)[0] is None
+        assert torch.equal(engine.unroll_losses(r.problem, params, data, r.Ts), plain)
+        monkeypatch.setenv("LANDSCAPE_FAST", "1")
+        assert torch.equal(engine.unroll_losses(r.problem, params, data, r.Ts), fused)
+    torch.testing.assert_close(fused, plain, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("readout", ["fixed", "optimal"])
+def test_the_cell_step_path_does_not_depend_on_its_blocks(readout):
+    """engine.unroll_losses(fast=False) in blocks of 64 state elements (2 members) equals the
+    default blocks (every member in one block) up to rounding: torch's vectorised loops may round
+    a block's tail elements differently."""
+    spec = GridSpec.of(cell="gru", task="two-sequence", T=(4, 11), n=30, fit=readout, x=Axis("b_z", -1, 2, 7),
+                    y=Axis("w_h", -1.5, 1, 5))
+    r, data, params = grid(spec)
+    with torch.no_grad():
+        whole = engine.unroll_losses(r.problem, params, data, r.Ts, fast=False)
+        blocks = engine.unroll_losses(r.problem, params, data, r.Ts, fast=False, block_elems=64)
+    torch.testing.assert_close(blocks, whole, rtol=1e-13, atol=1e-15)
 
 
 def test_a_grid_over_the_readout_alone_unrolls_once():
@@ -60,5 +102,5 @@ def test_a_grid_over_the_readout_alone_unrolls_once():
                     y=Axis("out_b", -1, 1, 5))
     r, data, params = grid(spec)
     with torch.no_grad():
-        want = engine.unroll_losses(r.problem, params, data, r.Ts, fused=False)
-    torch.testing.assert_close(fast_path.losses(r.problem, params, data, r.Ts), want, rtol=1e-12, atol=1e-14)
+        want = engine.unroll_losses(r.problem, params, data, r.Ts, fast=False)
+    torch.testing.assert_close(numba_losses.losses(r.problem, params, data, r.Ts), want, rtol=1e-12, atol=1e-14)

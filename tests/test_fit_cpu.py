@@ -1,4 +1,4 @@
-"""The fused readout kernels (landscape.kernels.fit) against the torch ones in landscape.readouts:
+"""The fused readout kernels (landscape.kernels.numba.readout) against the torch ones in landscape.readouts:
 the optimal-readout fit (the same damped Newton steps and line search, member by member) and the
 logistic and identity losses."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("numba")
 
 from landscape.cells import get_cell  # noqa: E402
-from landscape.kernels import fit  # noqa: E402
+from landscape.kernels.numba import readout as fit  # noqa: E402
 from landscape.readouts import fit_logistic_readout, identity_loss, logistic_loss  # noqa: E402
 from landscape.tasks import get_task  # noqa: E402
 
@@ -110,11 +110,11 @@ def test_the_readout_kernels_are_read_from_numbas_cache_by_the_next_process(tmp_
 
     code = (
         "import torch\n"
-        "from landscape.kernels import fit, fit_numba\n"
+        "from landscape.kernels.numba import readout as fit\n"
         "y = torch.rand(3, 20, dtype=torch.float64); t = (torch.rand(20) > 0.5).double()\n"
         "w, b = fit.fit_logistic_readout_1(y, t, 1e-4, threads=1)\n"
         "fit.logistic_losses(y, t, w, b, threads=1); fit.identity_losses(y, t, threads=1)\n"
-        "k = (fit_numba.fit, fit_numba.logistic, fit_numba.identity)\n"
+        "k = (fit.fit_kernel, fit.logistic_kernel, fit.identity_kernel)\n"
         "print(sum(len(f.stats.cache_hits) for f in k), sum(len(f.stats.cache_misses) for f in k))\n")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     root = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The fused CPU unroll (landscape.kernels.fused_cpu: traced from the cell's step, generated as
+"""The fused CPU unroll (landscape.kernels.numba.unroll: traced from the cell's step, generated as
 numba code) against the truth: the cell's own ``step`` unrolled in torch, one step at a time.
 
 Every built-in one-unit cell and option, float64 and float32, several population shapes, lengths
@@ -23,8 +23,9 @@ pytest.importorskip("numba")
 
 from landscape.cells import get_cell  # noqa: E402
 from landscape.cells.base import Cell, ParamDecl, bias, linear  # noqa: E402
-from landscape.kernels import fused_cpu  # noqa: E402
-from landscape.kernels.fused_cpu import fused_kernel, why_not  # noqa: E402
+from landscape import settings  # noqa: E402
+from landscape.kernels import runtime  # noqa: E402
+from landscape.kernels.numba.unroll import fused_kernel, why_not  # noqa: E402
 
 F64, F32 = torch.float64, torch.float32
 ROOT = Path(__file__).resolve().parents[1]
@@ -318,33 +319,40 @@ def test_falls_back_to_torch(cell, D, dtype, why):
 
 
 def test_fast_off_and_without_numba():
-    env = {**os.environ, "LANDSCAPE_FAST": "0"}
-    code = ("import torch; from landscape.cells import get_cell; from landscape.kernels.fused_cpu import fused_kernel;"
-            "print(fused_kernel(get_cell('srnn'), 1, torch.float64))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "None", out.stderr
+    """LANDSCAPE_FAST=0 turns the dispatch off (the engine then steps cell.step); without numba
+    the CPU backend builds no kernel and the dispatch says why."""
+    code = ("import torch, landscape; from landscape import engine; from landscape.kernels import fused_losses;"
+            "from landscape.kernels.numba.unroll import fused_kernel;"
+            "r = landscape.resolve(landscape.GridSpec.of(cell='srnn', T=(3,), n=4, x=landscape.Axis('w', 0, 1, 2),"
+            " y=landscape.Axis('b', 0, 1, 2)));"
+            "d = r.problem.task.make(r.Ts, r.n, 0).to(torch.float64, 'cpu');"
+            "p = engine.chunk_params(r.problem.base, r.refs, (torch.zeros(2), torch.ones(2)), torch.float64, 'cpu');"
+            "print(fused_losses(r.problem, p, d, r.Ts)[1]); print(fused_kernel(r.problem.cell, 1, torch.float64))")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "LANDSCAPE_FAST": "0"}, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.splitlines()[0] == "fused kernels are turned off (LANDSCAPE_FAST=0)", out.stderr
     blocked = ("import sys; sys.modules['numba'] = None; " + code)  # numba not importable
     out = subprocess.run([sys.executable, "-c", blocked], env={**os.environ, "LANDSCAPE_FAST": "1"}, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "None", out.stderr
+    assert out.stdout.splitlines() == ["numba is not importable", "None"], out.stderr
 
 
 def test_kernel_cache_files(tmp_path, monkeypatch):
     """The generated source is written into the kernel cache under the hash of its text; identical
     programs (lstm and lstm-b differ only in their initialisation) share one file."""
-    from landscape.kernels.codegen import generate, source_key
+    from landscape.kernels.numba.codegen import generate, source_key
     from landscape.kernels.trace import trace_cell
 
     monkeypatch.setenv("LANDSCAPE_KERNELS", str(tmp_path / "kernels"))
     monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "results"))  # the results' cache does not move them
-    assert fused_cpu.kernel_dir() == tmp_path / "kernels"
+    assert settings.kernel_dir() == tmp_path / "kernels"
     a = generate(trace_cell(get_cell("lstm"), 1, F64), F64)
     b = generate(trace_cell(get_cell("lstm-b"), 1, F64), F64)
     assert a == b and source_key(a) == source_key(b)
     assert source_key(a) != source_key(generate(trace_cell(get_cell("lstm"), 1, F32), F32))
-    path = fused_cpu._write(a, source_key(a))
-    assert path.parent == tmp_path / "kernels" and path.read_text() == a
-    assert fused_cpu._write(a, source_key(a)) == path  # the second write finds it
+    path = runtime.write_source(a, f"cell_{source_key(a)}")
+    assert path == tmp_path / "kernels" / f"cell_{source_key(a)}.py" and path.read_text() == a
+    assert runtime.write_source(a, f"cell_{source_key(a)}") == path  # the second write finds it
 
 
 def test_bad_arguments_are_clear():

@@ -1,4 +1,4 @@
-"""The fused kernels' elementary functions (landscape.kernels.mathfn) against long-double references.
+"""The fused kernels' elementary functions (landscape.kernels.numba.mathfn) against long-double references.
 
 About 1e6 points per function and dtype: uniform over the range that matters, a dense band around 0,
 the tails where the result saturates or underflows (subnormal results included), and the special
@@ -16,7 +16,7 @@ pytest.importorskip("numba")
 
 from numba import njit  # noqa: E402
 
-from landscape.kernels import mathfn  # noqa: E402
+from landscape.kernels.numba import mathfn  # noqa: E402
 
 LD = np.longdouble
 REFS = {

@@ -1,12 +1,12 @@
-"""The Triton kernels generated from a cell's traced step (``landscape.kernels.triton_codegen``,
-launched by ``fused.outputs``) against the torch path (``cell.step`` unrolled), in Triton's
+"""The Triton kernels generated from a cell's traced step (``landscape.kernels.triton.codegen``,
+launched by ``triton.launch.outputs``) against the torch path (``cell.step`` unrolled), in Triton's
 interpreter on CPU tensors (skipped without triton, or when it was imported compiled):
 
 - every built-in one-unit cell and option of the registry, plus examples/cells/mgu.py:MGU and a
   test cell using every operation the generator writes; float64 and float32; with input (latch)
   and without (target); variable lengths (two-sequence); a non-square grid of members;
 - a cell the tracer refuses (a mean over sequences) and one whose step the trace cannot see
-  (Python control flow: the self-check) get None from ``fused.outputs``: the torch path;
+  (Python control flow: the self-check) get ``Unsupported`` from ``launch.outputs``: the torch path;
 - the generated source compiles for sm_80 and sm_90 without a GPU (a fresh process; skipped
   without Triton's ptxas).
 """
@@ -26,7 +26,7 @@ import torch
 from landscape import engine
 from landscape.cells import CELLS, Cell, ParamDecl, bias, drive, get_cell, linear
 from test_fused_cpu import MeanField  # a cell the tracer refuses
-from test_kernels import _interpreter  # the fused module with Triton's interpreter on, or a skip
+from test_kernels import _interpreter  # the launch module with Triton's interpreter on, or a skip
 
 F64, F32 = torch.float64, torch.float32
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,15 +153,12 @@ def grid_case(cell_ref, opts, task, dtype, seed=0):
 
 def torch_outputs(r, data, params):
     """The reference: cell.step unrolled in torch (the engine's plain path), (K, P, N)."""
-    return torch.stack([y[..., 0].clone() for _, y in engine._block_outputs(r.problem.cell, params, data, r.Ts, 1)])
+    return torch.stack([y[..., 0].clone() for _, y in engine.step_outputs(r.problem.cell, params, data, r.Ts, 1)])
 
 
-def check_generated(fused, cell_ref, opts, task, dtype):
+def check_generated(launch, cell_ref, opts, task, dtype):
     r, data, params = grid_case(cell_ref, opts, task, dtype)
-    cell = r.problem.cell
-    got = fused.outputs(cell, params, data, r.Ts, 1, generated=True)
-    D = 0 if task == "target" else 1
-    assert got is not None, fused.why_not(cell, D, dtype)
+    got = launch.outputs(r.problem.cell, params, data, r.Ts, 1)
     assert got.shape == (len(r.Ts), 6, data.n) and got.dtype == dtype
     if task == "two-sequence":
         assert bool((data.ends[20] > 20).any()), "no sequence longer than its nominal T"
@@ -189,41 +186,30 @@ def test_generated_kernel_for_a_user_cell(ref, dtype, task):
     check_generated(_interpreter(), ref, {}, task, dtype)
 
 
-def test_hand_written_kernels_stay_where_they_cover_and_generated_elsewhere(monkeypatch):
-    """outputs() runs the hand-written kernel for srnn (the generator is not asked) and the
-    generated one for mut1; both equal the torch path."""
-    fused = _interpreter()
-    asked = []
-    real = fused.generated_kernel
-    monkeypatch.setattr(fused, "generated_kernel", lambda *a: asked.append(a[0].name) or real(*a))
-    for name in ("srnn", "mut1"):
-        r, data, params = grid_case(name, {}, "latch", F64)
-        got = fused.outputs(r.problem.cell, params, data, r.Ts, 1)
-        torch.testing.assert_close(got, torch_outputs(r, data, params), **TOL[F64])
-    assert asked == ["mut1"]
-
-
 @pytest.mark.parametrize("cell,why", [(MeanField(), "not elementwise"), (Erratic(), "self-check"),
                                       (WithAtan(), "interpreter")], ids=["mean-over-sequences", "data-dependent", "atan"])
 def test_what_the_generator_refuses_keeps_the_torch_path(cell, why):
-    fused = _interpreter()
+    launch = _interpreter()
+    from landscape.kernels.trace import Unsupported
     from landscape.tasks import get_task
 
     data = get_task("latch").make((3,), 4, 0)
     params = {k: torch.zeros(2, *s, dtype=F64) for k, s in cell.param_shapes(1, 1).items()}
-    assert fused.outputs(cell, params, data, (3,), 1) is None  # the engine then keeps the torch path
-    assert why in fused.why_not(cell, 1, F64)
+    with pytest.raises(Unsupported, match=why):  # the engine then keeps the torch path
+        launch.outputs(cell, params, data, (3,), 1)
+    assert why in launch.why_not(cell, 1, F64)
 
 
 def test_generated_source_is_cached_by_its_hash(tmp_path, monkeypatch):
     """The source goes into $LANDSCAPE_KERNELS as cell_triton_<hash>.py; lstm and lstm-b (which
     differ only in their initialisation) share one program, hence one file and module."""
     _interpreter()
-    from landscape.kernels import triton_codegen
+    from landscape.kernels import runtime
     from landscape.kernels.trace import trace_cell
+    from landscape.kernels.triton import codegen as triton_codegen
 
     monkeypatch.setenv("LANDSCAPE_KERNELS", str(tmp_path))
-    monkeypatch.setattr(triton_codegen, "_MODULES", {})  # as in a fresh process
+    monkeypatch.setattr(runtime, "_MODULES", {})  # as in a fresh process
     a, b = (trace_cell(get_cell(n, gate="hard_sigmoid"), 1, F64) for n in ("lstm", "lstm-b"))
     assert triton_codegen.generate(a) == triton_codegen.generate(b)
     ka, kb = triton_codegen.load(a, True), triton_codegen.load(b, True)
@@ -237,19 +223,20 @@ COMPILE_CHECK = textwrap.dedent("""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
     from landscape.cells import get_cell
-    from landscape.kernels import fused, triton_codegen
     from landscape.kernels.trace import trace_cell
-    assert not fused.interpreting()
+    from landscape.kernels.triton import codegen as triton_codegen, launch
+    assert not launch.interpreting()
     cells = [get_cell("lstm1997", gate="hard_sigmoid"), get_cell("mut1"), get_cell({mgu!r}),
-             get_cell({every!r}), get_cell({atan!r})]
+             get_cell({every!r}), get_cell("srnn"), get_cell("pascanu"), get_cell("lstm"),
+             get_cell("gru"), get_cell("gru", form="reset_before"), get_cell({atan!r})]
     for arch in (80, 90):
         for i, cell in enumerate(cells):
             for dt, dtype in (("fp64", torch.float64), ("fp32", torch.float32)):
-                D = (i + (dt == "fp32")) % 2 if i < 4 else 0  # with and without input
+                D = (i + (dt == "fp32")) % 2 if i < len(cells) - 1 else 0  # with and without input
                 kernel = triton_codegen.load(trace_cell(cell, D, dtype), False)
                 sig = {{"packed": f"*{{dt}}", "x": f"*{{dt}}", "ends": "*i32", "flags": "*i32", "out": f"*{{dt}}",
                        "h0_ptr": f"*{{dt}}", "P": "i64", "N": "i32", "K": "i32", "steps": "i32"}}
-                cons = {{"HAS_X": D == 1, "BLOCK": fused.BLOCK, "LIBDEVICE": True}}
+                cons = {{"HAS_X": D == 1, "BLOCK": launch.BLOCK, "LIBDEVICE": True}}
                 sig.update({{c: "constexpr" for c in cons}})
                 triton.compile(ASTSource(fn=kernel, signature=sig, constexprs=cons),
                                target=GPUTarget("cuda", arch, 32), options={{"enable_fp_fusion": True}})
@@ -258,8 +245,8 @@ COMPILE_CHECK = textwrap.dedent("""
 
 
 def test_generated_kernels_compile_for_cuda_without_a_gpu(tmp_path):
-    """Generated kernels (lstm1997 with hard-sigmoid gates, MUT1, MGU, every operation, atan), both
-    dtypes, with and without input, for sm_80 and sm_90. A fresh process: this one may run Triton's
+    """Generated kernels (lstm1997 with hard-sigmoid gates, MUT1, MGU, every operation, srnn,
+    pascanu, lstm, both GRU forms, atan), both dtypes, with and without input, for sm_80 and sm_90. A fresh process: this one may run Triton's
     interpreter (it loads cells from this file, which imports two other test modules)."""
     pytest.importorskip("triton")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

@@ -16,7 +16,7 @@ every element, the operands agreeing on (p, n); a reduction or matrix product is
 over dimensions of size one. Anything else (a mean over sequences, a concatenation, an operation
 this module does not know, a dtype change) makes the trace fail with a reason, and the engine
 keeps the torch path. The generated kernel is also checked against ``cell.step`` on other random
-inputs when it is built (``fused_cpu``), which catches what a single trace cannot see
+inputs when it is built (``runtime.self_check``), which catches what a single trace cannot see
 (data-dependent Python control flow, for one).
 """
 from __future__ import annotations
@@ -70,6 +70,31 @@ class Program:
     has_x: bool
     init: tuple[float | None, ...] = ()  # None: h0 (the base class); a number: that constant
     notes: list[str] = field(default_factory=list)
+
+    def deps(self) -> list[frozenset]:
+        """What each node depends on: a subset of {'p', 'x', 's'} (the parameters, the input, the
+        state); empty for constants and what is computed from constants alone."""
+        out = []
+        for nd in self.nodes:
+            if nd.op == "param":
+                d = {"p"}
+            elif nd.op == "x":
+                d = {"x"}
+            elif nd.op in ("state", "ostate"):
+                d = {"s"}
+            elif nd.op == "const":
+                d = set()
+            else:
+                d = set()
+                for a in nd.args:
+                    if a >= 0:
+                        d |= out[a]
+            out.append(frozenset(d))
+        return out
+
+    def live(self, roots) -> list[int]:
+        """The ids of the nodes ``roots`` are computed from (themselves included), ascending."""
+        return live(self.nodes, roots)
 
     def describe(self) -> str:
         lines = []
@@ -550,17 +575,17 @@ def _merge(step_nodes, state_nodes, out_nodes, out_node):
     """One node list: the live step nodes, then the output's nodes (its 'state' nodes kept as
     inputs of the output formula). Dead nodes (e.g. a gate step_detail returns but the state does
     not use) are dropped."""
-    live = _live(step_nodes, state_nodes)
+    step_live = live(step_nodes, state_nodes)
     remap, nodes = {}, []
-    for i in sorted(live):
+    for i in step_live:
         nd = step_nodes[i]
         remap[i] = len(nodes)
         nodes.append(Node(nd.op, tuple(remap[a] if a >= 0 else -1 for a in nd.args), nd.attr))
     new_state = tuple(remap[i] for i in state_nodes)
-    out_live = _live(out_nodes, (out_node,))
+    out_live = live(out_nodes, (out_node,))
     out_remap = {}
     index = {nd: i for i, nd in enumerate(nodes)}
-    for i in sorted(out_live):
+    for i in out_live:
         nd = out_nodes[i]
         if nd.op == "state":
             nd = Node("ostate", (), nd.attr)  # the state the output is applied to
@@ -574,15 +599,17 @@ def _merge(step_nodes, state_nodes, out_nodes, out_node):
     return nodes, new_state, out_remap[out_node]
 
 
-def _live(nodes, roots) -> set[int]:
-    live, stack = set(), list(roots)
+def live(nodes: list[Node], roots) -> list[int]:
+    """The ids of the nodes ``roots`` are computed from (themselves included; -1, a missing
+    operand, is skipped), ascending."""
+    seen, stack = set(), list(roots)
     while stack:
         i = stack.pop()
-        if i < 0 or i in live:
+        if i < 0 or i in seen:
             continue
-        live.add(i)
+        seen.add(i)
         stack.extend(nodes[i].args)
-    return live
+    return sorted(seen)
 
 
 def _initial(cell, params, dtype) -> tuple:

@@ -1,4 +1,4 @@
-"""Derive mathfn's polynomial coefficients: ``python -m landscape.kernels.remez`` (needs mpmath).
+"""Derive mathfn's polynomial coefficients: ``python -m landscape.kernels.numba.remez`` (needs mpmath).
 
 A Remez exchange in 40-digit arithmetic for the weighted minimax polynomial of each function on
 its reduced interval (the weight makes the error relative to the function mathfn computes):

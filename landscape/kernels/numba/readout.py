@@ -1,21 +1,37 @@
-"""The numba kernels of ``kernels.fit`` (imported on first use: this module imports numba).
+"""Fused CPU kernels (numba) for the one-unit readout: the logistic and identity losses, and the optimal
+(ridge-regularised) logistic readout fit.
 
-Module-level functions, so that numba's on-disk cache (``cache=True``) finds them again in the next
-process: defined inside a function they were compiled anew by every process (2-3 s of the
-headline command) and each process added another entry to the cache.
+``fit_logistic_readout_1`` is ``landscape.readouts._fit_logistic_readout_1`` / ``_fit_block_1``
+(the same damped Newton steps, the same stopping rule, the same backtracking line search, the
+same constants) run one member at a time: a member's N outputs stay in L1 while it iterates, and
+an iteration is one pass over them (the five sums of the 2 x 2 Newton system, from one sigmoid per
+sequence) plus one pass per line-search trial, instead of the batched torch version's several
+passes over every active member. Members run on worker threads, GIL-free.
+
+The losses are ``readouts.logistic_loss`` (one unit: mean softplus(sign (w h + b))) and
+``identity_loss`` (scale * mean (h - y)^2) in one pass per member, in float64 whatever the input
+dtype (the result is cast back to it).
+
+The numba kernels are module-level functions, so that numba's on-disk cache (``cache=True``) finds
+them again in the next process: defined inside a function they were compiled anew by every process
+(2-3 s of the headline command) and each process added another entry to the cache. This module
+imports numba: import it where numba is known to be there (``kernels.numba.available()``).
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numba import njit
+from torch import Tensor
 
+from .. import runtime
 from .mathfn import fma, maximum, prefer_wide_vectors, radd, sigmoid64, softplus64
 
 OPTS = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 
 
 @njit(**OPTS)
-def logistic(y, sign, w, b, out, lo, hi, _nb):
+def logistic_kernel(y, sign, w, b, out, lo, hi, _nb):
     """out[p] = mean_n softplus(sign_n (w_p y_pn + b_p)), p in lo..hi-1."""
     prefer_wide_vectors()
     N = y.shape[1]
@@ -31,7 +47,7 @@ def logistic(y, sign, w, b, out, lo, hi, _nb):
 
 
 @njit(**OPTS)
-def identity(y, target, scale, out, lo, hi, _nb):
+def identity_kernel(y, target, scale, out, lo, hi, _nb):
     prefer_wide_vectors()
     N = y.shape[1]
     for p in range(lo, hi):
@@ -53,7 +69,7 @@ def objective(h, sign, a, c, l2):
 
 
 @njit(**OPTS)
-def fit(h, y, sign, l2, iters, tol, a_out, c_out, lo, hi, _nb):
+def fit_kernel(h, y, sign, l2, iters, tol, a_out, c_out, lo, hi, _nb):
     """The damped Newton fit of readouts._fit_block_1, member by member (p in lo..hi-1)."""
     prefer_wide_vectors()
     N = h.shape[1]
@@ -138,3 +154,49 @@ def fit(h, y, sign, l2, iters, tol, a_out, c_out, lo, hi, _nb):
         a_out[p] = a
         c_out[p] = c
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the kernels on torch tensors, members split over the worker threads
+
+
+def _split(fn, args, P, threads):
+    runtime.run_split(fn, args, P, 1, 0, threads, 1 << 12)
+
+
+def logistic_losses(y: Tensor, target: Tensor, out_w: Tensor, out_b: Tensor, threads: int | None = None) -> Tensor:
+    """Mean BCE of the one-unit logistic readout per member: y (P, N), target (N,) in {0, 1},
+    out_w, out_b (P or 1) -> (P,) in y's dtype (``readouts.logistic_loss``)."""
+    P, N = y.shape
+    yc = y.contiguous()
+    sign = (1.0 - 2.0 * (target > 0.5).to(torch.float64)).contiguous()  # -1 where the label is 1
+    w = out_w.reshape(-1).to(torch.float64).expand(P).contiguous()
+    b = out_b.reshape(-1).to(torch.float64).expand(P).contiguous()
+    out = torch.empty(P, dtype=torch.float64)
+    _split(logistic_kernel, (yc.numpy(), sign.numpy(), w.numpy(), b.numpy(), out.numpy()), P, threads)
+    return out.to(y.dtype)
+
+
+def identity_losses(y: Tensor, target: Tensor, scale: float = 1.0, threads: int | None = None) -> Tensor:
+    """scale * mean (y - target)^2 per member: y (P, N), target (N,) -> (P,) (``identity_loss``)."""
+    P, N = y.shape
+    out = torch.empty(P, dtype=torch.float64)
+    tg = target.to(torch.float64).contiguous()
+    _split(identity_kernel, (y.contiguous().numpy(), tg.numpy(), float(scale), out.numpy()), P, threads)
+    return out.to(y.dtype)
+
+
+def fit_logistic_readout_1(h: Tensor, y: Tensor, l2: float, iters: int = 60, tol: float = 1e-10,
+                           threads: int | None = None) -> tuple[Tensor, Tensor]:
+    """The optimal one-unit logistic readout of each member, in float64: h (P, N), y (N,) in {0, 1}
+    -> out_w (P, 1), out_b (P, 1), the minimiser of mean BCE + (l2 / 2) out_w^2 (as
+    ``readouts.fit_logistic_readout`` for H = 1)."""
+    hh = h.detach().to(torch.float64).contiguous()
+    yy = y.to(torch.float64).contiguous()
+    P, N = hh.shape
+    sign = (1.0 - 2.0 * (yy > 0.5).to(torch.float64)).contiguous()
+    a = torch.zeros(P, dtype=torch.float64)
+    c = torch.zeros(P, dtype=torch.float64)
+    _split(fit_kernel, (hh.numpy(), yy.numpy(), sign.numpy(), float(l2), int(iters), float(tol), a.numpy(), c.numpy()), P,
+           threads)
+    return a.unsqueeze(-1), c.unsqueeze(-1)

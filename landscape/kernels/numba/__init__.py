@@ -1,0 +1,23 @@
+"""The CPU backend: kernels generated from a cell's traced step and compiled by numba.
+
+- ``unroll``: the fused unroll of a one-unit cell (``fused_kernel``), its source written by
+  ``codegen`` from the traced program, its elementary functions ``mathfn`` (coefficients from
+  ``remez``, not imported by the library);
+- ``readout``: the one-unit readout's losses and the optimal readout's fit, fused too;
+- ``losses``: the unroll and the readout together, the losses (K, P) the engine asks for.
+
+numba itself is imported when a kernel is first built (``available()`` says whether it can be).
+"""
+from __future__ import annotations
+
+import functools
+
+
+@functools.lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether numba can be imported."""
+    try:
+        import numba  # noqa: F401  (the installed package: imports are absolute)
+    except Exception:  # pragma: no cover - depends on the environment
+        return False
+    return True

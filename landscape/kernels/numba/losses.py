@@ -1,0 +1,81 @@
+"""The CPU backend's losses for one-unit cells: the fused unroll (``unroll``), then the loss at each
+T from the fused readout kernels (``readout``). One call, ``losses(...)``, returns what
+``engine.unroll_losses`` returns (the loss of every member at every T, (K, P)), or raises
+``Unsupported`` (with the reason) where no fused kernel applies; the dispatch
+(``kernels.fused_losses``) calls it for CPU tensors.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..trace import Unsupported
+from . import available
+
+BLOCK_BYTES = 1 << 21  # outputs of a block of members (K x members x N values): about an L2
+
+
+def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], threads: int | None = None) -> Tensor:
+    """(len(Ts), P) losses, as ``engine.unroll_losses(problem, params, data, Ts)``. Raises
+    Unsupported where no fused kernel applies: H > 1, not the CPU, parameters that need gradients, a
+    dtype other than float32/64, more than one input, numba missing, a cell without a fused kernel
+    (``unroll.why_not``). The loss follows ``problem.readout``: on the output (identity, scaled by
+    the task's loss_scale), through the fixed readout of params (logistic; dense2 as its logit
+    difference), or through the ridge-regularised fit per member and T, in float64.
+    threads: worker threads (default ``runtime.default_threads``: every core this process may use).
+    """
+    cell, H, readout = problem.cell, problem.H, problem.readout
+    ref = next(iter(params.values()))
+    D = 0 if data.inputs is None else data.inputs.shape[-1]
+    if H != 1 or D > 1:
+        raise Unsupported(f"the fused kernels take one unit and at most one input (H = {H}, D = {D})")
+    if ref.device.type != "cpu":
+        raise Unsupported(f"the numba kernels run on the CPU, not {ref.device.type}")
+    if ref.dtype not in (torch.float32, torch.float64):
+        raise Unsupported(f"dtype {ref.dtype} (the fused kernels take float32 and float64)")
+    if torch.is_grad_enabled() and any(v.requires_grad for v in params.values()):
+        raise Unsupported("parameters that need gradients (the fused kernels have no backward)")
+    if not available():
+        raise Unsupported("numba is not importable")
+    from .unroll import fused_kernel, why_not
+
+    kernel = fused_kernel(cell, D, ref.dtype)
+    if kernel is None:
+        raise Unsupported(why_not(cell, D, ref.dtype) or f"no fused kernel for {cell.describe()}")
+    from . import readout as fused_readout
+
+    x = None if data.inputs is None else data.inputs[..., 0]
+    inputs = kernel.prepare(x, [data.ends[T] for T in Ts], data.h0)
+    P = max(v.shape[0] for v in params.values())
+    K, N = inputs.ends.shape
+    block = max(1, min(P, BLOCK_BYTES // max(1, K * N * ref.element_size())))
+    buf = torch.empty(K * block * N, dtype=ref.dtype)
+    out = torch.empty(K, P, dtype=ref.dtype)
+    shared = all(params[k].shape[0] == 1 for k in kernel.params if k in params)  # only the readout varies
+    for s in range(0, P, block):  # blocks of members: their outputs stay in cache for the loss
+        e = min(P, s + block)
+        sub = {k: v[s:e] if v.shape[0] == P else v for k, v in params.items()}
+        if shared:  # one unroll serves every member: its outputs, repeated
+            outs = kernel.run(sub, inputs, threads=threads, out=buf[:K * N].view(K, 1, N))
+            outs = outs.expand(K, e - s, N).contiguous()
+        else:
+            outs = kernel.run(sub, inputs, threads=threads, out=buf[:K * (e - s) * N].view(K, e - s, N))
+        for k, T in enumerate(Ts):
+            out[k, s:e] = _loss(fused_readout, outs[k], data.targets[T], sub, readout, threads)
+    return out
+
+
+def _loss(fused_readout, y, target, params, readout, threads):
+    """The loss of outputs y (P, N) against one T's targets: (P,) in y's dtype."""
+    if readout.kind == "identity":
+        return fused_readout.identity_losses(y, target, readout.scale, threads=threads)
+    if readout.optimal:
+        w, b = fused_readout.fit_logistic_readout_1(y, target, readout.l2, threads=threads)
+        return fused_readout.logistic_losses(y.to(torch.float64), target, w, b, threads=threads).to(y.dtype)
+    if readout.kind == "dense2":  # Dense(2) as its logit difference
+        from ...readouts import KINDS
+
+        out_w, out_b = KINDS["dense2"].logit_difference(params)
+    else:
+        out_w, out_b = params["out_w"], params["out_b"]  # (P|1, 1) each
+    return fused_readout.logistic_losses(y, target, out_w, out_b, threads=threads)

@@ -1,0 +1,190 @@
+"""What both kernel backends (``kernels.numba``, ``kernels.triton``) share: the kernel cache, the
+worker threads, and the self-check of a generated kernel against ``cell.step``.
+
+- ``load_module(source, stem, name)``: write a generated module into the kernel cache
+  (``settings.kernel_dir()``: $LANDSCAPE_KERNELS, else ~/.cache/landscape/kernels; a temporary
+  folder where that is not writable) as ``<stem>.py`` (the stem holds a hash of the text, so a file
+  is written once) and import it, once per process;
+- ``set_threads(n)`` / ``default_threads()``: the worker threads of a kernel call, and
+  ``run_split``, which runs a GIL-free function over a range on them;
+- ``self_check(kernel)``: a kernel's outputs against ``reference_outputs`` (``cell.step`` unrolled
+  in torch) on random inputs with an inf and a NaN member: what a single trace cannot see (data-
+  dependent control flow, for one) and what a code generator may get wrong.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import settings
+from ..lazy import torch  # on first use: importing the dispatch (the CLI's --threads) does not import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+MIN_PAIRS_PER_TASK = 1 << 15  # (member, sequence) pairs: a thread's share below this is not worth a thread
+
+# ---------------------------------------------------------------------------------------------
+# the kernel cache
+
+_MODULES: dict[str, object] = {}  # module name -> the imported module (this process)
+_LOAD_LOCK = threading.Lock()
+
+
+def load_module(source: str, stem: str, name: str):
+    """(module, path): ``source`` written to the kernel cache as ``<stem>.py`` and imported as
+    ``name`` (registered in sys.modules before it runs: ``triton.jit`` looks its module up), once
+    per process and name."""
+    with _LOAD_LOCK:
+        mod = _MODULES.get(name)
+        if mod is None:
+            path = write_source(source, stem)
+            spec = importlib.util.spec_from_file_location(name, path)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            try:
+                spec.loader.exec_module(mod)
+            except BaseException:
+                del sys.modules[name]
+                raise
+            _MODULES[name] = mod
+        return mod, Path(mod.__file__)
+
+
+def write_source(source: str, stem: str) -> Path:
+    """The file ``<stem>.py`` holding ``source`` in the kernel cache (written unless it is there)."""
+    for folder in (settings.kernel_dir(), Path(tempfile.gettempdir()) / f"landscape-kernels-{os.getuid()}"):
+        path = folder / f"{stem}.py"
+        try:
+            if path.exists() and path.read_text() == source:
+                return path
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{stem}.{os.getpid()}.tmp"
+            tmp.write_text(source)
+            os.replace(tmp, path)  # atomic: a concurrent process sees the whole file or none
+            return path
+        except OSError:
+            continue
+    raise OSError("no writable folder for the kernel cache")
+
+
+# ---------------------------------------------------------------------------------------------
+# worker threads
+
+THREADS: int | None = None  # set_threads: the worker threads (None: every core this process may use)
+
+
+def set_threads(n: int | None) -> None:
+    """Worker threads of the fused CPU kernels, each single-threaded (None: every core this process
+    may run on, the default)."""
+    global THREADS
+    if n is not None and int(n) < 1:
+        raise ValueError(f"threads must be >= 1 or None, got {n}")
+    THREADS = None if n is None else int(n)
+
+
+def default_threads() -> int:
+    """The worker threads of a kernel call: ``THREADS`` when set, else the cores this process may run on."""
+    if THREADS is not None:
+        return THREADS
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="landscape-fused")
+        return _POOL
+
+
+def run_split(fn, args, total: int, unit: int, nb: int, threads: int | None, pairs_per_item: int) -> None:
+    """fn(*args, lo, hi, nb) over [0, total), in contiguous shares of whole units, on ``threads``
+    GIL-free workers (None: ``default_threads()``; the calling thread alone when one suffices).
+    pairs_per_item: the (member, sequence) pairs of one item of the range (it sizes the shares)."""
+    items = -(-total // unit)
+    work = total * pairs_per_item
+    threads = max(1, min(threads or default_threads(), items, max(1, work // MIN_PAIRS_PER_TASK)))
+    if threads == 1:
+        fn(*args, 0, total, nb)
+        return
+    pieces = min(items, 4 * threads)  # a few pieces per thread evens out unequal shares
+    bounds = [min(total, round(items * i / pieces) * unit) for i in range(pieces + 1)]
+    pool = _pool(threads)
+    futures = [pool.submit(fn, *args, lo, hi, nb) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    for f in futures:
+        f.result()
+
+
+# ---------------------------------------------------------------------------------------------
+# checking a kernel against cell.step
+
+
+def reference_outputs(cell, params: dict[str, Tensor], x: Tensor | None, ends: list[Tensor], h0: float) -> Tensor:
+    """The outputs from ``cell.step`` unrolled in torch: (K, P, N) (the truth a kernel is checked
+    against). params name -> (P, *shape); x (T, N) or None; ends K tensors (N,), 1-based."""
+    P = max(v.shape[0] for v in params.values())
+    E = torch.stack(ends)  # (K, N)
+    K, N = E.shape
+    state = cell.initial_state(params, N, 1, h0)
+    out = torch.full((K, P, N), float("nan"), dtype=next(iter(params.values())).dtype)
+    for t in range(1, int(E.max()) + 1):
+        state = cell.step(params, state, None if x is None else x[t - 1].unsqueeze(-1))
+        y = cell.output(state)[..., 0].expand(P, N)
+        here = E == t  # (K, N)
+        if bool(here.any()):
+            out = torch.where(here.unsqueeze(1), y.unsqueeze(0), out)
+    return out
+
+
+def self_check(kernel, modes=(None,)) -> str | None:
+    """Compare a kernel with ``cell.step`` on random inputs: None if they agree, else what differs.
+
+    kernel: has ``cell``, ``D``, ``dtype`` and ``outputs(params, x, ends, h0, threads=, mode=)``
+    returning (K, P, N) CPU tensors; each of ``modes`` is passed as ``mode`` (a loop order).
+    N(0, 1) parameters per member, one member with a parameter at +inf and one at NaN (the kernel
+    must give torch's inf and NaN), random ends, h0 = 0.3."""
+    cell, D, dtype = kernel.cell, kernel.D, kernel.dtype
+    g = torch.Generator().manual_seed(20240611)
+    P, N, T = 6, 7, 11
+    shapes = cell.param_shapes(1, D)
+    params = {}
+    for k, s in shapes.items():
+        v = torch.randn((P, *s), generator=g, dtype=torch.float64)
+        params[k] = v.to(dtype)
+    names = list(shapes)
+    if names:  # members 4 and 5: a parameter at +inf and at NaN (the kernel must follow torch)
+        params[names[0]][4] = float("inf")
+        params[names[-1]][5] = float("nan")
+    x = torch.randn((T, N), generator=g, dtype=torch.float64).to(dtype) if D else None
+    ends = [torch.full((N,), T, dtype=torch.int64), torch.randint(1, T + 1, (N,), generator=g)]
+    want = reference_outputs(cell, params, x, ends, 0.3)
+    tol = dict(rtol=1e-9, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-4, atol=2e-5)
+    for mode in modes:
+        label = mode or "kernel"
+        got = kernel.outputs(params, x, ends, 0.3, threads=1, mode=mode)
+        finite = torch.isfinite(want) & torch.isfinite(got)
+        if not torch.equal(torch.isnan(want), torch.isnan(got)):
+            return f"{label}: NaN where torch has none, or the reverse"
+        if not torch.equal(torch.isinf(want), torch.isinf(got)) or not torch.equal(want[torch.isinf(want)],
+                                                                                 got[torch.isinf(want)]):
+            return f"{label}: infinities differ from torch"
+        if not torch.allclose(got[finite], want[finite], **tol):
+            err = ((got - want).abs()[finite]).max().item()
+            return f"{label}: outputs differ from cell.step by up to {err:.3g}"
+    return None
