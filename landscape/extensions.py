@@ -7,7 +7,8 @@
     task         landscape/tasks/ (TASKS)       --task ... (the same three ways),           landscape.tasks.Task
                                                 entry point group ``landscape.tasks``
     plot kind    landscape/figures/kinds.py     ``landscape.figures.kinds.register``         PlotKind
-    fast path    landscape/kernels/ (FAST_PATHS) a class with ``covers(cell, H, D)``         kernels.FastPath
+    kernel       landscape/kernels/ (BACKENDS)  a subpackage with losses() and available(),  kernels.BACKENDS
+    backend                                     one line in BACKENDS (device type -> module)
     reproduction landscape/analyses/*.py        a module with NAME, DESCRIPTION, run()      analyses/__init__.py
 
 Cells and tasks are looked up through a ``Registry``: a built-in name, an installed entry point, or

@@ -17,6 +17,7 @@ Triton missing, $LANDSCAPE_FAST=0) gets no kernel: the engine then unrolls ``cel
 """
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from .. import settings
@@ -25,26 +26,34 @@ from .runtime import set_threads
 if TYPE_CHECKING:
     from torch import Tensor
 
+# The backends, by the device type they run on: each is a module with ``losses(problem, params, data,
+# Ts)`` -> (K, P) (raising ``trace.Unsupported`` where it has no kernel) and ``available()`` (whether its
+# compiler can be imported). A new backend is a subpackage with such a module and one line here.
+BACKENDS = {"cpu": "numba.losses", "cuda": "triton.launch"}
+
+
+def backend(device_type: str):
+    """The backend module for a device type ('cpu', 'cuda'), imported on first use; None if none runs there."""
+    name = BACKENDS.get(device_type)
+    return None if name is None else importlib.import_module(f"{__name__}.{name}")
+
 
 def fused_losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], fast: bool | None = None
                  ) -> tuple[Tensor | None, str | None]:
     """(losses, None) with the losses (len(Ts), P) from a fused kernel, as ``engine.unroll_losses``
-    gives them, or (None, why not). The backend follows the parameters' device: numba on the CPU,
-    Triton on CUDA. fast: False turns every fused kernel off (None: ``settings.fast()``,
+    gives them, or (None, why not). The backend follows the parameters' device (``BACKENDS``: numba on
+    the CPU, Triton on CUDA). fast: False turns every fused kernel off (None: ``settings.fast()``,
     $LANDSCAPE_FAST)."""
     if not (settings.fast() if fast is None else fast):
         return None, "fused kernels are turned off (LANDSCAPE_FAST=0)"
     from .trace import Unsupported
 
     device = next(iter(params.values())).device
+    module = backend(device.type)
+    if module is None:
+        return None, f"no fused kernel runs on {device.type}"
     try:
-        if device.type == "cpu":
-            from .numba.losses import losses
-        elif device.type == "cuda":
-            from .triton.launch import losses
-        else:
-            return None, f"no fused kernel runs on {device.type}"
-        return losses(problem, params, data, Ts), None
+        return module.losses(problem, params, data, Ts), None
     except Unsupported as err:
         return None, str(err)
 
@@ -53,15 +62,11 @@ def unavailable(device_type: str = "cpu") -> str | None:
     """Why no fused kernel can run on this kind of device ('cpu' or 'cuda') in this process, or None."""
     if not settings.fast():
         return "LANDSCAPE_FAST=0"
-    if device_type == "cpu":
-        from .numba import available
-
-        return None if available() else "numba is not importable"
-    if device_type == "cuda":
-        from .triton.launch import available
-
-        return None if available() else "Triton is not installed"
-    return f"no fused kernel runs on {device_type}"
+    if device_type not in BACKENDS:
+        return f"no fused kernel runs on {device_type}"
+    if backend(device_type).available():
+        return None
+    return f"{BACKENDS[device_type].split('.')[0]} is not importable"
 
 
-__all__ = ["fused_losses", "set_threads", "unavailable"]
+__all__ = ["BACKENDS", "backend", "fused_losses", "set_threads", "unavailable"]
