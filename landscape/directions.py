@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from .problem import Problem
 
-KINDS = ("random", "hessian", "pca", "models", "line", "axes")
+PLANE_KINDS = ("random", "hessian", "pca", "models", "line", "axes")
 NORMS = ("filter", "layer", "none")
 WHICH = ("algebraic", "magnitude")
 # method='auto': the exact Hessian (m Hessian-vector products and a dense eigh) up to this many
@@ -154,8 +154,8 @@ class Plane:
     def from_arrays(cls, arrays, attrs) -> Plane:
         layout = json.loads(_text(attrs["layout"]))
         kind = _text(attrs["kind"])
-        if kind not in KINDS:
-            raise LandscapeError(f"unknown plane kind {kind!r}; choose from: {', '.join(KINDS)}")
+        if kind not in PLANE_KINDS:
+            raise LandscapeError(f"unknown plane kind {kind!r}; choose from: {', '.join(PLANE_KINDS)}")
 
         def get(k):
             return None if k not in arrays else torch.as_tensor(np.asarray(arrays[k]), dtype=torch.float64)
@@ -610,7 +610,7 @@ def task_loss(problem: Problem, T: int, n: int | None = None, seed: int = 0) -> 
     return loss
 
 
-__all__ = ["EXACT_HESSIAN_MAX", "EXACT_HESSIAN_MAX_BATCHED", "HessianTop", "KINDS", "NORMS", "Plane", "WHICH",
+__all__ = ["EXACT_HESSIAN_MAX", "EXACT_HESSIAN_MAX_BATCHED", "HessianTop", "PLANE_KINDS", "NORMS", "Plane", "WHICH",
            "axes_plane", "flatten",
            "hessian_matrix", "hessian_plane", "hessian_top", "layout", "models_line", "models_plane",
            "normalize_direction", "pca_plane", "random_plane", "read_plane", "task_loss", "unflatten",

@@ -20,7 +20,7 @@ from .errors import LandscapeError
 from .extensions import is_builtin, source_hash
 from .lazy import torch
 from .model import ModelSpec
-from .readouts import FITS, KINDS, READOUT_PARAMS, Readout
+from .readouts import FITS, READOUT_KINDS, READOUT_PARAMS, Readout
 from .tasks import Task, get_task
 
 if TYPE_CHECKING:
@@ -103,17 +103,17 @@ def resolve_model(spec: ModelSpec, readout: str | None = None, fit: str = "fixed
     H = task.default_hidden if spec.hidden is None else _integer(spec.hidden, "hidden size")
     D = task.input_size
     kind = "identity" if task.readout == "identity" else (readout or task.readout)
-    if kind not in KINDS or (kind == "identity") != (task.readout == "identity"):
+    if kind not in READOUT_KINDS or (kind == "identity") != (task.readout == "identity"):
         raise LandscapeError(f"unknown readout {kind!r} for task {task.name}; choose from: "
-                             f"{', '.join(k for k in KINDS if k != 'identity')}")
+                             f"{', '.join(k for k in READOUT_KINDS if k != 'identity')}")
     if not (isinstance(l2, (int, float)) and math.isfinite(l2) and l2 >= 0):
         raise LandscapeError(f"readout_l2 must be a finite number >= 0, got {l2}")
     ro = Readout(kind, _fit_policy(task, kind, fit, l2), float(l2), task.loss_scale)
 
     shapes = dict(cell.param_shapes(H, D))
     base = cell.default_params(H, D)
-    shapes.update(KINDS[kind].shapes(H))
-    base.update(KINDS[kind].base(H))
+    shapes.update(READOUT_KINDS[kind].shapes(H))
+    base.update(READOUT_KINDS[kind].base(H))
     problem = Problem(spec, cell, task, H, D, ro, shapes, base, bm)
     if bm is not None:
         base_values = model_values(bm, problem)

@@ -2,7 +2,7 @@
 
 The words (one meaning each):
 
-    readout kind   what the output layer is (``KINDS``):
+    readout kind   what the output layer is (``READOUT_KINDS``):
                    identity   no trained layer; the loss is on the cell's output unit 0, scaled by the
                               task's ``loss_scale`` (tasks target, bengio)
                    logistic   one logit  out_w . h + out_b  and binary cross-entropy (the grids'
@@ -17,7 +17,7 @@ The words (one meaning each):
 
 A resolved ``Readout`` (kind, fit, ridge l2, scale) computes the loss of outputs y (P, N, H): the
 engine's fast, non-differentiable ``loss`` and the gradient analysis's ``differentiable_loss``.
-Training uses ``KINDS[kind].train_loss`` (per-model mean loss and per-row correctness).
+Training uses ``READOUT_KINDS[kind].train_loss`` (per-model mean loss and per-row correctness).
 torch is imported on first use.
 """
 from __future__ import annotations
@@ -158,9 +158,9 @@ class Dense2Readout(ReadoutKind):
         return W[:, 1] - W[:, 0], (b[:, 1] - b[:, 0]).unsqueeze(-1)
 
 
-KINDS: dict[str, ReadoutKind] = {k.name: k for k in (IdentityReadout(), LogisticReadout(), Dense2Readout())}
+READOUT_KINDS: dict[str, ReadoutKind] = {k.name: k for k in (IdentityReadout(), LogisticReadout(), Dense2Readout())}
 TRAIN_KINDS = ("dense2", "logistic")  # what training offers a classification task
-READOUT_PARAMS = tuple(n for k in KINDS.values() for n in k.shapes(1))  # every readout parameter name
+READOUT_PARAMS = tuple(n for k in READOUT_KINDS.values() for n in k.shapes(1))  # every readout parameter name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ class Readout:
         return self.fit == "optimal" and self.kind != "identity"
 
     def params(self, H: int) -> dict[str, tuple[int, ...]]:
-        return KINDS[self.kind].shapes(H)
+        return READOUT_KINDS[self.kind].shapes(H)
 
     def loss(self, y: Tensor, target: Tensor, params: dict[str, Tensor], work: Tensor | None = None) -> Tensor:
         """The loss of outputs y (P, N, H) against targets (N,) -> (P,), not differentiated.
@@ -203,7 +203,7 @@ class Readout:
     def _fixed(self, params, P: int) -> tuple[Tensor, Tensor]:
         """The fixed readout as a logistic one, (P, H) and (P, 1)."""
         if self.kind == "dense2":
-            w, b = KINDS["dense2"].logit_difference(params)
+            w, b = READOUT_KINDS["dense2"].logit_difference(params)
             return w.expand(P, -1), b.expand(P, -1)
         return params["out_w"].expand(P, -1), params["out_b"].expand(P, -1)
 

@@ -63,14 +63,14 @@ def test_a_training_run_member_gives_the_plane_centre_its_training_loss(tmp_path
     arrays = ResultStore(out).arrays("srnn-T8")
     final = {k: torch.as_tensor(v[-1, 1]) for k, v in arrays["params"].items()}  # repeat 1
     # the training code's own loss at those parameters, on the run's data (data seed = seed + T = 8)
-    from landscape.readouts import KINDS
+    from landscape.readouts import READOUT_KINDS
     from landscape.train.population import unroll_outputs
 
     data = get_task("latch").make((8,), 200, 8)
     cell = landscape.get_cell("srnn")
     p = {k: v.unsqueeze(0) for k, v in final.items()}
     h = unroll_outputs(cell, p, data.inputs.to(F64), torch.full((1, 200), 8), 1)
-    expect, _ = KINDS["dense2"].train_loss(p, h, data.targets[8].unsqueeze(0))
+    expect, _ = READOUT_KINDS["dense2"].train_loss(p, h, data.targets[8].unsqueeze(0))
     for directions in ("random", "pca"):
         g = landscape.grid(GridSpec.of(base_model=f"{out}:srnn-T8:1", task="latch", T=(8,), n=200, seed=8, fit="fixed",
                                     directions=directions, x=Axis("a", -1, 1, 5), y=Axis("b", -1, 1, 3)),

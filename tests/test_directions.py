@@ -19,7 +19,7 @@ from landscape.directions import (EXACT_HESSIAN_MAX, EXACT_HESSIAN_MAX_BATCHED, 
 from landscape.errors import LandscapeError
 from landscape.model import ModelSpec
 from landscape.problem import resolve_model
-from landscape.readouts import KINDS
+from landscape.readouts import READOUT_KINDS
 
 DT = torch.float64
 
@@ -113,7 +113,7 @@ def test_lanczos_agrees_with_exact(which, H):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_axes_plane_reproduces_the_named_axis_grid(cell_name, H, x, y, dtype):
     cell = get_cell(cell_name)
-    base = {**cell.default_params(H, 1), **KINDS["logistic"].base(H)}
+    base = {**cell.default_params(H, 1), **READOUT_KINDS["logistic"].base(H)}
     base["b" if cell_name == "srnn" else "b_z"] = torch.full((H,), 0.3, dtype=DT)  # axis not at 0
     shapes = {k: tuple(v.shape) for k, v in base.items()}
     from landscape.cells import parse_param_ref
@@ -217,7 +217,7 @@ def test_filter_normalisation_rows_and_pooled_scalars():
 
 def test_random_plane_for_one_unit_is_not_degenerate():
     cell = get_cell("srnn")
-    p = {**cell.default_params(1, 1), **KINDS["logistic"].base(1)}  # w = u = 1, b = 0, out_w = 4, out_b = 0
+    p = {**cell.default_params(1, 1), **READOUT_KINDS["logistic"].base(1)}  # w = u = 1, b = 0, out_w = 4, out_b = 0
     cos = [abs(dict(random_plane(p, seed=s).info)["cos"]) for s in range(20)]
     assert max(cos) < 0.999  # filter norm alone: +-|theta| of 3 non-zero scalars, parallel 1 time in 4
     d1, _ = random_plane(p, seed=0).directions()

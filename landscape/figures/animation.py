@@ -27,7 +27,7 @@ from .overlays import overlay_basin, overlay_folds
 from .scales import check_scale, describe, finite_range, mask, pick_Ts
 from .style import new_figure, use_style
 
-KINDS = ("contour", "surface")
+ANIMATION_KINDS = ("contour", "surface")
 FORMATS = (".gif", ".mp4")
 
 
@@ -46,8 +46,8 @@ class Frames:
 
 
 def check_animation_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise LandscapeError(f"unknown animation kind {kind!r}; choose from: {', '.join(KINDS)}")
+    if kind not in ANIMATION_KINDS:
+        raise LandscapeError(f"unknown animation kind {kind!r}; choose from: {', '.join(ANIMATION_KINDS)}")
     return kind
 
 

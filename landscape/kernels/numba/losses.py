@@ -73,9 +73,9 @@ def _loss(fused_readout, y, target, params, readout, threads):
         w, b = fused_readout.fit_logistic_readout_1(y, target, readout.l2, threads=threads)
         return fused_readout.logistic_losses(y.to(torch.float64), target, w, b, threads=threads).to(y.dtype)
     if readout.kind == "dense2":  # Dense(2) as its logit difference
-        from ...readouts import KINDS
+        from ...readouts import READOUT_KINDS
 
-        out_w, out_b = KINDS["dense2"].logit_difference(params)
+        out_w, out_b = READOUT_KINDS["dense2"].logit_difference(params)
     else:
         out_w, out_b = params["out_w"], params["out_b"]  # (P|1, 1) each
     return fused_readout.logistic_losses(y, target, out_w, out_b, threads=threads)
