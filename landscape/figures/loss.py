@@ -127,10 +127,53 @@ def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: f
     finite = Z[np.isfinite(Z)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     lo, hi = lo if vmin is None else vmin, hi if vmax is None else vmax
-    ax.plot_surface(X, Y, Z, cmap=cmap, vmin=lo, vmax=hi, rcount=_grid_lines(len(surface.x), resolution),
-                    ccount=_grid_lines(len(surface.y), resolution), linewidth=0, antialiased=True)
+    rows = _samples(len(surface.x), resolution)
+    cols = _samples(len(surface.y), resolution)
+    ax.add_collection3d(wall_faithful_mesh(X[np.ix_(rows, cols)], Y[np.ix_(rows, cols)], Z[np.ix_(rows, cols)],
+                                           cmap, lo, hi))
+    if zlim is None and finite.size:
+        ax.set_zlim(lo, hi)
     _finish_3d(ax, surface, zlabel, elev, azim, zlim, title, T, m)
     return ax
+
+
+WALL_SPAN = 0.1  # a facet rising more than this fraction of the colour range is part of a wall
+WALL_SHADE = 0.8  # a wall's facets are drawn this much darker than the top edge's colour
+
+
+def wall_faithful_mesh(X, Y, Z, cmap: str, vmin: float, vmax: float):
+    """A triangle mesh of the (nx, ny) field Z (NaN: holes) on "ij" meshgrids X, Y that draws a cliff
+    as one wall. Each grid cell is split along the diagonal whose ends are closer in height, so no
+    facet folds across the cliff; a facet that rises more than ``WALL_SPAN`` of the colour range takes
+    the colour of its top edge, shaded, instead of its mean height (the mean alternates between 1/3 and
+    2/3 of the step from one facet to the next, which drew the wall as vertical stripes). Returns a
+    Poly3DCollection for ``ax.add_collection3d``."""
+    from matplotlib import colormaps
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    nx, ny = Z.shape
+    idx = np.arange(nx * ny).reshape(nx, ny)
+    a, b, c, d = (idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel(), idx[:-1, 1:].ravel())
+    z = Z.ravel()
+    with np.errstate(invalid="ignore"):
+        along_ac = ~(np.abs(z[a] - z[c]) > np.abs(z[b] - z[d]))  # NaN: either diagonal will do
+    first = np.where(along_ac[:, None], np.c_[a, b, c], np.c_[a, b, d])
+    second = np.where(along_ac[:, None], np.c_[a, c, d], np.c_[b, c, d])
+    tris = np.concatenate([first, second])  # (F, 3) vertex indices
+    zt = z[tris]
+    tris, zt = tris[np.isfinite(zt).all(1)], zt[np.isfinite(zt).all(1)]  # masked points leave holes
+    verts = np.stack([X.ravel()[tris], Y.ravel()[tris], zt], axis=-1)  # (F, 3 vertices, xyz)
+    steep = (zt.max(1) - zt.min(1)) > WALL_SPAN * max(vmax - vmin, np.finfo(float).tiny)
+    shade = np.where(steep, zt.max(1), zt.mean(1))
+    span = vmax - vmin if vmax > vmin else 1.0
+    face = colormaps[cmap](np.clip((shade - vmin) / span, 0.0, 1.0))
+    face[steep, :3] *= WALL_SHADE
+    return Poly3DCollection(verts, facecolors=face, linewidths=0, antialiased=False)
+
+
+def _samples(n: int, target: int) -> np.ndarray:
+    """At most ``target`` indices of 0..n-1, evenly spread, first and last included."""
+    return np.unique(np.round(np.linspace(0, n - 1, _grid_lines(n, target))).astype(int))
 
 
 def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev: float | None = None,
