@@ -296,6 +296,9 @@ def plot_panels(surface, Ts: Sequence[int] | None = None, fig=None, ncols: int |
                 axis.set_major_locator(MaxNLocator(3))
             if n % ncols != ncols - 1:
                 ax.set_zlabel("")
+            if n + ncols < len(picks):  # axis names on the bottom row only: they fell on the titles below
+                ax.set_xlabel("")
+                ax.set_ylabel("")
         else:
             ax = fig.add_subplot(nrows, ncols, n + 1)
             mappable = draw_field(ax, X, Y, m, norm, levels, True, cmap)
