@@ -1,9 +1,13 @@
-"""The one style file: rc settings for ``paper`` and ``talk``, figure widths, new figures, saving.
+"""The one style file: rc settings for ``paper``, ``paper-serif``, ``talk`` and ``own``, figure widths,
+new figures, saving.
 
 Every figure of the package is drawn inside ``use_style(name)`` and created by ``new_figure``:
 a bare ``matplotlib.figure.Figure`` on the Agg canvas (headless, never pyplot, never shown).
 Widths are those of a two-column paper: ``single`` 3.25 in, ``double`` 6.75 in. Fonts are
 embedded as TrueType (pdf.fonttype 42) and SVG text stays text (svg.fonttype 'none').
+
+``paper`` sets DejaVu Sans; ``paper-serif`` a Times-like serif with STIX mathematics, to sit in a
+paper's body text; ``own`` changes nothing, so a user's matplotlibrc or ``plt.style.use(...)`` rules.
 """
 from __future__ import annotations
 
@@ -37,15 +41,21 @@ _COMMON = {
     "figure.dpi": 100,
 }
 
+_PAPER = {**_COMMON, "font.size": 7, "axes.labelsize": 7, "axes.titlesize": 7,
+          "xtick.labelsize": 6, "ytick.labelsize": 6, "legend.fontsize": 6,
+          "lines.linewidth": 1.0, "axes.linewidth": 0.6, "xtick.major.width": 0.6,
+          "ytick.major.width": 0.6, "xtick.major.size": 2.5, "ytick.major.size": 2.5,
+          "savefig.dpi": 300}
+_SERIF = {"font.family": "serif", "font.serif": ["STIXGeneral", "Times New Roman", "Times", "DejaVu Serif"],
+          "mathtext.fontset": "stix"}  # STIX ships with matplotlib: Times-like text and LaTeX-like mathematics
+
 STYLES = {
-    "paper": {**_COMMON, "font.size": 7, "axes.labelsize": 7, "axes.titlesize": 7,
-              "xtick.labelsize": 6, "ytick.labelsize": 6, "legend.fontsize": 6,
-              "lines.linewidth": 1.0, "axes.linewidth": 0.6, "xtick.major.width": 0.6,
-              "ytick.major.width": 0.6, "xtick.major.size": 2.5, "ytick.major.size": 2.5,
-              "savefig.dpi": 300},
+    "paper": _PAPER,
+    "paper-serif": {**_PAPER, **_SERIF},
     "talk": {**_COMMON, "font.size": 12, "axes.labelsize": 12, "axes.titlesize": 12,
              "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10,
              "lines.linewidth": 1.8, "axes.linewidth": 1.0, "savefig.dpi": 150},
+    "own": {},  # the user's rcParams as they are
 }
 
 
