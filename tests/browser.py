@@ -29,7 +29,7 @@ class Chrome:
         self.profile = tempfile.TemporaryDirectory(prefix="landscape-test-chromium-")
         args = [*HEADLESS_FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-pipe",
                 f"--window-size={width},{height}", "--proxy-server=127.0.0.1:9",
-                "--host-resolver-rules=MAP * ~NOTFOUND", "about:blank"]
+                "--host-resolver-rules=MAP * ~NOTFOUND" + ("" if offline else ", EXCLUDE 127.0.0.1"), "about:blank"]
         # fd 3: commands to the browser, fd 4: its answers (our stdin / stdout pipes)
         self.proc = subprocess.Popen(["sh", "-c", 'exec "$0" "$@" 3<&0 4>&1 </dev/null >/dev/null 2>/dev/null',
                                       exe, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -82,16 +82,21 @@ class Chrome:
     def page(self, method, params=None, timeout=60.0):
         return self.call(method, params, self.session, timeout)
 
-    def js(self, expression):
-        r = self.page("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+    def js(self, expression, timeout=60.0):
+        r = self.page("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True},
+                      timeout)
         if "exceptionDetails" in r:
             raise RuntimeError(f"{expression}: {r['exceptionDetails']}")
         return r["result"].get("value")
 
     def wait(self, expression, timeout=60.0):
+        """Poll ``expression`` until it is true; an evaluation lost in a navigation is asked again."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            value = self.js(expression)
+            try:
+                value = self.js(expression, timeout=min(10.0, max(end - time.monotonic(), 0.1)))
+            except TimeoutError:
+                continue
             if value:
                 return value
             time.sleep(0.05)
