@@ -58,7 +58,8 @@ def surface_figure(surf, T: int, scale: str, curves=(), point=None, paths=None, 
                                  x=0.5, font=dict(size=15)),
                       xaxis=dict(title=surf.x_name, range=[x.min(), x.max()], constrain="domain"),
                       yaxis=dict(title=surf.y_name, range=[y.min(), y.max()]),
-                      legend=dict(orientation="h", y=-0.14, x=0.5, xanchor="center"),
+                      legend=dict(orientation="h", y=-0.14, x=0.5, xanchor="center", bgcolor="#5a5a5a",
+                                  font=dict(color="white")),  # dark: the white fold line shows
                       uirevision="surface", clickmode="event")
     return fig
 
