@@ -153,11 +153,9 @@ def test_the_command_is_registered_and_a_bad_point_is_one_line():
 # ---------------------------------------------------------------------------------------------
 # the app in a real browser
 
-dash = pytest.importorskip("dash", reason="dash is not installed (the optional extra 'explore')")
-
-
 @pytest.fixture(scope="module")
 def server():
+    pytest.importorskip("dash", reason="dash is not installed (the optional extra 'explore')")
     from werkzeug.serving import make_server
 
     from landscape.explorer.app import make_app
@@ -212,7 +210,7 @@ def _names(chrome) -> list:
 def test_the_page_loads_with_nothing_from_the_network(chrome, server):
     _open(chrome, server)
     assert _title(chrome) == "pascanu on target, T = 50"
-    assert chrome.requests and all(u.startswith(server) or u.startswith("data:") for u in chrome.requests), \
+    assert chrome.requests and all(u.startswith((server, "data:")) for u in chrome.requests), \
         [u for u in chrome.requests if not u.startswith(server)][:3]
 
 

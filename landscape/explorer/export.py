@@ -16,7 +16,13 @@ FORMATS = ("png", "pdf")
 
 def view_figure(state: ExploreState, view, curves=(), analysis=None, paths=None):
     """A matplotlib Figure of the view (one panel, or two after a click)."""
-    from ..figures import new_figure, overlay_basin, overlay_folds, overlay_trajectory, plot_contour
+    from ..figures import (
+        new_figure,
+        overlay_basin,
+        overlay_folds,
+        overlay_trajectory,
+        plot_contour,
+    )
 
     surf = view.surface
     fig = new_figure("double", aspect=0.42 if analysis is not None else 0.75)
