@@ -22,6 +22,7 @@ _EXPORTS = {
     "ModelSpec": "model", "Problem": "problem", "resolve_model": "problem",
     "Surface": "store", "load": "store",
     "GridResult": "surface", "grid": "surface",
+    "explore": "explorer",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
