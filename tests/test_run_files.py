@@ -410,7 +410,7 @@ def test_a_run_file_naming_a_cell_file_does_not_import_it(tmp_path):
     assert done.returncode == 0, done.stderr
     group = next(iter(h5py.File(out, "r")["runs"]))
     planted = tmp_path / "planted"
-    cell.write_text(f"open({str(planted)!r}, 'w').write('ran')\n" + cell.read_text())  # the file now runs code
+    cell.write_text(cell.read_text() + f"\nopen({str(planted)!r}, 'w').write('ran')\n")  # the file now runs code
     grid = ["grid", "--base-model", f"{out}:{group}", "--directions", "random", "--x", "a:-1:1:3", "--y", "b:-1:1:3",
             "--T", "4", "--n", "16", "--out", str(tmp_path / "s.h5")]
     env = {"LANDSCAPE_CACHE": str(tmp_path / "cache")}
@@ -419,7 +419,7 @@ def test_a_run_file_naming_a_cell_file_does_not_import_it(tmp_path):
     assert len(refused.stderr.strip().splitlines()) == 1 and not planted.exists()
     other = landscape([*grid, "--cell", f"{cell}:MGU"], env=env)  # the edited file: another source
     assert other.returncode != 0 and "source hash" in other.stderr and len(other.stderr.strip().splitlines()) == 1
-    planted.unlink()
+    planted.unlink()  # the user's own --cell is imported (their choice), the run's never
     cell.write_text((ROOT / "examples" / "cells" / "mgu.py").read_text())
     ok = landscape([*grid, "--cell", f"{cell}:MGU"], env=env)
     assert ok.returncode == 0, ok.stderr
