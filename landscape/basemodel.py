@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cells import CELLS
 from .errors import LandscapeError, error_reason
 from .lazy import torch
 from .model import ModelSpec
@@ -89,38 +90,38 @@ def _split(ref: str) -> tuple[str, str | None, int | None]:
 
 
 def _from_run(path: Path, group: str | None, repeat: int | None, source: dict) -> BaseModel:
-    import h5py
+    """A member of a training run, read from the verified file (``store.runs``); a cell from outside
+    landscape is named by the hash of its source (``cell_source``), never imported from the file."""
+    from .plan import check_run_file_memory
+    from .settings import memory
+    from .store.runs import read_run_file
 
     if group is None:
         raise LandscapeError(f"--base-model {path}: name the group of the training run, {path}:GROUP[:REPEAT]")
-    try:
-        with h5py.File(path, "r") as f:
-            runs = f.get("runs")
-            found = [g for g in (runs.values() if runs is not None else []) if g.attrs.get("group") == group]
-            if not found:
-                names = sorted(str(g.attrs.get("group")) for g in (runs.values() if runs is not None else []))
-                raise LandscapeError(f"--base-model: no group {group!r} in {path}; its groups: "
-                                     f"{', '.join(names) or 'none'}")
-            g = found[0]
-            spec = json.loads(g.attrs["spec"])
-            members = json.loads(g.attrs["members"])
-            labels = [dict(m.get("labels", [])).get("repeat") for m in members]
-            if repeat is None:
-                index = 0
-            elif repeat in labels:
-                index = labels.index(repeat)
-            else:
-                raise LandscapeError(f"--base-model: group {group!r} has no repeat {repeat}; its repeats: "
-                                     f"{', '.join(str(x) for x in labels)}")
-            params = {k: torch.as_tensor(np.asarray(g["params"][k][-1, index]), dtype=torch.float64)
-                      for k in g["params"]}
-            trajectory = None
-            if "step_params" in g:
-                trajectory = {k: torch.as_tensor(np.asarray(g["step_params"][k][:, index]), dtype=torch.float64)
-                              for k in g["step_params"]}
-    except OSError as err:
-        raise LandscapeError(f"--base-model: {path} is not a readable training run ({err})") from None
+    check_run_file_memory(path, memory())
+    runs = read_run_file(path)
+    found = [g for g in runs if g.group == group]
+    if not found:
+        raise LandscapeError(f"--base-model: no group {group!r} in {path}; its groups: "
+                             f"{', '.join(sorted(g.group for g in runs)) or 'none'}")
+    g = found[0]
+    spec, members = json.loads(g.spec), json.loads(g.members)
+    labels = [dict(m.get("labels", [])).get("repeat") for m in members]
+    if repeat is None:
+        index = 0
+    elif repeat in labels:
+        index = labels.index(repeat)
+    else:
+        raise LandscapeError(f"--base-model: group {group!r} has no repeat {repeat}; its repeats: "
+                             f"{', '.join(str(x) for x in labels)}")
+    params = {k: torch.as_tensor(np.asarray(v[-1, index]), dtype=torch.float64) for k, v in g.arrays["params"].items()}
+    trajectory = None
+    if "step_params" in g.arrays:
+        trajectory = {k: torch.as_tensor(np.asarray(v[:, index]), dtype=torch.float64)
+                      for k, v in g.arrays["step_params"].items()}
     source.update(group=group, repeat=repeat if repeat is not None else labels[index], member=index)
+    if g.cell_source is not None:
+        source["cell_source"] = g.cell_source
     kind = spec.get("readout", "dense2") if any(k.startswith(("out_", "dense_")) for k in params) else "identity"
     return BaseModel(spec["cell"], tuple(tuple(o) for o in spec.get("cell_options", [])),
                      int(spec["hidden"]) if spec.get("hidden") is not None else int(next(
@@ -173,15 +174,40 @@ def read_base_point(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch
 
 def adopt_model(spec: ModelSpec, bm: BaseModel) -> ModelSpec:
     """The ModelSpec with a trained model's cell, options and hidden size; a different --cell,
-    --cell-opt or --hidden given with it is one clear error (the default cell counts as not given)."""
+    --cell-opt or --hidden given with it is one clear error (the default cell counts as not given).
+
+    A model trained with a cell from outside landscape (a run file's ``cell_source``) needs the
+    user's ``--cell FILE.py:Class`` whose source hashes to it: the file the run names is never
+    imported (a data file must not run code)."""
     default_cell = ModelSpec.cell
-    if spec.cell not in (default_cell, bm.cell):
+    cell = bm.cell
+    if "cell_source" in bm.source or CELLS.is_reference(bm.cell):
+        cell = _matching_user_cell(spec.cell if spec.cell != default_cell else None, bm)
+    elif spec.cell not in (default_cell, bm.cell):
         raise LandscapeError(f"the base model is a {bm.cell}; drop --cell {spec.cell} or give --cell {bm.cell}")
     if spec.cell_options and tuple(spec.cell_options) != tuple(bm.cell_options):
         raise LandscapeError(f"the base model has cell options {dict(bm.cell_options) or 'none'}; drop --cell-opt")
     if spec.hidden is not None and int(spec.hidden) != bm.hidden:
         raise LandscapeError(f"the base model has {bm.hidden} hidden units; drop --hidden {spec.hidden}")
-    return replace(spec, cell=bm.cell, cell_options=tuple(bm.cell_options), hidden=bm.hidden)
+    return replace(spec, cell=cell, cell_options=tuple(bm.cell_options), hidden=bm.hidden)
+
+
+def _matching_user_cell(given: str | None, bm: BaseModel) -> str:
+    """The user's --cell when its source is the one the model was trained with; one line otherwise."""
+    from .extensions import source_hash
+
+    want = bm.source.get("cell_source")
+    ask = (f"--base-model {bm.source['ref']} was trained with the cell {bm.cell} from outside landscape, which is "
+           f"not imported from the run file")
+    if want is None:
+        raise LandscapeError(f"{ask}, and the run does not record its source: train it again")
+    if given is None or not CELLS.is_reference(given):
+        raise LandscapeError(f"{ask}: pass --cell FILE.py:Class, the file it was trained with (source hash {want})")
+    have = source_hash(CELLS.get(given))
+    if have != want:
+        raise LandscapeError(f"{ask}: --cell {given} has source hash {have}, the run was trained with {want}; "
+                             f"pass the cell file it was trained with")
+    return given
 
 
 def model_values(bm: BaseModel, problem) -> dict:

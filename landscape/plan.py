@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 from .errors import LandscapeError
 from .lazy import torch
@@ -228,3 +229,59 @@ def check_points_memory(problem, P: int, n: int, T: int, steps: int, dtype: torc
             f"T={T} needs about {human_bytes(need)} for the per-timestep gradients and Jacobian factors "
             f"of {P} point(s) over {n} sequences, over the memory budget of {human_bytes(budget)}; lower "
             f"--T or --n, or raise --memory (or $LANDSCAPE_MEMORY)")
+
+
+# Training (``train.population``) is not chunked: a population's whole step must fit. Its default
+# budget is the machine's (the physical memory, or the free memory of the GPU), not a chunk's.
+TRAIN_GRAPH_UNITS = 14  # state-sized tensors the autograd graph keeps per step and state (as ``bytes_per_member``)
+ROW_BYTES = 2048  # a tidy result row as a Python dict (about 25 columns), before its parameter columns
+
+
+def training_budget(device: torch.device, budget: int | None = None) -> int:
+    """Bytes a training run may use: the given budget (--memory / $LANDSCAPE_MEMORY), else the
+    machine's physical memory on the CPU, the free memory of the GPU."""
+    if budget is not None:
+        return int(budget)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def training_bytes(P: int, batch: int, n: int, data_sets: int, steps: int, D: int, H: int, states: int,
+                   item: int, n_params: int, n_trainable: int, epochs: int, steps_per_epoch: int,
+                   record_steps: bool, eval_elems: int) -> int:
+    """A conservative estimate of the bytes a population's training needs (``train.population``):
+    P members, each step a mini-batch of ``batch`` sequences of up to ``steps`` steps (D inputs, H
+    units, ``states`` state tensors, ``item`` bytes a number); ``data_sets`` data sets of n rows;
+    n_params (n_trainable) scalars per member; ``eval_elems`` state elements per evaluation chunk.
+
+    The data (the inputs in float64 while one data set is made, cast, side by side; targets and
+    ends), the graph of one training step (every step of the unroll keeps its tensors), an
+    evaluation chunk's unroll, the parameter history (E + 1) and, with record_steps, every step's
+    parameters and metrics, each held twice while stacked; the result's tidy rows."""
+    data = steps * n * D * (3 * 8 + data_sets * item) + data_sets * n * 16 * 2
+    graph = P * batch * H * item * states * TRAIN_GRAPH_UNITS * steps
+    evaluation = min(eval_elems, P * n * H) * item * (2 * states + 12)
+    history = 2 * 8 * (epochs + 1) * P * n_params
+    recorded = 2 * 8 * (epochs * steps_per_epoch + 1) * P * (n_trainable + 3) if record_steps else 0
+    rows = (epochs + 1) * P * (ROW_BYTES + 100 * min(n_params, 64))
+    return data + graph + evaluation + history + recorded + rows
+
+
+def check_training_memory(need: int, budget: int, what: str) -> None:
+    """Refuse, before anything is allocated, a training run that needs more than ``budget`` bytes."""
+    if need > budget:
+        raise LandscapeError(f"training {what} needs about {human_bytes(need)}, over the memory budget of "
+                             f"{human_bytes(budget)}; lower --n, --repeats, the largest T or --batch (or without "
+                             f"--record-steps), or raise $LANDSCAPE_MEMORY")
+
+
+def check_run_file_memory(path, budget: int | None) -> None:
+    """Refuse to read a training run file (``store.runs``: every array, and its rows parsed) whose
+    contents would need more than the budget (default: the physical memory): about 12 times the
+    file's size (the rows' JSON becomes Python dicts)."""
+    need = 12 * os.path.getsize(path)
+    limit = training_budget(torch.device("cpu"), budget)
+    if need > limit:
+        raise LandscapeError(f"reading the training run {path} needs about {human_bytes(need)}, over the memory "
+                             f"budget of {human_bytes(limit)}; raise $LANDSCAPE_MEMORY or split the run")

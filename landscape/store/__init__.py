@@ -11,6 +11,8 @@
     reader     a surface file read and verified: ``check_surface_file``, ``read_surface``, ``load``
     writer     a surface file created or resumed, written chunk by chunk: ``SurfaceContents``
                (what it holds), ``SurfaceWriter``
+    runs       a training run file read, verified and written whole: ``check_run_file``,
+               ``read_run_file``, ``write_run_file``, ``RunGroup``, ``CorruptRun``
     cache      the cache folder: ``cache_path``, ``cache_entries``, ``find_cached``
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .format import (BOOKKEEPING, FIELD_NAMES, FORMAT, READABLE_VERSIONS, RESERV
 from .integrity import LIBVER, CorruptSurface, chunk_digest, group_digest, spec_key
 from .lock import check_writable, lock_held, lock_path, locked
 from .reader import check_surface_file, load, read_surface
+from .runs import RUN_FORMAT, RUN_FORMAT_VERSION, CorruptRun, RunGroup, check_run_file, read_run_file, write_run_file
 from .writer import STORE_BYTES, WRITE_SLAB_BYTES, SurfaceContents, SurfaceWriter
 
 
@@ -30,4 +33,6 @@ __all__ = ["BOOKKEEPING", "CHUNK_BYTES", "FIELD_NAMES", "FORMAT", "LIBVER", "REA
            "RESERVED_NAMES", "SCALES", "STORE_BYTES", "SURFACE_FORMAT_VERSION", "WRITE_SLAB_BYTES", "CorruptSurface",
            "Layout", "Surface", "SurfaceContents", "SurfaceWriter", "WriteFailed", "cache_dir", "cache_entries",
            "cache_path", "check_surface_file", "check_writable", "chunk_digest", "find_cached", "group_digest",
-           "load", "lock_held", "lock_path", "locked", "read_surface", "spec_key", "write_failure"]
+           "load", "lock_held", "lock_path", "locked", "read_surface", "spec_key", "write_failure",
+           "RUN_FORMAT", "RUN_FORMAT_VERSION", "CorruptRun", "RunGroup", "check_run_file", "read_run_file",
+           "write_run_file"]

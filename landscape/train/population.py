@@ -24,7 +24,9 @@ from ..lazy import torch
 from ..cells import parse_param_ref
 from ..engine import outputs_at_ends, resolve_device
 from ..errors import LandscapeError
+from .. import settings
 from ..model import ModelSpec, split_model_fields
+from ..plan import check_training_memory, training_bytes, training_budget
 from ..problem import apply_set, resolve_model
 from ..readouts import READOUT_KINDS, TRAIN_KINDS
 from ..spec import DTYPES, torch_dtype
@@ -274,11 +276,28 @@ class _Setup:
         where = problem.where
         self.masks = _trainable_masks(spec.trainable, self.shapes, where)
         self.task.check_n(spec.n)
+        self._check_memory()
         self.P = len(members)
         self.T = torch.tensor([m.T for m in members], dtype=torch.long)
         self.classes = self.kind != "identity"
         self._init_params(where)
         self._make_data()
+
+    def _check_memory(self):
+        """One line, before the data or the population are made, when the run does not fit the
+        budget ($LANDSCAPE_MEMORY, else the machine's memory: ``plan.training_budget``)."""
+        spec, members = self.spec, self.members
+        steps = self.task.steps(max(int(m.T) for m in members))
+        per_member = sum(math.prod(s) for s in self.shapes.values())
+        trainable = sum(math.prod(self.shapes[k]) if m is None else int(m.sum()) for k, m in self.masks.items())
+        n_train = spec.n if all(m.protocol == "all" for m in members) else int(spec.n * (1 - spec.val_fraction))
+        need = training_bytes(len(members), spec.batch, spec.n, len({m.data_seed for m in members}), steps,
+                              self.D, self.H, len(self.cell.state_names), torch.finfo(self.dtype).bits // 8,
+                              per_member, trainable, spec.epochs, math.ceil(n_train / spec.batch),
+                              spec.record_steps, EVAL_ELEMS)
+        check_training_memory(need, training_budget(self.device, settings.memory()),
+                              f"{len(members)} models of {self.cell.name} over {spec.n} sequences of up to "
+                              f"{steps} steps")
 
     # --- parameters ---------------------------------------------------------------------------
     def _init_params(self, where):

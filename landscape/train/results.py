@@ -6,37 +6,41 @@ and of that group's members). A rerun with the same output skips every (group, r
 and trains only the rest; a changed setting changes the run_key, so stale rows are never reused
 (they are replaced).
 
-Formats, chosen by the file suffix:
+Both formats are written whole under the file's lock (``store.locked``): the saved groups and the
+new one go to a temporary file that replaces the output, so a killed run leaves the file as it
+was before the group being written (which the rerun trains again), and two runs on one file
+never lose each other's groups. The output is verified whenever it is read; a damaged one is
+refused in one line (remove it, or give another --out), never trained over.
 
-``.csv``         tidy rows: one per model and epoch (``TrainResult.rows``); each write replaces
-                 the file atomically (write a temporary file, then rename), so a killed run
-                 leaves either the old or the new file, never half a group.
-``.h5``/``.hdf5`` one HDF5 group per saved group under ``/runs/<name>`` with attributes ``group``,
-                 ``run_key``, ``spec`` (JSON), ``members`` (JSON), ``complete``; datasets
-                 ``metrics/<name>`` (E + 1, Pg), ``params/<name>`` (E + 1, Pg, *shape),
-                 ``step_params/<name>`` and ``step_metrics/<name>`` when recorded, and
-                 ``rows`` (the tidy rows as JSON). Incomplete groups are dropped on open.
+``.csv``          tidy rows: one per model and epoch (``TrainResult.rows``), and a ``digest`` column: a
+                  hash of the group's rows (their text as written, in order) bound to its group and
+                  run_key, the same on each row of the group (``csv_digest``)
+``.h5``/``.hdf5`` one HDF5 group per saved group under ``/runs/<name>``: ``store.runs`` reads, verifies
+                  and writes it (checksums, a digest per group bound to the file and the group's name)
 """
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
+import io
 import json
 import math
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 from tqdm import tqdm
 
 from ..errors import LandscapeError
+from ..store import locked
+from ..store.runs import CorruptRun, RunGroup, read_run_file, write_run_file
 from .population import TrainResult, spec_key, train_population
 
 SUFFIXES = (".csv", ".h5", ".hdf5")
-TEXT_COLUMNS = ("group", "run_key", "set")  # never read back as numbers (a hex key may look like one)
+TEXT_COLUMNS = ("group", "run_key", "set", "digest")  # never read back as numbers (a hex key may look like one)
 
 
 def _check_path(path: Path) -> Path:
@@ -69,130 +73,74 @@ def _parse(value: str):
 
 
 class ResultStore:
-    """The saved groups of one output file (CSV or HDF5)."""
+    """The saved groups of one output file (CSV or HDF5), verified when opened and on every read."""
 
     def __init__(self, path):
         self.path = _check_path(path)
         self.kind = "csv" if self.path.suffix.lower() == ".csv" else "h5"
-        if self.kind == "h5" and self.path.exists():
-            self._drop_incomplete()
+        self._read()  # a damaged file is refused before anything is trained
 
     # --- reading ---------------------------------------------------------------------------------
-    def rows(self) -> list[dict]:
-        """Every saved row, in the order written."""
+    def _read(self) -> list:
+        """The saved groups, verified: RunGroup (HDF5) or (group, run_key, rows as text) (CSV)."""
         if not self.path.exists():
             return []
+        if self.kind == "h5":
+            from ..plan import check_run_file_memory
+            from ..settings import memory
+
+            check_run_file_memory(self.path, memory())
+            return read_run_file(self.path)
+        return _read_csv(self.path)
+
+    def rows(self) -> list[dict]:
+        """Every saved row, in the order written."""
         if self.kind == "csv":
-            with open(self.path, newline="") as fh:
-                return [{k: v if k in TEXT_COLUMNS else _parse(v) for k, v in row.items()}
-                        for row in csv.DictReader(fh)]
-        out = []
-        with h5py.File(self.path, "r") as f:
-            for name in f.get("runs", {}):
-                out.extend(json.loads(f["runs"][name]["rows"][()]))
-        return out
+            return [{k: v if k in TEXT_COLUMNS else _parse(v) for k, v in row.items()}
+                    for _, _, rows in self._read() for row in rows]
+        return [row for g in self._read() for row in json.loads(g.rows)]
 
     def done(self) -> set[tuple[str, str]]:
         """(group, run_key) of every saved group."""
-        if not self.path.exists():
-            return set()
         if self.kind == "csv":
-            return {(str(r["group"]), str(r["run_key"])) for r in self.rows()}
-        with h5py.File(self.path, "r") as f:
-            return {(g.attrs["group"], g.attrs["run_key"]) for g in f.get("runs", {}).values()
-                    if g.attrs.get("complete", False)}
+            return {(group, run_key) for group, run_key, _ in self._read()}
+        return {(g.group, g.run_key) for g in self._read()}
 
     def arrays(self, group: str) -> dict:
         """HDF5 only: the arrays of a saved group {"metrics": {...}, "params": {...}, ...}."""
         if self.kind != "h5":
             raise LandscapeError("arrays are stored in HDF5 outputs only; write to a .h5 file")
-        with h5py.File(self.path, "r") as f:
-            for g in f.get("runs", {}).values():
-                if g.attrs["group"] == group:
-                    return {part: {k: g[part][k][()] for k in g[part]} for part in
-                            ("metrics", "params", "step_params", "step_metrics") if part in g}
+        for g in self._read():
+            if g.group == group:
+                return g.arrays
         raise LandscapeError(f"no saved group {group!r} in {self.path}")
 
     # --- writing ---------------------------------------------------------------------------------
     def write(self, group: str, run_key: str, result: TrainResult) -> None:
-        """Save one group's result, replacing any earlier rows of the same group."""
+        """Save one group's result, replacing any earlier rows of the same group: the file is
+        read (verified) and written whole under its lock."""
         rows = [dict(r, run_key=run_key) for r in result.rows()]
-        if self.kind == "csv":
-            self._write_csv(group, rows)
-        else:
-            self._write_h5(group, run_key, result, rows)
+        with locked(self.path):
+            if self.kind == "csv":
+                kept = [g for g in self._read() if g[0] != group]
+                _write_csv(self.path, kept + [(group, run_key, [_text_row(r) for r in rows])])
+            else:
+                kept = [g for g in self._read() if g.group != group]
+                write_run_file(self.path, kept + [_run_group(group, run_key, result, rows)])
 
-    def _write_csv(self, group, rows):
-        old = [r for r in self.rows() if str(r["group"]) != group]
-        everything = old + rows
-        columns = list(dict.fromkeys(k for r in everything for k in r))
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=columns, restval="")
-                writer.writeheader()
-                for r in everything:
-                    writer.writerow({k: _fmt(v) for k, v in r.items()})
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
 
-    def _write_h5(self, group, run_key, result, rows):
-        name = re.sub(r"[^A-Za-z0-9_.=+-]", "_", group) or "_"
-        with h5py.File(self.path, "a") as f:
-            f.attrs["format"] = "landscape-train"
-            runs = f.require_group("runs")
-            for key in [k for k in runs if runs[k].attrs.get("group") == group]:
-                del runs[key]
-            g = runs.create_group(name)
-            g.attrs["group"] = group
-            g.attrs["run_key"] = run_key
-            g.attrs["complete"] = False
-            g.attrs["spec"] = json.dumps(result.spec.canonical(), sort_keys=True, default=str)
-            g.attrs["members"] = json.dumps([m.canonical() for m in result.members], default=str)
-            g.attrs["device"] = result.device
-            scales = {}  # dimension scales in the group, so xarray (h5netcdf) names every dimension
+def _run_group(group: str, run_key: str, result: TrainResult, rows: list[dict]) -> RunGroup:
+    """A group's result as stored: a cell from outside landscape by the hash of its source."""
+    from ..cells import CELLS, cell_class
+    from ..extensions import source_hash
 
-            def scale(name, values, doc):
-                if name not in scales:
-                    ds = g.create_dataset(name, data=np.asarray(values, dtype=np.int64))
-                    ds.make_scale(name)
-                    ds.attrs["description"] = doc
-                    scales[name] = ds
-                return scales[name]
-
-            lead = {"metrics": ("epoch", 0, "epoch; 0 is the initial point"),
-                    "params": ("epoch", 0, "epoch; 0 is the initial point"),
-                    "step_params": ("step", 0, "optimiser step; 0 is the initial point"),
-                    "step_metrics": ("update", 1, "optimiser step s = 1..S (the update to step s)")}
-            for part in ("metrics", "params", "step_params", "step_metrics"):
-                arrays = getattr(result, part)
-                if arrays:
-                    sub = g.create_group(part)
-                    for k, v in arrays.items():
-                        v = np.asarray(v)
-                        ds = sub.create_dataset(k, data=v)
-                        name, first, doc = lead[part]
-                        dims = [scale(name, np.arange(first, first + v.shape[0]), doc)]
-                        if v.ndim > 1:
-                            dims.append(scale("member", np.arange(v.shape[1]), "model of the group"))
-                        dims += [scale(f"{k}_dim{d}", np.arange(n), f"axis {d} of parameter {k}")
-                                 for d, n in enumerate(v.shape[2:])]
-                        for d, sc in enumerate(dims):
-                            ds.dims[d].attach_scale(sc)
-            g.create_dataset("rows", data=json.dumps(rows, default=_fmt))
-            g.attrs["complete"] = True
-
-    def _drop_incomplete(self):
-        try:
-            with h5py.File(self.path, "a") as f:
-                runs = f.get("runs", {})
-                for key in [k for k in runs if not runs[k].attrs.get("complete", False)]:
-                    del runs[key]
-        except OSError as err:
-            raise LandscapeError(f"cannot read {self.path} as HDF5: {err}") from None
+    cell = result.spec.model.cell
+    arrays = {part: {k: np.asarray(v) for k, v in getattr(result, part).items()}
+              for part in ("metrics", "params", "step_params", "step_metrics") if getattr(result, part)}
+    return RunGroup(group, run_key, json.dumps(result.spec.canonical(), sort_keys=True, default=str),
+                    json.dumps([m.canonical() for m in result.members], default=str), result.device,
+                    json.dumps(rows, default=_fmt), arrays,
+                    None if cell in CELLS else source_hash(cell_class(cell)))
 
 
 def _fmt(v):
@@ -201,6 +149,82 @@ def _fmt(v):
     if isinstance(v, (np.floating, np.integer)):
         return v.item()
     return v
+
+
+def _text_row(row: dict) -> dict[str, str]:
+    """A row as the text the CSV holds (what the digest covers)."""
+    return {k: "" if v is None else str(_fmt(v)) for k, v in row.items()}
+
+
+def csv_digest(group: str, run_key: str, rows: list[dict[str, str]]) -> str:
+    """The digest of a group's CSV rows: their non-empty cells as text, in order, bound to the
+    group and its run_key (16 hex digits of BLAKE2b); a row's empty cells count as absent, so
+    the digest does not depend on the columns that other groups add to the file."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(f"{group}\0{run_key}\0{len(rows)}\0".encode("utf-8", "surrogateescape"))
+    for i, row in enumerate(rows):
+        cells = sorted((k, v) for k, v in row.items() if k != "digest" and v != "")
+        h.update(f"{i}\0{cells!r}\0".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def _read_csv(path: Path) -> list[tuple[str, str, list[dict[str, str]]]]:
+    """The groups of a CSV output, verified against their digests: [(group, run_key, rows)], in
+    the order written; CorruptRun (one line) for anything that does not match."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise CorruptRun(path, f"not a readable CSV file: {err}") from None
+    if not rows:
+        raise CorruptRun(path, "it holds no rows")
+    if "digest" not in columns:
+        raise LandscapeError(f"{path} is a training run of an older landscape, without digests, and is not "
+                             f"trusted: move it away and run the same `landscape train --out {path.name}` to "
+                             f"recompute it")
+    if any(k not in columns for k in ("group", "run_key")) or any(None in r or None in r.values() for r in rows):
+        raise CorruptRun(path, "its columns do not match its rows")
+    groups: dict[str, list] = {}
+    for row in rows:
+        groups.setdefault(row["group"], []).append(row)
+    out = []
+    for group, members in groups.items():
+        keys = {(r["run_key"], r["digest"]) for r in members}
+        if len(keys) != 1:
+            raise CorruptRun(path, f"the rows of group {group!r} disagree on their run_key or digest")
+        ((run_key, digest),) = keys
+        if csv_digest(group, run_key, members) != digest:
+            raise CorruptRun(path, f"the rows of group {group!r} do not match their digest")
+        out.append((group, run_key, members))
+    return out
+
+
+def _write_csv(path: Path, groups: list[tuple[str, str, list[dict[str, str]]]]) -> None:
+    """Write a CSV output whole (a temporary file renamed into place), each row with its group's digest."""
+    everything = [dict(r, digest=csv_digest(group, run_key, rows)) for group, run_key, rows in groups for r in rows]
+    columns = list(dict.fromkeys(k for r in everything for k in r))
+    columns = [k for k in columns if k != "digest"] + ["digest"]
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(everything)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            fh.write(text.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        full = " (free some space)" if err.errno == errno.ENOSPC else ""
+        raise LandscapeError(f"cannot write {path}: {err.strerror or err}{full}; the groups saved before are "
+                             f"kept and the same command resumes from them") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = None, compile: bool = False,
