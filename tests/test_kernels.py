@@ -298,6 +298,7 @@ COMPILE_CHECK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_fused_kernels_compile_for_cuda_without_a_gpu():
     """Triton compiles to PTX and cubin (with the ptxas in its wheel) without a GPU: every kernel,
     both dtypes, for sm_80 and sm_90. A fresh process: this one may run Triton's interpreter."""
