@@ -1,5 +1,6 @@
 # make demo   set up .venv with what the demo needs and reproduce the headline figures (Pascanu et al. 2013 Figs. 6 and 3) into out/
 # make test   add the test tools to .venv and run the test suite (CI runs exactly this: .ci/run)
+# make test-fast   the same without the tests marked slow (the end-to-end runs, the golden comparison)
 # make bench  run the benchmarks (ratios against baselines measured in the same run)
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 CORE := $(VENV)/.core-installed
 TEST := $(VENV)/.test-installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ demo: $(CORE)
 
 test: $(TEST)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q
+
+test-fast: $(TEST)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(TEST)
 	$(BIN)/python -m benchmarks

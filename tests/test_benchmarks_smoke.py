@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 HAVE_JAX = importlib.util.find_spec("jax") is not None
@@ -19,6 +21,7 @@ def bench(*args, timeout=600):
                           timeout=timeout)
 
 
+@pytest.mark.slow  # every benchmark at its quick size: about 40 s of CPU
 def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
     res = bench("--quick", "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
@@ -63,6 +66,7 @@ def test_unknown_benchmark_is_one_clear_error(tmp_path):
     assert not list(tmp_path.glob("*.csv"))
 
 
+@pytest.mark.slow  # compiles C with torch.compile: about 25 s on two cores
 def test_fusion_runs_on_request_and_its_kernels_match_the_eager_step(tmp_path):
     res = bench("--only", "fusion", "--quick", "--out", str(tmp_path), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -83,19 +83,24 @@ def notes(fig) -> str:
 
 @pytest.mark.parametrize("kind", tuple(k for k, v in kinds.KINDS.items() if v.render is not None))
 def test_every_kind_draws_a_labelled_non_blank_figure(kind):
-    s = bump_surface()
-    surfaces = [s, bump_surface(i0=1, j0=10)] if kind == "compare" else [s]
+    """Each kind draws the labels it declares (PlotKind.labels) with the surface's own parameter
+    names, here ones no kind could have hard-coded."""
+    k = kinds.KINDS[kind]
+    names = ("alpha", "beta")
+    s = bump_surface(names=names)
+    surfaces = [s, bump_surface(names=names, i0=1, j0=10)] if k.several else [s]
     with F.use_style("paper"):
         fig = kinds.draw(kind, surfaces)
         image = render(fig)
     assert image.std() > 0.05, f"{kind} looks blank"
     text = labels(fig)
-    if kind == "gradnorm":  # curves against t, and a heatmap over (t, y) at the middle x
-        assert "t" in text and s.y_name in text and any(f"{s.x_name} = " in t for t in text)
-    elif kind == "slices":  # the loss along y at a fixed x, named in the title
-        assert s.y_name in text and any(f"{s.x_name} = " in t for t in text), text
-    else:
-        assert s.x_name in text and s.y_name in text, text
+    assert k.labels, f"{kind} declares no labels"
+    for template in k.labels:
+        label = template.format(x=s.x_name, y=s.y_name)
+        if label.endswith("= "):  # a fixed parameter named in a title
+            assert any(label in t for t in text), (label, text)
+        else:
+            assert label in text, (label, text)
 
 
 def test_style_widths_and_embedded_fonts(tmp_path):
@@ -463,8 +468,14 @@ def test_plot_command_file_errors(files, tmp_path):
         assert r.exit_code == 2 and "pgf output needs LaTeX" in r.output
 
 
-def test_the_kind_table_names_every_kind():
-    assert tuple(F.KINDS) == tuple(kinds.KINDS)
+def test_the_readme_names_every_kind_in_the_registry():
+    """The README's `landscape plot ... --kind a|b|...` line lists the registered kinds, in order."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    usage = [line for line in readme.splitlines() if line.lstrip().startswith("landscape plot") and "--kind " in line]
+    assert len(usage) == 1, usage
+    documented = usage[0].split("--kind ", 1)[1].split()[0].split("|")
+    assert documented == list(kinds.KINDS)
+    assert F.KINDS is kinds.KINDS  # the public name is the registry itself
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ def test_logistic_and_identity_losses(dtype):
     torch.testing.assert_close(got.double(), want, rtol=1e-13 if dtype == F64 else 1e-6, atol=0, equal_nan=True)
 
 
+@pytest.mark.slow
 def test_the_readout_kernels_are_read_from_numbas_cache_by_the_next_process(tmp_path):
     """numba's on-disk cache serves the fit and loss kernels to a second process (defined inside a
     function they were compiled by every process, 2-3 s of each grid command, and each process

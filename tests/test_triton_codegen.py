@@ -244,6 +244,7 @@ COMPILE_CHECK = textwrap.dedent("""
 """).format(mgu=MGU, every=EVERY_OP, atan=str(Path(__file__).resolve()) + ":WithAtan")
 
 
+@pytest.mark.slow
 def test_generated_kernels_compile_for_cuda_without_a_gpu(tmp_path):
     """Generated kernels (lstm1997 with hard-sigmoid gates, MUT1, MGU, every operation, srnn,
     pascanu, lstm, both GRU forms, atan), both dtypes, with and without input, for sm_80 and sm_90. A fresh process: this one may run Triton's

@@ -51,6 +51,9 @@ class PlotKind:
     overlays    takes --folds/--basin (2-D plots over (w, b))
     double      drawn double width by default
     scales      the scales it draws (linear, log, symlog)
+    labels      what a render kind labels its axes with, as templates of the surface's parameter names
+                {x} and {y}: each is a whole axis label or title, or, ending in "= ", a fixed parameter
+                named inside a title ("{x} = " in "pascanu on target, w = 5")
     """
 
     name: str
@@ -66,6 +69,7 @@ class PlotKind:
     overlays: bool = False
     double: bool = False
     scales: tuple[str, ...] = ("linear", "log", "symlog")
+    labels: tuple[str, ...] = ("{x}", "{y}")
 
     def check(self, surfaces: Sequence, options: Options) -> None:
         """One LandscapeError for the first option this kind does not take."""
@@ -280,10 +284,11 @@ for _kind in (
     PlotKind("surface", "a 3-D surface at one T", _surface, one_T=True, three_d=True),
     PlotKind("wireframe", "a 3-D wireframe at one T (Pascanu Fig. 6)", _wireframe, one_T=True, three_d=True),
     PlotKind("panels", "contours at several T on one colour scale", _panels, overlays=True, double=True),
-    PlotKind("slices", "1-D slices at a fixed parameter, one line per T", _slices, takes_at=True),
+    PlotKind("slices", "1-D slices at a fixed parameter, one line per T", _slices, takes_at=True,
+             labels=("{y}", "{x} = ")),
     PlotKind("compare", "several files side by side, rows T", _compare, several=True, overlays=True, double=True),
     PlotKind("gradnorm", "||dL/dh_t|| against t at a point and over the grid", _gradnorm, needs="grad_norm_t",
-             takes_at=True, double=True),
+             takes_at=True, double=True, labels=("t", "{y}", "{x} = ")),
     PlotKind("quiver", "the gradient field at one T", _quiver, one_T=True, needs="grad", overlays=True),
     PlotKind("curvature", "the Hessian's eigenvalues at one T", _curvature, one_T=True, needs="hessian_eigvals",
              overlays=True, double=True),
