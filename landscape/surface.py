@@ -17,6 +17,7 @@ from .spec import GridSpec
 from .store import (RESERVED_NAMES, STORE_BYTES, SURFACE_FORMAT_VERSION, CorruptSurface, Surface, SurfaceContents,
                     SurfaceWriter, WriteFailed, cache_path, check_surface_file, check_writable, load, lock_held,
                     locked, read_surface, write_failure)
+from .store.files import check_readable
 
 
 @dataclass
@@ -74,6 +75,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     if path.is_dir():
         raise LandscapeError(f"the {where} {path} is a folder; remove it or give a file name ending in .h5")
     if not force and path.exists():
+        check_readable(path)  # a permission: unreadable, not corrupt
         cached = _peek(path, spec_json, where, say)
         if cached is not None:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))

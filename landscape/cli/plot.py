@@ -7,6 +7,7 @@ from ..errors import LandscapeError
 from ..figures.kinds import KINDS
 from ..spec import parse_T
 from ..store import load
+from ..store.files import check_readable
 
 
 def _width(text: str | None):
@@ -62,6 +63,8 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
     if dpi is not None and not dpi > 0:
         raise LandscapeError(f"--dpi must be positive, got {dpi:g}")
     Ts = parse_T(T) if T else None
+    for f in files:
+        check_readable(f)  # a permission: unreadable, not corrupt
     surfaces = [load(f) for f in files]
     scale = "log" if log else "symlog" if symlog else "linear"
     if kinds.get_kind(kind).write is not None:  # writes its own file (html, gif, mp4)
