@@ -69,6 +69,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             raise LandscapeError(f"a parameter named {name!r} cannot be a grid axis: the surface file uses "
                                  f"that name for a dataset ({', '.join(RESERVED_NAMES)}); rename it in the cell")
     dev = engine.resolve_device(device)
+    plan.check_surface_read(r, settings.memory() if memory is None else memory)  # the surface is returned whole
     path = Path(out) if out is not None else cache_path(r.name, r.key())
     where = "--out file" if out is not None else "cache file"
     spec_json = r.canonical()
@@ -82,6 +83,8 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
 
     size = plan.plan_grid_chunk(r, dev, settings.memory() if memory is None else memory, chunk_size, STORE_BYTES)
     check_writable(path)
+    if force or not path.exists():  # a new file, preallocated whole (a resumed one is)
+        plan.check_disk(path, plan.surface_bytes(r))
     data = problem.task.make(r.Ts, r.n, spec.seed)  # CPU, float64: cast per device in _compute_chunks
     fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
               if spec.grads else {})
