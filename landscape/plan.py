@@ -17,6 +17,7 @@ import math
 import shutil
 from pathlib import Path
 
+from . import settings
 from .errors import LandscapeError
 from .lazy import torch
 
@@ -258,6 +259,29 @@ def check_disk(path, bytes_needed: int) -> None:
     if bytes_needed > free:
         raise LandscapeError(f"{path} needs about {human_bytes(bytes_needed)} but its file system has "
                              f"{human_bytes(free)} free; free some space or write it elsewhere (--out)")
+
+
+def check_fixed_points_memory(problem, n_inputs: int, options, T: int, n: int, budget: int | None = None) -> None:
+    """Refuse, before anything is allocated, a fixed-point search (``attractors.compute_fixed_points``:
+    ``n_inputs`` inputs, ``options.n_visited + options.n_random`` starts each, the states visited by
+    n sequences of length T) that would need more than ``budget`` bytes (None: $LANDSCAPE_MEMORY,
+    else the CPU's default). Counted: the task's data; the visited states (T x n x S, float64, and
+    two copies: the array returned and the starts drawn from it); per start, the Levenberg-Marquardt
+    and Newton steps' S x S matrices (the Jacobian, its normal matrix, the solve's and the
+    eigenvalues' work, complex: about 12) and about 40 state vectors."""
+    budget = memory_budget(torch.device("cpu"), settings.memory() if budget is None else budget)
+    S = problem.H * len(problem.cell.state_names)
+    steps = problem.task.steps(int(T))
+    data, _ = data_bytes(problem, n, torch.float64, steps, 1, torch.device("cpu"))
+    visited = 3 * 8 * steps * n * S
+    starts = n_inputs * (options.n_visited + options.n_random)
+    search = starts * 8 * (12 * S * S + 40 * S)
+    need = data + visited + search
+    if need > budget:
+        raise LandscapeError(
+            f"the fixed-point search ({starts} starts over {n_inputs} input(s), states of {n} sequences of "
+            f"T={T}, {S} state numbers) needs about {human_bytes(need)}, over the memory budget of "
+            f"{human_bytes(budget)}; lower --starts, --T or --n (or raise $LANDSCAPE_MEMORY)")
 
 
 def check_points_memory(problem, P: int, n: int, T: int, steps: int, dtype: torch.dtype, method: str,
