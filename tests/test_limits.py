@@ -171,3 +171,15 @@ def test_a_singular_readout_fit_takes_the_least_norm_step():
     assert torch.isfinite(w).all() and torch.isfinite(b).all()
     assert torch.equal(w[[0, 2]], w0[[0, 2]]) and torch.equal(b[[0, 2]], b0[[0, 2]])
     assert torch.allclose(w[1, 0], w[1, 1])  # the least-norm answer splits the weight between the equal units
+
+
+def test_a_user_cell_raising_late_is_one_line_naming_its_file(tmp_path):
+    cell = tmp_path / "late.py"
+    cell.write_text("from dataclasses import dataclass\nfrom landscape.cells.elman import SRNN\n\n\n"
+                    "@dataclass(frozen=True)\nclass Late(SRNN):\n    name = 'late'\n\n"
+                    "    def step(self, p, state, x):\n"
+                    "        if float(state[0].abs().max()) > 0.5:\n            raise ValueError('state too large')\n"
+                    "        return super().step(p, state, x)\n")
+    line = one_error("grid", "--cell", f"{cell}:Late", "--task", "target", "--n", "1", "--x", "w:0:3:3", "--y",
+                     "b:0:1:2", "--T", "5", "--out", tmp_path / "s.h5", status=1)
+    assert line.startswith("error: ValueError: state too large (raised by ") and f"{cell}:11" in line

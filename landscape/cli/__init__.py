@@ -81,8 +81,29 @@ class Group(click.Group):
         except Exception as err:  # a bug: still one line, with a way to see more
             if os.environ.get("LANDSCAPE_DEBUG"):
                 raise
+            where = _user_code(err)
+            if where:  # a user's cell or task failed (late, on some input): theirs to fix, not a bug of ours
+                _fail(f"{type(err).__name__}: {err} (raised by {where}, a user cell's or task's code; "
+                      f"LANDSCAPE_DEBUG=1 shows the traceback)", 1)
             _fail(f"internal error ({type(err).__name__}: {err}); please report it (LANDSCAPE_DEBUG=1 shows "
                   f"the traceback)")
+
+
+def _user_code(err: BaseException) -> str | None:
+    """FILE:LINE of the innermost frame of err's traceback in code that is neither landscape's nor
+    an installed package's nor Python's own (a user's cell or task file), or None."""
+    import sysconfig
+    import traceback
+
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = {os.path.abspath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    for frame in reversed(traceback.extract_tb(err.__traceback__)):
+        path = os.path.abspath(frame.filename)
+        if frame.filename.startswith("<") or path.startswith(ours + os.sep) or any(
+                path.startswith(p + os.sep) for p in installed):
+            continue
+        return f"{frame.filename}:{frame.lineno}"
+    return None
 
 
 def _fail(message, status: int = 2) -> None:
