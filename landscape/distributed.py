@@ -51,6 +51,8 @@ INSTALL = "pip install landscape[dask]"
 CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with one line
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d+$")  # 10.0.0.5:8786, head:8786, [::1]:8786
 _SCHEMES = ("tcp", "tls", "ucx", "inproc", "ws", "wss")
+LOCAL_WORKERS_PER_CORE = 2  # local:N beyond this many worker processes per core is refused
+
 # the workers of local:N: no statistical profiler (its sampling and bookkeeping took about 2 % of
 # a worker's CPU beside the chunks; there is no dashboard to show it) and glibc's own malloc trim
 # threshold (Dask sets 64 KiB, which fixes the mmap threshold too: about 3 % slower here); one
@@ -182,6 +184,25 @@ class Scheduler:
             yield future, value
 
 
+def check_local_workers(n: int) -> None:
+    """Refuse, before any process starts, local:N with more than LOCAL_WORKERS_PER_CORE worker
+    processes per core this process may run on (each worker is a process with its own torch, a few
+    hundred MB: local:200 would exhaust the machine's memory and processes long before it helped)."""
+    cores = _cores()
+    if n > LOCAL_WORKERS_PER_CORE * cores:
+        raise LandscapeError(f"--scheduler local:{n} starts {n} worker processes, but this machine has {cores} "
+                             f"core{'s' if cores > 1 else ''} for them; use at most local:{LOCAL_WORKERS_PER_CORE * cores} "
+                             f"(local:{cores} is one per core)")
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Scheduler:
     """A Scheduler for ``scheduler``: "local:N" starts a LocalCluster of N single-threaded worker
     processes here; an address or a scheduler file joins a running cluster (LandscapeError if it
@@ -203,6 +224,8 @@ def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Schedu
 
     if address.kind == "local":  # its workers' logs stay quiet: their errors reach us with the tasks
         import dask
+
+        check_local_workers(address.value)
 
         try:
             with dask.config.set(LOCAL_WORKER_CONFIG):

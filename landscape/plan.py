@@ -15,7 +15,10 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shutil
+from pathlib import Path
 
+from . import settings
 from .errors import LandscapeError
 from .lazy import torch
 
@@ -199,17 +202,87 @@ def plan_grid_chunk(r, device: torch.device, memory: int | None = None, chunk_si
     problem, dtype, n_T = r.problem, r.torch_dtype, len(r.Ts)
     steps = problem.task.steps(max(r.Ts))
     per_member = bytes_per_member(problem, r.n, dtype, n_T)
-    stored = n_T  # float64 values kept per grid point for the file
     if r.spec.grads:
         per_member += gradient_bytes_per_member(problem, r.n, r.Ts, dtype)
-        stored += 4 * n_T + 2 * steps  # grad, hessian_eigvals (2 each), grad_norm_t (and c)
-    per_member += 3 * 8 * stored  # the chunk's values: as computed, as float64 numpy, a slab copy
+    per_member += 3 * 8 * values_per_point(r)  # the chunk's values: as computed, as float64 numpy, a slab copy
     peak, held = data_bytes(problem, r.n, dtype, steps, n_T, device)
     what = (f"{steps} steps x {r.n} sequences x {problem.D} input{'s' if problem.D > 1 else ''}, "
             if problem.D else "") + "and the file writer's buffers"
     budget = memory_budget(device, memory)
     return plan_chunk(r.x.num * r.y.num, per_member, budget, chunk_size,
                       data=(peak, held + (writer_bytes if device.type == "cpu" else 0)), what=what)
+
+
+def values_per_point(r) -> int:
+    """The float64 values a surface file of the resolved grid ``r`` holds per grid point: the loss
+    at each T and, with --grads, grad and hessian_eigvals (2 each per T) and the per-timestep norms
+    (grad_norm_t and, for an LSTM, grad_norm_c_t), counted at the task's steps for the largest T (an
+    upper bound of ``gradients.grad_norm_steps``)."""
+    n_T = len(r.Ts)
+    if not r.spec.grads:
+        return n_T
+    return n_T + 4 * n_T + 2 * r.problem.task.steps(max(r.Ts))
+
+
+def surface_bytes(r) -> int:
+    """The bytes of the values of a surface file of the resolved grid ``r`` (the file is a little
+    larger: its bookkeeping, and HDF5 chunks padded at the edges)."""
+    return 8 * values_per_point(r) * r.x.num * r.y.num
+
+
+# Peak memory of reading and verifying a whole surface (``store.load``), in units of its values:
+# measured 1.5 (peak RSS, 1000 x 1000 points x 8 T: 61 MiB of loss, 90 MiB read); a margin over it.
+SURFACE_READ_FACTOR = 2
+
+
+def check_surface_read(r, memory: int | None = None) -> None:
+    """Refuse, before anything is computed, a grid whose surface would not fit the memory budget
+    (``memory``, else the CPU's default) when it is read back whole at the end (``surface.grid``
+    returns the surface, verified; the cached one too). The read is in host memory on any device."""
+    budget = memory_budget(torch.device("cpu"), memory)
+    need = SURFACE_READ_FACTOR * surface_bytes(r)
+    if need > budget:
+        raise LandscapeError(
+            f"the surface ({len(r.Ts)} T x {r.x.num} x {r.y.num} points{', with --grads fields' if r.spec.grads else ''}) "
+            f"needs about {human_bytes(need)} to be read back and verified, over the memory budget of "
+            f"{human_bytes(budget)}; raise --memory (or $LANDSCAPE_MEMORY), or split the grid into smaller "
+            f"--x/--y ranges")
+
+
+def check_disk(path, bytes_needed: int) -> None:
+    """Refuse, before a file of ``bytes_needed`` bytes is preallocated at ``path``, when its file
+    system has less free space than that (one line with both sizes)."""
+    folder = Path(path).parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # a folder that cannot be asked: the write itself reports a failure
+    if bytes_needed > free:
+        raise LandscapeError(f"{path} needs about {human_bytes(bytes_needed)} but its file system has "
+                             f"{human_bytes(free)} free; free some space or write it elsewhere (--out)")
+
+
+def check_fixed_points_memory(problem, n_inputs: int, options, T: int, n: int, budget: int | None = None) -> None:
+    """Refuse, before anything is allocated, a fixed-point search (``attractors.compute_fixed_points``:
+    ``n_inputs`` inputs, ``options.n_visited + options.n_random`` starts each, the states visited by
+    n sequences of length T) that would need more than ``budget`` bytes (None: $LANDSCAPE_MEMORY,
+    else the CPU's default). Counted: the task's data; the visited states (T x n x S, float64, and
+    two copies: the array returned and the starts drawn from it); per start, the Levenberg-Marquardt
+    and Newton steps' S x S matrices (the Jacobian, its normal matrix, the solve's and the
+    eigenvalues' work, complex: about 12) and about 40 state vectors."""
+    budget = memory_budget(torch.device("cpu"), settings.memory() if budget is None else budget)
+    S = problem.H * len(problem.cell.state_names)
+    steps = problem.task.steps(int(T))
+    data, _ = data_bytes(problem, n, torch.float64, steps, 1, torch.device("cpu"))
+    visited = 3 * 8 * steps * n * S
+    starts = n_inputs * (options.n_visited + options.n_random)
+    search = starts * 8 * (12 * S * S + 40 * S)
+    need = data + visited + search
+    if need > budget:
+        raise LandscapeError(
+            f"the fixed-point search ({starts} starts over {n_inputs} input(s), states of {n} sequences of "
+            f"T={T}, {S} state numbers) needs about {human_bytes(need)}, over the memory budget of "
+            f"{human_bytes(budget)}; lower --starts, --T or --n (or raise $LANDSCAPE_MEMORY)")
 
 
 def check_points_memory(problem, P: int, n: int, T: int, steps: int, dtype: torch.dtype, method: str,

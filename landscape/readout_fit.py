@@ -55,7 +55,7 @@ def fit_logistic_readout(h: Tensor, y: Tensor, l2: float, iters: int = 60, tol: 
         s = torch.sigmoid(z)  # (P, N)
         grad = torch.bmm(phi.transpose(1, 2), (s - y).unsqueeze(-1)).squeeze(-1) / N + ridge * theta
         curv = torch.bmm(phi.transpose(1, 2), phi * (s * (1 - s)).unsqueeze(-1)) / N + torch.diag(ridge)
-        step = torch.linalg.solve(curv + 1e-12 * eye, grad)  # (P, K)
+        step = _newton_step(curv + 1e-12 * eye, grad)  # (P, K)
         done = step.abs().amax(-1) <= tol * (1 + theta.abs().amax(-1))  # (P,)
         if bool(done.all()):
             break
@@ -73,6 +73,17 @@ def fit_logistic_readout(h: Tensor, y: Tensor, l2: float, iters: int = 60, tol: 
         z = torch.where(keep, z, z_new)
         value = torch.where(keep.squeeze(-1), value, new)
     return theta[:, :H], theta[:, H:]
+
+
+def _newton_step(curv: Tensor, grad: Tensor) -> Tensor:
+    """curv^-1 grad per member: (P, K, K), (P, K) -> (P, K). A member whose curvature is singular
+    (its states saturated to one constant with no ridge: the readout is then not determined) takes
+    the least-norm step (the pseudo-inverse's) instead of failing the whole fit."""
+    step, info = torch.linalg.solve_ex(curv, grad)
+    singular = info != 0  # (P,)
+    if bool(singular.any()):
+        step[singular] = (torch.linalg.pinv(curv[singular]) @ grad[singular].unsqueeze(-1)).squeeze(-1)
+    return step
 
 
 FIT_BLOCK_ELEMS = 1 << 18  # CPU: members x sequences fitted together (the work arrays stay near the cache)

@@ -17,6 +17,7 @@ from .spec import GridSpec
 from .store import (RESERVED_NAMES, STORE_BYTES, SURFACE_FORMAT_VERSION, CorruptSurface, Surface, SurfaceContents,
                     SurfaceWriter, WriteFailed, cache_path, check_surface_file, check_writable, load, lock_held,
                     locked, read_surface, write_failure)
+from .store.files import check_readable
 
 
 @dataclass
@@ -68,18 +69,24 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             raise LandscapeError(f"a parameter named {name!r} cannot be a grid axis: the surface file uses "
                                  f"that name for a dataset ({', '.join(RESERVED_NAMES)}); rename it in the cell")
     dev = engine.resolve_device(device)
+    budget = settings.memory() if memory is None else memory
     path = Path(out) if out is not None else cache_path(r.name, r.key())
     where = "--out file" if out is not None else "cache file"
     spec_json = r.canonical()
     if path.is_dir():
         raise LandscapeError(f"the {where} {path} is a folder; remove it or give a file name ending in .h5")
     if not force and path.exists():
+        check_readable(path)  # a permission: unreadable, not corrupt
+        plan.check_surface_read(r, budget)  # a cached surface is returned whole
         cached = _peek(path, spec_json, where, say)
         if cached is not None:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
 
-    size = plan.plan_grid_chunk(r, dev, settings.memory() if memory is None else memory, chunk_size, STORE_BYTES)
+    size = plan.plan_grid_chunk(r, dev, budget, chunk_size, STORE_BYTES)
+    plan.check_surface_read(r, budget)  # the computed surface is read back whole at the end
     check_writable(path)
+    if force or not path.exists():  # a new file, preallocated whole (a resumed one is)
+        plan.check_disk(path, plan.surface_bytes(r))
     data = problem.task.make(r.Ts, r.n, spec.seed)  # CPU, float64: cast per device in _compute_chunks
     fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
               if spec.grads else {})

@@ -2,13 +2,28 @@
 only turns options into specs, calls the library, and prints where the result is."""
 from __future__ import annotations
 
-import importlib
 import os
+import signal
 import sys
 
-import click
 
-from ..errors import LandscapeError
+def _interrupted_at_start(signum, frame):  # pragma: no cover - timing
+    """Ctrl-C while the command's modules are imported: one line, exit 130, no traceback (nothing
+    has been written yet, so nothing is to be cleaned up)."""
+    os.write(2, b"error: interrupted\n")
+    os._exit(130)
+
+
+try:  # until the imports below are done (see the end of the module)
+    _SIGINT_BEFORE = signal.signal(signal.SIGINT, _interrupted_at_start)
+except ValueError:  # imported from a thread other than the main one: its handling stays as it is
+    _SIGINT_BEFORE = False
+
+import importlib  # noqa: E402
+
+import click  # noqa: E402
+
+from ..errors import LandscapeError  # noqa: E402
 
 # subcommand modules, each exposing ``command`` (a click.Command or click.Group)
 COMMAND_MODULES = ("info", "grid", "cache", "dynamics", "grads", "plot", "reproduce", "train", "fixedpoints", "explore")
@@ -40,8 +55,13 @@ class Group(click.Group):
             _fail(f"{where}{err.format_message()} (see --help)")
         except click.ClickException as err:
             _fail(err.format_message())
-        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except SystemExit as err:  # raised by code we ran (a user cell or task): landscape's commands return
+            if os.environ.get("LANDSCAPE_DEBUG"):
+                raise
+            _fail(f"the code of a user cell or task called exit ({err.code!r}) before the command finished; "
+                  f"nothing more was computed or written", 1)
         except KeyboardInterrupt:
             click.echo("error: interrupted (a grid resumes from its finished chunks when run again)", err=True)
             sys.exit(130)
@@ -61,14 +81,35 @@ class Group(click.Group):
         except Exception as err:  # a bug: still one line, with a way to see more
             if os.environ.get("LANDSCAPE_DEBUG"):
                 raise
+            where = _user_code(err)
+            if where:  # a user's cell or task failed (late, on some input): theirs to fix, not a bug of ours
+                _fail(f"{type(err).__name__}: {err} (raised by {where}, a user cell's or task's code; "
+                      f"LANDSCAPE_DEBUG=1 shows the traceback)", 1)
             _fail(f"internal error ({type(err).__name__}: {err}); please report it (LANDSCAPE_DEBUG=1 shows "
                   f"the traceback)")
 
 
-def _fail(message) -> None:
+def _user_code(err: BaseException) -> str | None:
+    """FILE:LINE of the innermost frame of err's traceback in code that is neither landscape's nor
+    an installed package's nor Python's own (a user's cell or task file), or None."""
+    import sysconfig
+    import traceback
+
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = {os.path.abspath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    for frame in reversed(traceback.extract_tb(err.__traceback__)):
+        path = os.path.abspath(frame.filename)
+        if frame.filename.startswith("<") or path.startswith(ours + os.sep) or any(
+                path.startswith(p + os.sep) for p in installed):
+            continue
+        return f"{frame.filename}:{frame.lineno}"
+    return None
+
+
+def _fail(message, status: int = 2) -> None:
     text = " ".join(str(message).split())  # one line, whatever the message held
     click.echo(f"error: {text}", err=True)
-    sys.exit(2)
+    sys.exit(status)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,3 +122,6 @@ for _name in COMMAND_MODULES:
     _module = importlib.import_module(f"{__name__}.{_name}")
     for _command in (_module.command if isinstance(_module.command, list) else [_module.command]):
         main.add_command(_command)
+
+if _SIGINT_BEFORE is not False:  # from here Ctrl-C is KeyboardInterrupt again (Group.invoke: one line, 130)
+    signal.signal(signal.SIGINT, _SIGINT_BEFORE or signal.default_int_handler)

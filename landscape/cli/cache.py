@@ -7,7 +7,8 @@ import click
 
 from ..errors import LandscapeError
 from ..settings import cache_dir
-from ..store import CorruptSurface, cache_entries, check_surface_file, find_cached, load, lock_held, lock_path
+from ..store import cache_entries, find_cached, load, lock_held, lock_path
+from ..store.cache import removal_refused
 
 
 @click.group("cache")
@@ -61,22 +62,19 @@ def show(ref):
 @click.argument("refs", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Remove every cached surface (but those being written).")
 def rm(refs, all_):
-    """Remove cached surfaces by key (or key prefix), or all with --all. A surface another process
-    is writing is left alone."""
+    """Remove cached surfaces by key (or key prefix) or path, or all with --all. A surface another
+    process is writing is left alone, and so is any file landscape did not write (outside the
+    cache folder: one that does not read as a landscape surface)."""
     paths = [e["path"] for e in cache_entries()] if all_ else [find_cached(r) for r in refs]
     if not paths:
         click.echo("nothing to remove (give keys or --all)")
     for path in paths:
-        if lock_held(path):
+        refused = "is being written by another process" if lock_held(path) else removal_refused(path)
+        if refused:
             if not all_:
-                raise LandscapeError(f"{path} is being written by another process; not removed")
-            click.echo(f"kept {path} (being written by another process)")
+                raise LandscapeError(f"{path} {refused}; not removed")
+            click.echo(f"kept {path} ({refused})")
             continue
-        if not all_:
-            try:  # a landscape surface, maybe damaged; never a foreign file given by its path
-                check_surface_file(path)
-            except CorruptSurface:
-                pass
         try:
             path.unlink()
             lock_path(path).unlink(missing_ok=True)

@@ -16,6 +16,9 @@ MAP_CELLS = ", ".join(name for name, cls in CELLS.builtins.items() if cls.one_un
 VALUES_HELP = "a number, a comma list (4,5,6) or a range MIN:MAX:NUM (linear, NUM points)"
 
 
+MAX_VALUES = 10_000_000  # values of one range (80 MB)
+
+
 def parse_values(text: str, option: str) -> np.ndarray:
     """'5' | '4,5,6' | '4:8:9' -> 1-D float array; LandscapeError naming the option otherwise."""
     usage = f"expected {VALUES_HELP}, e.g. -3.2:-1.8:29"
@@ -29,9 +32,15 @@ def parse_values(text: str, option: str) -> np.ndarray:
             if num < 1 or (num == 1 and lo != hi):
                 raise LandscapeError(
                     f"bad range {text!r} for {option}: NUM must be >= 2 (or 1 with MIN = MAX)")
+            if not (np.isfinite(lo) and np.isfinite(hi)):  # before linspace, which warns on them
+                raise LandscapeError(f"bad value {text!r} for {option}: values must be finite numbers")
+            if num > MAX_VALUES:
+                raise LandscapeError(f"bad range {text!r} for {option}: NUM must be at most {MAX_VALUES}")
             values = np.linspace(lo, hi, num)
         else:
             values = np.array([float(v) for v in text.split(",")])
+    except LandscapeError:
+        raise
     except ValueError:
         raise LandscapeError(f"bad value {text!r} for {option}; {usage}") from None
     if values.size == 0 or not np.all(np.isfinite(values)):

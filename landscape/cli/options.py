@@ -17,6 +17,16 @@ CELL_HELP = "Cell: a name (see `landscape cells`), or your own as FILE.py:Class 
 TASK_HELP = "Task: a name (see `landscape tasks`), or your own as FILE.py:Class or module:Class."
 
 
+MAX_HIDDEN = 1 << 15  # hidden units: one H x H float64 matrix is then 8 GiB; beyond, sizes overflow
+
+
+def _check_hidden(ctx, param, value):
+    """-H: None (the task's) or 1 .. MAX_HIDDEN, before any model is made."""
+    if value is not None and not 1 <= value <= MAX_HIDDEN:
+        raise click.BadParameter(f"{value} hidden units: give 1 to {MAX_HIDDEN}", ctx=ctx, param=param)
+    return value
+
+
 def model_options(set_help: str = "Base-point value of another parameter (repeatable): b_f=1, w[0,1]=0.5, "
                                   "or u=0.3 to fill a whole matrix.", hidden_help: str | None = None):
     """The options that name a model; the command receives ``model`` (a ModelSpec) instead of them."""
@@ -36,7 +46,7 @@ def model_options(set_help: str = "Base-point value of another parameter (repeat
             click.option("--task", default="latch", show_default=True, help=TASK_HELP),
             click.option("--task-set", "task_sets", multiple=True, metavar="KEY=VALUE",
                          help="Task parameter (repeatable), e.g. noise=0.2 (see `landscape tasks`)."),
-            click.option("--hidden", "-H", type=int,
+            click.option("--hidden", "-H", type=int, callback=_check_hidden,
                          help=hidden_help or "Hidden units (default: the task's, 1 for latch)."),
             click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=set_help),
         )):

@@ -7,15 +7,23 @@ from ..errors import LandscapeError
 from ..figures.kinds import KINDS
 from ..spec import parse_T
 from ..store import load
+from ..store.files import check_readable
+
+
+MAX_WIDTH = 100.0  # inches: a figure wider than this is a typing error (at 1e5 in, Agg refuses the image)
+MAX_DPI = 2400.0
 
 
 def _width(text: str | None):
     if text is None or text in ("single", "double"):
         return text
     try:
-        return float(text)
+        inches = float(text)
     except ValueError:
         raise LandscapeError(f"unknown width {text!r}; choose from: single, double (or inches)") from None
+    if not 0 < inches <= MAX_WIDTH:
+        raise LandscapeError(f"--width {text} is out of range: give inches in (0, {MAX_WIDTH:g}], or single or double")
+    return inches
 
 
 @click.command("plot")
@@ -56,12 +64,15 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
     from ..figures.style import check_style, save_figure, use_style
 
     kinds.get_kind(kind).check_output(out)  # fail on a bad kind or extension before reading anything
+    _width(width)
     check_style(style)
     if log and symlog:
         raise LandscapeError("choose one of --log and --symlog")
-    if dpi is not None and not dpi > 0:
-        raise LandscapeError(f"--dpi must be positive, got {dpi:g}")
+    if dpi is not None and not 0 < dpi <= MAX_DPI:
+        raise LandscapeError(f"--dpi must be in (0, {MAX_DPI:g}], got {dpi:g}")
     Ts = parse_T(T) if T else None
+    for f in files:
+        check_readable(f)  # a permission: unreadable, not corrupt
     surfaces = [load(f) for f in files]
     scale = "log" if log else "symlog" if symlog else "linear"
     if kinds.get_kind(kind).write is not None:  # writes its own file (html, gif, mp4)

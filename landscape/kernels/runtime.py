@@ -2,9 +2,10 @@
 worker threads, and the self-check of a generated kernel against ``cell.step``.
 
 - ``load_module(source, stem, name)``: write a generated module into the kernel cache
-  (``settings.kernel_dir()``: $LANDSCAPE_KERNELS, else ~/.cache/landscape/kernels; a temporary
-  folder where that is not writable) as ``<stem>.py`` (the stem holds a hash of the text, so a file
-  is written once) and import it, once per process;
+  (``kernel_folder``: $LANDSCAPE_KERNELS, else ~/.cache/landscape/kernels; a temporary folder
+  where that is not usable; a folder this user owns, mode 0700) as ``<stem>.py`` (the stem holds
+  a hash of the text, so a file is written once) and run the source it generated, once per
+  process (never the file's bytes as found, never bytecode);
 - ``set_threads(n)`` / ``default_threads()``: the worker threads of a kernel call, and
   ``run_split``, which runs a GIL-free function over a range on them;
 - ``self_check(kernel)``: a kernel's outputs against ``reference_outputs`` (``cell.step`` unrolled
@@ -13,16 +14,18 @@ worker threads, and the self-check of a generated kernel against ``cell.step``.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
+import stat
 import sys
 import tempfile
 import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import settings
+from ..errors import LandscapeError
 from ..lazy import torch  # on first use: importing the dispatch (the CLI's --threads) does not import torch
 
 if TYPE_CHECKING:
@@ -38,18 +41,25 @@ _LOAD_LOCK = threading.Lock()
 
 
 def load_module(source: str, stem: str, name: str):
-    """(module, path): ``source`` written to the kernel cache as ``<stem>.py`` and imported as
+    """(module, path): ``source`` written to the kernel cache as ``<stem>.py`` and run as module
     ``name`` (registered in sys.modules before it runs: ``triton.jit`` looks its module up), once
-    per process and name."""
+    per process and name.
+
+    What runs is ``source`` itself, compiled here from the text this process generated: never the
+    file's bytes as found (a file whose bytes differ from the source is replaced first), never
+    bytecode (no import machinery: a .pyc planted in __pycache__ or beside the file is not read).
+    The file is there for what reads it by path: numba's on-disk cache (its index, in
+    ``<folder>/__pycache__``, is keyed by the file's size and time) and ``inspect.getsource``."""
     with _LOAD_LOCK:
         mod = _MODULES.get(name)
         if mod is None:
             path = write_source(source, stem)
-            spec = importlib.util.spec_from_file_location(name, path)
-            mod = importlib.util.module_from_spec(spec)
+            mod = types.ModuleType(name)
+            mod.__file__ = str(path)
+            code = compile(source, str(path), "exec", dont_inherit=True)
             sys.modules[name] = mod
             try:
-                spec.loader.exec_module(mod)
+                exec(code, mod.__dict__)
             except BaseException:
                 del sys.modules[name]
                 raise
@@ -58,20 +68,69 @@ def load_module(source: str, stem: str, name: str):
 
 
 def write_source(source: str, stem: str) -> Path:
-    """The file ``<stem>.py`` holding ``source`` in the kernel cache (written unless it is there)."""
-    for folder in (settings.kernel_dir(), Path(tempfile.gettempdir()) / f"landscape-kernels-{os.getuid()}"):
-        path = folder / f"{stem}.py"
-        try:
-            if path.exists() and path.read_text() == source:
-                return path
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{stem}.{os.getpid()}.tmp"
-            tmp.write_text(source)
-            os.replace(tmp, path)  # atomic: a concurrent process sees the whole file or none
+    """The file ``<stem>.py`` holding exactly ``source`` in the kernel cache (``kernel_folder``):
+    written (atomically, through a temporary file created exclusively) unless its bytes are
+    already the source's."""
+    folder = kernel_folder()
+    path = folder / f"{stem}.py"
+    data = source.encode()
+    try:
+        if _read_plain(path) == data:
             return path
-        except OSError:
-            continue
-    raise OSError("no writable folder for the kernel cache")
+    except OSError:
+        pass  # absent, or not a plain file: replaced below
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)  # atomic: a concurrent process sees the whole file or none
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read_plain(path: Path) -> bytes:
+    """The bytes of a plain file, not following a symlink (OSError for one)."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as fh:
+        return fh.read()
+
+
+def kernel_folder() -> Path:
+    """The kernel cache folder: ``settings.kernel_dir()`` ($LANDSCAPE_KERNELS, else
+    ~/.cache/landscape/kernels), else, where that cannot be used, $TMPDIR/landscape-kernels-UID.
+    Created with mode 0700 (its __pycache__, where numba keeps its cache, too), and used only when
+    it is a folder this user owns that no group or other user can write (``_unsafe``): numba's
+    cache holds pickles, which run code when read. LandscapeError (one line) when neither is."""
+    uid = os.getuid()
+    tried = []
+    for folder in (settings.kernel_dir(), Path(tempfile.gettempdir()) / f"landscape-kernels-{uid}"):
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            why = _unsafe(folder, uid)
+            if why is None:
+                (folder / "__pycache__").mkdir(mode=0o700, exist_ok=True)
+                why = _unsafe(folder / "__pycache__", uid)
+        except OSError as err:
+            why = err.strerror or str(err)
+        if why is None:
+            return folder
+        tried.append(f"{folder} ({why})")
+    raise LandscapeError(f"no safe folder for the kernel cache: {'; '.join(tried)}; set $LANDSCAPE_KERNELS to a "
+                         f"folder you own that only you can write (chmod 700)")
+
+
+def _unsafe(folder: Path, uid: int) -> str | None:
+    """Why ``folder`` may not hold code this process runs (None: it may): not a folder, owned by
+    another user, or writable by its group or by others."""
+    st = folder.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a folder"
+    if st.st_uid != uid:
+        return f"owned by uid {st.st_uid}, not {uid}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"writable by its group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

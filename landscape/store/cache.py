@@ -2,23 +2,37 @@
 ``settings.cache_dir``) of NAME-KEY.h5 files, listed with their state and found by key."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..errors import LandscapeError
 from ..settings import cache_dir
-from .integrity import CorruptSurface
+from .files import check_readable
+from .format import FORMAT
+from .integrity import CorruptSurface, read_root
 from .lock import lock_held
 from .reader import check_surface_file, read_surface
 
+CACHE_NAME = re.compile(r"[^.][A-Za-z0-9._+=-]*-[0-9a-f]{16}\.h5")  # NAME-KEY.h5, as ``cache_path`` names them
+
 
 def cache_path(name: str, key: str) -> Path:
-    """The cache file of the surface NAME with spec key KEY."""
-    return cache_dir() / f"{name}-{key}.h5"
+    """The cache file of the surface NAME with spec key KEY: NAME-KEY.h5 in the cache folder, and
+    always there (``file_stem``: a cell or task name such as ../../x cannot lead out of it)."""
+    return cache_dir() / f"{file_stem(name)}-{file_stem(key)}.h5"
+
+
+def file_stem(name: str) -> str:
+    """``name`` as one plain part of a file name: every character but letters, digits and ._+=-
+    (a path separator, a NUL, a space) becomes _, and leading dots go (no hidden file, no ..).
+    The built-in names are left as they are."""
+    stem = re.sub(r"[^A-Za-z0-9._+=-]", "_", name).lstrip(".")
+    return stem or "_"
 
 
 def cache_entries(check: bool = False) -> list[dict]:
     """One dict per .h5 file in the cache folder: path, size, state (complete, partial, being
-    written, corrupt, foreign), error (why, for corrupt and foreign files), and for readable files
+    written, corrupt, foreign, unreadable: a permission), error (why, for corrupt, foreign and unreadable files), and for readable files
     key, cell, task, T, grid, created, checked (format 2: checksummed). check: also read and
     verify every dataset of the complete files (slower)."""
     out = []
@@ -31,6 +45,12 @@ def cache_entries(check: bool = False) -> list[dict]:
         except OSError:
             continue  # removed meanwhile
         busy = lock_held(path)
+        try:
+            check_readable(path)
+        except LandscapeError as err:
+            entry.update(state="unreadable", error=str(err))
+            out.append(entry)
+            continue
         try:
             attrs = check_surface_file(path)
             spec = attrs["_spec"]
@@ -47,6 +67,27 @@ def cache_entries(check: bool = False) -> list[dict]:
             entry.update(state="being written") if busy else entry.update(state="foreign", error=str(err))
         out.append(entry)
     return out
+
+
+def removal_refused(path: Path) -> str | None:
+    """Why ``cache rm`` may not remove the file at path (None: it may). It removes only files the
+    project wrote: a file of the cache folder named as ``cache_path`` names them, damaged or not;
+    elsewhere, a file whose root attributes read and whose ``format`` is a landscape surface's. An
+    unreadable .h5 outside the cache (a killed training run, someone else's file) is never removed."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return "is not a plain file"
+    if path.parent.resolve() == cache_dir().resolve() and CACHE_NAME.fullmatch(path.name):
+        return None
+    check_readable(path)
+    try:
+        attrs, _ = read_root(path)
+    except CorruptSurface as err:
+        return (f"is outside the cache folder and does not read as a file landscape wrote ({err.reason}); "
+                f"cache rm removes only files landscape wrote")
+    if attrs.get("format") != FORMAT:
+        return f"is not a landscape surface file (format={attrs.get('format')!r})"
+    return None
 
 
 def find_cached(ref: str) -> Path:

@@ -1,14 +1,16 @@
 """Writing any file of the store with the same discipline, whatever it holds: created whole (a
-hidden temporary file renamed into place), every dataset chunked with its fletcher32 checksum and
-allocated at creation, HDF5's write errors as ``WriteFailed`` and then one line
-(``write_failure``). The writer holds the file's lock (``lock.locked``) throughout.
+hidden temporary file, created exclusively, renamed into place), every dataset chunked with its
+fletcher32 checksum and allocated at creation, HDF5's write errors as ``WriteFailed`` and then one
+line (``write_failure``). The writer holds the file's lock (``lock.locked``) throughout.
 """
 from __future__ import annotations
 
 import errno as _errno
+import glob
 import math
 import os
 import re
+import secrets
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,9 +26,10 @@ CHUNK_BYTES = 1 << 18  # HDF5 chunk size of the datasets (each carries its own f
 
 def create_whole(path: Path, write: Callable[[h5py.File], None]) -> None:
     """Create the HDF5 file at path whole or not at all: ``write(f)`` fills a hidden temporary
-    file .NAME.new beside it (opened by ``integrity.open_file``), which then replaces path; on any
-    error the temporary file is removed and path is untouched. Call it under path's lock."""
-    tmp = path.with_name(f".{path.name}.new")
+    file beside it (``exclusive_temp``, opened by ``integrity.open_file``), which then replaces
+    path; on any error the temporary file is removed and path is untouched. Call it under path's
+    lock (the temporary files a killed writer left are removed then)."""
+    tmp = exclusive_temp(path)
     try:
         with open_file(tmp, "w") as f:
             write(f)
@@ -34,6 +37,27 @@ def create_whole(path: Path, write: Callable[[h5py.File], None]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def exclusive_temp(path: Path) -> Path:
+    """A new, empty temporary file .NAME.RANDOM.new beside path, created exclusively (O_EXCL and
+    O_NOFOLLOW: a file or symlink planted at that name is never opened, let alone followed) with
+    the usual mode (0666 less the umask, as a file created in place would have). The temporary
+    files of earlier writers of path (.NAME.*.new, .NAME.new: a killed run's) are removed first:
+    unlinked, never followed; call it under path's lock, so none of them is another writer's."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*new"):
+        try:
+            stale.unlink()  # a symlink is removed, not its target
+        except OSError:
+            pass
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+            return tmp
+        except FileExistsError:  # a name taken since (48 random bits): draw another
+            continue
 
 
 def checksummed_dataset(f: h5py.Group, name: str, shape, dtype, fill, shrink=None, data=None) -> h5py.Dataset:
@@ -63,6 +87,22 @@ def _chunk_shape(shape: tuple[int, ...], itemsize: int, shrink: tuple[int, ...])
         most = max(1, CHUNK_BYTES // (size // chunk[ax]))
         chunk[ax] = -(-shape[ax] // -(-shape[ax] // most))  # near-equal pieces: little padding at the edge
     return tuple(max(1, c) for c in chunk)
+
+
+def check_readable(path: Path) -> None:
+    """LandscapeError, one line with the OS's reason, when this user cannot open the file at path
+    for reading (a permission, say): such a file is unreadable, not corrupt, and nothing is to be
+    removed. Call it before a file of the store is read (HDF5 would report the same failure as a
+    file it cannot make sense of). An absent file passes: the reader says so."""
+    try:
+        os.close(os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        if err.errno == _errno.EISDIR:
+            return  # a folder: the reader says what is wrong with it
+        raise LandscapeError(f"cannot read {path}: {err.strerror or err} (the file is unreadable, not "
+                             f"damaged: check its permissions)") from None
 
 
 class WriteFailed(OSError):

@@ -9,6 +9,7 @@ complete result is served from a read-only cache, folder or file system.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import tempfile
@@ -31,7 +32,7 @@ def locked(path: Path, on_wait=None):
     lp = lock_path(path)
     waited = False
     while True:
-        fh = open(lp, "a+")
+        fh = _open_lock(lp)
         try:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,11 +62,24 @@ def locked(path: Path, on_wait=None):
         fh.close()
 
 
+def _open_lock(lp: Path):
+    """The lock file, opened (created if absent) without following a symlink planted at its name:
+    a symlink there is refused in one line, never a file elsewhere created or opened."""
+    try:
+        fd = os.open(lp, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise LandscapeError(f"the lock file {lp} is a symlink; remove it (a lock file is a plain file "
+                                 f"the writer creates)") from None
+        raise
+    return os.fdopen(fd, "r+b")
+
+
 def lock_held(path: Path) -> bool:
     """Whether a process (this one included, through another lock) holds the lock of path now.
     Needs no write access: a read-only cache has no writers and answers False."""
     try:
-        fh = open(lock_path(Path(path)), "rb")
+        fh = os.fdopen(os.open(lock_path(Path(path)), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
     except OSError:
         return False
     with fh:
