@@ -11,7 +11,7 @@ import click
 from ..errors import LandscapeError
 
 # subcommand modules, each exposing ``command`` (a click.Command or click.Group)
-COMMAND_MODULES = ("info", "grid", "cache", "dynamics", "grads", "plot", "reproduce", "train", "fixedpoints")
+COMMAND_MODULES = ("info", "grid", "cache", "check", "dynamics", "grads", "plot", "reproduce", "train", "fixedpoints")
 
 
 class Group(click.Group):
