@@ -156,6 +156,9 @@ def _spec(path: Path, attrs: dict) -> dict:
 
 
 def _verify(path: Path, f: h5py.File, attrs: dict, spec: dict) -> FixedPointFile:
+    for name, item in _items(f):
+        if not isinstance(item, (h5py.Group, h5py.Dataset)):
+            raise _corrupt(path, f"member {name!r} cannot be read")
     groups = {name for name, item in f.items() if isinstance(item, h5py.Group)}
     if groups != set(spec["groups"]):
         raise _corrupt(path, f"its groups ({', '.join(sorted(groups)) or 'none'}) differ from its spec "
@@ -216,6 +219,15 @@ def _units(f: h5py.Group) -> tuple[list[str], list[str]]:
     names = [n for n, item in _datasets(f) if n != "digest"]
     per_input = [n for n in names if DIMENSIONS.get(n, ("",))[0] == "x"]
     return per_input, [n for n in names if n not in per_input]
+
+
+def _items(f: h5py.Group):
+    """(path, item) of every member of the file, the root's and its groups' (item None where HDF5
+    cannot say what it is)."""
+    for name, item in f.items():
+        yield name, item
+        if isinstance(item, h5py.Group):
+            yield from ((f"{name}/{n}", it) for n, it in item.items())
 
 
 def _datasets(f: h5py.Group):
