@@ -283,12 +283,14 @@ def check_output(path: str | None, suffixes: tuple[str, ...], option: str) -> Pa
 def write_fixed_points(run: FixedPointRun, path) -> Path:
     """Write the points as CSV (``fixed_point_rows``, full precision) or HDF5.
 
-    HDF5 layout (plain h5py): datasets x (I,) the inputs; points (I, K, S); residual (I, K);
-    eigenvalues_real, eigenvalues_imag, eigenvalues_abs (I, K, S) by decreasing modulus;
-    spectral_radius (I, K); stable (I, K) bool (rho < 1); stability (I, K) text; kind (I, K) int8
-    (0 padding, 1 fixed, 2 slow); count, dropped (I,); trajectories (T, N, S) and labels (N,) the
-    sequences' states. Root attributes: format 'landscape-fixedpoints', cell, cell_options (JSON),
-    hidden, state_names (JSON), task, model (the source), options (JSON), T, seed, landscape_version."""
+    HDF5 layout (``landscape.store.fixedpoints``, read back verified by ``read_fixed_point_file``):
+    datasets x (I,) the inputs; points (I, K, S); residual (I, K); eigenvalues_real,
+    eigenvalues_imag, eigenvalues_abs (I, K, S) by decreasing modulus; spectral_radius (I, K);
+    stable (I, K) bool (rho < 1); stability (I, K) ASCII text; kind (I, K) int8 (0 padding,
+    1 fixed, 2 slow); count, dropped (I,); trajectories (T, N, S) and labels (N,) the sequences'
+    states; digest (I,) one per input. Root attributes: format 'landscape-fixedpoints',
+    format_version, spec, key, shared_digest, cell, cell_options (JSON), hidden, state_names
+    (JSON), task, model (the source), options (JSON), T, seed, landscape_version."""
     import csv
 
     path = check_output(str(path), FILE_SUFFIXES, "--out")
@@ -309,82 +311,36 @@ def write_fixed_points(run: FixedPointRun, path) -> Path:
 
 
 def _write_h5(run: FixedPointRun, path: Path) -> None:
-    import h5py
-
+    """The HDF5 file of the points (``landscape.store.fixedpoints``: locked, created whole,
+    checksummed, a digest per input value)."""
+    from .store.fixedpoints import write_fixed_point_file
     from .version import __version__
 
     res = run.result
-    with h5py.File(path, "w") as f:
-        f.attrs.update({
-            "format": "landscape-fixedpoints", "cell": res.cell,
-            "cell_options": json.dumps(run.problem.cell.options(), sort_keys=True, default=str),
-            "hidden": int(res.H), "state_names": json.dumps(list(res.state_names)),
-            "task": run.problem.task.name, "model": run.source, "T": run.T, "seed": run.seed,
-            "options": json.dumps(asdict(res.options), sort_keys=True), "landscape_version": __version__})
-        f["x"] = run.inputs
-        f["points"] = res.points
-        f["residual"] = res.residual
-        f["eigenvalues_real"] = res.eigenvalues.real
-        f["eigenvalues_imag"] = res.eigenvalues.imag
-        f["eigenvalues_abs"] = np.abs(res.eigenvalues)
-        f["spectral_radius"] = spectral_radius(res)
-        f["stable"] = res.stable
-        f.create_dataset("stability", data=stability(res).astype(str).astype(object), dtype=h5py.string_dtype())
-        f["kind"] = res.kind
-        f["count"] = res.count
-        f["dropped"] = res.dropped
-        f["trajectories"] = run.trajectories
-        if run.labels is not None:
-            f["labels"] = run.labels
-        a = run.attractors
-        if a is not None:
-            g = f.create_group("attractors")
-            g.attrs["steps"] = a.steps
-            g.attrs["settle_tol"] = SETTLE_TOL
-            g.attrs["merge_tol"] = MERGE_TOL
-            g["ends"] = a.ends
-            g.create_dataset("kind", data=a.kind.astype(str).astype(object), dtype=h5py.string_dtype())
-            S = a.ends.shape[-1]
-            g["fixed"] = _padded(a.fixed, (S,))
-            g["cycles"] = _padded(a.cycles, (2, S))
-        _name_dimensions(f)
+    attrs = {"cell": res.cell, "cell_options": json.dumps(run.problem.cell.options(), sort_keys=True, default=str),
+             "hidden": int(res.H), "state_names": json.dumps(list(res.state_names)), "task": run.problem.task.name,
+             "model": run.source, "T": int(run.T), "seed": int(run.seed),
+             "options": json.dumps(asdict(res.options), sort_keys=True), "landscape_version": __version__}
+    data = {"x": run.inputs, "points": res.points, "residual": res.residual,
+            "eigenvalues_real": res.eigenvalues.real, "eigenvalues_imag": res.eigenvalues.imag,
+            "eigenvalues_abs": np.abs(res.eigenvalues), "spectral_radius": spectral_radius(res),
+            "stable": res.stable, "stability": _text(stability(res)), "kind": res.kind, "count": res.count,
+            "dropped": res.dropped, "trajectories": run.trajectories}
+    if run.labels is not None:
+        data["labels"] = run.labels
+    groups = {}
+    a = run.attractors
+    if a is not None:
+        groups["attractors"] = {"steps": int(a.steps), "settle_tol": SETTLE_TOL, "merge_tol": MERGE_TOL}
+        S = a.ends.shape[-1]
+        data.update({"attractors/ends": a.ends, "attractors/kind": _text(a.kind),
+                     "attractors/fixed": _padded(a.fixed, (S,)), "attractors/cycles": _padded(a.cycles, (2, S))})
+    write_fixed_point_file(path, attrs, data, groups)
 
 
-# the dimensions of every dataset of a fixed-points file (xarray / h5netcdf read them as names)
-DIMENSIONS = {
-    "x": ("x",), "count": ("x",), "dropped": ("x",),
-    "points": ("x", "point", "state"), "residual": ("x", "point"), "spectral_radius": ("x", "point"),
-    "stable": ("x", "point"), "stability": ("x", "point"), "kind": ("x", "point"),
-    "eigenvalues_real": ("x", "point", "mode"), "eigenvalues_imag": ("x", "point", "mode"),
-    "eigenvalues_abs": ("x", "point", "mode"),
-    "trajectories": ("t", "sequence", "state"), "labels": ("sequence",),
-    "attractors/ends": ("x", "start", "state"), "attractors/kind": ("x", "start"),
-    "attractors/fixed": ("x", "attractor", "state"), "attractors/cycles": ("x", "cycle", "phase", "state"),
-}
-
-
-def _name_dimensions(f) -> None:
-    """Attach a named dimension scale to every axis of every dataset (``DIMENSIONS``): ``x`` is
-    its own scale (the input values), the others are index scales 0, 1, ... (``t`` 1, 2, ...)
-    created at the root."""
-    sizes: dict[str, int] = {}
-    for name, dims in DIMENSIONS.items():
-        if name in f:
-            for dim, n in zip(dims, f[name].shape):
-                if sizes.setdefault(dim, n) != n:  # pragma: no cover - a layout bug
-                    raise ValueError(f"dimension {dim!r} of {name} has length {n}, elsewhere {sizes[dim]}")
-    scales = {}
-    for dim, n in sizes.items():
-        if dim == "x" and f["x"].ndim == 1:
-            ds = f["x"]
-        else:
-            ds = f.create_dataset(dim, data=np.arange(1, n + 1) if dim == "t" else np.arange(n))
-        ds.make_scale(dim)
-        scales[dim] = ds
-    for name, dims in DIMENSIONS.items():
-        if name in f and name not in scales:
-            for k, dim in enumerate(dims):
-                f[name].dims[k].attach_scale(scales[dim])
+def _text(labels: np.ndarray) -> np.ndarray:
+    """Text labels (object array of str) as fixed-length ASCII, as the file stores them."""
+    return np.asarray(labels.astype(str), dtype=np.bytes_)
 
 
 def _padded(items: list, shape: tuple) -> np.ndarray:

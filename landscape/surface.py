@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 from .lazy import torch
 from tqdm import tqdm
@@ -15,8 +16,8 @@ from .errors import LandscapeError, error_reason
 from .resolved import ResolvedGrid, resolve
 from .spec import GridSpec
 from .store import (RESERVED_NAMES, STORE_BYTES, SURFACE_FORMAT_VERSION, CorruptSurface, Surface, SurfaceContents,
-                    SurfaceWriter, WriteFailed, cache_path, check_surface_file, check_writable, load, lock_held,
-                    locked, read_surface, write_failure)
+                    SurfaceWriter, WriteFailed, cache_path, check_surface_file, check_writable, damage_is_corruption,
+                    load, lock_held, locked, open_file, read_surface, write_failure)
 from .store.files import check_readable
 
 
@@ -78,7 +79,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     if not force and path.exists():
         check_readable(path)  # a permission: unreadable, not corrupt
         plan.check_surface_read(r, budget)  # a cached surface is returned whole
-        cached = _peek(path, spec_json, where, say)
+        cached = _peek(path, spec_json, where)
         if cached is not None:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
 
@@ -96,7 +97,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         if force and path.exists():
             path.unlink()
         elif path.exists():  # written meanwhile by another process, or left by a killed run
-            cached = _complete_match(path, spec_json, where, say)
+            cached = _complete_match(path, spec_json, where)
             if cached is not None:
                 return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
         # a plane grid's plane: built before the file exists (a failure leaves none), or read back from
@@ -133,19 +134,20 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     return GridResult(load(path), path, False, points, seconds, str(dev))
 
 
-def _peek(path: Path, spec_json: str, where: str, say) -> Surface | None:
+def _peek(path: Path, spec_json: str, where: str) -> Surface | None:
     """The cache lookup before any lock or write: the verified complete surface, or None when it
     is to be computed (absent, incomplete, or being written by another process: decided under
-    the lock). A corrupt file that no process holds raises."""
+    the lock). A corrupt file that no process holds raises (so does a format-1 file, which cannot
+    be verified: ``store.UntrustedFile``)."""
     try:
-        return _complete_match(path, spec_json, where, say)
+        return _complete_match(path, spec_json, where)
     except CorruptSurface:
         if lock_held(path):
             return None
         raise
 
 
-def _complete_match(path: Path, spec_json: str, where: str = "cache file", say=None) -> Surface | None:
+def _complete_match(path: Path, spec_json: str, where: str = "cache file") -> Surface | None:
     """The surface at path if it is complete, verified and was made by this spec; None if it is
     incomplete (to be resumed); LandscapeError if it is foreign or another spec's file,
     CorruptSurface if it fails a check."""
@@ -159,16 +161,7 @@ def _complete_match(path: Path, spec_json: str, where: str = "cache file", say=N
                                  f"{attrs['format_version']} (an older landscape); pass --force to compute it again")
         read_surface(path, attrs)  # its done chunks must check out before they are resumed
         return None
-    surface = read_surface(path, attrs)
-    if not surface.checked:
-        if surface.computed_nan:
-            raise CorruptSurface(path, f"format version {attrs['format_version']} (no checksums) with "
-                                       f"{surface.computed_nan} NaN in chunks marked done, which that format cannot "
-                                       f"tell from values never written")
-        if say:
-            say(f"note: {path.name} is format version {attrs['format_version']}, without checksums: "
-                f"served unchecked (--force recomputes it)")
-    return surface
+    return read_surface(path, attrs)
 
 
 def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None) -> dict[str, np.ndarray]:
@@ -227,16 +220,13 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
 
 def _plane(r: ResolvedGrid, path: Path, say):
     """The plane of a plane grid: read back from the file of a resumed run (it sweeps the very plane
-    it started), else built (``directions.make_plane``)."""
-    import h5py
-
+    it started; the file was verified, its plane against its digest, before), else built
+    (``directions.make_plane``). A file without its plane is refused, never resumed over a new one."""
     if path.exists():
-        try:
-            with h5py.File(path, "r") as f:
-                if "plane" in f:
-                    return read_plane(f["plane"])
-        except OSError:
-            pass  # not a readable file: SurfaceWriter says what is wrong with it
+        with damage_is_corruption(path), open_file(path) as f:
+            if not isinstance(f.get("plane"), h5py.Group):
+                raise CorruptSurface(path, "it is a plane grid without its plane (group /plane is missing)")
+            return read_plane(f["plane"])
     say(f"building the {r.spec.directions} plane around the base point")
     bm = r.problem.base_model  # the Hessian's plane is computed at the largest T
     return make_plane(r.spec.directions, r.problem, r.problem.base, r.models, r.spec.direction_seed, max(r.Ts),

@@ -291,8 +291,9 @@ def _fuzz_grid(rng, tmp):
         ("--device", ["cpu"], ["tpu", "", "cuda:99"], 0.2),
         ("--out", [f"{tmp}/a.h5", f"{tmp}/b.h5", f"{tmp}/c.h5"],
          [str(tmp), f"{tmp}/file/x.h5", f"{tmp}/garbage.h5", f"{tmp}/noext", "", f"{tmp}/corrupt.h5", f"{tmp}/v1.h5",
-          f"{tmp}/nospec.h5"], 0.6),
-        ("--base", [f"{tmp}/a.h5"], [f"{tmp}/garbage.h5", f"{tmp}/missing.h5", str(tmp), f"{tmp}/file"], 0.15),
+          f"{tmp}/nospec.h5", f"{tmp}/fp.h5", f"{tmp}/fp-corrupt.h5", f"{tmp}/moved.h5"], 0.6),
+        ("--base", [f"{tmp}/a.h5"], [f"{tmp}/garbage.h5", f"{tmp}/missing.h5", str(tmp), f"{tmp}/file", f"{tmp}/fp.h5",
+                                     f"{tmp}/fp-corrupt.h5", f"{tmp}/noplane.h5", f"{tmp}/s-flipped.h5"], 0.15),
         ("--seed", ["0", "7"], ["-1", "x", "99999999999999999999"], 0.2),
         ("--threads", ["1"], ["-1", "x"], 0.1),
         ("--directions", ["random"], ["bogus", "models", "line"], 0.08),
@@ -300,9 +301,16 @@ def _fuzz_grid(rng, tmp):
     ], flags=(("--grads", 0.2), ("--force", 0.2)))
 
 
+DAMAGED = ["corrupt.h5", "v1.h5", "nospec.h5", "noplane.h5", "moved.h5", "fp.h5", "fp-corrupt.h5", "fp-old.h5",
+           "fp-swapped.h5", "fp-flipped.h5", "s-flipped.h5"]  # _fuzz_files: damaged files of every kind (and fp.h5)
+
+
 def _fuzz_other(rng, tmp):
-    kind = rng.choice(["plot", "plot", "plot", "cache", "grads", "grads", "dynamics", "info", "train"])
-    files = [f"{tmp}/garbage.h5", f"{tmp}/missing.h5", str(tmp), f"{tmp}/corrupt.h5", f"{tmp}/v1.h5", f"{tmp}/nospec.h5"]
+    kind = rng.choice(["plot", "plot", "plot", "cache", "grads", "grads", "dynamics", "info", "train", "check",
+                       "check"])
+    files = [f"{tmp}/garbage.h5", f"{tmp}/missing.h5", str(tmp), *(f"{tmp}/{name}" for name in DAMAGED)]
+    if kind == "check":
+        return ["check", *rng.sample([f"{tmp}/a.h5", f"{tmp}/g.h5", f"{tmp}/p.h5", *files], rng.choice([1, 1, 2, 3]))]
     if kind == "plot":
         return _build(rng, ["plot"], [
             ("", [f"{tmp}/a.h5", f"{tmp}/g.h5"], files, 1.0),
@@ -344,8 +352,11 @@ def _fuzz_other(rng, tmp):
 
 
 def _fuzz_files(tmp):
-    """The files the generated invocations point at: a good surface, garbage, a corrupt one, a
-    format-1 one, one whose spec is not JSON, a plain file blocking a folder, a broken cell file."""
+    """The files the generated invocations point at: a good surface, a plane grid and a fixed-point
+    file, garbage, damaged files of every kind (``DAMAGED``: edited, format 1, spec not JSON, a plane
+    grid without its plane, a chunk moved with its digest, a fixed-point file edited, of before, with
+    two inputs swapped, bytes flipped), a plain file blocking a folder, a broken cell file; the cache
+    holds a fixed-point file and a damaged one for `cache ls --check`."""
     good = landscape.grid(cell="pascanu", task="target", T=(1, 5), x="w:4.5:5.5:3", y="b:-2.9:-1.9:3",
                           out=tmp / "a.h5", progress=False)
     landscape.grid(cell="pascanu", task="target", T=(1, 5), x="w:4.5:5.5:3", y="b:-2.9:-1.9:3", grads=True,
@@ -355,12 +366,40 @@ def _fuzz_files(tmp):
     (tmp / "bad.py").write_text("def (:\n")
     import h5py
 
-    for name, change in (("corrupt.h5", lambda f: f["loss"].__setitem__((0, 0, 0), 1.0)),
-                         ("nospec.h5", lambda f: f.attrs.modify("spec", "not json")),
-                         ("v1.h5", lambda f: f.attrs.modify("format_version", 1))):
-        (tmp / name).write_bytes(good.path.read_bytes())
+    from landscape.attractors import compute_fixed_points, resolve_fixed_point_model, search_options, write_fixed_points
+    from landscape.model import ModelSpec
+
+    plane = landscape.grid(cell="srnn", task="latch", T=(2,), n=4, directions="random", x="a:-1:1:3", y="b:-1:1:2",
+                           out=tmp / "p.h5", progress=False, chunk_size=2)
+    problem, _ = resolve_fixed_point_model(ModelSpec(cell="srnn", task="latch", hidden=2, set=(("w", "2"),)))
+    write_fixed_points(compute_fixed_points(problem, np.array([0.0, 1.0]), 4, 4, 0, search_options(4), steps=5),
+                       tmp / "fp.h5")
+
+    def moved(f):
+        f["loss"][:, 0, :] = f["loss"][:, 1, :]
+        f["digest"][0] = f["digest"][1]
+
+    for name, src, change in (
+            ("corrupt.h5", good.path, lambda f: f["loss"].__setitem__((0, 0, 0), 1.0)),
+            ("nospec.h5", good.path, lambda f: f.attrs.modify("spec", "not json")),
+            ("v1.h5", good.path, lambda f: f.attrs.modify("format_version", 1)),
+            ("noplane.h5", plane.path, lambda f: f.__delitem__("plane")),
+            ("moved.h5", plane.path, moved),
+            ("fp-corrupt.h5", tmp / "fp.h5", lambda f: f["points"].__setitem__((0, 0, 0), 0.5)),
+            ("fp-old.h5", tmp / "fp.h5", lambda f: f.attrs.__delitem__("format_version")),
+            ("fp-swapped.h5", tmp / "fp.h5", lambda f: [f[n].__setitem__(slice(None), f[n][()][::-1])
+                                                      for n in ("x", "points", "digest")])):
+        (tmp / name).write_bytes(Path(src).read_bytes())
         with h5py.File(tmp / name, "r+") as f:
             change(f)
+    for name, src in (("fp-flipped.h5", tmp / "fp.h5"), ("s-flipped.h5", good.path)):
+        data = bytearray(Path(src).read_bytes())
+        for at in range(211, len(data), 1031):
+            data[at] ^= 0x5A
+        (tmp / name).write_bytes(bytes(data))
+    (tmp / "cache").mkdir(exist_ok=True)
+    for name in ("fp.h5", "fp-corrupt.h5", "fp-old.h5"):
+        (tmp / "cache" / name).write_bytes((tmp / name).read_bytes())
 
 
 def test_fuzzed_invocations_never_print_a_traceback(tmp_path):
@@ -378,7 +417,11 @@ def test_fuzzed_invocations_never_print_a_traceback(tmp_path):
             r = CliRunner().invoke(main, args)
             lines = [line for line in r.output.splitlines() if line.strip()]
             bad = (r.exception is not None and not isinstance(r.exception, SystemExit)) or "Traceback" in r.output
-            if r.exit_code == 2:  # one error line, the last; for grid nothing else (it checks before it prints)
+            if args[:1] == ["check"]:  # one line per file; exit 0 all ok, 1 one damaged, 2 one not checked
+                bad = bad or r.exit_code not in (0, 1, 2) or len(lines) != len(args) - 1
+                bad = bad or not all(line.split(":")[0] in ("ok", "DAMAGED", "UNVERIFIED", "NOT CHECKED") for line in lines)
+                counts["ok" if r.exit_code < 2 else "error"] += 1
+            elif r.exit_code == 2:  # one error line, the last; for grid nothing else (it checks before it prints)
                 errors = [line for line in lines if line.startswith("error: ")]
                 bad = bad or len(errors) != 1 or lines[-1] != errors[0] or "internal error" in errors[0]
                 bad = bad or (args[0] == "grid" and len(lines) != 1)

@@ -202,7 +202,8 @@ def test_complete_and_done_are_checked_against_each_other_and_the_values(tmp_pat
         "differs from its chunks' counts": lambda f: f.attrs.modify("computed_nan", 3),
         "NaN values where 0 were computed": lambda f: (f["loss"].__setitem__((2, 0, 0), np.nan),
                                                        f["digest"].__setitem__(0, np.uint64(store.chunk_digest(
-                                                           chunk_values(f["loss"][()], {}, 0, 3))))),
+                                                           chunk_values(f["loss"][()], {}, 0, 3),
+                                                           store.chunk_place(f.attrs["key"], 0, {}))))),
     }
     for reason, change in cases.items():
         out.write_bytes(clean)
@@ -445,25 +446,23 @@ def as_format_1(src: Path, dst: Path) -> None:
         g.create_dataset("done", data=f["done"][()])
 
 
-def test_format_1_files_are_read_unchecked_and_never_trusted_with_nan(tmp_path):
+def test_format_1_files_cannot_be_verified_and_are_refused_in_one_line(tmp_path):
+    """A format-1 file has no checksums or digests: an edited value could not be told. It is never
+    served (not by load, grid, plot or the cache); --force computes it again."""
     landscape.grid(SMALL, out=tmp_path / "v2.h5", chunk_size=3, progress=False)
     old = tmp_path / "v1.h5"
     as_format_1(tmp_path / "v2.h5", old)
-    s = landscape.load(old)
-    assert not s.checked and s.complete and same_numbers(s, landscape.load(tmp_path / "v2.h5"))
-    notes = []
-    served = landscape.grid(SMALL, out=old, chunk_size=3, progress=False, on_message=notes.append)
-    assert served.cached and "served unchecked" in notes[0]
+    with pytest.raises(store.UntrustedFile, match="format version 1"):
+        landscape.load(old)
+    assert_one_error(["grid", *SMALL_ARGS, "--chunk-size", "3", "--out", old], "format version 1", "--force")
+    assert_one_error(["plot", old, "--out", tmp_path / "p.png"], "format version 1", "cannot be verified")
     r = landscape.resolve(SMALL)
     (tmp_path / "cache").mkdir()
-    cached = store.cache_path(r.name, r.key())
-    cached.write_bytes(old.read_bytes())
+    store.cache_path(r.name, r.key()).write_bytes(old.read_bytes())
     code, lines = cli("cache", "ls")
-    assert "complete (unchecked)" in lines[1]
-    edit(old, lambda f: f["loss"].__setitem__((0, 0, 0), np.nan))  # computed, or never written? unknown
-    assert_one_error(["grid", *SMALL_ARGS, "--chunk-size", "3", "--out", old], "format version 1", "--force")
+    assert code == 0 and "format version 1" in lines[1] and "complete" not in lines[1]
     edit(old, lambda f: (f.attrs.modify("complete", False), f["done"].__setitem__(0, False)))
-    assert_one_error(["grid", *SMALL_ARGS, "--chunk-size", "3", "--out", old], "incomplete file of format version 1")
+    assert_one_error(["grid", *SMALL_ARGS, "--chunk-size", "3", "--out", old], "format version 1", "--force")
     code, _ = cli("grid", *SMALL_ARGS, "--chunk-size", "3", "--out", old, "--force", "-q")
     assert code == 0 and landscape.load(old).checked
 
@@ -685,5 +684,8 @@ def test_the_plane_of_a_plane_grid_is_checked_too(tmp_path):
     flip(out, offset + 3)
     with pytest.raises(CorruptSurface, match="group 'plane' does not match its digest"):
         landscape.grid(spec, out=out, progress=False)
+    # the plane's digest rewritten to match: the chunks' digests bind the plane's, so still refused
     edit(out, lambda f: f["plane"].attrs.modify("digest", np.uint64(store.group_digest(f["plane"]))))
-    assert landscape.grid(spec, out=out, progress=False).cached  # the check is the digest's
+    with pytest.raises(CorruptSurface, match="chunk 0 .* does not match its digest"):
+        landscape.grid(spec, out=out, progress=False)
+    assert not landscape.grid(spec, out=out, progress=False, force=True).cached

@@ -26,7 +26,8 @@ import click  # noqa: E402
 from ..errors import LandscapeError  # noqa: E402
 
 # subcommand modules, each exposing ``command`` (a click.Command or click.Group)
-COMMAND_MODULES = ("info", "grid", "cache", "dynamics", "grads", "plot", "reproduce", "train", "fixedpoints", "explore")
+COMMAND_MODULES = ("info", "grid", "cache", "check", "dynamics", "grads", "plot", "reproduce", "train", "fixedpoints",
+                   "explore")
 
 
 class Group(click.Group):

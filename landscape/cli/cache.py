@@ -18,17 +18,24 @@ def command():
 
 @command.command("ls")
 @click.option("--check", is_flag=True, help="Also read every complete surface and verify its checksums and "
-              "chunk digests (reads all the data).")
+              "chunk digests (reads all the data), and verify the other files landscape wrote there (fixed "
+              "points, training runs) as `landscape check` does.")
 def ls(check):
     """List the cached surfaces: key, cell, task, T, grid, state, size.
 
     The state is complete, partial (a run was stopped: the same command resumes it), being written
-    (another process holds it), corrupt (why; never served: remove it or recompute with --force)
-    or foreign (not a landscape surface). "unchecked" marks files of format version 1, which have
-    no checksums."""
+    (another process holds it), corrupt (why; never served: remove it or recompute with --force;
+    a file of format version 1, which has no checksums, is never served either) or foreign (not a
+    landscape surface; with --check, a fixed-point file or a training run is verified and listed
+    with its `landscape check` line)."""
+    from .check import verify
+
     entries = cache_entries(check=check)
     click.echo(f"cache: {cache_dir()} ({len(entries)} surfaces)")
     for e in entries:
+        if check and e["state"] == "foreign":
+            click.echo(f"  {e['path'].name}  {verify(e['path']).line}")
+            continue
         if "cell" not in e:  # nothing readable
             reason = f": {e['error']}" if e.get("error") else ""
             click.echo(f"  {e['path'].name}  {e['state'].upper() if e['state'] != 'being written' else e['state']}"

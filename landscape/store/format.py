@@ -1,7 +1,7 @@
 """The HDF5 surface format: its names and constants, ``Layout`` (the grid a file holds) and
 ``Surface`` (a surface as read).
 
-File layout, format version 2 (readable by plain h5py, and by xarray through h5netcdf with every
+File layout, format version 3 (readable by plain h5py, and by xarray through h5netcdf with every
 dimension named):
 
     /loss            (nT, nx, ny)  dims (T, <x>, <y>); NaN where not computed *or* computed NaN:
@@ -13,12 +13,15 @@ dimension named):
     /nan_count       (n_chunks,)   dims (chunk,); NaN values *computed* in the chunk, over every
                                    gridded dataset (written with the values, before ``done``)
     /digest          (n_chunks,)   dims (chunk,); uint64 BLAKE2b digest of the chunk's values in
-                                   every gridded dataset (``chunk_digest``), written with them
+                                   every gridded dataset, bound to its place: the file's key, the
+                                   chunk's index and the extra groups' digests (``chunk_digest``,
+                                   ``chunk_place``), written with them
     /chunk           (n_chunks,)   dimension scale 0, 1, ...
     /grad, /hessian_eigvals (nT, nx, ny, 2)  dims (T, <x>, <y>, component)   with --grads
     /grad_norm_t, /grad_norm_c_t (nx, ny, steps)  dims (<x>, <y>, t)          with --grads
     /component (2,) = 0, 1 and /t (steps,) = 1..steps: their dimension scales
-    /<group>         extra groups (a plane grid's /plane), each with a ``digest`` attribute
+    /<group>         extra groups (a plane grid's /plane: required when the spec has
+                     "directions"), each with a ``digest`` attribute
     root attributes  format, format_version, spec (canonical JSON), key, landscape_version,
                      torch_version, device, dtype, created, complete, chunk_size, computed_nan
                      (the file's computed NaN, set with ``complete``), cell, task
@@ -26,10 +29,15 @@ dimension named):
 A chunk c holds the flat indices [c * chunk_size, (c + 1) * chunk_size) of the (nx, ny) grid in
 row-major ("ij") order.
 
-Integrity (format 2). Every dataset is chunked with HDF5's fletcher32 checksum filter and the file
+Integrity (format 3). Every dataset is chunked with HDF5's fletcher32 checksum filter and the file
 is written with HDF5's checksummed 1.8 object formats (``integrity``); the chunk index and the
 global heap, which HDF5 does not checksum, are covered by the per-chunk ``digest`` and by checking
-``spec`` against ``key`` (its hash) and ``format`` against its value. Every read of a surface
+``spec`` against ``key`` (its hash) and ``format`` against its value. A chunk's digest binds the
+file's key and the chunk's index, so a chunk (values, digest and NaN count) copied from another
+file or moved within one fails; it binds the digests of the extra groups too, so a plane grid's
+plane cannot be exchanged, even with its own digest rewritten. These catch accidents (bit rot,
+torn writes, copies between files, killed writers), not a person who rewrites a file and its
+digests on purpose. Every read of a surface
 (``load``, the cache lookup of ``landscape grid``, ``cache show``, ``plot``) runs every check of
 ``reader``; a file that fails is ``CorruptSurface``: reported with its path and the way out
 (remove it or --force), never served and never overwritten without --force.
@@ -46,10 +54,10 @@ overwrites bytes the file already has: a file that was created is not stopped by
 (on file systems that overwrite in place; not guaranteed on copy-on-write ones such as btrfs or
 ZFS). Where a write still fails, the chunks flagged done stay valid, and the same command resumes.
 
-Format version 1 (earlier landscape) files have no checksums, digests or ``nan_count``: they are
-read with every other check, marked unchecked (``Surface.checked`` False; ``cache ls`` says
-"unchecked"); in them NaN means "not computed", so a complete format-1 file holding NaN in a done
-chunk is not served from the cache (``landscape grid`` asks for --force). They are not resumed.
+Older versions. Format 2 files have every check, but their digests are not bound to their place
+(``chunk_digest`` without ``place``): they are read and served, never resumed (an incomplete one
+is computed again with --force). Format 1 files have no checksums, digests or ``nan_count``: they
+cannot be verified, so they are refused (``UntrustedFile``, one line: --force computes them again).
 """
 from __future__ import annotations
 
@@ -60,15 +68,22 @@ import h5py
 import numpy as np
 
 from ..errors import LandscapeError
-from .integrity import CorruptSurface, scale_names
+from .integrity import CorruptSurface, scale_names, unit_place
 
 FORMAT = "landscape-surface"  # the root attribute ``format``
-SURFACE_FORMAT_VERSION = 2  # the root attribute ``format_version`` this landscape writes
-READABLE_VERSIONS = (1, 2)
+SURFACE_FORMAT_VERSION = 3  # the root attribute ``format_version`` this landscape writes
+READABLE_VERSIONS = (2, 3)  # 1 (no checksums or digests) cannot be verified: refused
+PLACE_BOUND_VERSION = 3  # the first version whose chunk digests bind the file's key and the chunk's index
 SCALES = ("T", "chunk", "component", "t")  # dimension scales besides the two axes
 BOOKKEEPING = ("done", "nan_count", "digest")  # per chunk, dims (chunk,)
 FIELD_NAMES = ("grad", "hessian_eigvals", "grad_norm_t", "grad_norm_c_t")  # the gradient fields
 RESERVED_NAMES = ("loss", *SCALES, *BOOKKEEPING, *FIELD_NAMES)  # not usable as axis names
+
+
+def chunk_place(key: str, c: int, groups: dict[str, int]) -> str:
+    """What the digest of chunk c of a surface file binds (format 3): the file's key, the chunk's
+    index, and the extra groups' digests by name (a plane grid's plane)."""
+    return unit_place(key, f"chunk {int(c)}", {f"group {name}": d for name, d in groups.items()})
 
 
 @dataclass(frozen=True)
@@ -132,10 +147,9 @@ class Surface:
 
     loss (nT, nx, ny); T (nT,); x, y the axis values; x_name, y_name the parameter names;
     fields: other gridded datasets by name (grad, hessian_eigvals, grad_norm_t, ...).
-    computed_nan: NaN values the computation produced (format 2 files count them per chunk, so a
-    NaN in a done chunk of a format-2 file is always computed, never "missing"; format 1: the NaN
-    in done chunks, which that format cannot tell from values never written); checked: the file
-    was verified through checksums (format 2), False for format-1 files and surfaces made in memory.
+    computed_nan: NaN values the computation produced (counted per chunk, so a NaN in a done chunk
+    is always computed, never "missing"); checked: the file was verified through checksums and
+    digests (every file read; False for surfaces made in memory).
     """
 
     path: Path
@@ -151,7 +165,7 @@ class Surface:
     fields: dict = field(default_factory=dict)
     computed_nan: int = 0
     checked: bool = False
-    nan_count: np.ndarray | None = None  # (n_chunks,) computed NaN per chunk (format 2)
+    nan_count: np.ndarray | None = None  # (n_chunks,) computed NaN per chunk
 
     @property
     def complete(self) -> bool:

@@ -31,12 +31,21 @@ LIBVER = ("v108", "latest")  # HDF5 1.8 object formats: checksummed metadata, re
 
 
 class CorruptSurface(LandscapeError):
-    """A file that fails a check: never served, never overwritten without --force."""
+    """A file that fails a check: never served, never overwritten without --force. ``fix``: the
+    way out the message gives (default: remove it, or --force)."""
 
-    def __init__(self, path, reason: str):
+    def __init__(self, path, reason: str, fix: str = "remove it, or pass --force to compute it again"):
         self.path, self.reason = Path(path), reason
-        super().__init__(f"{path} is corrupt ({reason}); it was not used: remove it, or pass --force "
-                         f"to compute it again")
+        super().__init__(f"{path} is corrupt ({reason}); it was not used: {fix}")
+
+
+class UntrustedFile(CorruptSurface):
+    """A file of an older format that cannot be verified (no checksums or digests): not damaged
+    as far as anyone knows, but never served as trusted."""
+
+    def __init__(self, path, reason: str, fix: str = "pass --force to compute it again (or remove it)"):
+        self.path, self.reason = Path(path), reason
+        LandscapeError.__init__(self, f"{path} cannot be verified ({reason}); it was not used: {fix}")
 
 
 def open_file(path: Path, mode: str = "r") -> h5py.File:
@@ -117,11 +126,15 @@ def spec_key(spec_json: str) -> str:
     return hashlib.sha256(str(spec_json).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def chunk_digest(values: dict[str, np.ndarray]) -> int:
+def chunk_digest(values: dict[str, np.ndarray], place: str | None = None) -> int:
     """A 64-bit BLAKE2b digest of one unit of work's values: name -> array with the unit's points
     on the population axis (a surface chunk: loss (nT, P), per-T fields (nT, P, *rest), grid fields
-    (P, *rest)), in name order, as float64 bytes."""
+    (P, *rest)), in name order, as float64 bytes. ``place`` (``unit_place``) binds the digest to
+    the file's key and the unit's position: the values of another file, or of another unit of the
+    same file, do not match it (None: unbound, as surface format 2 wrote them)."""
     h = hashlib.blake2b(digest_size=8)
+    if place is not None:
+        h.update(f"place {place}\n".encode("utf-8", "surrogateescape"))
     for name in sorted(values):
         arr = np.asarray(values[name], dtype=np.float64)
         h.update(f"{name}{arr.shape}".encode())
@@ -130,6 +143,14 @@ def chunk_digest(values: dict[str, np.ndarray]) -> int:
         for part in ([arr] if arr.flags.c_contiguous or arr.ndim < 2 else arr):
             h.update(np.ascontiguousarray(part).data)
     return int.from_bytes(h.digest(), "little")
+
+
+def unit_place(key: str, unit, bound: dict[str, int] | None = None) -> str:
+    """The place of a unit of work that its digest binds (``chunk_digest``): the file's key, the
+    unit's position (a chunk index, an input index, a name), and the digests of what the values
+    were computed from (``bound``: name -> digest, e.g. a plane grid's plane group)."""
+    extra = "".join(f" {name}={int(d)}" for name, d in sorted((bound or {}).items()))
+    return f"key={key} unit={unit}{extra}"
 
 
 def group_digest(group: h5py.Group) -> int:

@@ -3,9 +3,11 @@
 
 ``verify_surface`` checks, on an open file: every dataset reads back through its checksum; the
 shapes, the scale values (T, the axes, chunk, component, t) and the attached dimension scales
-agree with the spec; the extra groups match their digests; ``complete`` is set only when every
-chunk is done; in every done chunk the values hash to its ``digest``, and the NaN values counted
-now equal ``nan_count``. Format-1 files get every check but the checksums, digests and NaN counts.
+agree with the spec; the extra groups match their digests (and a plane grid has its plane);
+``complete`` is set only when every chunk is done; in every done chunk the values hash to its
+``digest`` (format 3: bound to the file's key, the chunk's index and the groups' digests), and
+the NaN values counted now equal ``nan_count``. Format-1 files, which cannot be verified, are
+refused (``UntrustedFile``).
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ import h5py
 import numpy as np
 
 from ..errors import LandscapeError
-from .format import BOOKKEEPING, FORMAT, READABLE_VERSIONS, SCALES, SURFACE_FORMAT_VERSION, Layout, Surface
-from .integrity import (CorruptSurface, check_checksums, check_group_digests, chunk_digest, damage_is_corruption,
-                        open_file, read_checked, read_root, scale_names, spec_key)
+from .format import (BOOKKEEPING, FORMAT, PLACE_BOUND_VERSION, READABLE_VERSIONS, SCALES, SURFACE_FORMAT_VERSION,
+                     Layout, Surface, chunk_place)
+from .integrity import (CorruptSurface, UntrustedFile, check_checksums, check_group_digests, chunk_digest,
+                        damage_is_corruption, open_file, read_checked, read_root, scale_names, spec_key)
 from .lock import lock_held
 
 
@@ -65,10 +68,11 @@ def check_surface_file(path: Path, locking: bool = False) -> dict:
     if version > SURFACE_FORMAT_VERSION:
         raise LandscapeError(f"{path} has format version {version}, newer than this landscape "
                              f"({SURFACE_FORMAT_VERSION}); upgrade landscape to read it")
+    if version == 1:
+        raise UntrustedFile(path, "format version 1, written by an older landscape without checksums or digests")
     if version not in READABLE_VERSIONS:
         raise CorruptSurface(path, f"format_version {version} is not one this landscape wrote")
-    missing = [k for k in ("loss", "T", "done", *(("nan_count", "digest", "chunk") if version >= 2 else ()))
-               if k not in names]
+    missing = [k for k in ("loss", "T", "done", "nan_count", "digest", "chunk") if k not in names]
     if missing:
         raise CorruptSurface(path, f"dataset {missing[0]!r} is missing")
     for key in ("spec", "key", "complete", "chunk_size"):
@@ -83,6 +87,8 @@ def check_surface_file(path: Path, locking: bool = False) -> dict:
         raise CorruptSurface(path, "its spec attribute is not JSON") from None
     if spec_key(spec_text) != attrs["key"]:
         raise CorruptSurface(path, "its spec does not match its key")
+    if "directions" in spec and "plane" not in names:
+        raise CorruptSurface(path, "it is a plane grid without its plane (group /plane is missing)")
     attrs["_spec"] = spec
     attrs["_datasets"] = tuple(sorted(names))
     return attrs
@@ -92,17 +98,15 @@ def verify_surface(path: Path, f: h5py.File, attrs: dict, layout: Layout) -> Sur
     """Every check of the module docstring on an open file whose root passed ``check_surface_file``
     (attrs); returns the Surface."""
     version = int(attrs["format_version"])
-    checked = version >= 2
     nT, nx, ny = len(layout.Ts), len(layout.x), len(layout.y)
     xn, yn = layout.x_name, layout.y_name
     for name in (xn, yn):
         if name not in f:
             raise CorruptSurface(path, f"the axis dataset {name!r} is missing")
-    if checked:  # every dataset must carry its checksum
-        check_checksums(path, f)
-    expect = {"loss": (nT, nx, ny), "T": (nT,), xn: (nx,), yn: (ny,), "done": (layout.n_chunks,)}
-    if checked:
-        expect.update(nan_count=(layout.n_chunks,), digest=(layout.n_chunks,), chunk=(layout.n_chunks,))
+    check_checksums(path, f)  # every dataset must carry its checksum
+    n = layout.n_chunks
+    expect = {"loss": (nT, nx, ny), "T": (nT,), xn: (nx,), yn: (ny,), "done": (n,), "nan_count": (n,),
+              "digest": (n,), "chunk": (n,)}
     values = {}
     for name, shape in expect.items():
         ds = f[name]
@@ -115,55 +119,59 @@ def verify_surface(path: Path, f: h5py.File, attrs: dict, layout: Layout) -> Sur
     for name, want in ((xn, layout.x), (yn, layout.y)):
         if not np.array_equal(values[name], want):
             raise CorruptSurface(path, f"the axis values of {name!r} differ from its spec")
-    if checked and not np.array_equal(values["chunk"], np.arange(layout.n_chunks)):
+    if not np.array_equal(values["chunk"], np.arange(n)):
         raise CorruptSurface(path, "its chunk scale is wrong")
     dims = scale_names(path, f["loss"], "loss")
     if dims != ["T", xn, yn]:
         raise CorruptSurface(path, f"loss is not attached to its dimension scales T, {xn}, {yn} (has {dims})")
-    if checked:
-        for name in BOOKKEEPING:
-            if scale_names(path, f[name], name) != ["chunk"]:
-                raise CorruptSurface(path, f"{name} is not attached to its dimension scale chunk")
-    fields = _read_fields(path, f, layout, checked)
-    if checked:
-        for name in ("component", "t"):
-            if name in f:
-                got = read_checked(path, f[name], name)
-                base = 0 if name == "component" else 1
-                if not np.array_equal(got, np.arange(base, base + len(got))):
-                    raise CorruptSurface(path, f"its {name} scale is wrong")
-        check_group_digests(path, f)  # the extra groups (a plane grid's plane)
+    for name in BOOKKEEPING:
+        if scale_names(path, f[name], name) != ["chunk"]:
+            raise CorruptSurface(path, f"{name} is not attached to its dimension scale chunk")
+    fields = _read_fields(path, f, layout)
+    for name in ("component", "t"):
+        if name in f:
+            got = read_checked(path, f[name], name)
+            base = 0 if name == "component" else 1
+            if not np.array_equal(got, np.arange(base, base + len(got))):
+                raise CorruptSurface(path, f"its {name} scale is wrong")
+    check_group_digests(path, f)  # the extra groups (a plane grid's plane)
+    groups = group_digests(f) if version >= PLACE_BOUND_VERSION else None
     done = values["done"].astype(bool)
     complete = bool(attrs["complete"])
     if complete and not done.all():
         raise CorruptSurface(path, f"it is marked complete but {int((~done).sum())} of {len(done)} chunks "
                                    f"are not done")
     per_chunk = _nan_per_chunk(values["loss"], fields, layout)  # (n_chunks,)
-    computed_nan = int(per_chunk[done].sum())  # format 1: NaN in done chunks, computed or not (unknown)
-    counts = None
-    if checked:
-        counts = values["nan_count"].astype(np.int64)
-        for c in np.nonzero(done)[0]:
-            start, stop = layout.chunk_range(c)
-            if chunk_digest(chunk_values(values["loss"], fields, start, stop)) != int(values["digest"][c]):
-                raise CorruptSurface(path, f"chunk {c} (grid points {start}..{stop - 1}) does not match its digest: "
-                                           f"its values were changed or never written")
-        bad = np.nonzero(done & (per_chunk != counts))[0]
-        if len(bad):
-            c = int(bad[0])
-            start, stop = layout.chunk_range(c)
-            raise CorruptSurface(path, f"chunk {c} (grid points {start}..{stop - 1}) is marked done but holds "
-                                       f"{int(per_chunk[c])} NaN values where {int(counts[c])} were computed: "
-                                       f"values were never written or were lost")
-        if complete and int(attrs.get("computed_nan", computed_nan)) != computed_nan:
-            raise CorruptSurface(path, f"its computed_nan attribute ({attrs.get('computed_nan')}) differs from "
-                                       f"its chunks' counts ({computed_nan})")
+    computed_nan = int(per_chunk[done].sum())
+    counts = values["nan_count"].astype(np.int64)
+    for c in np.nonzero(done)[0]:
+        start, stop = layout.chunk_range(c)
+        place = None if groups is None else chunk_place(attrs["key"], c, groups)
+        if chunk_digest(chunk_values(values["loss"], fields, start, stop), place) != int(values["digest"][c]):
+            raise CorruptSurface(path, f"chunk {c} (grid points {start}..{stop - 1}) does not match its digest: "
+                                       f"its values were changed, never written, or come from another file or chunk")
+    bad = np.nonzero(done & (per_chunk != counts))[0]
+    if len(bad):
+        c = int(bad[0])
+        start, stop = layout.chunk_range(c)
+        raise CorruptSurface(path, f"chunk {c} (grid points {start}..{stop - 1}) is marked done but holds "
+                                   f"{int(per_chunk[c])} NaN values where {int(counts[c])} were computed: "
+                                   f"values were never written or were lost")
+    if complete and int(attrs.get("computed_nan", computed_nan)) != computed_nan:
+        raise CorruptSurface(path, f"its computed_nan attribute ({attrs.get('computed_nan')}) differs from "
+                                   f"its chunks' counts ({computed_nan})")
     public = {k: v for k, v in attrs.items() if not k.startswith("_")}
     return Surface(path, values["loss"], values["T"], xn, values[xn], yn, values[yn], attrs["_spec"],
-                   public, done, fields, computed_nan, checked, counts)
+                   public, done, fields, computed_nan, True, counts)
 
 
-def _read_fields(path, f: h5py.File, layout: Layout, checked: bool) -> dict[str, np.ndarray]:
+def group_digests(f: h5py.Group) -> dict[str, int]:
+    """The ``digest`` attribute of every subgroup of f (checked by ``check_group_digests``), by name:
+    what a format-3 chunk digest binds besides the key and the chunk's index."""
+    return {name: int(g.attrs["digest"]) for name, g in f.items() if isinstance(g, h5py.Group)}
+
+
+def _read_fields(path, f: h5py.File, layout: Layout) -> dict[str, np.ndarray]:
     """The gridded datasets besides loss, by name, each checked to be gridded like loss and
     attached to its dimension scales: per T (nT, nx, ny, *rest) or per grid point (nx, ny, *rest)."""
     nT, nx, ny = len(layout.Ts), len(layout.x), len(layout.y)
@@ -172,16 +180,14 @@ def _read_fields(path, f: h5py.File, layout: Layout, checked: bool) -> dict[str,
     for name, ds in f.items():
         if name in {xn, yn, *SCALES, "loss", *BOOKKEEPING} or not isinstance(ds, h5py.Dataset):
             continue
-        if not checked and ds.ndim < 3:  # format 1: fields were recognised by their rank
-            continue
         d = scale_names(path, ds, name)
         if ds.shape[:3] == (nT, nx, ny) and d[:3] == ["T", xn, yn]:
             rest = ds.shape[3:]
-            if checked and rest and d[3:] != ["component"]:
+            if rest and d[3:] != ["component"]:
                 raise CorruptSurface(path, f"{name} is not attached to its dimension scale component")
         elif ds.shape[:2] == (nx, ny) and d[:2] == [xn, yn]:
             rest = ds.shape[2:]
-            if checked and rest and d[2:] != ["t"]:
+            if rest and d[2:] != ["t"]:
                 raise CorruptSurface(path, f"{name} is not attached to its dimension scale t")
         else:
             raise CorruptSurface(path, f"dataset {name!r} of shape {ds.shape} is not gridded like loss")

@@ -14,9 +14,9 @@ from ..errors import LandscapeError, error_reason
 from ..lazy import torch
 from ..version import __version__
 from .files import checksummed_dataset, create_whole, writing
-from .format import FORMAT, SURFACE_FORMAT_VERSION, Layout
+from .format import FORMAT, SURFACE_FORMAT_VERSION, Layout, chunk_place
 from .integrity import CorruptSurface, chunk_digest, damage_is_corruption, group_digest, open_file, spec_key
-from .reader import check_surface_file, verify_surface
+from .reader import check_surface_file, group_digests, verify_surface
 
 WRITE_SLAB_BYTES = 4 << 20  # a chunk is written in slabs of whole rows of about this size (bounds HDF5's copies)
 STORE_BYTES = WRITE_SLAB_BYTES + (2 << 20)  # the writer's own memory: a slab's copy, HDF5's chunk cache
@@ -76,6 +76,7 @@ class SurfaceWriter:
                 create_whole(self.path, lambda f: _write_new_file(f, contents))
                 self.file = open_file(self.path, "r+")
         self.done = self.file["done"][()]
+        self.groups = group_digests(self.file)  # what each chunk's digest binds besides the key and its index
 
     def _resume(self, verify: bool) -> Layout:
         """Open the existing file of the same spec (and format) for writing, checked; its layout."""
@@ -140,7 +141,7 @@ class SurfaceWriter:
                     dataset[:, i0:i1, j0:j1] = arr[:, p0:p1].reshape(arr.shape[0], i1 - i0, j1 - j0,
                                                                      *arr.shape[2:])
         self.file["nan_count"][c] = nan
-        self.file["digest"][c] = np.uint64(chunk_digest(values))
+        self.file["digest"][c] = np.uint64(chunk_digest(values, chunk_place(self.contents.key, c, self.groups)))
         # the values (and their NaN count) reach the file before their flag: one flush writes
         # HDF5's caches in its own order, so a process killed inside it could leave a chunk
         # flagged done but still NaN
