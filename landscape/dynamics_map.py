@@ -76,7 +76,7 @@ SIMULATION_CHECK = 32  # steps between the simulation's checks for settled start
 HULL_STEPS = 8  # the simulation's first steps, whose states give the reachable box
 DEDUPE_WINDOW = 4  # a candidate is compared with this many neighbours in sorted order
 SEED_MERGE = 1e-4  # simulated states closer than this (relative) are one attractor (one Newton start)
-STALL_ITER, STALL_FACTOR = 10, 0.9  # Newton drops a row whose best ||G|| fell by less than 10% in 10 iterations
+STALL_ITER, STALL_FACTOR = 6, 0.9  # Newton drops a row whose best ||G|| fell by less than 10% in 6 iterations
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,8 @@ class DynamicsOptions:
     """Settings of ``dynamics_map`` (the module docstring says how each is used).
 
     max_period      K: cycles of minimal period 1..K are searched
-    n_starts        Newton starts per member for periods >= 4, 4 / k times more for k < 4; None:
-                    8 per state number, at most 64
+    n_starts        n: Newton starts per member for period k are n * 4 / k, at least n / 2;
+                    None: 8 per state number, at most 64
     n_simulate      forward-simulation starts per member
     simulate_steps  the longest simulation
     radius          the simulation starts: uniform in [-radius, radius]^S
@@ -119,10 +119,11 @@ class DynamicsOptions:
     seed: int = 0
 
     def starts(self, S: int, k: int) -> int:
-        """Newton starts per member for period k: n_starts (None: 8 per state number, at most 64)
-        times max(1, 4 / k), so low periods, whose searches are cheap, get more."""
+        """Newton starts per member for period k: n = n_starts (None: 8 per state number, at most
+        64) times 4 / k, at least n / 2: every period costs about the same (k steps per
+        iteration), low periods get more starts (a k-cycle is k roots of F^k(s) - s)."""
         n = int(self.n_starts) if self.n_starts is not None else min(64, 8 * S)
-        return max(n, math.ceil(4 * n / k))
+        return max(math.ceil(n / 2), math.ceil(4 * n / k))
 
     def check(self) -> None:
         for name in ("max_period", "newton_iter"):
@@ -292,6 +293,14 @@ def _monodromy(F: StateMap, s: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return cur[:, 0], prod
 
 
+def _solve(A: Tensor, g: Tensor) -> Tensor:
+    """x with A x = g for A (R, S, S), g (R, S); inf or NaN where A is singular."""
+    if A.shape[-1] == 1:
+        return g / A[..., 0]
+    sol = torch.linalg.solve_ex(A, g.unsqueeze(-1))
+    return torch.where((sol.info == 0).unsqueeze(-1), sol.result[..., 0], math.nan)
+
+
 def _scale(s: Tensor) -> Tensor:
     """1 + ||s||_max over the last axis: tolerances are relative to it."""
     return 1.0 + s.abs().amax(-1)
@@ -373,15 +382,15 @@ def _newton(rows: _Rows, idx: Tensor, s: Tensor, k: int, bound: Tensor, cap: Ten
             break
         end, prod = _monodromy(rows.map(idx), s, k)
         G = end - s  # (R, S)
-        sol = torch.linalg.solve_ex(prod - eye, -G.unsqueeze(-1))
-        step = sol.result[..., 0]
-        solved = torch.isfinite(step).all(-1) & (sol.info == 0)
+        step = _solve(prod - eye, -G)
+        solved = torch.isfinite(step).all(-1)
         step = torch.where(solved.unsqueeze(-1), step, 0.0)
-        scale, b = _scale(s), bound[idx]
+        norm, b = s.abs().amax(-1), bound[idx]
+        scale = 1.0 + norm
         res = G.abs().amax(-1)
         small = res <= opts.tol * scale  # False for NaN
         size = step.abs().amax(-1)
-        on_bound = s.abs().amax(-1) >= b
+        on_bound = norm >= b
         last = it == opts.newton_iter - 1
         converged = small & ~on_bound & ((size <= opts.step_tol * scale) | ~solved | last)
         stuck = small & on_bound
@@ -430,10 +439,13 @@ def _distinct(keys: list[Tensor], points: Tensor, tol: Tensor) -> tuple[Tensor, 
     and keep the first of each group of rows with equal keys whose points lie within tol (Q,)
     (max-norm) of one of the DEDUPE_WINDOW rows before them in that order."""
     Q = points.shape[0]
+    group = torch.zeros(Q, dtype=torch.long, device=points.device)
+    for k in keys:  # one integer key, in the order of the keys
+        group = group * (int(k.max()) + 1 if Q else 1) + k
     order = torch.arange(Q, device=points.device)
-    for key in reversed([*keys, *points.unbind(-1)]):
+    for key in [*points.unbind(-1)[::-1], group]:
         order = order[torch.sort(key[order], stable=True).indices]
-    keys = [k[order] for k in keys]
+    keys = [group[order]]
     pts, tol = points[order], tol[order]
     dup = torch.zeros(Q, dtype=torch.bool, device=points.device)
     for w in range(1, DEDUPE_WINDOW + 1):
@@ -470,6 +482,10 @@ def _objects(rows: _Rows, idx: Tensor, s: Tensor, run_period: Tensor, on_bound: 
     radius, stability (codes of STABILITY), on_bound, over the n objects."""
     K, S = opts.max_period, rows.S
     tol = opts.dedupe * _scale(s) + 2.0 * err
+    flags = [idx, on_bound.to(torch.long), run_period]
+    order, keep = _distinct(flags, s, tol)  # the same point found from many starts: once
+    first = order[keep]
+    idx, s, run_period, on_bound, tol = idx[first], s[first], run_period[first], on_bound[first], tol[first]
     kept, period, pts = _cycles(rows, idx, s, run_period, tol, opts.dedupe, K, (on_bound.to(torch.long),))
     idx, on_bound = idx[kept], on_bound[kept]
     n = idx.numel()
@@ -610,3 +626,126 @@ def _collect(problem, rows: _Rows, obj: dict, unsettled: Tensor, bound: Tensor, 
         multipliers=padded(obj["multipliers"], complex(math.nan, math.nan), torch.complex128),
         radius=padded(obj["radius"], math.nan, torch.float64), stability=padded(stab, 0, torch.int8),
         at_bound=padded(on_bound, False, torch.bool))
+
+
+# ---------------------------------------------------------------------------------------------
+# the largest finite-time Lyapunov exponent on the task's sequences
+
+LYAPUNOV_DIMS = ("T", "point", "exponent")
+LYAPUNOV_BLOCK = 1 << 18  # Jacobian entries (members x sequences x S x S) per block of members
+
+
+def _step_jacobian(cell, params: dict[str, Tensor], s: Tensor, x: Tensor | None, H: int) -> tuple[Tensor, Tensor]:
+    """One step of the sequence map at its own input: s (P, N, S), x (N, D) or None ->
+    (new state (P, N, S), J (P, N, S, S) = d new / d s), by one backward pass over S copies."""
+    P, N, S = s.shape
+    with torch.enable_grad():
+        se = s.detach().unsqueeze(2).expand(P, N, S, S).reshape(P, N * S, S).clone().requires_grad_(True)
+        xe = None if x is None else x.repeat_interleave(S, 0)  # (N S, D)
+        new = cell.step(params, tuple(se.split(H, -1)), xe)
+        out = torch.cat([v.expand(P, N * S, H) for v in new], -1).reshape(P, N, S, S)  # [p, n, copy j, :]
+        (g,) = torch.autograd.grad(out.diagonal(dim1=2, dim2=3).sum(), se, allow_unused=True)
+    J = torch.zeros(P, N * S, S, dtype=s.dtype, device=s.device) if g is None else g
+    return out[:, :, 0].detach(), J.reshape(P, N, S, S)
+
+
+def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...], n_exponents: int = 1,
+             vectors: Tensor | None = None, seed: int = 0, block: int = LYAPUNOV_BLOCK) -> np.ndarray:
+    """The largest finite-time Lyapunov exponents on the task's sequences: (len(Ts), P, n_exponents),
+    dims ``LYAPUNOV_DIMS``.
+
+    lambda_T = mean over the N sequences of (1/T_n) log ||J_{T_n} ... J_1 v||, J_t the Jacobian of
+    the state map (the full state) at step t with the sequence's input, T_n the sequence's own end
+    at nominal length T (``data.ends``). The vectors are carried forward and re-orthonormalised
+    every step (QR; a normalisation for one exponent), the logs of the diagonal of R summed.
+    vectors: the initial (S, n_exponents) or (N, S, n_exponents) vectors (orthonormalised here);
+    None: Gaussian ones from ``seed``. A product that reaches 0 (a saturated hard gate, a dead
+    ReLU) gives -inf. params: name -> (P or 1, *shape); Ts in data.
+    """
+    cell, H = problem.cell, problem.H
+    p = cell_params(problem, params)
+    P = max(v.shape[0] for v in p.values())
+    S, N, k = H * len(cell.state_names), data.n, int(n_exponents)
+    if not 1 <= k <= S:
+        raise LandscapeError(f"n_exponents must be in 1..{S} (the state's size), got {n_exponents}")
+    dev = next(iter(p.values())).device
+    if vectors is None:
+        g = torch.Generator().manual_seed(int(seed))
+        vectors = torch.randn((N, S, k), generator=g, dtype=torch.float64)
+    v0 = torch.as_tensor(vectors, dtype=torch.float64).to(dev).expand(N, S, k)
+    v0 = torch.linalg.qr(v0).Q  # (N, S, k)
+    inputs = None if data.inputs is None else data.inputs.to(dtype=torch.float64, device=dev)
+    out = np.empty((len(Ts), P, k))
+    for start, stop in flat_chunks(P, max(1, block // (N * S * S))):
+        sub = {name: v[start:stop] if v.shape[0] == P else v for name, v in p.items()}
+        Pb = stop - start
+        state = torch.cat([v.expand(Pb, N, H) for v in cell.initial_state(sub, N, H, data.h0)], -1)  # (Pb, N, S)
+        Q = v0.expand(Pb, N, S, k)
+        logs = torch.zeros(Pb, N, k, dtype=torch.float64, device=dev)
+
+        def advance(t):
+            nonlocal state, Q, logs
+            state, J = _step_jacobian(cell, sub, state, None if inputs is None else inputs[t - 1], H)
+            Q, R = torch.linalg.qr(J @ Q)  # (Pb, N, S, k), (Pb, N, k, k)
+            logs = logs + torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
+
+        for i, y in outputs_at_ends(advance, lambda: logs, [data.ends[T] for T in Ts]):
+            steps = data.ends[Ts[i]].to(device=dev, dtype=torch.float64).reshape(-1, 1)  # (N, 1)
+            out[i, start:stop] = (y / steps).mean(1).cpu().numpy()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# bifurcation lines
+
+
+def bifurcation_edges(*fields) -> tuple[np.ndarray, np.ndarray]:
+    """The faces between neighbouring grid points whose fields differ (SCYFI's neighbour rule).
+
+    fields: arrays (nx, ny, ...) on one "ij" grid (counts, stability codes, a signature: equal
+    NaNs count as equal). Returns (across_x (nx - 1, ny), across_y (nx, ny - 1)) bool: across_x[i, j]
+    where points (i, j) and (i + 1, j) differ in any field, across_y[i, j] for (i, j), (i, j + 1)."""
+    if not fields:
+        raise LandscapeError("bifurcation_edges needs at least one field")
+    shape = np.shape(fields[0])[:2]
+    across_x = np.zeros((shape[0] - 1, shape[1]), dtype=bool)
+    across_y = np.zeros((shape[0], shape[1] - 1), dtype=bool)
+    for f in fields:
+        f = np.asarray(f)
+        if f.shape[:2] != shape:
+            raise LandscapeError(f"fields on different grids: {tuple(shape)} and {tuple(f.shape[:2])}")
+        f = f.reshape(*shape, -1)
+        across_x |= _differ(f[1:], f[:-1])
+        across_y |= _differ(f[:, 1:], f[:, :-1])
+    return across_x, across_y
+
+
+def _differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    same = a == b
+    if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating):
+        same |= np.isnan(a) & np.isnan(b)
+    return ~same.all(-1)
+
+
+def _faces(v: np.ndarray) -> np.ndarray:
+    """Grid values (n,) -> the n + 1 faces of their cells: midpoints, and half a step beyond the ends."""
+    v = np.asarray(v, dtype=float)
+    if v.size == 1:
+        return np.array([v[0] - 0.5, v[0] + 0.5])
+    mid = 0.5 * (v[1:] + v[:-1])
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def bifurcation_segments(across_x: np.ndarray, across_y: np.ndarray, x, y) -> np.ndarray:
+    """The faces of ``bifurcation_edges`` as line segments in data coordinates: (L, 2, 2), each
+    [[x0, y0], [x1, y1]] (ready for matplotlib's LineCollection). x (nx,), y (ny,): the grid values."""
+    xf, yf = _faces(x), _faces(y)  # (nx + 1,), (ny + 1,)
+    i, j = np.nonzero(across_x)  # the face between x_i and x_{i+1}, spanning y_j's cell
+    seg_x = np.stack([np.stack([xf[i + 1], yf[j]], -1), np.stack([xf[i + 1], yf[j + 1]], -1)], 1)
+    i, j = np.nonzero(across_y)
+    seg_y = np.stack([np.stack([xf[i], yf[j + 1]], -1), np.stack([xf[i + 1], yf[j + 1]], -1)], 1)
+    return np.concatenate([seg_x, seg_y]).reshape(-1, 2, 2)
+
+
+__all__ = ["BUILTIN_INPUT_MEANS", "DYNAMICS_DIMS", "DynamicsMap", "DynamicsOptions", "LYAPUNOV_DIMS", "STABILITY",
+           "bifurcation_edges", "bifurcation_segments", "cell_params", "default_input", "dynamics_map", "lyapunov"]
