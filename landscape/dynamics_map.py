@@ -73,8 +73,9 @@ BUILTIN_INPUT_MEANS = {"latch": 0.0, "bengio": 0.0, "two-sequence": 0.0, "relay"
                        "relay-flipflop": 0.0, "teacher": lambda task: float(task.mu)}
 STABILITY = ("unstable", "marginal", "stable")  # codes 0, 1, 2 of DynamicsMap.stability
 SIMULATION_CHECK = 32  # steps between the simulation's checks for settled starts
-HULL_STEPS = 8  # the simulation's first steps, whose states give the reachable box
+HULL_STEPS = 1  # the simulation's first steps, whose states (with the attractors found) give the box
 DEDUPE_WINDOW = 4  # a candidate is compared with this many neighbours in sorted order
+MULTIPLE_ROOT_STEP = 1e-5  # after newton_iter, a small ||G|| with a step below this (relative) is a root
 SEED_MERGE = 1e-4  # simulated states closer than this (relative) are one attractor (one Newton start)
 STALL_ITER, STALL_FACTOR = 6, 0.9  # Newton drops a row whose best ||G|| fell by less than 10% in 6 iterations
 
@@ -145,7 +146,8 @@ class DynamicsOptions:
 DYNAMICS_DIMS = {
     "n_fixed": ("point",), "n_stable_fixed": ("point",),
     "n_cycles": ("point", "period"), "n_stable_cycles": ("point", "period"),
-    "n_marginal": ("point",), "n_at_bound": ("point",), "unsettled": ("point",), "bound": ("point",),
+    "n_marginal": ("point",), "n_at_bound": ("point",), "unsettled": ("point",), "n_degenerate": ("point",),
+    "bound": ("point",),
     "period": ("point", "object"), "points": ("point", "object", "phase", "state"),
     "multipliers": ("point", "object", "state"), "radius": ("point", "object"),
     "stability": ("point", "object"), "at_bound": ("point", "object"),
@@ -163,6 +165,9 @@ class DynamicsMap:
     n_marginal               (P,) objects with a multiplier of modulus 1 (within marginal_tol)
     n_at_bound               (P,) roots found on the search bound (not fixed points; see the docstring)
     unsettled                (P,) simulation starts that found no cycle of period <= K
+    n_degenerate             (P,) Newton starts that stopped where F^k(s) = s with a singular
+                             Jacobian of F^k(s) - s (a saturated gate: a continuum of points, or a
+                             gate rounded to 1 in floating point), never counted as objects
     bound                    (P,) the search bound (state units)
 
     Objects, padded to the most any member has (period 0, NaN, False in the padding); per member
@@ -189,6 +194,7 @@ class DynamicsMap:
     n_marginal: np.ndarray
     n_at_bound: np.ndarray
     unsettled: np.ndarray
+    n_degenerate: np.ndarray
     bound: np.ndarray
     period: np.ndarray
     points: np.ndarray
@@ -325,9 +331,11 @@ def _simulate(rows: _Rows, starts: Tensor, idx: Tensor, opts: DynamicsOptions):
     """Run the map from starts (R, S) of members idx (R,), checking every ``SIMULATION_CHECK``
     steps for starts that have settled (``_first_return`` within settle_tol, period <= K).
 
-    Returns (seeds, unsettled, lo, hi): seeds = (members (Q,), states (Q, S), periods (Q,)) of the
-    settled starts; unsettled (P,) the starts that did not settle (or left every bound: inf, NaN);
-    lo, hi (P, S) the range of the states of the first ``HULL_STEPS`` steps (inf, -inf without)."""
+    Returns (seeds, left, unsettled, lo, hi): seeds = (members (Q,), states (Q, S), periods (Q,))
+    of the settled starts; left = (members, states) of the finite unsettled ones at the end;
+    unsettled (P,) the starts that did not settle (or left every bound: inf, NaN); lo, hi (P, S)
+    the range of the states of the first ``HULL_STEPS`` steps and of the unsettled ends (inf, -inf
+    without)."""
     P, S, K = rows.P, rows.S, opts.max_period
     dev = starts.device
     lo = torch.full((P, S), math.inf, dtype=torch.float64, device=dev)
@@ -354,8 +362,11 @@ def _simulate(rows: _Rows, starts: Tensor, idx: Tensor, opts: DynamicsOptions):
             lost.append(idx[escaped])
             keep = ~settled & ~escaped
             idx, s = idx[keep], s[keep]
+        at = idx.unsqueeze(-1).expand(-1, S)
+        lo.scatter_reduce_(0, at, s, "amin")  # where the unsettled starts went
+        hi.scatter_reduce_(0, at, s, "amax")
     unsettled = torch.bincount(torch.cat([idx, *lost]), minlength=P)
-    return tuple(torch.cat(part) for part in seeds), unsettled, lo, hi
+    return tuple(torch.cat(part) for part in seeds), (idx, s), unsettled, lo, hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,12 +380,16 @@ def _newton(rows: _Rows, idx: Tensor, s: Tensor, k: int, bound: Tensor, cap: Ten
     (members (Q,), states (Q, S), on_bound (Q,) bool, err (Q,)) of the rows whose ||G|| fell below
     tol: converged inside the bound, or sitting on it (roots at the bound, see the module
     docstring); err is the last Newton step (max-norm), the point's uncertainty. A row that has not
-    met step_tol after newton_iter iterations but has a small ||G|| (a multiple root, where Newton
-    is slow) is kept with its err. Rows are dropped that leave every bound (inf, NaN), push on the
+    met step_tol after newton_iter iterations but has a small ||G|| and a step below
+    MULTIPLE_ROOT_STEP (a multiple root, where Newton converges linearly) is kept with its err; a
+    small ||G|| with a step that does not shrink is a root at infinity, which the row follows to
+    the bound. Also returned: the members (D,) of the rows that stopped where ||G|| is small but
+    G' is singular (degenerate: F^k is the identity there to rounding, a gate saturated exactly or
+    rounded to 1), which are no isolated roots. Rows are dropped that leave every bound (inf, NaN), push on the
     bound without a small ||G||, or lower their best ||G|| by less than STALL_FACTOR in
     STALL_ITER iterations (a ghost: a minimum of ||G|| that is not a root)."""
     eye = torch.eye(rows.S, dtype=torch.float64, device=s.device)
-    out = ([], [], [], [])
+    out, degenerate = ([], [], [], []), []
     best = torch.full((idx.numel(),), math.inf, dtype=torch.float64, device=s.device)
     mark = best.clone()  # the best ||G|| STALL_ITER iterations ago
     for it in range(opts.newton_iter):
@@ -392,9 +407,13 @@ def _newton(rows: _Rows, idx: Tensor, s: Tensor, k: int, bound: Tensor, cap: Ten
         size = step.abs().amax(-1)
         on_bound = norm >= b
         last = it == opts.newton_iter - 1
-        converged = small & ~on_bound & ((size <= opts.step_tol * scale) | ~solved | last)
+        slow = last & (size <= MULTIPLE_ROOT_STEP * scale)  # a multiple root: Newton converges linearly
+        converged = small & ~on_bound & solved & ((size <= opts.step_tol * scale) | slow)
+        flat = small & ~on_bound & ~solved  # F^k is the identity here to rounding: not an isolated root
+        degenerate.append(idx[flat])
         stuck = small & on_bound
-        for part, v in zip(out, (idx, s, on_bound, size)):
+        final = torch.where((converged & (size <= opts.step_tol * scale)).unsqueeze(-1), s + step, s)  # one more step
+        for part, v in zip(out, (idx, final, on_bound, size)):
             part.append(v[converged | stuck])
         step = step * (cap[idx] / size.clamp(min=1e-300)).clamp(max=1.0).unsqueeze(-1)
         new = torch.maximum(torch.minimum(s + step, b.unsqueeze(-1)), -b.unsqueeze(-1))
@@ -405,9 +424,9 @@ def _newton(rows: _Rows, idx: Tensor, s: Tensor, k: int, bound: Tensor, cap: Ten
             mark = best
         lost = (~torch.isfinite(G).all(-1) | ~torch.isfinite(new).all(-1) | stalled
                 | (on_bound & (new.abs().amax(-1) >= b) & ~small))  # diverged, stalled, pushing on the bound
-        keep = ~(converged | stuck | lost)
+        keep = ~(converged | stuck | lost | flat)
         idx, s, best, mark = idx[keep], new[keep], best[keep], mark[keep]
-    return tuple(torch.cat(part) for part in out)
+    return (*(torch.cat(part) for part in out), torch.cat(degenerate))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,10 +577,14 @@ def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, option
         starts.append(torch.gather(v.expand(P, -1, -1), 1, pick.unsqueeze(-1).expand(P, opts.n_simulate, S)))
     starts = torch.cat(starts, 1)  # (P, n, S)
     members = torch.arange(P, device=dev).repeat_interleave(starts.shape[1])
-    seeds, unsettled, lo, hi = _simulate(rows, starts.reshape(-1, S), members, opts)
+    seeds, left, unsettled, lo, hi = _simulate(rows, starts.reshape(-1, S), members, opts)
     kept, seed_period, seed_points = _cycles(rows, seeds[0], seeds[1], seeds[2], SEED_MERGE * _scale(seeds[1]),
                                              opts.settle_tol, K)
     seeds = (seeds[0][kept], seed_points[:, 0], seed_period)  # one start per attractor reached
+    at = seeds[0].repeat_interleave(K).unsqueeze(-1).expand(-1, S)
+    phases = seed_points.reshape(-1, S)
+    lo.scatter_reduce_(0, at, torch.nan_to_num(phases, nan=math.inf), "amin")  # the attractors' points
+    hi.scatter_reduce_(0, at, torch.nan_to_num(phases, nan=-math.inf), "amax")
 
     # the box, the bound, the largest step
     seen = torch.isfinite(lo).all(-1, keepdim=True)
@@ -577,21 +600,25 @@ def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, option
 
     # 2. Newton for every period
     found = ([], [], [], [], [])
+    n_degenerate = torch.zeros(P, dtype=torch.long, device=dev)
     for k in range(1, K + 1):
         n = opts.starts(S, k)
         u = uniform(lo, hi, n)
         mine = seeds[2] == k
-        idx = torch.cat([torch.arange(P, device=dev).repeat_interleave(n), seeds[0][mine]])
-        s = torch.cat([u.reshape(-1, S), seeds[1][mine]])
+        extra = left if k == 1 else (left[0][:0], left[1][:0])  # slow or long transients: near something
+        idx = torch.cat([torch.arange(P, device=dev).repeat_interleave(n), seeds[0][mine], extra[0]])
+        s = torch.cat([u.reshape(-1, S), seeds[1][mine], extra[1]])
         s = torch.maximum(torch.minimum(s, bound[idx].unsqueeze(-1)), -bound[idx].unsqueeze(-1))
-        m, pts, on_bound, err = _newton(rows, idx, s, k, bound, cap, opts)
+        m, pts, on_bound, err, flat = _newton(rows, idx, s, k, bound, cap, opts)
+        n_degenerate += torch.bincount(flat, minlength=P)
         for part, v in zip(found, (m, pts, torch.full_like(m, k), on_bound, err)):
             part.append(v)
     obj = _objects(rows, *(torch.cat(part) for part in found), opts)
-    return _collect(problem, rows, obj, unsettled, bound, _input_tensor(input, P, problem.D), opts)
+    return _collect(problem, rows, obj, unsettled, n_degenerate, bound, _input_tensor(input, P, problem.D), opts)
 
 
-def _collect(problem, rows: _Rows, obj: dict, unsettled: Tensor, bound: Tensor, x, opts) -> DynamicsMap:
+def _collect(problem, rows: _Rows, obj: dict, unsettled: Tensor, n_degenerate: Tensor, bound: Tensor, x, opts
+             ) -> DynamicsMap:
     """Counts per member and the padded object arrays (numpy)."""
     P, K, S = rows.P, opts.max_period, rows.S
     m, period, stab, on_bound = obj["member"], obj["period"], obj["stability"], obj["on_bound"]
@@ -621,7 +648,7 @@ def _collect(problem, rows: _Rows, obj: dict, unsettled: Tensor, bound: Tensor, 
         n_fixed=n_cycles[:, 0].cpu().numpy(), n_stable_fixed=n_stable[:, 0].cpu().numpy(),
         n_cycles=n_cycles.cpu().numpy(), n_stable_cycles=n_stable.cpu().numpy(),
         n_marginal=n_marginal.cpu().numpy(), n_at_bound=n_at_bound.cpu().numpy(),
-        unsettled=unsettled.cpu().numpy(), bound=bound.cpu().numpy(),
+        unsettled=unsettled.cpu().numpy(), n_degenerate=n_degenerate.cpu().numpy(), bound=bound.cpu().numpy(),
         period=padded(period, 0, torch.long), points=padded(obj["points"], math.nan, torch.float64),
         multipliers=padded(obj["multipliers"], complex(math.nan, math.nan), torch.complex128),
         radius=padded(obj["radius"], math.nan, torch.float64), stability=padded(stab, 0, torch.int8),
