@@ -75,6 +75,7 @@ STABILITY = ("unstable", "marginal", "stable")  # codes 0, 1, 2 of DynamicsMap.s
 SIMULATION_CHECK = 32  # steps between the simulation's checks for settled starts
 HULL_STEPS = 1  # the simulation's first steps, whose states (with the attractors found) give the box
 DEDUPE_WINDOW = 4  # a candidate is compared with this many neighbours in sorted order
+ESCAPE = 100.0  # an unsettled end beyond this times the first step's range has escaped (not in the box)
 MULTIPLE_ROOT_STEP = 1e-5  # after newton_iter, a small ||G|| with a step below this (relative) is a root
 SEED_MERGE = 1e-4  # simulated states closer than this (relative) are one attractor (one Newton start)
 STALL_ITER, STALL_FACTOR = 6, 0.9  # Newton drops a row whose best ||G|| fell by less than 10% in 6 iterations
@@ -362,9 +363,11 @@ def _simulate(rows: _Rows, starts: Tensor, idx: Tensor, opts: DynamicsOptions):
             lost.append(idx[escaped])
             keep = ~settled & ~escaped
             idx, s = idx[keep], s[keep]
-        at = idx.unsqueeze(-1).expand(-1, S)
-        lo.scatter_reduce_(0, at, s, "amin")  # where the unsettled starts went
-        hi.scatter_reduce_(0, at, s, "amax")
+        reach = ESCAPE * torch.maximum(lo.abs(), hi.abs()).nan_to_num(posinf=0.0).amax(-1).clamp(min=opts.radius)
+        near = s.abs().amax(-1) <= reach[idx]  # where the unsettled starts went, unless they escape
+        at = idx[near].unsqueeze(-1).expand(-1, S)
+        lo.scatter_reduce_(0, at, s[near], "amin")
+        hi.scatter_reduce_(0, at, s[near], "amax")
     unsettled = torch.bincount(torch.cat([idx, *lost]), minlength=P)
     return tuple(torch.cat(part) for part in seeds), (idx, s), unsettled, lo, hi
 

@@ -299,7 +299,7 @@ def test_plrnn_eisenmann_plane_equals_exact_enumeration():
     K = 4
     dm = dynamics_map(pr, plrnn_population(A, base["w"][None], base["h"][None]), options=DynamicsOptions(max_period=K))
     for f, a in enumerate(A):
-        counts, stable = plrnn_exact(a, base["w"], base["h"], K)
+        counts, stable = plrnn_exact(a, base["w"], base["h"], K, dm.bound[f])  # inside the search bound
         assert np.array_equal(dm.n_cycles[f], counts), (a, dm.n_cycles[f], counts)
         assert np.array_equal(dm.n_stable_cycles[f], stable), (a, dm.n_stable_cycles[f], stable)
 
