@@ -26,7 +26,7 @@ NAME = "dynamics-map"
 
 
 def sizes(s: Settings) -> dict:
-    return dict(num=21, loop_points=4) if s.quick else dict(num=201, loop_points=40)
+    return {"num": 21, "loop_points": 4} if s.quick else {"num": 201, "loop_points": 40}
 
 
 def _grid(num: int):
@@ -40,7 +40,7 @@ def _scipy_point(w: float, b: float, opts: DynamicsOptions, rng) -> np.ndarray:
     K = opts.max_period
     found = []  # (period, canonical point, stable)
     for k in range(1, K + 1):
-        def gap(h):
+        def gap(h, k=k):
             g = h
             for _ in range(k):
                 g = np.tanh(w * g + b)

@@ -14,27 +14,35 @@ The map at a constant input x (one per member, ``default_input``: the task's inp
 1. forward simulation from ``n_simulate`` starts per member, uniform in [-radius, radius]^S (plus
    states of real sequences when ``visited`` is given), for up to ``simulate_steps`` steps; a start
    whose state returns to within ``settle_tol`` of itself after d <= K steps has found an attractor
-   of period d (its state seeds step 2); the others are counted as ``unsettled`` (a longer period,
-   a quasi-periodic or chaotic attractor, or a very slow approach). The states visited in the first
-   steps give each member's reachable box: their range widened by ``widen`` times its width on each
-   side; the search bound is ``bound_factor`` times the box's largest |s_i| (at least 1);
+   of period d (one state per attractor seeds step 2); the others are counted as ``unsettled`` (a
+   longer period, a quasi-periodic or chaotic attractor, a very slow approach, or an escape to
+   infinity). Each member's box is the range of the image of the starts (their first step), of the
+   attractors found and of the unsettled ends that did not escape (``ESCAPE``), widened by
+   ``widen`` times its width on each side; the search bound is ``bound_factor`` times the box's
+   largest |s_i| (at least 1);
 2. for each period k = 1..K, Newton's method on G(s) = F^k(s) - s, with G' = J_{k-1} ... J_0 - I (the
-   product of the step's Jacobians around the orbit, autograd, ``StateMap.jacobian``), from
-   ``n_starts`` starts per member (half uniform in the box, half their image under F) plus the
-   simulation's period-k states. Every (member, start) is a row of one batch; converged rows leave
-   it. A step is capped to the box's width and clipped to the bound. A row has converged when
-   ||G||_max <= tol (1 + ||s||_max) and the Newton step is below step_tol (1 + ||s||_max);
+   product of the step's Jacobians around the orbit, by autograd: ``StateMap.jacobian``), from
+   n_starts * max(1/2, 4/k) starts per member (a Latin hypercube in the box) plus the
+   simulation's period-k states (and, for k = 1, its unsettled ends). Every (member, start) is a
+   row of one batch; rows leave it as they finish. A step is capped to ``max_step`` times the box's
+   width (a damped Newton flow, which stays in the basin of the root of the start's own monotone
+   piece) and clipped to the bound. A row has converged when ||G||_max <= tol (1 + ||s||_max) and
+   the Newton step is below step_tol (1 + ||s||_max) (one more step is then taken); rows that
+   stall, diverge or push on the bound are dropped (``_newton``);
 3. a converged s of F^k has minimal period d = the least d with ||F^d(s) - s||_max <= dedupe
    (1 + ||s||_max) (so a fixed point found by the period-2 search is a fixed point, not a 2-cycle);
    its stability comes from the Floquet multipliers, the eigenvalues of J_{d-1} ... J_0 (for a
    fixed point the Jacobian's eigenvalues): stable when the spectral radius is < 1 - marginal_tol,
-   marginal within marginal_tol of 1 (a saturated gate: a continuum of fixed points), unstable
-   otherwise. A cycle is one object: it is stored from its canonical phase (the lexicographically
-   smallest point) and two objects of one member are one when their periods agree and their
-   canonical points lie within ``dedupe`` (max-norm, relative to 1 + ||s||_max);
+   marginal within marginal_tol of 1 (counted, not stable), unstable otherwise. A cycle is one
+   object: it is stored from its canonical phase (the lexicographically smallest point) and two
+   objects of one member are one when their periods agree and their canonical points lie within
+   ``dedupe`` (max-norm, relative to 1 + ||s||_max);
 4. a row whose iterate sits on the search bound with ||G|| <= tol is a root at the bound: a gate
    rounded to 1 makes F(s) = s there in floating point (a GRU's |h| ~ 8), which no trajectory
-   reaches. It is reported as such (``at_bound``), never counted as a fixed point or a cycle.
+   reaches. It is reported as such (``at_bound``), never counted as a fixed point or a cycle. A
+   row that stops where ||G|| <= tol but G' is singular (F^k is the identity there to rounding: a
+   hard gate saturated exactly, or a gate rounded to 1 inside the bound) is counted in
+   ``n_degenerate``, never as an object.
 
 ``lyapunov`` is the largest finite-time Lyapunov exponent on the task's real sequences:
 lambda_T = mean over sequences of (1/T) log ||J_T ... J_1 v|| with J_t = dF/ds at step t with the
@@ -320,8 +328,8 @@ def _first_return(orbit: Tensor, tol: float, upto: Tensor | int) -> Tensor:
     close = (orbit[:, 1:] - orbit[:, :1]).abs().amax(-1) <= tol * _scale(orbit[:, 0]).unsqueeze(-1)  # (R, k)
     d = torch.arange(1, k + 1, device=orbit.device)
     close = close & (d <= torch.as_tensor(upto, device=orbit.device).reshape(-1, 1))
-    return torch.where(close.any(-1), torch.argmax(close.to(torch.int8), -1) + 1, torch.zeros_like(close[:, 0],
-                                                                                                     dtype=torch.long))
+    first = torch.argmax(close.to(torch.int8), -1) + 1  # (R,)
+    return torch.where(close.any(-1), first, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,7 +631,7 @@ def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, option
 def _collect(problem, rows: _Rows, obj: dict, unsettled: Tensor, n_degenerate: Tensor, bound: Tensor, x, opts
              ) -> DynamicsMap:
     """Counts per member and the padded object arrays (numpy)."""
-    P, K, S = rows.P, opts.max_period, rows.S
+    P, K = rows.P, opts.max_period
     m, period, stab, on_bound = obj["member"], obj["period"], obj["stability"], obj["on_bound"]
     counted = ~on_bound
 
@@ -708,20 +716,28 @@ def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tu
     out = np.empty((len(Ts), P, k))
     for start, stop in flat_chunks(P, max(1, block // (N * S * S))):
         sub = {name: v[start:stop] if v.shape[0] == P else v for name, v in p.items()}
-        Pb = stop - start
-        state = torch.cat([v.expand(Pb, N, H) for v in cell.initial_state(sub, N, H, data.h0)], -1)  # (Pb, N, S)
-        Q = v0.expand(Pb, N, S, k)
-        logs = torch.zeros(Pb, N, k, dtype=torch.float64, device=dev)
+        out[:, start:stop] = _lyapunov_block(cell, sub, stop - start, H, data, Ts, v0, inputs)
+    return out
 
-        def advance(t):
-            nonlocal state, Q, logs
-            state, J = _step_jacobian(cell, sub, state, None if inputs is None else inputs[t - 1], H)
-            Q, R = torch.linalg.qr(J @ Q)  # (Pb, N, S, k), (Pb, N, k, k)
-            logs = logs + torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
 
-        for i, y in outputs_at_ends(advance, lambda: logs, [data.ends[T] for T in Ts]):
-            steps = data.ends[Ts[i]].to(device=dev, dtype=torch.float64).reshape(-1, 1)  # (N, 1)
-            out[i, start:stop] = (y / steps).mean(1).cpu().numpy()
+def _lyapunov_block(cell, params: dict[str, Tensor], P: int, H: int, data: TaskData, Ts, v0: Tensor,
+                    inputs: Tensor | None) -> np.ndarray:
+    """``lyapunov`` for one block of P members: (len(Ts), P, k); v0 (N, S, k) orthonormal."""
+    N, S, k = v0.shape
+    state = torch.cat([v.expand(P, N, H) for v in cell.initial_state(params, N, H, data.h0)], -1)  # (P, N, S)
+    Q = v0.expand(P, N, S, k)
+    logs = torch.zeros(P, N, k, dtype=torch.float64, device=v0.device)
+
+    def advance(t):
+        nonlocal state, Q, logs
+        state, J = _step_jacobian(cell, params, state, None if inputs is None else inputs[t - 1], H)
+        Q, R = torch.linalg.qr(J @ Q)  # (P, N, S, k), (P, N, k, k)
+        logs = logs + torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
+
+    out = np.empty((len(Ts), P, k))
+    for i, y in outputs_at_ends(advance, lambda: logs, [data.ends[T] for T in Ts]):
+        steps = data.ends[Ts[i]].to(device=v0.device, dtype=torch.float64).reshape(-1, 1)  # (N, 1)
+        out[i] = (y / steps).mean(1).cpu().numpy()
     return out
 
 
@@ -777,5 +793,17 @@ def bifurcation_segments(across_x: np.ndarray, across_y: np.ndarray, x, y) -> np
     return np.concatenate([seg_x, seg_y]).reshape(-1, 2, 2)
 
 
-__all__ = ["BUILTIN_INPUT_MEANS", "DYNAMICS_DIMS", "DynamicsMap", "DynamicsOptions", "LYAPUNOV_DIMS", "STABILITY",
-           "bifurcation_edges", "bifurcation_segments", "cell_params", "default_input", "dynamics_map", "lyapunov"]
+__all__ = [
+    "BUILTIN_INPUT_MEANS",
+    "DYNAMICS_DIMS",
+    "LYAPUNOV_DIMS",
+    "STABILITY",
+    "DynamicsMap",
+    "DynamicsOptions",
+    "bifurcation_edges",
+    "bifurcation_segments",
+    "cell_params",
+    "default_input",
+    "dynamics_map",
+    "lyapunov",
+]

@@ -7,7 +7,6 @@ sequences (linear solves); per-step Jacobians from torch.autograd.functional.jac
 in a Python loop; log|w| for the linear cell."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from pathlib import Path
 
@@ -17,11 +16,17 @@ import torch
 from scipy.special import expit
 
 from landscape import dynamics
+from landscape.dynamics_map import (
+    DynamicsOptions,
+    bifurcation_edges,
+    bifurcation_segments,
+    default_input,
+    dynamics_map,
+    lyapunov,
+)
 from landscape.errors import LandscapeError
 from landscape.model import ModelSpec
 from landscape.problem import resolve_model
-from landscape.dynamics_map import (DynamicsOptions, bifurcation_edges, bifurcation_segments, default_input,
-                                    dynamics_map, lyapunov)
 
 DT = torch.float64
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +170,7 @@ def brute_force_cycles(F, p, lo, hi, K, n=400001):
 
 def test_one_unit_srnn_and_gru_cycles_equal_brute_force():
     K = 4
-    srnn = [dict(w=w, b=b) for w, b in [(-2.5, 0.1), (-1.2, 0.0), (2.5, 0.05), (-4.0, 0.6), (0.5, 0.3)]]
+    srnn = [{"w": w, "b": b} for w, b in [(-2.5, 0.1), (-1.2, 0.0), (2.5, 0.05), (-4.0, 0.6), (0.5, 0.3)]]
     dm = dynamics_map(problem("srnn"), {"w": torch.tensor([[[c["w"]]] for c in srnn]), "u": torch.ones(1, 1, 1, dtype=DT),
                                         "b": torch.tensor([[c["b"]] for c in srnn])},
                       input=0.0, options=DynamicsOptions(max_period=K))
@@ -174,10 +179,10 @@ def test_one_unit_srnn_and_gru_cycles_equal_brute_force():
         assert np.array_equal(dm.n_cycles[f], counts), (c, dm.n_cycles[f], counts)
         assert np.array_equal(dm.n_stable_cycles[f], stable), (c, dm.n_stable_cycles[f], stable)
 
-    gru = [dict(w_z=0.5, b_z=0.0, w_r=1.0, b_r=0.0, w_h=3.0, b_h=0.1, b_hn=0.0),
-           dict(w_z=-1.0, b_z=-2.0, w_r=0.5, b_r=1.0, w_h=-5.0, b_h=0.2, b_hn=0.0),
-           dict(w_z=0.0, b_z=-3.0, w_r=2.0, b_r=0.0, w_h=-6.0, b_h=-0.3, b_hn=0.5),
-           dict(w_z=1.0, b_z=0.0, w_r=1.0, b_r=0.0, w_h=1.0, b_h=0.0, b_hn=0.0)]
+    gru = [{"w_z": 0.5, "b_z": 0.0, "w_r": 1.0, "b_r": 0.0, "w_h": 3.0, "b_h": 0.1, "b_hn": 0.0},
+           {"w_z": -1.0, "b_z": -2.0, "w_r": 0.5, "b_r": 1.0, "w_h": -5.0, "b_h": 0.2, "b_hn": 0.0},
+           {"w_z": 0.0, "b_z": -3.0, "w_r": 2.0, "b_r": 0.0, "w_h": -6.0, "b_h": -0.3, "b_hn": 0.5},
+           {"w_z": 1.0, "b_z": 0.0, "w_r": 1.0, "b_r": 0.0, "w_h": 1.0, "b_h": 0.0, "b_hn": 0.0}]
     pr = problem("gru")
     params = {k: torch.tensor([c.get(k, 0.0) for c in gru], dtype=DT).reshape(len(gru), *v.shape)
               for k, v in pr.base.items() if k in pr.cell.param_shapes(1, 1)}
@@ -213,17 +218,17 @@ def test_lstm_two_state_fixed_points_and_attractors_equal_brute_force():
     alone, so the fixed points are the roots of o(h) tanh(i z / (1 - f)) - h (a dense sign-change
     count); the attractors are where a long simulation from a dense grid of (h, c) settles."""
     pr = problem("lstm")
-    cases = [dict(w_i=1.0, w_f=2.0, w_z=4.0, w_o=1.0, b_i=0.0, b_f=1.0, b_z=0.0, b_o=1.0),
-             dict(w_i=0.5, w_f=-1.0, w_z=-5.0, w_o=2.0, b_i=1.0, b_f=0.0, b_z=0.2, b_o=0.0),
-             dict(w_i=1.0, w_f=0.0, w_z=0.8, w_o=1.0, b_i=0.0, b_f=-1.0, b_z=0.3, b_o=0.0)]
+    cases = [{"w_i": 1.0, "w_f": 2.0, "w_z": 4.0, "w_o": 1.0, "b_i": 0.0, "b_f": 1.0, "b_z": 0.0, "b_o": 1.0},
+             {"w_i": 0.5, "w_f": -1.0, "w_z": -5.0, "w_o": 2.0, "b_i": 1.0, "b_f": 0.0, "b_z": 0.2, "b_o": 0.0},
+             {"w_i": 1.0, "w_f": 0.0, "w_z": 0.8, "w_o": 1.0, "b_i": 0.0, "b_f": -1.0, "b_z": 0.3, "b_o": 0.0}]
     names = pr.cell.param_shapes(1, 1)
     params = {k: torch.tensor([c.get(k, 1.0 if k.startswith("u") else 0.0) for c in cases], dtype=DT)
               .reshape(len(cases), *names[k]) for k in names}
     dm = dynamics_map(pr, params, input=0.0, options=DynamicsOptions(max_period=4))
     for f, c in enumerate(cases):
-        g = {q: (lambda h, q=q: c[f"w_{q}"] * h + c[f"b_{q}"]) for q in "ifzo"}
+        g = {q: (lambda h, q=q, c=c: c[f"w_{q}"] * h + c[f"b_{q}"]) for q in "ifzo"}
 
-        def fixed_gap(h):
+        def fixed_gap(h, g=g):
             i, fg, z, o = expit(g["i"](h)), expit(g["f"](h)), np.tanh(g["z"](h)), expit(g["o"](h))
             return o * np.tanh(i * z / (1 - fg)) - h
 
@@ -354,12 +359,12 @@ def test_lyapunov_equals_products_of_autograd_jacobians(cell, H):
             s = torch.zeros(S, dtype=DT)
             prod = torch.eye(S, dtype=DT)
 
-            def step(s, t):
+            def step(s, t, p=p, x=x):
                 new = pr.cell.step(p, tuple(s.view(1, 1, S).split(H, -1)), x[t])
                 return torch.cat([q.reshape(H) for q in new])
 
             for t in range(T):
-                J = torch.autograd.functional.jacobian(lambda s: step(s, t), s)
+                J = torch.autograd.functional.jacobian(lambda s, t=t: step(s, t), s)
                 prod = J @ prod
                 s = step(s, t).detach()
             u = v[n, :, 0] / v[n, :, 0].norm()
