@@ -317,7 +317,7 @@ def test_plrnn_cycles_equal_exact_enumeration():
     n, K = 40, 4
     a, w, h = rng.uniform(-0.9, 0.9, (n, 2)), rng.normal(0, 1.2, (n, 2, 2)), rng.normal(0, 1, (n, 2))
     dm = dynamics_map(problem(PLRNN, task="target", hidden=2), plrnn_population(a, w, h),
-                      options=DynamicsOptions(max_period=K, n_starts=32))  # the default 16 misses one 2-cycle
+                      options=DynamicsOptions(max_period=K))
     total = np.zeros(K, int)
     for f in range(n):
         counts, stable = plrnn_exact(a[f], w[f], h[f], K, dm.bound[f])  # the map searches inside its bound
