@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from . import floor, fused_cpu, fusion, grid_vs_loop, memory, process, scaling, training, user_cell
+from . import dynamics_map, floor, fused_cpu, fusion, grid_vs_loop, memory, process, scaling, training, user_cell
 from .common import Settings, machine, table, write_csv
 
 MODULES = {m.NAME: m for m in (grid_vs_loop, floor, training, memory, fused_cpu, user_cell, scaling, process,
-                                fusion)}
+                                dynamics_map, fusion)}
 # fusion compiles C: on request only. fused-cpu and scaling need numba (a core dependency; they skip
 # themselves with a note without it); their JAX rows, and process's, are skipped with a note without jax.
 DEFAULT = [name for name in MODULES if name != fusion.NAME]

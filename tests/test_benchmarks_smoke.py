@@ -30,7 +30,7 @@ def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
     stamped = [p for p in tmp_path.glob("*.csv") if p.name != "latest.csv"]
     assert len(stamped) == 1
     names = {r["benchmark"] for r in rows}
-    assert {"grid-vs-loop", "floor", "training", "memory", "process"} <= names
+    assert {"grid-vs-loop", "floor", "training", "memory", "process", "dynamics-map"} <= names
     if HAVE_NUMBA:
         assert "fused-cpu" in names and "user-cell" in names
         if len(os.sched_getaffinity(0)) > 1:
@@ -62,7 +62,7 @@ def test_unknown_benchmark_is_one_clear_error(tmp_path):
     res = bench("--only", "floor,nope", "--out", str(tmp_path), timeout=120)
     assert res.returncode == 2
     assert ("unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory, fused-cpu, user-cell, "
-            "scaling, process, fusion") in res.stderr
+            "scaling, process, dynamics-map, fusion") in res.stderr
     assert not list(tmp_path.glob("*.csv"))
 
 
