@@ -133,7 +133,11 @@ def _load_file(path: str, what: str):
             for name, mod in list(sys.modules.items()):
                 if getattr(mod, "__file__", None) and Path(mod.__file__).resolve() == dep:
                     del sys.modules[name]
-    name = f"landscape_user_{key[1][:16]}"
+    # named by path and content: two copies of one file at two paths are two modules (one name for both
+    # made the second replace the first in sys.modules, and the first class's source was looked up in the
+    # second file)
+    where = hashlib.sha256(f"{key[0]}\n{key[1]}".encode()).hexdigest()[:16]
+    name = f"landscape_user_{where}"
     spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look the module up by name

@@ -111,6 +111,7 @@ def test_a_cell_file_without_local_imports_hashes_as_its_bytes():
     from landscape.cells import cell_class
 
     cls = cell_class("examples/cells/mgu.py:MGU")
+    assert local_imports(Path("examples/cells/mgu.py"), sys.modules[cls.__module__]) == []
     assert source_hash(cls) == hashlib.sha256(Path("examples/cells/mgu.py").read_bytes()).hexdigest()[:16]
 
 
@@ -148,3 +149,20 @@ def test_flags_have_one_parser(monkeypatch, value, want):
     monkeypatch.setenv("LANDSCAPE_EXACT", "maybe")
     with pytest.raises(LandscapeError, match=r"^\$LANDSCAPE_EXACT='maybe': write 1 or 0"):
         settings.exact()
+
+
+def test_two_copies_of_a_cell_file_are_two_modules(tmp_path):
+    """A copy of a cell file at another path, then edited, does not change the first class's source hash
+    (both were once one module by name, and the first class's source was read from the second file)."""
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    from landscape.cells import cell_class
+
+    first = cell_class("examples/cells/mgu.py:MGU")
+    shutil.copy("examples/cells/mgu.py", tmp_path / "mgu.py")
+    second = cell_class(f"{tmp_path / 'mgu.py'}:MGU")
+    (tmp_path / "mgu.py").write_text((tmp_path / "mgu.py").read_text() + "\n# edited\n")
+    assert first.__module__ != second.__module__
+    assert source_hash(first) == hashlib.sha256(Path("examples/cells/mgu.py").read_bytes()).hexdigest()[:16]

@@ -93,22 +93,27 @@ class Readers:
             self._start()
         self.proc.stdin.write(f"{path}\n")
         self.proc.stdin.flush()
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        if not sel.select(READ_TIMEOUT):
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(READ_TIMEOUT)
+        if not ready:
             self.close()
             return {"outcome": "hang"}
         line = self.proc.stdout.readline()
         if not line:
-            self.proc.wait()
-            self.proc = None
+            self.close()
             return {"outcome": "crash"}
         return json.loads(line)
 
     def close(self):
         if self.proc is not None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended by itself (a crash)
+                pass
             self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                pipe.close()
             self.proc = None
 
 
