@@ -18,7 +18,7 @@ from .spec import GridSpec
 from .store import (RESERVED_NAMES, STORE_BYTES, SURFACE_FORMAT_VERSION, CorruptSurface, Surface, SurfaceContents,
                     SurfaceWriter, WriteFailed, cache_path, check_surface_file, check_writable, damage_is_corruption,
                     load, lock_held, locked, open_file, read_surface, write_failure)
-from .store.files import check_readable
+from .store.integrity import check_readable
 
 
 @dataclass

@@ -22,9 +22,10 @@ from landscape import Axis, GridSpec, settings
 from landscape.cli import main
 from landscape.errors import LandscapeError
 from landscape.kernels import runtime
-from landscape.store import cache_path
+from landscape.store import CorruptSurface, cache_path, check_surface_file
 from landscape.store.cache import file_stem
-from landscape.store.files import check_readable, exclusive_temp
+from landscape.store.files import exclusive_temp
+from landscape.store.integrity import check_readable
 
 SMALL = GridSpec.of(cell="pascanu", task="target", T=(1, 5), n=1, x=Axis("w", 4.5, 5.5, 3), y=Axis("b", -2.9, -1.9, 3))
 OTHER_UID = 54321  # a user that is not this one (os.chown needs root)
@@ -241,6 +242,10 @@ def test_an_unreadable_file_is_called_unreadable_not_corrupt(tmp_path, monkeypat
     assert "corrupt" not in str(err.value) and "remove" not in str(err.value)
     code, lines = cli("plot", path, "--out", tmp_path / "f.png")
     assert code == 2 and "Permission denied" in lines[0] and "corrupt" not in lines[0]
+    for read in (landscape.load, check_surface_file):  # every reader of the store, not the commands alone
+        with pytest.raises(LandscapeError, match="Permission denied.*unreadable, not damaged") as err:
+            read(path)
+        assert not isinstance(err.value, CorruptSurface)
 
 
 @pytest.mark.skipif(os.getuid() == 0, reason="root reads every file whatever its mode")

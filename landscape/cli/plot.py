@@ -7,7 +7,7 @@ from ..errors import LandscapeError
 from ..figures.kinds import KINDS
 from ..spec import parse_T
 from ..store import load
-from ..store.files import check_readable
+from ..store.integrity import check_readable
 
 
 MAX_WIDTH = 100.0  # inches: a figure wider than this is a typing error (at 1e5 in, Agg refuses the image)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import LandscapeError
 from ..settings import cache_dir
-from .files import check_readable
+from .integrity import check_readable
 from .format import FORMAT
 from .integrity import CorruptSurface, read_root
 from .lock import lock_held

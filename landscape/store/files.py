@@ -89,22 +89,6 @@ def _chunk_shape(shape: tuple[int, ...], itemsize: int, shrink: tuple[int, ...])
     return tuple(max(1, c) for c in chunk)
 
 
-def check_readable(path: Path) -> None:
-    """LandscapeError, one line with the OS's reason, when this user cannot open the file at path
-    for reading (a permission, say): such a file is unreadable, not corrupt, and nothing is to be
-    removed. Call it before a file of the store is read (HDF5 would report the same failure as a
-    file it cannot make sense of). An absent file passes: the reader says so."""
-    try:
-        os.close(os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
-    except FileNotFoundError:
-        return
-    except OSError as err:
-        if err.errno == _errno.EISDIR:
-            return  # a folder: the reader says what is wrong with it
-        raise LandscapeError(f"cannot read {path}: {err.strerror or err} (the file is unreadable, not "
-                             f"damaged: check its permissions)") from None
-
-
 class WriteFailed(OSError):
     """A write to a file of the store failed (h5py raises RuntimeError or OSError for it)."""
 

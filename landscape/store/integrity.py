@@ -15,6 +15,7 @@ the text itself against its hash (``spec_key``).
 """
 from __future__ import annotations
 
+import errno as _errno
 import hashlib
 import mmap
 import os
@@ -61,9 +62,27 @@ def open_file(path: Path, mode: str = "r") -> h5py.File:
         return h5py.File(path, mode, libver=LIBVER)
 
 
+def check_readable(path: Path) -> None:
+    """LandscapeError, one line with the OS's reason, when this user cannot open the file at path
+    for reading (a permission, say): such a file is unreadable, not corrupt, and nothing is to be
+    removed. Call it before a file of the store is read (HDF5 would report the same failure as a
+    file it cannot make sense of). An absent file passes: the reader says so."""
+    try:
+        os.close(os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        if err.errno == _errno.EISDIR:
+            return  # a folder: the reader says what is wrong with it
+        raise LandscapeError(f"cannot read {path}: {err.strerror or err} (the file is unreadable, not "
+                             f"damaged: check its permissions)") from None
+
+
 def read_root(path: Path) -> tuple[dict, set[str]]:
     """The root attributes (plain Python values) and the names of the root's members of an HDF5
-    file, read after ``check_global_heaps``; CorruptSurface if HDF5 cannot read them."""
+    file, read after ``check_global_heaps``; CorruptSurface if HDF5 cannot read them, a one-line
+    LandscapeError if this user may not read the file (``check_readable``)."""
+    check_readable(path)
     try:
         with open_file(path) as f:
             check_global_heaps(path, f)
