@@ -118,7 +118,7 @@ class LogisticReadout(ReadoutKind):
     def train_loss(self, params, h, y, scale=1.0, clip=None):
         z = (h * params["out_w"].unsqueeze(-2)).sum(-1) + params["out_b"]  # (P, N)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none").mean(-1)
-        return loss, (z > 0) == (y > 0.5)
+        return loss, ((z > 0) == (y > 0.5)) & torch.isfinite(z)  # a NaN output is never right
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class Dense2Readout(ReadoutKind):
         picked = logp.gather(-1, label.unsqueeze(-1)).squeeze(-1)  # (P, N)
         if clip is not None:
             picked = torch.log(torch.clamp(picked.exp(), clip, 1.0 - clip))
-        return -picked.mean(-1), z.argmax(-1) == label
+        return -picked.mean(-1), (z.argmax(-1) == label) & torch.isfinite(z).all(-1)  # NaN: never right
 
     def logit_difference(self, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """The equivalent logistic readout (out_w (P, H), out_b (P, 1))."""

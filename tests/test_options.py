@@ -166,3 +166,19 @@ def test_two_copies_of_a_cell_file_are_two_modules(tmp_path):
     (tmp_path / "mgu.py").write_text((tmp_path / "mgu.py").read_text() + "\n# edited\n")
     assert first.__module__ != second.__module__
     assert source_hash(first) == hashlib.sha256(Path("examples/cells/mgu.py").read_bytes()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("kind", ["logistic", "dense2"])
+def test_a_nan_output_is_never_a_correct_answer(kind):
+    """A model whose outputs went NaN (a user cell that diverged) scored 1.0 on a one-class validation set:
+    argmax of NaN logits is class 0, and (NaN > 0) == (label > 0.5) holds for label 0."""
+    from landscape.readouts import READOUT_KINDS
+
+    readout = READOUT_KINDS[kind]
+    params = {k: v.unsqueeze(0) for k, v in readout.base(1).items()}
+    h = torch.full((1, 4, 1), float("nan"), dtype=torch.float64)
+    loss, correct = readout.train_loss(params, h, torch.zeros(1, 4, dtype=torch.float64))
+    assert not bool(correct.any()) and bool(loss.isnan().all())
+    h = torch.tensor([[[-1.0], [-2.0], [1.0], [3.0]]], dtype=torch.float64)
+    _, correct = readout.train_loss(params, h, torch.tensor([[0.0, 0.0, 1.0, 0.0]], dtype=torch.float64))
+    assert correct.tolist() == [[True, True, True, False]]
