@@ -235,11 +235,18 @@ def surface_bytes(r) -> int:
 SURFACE_READ_FACTOR = 2
 
 
+def physical_memory() -> int:
+    """Bytes of physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def check_surface_read(r, memory: int | None = None) -> None:
-    """Refuse, before anything is computed, a grid whose surface would not fit the memory budget
-    (``memory``, else the CPU's default) when it is read back whole at the end (``surface.grid``
-    returns the surface, verified; the cached one too). The read is in host memory on any device."""
-    budget = memory_budget(torch.device("cpu"), memory)
+    """Refuse, before anything is computed, a grid whose surface would not fit in memory when it is
+    read back whole at the end (``surface.grid`` returns the surface, verified; the cached one too):
+    the budget given (--memory / $LANDSCAPE_MEMORY), else half the machine's physical memory (the
+    chunks' default budget of 1 GiB bounds the work in flight, not the result). The read is in host
+    memory on any device."""
+    budget = int(memory) if memory is not None else physical_memory() // 2
     need = SURFACE_READ_FACTOR * surface_bytes(r)
     if need > budget:
         raise LandscapeError(
@@ -317,7 +324,7 @@ def training_budget(device: torch.device, budget: int | None = None) -> int:
         return int(budget)
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return physical_memory()
 
 
 def training_bytes(P: int, batch: int, n: int, data_sets: int, steps: int, D: int, H: int, states: int,
