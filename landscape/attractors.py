@@ -172,9 +172,11 @@ def compute_fixed_points(problem, inputs: np.ndarray | None, T: int, n: int, see
 
     if int(n) < 1:
         raise LandscapeError(f"--n must be >= 1 sequence, got {n}")
+    from . import settings
     from .plan import check_fixed_points_memory
 
-    check_fixed_points_memory(problem, 1 if inputs is None else len(inputs), options or search_options(seed=seed), T, n)
+    check_fixed_points_memory(problem, 1 if inputs is None else len(inputs), options or search_options(seed=seed), T, n,
+                              settings.memory())
     cell, D = problem.cell, problem.D
     names = cell.param_shapes(problem.H, D)
     params = {k: problem.base[k].to(torch.float64) for k in names}  # (*shape)

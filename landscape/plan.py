@@ -18,7 +18,6 @@ import os
 import shutil
 from pathlib import Path
 
-from . import settings
 from .errors import LandscapeError
 from .lazy import torch
 
@@ -272,12 +271,12 @@ def check_disk(path, bytes_needed: int) -> None:
 def check_fixed_points_memory(problem, n_inputs: int, options, T: int, n: int, budget: int | None = None) -> None:
     """Refuse, before anything is allocated, a fixed-point search (``attractors.compute_fixed_points``:
     ``n_inputs`` inputs, ``options.n_visited + options.n_random`` starts each, the states visited by
-    n sequences of length T) that would need more than ``budget`` bytes (None: $LANDSCAPE_MEMORY,
-    else the CPU's default). Counted: the task's data; the visited states (T x n x S, float64, and
+    n sequences of length T) that would need more than ``budget`` bytes (None: the CPU's default;
+    the caller passes $LANDSCAPE_MEMORY, ``settings.memory()``). Counted: the task's data; the visited states (T x n x S, float64, and
     two copies: the array returned and the starts drawn from it); per start, the Levenberg-Marquardt
     and Newton steps' S x S matrices (the Jacobian, its normal matrix, the solve's and the
     eigenvalues' work, complex: about 12) and about 40 state vectors."""
-    budget = memory_budget(torch.device("cpu"), settings.memory() if budget is None else budget)
+    budget = memory_budget(torch.device("cpu"), budget)
     S = problem.H * len(problem.cell.state_names)
     steps = problem.task.steps(int(T))
     data, _ = data_bytes(problem, n, torch.float64, steps, 1, torch.device("cpu"))
