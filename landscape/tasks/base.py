@@ -10,6 +10,8 @@ A task class declares its facts (README, "Bring your own cell" shows a task too)
     input_size      D, the inputs per step (0: no input)
     readout         "identity" (the loss is on the cell's output unit 0) or "logistic" (a trained
                     linear readout and cross-entropy; landscape.readouts owns the kinds)
+    classes         C, the classes of a task with a readout (default 2; targets are 0 .. C - 1):
+                    C > 2 trains with a softmax over C logits (readout kind dense2 as Dense(C))
     steps(T)        how many steps a sequence of nominal length T may take (T unless lengths vary)
     check_n(n)      which numbers of sequences make sense (target has no randomness: n = 1)
     check()         its parameters' domains, checked before anything is computed
@@ -76,6 +78,7 @@ class Task:
     default_n: ClassVar[int] = 1000
     param_docs: ClassVar[dict[str, str]] = {}
     loss_scale: ClassVar[float] = 1.0  # identity readout: loss = scale * mean (y_T - target)^2
+    classes: ClassVar[int] = 2  # a task with a readout: targets are the classes 0 .. classes - 1
 
     def make(self, Ts: tuple[int, ...], n: int, seed: int) -> TaskData:
         raise NotImplementedError
@@ -144,6 +147,9 @@ def check_task_class(cls, ref: str) -> None:
     if getattr(cls, "readout", None) not in ("identity", "logistic"):
         raise LandscapeError(f"{ref}: readout must be 'identity' (loss on the output) or 'logistic' "
                              f"(a trained readout), not {getattr(cls, 'readout', None)!r}")
+    classes = getattr(cls, "classes", 2)
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+        raise LandscapeError(f"{ref}: classes must be an integer >= 2 (the classes of its targets), not {classes!r}")
     fields = {f.name for f in dataclasses.fields(cls)}
     missing = sorted(fields - set(cls.param_docs))
     if missing:

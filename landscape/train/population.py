@@ -28,7 +28,7 @@ from .. import settings
 from ..model import ModelSpec, split_model_fields
 from ..plan import check_training_memory, training_bytes, training_budget
 from ..problem import apply_set, resolve_model
-from ..readouts import READOUT_KINDS, TRAIN_KINDS
+from ..readouts import TRAIN_KINDS, readout_kind
 from ..spec import DTYPES, torch_dtype
 from .optim import PopulationOptimizer, check_optimizer, clip_grads, grad_norms
 from .splits import check_protocol, epoch_orders, make_inputs, split_rows
@@ -271,7 +271,7 @@ class _Setup:
         self.problem = problem = resolve_model(spec.model, readout=spec.readout)
         self.cell, self.task, self.H, self.D = problem.cell, problem.task, problem.H, problem.D
         self.kind = problem.readout.kind  # identity, logistic or dense2
-        self.readout = READOUT_KINDS[self.kind]
+        self.readout = readout_kind(self.kind, self.task.classes)
         self.shapes = problem.shapes
         where = problem.where
         self.masks = _trainable_masks(spec.trainable, self.shapes, where)
