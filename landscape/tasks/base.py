@@ -44,12 +44,21 @@ class TaskData:
     ends     T -> (N,) the step at which each sequence of nominal length T ends (equal to T
              unless lengths vary, as in two-sequence)
     h0       the initial value of every state unit
+    path     None (the loss is read at the end of each sequence), or a ground-truth trajectory
+             (T_max + 1, N, K): row t is the state z*_t the cell's output after step t is compared
+             with (row 0 the start); the loss at T is then over every step, loss_scale times the
+             mean over t = 1..T, the N sequences and the K = H units of (y_t - z*_t)^2
+             (``engine.path_losses``; ``targets`` then holds z*_T's unit 0)
+    forcing  with a path: 0 runs free; tau >= 1 resets the cell's first state to the path every
+             tau steps (at t = 0, tau, 2 tau, ...; tau = 1: fully forced, one-step-ahead prediction)
     """
 
     inputs: Tensor | None
     targets: dict[int, Tensor]
     ends: dict[int, Tensor]
     h0: float = 0.0
+    path: Tensor | None = None
+    forcing: int = 0
 
     @property
     def n(self) -> int:
@@ -62,8 +71,9 @@ class TaskData:
 
     def to(self, dtype, device) -> TaskData:
         cast = None if self.inputs is None else self.inputs.to(dtype=dtype, device=device)
+        path = None if self.path is None else self.path.to(dtype=dtype, device=device)
         return TaskData(cast, {T: t.to(dtype=dtype, device=device) for T, t in self.targets.items()},
-                        {T: e.to(device=device) for T, e in self.ends.items()}, self.h0)
+                        {T: e.to(device=device) for T, e in self.ends.items()}, self.h0, path, self.forcing)
 
 
 @dataclass(frozen=True)

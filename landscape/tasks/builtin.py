@@ -261,6 +261,55 @@ class TemporalOrder(Task):
         return TaskData(x, {T: label}, _same_ends(Ts, n))
 
 
+EISENMANN_A = (0.83777, 0.96461)  # Eisenmann et al. 2023 Fig. 3: the ground-truth 2-unit PLRNN
+EISENMANN_W = ((0.0, -0.64375), (0.52505, 0.0))
+EISENMANN_H = (0.37298, -0.97931)
+
+
+@dataclass(frozen=True)
+class PLRNNPath(Task):
+    """Eisenmann et al. 2023 (Fig. 3): regress the trajectory of their 2-unit piecewise-linear RNN
+    z*_t = A z*_{t-1} + W relu(z*_{t-1}) + h (A, W, h above) from z*_0 = (x0, x0), with the loss over
+    every step: mean over t = 1..T and both units of (y_t - z*_t)^2 (``TaskData.path``). No input.
+
+    ``forcing`` (teacher forcing, Doya 1993; Eisenmann et al.): 0 runs the model free from z*_0;
+    tau >= 1 resets the model's state to z*_t at t = 0, tau, 2 tau, ... before it steps on (tau = 1:
+    every step forced, the one-step-ahead prediction loss). The model is any cell of 2 units whose
+    first state is what it outputs (the PLRNN of examples/cells/plrnn.py, at the ground truth at
+    its base point).
+    """
+
+    name = "plrnn-path"
+    summary = "Eisenmann et al. 2023: a 2-unit PLRNN's trajectory, loss over every step; forcing=tau"
+    input_size = 0
+    readout = "identity"
+    default_hidden = 2
+    default_n = 1
+    x0: float = 0.0
+    forcing: int = 0
+    param_docs = {"x0": "the ground truth's (and the model's) initial state, both units",
+                  "forcing": "teacher forcing: 0 free-running; tau >= 1 resets the state to the ground truth "
+                             "every tau steps (1: fully forced)"}
+
+    def check(self):
+        super().check()
+        self._at_least("forcing", 0)
+
+    def check_n(self, n):
+        if n != 1:
+            raise LandscapeError("task plrnn-path has no randomness: use n = 1")
+
+    def make(self, Ts, n, seed):
+        A, W, h = (torch.tensor(v, dtype=torch.float64) for v in (EISENMANN_A, EISENMANN_W, EISENMANN_H))
+        z = torch.full((n, 2), self.x0, dtype=torch.float64)  # (N, 2)
+        path = [z]
+        for _ in range(max(Ts)):
+            z = A * z + torch.relu(z) @ W.T + h
+            path.append(z)
+        path = torch.stack(path)  # (T_max + 1, N, 2)
+        return TaskData(None, {T: path[T, :, 0] for T in Ts}, _same_ends(Ts, n), self.x0, path, self.forcing)
+
+
 # ---------------------------------------------------------------------------------------------
 # More readings of the thread's lost "bit relay" (docs/reference.md §1). They are OUR readings,
 # not the asker's task (its text is lost); `landscape reproduce relay-readings` trains srnn, lstm

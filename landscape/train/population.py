@@ -334,6 +334,9 @@ class _Setup:
         xs, self.targets, self.ends, h0 = [], {}, {}, 0.0
         for k, s in enumerate(seeds):
             data, x = make_inputs(self.task, Ts_of[s], spec.n, s)
+            if data.path is not None:  # the training loss is read at the end of each sequence
+                raise LandscapeError(f"task {self.task.name}'s loss is over every step of a path; training "
+                                     f"reads it at the end only: grid it (landscape grid) instead")
             h0 = data.h0
             xs.append(x)
             for T in Ts_of[s]:
