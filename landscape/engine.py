@@ -58,7 +58,12 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
       CPU (``CPU_BLOCK_ELEMS``), the whole population at once on a GPU. With the optimal readout
       the outputs at each T are kept for the whole population and the readout is fitted over all
       of it at once (the fit is batched; blocks would be too small).
+
+    A task whose data carry a ``path`` (a ground-truth trajectory) has its loss over every step
+    instead: ``path_losses``.
     """
+    if data.path is not None:
+        return path_losses(problem, params, data, Ts)
     fused, _ = fused_losses(problem, params, data, Ts, fast)  # None where no fused kernel applies
     if fused is not None:
         return fused
@@ -86,6 +91,29 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
         for k, T in enumerate(Ts):
             losses[k] = readout.loss(kept[k], data.targets[T], params)
     return losses
+
+
+def path_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...]) -> Tensor:
+    """The loss over every step of a ground-truth path (``TaskData.path``, (T_max + 1, N, H)),
+    free-running or teacher-forced (``TaskData.forcing``): (len(Ts), P), differentiable.
+
+    L_T = scale * mean over t = 1..T, n, i of (y_t - z*_t)^2, y_t = cell.output after step t. With
+    forcing tau the cell's first state is set to z*_t before step t + 1 whenever t % tau == 0.
+    ``cell.step`` in torch, the whole population at once (no fused kernel reads a path)."""
+    cell, H, path = problem.cell, problem.H, data.path
+    if path.shape[-1] != H:
+        raise LandscapeError(f"task {problem.task.name}'s path has {path.shape[-1]} units; the model has H={H}")
+    P = _members(params)
+    state = cell.initial_state(params, data.n, H, data.h0)  # (1, N, H) each
+    total, out = 0.0, {}
+    for t in range(1, max(Ts) + 1):
+        if data.forcing and (t - 1) % data.forcing == 0:
+            state = (path[t - 1].expand_as(state[0]), *state[1:])
+        state = cell.step(params, state, None if data.inputs is None else data.inputs[t - 1])  # (N, D)
+        total = total + ((cell.output(state) - path[t]) ** 2).mean((-1, -2))  # (P or 1,)
+        if t in Ts:
+            out[t] = problem.readout.scale * total / t
+    return torch.stack([out[T].expand(P) for T in Ts])
 
 
 def _members(params: dict[str, Tensor]) -> int:

@@ -123,6 +123,9 @@ def _unroll(cell: Cell, params, data: TaskData, Ts: tuple[int, ...], P: int, H: 
     Returns {T: y_T (P, N, H)}, each sequence's output at its own end, and when ``keep`` the state
     after every step: a list over t = 1..steps of state tuples, (P, N, H) each.
     """
+    if data.path is not None:
+        raise LandscapeError("a task whose loss is over every step of a path (plrnn-path) has no gradient "
+                             "analysis here; differentiate engine.unroll_losses instead")
     state = _initial_state(cell, params, data, P, H) if state0 is None else state0
     kept = []
 

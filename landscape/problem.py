@@ -20,7 +20,7 @@ from .errors import LandscapeError
 from .extensions import is_builtin, source_hash
 from .lazy import torch
 from .model import ModelSpec
-from .readouts import FITS, READOUT_KINDS, READOUT_PARAMS, Readout
+from .readouts import FITS, READOUT_KINDS, READOUT_PARAMS, Readout, readout_kind
 from .tasks import Task, get_task
 
 if TYPE_CHECKING:
@@ -112,8 +112,8 @@ def resolve_model(spec: ModelSpec, readout: str | None = None, fit: str = "fixed
 
     shapes = dict(cell.param_shapes(H, D))
     base = cell.default_params(H, D)
-    shapes.update(READOUT_KINDS[kind].shapes(H))
-    base.update(READOUT_KINDS[kind].base(H))
+    shapes.update(readout_kind(kind, task.classes).shapes(H))
+    base.update(readout_kind(kind, task.classes).base(H))
     problem = Problem(spec, cell, task, H, D, ro, shapes, base, bm)
     if bm is not None:
         base_values = model_values(bm, problem)

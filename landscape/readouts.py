@@ -9,7 +9,9 @@ The words (one meaning each):
                               readout; parameters out_w (H,), out_b (1,))
                    dense2     Keras' Dense(2, softmax) with sparse categorical cross-entropy
                               (parameters dense_w (2, H), dense_b (2,)); the same model as logistic,
-                              its logit difference is the logit
+                              its logit difference is the logit. For a task with C > 2 classes
+                              (``Task.classes``) it is Dense(C, softmax): dense_w (C, H), dense_b (C,)
+                              (``readout_kind``); training only, a grid refuses it
     fit            how a grid sets the readout at each point (``FITS``; the grid's policy, nothing
                    else has one): fixed (the base point's out_w, out_b) or optimal (the
                    ridge-regularised best readout, fitted per point and T by ``readout_fit``);
@@ -124,25 +126,26 @@ class LogisticReadout(ReadoutKind):
 @dataclass(frozen=True)
 class Dense2Readout(ReadoutKind):
     name = "dense2"
-    doc = "Keras Dense(2, softmax) + sparse categorical cross-entropy"
+    doc = "Keras Dense(2, softmax) + sparse categorical cross-entropy (Dense(C) for a task with C classes)"
+    classes: int = 2  # C, the softmax's logits
 
     def shapes(self, H):
-        return {"dense_w": (2, H), "dense_b": (2,)}
+        return {"dense_w": (self.classes, H), "dense_b": (self.classes,)}
 
     def base(self, H, dtype=None):
-        """Logits (-2 h, 2 h): the logistic base point's logit difference 4 h."""
-        w, b = _linear_init(2, "base", H, None, torch.float64 if dtype is None else dtype)
+        """Logits (-2 h, 2 h): the logistic base point's logit difference 4 h (C > 2: 4 h each)."""
+        w, b = _linear_init(self.classes, "base", H, None, torch.float64 if dtype is None else dtype)
         return {"dense_w": w, "dense_b": b}
 
     def init(self, scheme, H, generator, dtype):
-        w, b = _linear_init(2, scheme, H, generator, dtype)
+        w, b = _linear_init(self.classes, scheme, H, generator, dtype)
         return {"dense_w": w, "dense_b": b}
 
     def train_loss(self, params, h, y, scale=1.0, clip=None):
         """Softmax cross-entropy; with ``clip`` Keras' log(clip(softmax, eps, 1 - eps))."""
-        W, b = params["dense_w"], params["dense_b"]  # (P, 2, H), (P, 2)
+        W, b = params["dense_w"], params["dense_b"]  # (P, C, H), (P, C)
         if W.shape[-1] == 1:
-            z = h * W.transpose(-1, -2) + b.unsqueeze(-2)  # (P, N, 2)
+            z = h * W.transpose(-1, -2) + b.unsqueeze(-2)  # (P, N, C)
         else:
             z = torch.matmul(h, W.transpose(-1, -2)) + b.unsqueeze(-2)
         label = y.long()
@@ -161,6 +164,18 @@ class Dense2Readout(ReadoutKind):
 READOUT_KINDS: dict[str, ReadoutKind] = {k.name: k for k in (IdentityReadout(), LogisticReadout(), Dense2Readout())}
 TRAIN_KINDS = ("dense2", "logistic")  # what training offers a classification task
 READOUT_PARAMS = tuple(n for k in READOUT_KINDS.values() for n in k.shapes(1))  # every readout parameter name
+
+
+def readout_kind(name: str, classes: int = 2) -> ReadoutKind:
+    """The readout kind ``name`` for a task with ``classes`` classes: dense2 becomes Dense(C) for
+    C > 2; the other kinds have two classes (logistic) or none (identity)."""
+    kind = READOUT_KINDS[name]
+    if classes == 2 or name == "identity":
+        return kind
+    if name != "dense2":
+        raise LandscapeError(f"readout {name} has two classes; a task with {classes} classes trains with "
+                             f"--readout dense2 (a softmax over {classes} logits); grids take two-class tasks only")
+    return Dense2Readout(classes)
 
 
 # ---------------------------------------------------------------------------------------------

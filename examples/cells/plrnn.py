@@ -13,6 +13,7 @@ defaults to 0, which leaves it autonomous too.
 
     landscape cells examples/cells/plrnn.py:PLRNN
     landscape grid --cell examples/cells/plrnn.py:PLRNN --hidden 2 --task target ...
+    landscape grid --cell examples/cells/plrnn.py:PLRNN --task plrnn-path --task-set forcing=10 --T 500 ...
 
 Its map is linear in each of the 2^H regions where the signs of z are fixed (``region_maps``), so
 its fixed points and cycles can be enumerated exactly (tests/test_dynamics_map.py does).
@@ -24,10 +25,8 @@ from dataclasses import dataclass
 import torch
 
 from landscape.cells import Cell, ParamDecl, bias, drive, linear
+from landscape.tasks.builtin import EISENMANN_A, EISENMANN_H, EISENMANN_W  # the ground truth of task plrnn-path
 
-EISENMANN_A = (0.83777, 0.96461)
-EISENMANN_W = ((0.0, -0.64375), (0.52505, 0.0))
-EISENMANN_H = (0.37298, -0.97931)
 
 
 @dataclass(frozen=True)

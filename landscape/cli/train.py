@@ -32,6 +32,8 @@ def _optimizer(ctx, param, value):
 @click.option("--lr", default=1e-3, show_default=True, help="Learning rate.")
 @click.option("--clip", type=float, help="Clip each model's global gradient norm at this threshold "
               "(Pascanu et al. 2013, Algorithm 1). Default: no clipping.")
+@click.option("--omega", type=float, default=0.0, show_default=True, help="Weight alpha of Pascanu et al. 2013's "
+              "regulariser Omega (the error signal keeps its norm one step back; docs/training.md). 0: none.")
 @click.option("--init", default="keras", show_default=True, type=click.Choice(INITS),
               help="Initialisers: keras (Keras 2 defaults), torch (torch.nn's), base (the cell's base point).")
 @click.option("--protocol", default="keras-split", show_default=True, type=click.Choice(PROTOCOLS),
@@ -58,8 +60,8 @@ def _optimizer(ctx, param, value):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @torch_threads_option()
 @scheduler_option()
-def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protocol, readout, n, seed, dtype, success,
-            record_steps, use_compile, out, device, quiet, threads, scheduler):
+def command(model, T, repeats, epochs, batch, optimizer, lr, clip, omega, init, protocol, readout, n, seed, dtype,
+            success, record_steps, use_compile, out, device, quiet, threads, scheduler):
     """Train REPEATS models at every length T, all at once, and summarise their final accuracy.
 
     \b
@@ -74,7 +76,7 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protoco
     if repeats < 1:
         raise LandscapeError(f"repeats must be >= 1, got {repeats}")
     spec = TrainSpec(model=replace(model, set=()), n=n, epochs=epochs, batch=batch, optimizer=optimizer,
-                     readout=readout, dtype=dtype, record_steps=record_steps)
+                     readout=readout, dtype=dtype, record_steps=record_steps, omega=omega)
     if record_steps and not (out and out.lower().endswith((".h5", ".hdf5"))):
         raise LandscapeError("--record-steps keeps the trajectories in HDF5: give --out RUN.h5")
     name = cell_class(model.cell).name  # the group of a user's FILE.py:Class is named after the cell
@@ -90,7 +92,8 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, init, protoco
     summary = summary_by_T([r for r in rows if r["group"] in groups], protocol, success)
     metric = SUCCESS_METRIC[protocol]
     click.echo(f"{model.cell} on {model.task}: {len(members)} models, {epochs} epochs, {optimizer} lr={lr:g}"
-               f"{'' if clip is None else f' clip={clip:g}'}, protocol {protocol}; {seconds:.1f} s")
+               f"{'' if clip is None else f' clip={clip:g}'}{f' omega={omega:g}' if omega else ''}, "
+               f"protocol {protocol}; {seconds:.1f} s")
     click.echo(f"{'T':>5}  {'n':>3}  {metric + ' mean':>14}  {'sd':>6}  {'success':>8}  {'train_loss':>10}")
     for row in summary:
         click.echo(f"{row['T']:>5}  {row['n']:>3}  {row[metric + '_mean']:>14.3f}  {row[metric + '_sd']:>6.3f}  "

@@ -46,6 +46,8 @@ def fused_losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], 
     $LANDSCAPE_FAST)."""
     if not (settings.fast() if fast is None else fast):
         return None, "fused kernels are turned off (LANDSCAPE_FAST=0)"
+    if data.path is not None:
+        return None, "the task's loss is over every step of a path (the kernels read it at the end)"
     from .trace import Unsupported
 
     device = next(iter(params.values())).device

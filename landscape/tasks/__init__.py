@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from ..extensions import Registry, convert_options
 from .base import BLOCK, Task, TaskData, check_task_class
-from .builtin import Bengio, Latch, Relay, RelayFlipFlop, RelayPulse, Target, Teacher, TwoSequence
+from .builtin import (Bengio, Latch, PLRNNPath, Relay, RelayFlipFlop, RelayPulse, Target, Teacher, TemporalOrder,
+                      TwoSequence)
 
 TASKS = Registry("task", "landscape.tasks", check_task_class)
-TASKS.register(Target, Latch, Bengio, TwoSequence, Relay, RelayPulse, RelayFlipFlop, Teacher)
+TASKS.register(Target, Latch, Bengio, TwoSequence, Relay, RelayPulse, RelayFlipFlop, Teacher, TemporalOrder, PLRNNPath)
 
 
 def task_class(ref: str) -> type[Task]:

@@ -10,6 +10,8 @@ A task class declares its facts (README, "Bring your own cell" shows a task too)
     input_size      D, the inputs per step (0: no input)
     readout         "identity" (the loss is on the cell's output unit 0) or "logistic" (a trained
                     linear readout and cross-entropy; landscape.readouts owns the kinds)
+    classes         C, the classes of a task with a readout (default 2; targets are 0 .. C - 1):
+                    C > 2 trains with a softmax over C logits (readout kind dense2 as Dense(C))
     steps(T)        how many steps a sequence of nominal length T may take (T unless lengths vary)
     check_n(n)      which numbers of sequences make sense (target has no randomness: n = 1)
     check()         its parameters' domains, checked before anything is computed
@@ -42,12 +44,21 @@ class TaskData:
     ends     T -> (N,) the step at which each sequence of nominal length T ends (equal to T
              unless lengths vary, as in two-sequence)
     h0       the initial value of every state unit
+    path     None (the loss is read at the end of each sequence), or a ground-truth trajectory
+             (T_max + 1, N, K): row t is the state z*_t the cell's output after step t is compared
+             with (row 0 the start); the loss at T is then over every step, loss_scale times the
+             mean over t = 1..T, the N sequences and the K = H units of (y_t - z*_t)^2
+             (``engine.path_losses``; ``targets`` then holds z*_T's unit 0)
+    forcing  with a path: 0 runs free; tau >= 1 resets the cell's first state to the path every
+             tau steps (at t = 0, tau, 2 tau, ...; tau = 1: fully forced, one-step-ahead prediction)
     """
 
     inputs: Tensor | None
     targets: dict[int, Tensor]
     ends: dict[int, Tensor]
     h0: float = 0.0
+    path: Tensor | None = None
+    forcing: int = 0
 
     @property
     def n(self) -> int:
@@ -60,8 +71,9 @@ class TaskData:
 
     def to(self, dtype, device) -> TaskData:
         cast = None if self.inputs is None else self.inputs.to(dtype=dtype, device=device)
+        path = None if self.path is None else self.path.to(dtype=dtype, device=device)
         return TaskData(cast, {T: t.to(dtype=dtype, device=device) for T, t in self.targets.items()},
-                        {T: e.to(device=device) for T, e in self.ends.items()}, self.h0)
+                        {T: e.to(device=device) for T, e in self.ends.items()}, self.h0, path, self.forcing)
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,7 @@ class Task:
     default_n: ClassVar[int] = 1000
     param_docs: ClassVar[dict[str, str]] = {}
     loss_scale: ClassVar[float] = 1.0  # identity readout: loss = scale * mean (y_T - target)^2
+    classes: ClassVar[int] = 2  # a task with a readout: targets are the classes 0 .. classes - 1
 
     def make(self, Ts: tuple[int, ...], n: int, seed: int) -> TaskData:
         raise NotImplementedError
@@ -144,6 +157,9 @@ def check_task_class(cls, ref: str) -> None:
     if getattr(cls, "readout", None) not in ("identity", "logistic"):
         raise LandscapeError(f"{ref}: readout must be 'identity' (loss on the output) or 'logistic' "
                              f"(a trained readout), not {getattr(cls, 'readout', None)!r}")
+    classes = getattr(cls, "classes", 2)
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+        raise LandscapeError(f"{ref}: classes must be an integer >= 2 (the classes of its targets), not {classes!r}")
     fields = {f.name for f in dataclasses.fields(cls)}
     missing = sorted(fields - set(cls.param_docs))
     if missing:

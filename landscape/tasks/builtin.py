@@ -195,6 +195,121 @@ class Teacher(Task):
         return TaskData(x.unsqueeze(-1), targets, _same_ends(Ts, n))
 
 
+PLACEMENTS = ("code", "arxiv")  # where temporal-order's two marked symbols go
+
+
+@dataclass(frozen=True)
+class TemporalOrder(Task):
+    """Hochreiter & Schmidhuber 1997 Exp. 6a as Pascanu et al. 2013 ran it (its §4 and Fig. 7): a
+    stream of one-hot symbols (D = 6: A, B, then the distractors c, d, e, f) in which two steps
+    carry A or B and every other step a distractor drawn uniformly from c-f; the class at the end
+    is the order of the two marked symbols, v0 + 2 v1 with A = 0, B = 1 (v0 the first, v1 the
+    second): 0 = AA, 1 = BA, 2 = AB, 3 = BB, as the official ``tempOrder.py`` numbers them.
+
+    Where the marked symbols go (steps counted from 0), ``placement``:
+
+    code   the official code: the first at p0 in [int(T/10), 2 int(T/10)), the second at p1 in
+           [int(T/2), int(T/2) + int(T/10)) (T >= 10)
+    arxiv  the arXiv appendix: the first in [T/10, 2T/10], the second in [4T/10, 5T/10], both
+           ends included, rounded inwards (ceil of the low end, floor of the high end)
+
+    The marked positions scale with T, so sequences of two lengths are not prefixes of each other:
+    a data set has one T (``make`` refuses several).
+    """
+
+    name = "temporal-order"
+    summary = "Hochreiter & Schmidhuber 1997 Exp. 6a / Pascanu 2013: the order of two marked symbols, 4 classes"
+    input_size = 6
+    readout = "logistic"
+    classes = 4
+    default_hidden = 50
+    placement: str = "code"
+    param_docs = {"placement": "where the two marked symbols go: code (Pascanu's tempOrder.py: [0.1T, 0.2T) "
+                               "and [0.5T, 0.6T)) or arxiv (the appendix: [T/10, 2T/10] and [4T/10, 5T/10])"}
+
+    def check(self):
+        super().check()
+        if self.placement not in PLACEMENTS:
+            raise LandscapeError(f"task temporal-order: placement={self.placement!r}; choose from: "
+                                 f"{', '.join(PLACEMENTS)}")
+
+    def windows(self, T: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The steps (first, last), both included, where each marked symbol may go at length T."""
+        if self.placement == "code":
+            tenth, half = int(T * 0.1), int(T * 0.5)
+            return (tenth, 2 * tenth - 1), (half, half + tenth - 1)
+        return (math.ceil(T / 10), math.floor(2 * T / 10)), (math.ceil(4 * T / 10), math.floor(5 * T / 10))
+
+    def make(self, Ts, n, seed):
+        if len(Ts) != 1:
+            raise LandscapeError(f"temporal-order puts its marked symbols at fractions of T, so one data set has "
+                                 f"one length; got T={', '.join(map(str, Ts))}")
+        (T,) = Ts
+        first, second = self.windows(T)
+        if T < 10 or first[0] > first[1] or second[0] > second[1]:
+            raise LandscapeError(f"temporal-order needs T >= 10 (a tenth of T must hold a marked symbol); got T={T}")
+        g = torch.Generator().manual_seed(seed)
+        rows = torch.arange(n)
+        symbols = torch.randint(2, 6, (T, n), generator=g)  # (T, N) the distractors c-f
+        for lo, hi in (first, second):
+            pos = torch.randint(lo, hi + 1, (n,), generator=g)  # (N,)
+            symbols[pos, rows] = torch.randint(0, 2, (n,), generator=g)  # A = 0 or B = 1
+        marked = symbols < 2  # (T, N), exactly two per sequence
+        v = symbols.T[marked.T].view(n, 2)  # (N, 2): (v0, v1) in time order
+        label = (v[:, 0] + 2 * v[:, 1]).to(torch.float64)
+        x = torch.nn.functional.one_hot(symbols, 6).to(torch.float64)  # (T, N, 6)
+        return TaskData(x, {T: label}, _same_ends(Ts, n))
+
+
+EISENMANN_A = (0.83777, 0.96461)  # Eisenmann et al. 2023 Fig. 3: the ground-truth 2-unit PLRNN
+EISENMANN_W = ((0.0, -0.64375), (0.52505, 0.0))
+EISENMANN_H = (0.37298, -0.97931)
+
+
+@dataclass(frozen=True)
+class PLRNNPath(Task):
+    """Eisenmann et al. 2023 (Fig. 3): regress the trajectory of their 2-unit piecewise-linear RNN
+    z*_t = A z*_{t-1} + W relu(z*_{t-1}) + h (A, W, h above) from z*_0 = (x0, x0), with the loss over
+    every step: mean over t = 1..T and both units of (y_t - z*_t)^2 (``TaskData.path``). No input.
+
+    ``forcing`` (teacher forcing, Doya 1993; Eisenmann et al.): 0 runs the model free from z*_0;
+    tau >= 1 resets the model's state to z*_t at t = 0, tau, 2 tau, ... before it steps on (tau = 1:
+    every step forced, the one-step-ahead prediction loss). The model is any cell of 2 units whose
+    first state is what it outputs (the PLRNN of examples/cells/plrnn.py, at the ground truth at
+    its base point).
+    """
+
+    name = "plrnn-path"
+    summary = "Eisenmann et al. 2023: a 2-unit PLRNN's trajectory, loss over every step; forcing=tau"
+    input_size = 0
+    readout = "identity"
+    default_hidden = 2
+    default_n = 1
+    x0: float = 0.0
+    forcing: int = 0
+    param_docs = {"x0": "the ground truth's (and the model's) initial state, both units",
+                  "forcing": "teacher forcing: 0 free-running; tau >= 1 resets the state to the ground truth "
+                             "every tau steps (1: fully forced)"}
+
+    def check(self):
+        super().check()
+        self._at_least("forcing", 0)
+
+    def check_n(self, n):
+        if n != 1:
+            raise LandscapeError("task plrnn-path has no randomness: use n = 1")
+
+    def make(self, Ts, n, seed):
+        A, W, h = (torch.tensor(v, dtype=torch.float64) for v in (EISENMANN_A, EISENMANN_W, EISENMANN_H))
+        z = torch.full((n, 2), self.x0, dtype=torch.float64)  # (N, 2)
+        path = [z]
+        for _ in range(max(Ts)):
+            z = A * z + torch.relu(z) @ W.T + h
+            path.append(z)
+        path = torch.stack(path)  # (T_max + 1, N, 2)
+        return TaskData(None, {T: path[T, :, 0] for T in Ts}, _same_ends(Ts, n), self.x0, path, self.forcing)
+
+
 # ---------------------------------------------------------------------------------------------
 # More readings of the thread's lost "bit relay" (docs/reference.md §1). They are OUR readings,
 # not the asker's task (its text is lost); `landscape reproduce relay-readings` trains srnn, lstm

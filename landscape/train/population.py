@@ -28,8 +28,9 @@ from .. import settings
 from ..model import ModelSpec, split_model_fields
 from ..plan import check_training_memory, training_bytes, training_budget
 from ..problem import apply_set, resolve_model
-from ..readouts import READOUT_KINDS, TRAIN_KINDS
+from ..readouts import TRAIN_KINDS, readout_kind
 from ..spec import DTYPES, torch_dtype
+from .omega import loss_and_omega_grads, unroll_states
 from .optim import PopulationOptimizer, check_optimizer, clip_grads, grad_norms
 from .splits import check_protocol, epoch_orders, make_inputs, split_rows
 
@@ -63,6 +64,9 @@ class TrainSpec:
     trainable names ('w', 'u_f', 'dense_w') or scalar elements ('w_hh[0,1]') that train; the
               rest stay at their initial values. Empty: everything trains.
     record_steps  also record the trainable parameters after every step (for 2-D paths).
+    omega     alpha, the weight of Pascanu et al. 2013's regulariser Omega (``train.omega``): the
+              gradient of E + alpha Omega is taken (Omega's on the recurrent weights only), before
+              clipping; 0 (default): no regulariser, and the spec's canonical form omits it
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -81,6 +85,7 @@ class TrainSpec:
     trainable: tuple[str, ...] = ()
     record_steps: bool = False
     shuffle: bool = True
+    omega: float = 0.0
 
     def __post_init__(self):
         if self.loss_clip == "auto":
@@ -98,6 +103,8 @@ class TrainSpec:
         m = self.model
         flat = {"cell": m.cell, "cell_options": m.cell_options, "task": m.task, "task_options": m.task_options,
                 "hidden": m.hidden, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}}
+        if not self.omega:  # runs without the regulariser keep the form (and key) they had before it
+            del flat["omega"]
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in flat.items()}
 
 
@@ -237,6 +244,8 @@ def check_population(spec: TrainSpec, members) -> None:
         raise LandscapeError(f"loss_clip must be a probability in (0, 0.5), None or 'auto'; got {spec.loss_clip!r}")
     if spec.epochs < 0:
         raise LandscapeError(f"epochs must be >= 0, got {spec.epochs}")
+    if not (isinstance(spec.omega, (int, float)) and math.isfinite(spec.omega) and spec.omega >= 0):
+        raise LandscapeError(f"omega (the regulariser's weight alpha) must be a finite number >= 0, got {spec.omega!r}")
     if spec.batch < 1:
         raise LandscapeError(f"batch must be >= 1, got {spec.batch}")
     if not 0.0 < spec.val_fraction < 1.0:
@@ -271,7 +280,7 @@ class _Setup:
         self.problem = problem = resolve_model(spec.model, readout=spec.readout)
         self.cell, self.task, self.H, self.D = problem.cell, problem.task, problem.H, problem.D
         self.kind = problem.readout.kind  # identity, logistic or dense2
-        self.readout = READOUT_KINDS[self.kind]
+        self.readout = readout_kind(self.kind, self.task.classes)
         self.shapes = problem.shapes
         where = problem.where
         self.masks = _trainable_masks(spec.trainable, self.shapes, where)
@@ -325,6 +334,9 @@ class _Setup:
         xs, self.targets, self.ends, h0 = [], {}, {}, 0.0
         for k, s in enumerate(seeds):
             data, x = make_inputs(self.task, Ts_of[s], spec.n, s)
+            if data.path is not None:  # the training loss is read at the end of each sequence
+                raise LandscapeError(f"task {self.task.name}'s loss is over every step of a path; training "
+                                     f"reads it at the end only: grid it (landscape grid) instead")
             h0 = data.h0
             xs.append(x)
             for T in Ts_of[s]:
@@ -536,9 +548,15 @@ def _train(spec, members, device, progress, on_epoch, compile) -> TrainResult:
                 s.X, 1, (rows + did * spec.n).reshape(-1)).view(s.steps, P, b, -1)  # (S, P, b, D)
             y = s.Y[pair, rows]  # (P, b)
             ends = s.E[pair, rows] if fixed_end is None else fixed_end.expand(P, b)
-            h = unroll(s.cell, params, x, ends, s.H, s.h0, b)
+            if spec.omega:  # the states of every step are kept for the regulariser (eager unroll)
+                h, states = unroll_states(s.cell, params, x, ends, s.H, s.h0, b)
+            else:
+                h = unroll(s.cell, params, x, ends, s.H, s.h0, b)
             loss, correct = s.readout.train_loss(params, h, y, s.task.loss_scale, spec.loss_clip)
-            grads = dict(zip(train_names, torch.autograd.grad(loss.sum(), [params[k] for k in train_names])))
+            if spec.omega:
+                grads, _ = loss_and_omega_grads(s.cell, params, train_names, loss, states, x, spec.omega)
+            else:
+                grads = dict(zip(train_names, torch.autograd.grad(loss.sum(), [params[k] for k in train_names])))
             with torch.no_grad():
                 for k, mk in masks.items():
                     if mk is not None:
