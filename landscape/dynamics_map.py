@@ -53,6 +53,11 @@ few exponents). For the ``linear`` cell with H = 1 it is log|w| exactly.
 whose counts or stability types differ (the neighbour rule of SCYFI, Eisenmann et al. 2023), as
 boolean masks over the grid's faces or as line segments in data coordinates.
 
+On a grid (``landscape grid --dynamics``) every chunk stores ``grid_fields``: the counts of
+``dynamics_map`` and lambda_T at every T over the task's first ``GRID_SEQUENCES`` sequences, as the
+surface file's datasets ``store.format.DYNAMICS_FIELD_NAMES`` (shapes: ``grid_field_shapes``);
+``stored_bifurcation_segments`` draws the lines from a file's stored counts.
+
 Everything runs in float64 on the CPU or the parameters' device. Arrays come back as numpy with
 the dimension names of ``DYNAMICS_DIMS`` ("point" is the population axis: a grid's flat index).
 """
@@ -68,6 +73,7 @@ from .engine import flat_chunks, outputs_at_ends
 from .errors import LandscapeError
 from .fixedpoints import StateMap
 from .lazy import torch
+from .store.format import COUNT_FIELDS, PERIOD_FIELDS
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -731,8 +737,14 @@ def _lyapunov_block(cell, params: dict[str, Tensor], P: int, H: int, data: TaskD
     def advance(t):
         nonlocal state, Q, logs
         state, J = _step_jacobian(cell, params, state, None if inputs is None else inputs[t - 1], H)
-        Q, R = torch.linalg.qr(J @ Q)  # (P, N, S, k), (P, N, k, k)
-        logs = logs + torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
+        v = J @ Q  # (P, N, S, k)
+        if k == 1:  # one vector: QR is its normalisation (R = its norm), much cheaper
+            norm = torch.linalg.vector_norm(v, dim=-2, keepdim=True)  # (P, N, 1, 1)
+            # a product that reached 0 keeps its log at -inf (its old vector carries on, never 0 / 0)
+            Q, logs = torch.where(norm > 0, v / norm, Q), logs + torch.log(norm[..., 0, :])
+        else:
+            Q, R = torch.linalg.qr(v)  # (P, N, S, k), (P, N, k, k)
+            logs = logs + torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
 
     out = np.empty((len(Ts), P, k))
     for i, y in outputs_at_ends(advance, lambda: logs, [data.ends[T] for T in Ts]):
@@ -793,9 +805,57 @@ def bifurcation_segments(across_x: np.ndarray, across_y: np.ndarray, x, y) -> np
     return np.concatenate([seg_x, seg_y]).reshape(-1, 2, 2)
 
 
+def stored_bifurcation_segments(fields: dict[str, np.ndarray], x, y) -> np.ndarray:
+    """The bifurcation lines of a surface file's dynamics fields (``grid_fields`` on the grid x
+    (nx,), y (ny,)): the faces between neighbouring points whose n_cycles or n_stable_cycles
+    (nx, ny, K) differ, as segments (L, 2, 2) (``bifurcation_segments``). Faces beside a point not
+    yet computed (NaN) are left out, so an incomplete file draws no lines along its chunks."""
+    cycles, stable = (np.asarray(fields[name]) for name in PERIOD_FIELDS)
+    across_x, across_y = bifurcation_edges(cycles, stable)
+    done = np.isfinite(cycles).all(-1) & np.isfinite(stable).all(-1)  # (nx, ny)
+    return bifurcation_segments(across_x & done[1:] & done[:-1], across_y & done[:, 1:] & done[:, :-1], x, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# a grid's dynamics fields
+
+GRID_SEQUENCES = 100  # lambda_T on a grid: the mean over the task's first this many sequences
+
+
+def grid_field_shapes(options: DynamicsOptions) -> dict[str, tuple]:
+    """The SurfaceWriter ``fields`` of a --dynamics surface (``store.SurfaceContents``): the counts
+    (nx, ny), the counts per period (nx, ny, K) and lyapunov (nT, nx, ny)."""
+    return {**{name: ("grid",) for name in COUNT_FIELDS},
+            **{name: ("grid", int(options.max_period)) for name in PERIOD_FIELDS}, "lyapunov": ()}
+
+
+def first_sequences(data: TaskData, m: int) -> TaskData:
+    """The task's data cut to its first m sequences (all of them when it has fewer)."""
+    from .tasks import TaskData
+
+    return TaskData(None if data.inputs is None else data.inputs[:, :m], {T: t[:m] for T, t in data.targets.items()},
+                    {T: e[:m] for T, e in data.ends.items()}, data.h0)
+
+
+def grid_fields(problem: Problem, params: dict[str, Tensor], P: int, data: TaskData, Ts: tuple[int, ...], input,
+                options: DynamicsOptions) -> dict[str, np.ndarray]:
+    """The dynamics of one chunk of P grid points, for the surface file: every name of
+    ``grid_field_shapes``, float64 numpy arrays: the counts of ``dynamics_map`` at the constant
+    ``input`` (P,) and (P, K), and "lyapunov" (nT, P), lambda_T at every T over the task's first
+    ``GRID_SEQUENCES`` sequences. params: name -> (P or 1, *shape) (a chunk's: parameters off the
+    axes have a leading 1, so a grid over the readout's parameters has one dynamics, broadcast)."""
+    dm = dynamics_map(problem, params, input, options)
+    lam = lyapunov(problem, params, first_sequences(data, GRID_SEQUENCES), Ts)[..., 0]  # (nT, P or 1)
+    out = {name: np.broadcast_to(getattr(dm, name), (P, *getattr(dm, name).shape[1:]))
+           for name in (*COUNT_FIELDS, *PERIOD_FIELDS)}
+    out["lyapunov"] = np.broadcast_to(lam, (len(Ts), P))
+    return {name: np.ascontiguousarray(v, dtype=np.float64) for name, v in out.items()}
+
+
 __all__ = [
     "BUILTIN_INPUT_MEANS",
     "DYNAMICS_DIMS",
+    "GRID_SEQUENCES",
     "LYAPUNOV_DIMS",
     "STABILITY",
     "DynamicsMap",
@@ -805,5 +865,9 @@ __all__ = [
     "cell_params",
     "default_input",
     "dynamics_map",
+    "first_sequences",
+    "grid_field_shapes",
+    "grid_fields",
     "lyapunov",
+    "stored_bifurcation_segments",
 ]
