@@ -555,8 +555,64 @@ def cell_params(problem: Problem, params: dict[str, Tensor]) -> dict[str, Tensor
     return {k: torch.as_tensor(params[k]).detach().to(torch.float64) for k in names}
 
 
+def _unsigned(value: int) -> int:
+    """A 64-bit constant as the signed int64 with the same bits."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _shift_right(z: Tensor, k: int) -> Tensor:
+    """The logical right shift of int64 bits (torch's >> is arithmetic)."""
+    return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+def hashed_uniform(members: Tensor, stream: int, shape: tuple[int, ...], seed: int = 0) -> Tensor:
+    """(P, *shape) float64 uniform in [0, 1): each a function of (seed, member, stream, position)
+    alone (the splitmix64 finaliser of their combination), so a member's random starts are the same
+    in any population it is computed in: a grid point's dynamics do not depend on its chunk.
+    members (P,) int64 (a grid's flat indices), on the CPU."""
+    size = math.prod(shape)
+    z = (members.to(torch.int64).unsqueeze(-1) * _unsigned(0xD1B54A32D192ED03)
+         + torch.tensor(int(seed) * (1 << 20) + int(stream)) * _unsigned(0x8CB92BA72F3D8DD7) + torch.arange(size))
+    z = z + _unsigned(0x9E3779B97F4A7C15)
+    z = (z ^ _shift_right(z, 30)) * _unsigned(0xBF58476D1CE4E5B9)
+    z = (z ^ _shift_right(z, 27)) * _unsigned(0x94D049BB133111EB)
+    z = z ^ _shift_right(z, 31)
+    return (_shift_right(z, 11).to(torch.float64) / float(1 << 53)).reshape(-1, *shape)
+
+
+class _PopulationDraws:
+    """The random starts of P members from one generator for the whole population: uniform (P,
+    *shape) in [0, 1) of dtype, integers (P, *shape) in [0, high)."""
+
+    def __init__(self, P: int, seed: int):
+        self.P, self.g = P, torch.Generator().manual_seed(int(seed))
+
+    def uniform(self, shape, dtype=torch.float64) -> Tensor:
+        return torch.rand((self.P, *shape), generator=self.g, dtype=dtype)
+
+    def integers(self, high: int, shape) -> Tensor:
+        return torch.randint(high, (self.P, *shape), generator=self.g)
+
+
+class _MemberDraws:
+    """The random starts of P members, each member's from its own index (``hashed_uniform``, a new
+    stream per call): the same whatever population the member is computed in."""
+
+    def __init__(self, members, P: int, seed: int):
+        self.ids = torch.as_tensor(members, dtype=torch.int64).cpu().reshape(-1)
+        if self.ids.shape != (P,):
+            raise LandscapeError(f"members has {self.ids.numel()} indices for a population of {P}")
+        self.seed, self.streams = int(seed), iter(range(1 << 20))
+
+    def uniform(self, shape, dtype=torch.float64) -> Tensor:
+        return hashed_uniform(self.ids, next(self.streams), tuple(shape), self.seed)  # float64 for any dtype
+
+    def integers(self, high: int, shape) -> Tensor:
+        return (self.uniform(shape) * high).long().clamp(max=high - 1)
+
+
 def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, options: DynamicsOptions | None = None,
-                 visited: Tensor | None = None) -> DynamicsMap:
+                 visited: Tensor | None = None, members=None) -> DynamicsMap:
     """Fixed points and cycles of every member at a constant input (see the module docstring).
 
     problem  the resolved model (``problem.Problem``): its cell, H, D and task
@@ -565,6 +621,9 @@ def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, option
     input    the constant input: a number (every component), (D,) or (P, D); None: the task's
              input mean (``default_input``); nothing for a cell without input (D = 0)
     visited  optional states of real sequences, (P or 1, M, S): more simulation starts
+    members  (P,) the members' indices (a grid's flat indices): each member's random starts are
+             drawn from its own index (``hashed_uniform``), so its map does not depend on the others
+             computed with it (a grid's chunking); None: one generator for the population
     """
     opts = options or DynamicsOptions()
     opts.check()
@@ -575,12 +634,12 @@ def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, option
     rows = _Rows(problem.cell, p, _input_tensor(input, P, problem.D))
     S, K = rows.S, opts.max_period
     dev = next(iter(p.values())).device
-    g = torch.Generator().manual_seed(int(opts.seed))
+    draw = _PopulationDraws(P, opts.seed) if members is None else _MemberDraws(members, P, opts.seed)
 
     def uniform(lo, hi, n):  # (P, n, S) a Latin hypercube in the box [lo, hi] (P, S): each
         # coordinate's n values fall one in each of n equal slices, in a random order
-        rank = torch.argsort(torch.rand((P, n, S), generator=g), dim=1)
-        u = ((rank + torch.rand((P, n, S), generator=g, dtype=torch.float64)) / n).to(dtype=torch.float64, device=dev)
+        rank = torch.argsort(draw.uniform((n, S), torch.float32), dim=1)
+        u = ((rank + draw.uniform((n, S))) / n).to(device=dev)
         return lo.unsqueeze(1) + (hi - lo).unsqueeze(1) * u
 
     # 1. forward simulation
@@ -590,7 +649,7 @@ def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, option
         v = torch.as_tensor(visited, dtype=torch.float64).to(dev)
         if v.ndim != 3 or v.shape[-1] != S or v.shape[0] not in (1, P):
             raise LandscapeError(f"visited states have shape {tuple(v.shape)}; expected (P or 1, M, {S})")
-        pick = torch.randint(v.shape[1], (P, opts.n_simulate), generator=g).to(dev)
+        pick = draw.integers(v.shape[1], (opts.n_simulate,)).to(dev)
         starts.append(torch.gather(v.expand(P, -1, -1), 1, pick.unsqueeze(-1).expand(P, opts.n_simulate, S)))
     starts = torch.cat(starts, 1)  # (P, n, S)
     members = torch.arange(P, device=dev).repeat_interleave(starts.shape[1])
@@ -837,14 +896,17 @@ def first_sequences(data: TaskData, m: int) -> TaskData:
                     {T: e[:m] for T, e in data.ends.items()}, data.h0)
 
 
-def grid_fields(problem: Problem, params: dict[str, Tensor], P: int, data: TaskData, Ts: tuple[int, ...], input,
-                options: DynamicsOptions) -> dict[str, np.ndarray]:
+def grid_fields(problem: Problem, params: dict[str, Tensor], members: np.ndarray, data: TaskData,
+                Ts: tuple[int, ...], input, options: DynamicsOptions) -> dict[str, np.ndarray]:
     """The dynamics of one chunk of P grid points, for the surface file: every name of
     ``grid_field_shapes``, float64 numpy arrays: the counts of ``dynamics_map`` at the constant
     ``input`` (P,) and (P, K), and "lyapunov" (nT, P), lambda_T at every T over the task's first
     ``GRID_SEQUENCES`` sequences. params: name -> (P or 1, *shape) (a chunk's: parameters off the
-    axes have a leading 1, so a grid over the readout's parameters has one dynamics, broadcast)."""
-    dm = dynamics_map(problem, params, input, options)
+    axes have a leading 1, so a grid over the readout's parameters has one dynamics, broadcast);
+    members (P,): the points' flat grid indices (their random starts: ``hashed_uniform``)."""
+    P = len(members)
+    cell_P = max(v.shape[0] for v in cell_params(problem, params).values())
+    dm = dynamics_map(problem, params, input, options, members=members if cell_P == P else members[:1])
     lam = lyapunov(problem, params, first_sequences(data, GRID_SEQUENCES), Ts)[..., 0]  # (nT, P or 1)
     out = {name: np.broadcast_to(getattr(dm, name), (P, *getattr(dm, name).shape[1:]))
            for name in (*COUNT_FIELDS, *PERIOD_FIELDS)}

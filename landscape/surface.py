@@ -187,7 +187,7 @@ def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None)
         if r.spec.grads:  # grad, hessian_eigvals, grad_norm_t (and grad_norm_c_t)
             values.update(gradients.gradient_fields(problem, r.refs, r.Ts, params, data))
     if r.spec.dynamics:  # counts of fixed points and cycles (float64, the file's dtype), lambda_T
-        values.update(dynamics_map.grid_fields(problem, params, stop - start, data, r.Ts, r.input,
+        values.update(dynamics_map.grid_fields(problem, params, np.arange(start, stop), data, r.Ts, r.input,
                                                r.dynamics_options))
     return values
 
