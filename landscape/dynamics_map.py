@@ -53,6 +53,11 @@ few exponents). For the ``linear`` cell with H = 1 it is log|w| exactly.
 whose counts or stability types differ (the neighbour rule of SCYFI, Eisenmann et al. 2023), as
 boolean masks over the grid's faces or as line segments in data coordinates.
 
+On a grid (``landscape grid --dynamics``) every chunk stores ``grid_fields``: the counts of
+``dynamics_map`` and lambda_T at every T over the task's first ``GRID_SEQUENCES`` sequences, as the
+surface file's datasets ``store.format.DYNAMICS_FIELD_NAMES`` (shapes: ``grid_field_shapes``);
+``stored_bifurcation_segments`` draws the lines from a file's stored counts.
+
 Everything runs in float64 on the CPU or the parameters' device. Arrays come back as numpy with
 the dimension names of ``DYNAMICS_DIMS`` ("point" is the population axis: a grid's flat index).
 """
@@ -68,6 +73,7 @@ from .engine import flat_chunks, outputs_at_ends
 from .errors import LandscapeError
 from .fixedpoints import StateMap
 from .lazy import torch
+from .store.format import COUNT_FIELDS, PERIOD_FIELDS
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -549,8 +555,64 @@ def cell_params(problem: Problem, params: dict[str, Tensor]) -> dict[str, Tensor
     return {k: torch.as_tensor(params[k]).detach().to(torch.float64) for k in names}
 
 
+def _unsigned(value: int) -> int:
+    """A 64-bit constant as the signed int64 with the same bits."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _shift_right(z: Tensor, k: int) -> Tensor:
+    """The logical right shift of int64 bits (torch's >> is arithmetic)."""
+    return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+def hashed_uniform(members: Tensor, stream: int, shape: tuple[int, ...], seed: int = 0) -> Tensor:
+    """(P, *shape) float64 uniform in [0, 1): each a function of (seed, member, stream, position)
+    alone (the splitmix64 finaliser of their combination), so a member's random starts are the same
+    in any population it is computed in: a grid point's dynamics do not depend on its chunk.
+    members (P,) int64 (a grid's flat indices), on the CPU."""
+    size = math.prod(shape)
+    z = (members.to(torch.int64).unsqueeze(-1) * _unsigned(0xD1B54A32D192ED03)
+         + torch.tensor(int(seed) * (1 << 20) + int(stream)) * _unsigned(0x8CB92BA72F3D8DD7) + torch.arange(size))
+    z = z + _unsigned(0x9E3779B97F4A7C15)
+    z = (z ^ _shift_right(z, 30)) * _unsigned(0xBF58476D1CE4E5B9)
+    z = (z ^ _shift_right(z, 27)) * _unsigned(0x94D049BB133111EB)
+    z = z ^ _shift_right(z, 31)
+    return (_shift_right(z, 11).to(torch.float64) / float(1 << 53)).reshape(-1, *shape)
+
+
+class _PopulationDraws:
+    """The random starts of P members from one generator for the whole population: uniform (P,
+    *shape) in [0, 1) of dtype, integers (P, *shape) in [0, high)."""
+
+    def __init__(self, P: int, seed: int):
+        self.P, self.g = P, torch.Generator().manual_seed(int(seed))
+
+    def uniform(self, shape, dtype=torch.float64) -> Tensor:
+        return torch.rand((self.P, *shape), generator=self.g, dtype=dtype)
+
+    def integers(self, high: int, shape) -> Tensor:
+        return torch.randint(high, (self.P, *shape), generator=self.g)
+
+
+class _MemberDraws:
+    """The random starts of P members, each member's from its own index (``hashed_uniform``, a new
+    stream per call): the same whatever population the member is computed in."""
+
+    def __init__(self, members, P: int, seed: int):
+        self.ids = torch.as_tensor(members, dtype=torch.int64).cpu().reshape(-1)
+        if self.ids.shape != (P,):
+            raise LandscapeError(f"members has {self.ids.numel()} indices for a population of {P}")
+        self.seed, self.streams = int(seed), iter(range(1 << 20))
+
+    def uniform(self, shape, dtype=torch.float64) -> Tensor:
+        return hashed_uniform(self.ids, next(self.streams), tuple(shape), self.seed)  # float64 for any dtype
+
+    def integers(self, high: int, shape) -> Tensor:
+        return (self.uniform(shape) * high).long().clamp(max=high - 1)
+
+
 def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, options: DynamicsOptions | None = None,
-                 visited: Tensor | None = None) -> DynamicsMap:
+                 visited: Tensor | None = None, members=None) -> DynamicsMap:
     """Fixed points and cycles of every member at a constant input (see the module docstring).
 
     problem  the resolved model (``problem.Problem``): its cell, H, D and task
@@ -559,6 +621,9 @@ def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, option
     input    the constant input: a number (every component), (D,) or (P, D); None: the task's
              input mean (``default_input``); nothing for a cell without input (D = 0)
     visited  optional states of real sequences, (P or 1, M, S): more simulation starts
+    members  (P,) the members' indices (a grid's flat indices): each member's random starts are
+             drawn from its own index (``hashed_uniform``), so its map does not depend on the others
+             computed with it (a grid's chunking); None: one generator for the population
     """
     opts = options or DynamicsOptions()
     opts.check()
@@ -569,12 +634,12 @@ def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, option
     rows = _Rows(problem.cell, p, _input_tensor(input, P, problem.D))
     S, K = rows.S, opts.max_period
     dev = next(iter(p.values())).device
-    g = torch.Generator().manual_seed(int(opts.seed))
+    draw = _PopulationDraws(P, opts.seed) if members is None else _MemberDraws(members, P, opts.seed)
 
     def uniform(lo, hi, n):  # (P, n, S) a Latin hypercube in the box [lo, hi] (P, S): each
         # coordinate's n values fall one in each of n equal slices, in a random order
-        rank = torch.argsort(torch.rand((P, n, S), generator=g), dim=1)
-        u = ((rank + torch.rand((P, n, S), generator=g, dtype=torch.float64)) / n).to(dtype=torch.float64, device=dev)
+        rank = torch.argsort(draw.uniform((n, S), torch.float32), dim=1)
+        u = ((rank + draw.uniform((n, S))) / n).to(device=dev)
         return lo.unsqueeze(1) + (hi - lo).unsqueeze(1) * u
 
     # 1. forward simulation
@@ -584,7 +649,7 @@ def dynamics_map(problem: Problem, params: dict[str, Tensor], input=None, option
         v = torch.as_tensor(visited, dtype=torch.float64).to(dev)
         if v.ndim != 3 or v.shape[-1] != S or v.shape[0] not in (1, P):
             raise LandscapeError(f"visited states have shape {tuple(v.shape)}; expected (P or 1, M, {S})")
-        pick = torch.randint(v.shape[1], (P, opts.n_simulate), generator=g).to(dev)
+        pick = draw.integers(v.shape[1], (opts.n_simulate,)).to(dev)
         starts.append(torch.gather(v.expand(P, -1, -1), 1, pick.unsqueeze(-1).expand(P, opts.n_simulate, S)))
     starts = torch.cat(starts, 1)  # (P, n, S)
     members = torch.arange(P, device=dev).repeat_interleave(starts.shape[1])
@@ -731,8 +796,14 @@ def _lyapunov_block(cell, params: dict[str, Tensor], P: int, H: int, data: TaskD
     def advance(t):
         nonlocal state, Q, logs
         state, J = _step_jacobian(cell, params, state, None if inputs is None else inputs[t - 1], H)
-        Q, R = torch.linalg.qr(J @ Q)  # (P, N, S, k), (P, N, k, k)
-        logs = logs + torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
+        v = J @ Q  # (P, N, S, k)
+        if k == 1:  # one vector: QR is its normalisation (R = its norm), much cheaper
+            norm = torch.linalg.vector_norm(v, dim=-2, keepdim=True)  # (P, N, 1, 1)
+            # a product that reached 0 keeps its log at -inf (its old vector carries on, never 0 / 0)
+            Q, logs = torch.where(norm > 0, v / norm, Q), logs + torch.log(norm[..., 0, :])
+        else:
+            Q, R = torch.linalg.qr(v)  # (P, N, S, k), (P, N, k, k)
+            logs = logs + torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
 
     out = np.empty((len(Ts), P, k))
     for i, y in outputs_at_ends(advance, lambda: logs, [data.ends[T] for T in Ts]):
@@ -793,9 +864,60 @@ def bifurcation_segments(across_x: np.ndarray, across_y: np.ndarray, x, y) -> np
     return np.concatenate([seg_x, seg_y]).reshape(-1, 2, 2)
 
 
+def stored_bifurcation_segments(fields: dict[str, np.ndarray], x, y) -> np.ndarray:
+    """The bifurcation lines of a surface file's dynamics fields (``grid_fields`` on the grid x
+    (nx,), y (ny,)): the faces between neighbouring points whose n_cycles or n_stable_cycles
+    (nx, ny, K) differ, as segments (L, 2, 2) (``bifurcation_segments``). Faces beside a point not
+    yet computed (NaN) are left out, so an incomplete file draws no lines along its chunks."""
+    cycles, stable = (np.asarray(fields[name]) for name in PERIOD_FIELDS)
+    across_x, across_y = bifurcation_edges(cycles, stable)
+    done = np.isfinite(cycles).all(-1) & np.isfinite(stable).all(-1)  # (nx, ny)
+    return bifurcation_segments(across_x & done[1:] & done[:-1], across_y & done[:, 1:] & done[:, :-1], x, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# a grid's dynamics fields
+
+GRID_SEQUENCES = 100  # lambda_T on a grid: the mean over the task's first this many sequences
+
+
+def grid_field_shapes(options: DynamicsOptions) -> dict[str, tuple]:
+    """The SurfaceWriter ``fields`` of a --dynamics surface (``store.SurfaceContents``): the counts
+    (nx, ny), the counts per period (nx, ny, K) and lyapunov (nT, nx, ny)."""
+    return {**{name: ("grid",) for name in COUNT_FIELDS},
+            **{name: ("grid", int(options.max_period)) for name in PERIOD_FIELDS}, "lyapunov": ()}
+
+
+def first_sequences(data: TaskData, m: int) -> TaskData:
+    """The task's data cut to its first m sequences (all of them when it has fewer)."""
+    from .tasks import TaskData
+
+    return TaskData(None if data.inputs is None else data.inputs[:, :m], {T: t[:m] for T, t in data.targets.items()},
+                    {T: e[:m] for T, e in data.ends.items()}, data.h0)
+
+
+def grid_fields(problem: Problem, params: dict[str, Tensor], members: np.ndarray, data: TaskData,
+                Ts: tuple[int, ...], input, options: DynamicsOptions) -> dict[str, np.ndarray]:
+    """The dynamics of one chunk of P grid points, for the surface file: every name of
+    ``grid_field_shapes``, float64 numpy arrays: the counts of ``dynamics_map`` at the constant
+    ``input`` (P,) and (P, K), and "lyapunov" (nT, P), lambda_T at every T over the task's first
+    ``GRID_SEQUENCES`` sequences. params: name -> (P or 1, *shape) (a chunk's: parameters off the
+    axes have a leading 1, so a grid over the readout's parameters has one dynamics, broadcast);
+    members (P,): the points' flat grid indices (their random starts: ``hashed_uniform``)."""
+    P = len(members)
+    cell_P = max(v.shape[0] for v in cell_params(problem, params).values())
+    dm = dynamics_map(problem, params, input, options, members=members if cell_P == P else members[:1])
+    lam = lyapunov(problem, params, first_sequences(data, GRID_SEQUENCES), Ts)[..., 0]  # (nT, P or 1)
+    out = {name: np.broadcast_to(getattr(dm, name), (P, *getattr(dm, name).shape[1:]))
+           for name in (*COUNT_FIELDS, *PERIOD_FIELDS)}
+    out["lyapunov"] = np.broadcast_to(lam, (len(Ts), P))
+    return {name: np.ascontiguousarray(v, dtype=np.float64) for name, v in out.items()}
+
+
 __all__ = [
     "BUILTIN_INPUT_MEANS",
     "DYNAMICS_DIMS",
+    "GRID_SEQUENCES",
     "LYAPUNOV_DIMS",
     "STABILITY",
     "DynamicsMap",
@@ -805,5 +927,9 @@ __all__ = [
     "cell_params",
     "default_input",
     "dynamics_map",
+    "first_sequences",
+    "grid_field_shapes",
+    "grid_fields",
     "lyapunov",
+    "stored_bifurcation_segments",
 ]

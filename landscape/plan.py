@@ -1,7 +1,7 @@
 """The memory plan: every estimate of the bytes a computation needs, and the chunk sizes they give.
 
 The grid (``plan_grid_chunk``: grid points per chunk from the unroll, the gradient fields, the
-task's data and the file writer's buffers), the point analysis (``check_points_memory``) and the
+dynamics fields (``dynamics_bytes_per_member``), the task's data and the file writer's buffers), the point analysis (``check_points_memory``) and the
 gradients' passes (``gradient_bytes_per_member``, ``grad_norm_bytes_per_member``,
 ``hessian_bytes_per_member``, ``jacobian_bytes_per_member``) are sized here, against a budget in
 bytes (``memory_budget``; ``parse_bytes`` reads '512M', ``human_bytes`` writes '1.5 GiB').
@@ -191,6 +191,28 @@ def gradient_bytes_per_member(problem, n: int, Ts: tuple[int, ...], dtype: torch
                grad_norm_bytes_per_member(problem, n, dtype, steps, "autograd"))
 
 
+# Memory of the dynamics map and the Lyapunov exponents (``dynamics_map``) in units of their
+# arrays: each Jacobian pass runs one step on S copies of every row's state (a graph of
+# ``graph_units_per_step`` (H,)-tensors per copy) and keeps an (S, S) Jacobian; a margin for the
+# allocator and the temporaries of Newton's step, as the reverse passes above.
+DYNAMICS_FACTOR = 4
+
+
+def dynamics_bytes_per_member(problem, options, sequences: int) -> int:
+    """Memory one grid point needs for ``dynamics_map.grid_fields`` (float64, bytes, conservative):
+    Newton's rows (the most of any period: 4 n_starts, and the simulation's seeds and ends), each
+    with a Jacobian pass and its cycle of up to K points, and lambda_T's pass over ``sequences``
+    sequences (``lyapunov`` blocks its members, so this is an upper bound). options: the
+    ``dynamics_map.DynamicsOptions``."""
+    cell, H, D = problem.cell, problem.H, problem.D
+    S = H * len(cell.state_names)
+    per_copy = 8 * (graph_units_per_step(cell, H, D) * H + 2 * S)  # one copy's graph, its Jacobian row
+    n = int(options.n_starts) if options.n_starts is not None else min(64, 8 * S)
+    rows = 4 * n + 2 * int(options.n_simulate)
+    newton = rows * S * per_copy + rows * 8 * S * (int(options.max_period) + 2 * S + 4)
+    return int(DYNAMICS_FACTOR * (newton + sequences * S * per_copy))
+
+
 def plan_grid_chunk(r, device: torch.device, memory: int | None = None, chunk_size: int | None = None,
                     writer_bytes: int = 0) -> int:
     """Grid points per chunk of the resolved grid ``r`` (``resolved.ResolvedGrid``) on ``device``:
@@ -203,6 +225,8 @@ def plan_grid_chunk(r, device: torch.device, memory: int | None = None, chunk_si
     per_member = bytes_per_member(problem, r.n, dtype, n_T)
     if r.spec.grads:
         per_member += gradient_bytes_per_member(problem, r.n, r.Ts, dtype)
+    if r.spec.dynamics:
+        per_member += dynamics_bytes_per_member(problem, r.dynamics_options, r.dynamics_sequences)
     per_member += 3 * 8 * values_per_point(r)  # the chunk's values: as computed, as float64 numpy, a slab copy
     peak, held = data_bytes(problem, r.n, dtype, steps, n_T, device)
     what = (f"{steps} steps x {r.n} sequences x {problem.D} input{'s' if problem.D > 1 else ''}, "
@@ -216,11 +240,15 @@ def values_per_point(r) -> int:
     """The float64 values a surface file of the resolved grid ``r`` holds per grid point: the loss
     at each T and, with --grads, grad and hessian_eigvals (2 each per T) and the per-timestep norms
     (grad_norm_t and, for an LSTM, grad_norm_c_t), counted at the task's steps for the largest T (an
-    upper bound of ``gradients.grad_norm_steps``)."""
+    upper bound of ``gradients.grad_norm_steps``); with --dynamics, the counts (6, and 2 per period)
+    and lyapunov at each T."""
     n_T = len(r.Ts)
-    if not r.spec.grads:
-        return n_T
-    return n_T + 4 * n_T + 2 * r.problem.task.steps(max(r.Ts))
+    values = n_T
+    if r.spec.grads:
+        values += 4 * n_T + 2 * r.problem.task.steps(max(r.Ts))
+    if r.spec.dynamics:
+        values += 6 + 2 * r.dynamics_options.max_period + n_T
+    return values
 
 
 def surface_bytes(r) -> int:

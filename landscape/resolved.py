@@ -35,6 +35,7 @@ class ResolvedGrid:
     x_ref: tuple[str, tuple[int, ...]] | None  # None on a plane grid (axes a, b)
     y_ref: tuple[str, tuple[int, ...]] | None
     models: tuple[BaseModel, ...] = ()  # a plane's other models (--models), loaded at resolve time
+    input: float | None = None  # the dynamics map's constant input (--dynamics; None for a cell without input)
 
     @property
     def refs(self) -> tuple:
@@ -69,10 +70,27 @@ class ResolvedGrid:
             "readout": readout.label, "readout_l2": readout.l2 if readout.optimal else None,
             "grads": self.spec.grads,
         }
+        if self.spec.dynamics:  # absent without --dynamics: those specs (and keys) are as before
+            doc["dynamics"] = {"input": self.input, "options": asdict(self.dynamics_options),
+                               "sequences": self.dynamics_sequences}
         if self.on_plane:
             doc["directions"] = {"kind": self.spec.directions, "seed": self.spec.direction_seed,
                                  "models": [m.source["sha256"] for m in self.models]}
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def dynamics_options(self):
+        """The dynamics map's settings on a grid (``dynamics_map.DynamicsOptions``, its defaults)."""
+        from .dynamics_map import DynamicsOptions
+
+        return DynamicsOptions()
+
+    @property
+    def dynamics_sequences(self) -> int:
+        """The sequences lambda_T is averaged over on a grid (the task's first ones)."""
+        from .dynamics_map import GRID_SEQUENCES
+
+        return min(self.n, GRID_SEQUENCES)
 
     def key(self) -> str:
         return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
@@ -86,8 +104,9 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
     problem = resolve_model(spec.model, fit=spec.fit, l2=spec.readout_l2)
     n = problem.task.default_n if spec.n is None else int(spec.n)
     problem.task.check_n(n)
+    dynamics_input = _dynamics_input(spec, problem)
     if spec.directions is not None:
-        return _resolve_plane(spec, problem, n, Ts, xa, ya)
+        return replace(_resolve_plane(spec, problem, n, Ts, xa, ya), input=dynamics_input)
     if spec.models:
         raise LandscapeError("--models names the other models of --directions models or line")
 
@@ -113,7 +132,32 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
     for name, value in problem.base.items():
         if float(value.abs().max()) > DTYPE_MAX[spec.dtype]:
             raise LandscapeError(f"the base point's {name} is not representable in {spec.dtype}")
-    return ResolvedGrid(spec, problem, n, Ts, xa, ya, x_ref, y_ref)
+    return ResolvedGrid(spec, problem, n, Ts, xa, ya, x_ref, y_ref, input=dynamics_input)
+
+
+def _dynamics_input(spec: GridSpec, problem: Problem) -> float | None:
+    """The dynamics map's constant input: --input, else the task's input mean; None without
+    --dynamics or for a cell without input."""
+    if not spec.dynamics:
+        if spec.input is not None:
+            raise LandscapeError(f"--input {spec.input:g} is the constant input of --dynamics; add --dynamics")
+        return None
+    if problem.D == 0:
+        if spec.input is not None:
+            raise LandscapeError(f"task {problem.task.name} has no input, so --input {spec.input:g} means nothing")
+        return None
+    if spec.input is None:
+        from .dynamics_map import default_input
+
+        try:
+            return default_input(problem.task)
+        except LandscapeError:
+            raise LandscapeError(f"task {problem.task.name} declares no input_mean; give the dynamics map's "
+                                 f"constant input with --input X") from None
+    value = float(spec.input)
+    if not math.isfinite(value):
+        raise LandscapeError(f"--input must be a finite number, got {spec.input}")
+    return value
 
 
 def _resolve_plane(spec, problem, n, Ts, xa, ya) -> ResolvedGrid:

@@ -97,6 +97,10 @@ class GridSpec:
     ``directions`` random | hessian | pca | models | line makes the grid a plane around the base
     point, theta = base + a d1 + b d2, over axes named ``a`` and ``b`` (``models``: the other
     models of models / line; ``direction_seed``: random's seed).
+
+    ``dynamics`` also stores the cell's dynamics at every point (``dynamics_map.grid_fields``: the
+    counts of fixed points and cycles, lambda_T) at the constant ``input`` (None: the task's input
+    mean, ``dynamics_map.default_input``).
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -109,6 +113,8 @@ class GridSpec:
     fit: str = "auto"
     readout_l2: float = 1e-4
     grads: bool = False
+    dynamics: bool = False
+    input: float | None = None
     directions: str | None = None
     models: tuple[str, ...] = ()
     direction_seed: int = 0

@@ -10,7 +10,7 @@ import numpy as np
 from .lazy import torch
 from tqdm import tqdm
 
-from . import engine, gradients, plan, settings
+from . import dynamics_map, engine, gradients, plan, settings
 from .directions import make_plane, read_plane, write_plane
 from .errors import LandscapeError, error_reason
 from .resolved import ResolvedGrid, resolve
@@ -91,6 +91,8 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     data = problem.task.make(r.Ts, r.n, spec.seed)  # CPU, float64: cast per device in _compute_chunks
     fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
               if spec.grads else {})
+    if spec.dynamics:
+        fields.update(dynamics_map.grid_field_shapes(r.dynamics_options))
 
     start = time.perf_counter()
     with locked(path, on_wait=lambda: say(f"another process is computing {path.name}; waiting for it")):
@@ -166,7 +168,8 @@ def _complete_match(path: Path, spec_json: str, where: str = "cache file") -> Su
 
 def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None) -> dict[str, np.ndarray]:
     """The values of the grid points with flat "ij" indices [start, stop): "loss" (nT, P) and, with
-    --grads, the gradient fields (``gradients.gradient_fields``), float64 numpy arrays. data: the
+    --grads, the gradient fields (``gradients.gradient_fields``), with --dynamics the dynamics
+    fields (``dynamics_map.grid_fields``), float64 numpy arrays. data: the
     task's data on ``dev`` in the grid's dtype; plane: the ``directions.Plane`` of a plane grid (axes
     a, b). A pure function of its arguments: chunks may be computed in any order, in any process."""
     problem, dtype = r.problem, r.torch_dtype
@@ -183,6 +186,9 @@ def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None)
         values = {"loss": loss.cpu().numpy().astype(np.float64)}
         if r.spec.grads:  # grad, hessian_eigvals, grad_norm_t (and grad_norm_c_t)
             values.update(gradients.gradient_fields(problem, r.refs, r.Ts, params, data))
+    if r.spec.dynamics:  # counts of fixed points and cycles (float64, the file's dtype), lambda_T
+        values.update(dynamics_map.grid_fields(problem, params, np.arange(start, stop), data, r.Ts, r.input,
+                                               r.dynamics_options))
     return values
 
 

@@ -39,6 +39,13 @@ from .options import device_option, fit_option, model_options, scheduler_option,
 @click.option("--grads", is_flag=True, help="Also store the gradient analysis: grad (dL/d(x, y)), "
               "hessian_eigvals (of the 2x2 Hessian in the grid plane) at every T, and grad_norm_t "
               "(||dL_Tmax/dh_t||, and grad_norm_c_t for LSTM cells); memory grows with T_max.")
+@click.option("--dynamics", is_flag=True, help="Also store the cell's dynamics at every point: the numbers of "
+              "fixed points and of cycles of period 1..8 (and the stable ones), roots at the search bound, "
+              "degenerate and unsettled starts, for the map at a constant input (--input), and the largest "
+              "finite-time Lyapunov exponent lambda_T at every T (over the task's first 100 sequences). "
+              "`landscape plot --overlay bifurcations` draws the lines where they change (docs/dynamics.md).")
+@click.option("--input", "dynamics_input", type=float, metavar="X",
+              help="The constant input of --dynamics' map (every input component; default: the task's input mean).")
 @device_option()
 @click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True,
               help="Floating-point type of the computation.")
@@ -51,7 +58,7 @@ from .options import device_option, fit_option, model_options, scheduler_option,
 @threads_option()
 @scheduler_option()
 def command(model, x, y, T, n, seed, base_file, base_model, directions, models, direction_seed, fit, readout_l2,
-            grads, device, dtype, out, force, chunk_size, memory, quiet, scheduler):
+            grads, dynamics, dynamics_input, device, dtype, out, force, chunk_size, memory, quiet, scheduler):
     """Evaluate the loss over a grid of two parameters at every T of a list, from one unroll.
 
     \b
@@ -59,13 +66,15 @@ def command(model, x, y, T, n, seed, base_file, base_model, directions, models, 
     landscape grid --cell pascanu --task target --x w:4.5:5.5:201 --y b:-2.9:-1.9:201 --T 1,5,10,50
     landscape grid --cell examples/cells/mgu.py:MGU --T 10,50
     landscape grid --base-model gru.pt --task relay --directions hessian --x a:-1:1:51 --y b:-1:1:51 --T 10,20,40
+    landscape grid --cell gru --x block_w:-4:4:81 --y block_b:-2:2:81 --T 10,50 --dynamics
     """
     from ..surface import grid
 
     spec = GridSpec(
         model=replace(model, base_file=base_file, base_model=base_model), T=parse_T(T),
         x=Axis.parse(x) if x else None, y=Axis.parse(y) if y else None, n=n, seed=seed, dtype=dtype, fit=fit,
-        readout_l2=readout_l2, grads=grads, directions=directions, models=tuple(models),
+        readout_l2=readout_l2, grads=grads, dynamics=dynamics, input=dynamics_input, directions=directions,
+        models=tuple(models),
         direction_seed=direction_seed)
     note = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     result = grid(spec, out=out, device=device, force=force, chunk_size=chunk_size,
@@ -86,7 +95,12 @@ def command(model, x, y, T, n, seed, base_file, base_model, directions, models, 
         if "grad" in s.fields:
             norm = np.sqrt((s.fields["grad"][k] ** 2).sum(-1))
             click.echo(f"          |grad| {_range(norm)}")
-    if "grad_norm_t" in s.fields:
+        if "lyapunov" in s.fields:
+            click.echo(f"          lambda_T {_range(s.fields['lyapunov'][k])}")
+    if "n_fixed" in s.fields:
+        cycles = s.fields["n_cycles"][..., 1:].sum(-1)
+        click.echo(f"  dynamics: fixed points {_range(s.fields['n_fixed'])}; cycles of period 2..K {_range(cycles)}")
+    if "grad_norm_t" in s.fields or "n_fixed" in s.fields:
         click.echo(f"  stored: {', '.join(sorted(s.fields))}")
 
 

@@ -47,9 +47,13 @@ def _width(text: str | None):
 @click.option("--azim", type=float, help="surface, wireframe: azimuth of the view in degrees.")
 @click.option("--folds", is_flag=True, help="Overlay the fold (saddle-node) curves (srnn, pascanu over w, b).")
 @click.option("--basin", type=float, metavar="X0", help="Overlay the basin boundary of the initial state X0.")
+@click.option("--overlay", "overlay", multiple=True, type=click.Choice(("bifurcations", "lyapunov")),
+              help="On 2-D plots of a surface computed with `grid --dynamics`: the bifurcation lines (where "
+                   "the numbers of fixed points, cycles or stable ones change) and / or contour lines of the "
+                   "largest Lyapunov exponent lambda_T; repeat for both.")
 @click.option("--title", help="A title over the figure.")
 @click.option("--fps", type=float, default=2.0, show_default=True, help="animation, animation-3d: lengths T per second.")
-def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim, folds, basin, title, fps):
+def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim, folds, basin, overlay, title, fps):
     """Draw stored surfaces: contours, 3-D views, panels across T, slices, comparisons, gradients.
 
     \b
@@ -59,6 +63,7 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
     landscape plot srnn.h5 lstm.h5 gru.h5 --kind compare --T 10,50,100 --out cells.pdf
     landscape plot pascanu.h5 --kind interactive --out pascanu.html
     landscape plot pascanu.h5 --kind animation --log --out cliff.gif
+    landscape plot gru.h5 --kind contour --overlay bifurcations --overlay lyapunov --out gru.png
     """
     from ..figures import kinds
     from ..figures.style import check_style, save_figure, use_style
@@ -79,11 +84,11 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
         if at is not None:
             raise LandscapeError(f"--at applies to slices and gradnorm, not {kind}")
         path = kinds.write(kind, surfaces, out, T=Ts, scale=scale, width=_width(width), elev=elev, azim=azim,
-                           folds=folds, basin=basin, title=title, fps=fps, dpi=dpi, style=style)
+                           folds=folds, basin=basin, title=title, overlay=overlay, fps=fps, dpi=dpi, style=style)
         click.echo(f"wrote {path} ({kind} of {', '.join(files)})")
         return
     with use_style(style):
         fig = kinds.draw(kind, surfaces, T=Ts, at=at, scale=scale, width=_width(width), elev=elev, azim=azim,
-                         folds=folds, basin=basin, title=title)
+                         folds=folds, basin=basin, title=title, overlay=overlay)
         path = save_figure(fig, out, dpi=dpi)
     click.echo(f"wrote {path} ({kind} of {', '.join(files)})")

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import LandscapeError
 from .interactive import basin_x0, has_dynamics
 from .loss import plot_contour, plot_surface
-from .overlays import overlay_basin, overlay_folds
+from .overlays import overlay_basin, overlay_dynamics, overlay_folds
 from .scales import check_scale, describe, finite_range, mask, pick_Ts
 from .style import new_figure, use_style
 
@@ -70,11 +70,13 @@ def shared_range(surface, Ts, scale: str) -> tuple[float, float]:
 
 def draw_frame(surface, T: int, kind: str = "contour", scale="linear", crange=None, folds: bool = False,
                basin: float | None = None, title: str | None = None, width="single", elev: float = 25.0,
-               azim: float = -60.0):
+               azim: float = -60.0, overlay: Sequence[str] = ()):
     """The Figure of one frame: the loss at length T on the colour range ``crange`` (lo, hi) in
     loss units (default: this surface's range over all T). The title ends in 'T = <T>'.
     folds / basin: overlays of srnn / pascanu over (w, b), contour only; basin is the x0 of the
-    boundary drawn, 'auto' (the target task's x0 where there is one) or None."""
+    boundary drawn, 'auto' (the target task's x0 where there is one) or None. overlay:
+    "bifurcations" and / or "lyapunov" (lambda_T at this frame's T) from a --dynamics surface's
+    fields, contour only."""
     kind = check_animation_kind(kind)
     scale = check_scale(scale)
     lo, hi = crange if crange is not None else shared_range(surface, None, scale)
@@ -86,9 +88,11 @@ def draw_frame(surface, T: int, kind: str = "contour", scale="linear", crange=No
         x0 = None if basin == "auto" and not has_dynamics(surface) else basin_x0(surface, basin)
         if folds or x0 is not None:
             _overlays(ax, surface, folds, x0)
+        if overlay:
+            overlay_dynamics([ax], [surface], [T], overlay)
         return ax.figure
-    if folds or basin not in (None, False, "auto"):
-        raise LandscapeError("folds and basin boundaries are drawn on the contour animation, not in 3-D")
+    if folds or basin not in (None, False, "auto") or overlay:
+        raise LandscapeError("folds, basin boundaries and --overlay are drawn on the contour animation, not in 3-D")
     if scale == "symlog":
         raise LandscapeError("a 3-D animation has no symlog z axis; use log or linear")
     z = (float(np.log10(lo)), float(np.log10(hi))) if scale == "log" else (lo, hi)
@@ -139,7 +143,7 @@ def _render_all(figs, dpi: float, pad: float = 0.04):
 def animation_frames(surface, kind: str = "contour", log: bool = False, Ts: Sequence[int] | None = None,
                      dpi: float = 200.0, folds: bool = False, basin: float | None = None,
                      title: str | None = None, width="single", elev: float = 25.0, azim: float = -60.0,
-                     style: str | None = "paper") -> Frames:
+                     style: str | None = "paper", overlay: Sequence[str] = ()) -> Frames:
     """One RGB frame per length (default: all of the surface's), all of one size, on one colour
     scale. style: 'paper' | 'talk', or None to draw in the rc settings in force (e.g. inside the
     caller's ``use_style``)."""
@@ -150,7 +154,7 @@ def animation_frames(surface, kind: str = "contour", log: bool = False, Ts: Sequ
         raise LandscapeError("no length T to animate")
     crange = shared_range(surface, [T for _, T in picks], scale)
     with use_style(style) if style else nullcontext():
-        figs = [draw_frame(surface, T, kind, scale, crange, folds, basin, title, width, elev, azim)
+        figs = [draw_frame(surface, T, kind, scale, crange, folds, basin, title, width, elev, azim, overlay)
                 for _, T in picks]
         frames, box = _render_all(figs, dpi)
     return Frames(tuple(T for _, T in picks), tuple(frames), crange, (box.x0, box.y0, box.x1, box.y1), dpi)
@@ -221,12 +225,13 @@ def write_mp4(frames: list[np.ndarray], path, fps: float = 2.0, hold: float = 1.
 def write_animation(surface, path, kind: str = "contour", log: bool = False, fps: float = 2.0,
                     Ts: Sequence[int] | None = None, hold: float = 1.0, dpi: float = 200.0,
                     folds: bool = False, basin: float | None = None, title: str | None = None,
-                    width="single", elev: float = 25.0, azim: float = -60.0, style: str | None = "paper") -> Path:
+                    width="single", elev: float = 25.0, azim: float = -60.0, style: str | None = "paper",
+                    overlay: Sequence[str] = ()) -> Path:
     """Write the animation of ``surface`` (a Surface or a path) across T to ``path``.
 
     kind: 'contour' or 'surface' (3-D, one z range); log: log colour (and z) scale, values <= 0
     masked and counted; fps: frames (lengths) per second; hold: extra seconds on the last frame;
-    Ts: the lengths (default all); folds, basin: as ``draw_frame``. The format comes from the
+    Ts: the lengths (default all); folds, basin, overlay: as ``draw_frame``. The format comes from the
     name: .gif (Pillow) or .mp4 (needs ffmpeg on the PATH; LandscapeError otherwise). Returns the path.
     """
     fmt = animation_format(path)
@@ -239,7 +244,7 @@ def write_animation(surface, path, kind: str = "contour", log: bool = False, fps
 
         surface = load(surface)
     frames = list(animation_frames(surface, kind, log, Ts, dpi, folds, basin, title, width, elev, azim,
-                                   style).images)
+                                   style, overlay).images)
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ What is drawn and how:
 - srnn / pascanu over (w, b) (one unit): the fold curves (white dashes) and, for the task
   ``target``, the basin boundary of its x0 (red dots), on the contour and on the floor of the
   3-D box (``landscape.dynamics``; the same curves as ``figures.overlays``).
+- Any surface computed with ``grid --dynamics``: its bifurcation lines (magenta), where the
+  stored numbers of cycles of a period or of stable ones change between neighbouring points.
 
 The page carries each surface once per T as base64 little-endian float32 (float64 when a finite
 value lies outside float32's range, so that nothing finite turns into inf or 0), and a small
@@ -53,6 +55,8 @@ F32_RANGE = (1e-37, 1e37)  # nonzero finite |loss| inside: float32 keeps it fini
 LEVELS = 21  # contour levels over the shared colour range (as figures.loss)
 VIEW_ELEV, VIEW_AZIM = 25.0, -60.0  # the 3-D view, in matplotlib's angles (as plot_surface)
 CURVE_POINTS = 400  # samples of a fold curve or basin boundary along w
+CURVE_STYLES = {"folds": dict(color="white", dash="dash", width=2), "basin": dict(color="#d62728", dash="dot", width=2.5),
+                "bifurcations": dict(color="magenta", dash="solid", width=2)}  # plotly line styles by Curve.kind
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 HEADLESS_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync",
@@ -68,7 +72,7 @@ class Curve:
     """A curve in a panel's (x, y) plane: x, y (n,) in the plotted parameters, NaN = a gap."""
 
     name: str  # legend text
-    kind: str  # 'folds' | 'basin'
+    kind: str  # 'folds' | 'basin' | 'bifurcations'
     x: np.ndarray
     y: np.ndarray
 
@@ -191,6 +195,24 @@ def dynamics_curves(surface, folds: bool = True, basin="auto", num: int = CURVE_
     return tuple(c for c in out if np.isfinite(c.x).any() and np.isfinite(c.y).any())
 
 
+def bifurcation_curve(surface) -> tuple[Curve, ...]:
+    """The bifurcation lines of a surface computed with --dynamics (``dynamics_map.
+    stored_bifurcation_segments``) as one curve, its segments separated by NaN gaps; () for
+    others."""
+    from ..dynamics_map import stored_bifurcation_segments
+    from ..store.format import PERIOD_FIELDS
+
+    fields = getattr(surface, "fields", None) or {}
+    if not all(name in fields for name in PERIOD_FIELDS):
+        return ()
+    seg = stored_bifurcation_segments(fields, surface.x, surface.y)  # (L, 2, 2)
+    if not len(seg):
+        return ()
+    gap = np.full((len(seg), 1, 2), np.nan)
+    xy = np.concatenate([seg, gap], 1).reshape(-1, 2)  # (3 L, 2): a segment's ends, then a gap
+    return (Curve("bifurcation lines", "bifurcations", xy[:, 0], xy[:, 1]),)
+
+
 def grad_norm(surface, ks) -> np.ndarray | None:
     """||grad L|| (len(ks), nx, ny) in the grid plane from the stored ``grad``, or None."""
     g = (getattr(surface, "fields", None) or {}).get("grad")
@@ -228,7 +250,7 @@ def compute_page(surfaces, log: bool = False, title: str | None = None, Ts: Sequ
         panels.append(Panel(name=describe(s) or _source(s), source=_source(s), x_name=s.x_name,
                             x=np.asarray(s.x, float), y_name=s.y_name, y=np.asarray(s.y, float), loss=loss,
                             grad_norm=grad_norm(s, ks), notes=tuple(m.note() for m in ms), total_note=total,
-                            curves=dynamics_curves(s, folds, basin)))
+                            curves=dynamics_curves(s, folds, basin) + bifurcation_curve(s)))
     crange = finite_range(masks, scale)
     if start is None:
         k0 = 0
@@ -326,8 +348,7 @@ def page_figure(data: PageData):
                                  hoverongaps=True, name=panel.name, showlegend=False), row=r2, col=c2)
         i_contour = len(fig.data) - 1
         for curve in panel.curves:
-            style = (dict(color="white", dash="dash", width=2) if curve.kind == "folds"
-                     else dict(color="#d62728", dash="dot", width=2.5))
+            style = CURVE_STYLES[curve.kind]
             first = curve.name not in shown
             shown.add(curve.name)
             fig.add_trace(go.Scatter(x=_nan_none(curve.x), y=_nan_none(curve.y), mode="lines", line=style,

@@ -6,7 +6,8 @@ figure and ``--help`` all derive.
     draw(kind, surfaces, T=..., ...) -> Figure               checks the options against the kind first
 
 A kind declares what it takes (one T or several, one file or several, a stored field, 3-D views,
---at, the fold and basin overlays); ``check`` turns every mismatch into one LandscapeError.
+--at, the overlays: fold curves, basin boundaries, and a --dynamics file's bifurcation lines and
+lambda_T); ``check`` turns every mismatch into one LandscapeError.
 Adding a kind is one ``register(PlotKind(...))``. Nothing here imports matplotlib until a kind
 draws.
 """
@@ -30,6 +31,7 @@ class Options:
     folds: bool = False
     basin: float | None = None
     title: str | None = None
+    overlay: tuple[str, ...] = ()  # of overlays.DYNAMICS_OVERLAYS: drawn from a --dynamics file's fields
 
     @property
     def one_T(self) -> int | None:
@@ -48,7 +50,7 @@ class PlotKind:
     needs       a stored field it draws (grad, hessian_eigvals, grad_norm_t)
     three_d     takes --elev/--azim
     takes_at    takes --at NAME=VALUE
-    overlays    takes --folds/--basin (2-D plots over (w, b))
+    overlays    takes --folds/--basin (2-D plots over (w, b)) and --overlay (2-D plots of a --dynamics file)
     double      drawn double width by default
     scales      the scales it draws (linear, log, symlog)
     labels      what a render kind labels its axes with, as templates of the surface's parameter names
@@ -89,6 +91,8 @@ class PlotKind:
         if (options.folds or options.basin is not None) and not self.overlays:
             takes = ", ".join(k.name for k in KINDS.values() if k.overlays)
             raise LandscapeError(f"--folds and --basin draw on 2-D (w, b) plots: {takes}; not {self.name}")
+        if options.overlay:
+            _check_overlay(self, surfaces, options.overlay)
         if options.at is not None and not self.takes_at:
             takes = " and ".join(k.name for k in KINDS.values() if k.takes_at)
             raise LandscapeError(f"--at applies to {takes}, not {self.name}")
@@ -143,40 +147,47 @@ def get_kind(name: str) -> PlotKind:
 
 def draw(kind: str, surfaces: Sequence, T: Sequence[int] | None = None, at=None, scale="linear",
          width=None, elev: float | None = None, azim: float | None = None, folds: bool = False,
-         basin: float | None = None, title: str | None = None):
+         basin: float | None = None, title: str | None = None, overlay: Sequence[str] = ()):
     """The Figure of ``kind`` for ``surfaces`` (one, or several for the kinds that take several).
 
     T: the lengths (one for the one-T kinds, default the largest; panels/slices default to all,
     compare to the largest common one); at: 'w=5' for slices and gradnorm; folds / basin (x0):
     overlay the fold curves / the basin boundary of x0 on the 2-D (w, b) plots of cells with a
-    one-unit map (srnn, pascanu).
+    one-unit map (srnn, pascanu); overlay: "bifurcations" and / or "lyapunov", drawn from the
+    stored fields of a surface computed with --dynamics (lambda_T at each panel's T).
     """
     k = get_kind(kind)
     if k.render is None:
         raise LandscapeError(f"--kind {k.name} writes its own file ({', '.join(k.formats)}); use write()")
     options = Options(tuple(T) if T is not None else None, at, scale, width,
-                      {key: v for key, v in (("elev", elev), ("azim", azim)) if v is not None}, folds, basin, title)
+                      {key: v for key, v in (("elev", elev), ("azim", azim)) if v is not None}, folds, basin, title,
+                      tuple(overlay))
     k.check(surfaces, options)
     options = Options(options.T, options.at, options.scale, width or ("double" if k.double else "single"),
-                      options.view, folds, basin, title)
+                      options.view, folds, basin, title, options.overlay)
     fig, axes = k.render(list(surfaces), options)
+    owners = [surfaces[n % len(surfaces)] for n in range(len(axes))]  # compare: row-major axes
     if folds or basin is not None:
-        owners = [surfaces[n % len(surfaces)] for n in range(len(axes))]  # compare: row-major axes
         _overlay(axes, owners, folds, basin)
+    if options.overlay:
+        from .overlays import overlay_dynamics
+
+        overlay_dynamics(axes, owners, _axes_T(k, surfaces, options, len(axes)), options.overlay)
     if title:
         fig.suptitle(title)
     return fig
 
 
 def write(kind: str, surfaces: Sequence, path, T=None, scale="linear", width=None, elev=None, azim=None,
-          folds: bool = False, basin: float | None = None, title=None, **extra):
+          folds: bool = False, basin: float | None = None, title=None, overlay: Sequence[str] = (), **extra):
     """Write a kind that makes its own file (the interactive page, the animations) and return its
     path; the options are draw's, ``extra`` the kind's own (fps, dpi, style)."""
     k = get_kind(kind)
     if k.write is None:
         raise LandscapeError(f"--kind {k.name} is a figure; use draw() and save_figure()")
     options = Options(tuple(T) if T is not None else None, None, scale, width,
-                      {key: v for key, v in (("elev", elev), ("azim", azim)) if v is not None}, folds, basin, title)
+                      {key: v for key, v in (("elev", elev), ("azim", azim)) if v is not None}, folds, basin, title,
+                      tuple(overlay))
     k.check_output(path)
     k.check(surfaces, options)
     return k.write(list(surfaces), path, options, **extra)
@@ -209,6 +220,31 @@ def _overlay(axes, surfaces, folds: bool, basin: float | None) -> None:
         raise LandscapeError(f"--folds/--basin need a surface of srnn or pascanu over (w, b); got "
                              f"{', '.join(cells)} over ({surfaces[0].x_name}, {surfaces[0].y_name})")
     axes[0].legend(loc="upper right", frameon=True, facecolor="white", edgecolor="none", framealpha=0.85)
+
+
+def _check_overlay(kind: PlotKind, surfaces, overlay) -> None:
+    """One LandscapeError for an --overlay this kind or these files cannot draw."""
+    from .overlays import DYNAMICS_OVERLAYS, dynamics_field
+
+    for name in overlay:
+        if name not in DYNAMICS_OVERLAYS:
+            raise LandscapeError(f"unknown overlay {name!r}; choose from: {', '.join(DYNAMICS_OVERLAYS)}")
+    if not kind.overlays:
+        takes = ", ".join(k.name for k in KINDS.values() if k.overlays)
+        raise LandscapeError(f"--overlay draws on 2-D plots: {takes}; not {kind.name}")
+    for surface in surfaces:
+        dynamics_field(surface, "n_cycles" if "bifurcations" in overlay else "lyapunov")
+
+
+def _axes_T(kind: PlotKind, surfaces, o: Options, n_axes: int) -> list[int]:
+    """The length each of a render kind's axes shows: panels one T each, compare rows of T (its
+    files in columns), the others one T (default the largest; compare's the largest common one)."""
+    if kind.name == "panels":
+        return [int(t) for t in (o.T or surfaces[0].T)][:n_axes]
+    if kind.several:
+        Ts = o.T or (max(set.intersection(*(set(map(int, s.T)) for s in surfaces))),)
+        return [int(Ts[n // len(surfaces)]) for n in range(n_axes)]
+    return [int(o.one_T or max(surfaces[0].T))] * n_axes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +338,7 @@ def _page(surfaces, path, o, **_):
     from .interactive import write_page
 
     return write_page(surfaces, path, log=o.scale == "log", title=o.title, Ts=o.T,
-                      basin=o.basin if o.basin is not None else "auto")
+                      basin=o.basin if o.basin is not None else "auto")  # bifurcation lines wherever stored
 
 
 def _animation(three_d: bool):
@@ -310,7 +346,7 @@ def _animation(three_d: bool):
         from .animation import write_animation
 
         return write_animation(surfaces[0], path, kind="surface" if three_d else "contour", log=o.scale == "log",
-                               fps=fps, Ts=o.T, folds=o.folds, basin=o.basin, title=o.title,
+                               fps=fps, Ts=o.T, folds=o.folds, basin=o.basin, title=o.title, overlay=o.overlay,
                                width=o.width or "single", dpi=dpi or 200.0, style=style, **o.view)
 
     return write

@@ -1,5 +1,6 @@
 """Overlays on a (w, b) plot: fold curves and basin boundaries of the one-unit srnn / pascanu
-maps (from ``landscape.dynamics``), and training trajectories.
+maps (from ``landscape.dynamics``), and training trajectories; on any 2-D plot of a surface
+computed with --dynamics, its bifurcation lines and lambda_T (from its stored dynamics fields).
 
 Each overlay keeps the axes limits it found (a trajectory step thrown far off the plot leaves
 the plot, as in Pascanu et al.'s Fig. 6, instead of rescaling it) and returns its artists.
@@ -16,6 +17,10 @@ from ..errors import LandscapeError
 FOLD_STYLE = dict(color="white", linestyle="--", linewidth=1.0,  # white with a dark edge: visible on
                   path_effects=[patheffects.withStroke(linewidth=2.0, foreground="0.15")])  # any colour map
 BASIN_STYLE = dict(color="tab:red", linestyle=":", linewidth=1.2)
+BIFURCATION_STYLE = dict(colors="magenta", linewidths=1.1, capstyle="round",  # a colour no loss map uses
+                         path_effects=[patheffects.withStroke(linewidth=2.2, foreground="white")])
+LYAPUNOV_STYLE = dict(colors="0.1", linewidths=0.6)
+DYNAMICS_OVERLAYS = ("bifurcations", "lyapunov")  # `landscape plot --overlay`
 
 
 def _orientation(ax, axes) -> bool:
@@ -125,4 +130,79 @@ def overlay_trajectory(ax, xs, ys, zs=None, label: str | None = None, color: str
     return artists
 
 
-__all__ = ["overlay_basin", "overlay_folds", "overlay_trajectory"]
+def dynamics_field(surface, name: str) -> np.ndarray:
+    """A dynamics field of the surface (``landscape grid --dynamics``), or one LandscapeError."""
+    fields = getattr(surface, "fields", {}) or {}
+    if name not in fields:
+        raise LandscapeError(f"{getattr(surface, 'path', 'the surface')} has no dynamics fields ({name!r}); "
+                             f"compute it with `landscape grid ... --dynamics`")
+    return np.asarray(fields[name])
+
+
+def _x_first(ax, surface) -> bool:
+    """True when the surface's x axis is the plot's horizontal one (read from the axis labels)."""
+    return ax.get_ylabel() != surface.x_name or ax.get_xlabel() == surface.x_name
+
+
+def overlay_bifurcations(ax, surface, label: str | None = "bifurcation lines", **style) -> list:
+    """The bifurcation lines of a --dynamics surface: the faces between neighbouring grid points
+    whose numbers of cycles of each period, or of stable ones, differ
+    (``dynamics_map.stored_bifurcation_segments``). Returns the LineCollection (in a list)."""
+    from matplotlib.collections import LineCollection
+
+    from ..dynamics_map import stored_bifurcation_segments
+    from ..store.format import PERIOD_FIELDS
+
+    segments = stored_bifurcation_segments({n: dynamics_field(surface, n) for n in PERIOD_FIELDS},
+                                           surface.x, surface.y)  # (L, 2, 2) in (x, y)
+    if not _x_first(ax, surface):
+        segments = segments[..., ::-1]
+    with _KeepLimits(ax):
+        lines = LineCollection(segments, label=label if len(segments) else None, **{**BIFURCATION_STYLE, **style})
+        ax.add_collection(lines)
+    return [lines]
+
+
+def overlay_lyapunov(ax, surface, T: int, levels: int = 6, label: str | None = "lambda_T", **style) -> list:
+    """Contour lines of the largest finite-time Lyapunov exponent lambda_T of a --dynamics surface
+    at length T, labelled (lambda_T = 0, where nearby states stop contracting, dashed). Returns the
+    contour set (in a list; empty where lambda_T has no finite values)."""
+    from matplotlib.ticker import MaxNLocator
+
+    from .scales import pick_T
+
+    k, _ = pick_T(surface, T)
+    lam = dynamics_field(surface, "lyapunov")[k]  # (nx, ny)
+    finite = lam[np.isfinite(lam)]
+    if not finite.size or finite.min() == finite.max():
+        return []
+    Z = np.where(np.isfinite(lam), lam, np.nan)
+    X, Y = np.meshgrid(surface.x, surface.y, indexing="ij")
+    if not _x_first(ax, surface):
+        X, Y = Y, X
+    marks = MaxNLocator(levels).tick_values(finite.min(), finite.max())
+    marks = marks[(marks > finite.min()) & (marks < finite.max())]
+    if not marks.size:
+        return []
+    kw = {**LYAPUNOV_STYLE, "linestyles": ["--" if m == 0 else "-" for m in marks], **style}
+    with _KeepLimits(ax):
+        cs = ax.contour(X, Y, Z, levels=marks, **kw)
+        ax.clabel(cs, fontsize="x-small", fmt="%g", inline=True)
+    if label:
+        ax.plot([], [], color=kw["colors"], linewidth=kw["linewidths"], label=label)
+    return [cs]
+
+
+def overlay_dynamics(axes, surfaces, Ts, overlay) -> None:
+    """A --dynamics file's bifurcation lines and / or lambda_T contours (``overlay``: names of
+    ``DYNAMICS_OVERLAYS``) on every axes: surfaces[n] at length Ts[n] on axes[n]; one legend."""
+    for n, (ax, s, T) in enumerate(zip(axes, surfaces, Ts)):
+        if "lyapunov" in overlay:
+            overlay_lyapunov(ax, s, T, label="lambda_T" if n == 0 else None)
+        if "bifurcations" in overlay:
+            overlay_bifurcations(ax, s, label="bifurcation lines" if n == 0 else None)
+    axes[0].legend(loc="upper right", frameon=True, facecolor="white", edgecolor="none", framealpha=0.85)
+
+
+__all__ = ["DYNAMICS_OVERLAYS", "dynamics_field", "overlay_basin", "overlay_bifurcations", "overlay_dynamics",
+           "overlay_folds", "overlay_lyapunov", "overlay_trajectory"]

@@ -20,6 +20,11 @@ dimension named):
     /grad, /hessian_eigvals (nT, nx, ny, 2)  dims (T, <x>, <y>, component)   with --grads
     /grad_norm_t, /grad_norm_c_t (nx, ny, steps)  dims (<x>, <y>, t)          with --grads
     /component (2,) = 0, 1 and /t (steps,) = 1..steps: their dimension scales
+    /n_fixed, /n_stable_fixed, /n_marginal, /n_at_bound, /n_degenerate, /unsettled (nx, ny)
+                     dims (<x>, <y>)                                              with --dynamics
+    /n_cycles, /n_stable_cycles (nx, ny, K)  dims (<x>, <y>, period)              with --dynamics
+    /lyapunov        (nT, nx, ny)  dims (T, <x>, <y>)                             with --dynamics
+    /period (K,) = 1..K: its dimension scale (the dynamics map: ``landscape.dynamics_map``)
     /<group>         extra groups (a plane grid's /plane: required when the spec has
                      "directions"), each with a ``digest`` attribute
     root attributes  format, format_version, spec (canonical JSON), key, landscape_version,
@@ -74,10 +79,15 @@ FORMAT = "landscape-surface"  # the root attribute ``format``
 SURFACE_FORMAT_VERSION = 3  # the root attribute ``format_version`` this landscape writes
 READABLE_VERSIONS = (2, 3)  # 1 (no checksums or digests) cannot be verified: refused
 PLACE_BOUND_VERSION = 3  # the first version whose chunk digests bind the file's key and the chunk's index
-SCALES = ("T", "chunk", "component", "t")  # dimension scales besides the two axes
+SCALES = ("T", "chunk", "component", "t", "period")  # dimension scales besides the two axes
 BOOKKEEPING = ("done", "nan_count", "digest")  # per chunk, dims (chunk,)
 FIELD_NAMES = ("grad", "hessian_eigvals", "grad_norm_t", "grad_norm_c_t")  # the gradient fields
-RESERVED_NAMES = ("loss", *SCALES, *BOOKKEEPING, *FIELD_NAMES)  # not usable as axis names
+# the dynamics fields (--dynamics): counts per grid point (<x>, <y>), per period (<x>, <y>, period),
+# and the largest finite-time Lyapunov exponent per T (T, <x>, <y>)
+COUNT_FIELDS = ("n_fixed", "n_stable_fixed", "n_marginal", "n_at_bound", "n_degenerate", "unsettled")
+PERIOD_FIELDS = ("n_cycles", "n_stable_cycles")
+DYNAMICS_FIELD_NAMES = (*COUNT_FIELDS, *PERIOD_FIELDS, "lyapunov")
+RESERVED_NAMES = ("loss", *SCALES, *BOOKKEEPING, *FIELD_NAMES, *DYNAMICS_FIELD_NAMES)  # not usable as axis names
 
 
 def chunk_place(key: str, c: int, groups: dict[str, int]) -> str:
@@ -89,7 +99,8 @@ def chunk_place(key: str, c: int, groups: dict[str, int]) -> str:
 @dataclass(frozen=True)
 class Layout:
     """The grid a surface file holds: the lengths Ts (nT,), the axes x (nx,) and y (ny,) by name,
-    the chunking (chunk_size flat grid points per chunk), and whether it has the gradient fields."""
+    the chunking (chunk_size flat grid points per chunk), and whether it has the gradient fields
+    and the dynamics fields."""
 
     Ts: np.ndarray
     x_name: str
@@ -98,6 +109,7 @@ class Layout:
     y: np.ndarray
     chunk_size: int
     grads: bool = False
+    dynamics: bool = False
 
     @property
     def n_chunks(self) -> int:
@@ -120,7 +132,8 @@ class Layout:
             if "" in names:
                 raise KeyError
             Ts, x, y = (np.asarray(f[name][()]) for name in names)
-            return cls(Ts.astype(np.int64), names[1], x, names[2], y, int(attrs["chunk_size"]), "grad" in f)
+            return cls(Ts.astype(np.int64), names[1], x, names[2], y, int(attrs["chunk_size"]), "grad" in f,
+                       "n_cycles" in f)
         except (KeyError, TypeError, ValueError, OSError):
             raise CorruptSurface(path, "its spec does not describe a grid and loss has no dimension scales") from None
 
@@ -138,7 +151,8 @@ class Layout:
             values = [a.values() for a in axes]
         except (KeyError, TypeError, ValueError):
             raise CorruptSurface(path, "its spec does not describe a grid") from None
-        return cls(Ts, axes[0].name, values[0], axes[1].name, values[1], size, bool(spec.get("grads", False)))
+        return cls(Ts, axes[0].name, values[0], axes[1].name, values[1], size, bool(spec.get("grads", False)),
+                   "dynamics" in spec)
 
 
 @dataclass
@@ -180,9 +194,10 @@ class Surface:
 
     def to_xarray(self):
         """An ``xarray.Dataset`` with the file's variables and dimension names: loss (T, x, y),
-        grad and hessian_eigvals (T, x, y, component), grad_norm_t (x, y, t), done and nan_count
-        (chunk); coordinates T, the two axes, component, t, chunk; the root attributes (spec as
-        JSON text). Needs xarray (``pip install xarray``)."""
+        grad and hessian_eigvals (T, x, y, component), grad_norm_t (x, y, t), the dynamics fields
+        (x, y), (x, y, period) and lyapunov (T, x, y), done and nan_count (chunk); coordinates T, the
+        two axes, component, t, period, chunk; the root attributes (spec as JSON text). Needs xarray
+        (``pip install xarray``)."""
         try:
             import xarray as xr
         except ImportError:
@@ -197,9 +212,12 @@ class Surface:
                 dims = ("T", xn, yn, *(["component"] if values.ndim == 4 else []))
                 if values.ndim == 4:
                     coords["component"] = np.arange(values.shape[3])
+            elif values.ndim == 2:
+                dims = (xn, yn)
             else:
-                dims = (xn, yn, "t")
-                coords["t"] = np.arange(1, values.shape[2] + 1)
+                trailing = "period" if name in PERIOD_FIELDS else "t"
+                dims = (xn, yn, trailing)
+                coords[trailing] = np.arange(1, values.shape[2] + 1)
             data[name] = (dims, values)
         return xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
 

@@ -18,8 +18,8 @@ import h5py
 import numpy as np
 
 from ..errors import LandscapeError
-from .format import (BOOKKEEPING, FORMAT, PLACE_BOUND_VERSION, READABLE_VERSIONS, SCALES, SURFACE_FORMAT_VERSION,
-                     Layout, Surface, chunk_place)
+from .format import (BOOKKEEPING, DYNAMICS_FIELD_NAMES, FORMAT, PERIOD_FIELDS, PLACE_BOUND_VERSION, READABLE_VERSIONS,
+                     SCALES, SURFACE_FORMAT_VERSION, Layout, Surface, chunk_place)
 from .integrity import (CorruptSurface, UntrustedFile, check_checksums, check_group_digests, chunk_digest,
                         damage_is_corruption, open_file, read_checked, read_root, scale_names, spec_key)
 from .lock import lock_held
@@ -128,7 +128,7 @@ def verify_surface(path: Path, f: h5py.File, attrs: dict, layout: Layout) -> Sur
         if scale_names(path, f[name], name) != ["chunk"]:
             raise CorruptSurface(path, f"{name} is not attached to its dimension scale chunk")
     fields = _read_fields(path, f, layout)
-    for name in ("component", "t"):
+    for name in ("component", "t", "period"):
         if name in f:
             got = read_checked(path, f[name], name)
             base = 0 if name == "component" else 1
@@ -187,13 +187,17 @@ def _read_fields(path, f: h5py.File, layout: Layout) -> dict[str, np.ndarray]:
                 raise CorruptSurface(path, f"{name} is not attached to its dimension scale component")
         elif ds.shape[:2] == (nx, ny) and d[:2] == [xn, yn]:
             rest = ds.shape[2:]
-            if rest and d[2:] != ["t"]:
-                raise CorruptSurface(path, f"{name} is not attached to its dimension scale t")
+            trailing = "period" if name in PERIOD_FIELDS else "t"
+            if rest and d[2:] != [trailing]:
+                raise CorruptSurface(path, f"{name} is not attached to its dimension scale {trailing}")
         else:
             raise CorruptSurface(path, f"dataset {name!r} of shape {ds.shape} is not gridded like loss")
         fields[name] = read_checked(path, ds, name)
     if layout.grads and "grad" not in fields:
         raise CorruptSurface(path, "its spec has grads but the dataset 'grad' is missing")
+    missing = [name for name in DYNAMICS_FIELD_NAMES if name not in fields] if layout.dynamics else []
+    if missing:
+        raise CorruptSurface(path, f"its spec has dynamics but the dataset {missing[0]!r} is missing")
     return fields
 
 

@@ -14,7 +14,7 @@ from ..errors import LandscapeError, error_reason
 from ..lazy import torch
 from ..version import __version__
 from .files import checksummed_dataset, create_whole, writing
-from .format import FORMAT, SURFACE_FORMAT_VERSION, Layout, chunk_place
+from .format import FORMAT, PERIOD_FIELDS, SURFACE_FORMAT_VERSION, Layout, chunk_place
 from .integrity import CorruptSurface, chunk_digest, damage_is_corruption, group_digest, open_file, spec_key
 from .reader import check_surface_file, group_digests, verify_surface
 
@@ -30,7 +30,9 @@ class SurfaceContents:
     besides loss and their dtype, and extra groups.
 
     ``fields``: name -> trailing shape of extra gridded datasets, e.g. {"grad": (2,)} gives
-    grad (nT, nx, ny, 2); a leading "grid" marker means (nx, ny, *rest) (e.g. grad_norm_t).
+    grad (nT, nx, ny, 2) and {"lyapunov": ()} lyapunov (nT, nx, ny); a leading "grid" marker means
+    (nx, ny, *rest) (e.g. grad_norm_t (nx, ny, steps), dims (<x>, <y>, t); ("grid",): (nx, ny)); the
+    grid fields of ``format.PERIOD_FIELDS`` have dims (<x>, <y>, period) instead.
     ``groups``: name -> write(h5py.Group), extra groups written into a new file's layout (e.g. the
     plane of a plane grid); each gets a ``digest`` attribute of its contents, checked on every read.
     """
@@ -54,7 +56,8 @@ class SurfaceContents:
     def layout(self, chunk_size: int) -> Layout:
         """The grid of the file, chunked by chunk_size (a resumed file's own)."""
         return Layout(np.asarray(self.Ts, dtype=np.int64), self.x_name, np.asarray(self.x, dtype=np.float64),
-                      self.y_name, np.asarray(self.y, dtype=np.float64), chunk_size, "grad" in self.fields)
+                      self.y_name, np.asarray(self.y, dtype=np.float64), chunk_size, "grad" in self.fields,
+                      "n_cycles" in self.fields)
 
 
 class SurfaceWriter:
@@ -192,7 +195,7 @@ def _write_new_file(f: h5py.File, contents: SurfaceContents) -> None:
     for name, rest in contents.fields.items():
         if rest and rest[0] == "grid":  # whole series per point
             ds = checksummed_dataset(f, name, (*shape[1:], *rest[1:]), dtype, np.nan)
-            _attach(ds, [*grid_scales[1:], *([scales["t"]] if len(rest) > 1 else [])])
+            _attach(ds, [*grid_scales[1:], *([scales[_trailing(name)]] if len(rest) > 1 else [])])
         else:
             ds = checksummed_dataset(f, name, (*shape, *rest), dtype, np.nan,
                                      shrink=(1, 0, 2, *range(3, 3 + len(rest))))
@@ -215,18 +218,24 @@ def _write_new_file(f: h5py.File, contents: SurfaceContents) -> None:
 
 def _write_scales(f: h5py.File, layout: Layout, fields: dict) -> dict[str, h5py.Dataset]:
     """The dimension scales of a new surface file, by name: T, the two axes, chunk, and the
-    fields' component (their widest trailing axis) and t (1..steps of the longest series)."""
+    fields' component (their widest trailing axis), t (1..steps of the longest series) and period
+    (1..K of the dynamics fields)."""
     scale_data = [("T", layout.Ts, "sequence length"),
                   (layout.x_name, layout.x, "grid axis x (first index)"),
                   (layout.y_name, layout.y, "grid axis y (second index)"),
                   ("chunk", np.arange(layout.n_chunks, dtype=np.int64), "chunk of flat ij grid indices")]
-    steps = {rest[-1] for rest in fields.values() if rest and rest[0] == "grid"}
+    series = {name: rest[-1] for name, rest in fields.items() if len(rest) > 1 and rest[0] == "grid"}
+    steps = {n for name, n in series.items() if _trailing(name) == "t"}
+    periods = {n for name, n in series.items() if _trailing(name) == "period"}
     if any(rest and rest[0] != "grid" for rest in fields.values()):
         width = max(rest[-1] for rest in fields.values() if rest and rest[0] != "grid")
         scale_data.append(("component", np.arange(width, dtype=np.int64),
                            "last axis of grad (d/dx, d/dy) and hessian_eigvals (ascending)"))
     if steps:
         scale_data.append(("t", np.arange(1, max(steps) + 1, dtype=np.int64), "time step t = 1..steps"))
+    if periods:
+        scale_data.append(("period", np.arange(1, max(periods) + 1, dtype=np.int64),
+                           "cycle period k = 1..K of n_cycles and n_stable_cycles (1: fixed points)"))
     scales = {}
     for name, values, doc in scale_data:
         ds = checksummed_dataset(f, name, values.shape, values.dtype, 0, data=values)
@@ -234,6 +243,12 @@ def _write_scales(f: h5py.File, layout: Layout, fields: dict) -> dict[str, h5py.
         ds.attrs["description"] = doc
         scales[name] = ds
     return scales
+
+
+def _trailing(name: str) -> str:
+    """The dimension scale of a grid field's last axis: period for the dynamics' per-period counts,
+    else t."""
+    return "period" if name in PERIOD_FIELDS else "t"
 
 
 def _attach(ds: h5py.Dataset, scales: list[h5py.Dataset]) -> None:

@@ -1,0 +1,126 @@
+"""`landscape grid --dynamics`: the dynamics fields in the surface file. Truths: dynamics_map and
+lyapunov called directly on parameters built here (not by the grid's chunking), a run that was
+never killed, the closed-form fold curves of landscape.dynamics, and tests/data/golden.json."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from landscape import dynamics, surface
+from landscape.dynamics_map import (GRID_SEQUENCES, DynamicsOptions, dynamics_map, first_sequences, lyapunov,
+                                    stored_bifurcation_segments)
+from landscape.errors import LandscapeError
+from landscape.model import ModelSpec
+from landscape.problem import resolve_model
+from landscape.spec import GridSpec
+from landscape.store import load
+from landscape.store.format import COUNT_FIELDS, DYNAMICS_FIELD_NAMES, PERIOD_FIELDS
+from tests import golden
+
+DT = torch.float64
+
+
+def small(cell="srnn", **kw):
+    x, y = {"srnn": ("w:-1.5:3:10", "b:-1.5:1.5:7"), "gru": ("w_h:-2:4:6", "b_h:-1:1:5")}[cell]
+    return GridSpec.of(cell=cell, task="latch", T=(5, 12), n=24, x=x, y=y, dynamics=True, **kw)
+
+
+@pytest.mark.parametrize("cell", ["srnn", "gru"])
+def test_stored_counts_equal_dynamics_map_on_the_same_points(cell, tmp_path):
+    r = surface.grid(small(cell), out=tmp_path / "s.h5", chunk_size=9, progress=False)
+    s = r.surface
+    problem = resolve_model(ModelSpec(cell=cell, task="latch"))
+    X, Y = np.meshgrid(s.x, s.y, indexing="ij")  # (nx, ny) each
+    params = {k: v.to(DT).unsqueeze(0) for k, v in problem.base.items()}
+    params[s.x_name] = torch.tensor(X.reshape(-1, 1, 1))  # one-unit weight (P, 1, 1)
+    params[s.y_name] = torch.tensor(Y.reshape(-1, 1))  # bias (P, 1)
+    dm = dynamics_map(problem, params, 0.0, DynamicsOptions(), members=np.arange(X.size))
+    for name in (*COUNT_FIELDS, *PERIOD_FIELDS):
+        want = getattr(dm, name).reshape(*X.shape, *getattr(dm, name).shape[1:])
+        np.testing.assert_array_equal(s.fields[name], want, err_msg=name)
+    data = first_sequences(problem.task.make((5, 12), 24, 0), GRID_SEQUENCES)
+    lam = lyapunov(problem, params, data, (5, 12))[..., 0].reshape(2, *X.shape)
+    np.testing.assert_allclose(s.fields["lyapunov"], lam, rtol=1e-12, atol=0)
+    with h5py.File(r.path) as f:  # named dimensions
+        assert [d.label for d in f["n_cycles"].dims] == [s.x_name, s.y_name, "period"]
+        assert [d.label for d in f["n_fixed"].dims] == [s.x_name, s.y_name]
+        assert [d.label for d in f["lyapunov"].dims] == ["T", s.x_name, s.y_name]
+        assert list(f["period"][()]) == list(range(1, 9))
+
+
+def test_killed_and_resumed_grid_has_the_same_dynamics(tmp_path, monkeypatch):
+    spec = small()
+    whole = surface.grid(spec, out=tmp_path / "whole.h5", chunk_size=8, progress=False).surface
+    real, calls = surface.compute_chunk, []
+
+    def dies_on_the_fourth(*args, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(surface, "compute_chunk", dies_on_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        surface.grid(spec, out=tmp_path / "resumed.h5", chunk_size=8, progress=False)
+    monkeypatch.setattr(surface, "compute_chunk", real)
+    with h5py.File(tmp_path / "resumed.h5") as f:
+        assert 0 < f["done"][()].sum() < len(f["done"])
+    resumed = surface.grid(spec, out=tmp_path / "resumed.h5", progress=False)
+    assert not resumed.cached and resumed.computed_points < len(whole.x) * len(whole.y)
+    for name in DYNAMICS_FIELD_NAMES:
+        np.testing.assert_array_equal(resumed.surface.fields[name], whole.fields[name], err_msg=name)
+    np.testing.assert_array_equal(resumed.surface.loss, whole.loss)
+
+
+def test_a_tampered_dynamics_field_is_caught(tmp_path):
+    path = surface.grid(small(), out=tmp_path / "s.h5", progress=False).path
+    with h5py.File(path, "r+") as f:
+        f["n_fixed"][0, 0] = 7.0
+    with pytest.raises(LandscapeError, match="digest"):
+        load(path)
+
+
+def test_srnn_bifurcation_lines_lie_on_the_fold_curves(tmp_path):
+    spec = GridSpec.of(cell="srnn", task="latch", T=(5,), n=8, x="w:0:3:41", y="b:-1.5:1.5:41", dynamics=True)
+    s = surface.grid(spec, out=tmp_path / "s.h5", progress=False).surface
+    seg = stored_bifurcation_segments(s.fields, s.x, s.y)  # (L, 2, 2)
+    assert len(seg) > 20
+    step = np.array([s.x[1] - s.x[0], s.y[1] - s.y[0]])
+    w = np.linspace(1.0, 3.0, 4001)
+    f = dynamics.fold_points("srnn", w)
+    curve = np.concatenate([np.stack([w, f.b1], -1), np.stack([w, f.b2], -1)])  # (2 n, 2)
+    mids = seg.mean(1)  # (L, 2)
+    dist = np.min(np.hypot(*((mids[:, None] - curve[None]) / step).transpose(2, 0, 1)), axis=1)  # grid steps
+    assert dist.max() <= 1.0, dist.max()
+    # and every fold crossing of the grid has a line beside it: the folds' own points are within a step
+    inside = (curve[:, 1] > s.y[0]) & (curve[:, 1] < s.y[-1]) & (curve[:, 0] > s.x[1])
+    back = np.min(np.hypot(*((curve[inside][:, None] - mids[None]) / step).transpose(2, 0, 1)), axis=1)
+    assert back.max() <= 1.0, back.max()
+
+
+def test_dynamics_off_leaves_key_spec_and_values_as_golden(tmp_path):
+    want = json.loads(golden.GOLDEN.read_text())["srnn-latch-fixed"]
+    got = golden.make("srnn-latch-fixed", tmp_path)
+    assert (got["key"], got["spec"]) == (want["key"], want["spec"])
+    assert got["datasets"] == want["datasets"]
+    golden.CASES["srnn-latch-fixed-dynamics"] = [*golden.CASES["srnn-latch-fixed"], "--dynamics"]
+    try:
+        on = golden.make("srnn-latch-fixed-dynamics", tmp_path)
+    finally:
+        del golden.CASES["srnn-latch-fixed-dynamics"]
+    assert on["key"] != want["key"] and "dynamics" in json.loads(on["spec"])
+    assert on["datasets"]["loss"] == want["datasets"]["loss"]  # the dynamics leave the loss as it was
+    assert set(on["datasets"]) == set(want["datasets"]) | {*DYNAMICS_FIELD_NAMES, "period"}
+
+
+def test_input_needs_dynamics_and_changes_the_key():
+    from landscape.resolved import resolve
+
+    with pytest.raises(LandscapeError, match="--dynamics"):
+        resolve(GridSpec.of(cell="srnn", task="latch", input=0.5))
+    a, b = (resolve(small(input=v)) for v in (None, 0.5))
+    assert json.loads(a.canonical())["dynamics"]["input"] == 0.0 and a.key() != b.key()
