@@ -68,10 +68,12 @@ def test_a_sample_of_every_attack_is_refused_or_harmless(kind, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["surface", "grads", "plane", "fixedpoints"])
-def test_every_97th_byte_flipped_four_ways_and_every_other_attack(kind, tmp_path):
-    counts = campaign(kind, tmp_path / kind, every=97)
+def test_every_401st_byte_flipped_four_ways_and_every_other_attack(kind, tmp_path):
+    """CI's sweep; the README's counts are the denser one, `python -m tests.file_faults KIND DIR --every 97`
+    (about 15 minutes for the four kinds on a loaded 2-core machine)."""
+    counts = campaign(kind, tmp_path / kind, every=401)
     assert_no_accident_served(counts)
-    assert counts["byte flip"].get("refused", 0) > 100
+    assert counts["byte flip"].get("refused", 0) > 20
 
 
 # ---------------------------------------------------------------------------------------------
