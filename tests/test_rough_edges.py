@@ -53,3 +53,82 @@ def test_the_readme_shows_the_guard():
     readme = (ROOT / "README.md").read_text()
     block = readme[readme.index('with landscape.distributed.use("local:4")') - 200:]
     assert 'if __name__ == "__main__":' in block[:400]
+
+
+# --- progress where no bar is drawn -------------------------------------------------------------
+
+def test_a_grid_outside_a_terminal_prints_progress_lines_with_the_time_left(tmp_path, monkeypatch, capsys):
+    import landscape
+    from landscape import progress
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)  # a line after every chunk
+    landscape.grid(cell="pascanu", task="target", x="w:4.5:5.5:8", y="b:-2.9:-1.9:5", T=(5,), chunk_size=10,
+                   out=tmp_path / "g.h5")
+    lines = [s for s in capsys.readouterr().err.splitlines() if "chunks" in s]
+    # 40 points in 4 chunks: a line after chunks 1, 2, 3 (the last one ends the run: no line)
+    assert [s.split(": ")[1].split(" (")[0] for s in lines] == ["1 of 4 chunks", "2 of 4 chunks", "3 of 4 chunks"]
+    assert all(s.startswith("pascanu target: ") and s.endswith(" left") and "about " in s for s in lines)
+
+
+def test_quiet_means_no_progress_lines(tmp_path, monkeypatch, capsys):
+    import landscape
+    from landscape import progress
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
+    landscape.grid(cell="pascanu", task="target", x="w:4.5:5.5:8", y="b:-2.9:-1.9:5", T=(5,), chunk_size=10,
+                   out=tmp_path / "g.h5", progress=False)
+    assert "chunks" not in capsys.readouterr().err
+
+
+def test_the_time_left_is_the_measured_rate(monkeypatch):
+    from landscape import progress
+
+    clock = iter([100.0, 110.0, 160.0])  # start; 10 s for the first unit; 60 s for two of eight
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(progress, "EVERY_S", 5.0)
+    import io
+
+    out = io.StringIO()
+    lines = progress.Lines(8, "chunks", "x", True, stream=out)
+    lines.update()  # 10 s for 1 of 8: 70 s left
+    lines.update()  # 60 s for 2 of 8: 180 s left
+    assert out.getvalue().splitlines() == ["x: 1 of 8 chunks (12 %), 10 s so far, about 1 min 10 s left",
+                                           "x: 2 of 8 chunks (25 %), 1 min 0 s so far, about 3 min 0 s left"]
+
+
+def test_a_long_grid_is_announced_with_its_estimate(tmp_path, monkeypatch, capsys):
+    """--grads on an 81 x 81 srnn grid at T = 50 (1000 sequences): over a minute by the cost model,
+    so one line says so before the first chunk; the run itself is cut short after that line."""
+    import landscape
+    from landscape import progress, surface
+
+    expected = progress.grid_estimate("srnn", 81 * 81, 1000, 50, grads=True)
+    assert expected == pytest.approx(81 * 81 * 1000 * 50 * 6e-9 * 40)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(surface, "compute_chunk", stop)
+    with pytest.raises(Stop):
+        landscape.grid(cell="srnn", x="w:-1:3:81", y="b:-1.5:1.5:81", T=(50,), grads=True, out=tmp_path / "g.h5")
+    err = capsys.readouterr().err
+    assert f"srnn latch: 6561 points x 1000 sequences x 50 steps with --grads may take about " \
+           f"{progress.duration(expected)} on one CPU thread" in err
+
+
+def test_training_outside_a_terminal_prints_progress_lines(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from landscape import progress
+    from landscape.cli import main
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
+    r = CliRunner().invoke(main, ["train", "--cell", "srnn", "--T", "4,6,8", "--repeats", "2", "--n", "64",
+                                  "--epochs", "3", "--out", str(tmp_path / "runs.csv")])
+    assert r.exit_code == 0, r.output
+    lines = [s for s in r.output.splitlines() if s.startswith("training: ")]
+    # one population of 6 models trained for 3 epochs: a line after the first and the second epoch
+    assert [s.split(" (")[0] for s in lines] == ["training: 1 of 3 epochs", "training: 2 of 3 epochs"], r.output
