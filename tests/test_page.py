@@ -61,7 +61,7 @@ def test_page_data_counts_masked_points_and_packs_the_stored_values():
     s.loss[0, 0, :] = -1e-3  # 15 negative values at T = 1: fine on a linear scale, masked on log
     data = P.compute_page([s])
     (panel,) = data.panels
-    assert data.T == TS and data.start == 0 and not data.left_out
+    assert data.T == TS and data.start == len(TS) - 1 and not data.left_out  # opens at the largest T
     assert panel.notes == ("", "", "2 points +inf, 1 NaN (not computed), masked")
     assert panel.total_note == "2 points +inf, 1 NaN (not computed), masked"
     finite = s.loss[np.isfinite(s.loss)]
