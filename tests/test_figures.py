@@ -84,9 +84,11 @@ def notes(fig) -> str:
 @pytest.mark.parametrize("kind", tuple(k for k, v in kinds.KINDS.items() if v.render is not None))
 def test_every_kind_draws_a_labelled_non_blank_figure(kind):
     """Each kind draws the labels it declares (PlotKind.labels) with the surface's own parameter
-    names, here ones no kind could have hard-coded."""
+    names, here ones no kind could have hard-coded, written as mathematics: w_hh[0,1] as w with
+    subscript hh and its index, b_z as b with subscript z."""
     k = kinds.KINDS[kind]
-    names = ("alpha", "beta")
+    names = ("w_hh[0,1]", "b_z")
+    shown = {"x": "$w_{hh}[0,1]$", "y": "$b_{z}$"}  # mathtext, as written by hand
     s = bump_surface(names=names)
     surfaces = [s, bump_surface(names=names, i0=1, j0=10)] if k.several else [s]
     with F.use_style("paper"):
@@ -95,8 +97,9 @@ def test_every_kind_draws_a_labelled_non_blank_figure(kind):
     assert image.std() > 0.05, f"{kind} looks blank"
     text = labels(fig)
     assert k.labels, f"{kind} declares no labels"
+    assert not any(name in t for t in text for name in names), (kind, text)  # no plain name is left
     for template in k.labels:
-        label = template.format(x=s.x_name, y=s.y_name)
+        label = template.format(**shown)
         if label.endswith("= "):  # a fixed parameter named in a title
             assert any(label in t for t in text), (label, text)
         else:

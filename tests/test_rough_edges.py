@@ -132,3 +132,133 @@ def test_training_outside_a_terminal_prints_progress_lines(tmp_path, monkeypatch
     lines = [s for s in r.output.splitlines() if s.startswith("training: ")]
     # one population of 6 models trained for 3 epochs: a line after the first and the second epoch
     assert [s.split(" (")[0] for s in lines] == ["training: 1 of 3 epochs", "training: 2 of 3 epochs"], r.output
+
+
+# --- parameter names as mathematics -------------------------------------------------------------
+
+@pytest.mark.parametrize("name, shown", [
+    ("w", "$w$"), ("b_z", "$b_{z}$"), ("w_hh[0,1]", "$w_{hh}[0,1]$"), ("b_f[2]", "$b_{f}[2]$"),
+    ("alpha", "$\\alpha$"), ("w_alpha", "$w_{\\alpha}$"), ("out_w", "$\\mathrm{out}_{w}$"),
+    ("block_b", "$\\mathrm{block}_{b}$"),
+    ("a$b", "a$b"), ("w[", "w["), ("x\\y", "x\\y"), ("50%", "50%"),  # another shape: as it is
+])
+def test_param_label(name, shown):
+    from landscape.figures.labels import param_label
+
+    assert param_label(name) == shown
+
+
+def test_every_param_label_renders():
+    """Each label of a built-in cell's parameters parses as mathtext (a bad one raises on drawing)."""
+    from matplotlib.mathtext import MathTextParser
+
+    from landscape.cells import get_cell
+    from landscape.figures.labels import param_label
+
+    parser = MathTextParser("agg")
+    for cell in ("srnn", "pascanu", "lstm", "gru"):
+        for name in get_cell(cell).param_shapes(1, 1):
+            for index in ("", "[0,0]"):
+                label = param_label(name + index)
+                assert label.startswith("$") and parser.parse(label, dpi=72), label
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+SMALL = ["--cell", "pascanu", "--task", "target", "--x", "w:4.5:5.5:9", "--y", "b:-2.9:-1.9:7", "--T", "2,5", "-q"]
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args):
+        return CliRunner().invoke(main, [str(a) for a in args])
+    return invoke
+
+
+def test_plot_takes_the_key_that_cache_ls_prints(cli, tmp_path):
+    assert cli("grid", *SMALL).exit_code == 0
+    key = cli("cache", "ls").output.splitlines()[1].split()[0]
+    for ref in (key, key[:6]):
+        r = cli("plot", ref, "--out", tmp_path / f"{ref}.png")
+        assert r.exit_code == 0 and (tmp_path / f"{ref}.png").stat().st_size > 0, r.output
+    r = cli("plot", "0" * 16, "--out", tmp_path / "none.png")
+    assert r.exit_code != 0 and r.output.count("\n") == 1 and "no cached surface matches" in r.output
+
+
+def test_grid_plots_in_the_same_command(cli, tmp_path):
+    r = cli("grid", *SMALL, "--plot", "panels", "--plot-out", tmp_path / "p.pdf")
+    assert r.exit_code == 0 and (tmp_path / "p.pdf").read_bytes().startswith(b"%PDF"), r.output
+    r = cli("grid", *SMALL, "--plot", "contour")  # default name: NAME-KEY-contour.png here
+    (default,) = tmp_path.glob("pascanu-target-*-contour.png")
+    assert r.exit_code == 0 and f"wrote {default.name}" in r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "x.png"], "--out x.png is the surface's HDF5 file: end it in .h5"),
+    (["--plot", "bogus"], "unknown kind 'bogus'"),
+    (["--plot", "contour", "--plot-out", "x.jpg"], "cannot tell the figure format of 'x.jpg'"),
+    (["--plot-out", "x.png"], "--plot-out needs --plot KIND"),
+])
+def test_grid_refuses_bad_outputs_before_computing(cli, tmp_path, args, message):
+    r = cli("grid", *SMALL, *args)
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and message in r.output, r.output
+    assert not (tmp_path / "cache").exists() and not list(tmp_path.glob("x.*"))  # nothing computed or written
+
+
+def test_the_interactive_page_opens_at_the_largest_T_or_show_T(cli, tmp_path):
+    pytest.importorskip("plotly")
+    import json
+    import re
+
+    assert cli("grid", *SMALL).exit_code == 0
+    key = cli("cache", "ls").output.splitlines()[1].split()[0]
+
+    def start(*extra):
+        r = cli("plot", key, "--kind", "interactive", "--out", tmp_path / "p.html", *extra)
+        assert r.exit_code == 0, r.output
+        payload = re.search(r"id='landscape-data'>(.*?)</script>", (tmp_path / "p.html").read_text(), re.S)
+        data = json.loads(payload.group(1))
+        return data["T"][data["start"]]
+    assert start() == 5 and start("--show-T", "2") == 2
+    r = cli("plot", key, "--kind", "contour", "--out", tmp_path / "c.png", "--show-T", "2")
+    assert r.exit_code == 2 and "--show-T applies to --kind interactive" in r.output
+
+
+def test_cache_ls_aligns_a_cell_given_as_a_file(cli):
+    mgu = ROOT / "examples" / "cells" / "mgu.py"
+    assert cli("grid", *SMALL).exit_code == 0
+    r = cli("grid", "--cell", f"{mgu}:MGU", "--x", "w_f:-1:1:3", "--y", "b_f:-1:1:3", "--T", "2", "-q")
+    assert r.exit_code == 0, r.output
+    out = cli("cache", "ls").output.splitlines()
+    assert out[0].endswith("(2 surfaces)")
+    rows = out[1:]
+    assert len(rows) == 2 and len({row.index(" T=") for row in rows}) == 1, out  # T= starts one column
+    assert len({row.index(" MB") for row in rows}) == 1, out
+
+
+def test_plot_and_reproduce_offer_every_style(cli):
+    from landscape.figures.style import STYLES
+
+    for command in ("plot", "reproduce"):
+        help_text = " ".join(cli(command, "--help").output.split())
+        assert " | ".join(STYLES) in help_text, help_text
+
+
+def test_reproduce_style_reaches_the_figures_drawn_in_paper():
+    import matplotlib as mpl
+
+    from landscape.figures.style import paper_is, use_style
+
+    with paper_is("paper-serif"), use_style("paper"):
+        assert mpl.rcParams["font.family"] == ["serif"] and mpl.rcParams["font.size"] == 7
+    with paper_is("talk"), use_style("paper"):
+        assert mpl.rcParams["font.size"] == 12
+    with use_style("paper"):  # outside the block: paper again
+        assert mpl.rcParams["font.family"] == ["sans-serif"]
