@@ -14,8 +14,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# the package and its core dependencies only (torch pinned by constraints.txt: the CPU build)
+# the package and its core dependencies only (torch pinned by constraints.txt: the CPU build); the
+# distribution is rnn-landscape, once named landscape: an old install of that name goes first
 $(CORE): setup.cfg pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip uninstall --quiet --yes landscape 2>/dev/null || true
 	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $(CORE)
 

@@ -143,7 +143,7 @@ def test_the_html_is_self_contained(tmp_path):
 
 def test_without_plotly_the_page_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "plotly", None)
-    with pytest.raises(LandscapeError, match=r"pip install 'landscape\[page\]'"):
+    with pytest.raises(LandscapeError, match=r"pip install 'rnn-landscape\[page\]'"):
         P.write_page([bump()], tmp_path / "p.html")
 
 
