@@ -262,3 +262,19 @@ def test_reproduce_style_reaches_the_figures_drawn_in_paper():
         assert mpl.rcParams["font.size"] == 12
     with use_style("paper"):  # outside the block: paper again
         assert mpl.rcParams["font.family"] == ["sans-serif"]
+
+
+def test_a_training_run_opens_in_xarray_as_docs_format_shows(cli, tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    r = cli("train", "--cell", "srnn", "--T", "4", "--repeats", "2", "--n", "64", "--epochs", "2", "--out",
+            tmp_path / "run.h5", "-q")
+    assert r.exit_code == 0, r.output
+    assert "group=\"runs/gru-T10/metrics\"" in (ROOT / "docs" / "format.md").read_text()
+    with xr.open_dataset(tmp_path / "run.h5", engine="h5netcdf") as root:
+        assert not root.data_vars  # the root is empty: the docs say to name a group
+    with xr.open_dataset(tmp_path / "run.h5", engine="h5netcdf", group="runs/srnn-T4/metrics") as m:
+        assert m["train_loss"].dims == ("epoch", "member") and m["train_loss"].shape == (3, 2)
+    tree = xr.open_datatree(tmp_path / "run.h5", engine="h5netcdf")
+    assert list(tree["runs"].children) == ["srnn-T4"]
+    tree.close()
