@@ -2,13 +2,15 @@
 # make test   add the test tools to .venv and run the test suite (CI runs exactly this: .ci/run)
 # make test-fast   the same without the tests marked slow (the end-to-end runs, the golden comparison)
 # make bench  run the benchmarks (ratios against baselines measured in the same run)
+# make docs   build the documentation site into site/ (mkdocs build --strict: a broken link fails)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORE := $(VENV)/.core-installed
 TEST := $(VENV)/.test-installed
+DOCS := $(VENV)/.docs-installed
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,11 @@ $(TEST): $(CORE)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(TEST)
 
+# the docs extra (mkdocs, mkdocs-material, mkdocstrings)
+$(DOCS): $(CORE)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[docs]'
+	touch $(DOCS)
+
 demo: $(CORE)
 	MPLBACKEND=Agg $(BIN)/landscape reproduce pascanu-fig6 --out out/pascanu-fig6
 	MPLBACKEND=Agg $(BIN)/landscape reproduce pascanu-fig3 --out out/pascanu-fig3
@@ -39,5 +46,8 @@ test-fast: $(TEST)
 bench: $(TEST)
 	$(BIN)/python -m benchmarks
 
+docs: $(DOCS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) out build dist site *.egg-info
