@@ -681,7 +681,7 @@ def test_compare_always_names_T():
         fig = F.plot_compare([a, b], Ts=(5,), titles=["one", "two"])
         assert [ax.get_title() for ax in fig.axes[:2]] == ["one, T = 5", "two, T = 5"]
         fig = F.plot_compare([a, b], Ts=(1, 20))  # rows: T on each row's label
-        assert [fig.axes[n].get_ylabel() for n in (0, 2)] == ["T = 1\nb", "T = 20\nb"]
+        assert [fig.axes[n].get_ylabel() for n in (0, 2)] == ["T = 1\n$b$", "T = 20\n$b$"]
 
 
 def plane_text(fig) -> str:
@@ -697,7 +697,7 @@ def test_compare_says_when_cells_are_on_matching_block_input_planes():
     text = plane_text(fig)
     assert text.startswith("matching planes: each cell's block-input weight")
     assert "srnn w \u00d7 b" in text and "lstm w_z \u00d7 b_z" in text and "gru w_h \u00d7 b_h" in text
-    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes[:3]] == [("w", "b"), ("w_z", "b_z"), ("w_h", "b_h")]
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes[:3]] == [("$w$", "$b$"), ("$w_{z}$", "$b_{z}$"), ("$w_{h}$", "$b_{h}$")]
     # one window: every panel puts its maximum at x[I0], y[J0]
     for ax in fig.axes[:3]:
         c = [c for c in ax.collections if getattr(c, "filled", False)][0]
