@@ -275,7 +275,8 @@ def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = Non
                     on_result(result)
                 for g in todo:
                     keep(j, g, result.subset([p for p, m in enumerate(train) if m.group == g]))
-                say(f"{spec.model.cell}: trained {len(train)} models ({len(todo)} group{'' if len(todo) == 1 else 's'}) in {result.seconds:.1f} s")
+                groups = f"{len(todo)} group{'' if len(todo) == 1 else 's'}"
+                say(f"{spec.model.cell}: trained {len(train)} models ({groups}) in {result.seconds:.1f} s")
         else:
             tasks = [(j, g) for j, (_, _, todo, _) in enumerate(plan) for g in todo]
             pops = [(plan[j][0], [m for m in plan[j][1] if m.group == g]) for j, g in tasks]
