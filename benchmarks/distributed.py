@@ -50,7 +50,7 @@ def run(s: Settings, large_num: int = LARGE) -> list[Row]:
     try:
         import distributed  # noqa: F401
     except ImportError:
-        print("  distributed: skipped (dask is not installed: pip install landscape[dask])")
+        print("  distributed: skipped (dask is not installed: pip install 'rnn-landscape[dask]')")
         return []
     from landscape.kernels import runtime, set_threads
 

@@ -33,7 +33,11 @@ larger population, float32 gated cells (sigmoid) may differ in the last bit: tor
 sigmoid gives an element a vectorised or a scalar result depending on where it falls in the tensor.
 
 Nothing here imports Dask until a scheduler is used: without ``--scheduler`` (or ``use``) dask is
-never imported. Install it with ``pip install landscape[dask]``.
+never imported. Install it with ``pip install 'rnn-landscape[dask]'``.
+
+A script that starts a local cluster must do so under ``if __name__ == "__main__":``: the worker
+processes are spawned, and each re-imports the script; without the guard each would start a cluster
+of its own (one line says so, in the worker and here).
 """
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ from pathlib import Path
 
 from .errors import LandscapeError
 
-INSTALL = "pip install landscape[dask]"
+INSTALL = "pip install 'rnn-landscape[dask]'"
 CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with one line
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d+$")  # 10.0.0.5:8786, head:8786, [::1]:8786
 _SCHEMES = ("tcp", "tls", "ucx", "inproc", "ws", "wss")
@@ -203,6 +207,30 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+GUARD_HINT = ('a script that starts a local cluster must do so under `if __name__ == "__main__":` '
+              '(Dask\'s worker processes re-import the script)')
+
+
+def _in_spawned_reimport() -> bool:
+    """True in a spawned child process while it re-imports the parent's script as ``__mp_main__``
+    (multiprocessing's spawn start method, which Dask's nannies use, marks that phase with the
+    process's ``_inheriting`` flag)."""
+    import multiprocessing
+
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False)) and "__mp_main__" in sys.modules
+
+
+def _unguarded_main_script() -> str | None:
+    """The path of the running script when its source has no ``__main__`` guard, else None (an
+    interactive session, ``python -m``, the landscape command, a guarded script)."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    try:
+        source = Path(path).read_text(errors="replace") if path else ""
+    except OSError:
+        return None
+    return path if source and "__main__" not in source else None
+
+
 def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Scheduler:
     """A Scheduler for ``scheduler``: "local:N" starts a LocalCluster of N single-threaded worker
     processes here; an address or a scheduler file joins a running cluster (LandscapeError if it
@@ -226,14 +254,17 @@ def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Schedu
         import dask
 
         check_local_workers(address.value)
-
-        try:
+        if _in_spawned_reimport():  # a worker re-running an unguarded script: stop it with one line
+            raise SystemExit(f"landscape: {GUARD_HINT}")
+        try:  # the scheduler's HTTP server on a free port (":8787" warns when taken) and no dashboard
             with dask.config.set(LOCAL_WORKER_CONFIG):
                 cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1, processes=True,
-                                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+                                                   dashboard_address=":0", scheduler_kwargs={"dashboard": False},
+                                                   silence_logs=logging.CRITICAL)
         except Exception as err:  # noqa: BLE001 - a cluster that cannot start is one line
+            hint = f" ({GUARD_HINT})" if "Nanny failed" in str(err) and _unguarded_main_script() else ""
             raise LandscapeError(f"cannot start a local Dask cluster of {address.value} workers: "
-                                 f"{type(err).__name__}: {err}") from None
+                                 f"{type(err).__name__}: {err}{hint}") from None
         return Scheduler(distributed.Client(cluster, set_as_default=False), cluster, threads, str(address))
     try:
         if address.kind == "file":

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from . import dynamics_map, engine, gradients, plan, settings
 from .directions import make_plane, read_plane, write_plane
 from .errors import LandscapeError, error_reason
+from .progress import ESTIMATE_FROM_S, Lines, duration, grid_estimate, wanted
 from .resolved import ResolvedGrid, resolve
 from .spec import GridSpec
 from .store import (RESERVED_NAMES, STORE_BYTES, SURFACE_FORMAT_VERSION, CorruptSurface, Surface, SurfaceContents,
@@ -205,20 +206,26 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
 
     ranges = {c: writer.chunk_range(c) for c in todo}
     total = sum(stop - start for start, stop in ranges.values())
+    label = f"{r.problem.cell.name} {r.problem.task.name}"
     bar = tqdm(total=total, unit="pt", disable=(not _is_tty()) if progress is None else not progress,
-               desc=f"{r.problem.cell.name} {r.problem.task.name}", leave=False)
+               desc=label, leave=False)
+    lines = Lines(len(todo), "chunks", label, wanted(progress))  # where no bar is drawn
     with bar, distributed.active(scheduler if todo else None) as cluster:
         if cluster is None:
+            if progress is not False and dev.type == "cpu":
+                _announce(r, total)
             data = data.to(r.torch_dtype, dev)
             for c, (start, stop) in ranges.items():
                 writer.write_chunk(c, compute_chunk(r, data, start, stop, dev, plane))
                 bar.update(stop - start)
+                lines.update()
         else:
             used = set()
             for c, values, on in cluster.grid_chunks(compute_chunk, r, data, ranges, device or str(dev), plane):
                 writer.write_chunk(c, values)
                 used.add(on)
                 bar.update(ranges[c][1] - ranges[c][0])
+                lines.update()
             if used and used != {str(dev)}:  # the workers' devices, not this process's
                 writer.file.attrs["device"] = ", ".join(sorted(used))
     return total
@@ -237,6 +244,20 @@ def _plane(r: ResolvedGrid, path: Path, say):
     bm = r.problem.base_model  # the Hessian's plane is computed at the largest T
     return make_plane(r.spec.directions, r.problem, r.problem.base, r.models, r.spec.direction_seed, max(r.Ts),
                       r.n, r.spec.seed, bm.trajectory if bm is not None else None)
+
+
+def _announce(r: ResolvedGrid, points: int) -> None:
+    """One line on stderr before a CPU grid expected to take over ``progress.ESTIMATE_FROM_S``
+    seconds (``progress.grid_estimate``'s cost model)."""
+    steps = r.problem.task.steps(max(r.Ts))
+    seconds = grid_estimate(r.problem.cell.name, points, r.n, steps, r.spec.grads)
+    if seconds > ESTIMATE_FROM_S:
+        import sys
+
+        grads = " with --grads" if r.spec.grads else ""
+        print(f"{r.problem.cell.name} {r.problem.task.name}: {points} points x {r.n} sequences x {steps} steps{grads} "
+              f"may take about {duration(seconds)} on one CPU thread (a rough guess; fewer with more threads)",
+              file=sys.stderr, flush=True)
 
 
 def _is_tty() -> bool:

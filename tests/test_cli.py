@@ -73,7 +73,7 @@ def test_cells_and_tasks_list_everything():
 def test_cache_ls_show_rm(tmp_path):
     invoke("grid", *SMALL, "-q")
     ls = invoke("cache", "ls")
-    assert "1 surfaces" in ls.output and "pascanu" in ls.output and "complete" in ls.output
+    assert "(1 surface)" in ls.output and "pascanu" in ls.output and "complete" in ls.output
     key = ls.output.splitlines()[1].split()[0]
     show = invoke("cache", "show", key[:6])
     assert '"cell": "pascanu"' in show.output and "chunks done" in show.output

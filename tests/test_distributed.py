@@ -294,7 +294,7 @@ def test_without_dask_the_scheduler_option_says_how_to_install_it(monkeypatch, t
     r = CliRunner().invoke(main, ["grid", "--cell", "pascanu", "--task", "target", "--x", "w:4.5:5.5:3", "--y",
                                   "b:-2.9:-1.9:3", "--T", "2", "--out", str(tmp_path / "x.h5"), "--scheduler", "local:2"])
     assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
-    assert "pip install landscape[dask]" in r.output
+    assert "pip install 'rnn-landscape[dask]'" in r.output
 
 
 def test_without_a_scheduler_dask_is_never_imported(tmp_path):

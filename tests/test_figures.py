@@ -84,9 +84,11 @@ def notes(fig) -> str:
 @pytest.mark.parametrize("kind", tuple(k for k, v in kinds.KINDS.items() if v.render is not None))
 def test_every_kind_draws_a_labelled_non_blank_figure(kind):
     """Each kind draws the labels it declares (PlotKind.labels) with the surface's own parameter
-    names, here ones no kind could have hard-coded."""
+    names, here ones no kind could have hard-coded, written as mathematics: w_hh[0,1] as w with
+    subscript hh and its index, b_z as b with subscript z."""
     k = kinds.KINDS[kind]
-    names = ("alpha", "beta")
+    names = ("w_hh[0,1]", "b_z")
+    shown = {"x": "$w_{hh}[0,1]$", "y": "$b_{z}$"}  # mathtext, as written by hand
     s = bump_surface(names=names)
     surfaces = [s, bump_surface(names=names, i0=1, j0=10)] if k.several else [s]
     with F.use_style("paper"):
@@ -95,8 +97,9 @@ def test_every_kind_draws_a_labelled_non_blank_figure(kind):
     assert image.std() > 0.05, f"{kind} looks blank"
     text = labels(fig)
     assert k.labels, f"{kind} declares no labels"
+    assert not any(name in t for t in text for name in names), (kind, text)  # no plain name is left
     for template in k.labels:
-        label = template.format(x=s.x_name, y=s.y_name)
+        label = template.format(**shown)
         if label.endswith("= "):  # a fixed parameter named in a title
             assert any(label in t for t in text), (label, text)
         else:
@@ -678,7 +681,7 @@ def test_compare_always_names_T():
         fig = F.plot_compare([a, b], Ts=(5,), titles=["one", "two"])
         assert [ax.get_title() for ax in fig.axes[:2]] == ["one, T = 5", "two, T = 5"]
         fig = F.plot_compare([a, b], Ts=(1, 20))  # rows: T on each row's label
-        assert [fig.axes[n].get_ylabel() for n in (0, 2)] == ["T = 1\nb", "T = 20\nb"]
+        assert [fig.axes[n].get_ylabel() for n in (0, 2)] == ["T = 1\n$b$", "T = 20\n$b$"]
 
 
 def plane_text(fig) -> str:
@@ -694,7 +697,7 @@ def test_compare_says_when_cells_are_on_matching_block_input_planes():
     text = plane_text(fig)
     assert text.startswith("matching planes: each cell's block-input weight")
     assert "srnn w \u00d7 b" in text and "lstm w_z \u00d7 b_z" in text and "gru w_h \u00d7 b_h" in text
-    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes[:3]] == [("w", "b"), ("w_z", "b_z"), ("w_h", "b_h")]
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes[:3]] == [("$w$", "$b$"), ("$w_{z}$", "$b_{z}$"), ("$w_{h}$", "$b_{h}$")]
     # one window: every panel puts its maximum at x[I0], y[J0]
     for ax in fig.axes[:3]:
         c = [c for c in ax.collections if getattr(c, "filled", False)][0]

@@ -61,7 +61,7 @@ def test_page_data_counts_masked_points_and_packs_the_stored_values():
     s.loss[0, 0, :] = -1e-3  # 15 negative values at T = 1: fine on a linear scale, masked on log
     data = P.compute_page([s])
     (panel,) = data.panels
-    assert data.T == TS and data.start == 0 and not data.left_out
+    assert data.T == TS and data.start == len(TS) - 1 and not data.left_out  # opens at the largest T
     assert panel.notes == ("", "", "2 points +inf, 1 NaN (not computed), masked")
     assert panel.total_note == "2 points +inf, 1 NaN (not computed), masked"
     finite = s.loss[np.isfinite(s.loss)]
@@ -143,7 +143,7 @@ def test_the_html_is_self_contained(tmp_path):
 
 def test_without_plotly_the_page_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "plotly", None)
-    with pytest.raises(LandscapeError, match=r"pip install 'landscape\[page\]'"):
+    with pytest.raises(LandscapeError, match=r"pip install 'rnn-landscape\[page\]'"):
         P.write_page([bump()], tmp_path / "p.html")
 
 
@@ -229,7 +229,7 @@ def real_surface(tmp_path) -> Path:
 @needs_browser
 def test_page_renders_offline_and_the_slider_changes_T_and_the_picture(chrome, tmp_path):
     h5 = real_surface(tmp_path)
-    page = P.write_page([h5], tmp_path / "pascanu.html")
+    page = P.write_page([h5], tmp_path / "pascanu.html", start=1)  # (the default is the largest T)
     chrome.open(page)
     assert chrome.requests and all(u.startswith(ALLOWED_SCHEMES) for u in chrome.requests), chrome.requests
     assert chrome.js("!!document.querySelector('#landscape-plot.js-plotly-plot .main-svg')")

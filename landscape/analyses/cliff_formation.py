@@ -19,7 +19,7 @@ Outputs (in OUT), for CELL in pascanu, srnn, lstm, gru:
     cliff-steepness.pdf/.png          the sharpest step between neighbouring grid points, as a
                                       fraction of the surface's loss range, against T
     cliff-pascanu.html                the interactive page: 3-D and contour with a slider over T
-                                      (needs plotly: pip install landscape[page]; skipped without)
+                                      (needs plotly: pip install 'rnn-landscape[page]'; skipped without)
     cliff-latch-cells.html            srnn, lstm, gru on latch as linked panels, one slider
     cliff-pascanu.gif                 the contour across T, one frame per T (log colour scale)
 
@@ -147,7 +147,7 @@ def _moving_views(surfaces, out: Path, quick: bool) -> list[Path]:
     written = [write_animation(surfaces["pascanu"], out / "cliff-pascanu.gif", log=True, folds=True, basin=0.5,
                                dpi=72.0 if quick else 150.0)]
     if find_spec("plotly") is None:
-        print(f"{NAME}: plotly is not installed, so no interactive pages (pip install 'landscape[page]')")
+        print(f"{NAME}: plotly is not installed, so no interactive pages (pip install 'rnn-landscape[page]')")
         return written
     from ..figures.interactive import write_page
 

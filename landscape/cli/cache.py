@@ -31,7 +31,8 @@ def ls(check):
     from .check import verify
 
     entries = cache_entries(check=check)
-    click.echo(f"cache: {cache_dir()} ({len(entries)} surfaces)")
+    click.echo(f"cache: {cache_dir()} ({len(entries)} surface{'' if len(entries) == 1 else 's'})")
+    rows = []  # the readable surfaces' columns, aligned below to the widest value of each
     for e in entries:
         if check and e["state"] == "foreign":
             click.echo(f"  {e['path'].name}  {verify(e['path']).line}")
@@ -44,9 +45,12 @@ def ls(check):
         state = e["state"] + ("" if e["checked"] else " (unchecked)")
         if e["state"] == "corrupt":
             state = f"CORRUPT ({e['error']})"
-        Ts = ",".join(map(str, e["T"]))
-        click.echo(f"  {e['key']}  {e['cell']:<8} {e['task']:<12} T={Ts:<18} {e['grid']:<16} {state:<8} "
-                   f"{e['size'] / 1e6:8.2f} MB  {e['created']}")
+        rows.append((e["key"], str(e["cell"]), str(e["task"]), "T=" + ",".join(map(str, e["T"])), e["grid"], state,
+                     f"{e['size'] / 1e6:.2f} MB", e["created"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))] if rows else []
+    for row in rows:  # left-aligned text, the size right-aligned, the date as it is
+        cells = [v.rjust(w) if i == 6 else v if i == 7 else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))]
+        click.echo("  " + "  ".join(cells))
 
 
 @command.command("show")

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import click
 import numpy as np
 
+from ..errors import LandscapeError
 from ..plan import parse_bytes
 from ..spec import DTYPES, Axis, GridSpec, parse_T
 from .options import device_option, fit_option, model_options, scheduler_option, threads_option
@@ -49,16 +51,23 @@ from .options import device_option, fit_option, model_options, scheduler_option,
 @device_option()
 @click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True,
               help="Floating-point type of the computation.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Output .h5 file (default: the cache).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Output .h5 file (default: the cache); a figure "
+              "is --plot's.")
 @click.option("--force", is_flag=True, help="Recompute even if the result is cached.")
 @click.option("--chunk-size", type=int, help="Grid points per chunk (default: from the memory budget).")
 @click.option("--memory", help="Memory budget of a chunk, e.g. 512M or 4G (default 1G on the CPU, "
               "half the free memory on a GPU; or $LANDSCAPE_MEMORY).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes, only the summary.")
+@click.option("--plot", "plot_kind", metavar="KIND", help="Also draw the surface, as `landscape plot --kind KIND` "
+              "(contour, surface, panels, interactive, ...).")
+@click.option("--plot-out", type=click.Path(dir_okay=False), metavar="FIG",
+              help="--plot's file; the format from the extension [default: NAME-KEY-KIND.png here; .html, .gif for "
+                   "the kinds that write those].")
 @threads_option()
 @scheduler_option()
 def command(model, x, y, T, n, seed, base_file, base_model, directions, models, direction_seed, fit, readout_l2,
-            grads, dynamics, dynamics_input, device, dtype, out, force, chunk_size, memory, quiet, scheduler):
+            grads, dynamics, dynamics_input, device, dtype, out, force, chunk_size, memory, quiet, scheduler, plot_kind,
+            plot_out):
     """Evaluate the loss over a grid of two parameters at every T of a list, from one unroll.
 
     \b
@@ -70,6 +79,7 @@ def command(model, x, y, T, n, seed, base_file, base_model, directions, models, 
     """
     from ..surface import grid
 
+    _check_outputs(out, plot_kind, plot_out)  # before anything is computed
     spec = GridSpec(
         model=replace(model, base_file=base_file, base_model=base_model), T=parse_T(T),
         x=Axis.parse(x) if x else None, y=Axis.parse(y) if y else None, n=n, seed=seed, dtype=dtype, fit=fit,
@@ -102,6 +112,34 @@ def command(model, x, y, T, n, seed, base_file, base_model, directions, models, 
         click.echo(f"  dynamics: fixed points {_range(s.fields['n_fixed'])}; cycles of period 2..K {_range(cycles)}")
     if "grad_norm_t" in s.fields or "n_fixed" in s.fields:
         click.echo(f"  stored: {', '.join(sorted(s.fields))}")
+    if plot_kind is not None:
+        from . import plot
+
+        figure = plot_out or _default_figure(result.path, plot_kind)
+        click.get_current_context().invoke(plot.command, files=(str(result.path),), kind=plot_kind, out=figure)
+
+
+def _check_outputs(out: str | None, plot_kind: str | None, plot_out: str | None) -> None:
+    """One line for an --out that is not an HDF5 name (a figure is --plot's: writing HDF5 under
+    x.png would mislead) and for a bad --plot kind or --plot-out extension."""
+    if out is not None and Path(out).suffix.lower() not in (".h5", ".hdf5"):
+        raise LandscapeError(f"--out {out} is the surface's HDF5 file: end it in .h5 (for a figure add "
+                             f"--plot KIND --plot-out {Path(out).name})")
+    if plot_kind is None:
+        if plot_out is not None:
+            raise LandscapeError("--plot-out needs --plot KIND")
+        return
+    from ..figures.kinds import get_kind
+
+    get_kind(plot_kind).check_output(plot_out or _default_figure(Path("x.h5"), plot_kind))
+
+
+def _default_figure(path: Path, kind: str) -> str:
+    """--plot's file when --plot-out is not given: NAME-KEY-KIND.png (or the kind's own format) here."""
+    from ..figures.kinds import get_kind
+
+    formats = get_kind(kind).formats
+    return f"{Path(path).stem}-{kind}.{formats[0] if formats else 'png'}"
 
 
 def _range(values: np.ndarray) -> str:

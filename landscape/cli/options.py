@@ -127,4 +127,4 @@ def scheduler_option():
     return click.option("--scheduler", metavar="ADDRESS", callback=_check_scheduler,
                         help="Compute on a Dask cluster: local:N starts N single-threaded worker processes "
                              "here; tcp://HOST:PORT or a scheduler file joins a running one (needs "
-                             "pip install landscape[dask]). Default: this process only.")
+                             "pip install 'rnn-landscape[dask]'). Default: this process only.")

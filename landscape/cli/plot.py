@@ -1,12 +1,16 @@
 """`landscape plot`: a figure of a stored surface (or several, for compare); format from --out."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from ..errors import LandscapeError
 from ..figures.kinds import KINDS
+from ..figures.style import STYLES
 from ..spec import parse_T
-from ..store import load
+from ..store import find_cached, load
 from ..store.integrity import check_readable
 
 
@@ -26,6 +30,19 @@ def _width(text: str | None):
     return inches
 
 
+def surface_file(ref: str) -> str:
+    """A FILES argument as a path: an existing file (or anything that names one: a .h5 name, a
+    path with a folder) as it is, else a cache key or a unique start of one (``find_cached``)."""
+    if Path(ref).exists() or ref.lower().endswith((".h5", ".hdf5")) or os.sep in ref:
+        return ref
+    return str(find_cached(ref))
+
+
+def style_help() -> str:
+    """--style's help: the names of ``figures.style.STYLES`` (``own`` draws with the user's rcParams)."""
+    return " | ".join(STYLES) + "."
+
+
 @click.command("plot")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--kind", "-k", default="contour", show_default=True,
@@ -39,7 +56,7 @@ def _width(text: str | None):
               "value), e.g. w=5; default: the middle of the first axis.")
 @click.option("--log", "log", is_flag=True, help="Log colour (or y) scale; values <= 0 are masked and counted.")
 @click.option("--symlog", is_flag=True, help="Symmetric log scale (for signed values over many decades).")
-@click.option("--style", default="paper", show_default=True, help="paper | talk.")
+@click.option("--style", default="paper", show_default=True, help=style_help())
 @click.option("--width", default=None, help="single (3.25 in) | double (6.75 in) | inches "
               "[default: single; double for panels, compare, gradnorm, curvature].")
 @click.option("--dpi", type=float, help="Resolution of raster output (png) [default: the style's].")
@@ -53,8 +70,13 @@ def _width(text: str | None):
                    "largest Lyapunov exponent lambda_T; repeat for both.")
 @click.option("--title", help="A title over the figure.")
 @click.option("--fps", type=float, default=2.0, show_default=True, help="animation, animation-3d: lengths T per second.")
-def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim, folds, basin, overlay, title, fps):
+@click.option("--show-T", "show_T", type=int, metavar="T", help="interactive: the T the page opens at [default: the "
+              "largest]; a link to the page ending in #T=50 opens it at T = 50 whatever this is.")
+def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim, folds, basin, overlay, title, fps,
+            show_T):
     """Draw stored surfaces: contours, 3-D views, panels across T, slices, comparisons, gradients.
+
+    FILES are paths, or cache keys (or a unique start of one) as `landscape cache ls` prints them.
 
     \b
     landscape plot pascanu.h5 --kind wireframe --T 50 --elev 20 --azim -22 --out fig6.pdf
@@ -76,6 +98,9 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
     if dpi is not None and not 0 < dpi <= MAX_DPI:
         raise LandscapeError(f"--dpi must be in (0, {MAX_DPI:g}], got {dpi:g}")
     Ts = parse_T(T) if T else None
+    if show_T is not None and kind != "interactive":
+        raise LandscapeError(f"--show-T applies to --kind interactive, not {kind}")
+    files = [surface_file(f) for f in files]
     for f in files:
         check_readable(f)  # a permission: unreadable, not corrupt
     surfaces = [load(f) for f in files]
@@ -83,8 +108,10 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
     if kinds.get_kind(kind).write is not None:  # writes its own file (html, gif, mp4)
         if at is not None:
             raise LandscapeError(f"--at applies to slices and gradnorm, not {kind}")
+        shown = {"show_T": show_T} if show_T is not None else {}
         path = kinds.write(kind, surfaces, out, T=Ts, scale=scale, width=_width(width), elev=elev, azim=azim,
-                           folds=folds, basin=basin, title=title, overlay=overlay, fps=fps, dpi=dpi, style=style)
+                           folds=folds, basin=basin, title=title, overlay=overlay, fps=fps, dpi=dpi, style=style,
+                           **shown)
         click.echo(f"wrote {path} ({kind} of {', '.join(files)})")
         return
     with use_style(style):

@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from ..errors import LandscapeError
+from ..figures.style import check_style, paper_is
 from .options import scheduler_option, threads_option
+from .plot import style_help
 
 
 @click.command("reproduce")
@@ -20,9 +22,10 @@ from .options import scheduler_option, threads_option
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
 @click.option("--list", "list_", is_flag=True, help="List the reproductions and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--style", default="paper", show_default=True, help=style_help() + " The figures' style.")
 @threads_option()
 @scheduler_option()
-def command(name, out, quick, exact, device, list_, quiet, scheduler):
+def command(name, out, quick, exact, device, list_, quiet, scheduler, style):
     """Reproduce a paper figure: compute its data (HDF5) and draw it (PDF + PNG).
 
     \b
@@ -43,6 +46,7 @@ def command(name, out, quick, exact, device, list_, quiet, scheduler):
         raise LandscapeError(f"name a reproduction; choose from: {', '.join(analyses()) or 'none yet'} "
                              f"(or --list)")
     module = get_analysis(name)
+    check_style(style)
     extra = {}
     if exact:
         if quick:
@@ -55,7 +59,7 @@ def command(name, out, quick, exact, device, list_, quiet, scheduler):
     start = time.perf_counter()
     from ..distributed import use  # imports no Dask without --scheduler
 
-    with use(scheduler):  # every grid and training group of the reproduction runs on it
+    with use(scheduler), paper_is(style):  # every grid and training group on it; every figure in style
         paths = module.run(folder, quick=quick, device=device, progress=False if quiet else None, **extra)
     click.echo(f"{name}: wrote {len(paths)} files to {folder} in {time.perf_counter() - start:.1f} s"
                + (" (--quick: small grids)" if quick else ""))

@@ -9,7 +9,7 @@ import webbrowser
 from ..errors import LandscapeError
 from .state import ExploreState
 
-INSTALL = "the explorer needs dash: pip install 'landscape[explore]'"
+INSTALL = "the explorer needs dash: pip install 'rnn-landscape[explore]'"
 
 
 def make_app(state: ExploreState | None = None):

@@ -18,6 +18,7 @@ from ..errors import LandscapeError
 from .loss import _meshgrid, draw_field
 from .scales import (add_colorbar, annotate, check_scale, describe, finite_range, make_norm, mask, merge_notes,
                      nearest_index, pick_T, resolve_at, tail_scale)
+from .labels import param_label
 from .style import figure_of, new_figure
 
 FIELDS = {"grad_norm_t": "(nx, ny, T_max)", "grad_norm_c_t": "(nx, ny, T_max)", "grad": "(nT, nx, ny, 2)",
@@ -68,15 +69,16 @@ def plot_gradnorm(surface, ax=None, at=None, points: Sequence[tuple[float, float
     if points is not None:
         idx = [(nearest_index(surface.x, px, surface.x_name), nearest_index(surface.y, py, surface.y_name))
                for px, py in points]
-        labels = [f"{surface.x_name}={surface.x[i]:.3g}, {surface.y_name}={surface.y[j]:.3g}" for i, j in idx]
+        labels = [f"{param_label(surface.x_name)} = {surface.x[i]:.3g}, {param_label(surface.y_name)} = "
+                  f"{surface.y[j]:.3g}" for i, j in idx]
     else:
         which, k, value = resolve_at(surface, at if at is not None else
                                      (surface.x_name, float(surface.x[len(surface.x) // 2])))
         free, free_name = (surface.y, surface.y_name) if which == "x" else (surface.x, surface.x_name)
         pick = np.unique(np.linspace(0, len(free) - 1, max(1, n_lines)).round().astype(int))
         idx = [(k, p) if which == "x" else (p, k) for p in pick]
-        labels = [f"{free_name} = {free[p]:.3g}" for p in pick]
-        ax.set_title(f"{describe(surface)}, {surface.x_name if which == 'x' else surface.y_name} = "
+        labels = [f"{param_label(free_name)} = {free[p]:.3g}" for p in pick]
+        ax.set_title(f"{describe(surface)}, {param_label(surface.x_name if which == 'x' else surface.y_name)} = "
                      f"{value:.3g}".lstrip(", "))
     from matplotlib import colormaps
 
@@ -119,8 +121,8 @@ def plot_gradnorm_map(surface, ax=None, at=None, cmap: str = "magma", colorbar: 
     if m.values.mask.any():
         ax.set_facecolor("0.85")
     ax.set_xlabel("t")
-    ax.set_ylabel(free_name)
-    ax.set_title(f"{describe(surface)}, {fixed_name} = {value:.3g}".lstrip(", "))
+    ax.set_ylabel(param_label(free_name))
+    ax.set_title(f"{describe(surface)}, {param_label(fixed_name)} = {value:.3g}".lstrip(", "))
     if colorbar:
         add_colorbar(fig, mesh, ax, _gradnorm_label(T_max, name))
     annotate(ax, m.note())
@@ -212,8 +214,8 @@ def plot_quiver(surface, ax=None, T: int | None = None, arrows: int = 17, scale=
     add_colorbar(fig, q, ax, r"$\|\nabla L\|$ (log scale)")
     ax.set_xlim(surface.x[0], surface.x[-1])
     ax.set_ylim(surface.y[0], surface.y[-1])
-    ax.set_xlabel(surface.x_name)
-    ax.set_ylabel(surface.y_name)
+    ax.set_xlabel(param_label(surface.x_name))
+    ax.set_ylabel(param_label(surface.y_name))
     ax.set_title((f"{describe(surface)}, " if describe(surface) else "") + rf"$-\nabla L$ at T = {T}")
     note = m_grad.note()
     zero = int((m_grad.values == 0).sum())
@@ -255,8 +257,8 @@ def plot_curvature(surface, ax=None, T: int | None = None, which: str = "both", 
         filled = draw_field(a, X, Y, m, norm, levels, lines=False, cmap=cmap, extend=tail.extend)
         if m.values.count() and m.values.min() < 0 < m.values.max():
             a.contour(X, Y, m.values, levels=[0.0], colors="k", linewidths=0.6)
-        a.set_xlabel(surface.x_name)
-        a.set_ylabel(surface.y_name)
+        a.set_xlabel(param_label(surface.x_name))
+        a.set_ylabel(param_label(surface.y_name))
         a.set_title(rf"$\lambda_{{\min}}$, T = {T}" if e == 0 else rf"$\lambda_{{\max}}$, T = {T}")
         annotate(a, "; ".join(n for n in (m.note(), tail.counts(m).note()) if n))
     add_colorbar(fig, filled, axes, "Hessian eigenvalue (symlog)", shrink=0.9)

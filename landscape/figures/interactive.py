@@ -28,7 +28,7 @@ What is drawn and how:
 The page carries each surface once per T as base64 little-endian float32 (float64 when a finite
 value lies outside float32's range, so that nothing finite turns into inf or 0), and a small
 script turns the slider's T into the traces' data. Needs the optional ``plotly`` package
-(``pip install 'landscape[page]'``); the still frame needs Chromium.
+(``pip install 'rnn-landscape[page]'``); the still frame needs Chromium.
 """
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def compute_page(surfaces, log: bool = False, title: str | None = None, Ts: Sequ
                  start: int | None = None, folds: bool = True, basin="auto") -> PageData:
     """The data of a page: the common lengths (or ``Ts``), the masked counts, the shared colour
     range and the overlays. ``surfaces``: Surface objects or paths; ``start``: the T shown first
-    (default the shortest); ``basin``: 'auto' (the target task's x0), a number x0, or None."""
+    (default the largest, where the surface has formed); ``basin``: 'auto' (the target task's x0), a number x0, or None."""
     surfaces = [_as_surface(s) for s in (surfaces if isinstance(surfaces, (list, tuple)) else [surfaces])]
     if not surfaces:
         raise LandscapeError("no surface given")
@@ -253,7 +253,7 @@ def compute_page(surfaces, log: bool = False, title: str | None = None, Ts: Sequ
                             curves=dynamics_curves(s, folds, basin) + bifurcation_curve(s)))
     crange = finite_range(masks, scale)
     if start is None:
-        k0 = 0
+        k0 = len(T) - 1
     elif int(start) in T:
         k0 = T.index(int(start))
     else:
@@ -635,8 +635,8 @@ def write_page(surfaces, path, log: bool = False, title: str | None = None, Ts: 
     """Write one self-contained, offline HTML page of ``surfaces`` (Surface objects or paths).
 
     log: log colour scale (values <= 0 masked and counted); Ts: the lengths on the slider
-    (default: all that every file has); start: the T shown first (default the shortest; a URL
-    ending in #T=50 opens at T = 50); folds / basin: the dynamics overlays for srnn / pascanu
+    (default: all that every file has); start: the T shown first (default the largest; a URL
+    ending in #T=50 opens at T = 50 whatever start is); folds / basin: the dynamics overlays for srnn / pascanu
     over (w, b) (basin: 'auto' = the target task's x0, a number, or None). Returns the path.
     """
     _require_plotly()
@@ -662,7 +662,7 @@ def _require_plotly():
         missing = True
     if missing:
         raise LandscapeError("the interactive page needs plotly, and it is not installed; "
-                             "pip install 'landscape[page]' (or pip install plotly)")
+                             "pip install 'rnn-landscape[page]' (or pip install plotly)")
 
 
 # ---------------------------------------------------------------------------------------------

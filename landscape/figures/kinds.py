@@ -332,12 +332,13 @@ for _kind in (
     register(_kind)
 
 
-def _page(surfaces, path, o, **_):
+def _page(surfaces, path, o, show_T: int | None = None, **_):
     """The interactive page: fold curves and the target task's basin boundary are drawn where they
-    exist (each can be hidden from the page's legend); --basin X0 picks another x0."""
+    exist (each can be hidden from the page's legend); --basin X0 picks another x0; show_T: the T
+    it opens at (default the largest)."""
     from .interactive import write_page
 
-    return write_page(surfaces, path, log=o.scale == "log", title=o.title, Ts=o.T,
+    return write_page(surfaces, path, log=o.scale == "log", title=o.title, Ts=o.T, start=show_T,
                       basin=o.basin if o.basin is not None else "auto")  # bifurcation lines wherever stored
 
 

@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from ..errors import LandscapeError
 from .scales import (Masked, add_colorbar, annotate, check_scale, describe, finite_range, levels_for, make_norm,
                      mask, merge_notes, pick_T, pick_Ts, resolve_at)
+from .labels import param_label
 from .style import figure_of, new_figure
 
 LOSS_CMAP = "viridis"
@@ -57,8 +58,8 @@ def _hatch(ax):
 
 
 def _label_axes(ax, surface, zlabel: str | None = None):
-    ax.set_xlabel(surface.x_name)
-    ax.set_ylabel(surface.y_name)
+    ax.set_xlabel(param_label(surface.x_name))
+    ax.set_ylabel(param_label(surface.y_name))
     if zlabel is not None:
         ax.set_zlabel(zlabel)
 
@@ -305,8 +306,8 @@ def plot_panels(surface, Ts: Sequence[int] | None = None, fig=None, ncols: int |
             ax.set_title(f"T = {T}")
             annotate(ax, m.note())
             # labels on the outer panels only
-            ax.set_xlabel(surface.x_name if n // ncols == nrows - 1 or n + ncols >= len(picks) else "")
-            ax.set_ylabel(surface.y_name if n % ncols == 0 else "")
+            ax.set_xlabel(param_label(surface.x_name) if n // ncols == nrows - 1 or n + ncols >= len(picks) else "")
+            ax.set_ylabel(param_label(surface.y_name) if n % ncols == 0 else "")
         axes.append(ax)
     if not three_d:
         for ax in axes[1:]:
@@ -345,10 +346,10 @@ def plot_slices(surface, at, Ts: Sequence[int] | None = None, ax=None, scale="li
                                 if scale == "symlog" else {}))
     ax.set_xlim(free[0], free[-1])
     ax.xaxis.set_major_locator(MaxNLocator(5))
-    ax.set_xlabel(free_name)
+    ax.set_xlabel(param_label(free_name))
     ax.set_ylabel(loss_label(surface))
     if title:
-        default = f"{describe(surface)}, {fixed_name} = {value:.4g}".lstrip(", ")
+        default = f"{describe(surface)}, {param_label(fixed_name)} = {value:.4g}".lstrip(", ")
         ax.set_title(title if isinstance(title, str) else default)
     if legend:
         ax.legend(loc="best", ncols=2 if len(picks) > 5 else 1, handlelength=1.2, columnspacing=0.8)
@@ -476,9 +477,9 @@ def plot_compare(surfaces: Sequence, Ts: Sequence[int] | None = None, fig=None, 
                 title = titles[c] if titles else describe(s) or f"surface {c + 1}"
                 ax.set_title(f"{title}, T = {T}" if nrows == 1 else title)
             if r == nrows - 1:  # a column is one surface: its name under the bottom row
-                ax.set_xlabel(s.x_name)
+                ax.set_xlabel(param_label(s.x_name))
             if c == 0 or not same:
-                ax.set_ylabel(f"T = {T}\n{s.y_name}" if nrows > 1 and c == 0 else s.y_name)
+                ax.set_ylabel(f"T = {T}\n{param_label(s.y_name)}" if nrows > 1 and c == 0 else param_label(s.y_name))
     add_colorbar(fig, mappable, axes.ravel().tolist(), loss_label(surfaces[0]), shrink=0.9, aspect=30)
     if planes.text:
         fig.supxlabel(planes.text, fontsize="small", wrap=True,

@@ -13,6 +13,7 @@ from matplotlib import patheffects
 
 from .. import dynamics
 from ..errors import LandscapeError
+from .labels import param_label
 
 FOLD_STYLE = dict(color="white", linestyle="--", linewidth=1.0,  # white with a dark edge: visible on
                   path_effects=[patheffects.withStroke(linewidth=2.0, foreground="0.15")])  # any colour map
@@ -24,9 +25,11 @@ DYNAMICS_OVERLAYS = ("bifurcations", "lyapunov")  # `landscape plot --overlay`
 
 
 def _orientation(ax, axes) -> bool:
-    """True when w is on the horizontal axis. ``axes`` None: read the axis labels."""
+    """True when w is on the horizontal axis. ``axes`` None: read the axis labels (the names as
+    ``labels.param_label`` draws them, or plain)."""
     if axes is None:
-        axes = (ax.get_xlabel(), ax.get_ylabel())
+        names = {param_label(n): n for n in ("w", "b")}
+        axes = tuple(names.get(label, label) for label in (ax.get_xlabel(), ax.get_ylabel()))
         if set(axes) != {"w", "b"}:
             axes = ("w", "b")
     if tuple(axes) not in (("w", "b"), ("b", "w")):

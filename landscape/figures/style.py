@@ -15,11 +15,15 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-import matplotlib as mpl
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from ..errors import LandscapeError
+from ..lazy import LazyModule
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+mpl = LazyModule("matplotlib")  # imported at first use: the CLI lists the styles without matplotlib
 
 WIDTHS = {"single": 3.25, "double": 6.75}  # inches
 FORMATS = ("pdf", "png", "svg", "pgf")
@@ -76,16 +80,36 @@ def width_inches(width: str | float) -> float:
     return float(width)
 
 
+_PAPER_IS: list[str] = []  # the style that "paper" stands for inside ``paper_is`` blocks, innermost last
+
+
 @contextmanager
 def use_style(name: str = "paper"):
-    """Apply a style's rc settings for the duration (figures must be made and saved inside)."""
+    """Apply a style's rc settings for the duration (figures must be made and saved inside).
+    "paper" is the enclosing ``paper_is`` block's style where there is one."""
+    if name == "paper" and _PAPER_IS:
+        name = _PAPER_IS[-1]
     with mpl.rc_context(STYLES[check_style(name)]):
         yield
+
+
+@contextmanager
+def paper_is(name: str):
+    """Draw every figure styled "paper" inside the block in style ``name`` instead (the
+    reproductions draw in "paper"; ``landscape reproduce --style`` picks another)."""
+    _PAPER_IS.append(check_style(name))
+    try:
+        yield
+    finally:
+        _PAPER_IS.pop()
 
 
 def new_figure(width: str | float = "single", aspect: float = 0.75, height: float | None = None,
                layout: str | None = "constrained") -> Figure:
     """A headless figure (Agg canvas) ``width`` wide and ``aspect * width`` (or ``height``) tall."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     w = width_inches(width)
     fig = Figure(figsize=(w, height if height is not None else w * aspect), layout=layout)
     FigureCanvasAgg(fig)

@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import LandscapeError
+from ..progress import Lines, wanted
 from ..store import locked
 from ..store.runs import CorruptRun, RunGroup, read_run_file, write_run_file
 from .population import TrainResult, spec_key, train_population
@@ -265,20 +266,23 @@ def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = Non
             fresh[(j, g)] = [dict(r, run_key=plan[j][3][g]) for r in sub.rows()]
 
     with distributed.active(scheduler if plan else None) as cluster:
-        if cluster is None:
+        if cluster is None:  # progress lines where no bar is drawn, by epochs of every population
+            lines = Lines(sum(spec.epochs for spec, _, _, _ in plan), "epochs", "training", wanted(progress))
             for j, (spec, train, todo, keys) in enumerate(plan):
                 result = train_population(spec, train, device=device, progress=progress, compile=compile,
-                                          threads=threads)
+                                          threads=threads, on_epoch=lambda epoch, metrics: lines.update())
                 if on_result is not None:
                     on_result(result)
                 for g in todo:
                     keep(j, g, result.subset([p for p, m in enumerate(train) if m.group == g]))
-                say(f"{spec.model.cell}: trained {len(train)} models ({len(todo)} groups) in {result.seconds:.1f} s")
+                groups = f"{len(todo)} group{'' if len(todo) == 1 else 's'}"
+                say(f"{spec.model.cell}: trained {len(train)} models ({groups}) in {result.seconds:.1f} s")
         else:
             tasks = [(j, g) for j, (_, _, todo, _) in enumerate(plan) for g in todo]
             pops = [(plan[j][0], [m for m in plan[j][1] if m.group == g]) for j, g in tasks]
             bar = tqdm(total=len(tasks), unit="group", desc=f"training on {cluster.workers()} Dask workers",
                        leave=False, disable=(not sys.stderr.isatty()) if progress is None else not progress)
+            lines = Lines(len(tasks), "groups", f"training on {cluster.workers()} Dask workers", wanted(progress))
             with bar:
                 for i, result in cluster.train_groups(pops, device, compile, threads):
                     j, g = tasks[i]
@@ -286,6 +290,7 @@ def run_groups(jobs, out=None, device: str = "auto", progress: bool | None = Non
                         on_result(result)
                     keep(j, g, result)
                     bar.update(1)
+                    lines.update()
                     say(f"{plan[j][0].model.cell}: trained {g} ({len(result.members)} models) in {result.seconds:.1f} s "
                         f"on a Dask worker")
     if store is not None:
