@@ -106,11 +106,16 @@ NAME = "guessing"
 DESCRIPTION = ("Random weight guessing on the latch and 2-sequence problems (Schmidhuber & Hochreiter 1996): "
                "trials to the first success, next to gradient descent")
 
-PUBLISHED = {("latch-1", ""): 6.0, ("latch-2", ""): 22.0}  # mean trials over 40 runs (node3.html)
+# mean trials to success (node3.html: latch, over 40 runs; node4.html: parity); a reading of latch
+# variant II (its variants here) is set beside the one published count of variant II
+PUBLISHED = {("latch-1", ""): 6.0, ("latch-2", ""): 22.0, ("parity", "A1 n=1, no noise"): 2906.0,
+             ("parity", "A1 n=1, noise U[-0.2, 0.2]"): 41_400.0}
 PUBLISHED_SOURCE = {
     "latch-1": "guessing2001/node3.html: 6 trials, mean of 40 simulations",
     "latch-2": "guessing2001/node3.html: 22 trials on average",
     "two-sequence": "not readable in the stored page; a secondary source quotes ~718 (unchecked)",
+    "parity": "guessing2001/node4.html: A1 (n=1) 2906 trials without noise, 41400 with noise on average "
+              "(A2 2797, A2 without self-connections 250: not run, A2 is not defined in the stored pages)",
 }
 BENGIO_TRIALS = 1600  # "the 1600 trials reported in Bengio et al. (1994) with several methods"
 
@@ -145,31 +150,65 @@ CONFIGS = {
 
 @dataclass(frozen=True)
 class Problem:
-    """One RG problem: ``name`` latch-1, latch-2 or two-sequence; N leading class elements."""
+    """One RG problem: ``name`` latch-1, latch-2, two-sequence or parity; N leading class elements.
+
+    noise  latch and two-sequence: the sd of the Gaussian noise (None: sqrt(Config.variance), the
+           pages' "variance 0.2"); parity: the half-width of the uniform noise on every element.
+    into   where the noise enters latch-2: "input" (it is the sequence element, weighted by the
+           guessed input weight u, the pages' words) or "net" (added to the unit's net input with
+           weight 1; u weighs the class element only).
+    runs   runs of this problem (None: Config.runs).
+    """
 
     name: str
     variant: str = ""
     N: int = 1
     criterion: str = ""
+    noise: float | None = None
+    into: str = "input"
+    runs: int | None = None
 
 
+A1 = "|y_T - d| < 0.1 for every sequence (targets 1/0), A1 n=1"
 PROBLEMS = (
     Problem("latch-1", "", 1, "sign: every x_T on its target's side (targets +-0.8)"),
     Problem("latch-2", "", 1, "|x_T - d| < 0.1 for every sequence (targets +-1)"),
-    Problem("two-sequence", "N=1", 1, "|y_T - d| < 0.1 for every sequence (targets 1/0), A1 n=1"),
-    Problem("two-sequence", "N=3", 3, "|y_T - d| < 0.1 for every sequence (targets 1/0), A1 n=1"),
+    Problem("two-sequence", "N=1", 1, A1),
+    Problem("two-sequence", "N=3", 3, A1),
+    # readings of latch variant II that bracket its published 22 (not reproduced)
+    Problem("latch-2", "noise sd 0.2", 1, "|x_T - d| < 0.1 for every sequence (targets +-1)", noise=0.2),
+    Problem("latch-2", "noise into the net input", 1, "|x_T - d| < 0.1 for every sequence (targets +-1)",
+            into="net"),
+    # the calibration: parity, whose published counts are readable (node4.html)
+    Problem("parity", "A1 n=1, no noise", 0, A1, noise=0.0),
+    Problem("parity", "A1 n=1, noise U[-0.2, 0.2]", 0, A1, noise=0.2, runs=10),
 )
 
 
-def make_data(problem: Problem, n: int, lengths: tuple[int, int], variance: float, g: torch.Generator):
-    """(x (S, N, 1), label (N,) 1 for class 1 else 0, ends (N,)): the first ``problem.N`` elements
-    are the class inputs (+-1; for latch-1 placeholders, the guesses supply them), the rest
-    Gaussian noise of the given variance; class 1 is the first half of the rows."""
+def noise_sd(problem: Problem, config: "Config") -> float:
+    return math.sqrt(config.variance) if problem.noise is None else problem.noise
+
+
+def make_data(problem: Problem, n: int, lengths: tuple[int, int], noise: float, g: torch.Generator):
+    """(x (S, N, 1), label (N,) 1 for class 1 else 0, ends (N,)), class 1 the first half of the rows.
+
+    latch, two-sequence: the first ``problem.N`` elements are the class inputs (+-1; for latch-1
+    placeholders, the guesses supply them), the rest Gaussian noise of sd ``noise``. parity: every
+    element +-1 at random (plus uniform noise in [-noise, noise]), label 1 when the number of +1s up
+    to the sequence's end is odd (its last element makes it so)."""
     lo, hi = lengths
-    label = torch.cat([torch.ones(n // 2), torch.zeros(n - n // 2)]).to(torch.float64)
     ends = torch.randint(lo, hi + 1, (n,), generator=g)
     S = int(ends.max())
-    x = math.sqrt(variance) * torch.randn((S, n, 1), generator=g, dtype=torch.float64)
+    label = torch.cat([torch.ones(n // 2), torch.zeros(n - n // 2)]).to(torch.float64)
+    if problem.name == "parity":
+        bits = torch.randint(0, 2, (S, n), generator=g)  # (S, N) 1 for +1
+        last = ends - 1  # (N,) each sequence's last element sets its parity to its label
+        before = (bits * (torch.arange(S).unsqueeze(-1) < last)).sum(0) % 2  # (N,)
+        bits[last, torch.arange(n)] = (label.long() + before) % 2
+        x = (2.0 * bits - 1).to(torch.float64).unsqueeze(-1)  # (S, N, 1)
+        x = x + noise * (2 * torch.rand((S, n, 1), generator=g, dtype=torch.float64) - 1)
+        return x, label, ends
+    x = noise * torch.randn((S, n, 1), generator=g, dtype=torch.float64)
     x[: problem.N, :, 0] = 2.0 * label - 1.0
     return x, label, ends
 
@@ -185,7 +224,7 @@ def draw_guesses(problem: Problem, P: int, config: Config, g: torch.Generator) -
         return {"w": u(1, 1), "h": u(2)}
     if problem.name == "latch-2":
         return {"w": u(1, 1), "u": u(1, 1), "b": u(1)}
-    K = config.hidden + 1  # two-sequence, A1: hidden units then the output unit
+    K = config.hidden + 1  # two-sequence and parity, A1: hidden units then the output unit
     b = u(K)
     b[:, -1] = 0.0  # the output unit has no bias
     return {"w": u(K, K), "u": u(K, 1), "b": b}
@@ -214,10 +253,14 @@ def correct(problem: Problem, guesses: dict, x: torch.Tensor, label: torch.Tenso
     if problem.name == "latch-1":  # the guessed first input of each sequence's class
         first = torch.where(label.bool(), guesses["h"][:, :1], guesses["h"][:, 1:]).unsqueeze(-1)  # (P, N, 1)
 
+    later = params  # the parameters of the steps after the class elements
+    if problem.into == "net":  # the noise enters the net input with weight 1, the class element through u
+        later = {**params, "u": torch.ones_like(params["u"])}
+
     def advance(t):
         nonlocal state
         xt = first if (t == 1 and first is not None) else x[t - 1]
-        state = cell.step(params, state, xt)
+        state = cell.step(params if t <= problem.N else later, state, xt)
 
     ((_, y),) = outputs_at_ends(advance, lambda: cell.output(state), [ends])
     y = y.expand(P, N, H)[..., -1]  # (P, N) the output unit
@@ -233,7 +276,7 @@ def trials_to_success(problem: Problem, config: Config, seed: int) -> dict:
     sequence; returns trials (1-based index of the first success; nan if none in max_trials),
     test_acc of that guess on fresh sequences, and its parameters."""
     g = torch.Generator().manual_seed(seed)
-    x, label, ends = make_data(problem, config.n_train, config.lengths, config.variance, g)
+    x, label, ends = make_data(problem, config.n_train, config.lengths, noise_sd(problem, config), g)
     done, batch = 0, config.first_batch
     while done < config.max_trials:
         P = min(batch, config.max_trials - done)
@@ -242,7 +285,7 @@ def trials_to_success(problem: Problem, config: Config, seed: int) -> dict:
         if bool(ok.any()):
             k = int(torch.nonzero(ok)[0])
             best = {n: v[k:k + 1] for n, v in guesses.items()}
-            xt, lt, et = make_data(problem, config.n_test, config.lengths, config.variance, g)
+            xt, lt, et = make_data(problem, config.n_test, config.lengths, noise_sd(problem, config), g)
             test = float(correct(problem, best, xt, lt, et, config.hidden).double().mean())
             return {"trials": done + k + 1, "test_acc": test,
                     "solution": {n: v.reshape(-1).tolist() for n, v in best.items()}}
@@ -284,7 +327,7 @@ def compute(config: Config) -> tuple[list[dict], list[dict]]:
 
     rows = []
     for k, problem in enumerate(PROBLEMS):
-        for r in range(config.runs):
+        for r in range(min(problem.runs or config.runs, config.runs)):
             res = trials_to_success(problem, config, seed=config.seed * 10_000 + 1000 * k + r)
             rows.append({"problem": problem.name, "variant": problem.variant, "T": f"{config.lengths[0]}-"
                          f"{config.lengths[1]}", "run": r, "trials": res["trials"], "test_acc": res["test_acc"],
@@ -303,6 +346,20 @@ def compute(config: Config) -> tuple[list[dict], list[dict]]:
             rows.append({"problem": "bengio-minimal", "variant": bf.describe(bcfg), "T": str(T), "run": r,
                          "trials": res["trials"], "test_acc": math.nan, "solution": ""})
     return rows, summarise(rows, config)
+
+
+def published(problem: str, variant: str) -> float:
+    """The published mean trials of a problem (a reading of latch variant II: variant II's), nan if none."""
+    if problem == "latch-2":
+        variant = ""
+    return PUBLISHED.get((problem, variant), math.nan)
+
+
+def comparable(config: Config) -> bool:
+    """Is this the pages' setup (lengths, training set, noise, weight range), so that their published
+    counts may stand beside ours? (--quick's shorter, smaller runs are not.)"""
+    keys = ("lengths", "n_train", "variance", "weight_range")
+    return all(getattr(config, k) == getattr(CONFIGS["default"], k) for k in keys)
 
 
 def summarise(rows: list[dict], config: Config) -> list[dict]:
@@ -327,9 +384,9 @@ def summarise(rows: list[dict], config: Config) -> list[dict]:
             "test_acc_mean": float(np.nanmean([r["test_acc"] for r in rs])) if problem != "bengio-minimal"
             and solved.any() else math.nan,
             "criterion": crit,
-            "published_mean_trials": PUBLISHED.get((problem, variant if problem == "two-sequence" else ""),
-                                                   math.nan) if variant != "T sweep" else math.nan,
-            "published_source": PUBLISHED_SOURCE.get(problem, "") if variant != "T sweep" else "",
+            "published_mean_trials": published(problem, variant) if comparable(config) else math.nan,
+            "published_source": PUBLISHED_SOURCE.get(problem, "") if comparable(config) and math.isfinite(
+                published(problem, variant)) else "",
         })
     return out
 
@@ -352,10 +409,10 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
     paths = [write_csv(out / f"{stem}.csv", rows), write_csv(out / f"{stem}-summary.csv", summary)]
     paths += plot(rows, summary, gd, config, out, stem, quick)
     print(f"{NAME}: {len(rows)} runs in {time.perf_counter() - start:.0f} s (trials to the first success; "
-          f"published means beside)")
+          + ("published means beside)" if comparable(config) else "no published means: not the pages' setup)"))
     for s in summary:
         pub = s["published_mean_trials"]
-        print(f"  {s['problem']:<14} {s['variant']:<8.8} T={s['T']:<8} runs {s['runs']:>2}, solved {s['solved']:>2}: "
+        print(f"  {s['problem']:<14} {s['variant']:<26.26} T={s['T']:<8} runs {s['runs']:>2}, solved {s['solved']:>2}: "
               f"mean {s['mean_trials']:.1f}, median {s['median_trials']:.1f}"
               + ("" if not np.isfinite(pub) else f" (published {pub:g})"))
     for p in paths:
@@ -394,14 +451,16 @@ def plot(rows, summary, gd, config: Config, out: Path, stem: str, quick: bool) -
                           label="mean (ours)" if i == 0 else None)
                 left.plot([i - 0.3, i + 0.3], [np.median(t)] * 2, color="tab:blue", linewidth=1.0, linestyle="--",
                           label="median (ours)" if i == 0 else None)
+        shown = False
         for i, p in enumerate(PROBLEMS):
-            pub = PUBLISHED.get((p.name, p.variant))
-            if pub:
-                left.plot([i], [pub], "D", color="tab:red", markersize=4, label="published mean" if i == 0 else None)
+            pub = published(p.name, p.variant)
+            if comparable(config) and math.isfinite(pub):
+                left.plot([i], [pub], "D", color="tab:red", markersize=4, label=None if shown else "published mean")
+                shown = True
         left.axhline(BENGIO_TRIALS, color="tab:red", linestyle=":", linewidth=0.8)
         left.text(-0.4, BENGIO_TRIALS * 1.2, "Bengio et al. 1994: 1600 trials", ha="left",
                   color="tab:red", fontsize=6)
-        left.set_xticks(pos, labels)
+        left.set_xticks(pos, labels, rotation=30, ha="right", fontsize=5)
         left.set_yscale("log")
         left.set_ylabel("guesses to the first success")
         left.set_title(f"RG, {config.runs} runs each: {config.n_train} training sequences of length "
