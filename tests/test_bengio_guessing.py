@@ -183,7 +183,7 @@ def test_guess_converged_against_numpy():
 def test_latch_nets_against_numpy():
     cfg = rg.Config(n_train=10, lengths=(20, 30))
     g = torch.Generator().manual_seed(1)
-    for problem in rg.PROBLEMS:
+    for problem in (*rg.PROBLEMS, rg.PARITY):
         x, label, ends = rg.make_data(problem, 10, cfg.lengths, rg.noise_sd(problem, cfg), g)
         guesses = rg.draw_guesses(problem, 8, cfg, g)
         if problem.name == "latch-1":  # make sure some guesses succeed and some fail
@@ -217,20 +217,31 @@ def test_parity_data():
     """Every element +-1 (plus the uniform noise), label 1 exactly when the number of +1s to the
     sequence's end is odd, half the rows of each class."""
     g = torch.Generator().manual_seed(2)
-    for prob in (p for p in rg.PROBLEMS if p.name == "parity"):
-        x, label, ends = rg.make_data(prob, 40, (7, 12), prob.noise, g)
+    for noise in (0.0, 0.2):
+        x, label, ends = rg.make_data(rg.PARITY, 40, (7, 12), noise, g)
         X = x[..., 0].numpy()
-        assert np.abs(np.abs(X) - 1).max() <= prob.noise + 1e-12
+        assert np.abs(np.abs(X) - 1).max() <= noise + 1e-12
         for n in range(40):
             ones = int((X[: int(ends[n]), n] > 0).sum())
             assert ones % 2 == int(label[n])
-        assert int(label.sum()) == 20
-    assert {p.noise for p in rg.PROBLEMS if p.name == "parity"} == {0.0, 0.2}
+        assert int(label.sum()) == 20 and len(set(ends.tolist())) > 1
+
+
+def test_success_rate():
+    """latch-1 at one fixed length: a guess succeeds when h_+ and h_- have opposite signs matching
+    the classes and w's sign keeps them (w > 0) or flips them an even number of times (w < 0, even
+    T): p = 1/4 (the weights are huge, so the noise cannot flip the saturated unit)."""
+    cfg = rg.Config(n_train=10, lengths=(20, 20), max_batch=1024)
+    r = rg.success_rate(rg.PROBLEMS[0], cfg, 4096, seed=3)
+    assert r["guesses"] == 4096 and r["rate"] == pytest.approx(0.25, abs=0.03)
+    assert r["rate"] < r["rate_upper95"] < r["rate"] + 0.03 and math.isnan(r["published_rate"])
+    z = 1.959964
+    assert rg.wilson_upper(0, 100) == pytest.approx(z * z / (100 + z * z))
 
 
 def test_published_counts_only_beside_the_pages_setup():
     assert rg.comparable(rg.CONFIGS["default"]) and not rg.comparable(rg.CONFIGS["quick"])
-    assert rg.published("latch-2", "noise sd 0.2") == 22 and rg.published("parity", "A1 n=1, no noise") == 2906
+    assert rg.published("latch-2", "noise sd 0.2") == 22 and rg.published("parity", rg.PARITY.variant) == 2906
     assert math.isnan(rg.published("two-sequence", "N=1")) and math.isnan(rg.published("latch-1", "T sweep"))
 
 
