@@ -74,7 +74,7 @@ and Bengio's minimal task itself (``bengio_fig2``'s default: its training set, n
 criterion; the trained parameters guessed in [-100, 100]) is guessed at each T, next to gradient
 descent's convergence frequency there (the figure's right panel).
 
-Results of the default run (40 runs each; docs/results/guessing-summary.csv; 4.5 min on one core):
+Results of the default run (40 runs each; docs/results/guessing-summary.csv; 11.5 min on a shared core):
   latch-1      mean 7.3, median 5 guesses (published 6). Success needs w > 0, h_+ > 0, h_- < 0
                (w < 0 fails: the lengths 500-600 have both parities), p ~ 1/8, mean ~ 8; at a
                fixed length w < 0 works too (p ~ 1/4): 3.3-4.2 at T = 12..60.
@@ -83,11 +83,26 @@ Results of the default run (40 runs each; docs/results/guessing-summary.csv; 4.5
                u > |b| > 0 so that the first input sets the sign; for weights uniform in
                [-100, 100] that is p = 1/4 x 0.030 = 0.0076 (132 guesses), as measured. 22 needs
                p ~ 0.045: noise that does not pass through u, or far fewer noise draws.
+               NOT REPRODUCED. Two readings bracket it (40 runs each): s read as the noise's sd
+               (0.2, not sqrt 0.2): mean 43.5, median 24.5; the noise added to the net input
+               with weight 1 instead of passing through u (``into="net"``): mean 12.1, median 9.
   2-sequence   A1 with one hidden unit: N = 1 mean 1565 (median 1325), N = 3 mean 970 (650);
                every found net classifies 99.9 % of 100 fresh sequences.
+  parity       the calibration (node4.html, ``PARITY``, ``success_rate``): A1 with n = 1 as defined
+               here solves 0 of 16384 guesses of one training set (95 % Wilson upper bound 2.3e-4
+               per guess), where the published 2906 trials mean 3.4e-4 (P(0 of 16384) = 0.004 at
+               that rate): the module's A1 is NOT the pages' A1, or not their criterion. What is
+               assumed and may differ: every unit logistic, both units see the input, the output
+               unit has no bias, activations 0 at the start, success = |y_T - d| < 0.1 on all 100
+               sequences. The noisy case (41,400) and A2 (2797; 250 without self-connections; A2
+               is not defined in the stored pages) are not run.
+               docs/results/guessing-parity-calibration.csv; 57 s.
   Bengio's minimal task as bengio_fig2 trains it (w = 1.25 fixed, M = 2): median 3.5-6 guesses
   up to T = 35, 257 from T = 45 (means 17-5000, heavy-tailed); gradient descent needs ~19, 76,
   140, 630, 540, 1800 epochs (restarts included) at T = 12, 20, 28, 35, 45, 60.
+
+``--quick`` (shorter sequences, smaller training sets) prints and stores no published count: it is
+not the pages' setup (``comparable``).
 
 Outputs: guessing.csv (one row per run), guessing-summary.csv (problem, variant, T, runs,
 mean_trials, median_trials, solved, criterion, published), guessing.pdf/.png.
