@@ -69,7 +69,7 @@ def test_latching_quick_and_resume(tmp_path, monkeypatch):
     assert again_info["runs"] == info["runs"]
 
 
-def test_bengio_quick(tmp_path, monkeypatch):
+def test_bengio_quick(tmp_path, monkeypatch, capsys):
     from landscape.analyses import bengio_fig2 as bf
 
     monkeypatch.setitem(bf.CONFIGS, "quick", bf.Config(T_b=(5, 8), runs_b=2, w0_a=(1.0, 2.0), s_a=(0.1,), runs_a=2,
@@ -78,6 +78,8 @@ def test_bengio_quick(tmp_path, monkeypatch):
     figures_ok(paths, "bengio-fig2-quick")
     rows = read_csv(tmp_path / "bengio-fig2-quick.csv")
     assert {r["panel"] for r in rows} == {"a", "b"} and {r["w_trained"] for r in rows} == {"0", "1"}
+    out = capsys.readouterr().out  # other lengths and epochs than the paper's: no paper number beside them
+    assert "no paper numbers shown" in out and "| paper" not in out
 
 
 def test_bengio_convergence_extremes():

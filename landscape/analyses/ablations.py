@@ -15,6 +15,14 @@ has one component).
 Sizes: default N = 2000, T in (10, 40), 5 repeats, 5 epochs; exact (run(exact=True) or
 LANDSCAPE_EXACT=1): N = 10000, T in (5, 10, 20, 40, 80), 10 repeats, 10 epochs.
 
+What the default run shows (docs/results/ablations-summary.csv; success = final validation accuracy
+> 0.9, 95 % Wilson intervals): on latch at T = 40 lstm-b is no better than lstm, 0 of 5 each
+(0-0.43), the opposite of Jozefowicz et al.'s headline (forget bias 1 closes most of the gap to
+the GRU, on arithmetic, XML and language modelling: other tasks); lstm-f and lstm1997 latch 5 of 5
+(0.57-1). Five members bound lstm-b's rate only below 0.43. The MUT1-3 equations follow the
+paper as docs/reference.md §4 quotes it (a secondary source: the paper's own page was not found
+in the stored sources).
+
 Outputs: ablations.csv (one row per model and epoch; resumable per (task, cell, T) group),
 ablations-summary.csv, ablations.pdf/.png (final validation accuracy per cell, one panel per task,
 one bar group per T).
