@@ -127,16 +127,31 @@ def load_paths(run_file, group: str | None = None, success: float = 0.9) -> list
     for g in groups:
         if g.steps is None:
             raise LandscapeError(f"group {g.group!r} of {run_file} recorded no steps: train it with --record-steps")
-        spec, members = json.loads(g.spec), json.loads(g.members)
-        metric_of = {p: SUCCESS_METRIC[p] for p in SUCCESS_METRIC}
-        sp, sm, ep, em = (g.arrays[k] for k in ("step_params", "step_metrics", "params", "metrics"))
-        for i, m in enumerate(members):
-            R = len(g.steps)
-            params = {k: np.asarray(sp[k][:, i], dtype=np.float64) if k in sp
-                      else np.repeat(np.asarray(v[:1, i], dtype=np.float64), R, axis=0) for k, v in ep.items()}
-            out.append(MemberPath(g.group, i, dict(m.get("labels", [])), int(m["T"]), np.asarray(g.steps), params,
-                                  np.asarray(sm["loss"][:, i], dtype=float), np.asarray(sm["grad_norm"][:, i], dtype=float),
-                                  np.asarray(em[metric_of[m["protocol"]]][:, i], dtype=float), success, spec))
+        out += _paths(json.loads(g.spec), json.loads(g.members), g.steps, g.arrays, success)
+    return out
+
+
+def result_paths(result, success: float = 0.9) -> list[MemberPath]:
+    """The recorded paths of a ``TrainResult`` (trained with record_steps), without a file."""
+    if result.steps is None:
+        raise LandscapeError("the run recorded no steps: train it with record_steps")
+    arrays = {"step_params": result.step_params, "step_metrics": result.step_metrics, "params": result.params,
+              "metrics": result.metrics}
+    spec = json.loads(json.dumps(result.spec.canonical(), default=str))
+    return _paths(spec, [m.canonical() for m in result.members], result.steps, arrays, success)
+
+
+def _paths(spec: dict, members: list[dict], steps, arrays: dict, success: float) -> list[MemberPath]:
+    sp, sm, ep, em = (arrays[k] for k in ("step_params", "step_metrics", "params", "metrics"))
+    R = len(steps)
+    out = []
+    for i, m in enumerate(members):
+        params = {k: np.asarray(sp[k][:, i], dtype=np.float64) if k in sp
+                  else np.repeat(np.asarray(v[:1, i], dtype=np.float64), R, axis=0) for k, v in ep.items()}
+        out.append(MemberPath(m.get("group", ""), i, dict(m.get("labels", [])), int(m["T"]), np.asarray(steps),
+                              params, np.asarray(sm["loss"][:, i], dtype=float),
+                              np.asarray(sm["grad_norm"][:, i], dtype=float),
+                              np.asarray(em[SUCCESS_METRIC[m["protocol"]]][:, i], dtype=float), success, spec))
     return out
 
 
