@@ -136,7 +136,7 @@ def plot_srnn(surface, paths, out: Path, quick: bool) -> list[Path]:
     with use_style("paper"):
         fig = draw("contour", [surface], T=(T,))
         add_paths(fig, surface, paths, T)
-        fig.axes[0].set_title(f"srnn members on the latch landscape (T = {T}): their (w, b) over training")
+        fig.axes[0].set_title(f"srnn members' (w, b), latch, T = {T}")
         return save_pdf_png(fig, out, f"latching-paths-srnn{'-quick' if quick else ''}", quick)
 
 
@@ -156,24 +156,26 @@ def plot_cells(results: dict, out: Path, quick: bool, config: Config) -> list[Pa
                 ax.plot([h["step"]], [h["loss_after"]], "x", color="k" if h["bifurcation"] else "tab:purple",
                         markersize=3)
             ax.set_yscale("log")
-            ax.set_title(f"{cell}: batch loss along each path")
-            ax.set_xlabel("optimiser step")
             pop = a["population"][0]
-            ax.text(0.02, 0.02, f"learned {pop['learned']}, lost {pop['learned then lost']}, never "
-                    f"{pop['never learned']}; {pop['hits']} cliff hits (x; black: at a bifurcation)",
-                    transform=ax.transAxes, fontsize=5)
+            ax.set_title(f"{cell}: learned {pop['learned']}, lost {pop['learned then lost']}, never "
+                         f"{pop['never learned']}; {pop['hits']} cliff hits")
+            ax.set_xlabel("optimiser step")
             ax = axes[1, j]
             rows = [r for r in a["features"] if r["feature"] in ("alignment", "fixed points")]
             y = np.arange(len(rows))
             rate = np.array([r["rate"] for r in rows])
             err = np.clip(np.array([[r["rate"] - r["ci_low"], r["ci_high"] - r["rate"]] for r in rows]).T, 0, None)
             ax.errorbar(rate, y, xerr=err, fmt="o", color="tab:blue", markersize=3, capsize=2)
-            ax.set_yticks(y, [f"{r['level']} ({r['learned']}/{r['n']})" for r in rows], fontsize=5)
+            ax.set_yticks(y, [f"{r['level'].split('= ')[-1]}{' fixed pt.' if r['feature'] == 'fixed points' else ''} "
+                              f"({r['learned']}/{r['n']})" for r in rows])
+            ax.set_ylim(-0.7, len(rows) - 0.3)
             ax.set_xlim(-0.05, 1.05)
             ax.set_xlabel("fraction learned (95% Wilson interval)")
         axes[0, 0].set_ylabel("batch loss")
+        axes[1, 0].set_ylabel("initial point")
         fig.suptitle(f"One-unit cells on latch, T = {T}: {config.members} members each, {config.epochs} epochs, "
-                     f"stratified split; green learned, orange learned then lost, red never learned")
+                     f"stratified split\ngreen learned, orange learned then lost, red never learned; x cliff hit "
+                     f"(black: at a bifurcation)")
         return save_pdf_png(fig, out, f"latching-paths{'-quick' if quick else ''}", quick)
 
 
