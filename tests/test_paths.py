@@ -13,7 +13,7 @@ from landscape.directions import path_plane
 from landscape.dynamics import fixed_points
 from landscape.model import ModelSpec
 from landscape.problem import resolve_model
-from landscape.train.paths import (CliffThresholds, MemberPath, cliff_hits, fate, feature_table, load_paths,
+from landscape.train.paths import (CliffThresholds, MemberPath, cliff_bifurcations, cliff_hits, fate, feature_table, load_paths,
                                    path_dynamics, result_paths, wilson)
 
 
@@ -85,7 +85,12 @@ def test_fixed_points_along_a_path_equal_the_closed_form(cell, task, w, b):
             found = np.sort(dyn.fixed[m, r][np.isfinite(dyn.fixed[m, r])])
             np.testing.assert_allclose(found, [fp.state for fp in exact], atol=1e-7)
             assert dyn.n_stable_fixed[m, r] == sum(fp.stable for fp in exact)
-    assert dyn.bifurcations()[0].any()  # the path crosses a fold
+    changes = dyn.bifurcations()[0]
+    assert changes.any()  # the path crosses a fold
+    j = int(np.flatnonzero(changes)[0])  # between recorded steps j and j + 1
+    (near,) = cliff_bifurcations([{"segment": j + 1}], 0, dyn, reach=0)
+    assert f"step {j}->{j + 1}" in near["bifurcation"] and "fixed point" in near["bifurcation"]
+    assert dyn.describe(0, j) != dyn.describe(0, j + 1)
 
 
 def test_fates_and_wilson():

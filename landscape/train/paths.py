@@ -225,9 +225,9 @@ class PathDynamics:
 
     def describe(self, m: int, r: int) -> str:
         """'1 fixed point (1 stable)' or with 2-cycles, at path m, step r."""
-        text = f"{self.n_fixed[m, r]} fixed point{'s' * (self.n_fixed[m, r] != 1)} ({self.n_stable_fixed[m, r]} stable)"
+        text = f"{self.n_fixed[m, r]} fixed point{'s' * int(self.n_fixed[m, r] != 1)} ({self.n_stable_fixed[m, r]} stable)"
         if self.n_cycles2[m, r]:
-            text += f", {self.n_cycles2[m, r]} 2-cycle{'s' * (self.n_cycles2[m, r] != 1)} ({self.n_stable_cycles2[m, r]} stable)"
+            text += f", {self.n_cycles2[m, r]} 2-cycle{'s' * int(self.n_cycles2[m, r] != 1)} ({self.n_stable_cycles2[m, r]} stable)"
         return text
 
 
