@@ -11,8 +11,9 @@ then lost; never learned), its cliff hits (default thresholds: a batch-loss chan
 median with a gradient norm > 5 x its running median), the fixed points and 2-cycles of its map at
 input 0 at the recorded steps with their stability, and whether each cliff hit lies at a bifurcation
 (a change of those counts within one recorded segment). The initial point's features against fate:
-the alignment sign(readout direction x the candidate's input weight) (srnn u, lstm u_z, gru u_h; the
-readout direction is dense_w[1] - dense_w[0], the logit of label 1, whose first input is +1), the
+the alignment: whether the readout direction (dense_w[1] - dense_w[0], the logit of label 1, whose first
+input is +1) points the way the first input pushes h_T (srnn: sign(u w^(T-1)), a negative w flips h each
+step; lstm: sign(u_z); gru: sign(u_h); ``train.paths.initial_features``), the
 initial fixed-point count, and the signs and sizes of the recurrent weight, input weight and readout
 (counts with Wilson 95 % intervals of the learned fraction).
 
@@ -111,7 +112,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
     for spec, members in jobs(config):
         paths = load_paths(store, members[0].group, success=SUCCESS)
         results[spec.model.cell] = (paths, analyse(paths, config))
-    grid = grid_at(GridSpec.of(cell="srnn", task="latch", T=(T,), x=Axis("w", -1.0, 3.0, config.grid_points),
+    grid = grid_at(GridSpec.of(cell="srnn", task="latch", T=(T,), x=Axis("w", -2.5, 3.0, config.grid_points),
                                y=Axis("b", -1.5, 1.5, config.grid_points), n=config.grid_n, fit="fixed"),
                    out / f"latching-paths-srnn-surface{q}.h5", device=device, progress=progress)
     written = [store, grid.path]
@@ -157,8 +158,8 @@ def plot_cells(results: dict, out: Path, quick: bool, config: Config) -> list[Pa
                         markersize=3)
             ax.set_yscale("log")
             pop = a["population"][0]
-            ax.set_title(f"{cell}: learned {pop['learned']}, lost {pop['learned then lost']}, never "
-                         f"{pop['never learned']}; {pop['hits']} cliff hits")
+            ax.set_title(f"{cell}: {pop['learned']} learned, {pop['learned then lost']} lost, "
+                         f"{pop['never learned']} never; {pop['hits']} hits")
             ax.set_xlabel("optimiser step")
             ax = axes[1, j]
             rows = [r for r in a["features"] if r["feature"] in ("alignment", "fixed points")]

@@ -42,9 +42,12 @@ from ..errors import LandscapeError
 from .summary import SUCCESS_METRIC
 
 FATES = ("learned", "learned then lost", "never learned")
-# the input weight of the candidate state of one-unit cells: the sign the first input gives h
+# the input weight of the candidate state of one-unit cells: the sign the first input gives h_1
 CANDIDATE_INPUT = {"srnn": "u", "pascanu": "u", "linear": "u", "lstm": "u_z", "gru": "u_h"}
 RECURRENT = {"srnn": "w", "pascanu": "w", "linear": "w", "lstm": "w_z", "gru": "w_h"}
+# cells whose state is w h_{t-1} through an odd function, so that h_T = ~ w^(T-1) h_1 near 0 and a
+# negative w flips the sign each step; the lstm's cell state (f > 0) and the gru's z h keep it
+SIGN_FLIPS = ("srnn", "linear")
 
 
 @dataclass(frozen=True)
@@ -310,8 +313,10 @@ def readout_direction(params: dict, r: int = 0) -> float | None:
 
 def initial_features(path: MemberPath, n_fixed: int | None = None) -> dict[str, object]:
     """A one-unit member's initial point as features: every scalar parameter, the readout direction
-    r, the alignment sign(r x the candidate's input weight) (+1: the readout points the way the
-    first input pushes h), and the initial fixed-point count when given."""
+    r, the alignment: aligned when r points the way the first input pushes h_T, sign(r u w^(T-1))
+    for srnn (its linearisation at h = 0: a negative w flips h each step), sign(r u_cand) for the
+    lstm (u_z; its cell state keeps its sign) and gru (u_h); and the initial fixed-point count
+    when given."""
     feats = dict(path.scalars(0))
     cell = path.spec.get("cell", "")
     r = readout_direction(path.params)
@@ -319,7 +324,8 @@ def initial_features(path: MemberPath, n_fixed: int | None = None) -> dict[str, 
         feats["readout"] = r
         u = feats.get(CANDIDATE_INPUT.get(cell, ""))
         if u is not None:
-            feats["alignment"] = "aligned" if r * u > 0 else "misaligned"
+            push = u * (np.sign(feats[RECURRENT[cell]]) ** (path.T - 1) if cell in SIGN_FLIPS else 1.0)
+            feats["alignment"] = "aligned" if r * push > 0 else "misaligned"
     if n_fixed is not None:
         feats["fixed points"] = int(n_fixed)
     return feats
