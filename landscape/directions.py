@@ -20,7 +20,9 @@ Constructors:
                        eigh up to ``EXACT_HESSIAN_MAX`` parameters, 64, or 256 with a batched
                        closure; Lanczos on Hessian-vector products above);
 - ``pca_plane``        the first two principal components of a trajectory of models (Li et al.'s
-                       training-path plane), with the trajectory's coordinates;
+                       training-path plane), with the trajectory's coordinates; ``path_plane``
+                       the same over every parameter of one member's recorded path, with the
+                       fraction of the path's variance it captures (``variance_captured``);
 - ``models_plane``     the plane through three models; ``models_line`` the line through two;
 - ``axes_plane``       unit vectors along two named scalars: today's named-axis grid.
 
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 
     from .problem import Problem
 
-PLANE_KINDS = ("random", "hessian", "pca", "models", "line", "axes")
+PLANE_KINDS = ("random", "hessian", "pca", "path", "models", "line", "axes")
 NORMS = ("filter", "layer", "none")
 WHICH = ("algebraic", "magnitude")
 # method='auto': the exact Hessian (m Hessian-vector products and a dense eigh) up to this many
@@ -74,9 +76,9 @@ class Plane:
 
     origin, d1, d2  (n,) float64
     values          (2,) Hessian eigenvalues of d1, d2 (hessian), explained-variance ratios
-                    (pca), else None
+                    (pca, path), else None
     coords          (M, 2) plane coordinates of the models (models, line) or of the trajectory
-                    (pca), else None
+                    (pca, path), else None
     info            what made it, JSON-able pairs (seed, normalisation, method, products, ...)
     """
 
@@ -473,7 +475,7 @@ def hessian_plane(loss_fn: Callable, params: dict[str, Tensor], which: str = "al
 
 
 def pca_plane(trajectory: dict[str, Tensor], base: dict[str, Tensor] | None = None,
-              member: int | None = None) -> Plane:
+              member: int | None = None, kind: str = "pca") -> Plane:
     """The plane of the first two principal components of a trajectory of models (Li et al.
     2018, Sec. 7): origin the LAST model (the trained one); the components of the trajectory's
     points about their mean (centred, as sklearn's PCA in their code); coords (S, 2) each
@@ -484,6 +486,7 @@ def pca_plane(trajectory: dict[str, Tensor], base: dict[str, Tensor] | None = No
                 step_params, which hold the trainable parameters only)
     base        values of parameters that are not in the trajectory (they stay fixed:
                 zero components), name -> (*shape); a TrainResult's final params for instance
+    kind        the plane's kind: pca, or path (``path_plane``)
     """
     traj = {k: _f64(v) for k, v in trajectory.items()}
     if member is not None:
@@ -506,8 +509,22 @@ def pca_plane(trajectory: dict[str, Tensor], base: dict[str, Tensor] | None = No
     d = _sign(vh[:2])
     var = s ** 2
     coords = (pts - origin) @ d.T  # (S, 2)
-    return Plane("pca", names, shapes, origin, d[0], d[1], values=var[:2] / var.sum(), coords=coords,
-                 info=(("member", member), ("steps", S)))
+    values = var[:2] / var.sum()
+    info = (("member", member), ("steps", S))
+    if kind == "path":
+        info += (("variance_captured", float(values.sum())),)
+    return Plane(kind, names, shapes, origin, d[0], d[1], values=values, coords=coords, info=info)
+
+
+def path_plane(path: dict[str, Tensor], base: dict[str, Tensor] | None = None) -> Plane:
+    """The plane of a member's recorded path (``landscape train --record-steps``): its first two
+    principal components through its END point (Li et al. 2018, Sec. 7), as ``pca_plane``, kind
+    "path", with info ``variance_captured``: the fraction of the path's variance about its mean
+    that the plane's two directions hold, (s_1^2 + s_2^2) / sum_k s_k^2 = values.sum().
+
+    path  name -> (R, *shape) the parameters at the recorded steps (the end point last)
+    base  the values of parameters the path does not hold (fixed)"""
+    return pca_plane(path, base=base, kind="path")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,14 +630,14 @@ def task_loss(problem: Problem, T: int, n: int | None = None, seed: int = 0) -> 
 __all__ = ["EXACT_HESSIAN_MAX", "EXACT_HESSIAN_MAX_BATCHED", "HessianTop", "PLANE_KINDS", "NORMS", "Plane", "WHICH",
            "axes_plane", "flatten",
            "hessian_matrix", "hessian_plane", "hessian_top", "layout", "models_line", "models_plane",
-           "normalize_direction", "pca_plane", "random_plane", "read_plane", "task_loss", "unflatten",
+           "normalize_direction", "path_plane", "pca_plane", "random_plane", "read_plane", "task_loss", "unflatten",
            "write_plane"]
 
 
 # ---------------------------------------------------------------------------------------------
 # the plane of a grid around a resolved model (GridSpec.directions)
 
-DIRECTIONS = ("random", "hessian", "pca", "models", "line")  # GridSpec.directions (the CLI's --directions)
+DIRECTIONS = ("random", "hessian", "pca", "path", "models", "line")  # GridSpec.directions (the CLI's --directions)
 PLANE_AXES = ("a", "b")  # the axis names of a plane grid
 
 
@@ -631,6 +648,7 @@ def make_plane(kind: str, problem, base: dict, models: tuple = (), seed: int = 0
     random   two filter-normalised Gaussian directions (seed)
     hessian  the top two eigenvectors of the loss Hessian at T (the grid's largest T)
     pca      the first two principal components of the model's training trajectory
+    path     the same (``path_plane``), with the fraction of the path's variance it captures
     models   the plane through the base and two more models (``models``: two loaded
              ``basemodel.BaseModel``)
     line     the line through the base and one more model (b is a zero direction)
@@ -646,15 +664,15 @@ def make_plane(kind: str, problem, base: dict, models: tuple = (), seed: int = 0
         # a minute for 249 parameters at n = 500, T = 40); Lanczos 20-40 products whatever the size
         method = "exact" if moving <= EXACT_HESSIAN_MAX else "lanczos"
         return hessian_plane(loss, params, method=method, exclude=exclude, batched=True)
-    if kind == "pca":
+    if kind in ("pca", "path"):
         if not trajectory:
-            raise LandscapeError("--directions pca needs a training trajectory: a --base-model RUN.h5:GROUP from "
-                                 "`landscape train --record-steps --out RUN.h5`")
+            raise LandscapeError(f"--directions {kind} needs a training trajectory: a --base-model RUN.h5:GROUP[:REPEAT] "
+                                 f"from `landscape train --record-steps [K] --out RUN.h5`")
         path = dict(trajectory)
         if "dense_w" in path:  # the training readout Dense(2) as the grid's logistic one
             W, b = path.pop("dense_w"), path.pop("dense_b")  # (S, 2, H), (S, 2)
             path["out_w"], path["out_b"] = W[:, 1] - W[:, 0], (b[:, 1] - b[:, 0]).unsqueeze(-1)
-        return pca_plane({k: v for k, v in path.items() if k in params}, base=params)
+        return pca_plane({k: v for k, v in path.items() if k in params}, base=params, kind=kind)
     others = [_same_layout(model, params, model.source["ref"]) for model in models]
     if kind == "models":
         if len(others) != 2:

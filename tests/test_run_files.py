@@ -176,7 +176,7 @@ def attribute_edits():
     yield "cell renamed", lambda p: _attr(g, "spec", _read_attr(p, g, "spec").replace('"cell": "srnn"', '"cell": "gru"'))(p)
     yield "format edited", _attr("/", "format", "landscape-surface")
     yield "format_version deleted", _delete_attr("/", "format_version")
-    yield "format_version 3", _attr("/", "format_version", 3)
+    yield "format_version 4", _attr("/", "format_version", 4)
     yield "runs_key edited", _attr("/", "runs_key", "0123456789abcdef")
 
 

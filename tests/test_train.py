@@ -261,3 +261,27 @@ def test_compiled_unroll_matches_eager():
     fused = train_population(spec, members, device="cpu", compile=True)
     for k in eager.params:
         np.testing.assert_allclose(fused.params[k], eager.params[k], rtol=0, atol=1e-12)
+
+
+def test_record_every_k_steps_matches_every_step_and_alone():
+    """--record-steps K: the recorded steps are 0, K, 2K, ... and the last; each is the every-step
+    record at that step (its loss and gradient norm those of the update leaving it), and member k
+    of the population equals that member trained alone."""
+    members = [Member(T=T, seed=s, data_seed=T, lr=1e-2, protocol="stratified") for T in (3, 5) for s in (0, 1)]
+    every = train_population(_small(record_steps=True), members, device="cpu")
+    K = 4
+    spec = _small(record_steps=K)
+    assert spec.record_steps == K and _small(record_steps=1).record_steps is True  # the flag's run keys stay
+    kth = train_population(spec, members, device="cpu")
+    S = every.step_params["w"].shape[0] - 1
+    assert list(kth.steps) == list(range(0, S + 1, K)) + ([S] if S % K else [])
+    for k in kth.step_params:
+        np.testing.assert_array_equal(kth.step_params[k], every.step_params[k][kth.steps])
+    for k in kth.step_metrics:
+        np.testing.assert_array_equal(kth.step_metrics[k], every.step_metrics[k][kth.steps[:-1]])
+    alone = train_population(spec, [members[3]], device="cpu")
+    np.testing.assert_array_equal(alone.steps, kth.steps)
+    for k in kth.step_params:
+        np.testing.assert_allclose(alone.step_params[k][:, 0], kth.step_params[k][:, 3], rtol=0, atol=1e-12)
+    for k in kth.step_metrics:
+        np.testing.assert_allclose(alone.step_metrics[k][:, 0], kth.step_metrics[k][:, 3], rtol=0, atol=1e-12)

@@ -27,10 +27,12 @@ from .options import device_option, fit_option, model_options, scheduler_option,
 @click.option("--base-model", metavar="FILE.pt|RUN.h5:GROUP[:REPEAT]",
               help="A trained model as the base point: a torch.nn.RNN/LSTM/GRU state_dict (optional Linear head), "
                    "or a member of a `landscape train --out RUN.h5` run. Its cell, options and size are adopted.")
-@click.option("--directions", type=click.Choice(("random", "hessian", "pca", "models", "line")),
+@click.option("--directions", type=click.Choice(("random", "hessian", "pca", "path", "models", "line")),
               help="Sweep a plane around the base point, theta = base + a d1 + b d2 (axes a and b, default "
                    "-1..1): random (filter-normalised), hessian (top two eigenvectors at the largest T), pca "
-                   "(of the training trajectory), models (through --models A --models B), line (to --models A).")
+                   "(of the training trajectory), path (the same through the member's end point, with the fraction of "
+                   "the path's variance it captures printed), models (through --models A --models B), line (to "
+                   "--models A).")
 @click.option("--models", "models", multiple=True, metavar="MODEL",
               help="The other models of --directions models (two) or line (one), as --base-model.")
 @click.option("--direction-seed", default=0, show_default=True, help="Seed of --directions random.")
@@ -110,6 +112,14 @@ def command(model, x, y, T, n, seed, base_file, base_model, directions, models, 
     if "n_fixed" in s.fields:
         cycles = s.fields["n_cycles"][..., 1:].sum(-1)
         click.echo(f"  dynamics: fixed points {_range(s.fields['n_fixed'])}; cycles of period 2..K {_range(cycles)}")
+    if directions == "path":
+        from ..directions import read_plane
+        from ..store.integrity import open_file
+
+        with open_file(result.path) as f:  # the verified file's plane
+            plane = read_plane(f["plane"])
+        click.echo(f"  the path plane holds {dict(plane.info)['variance_captured']:.1%} of the path's variance "
+                   f"(PC1 {float(plane.values[0]):.1%}, PC2 {float(plane.values[1]):.1%})")
     if "grad_norm_t" in s.fields or "n_fixed" in s.fields:
         click.echo(f"  stored: {', '.join(sorted(s.fields))}")
     if plot_kind is not None:

@@ -72,8 +72,11 @@ def style_help() -> str:
 @click.option("--fps", type=float, default=2.0, show_default=True, help="animation, animation-3d: lengths T per second.")
 @click.option("--show-T", "show_T", type=int, metavar="T", help="interactive: the T the page opens at [default: the "
               "largest]; a link to the page ending in #T=50 opens it at T = 50 whatever this is.")
+@click.option("--paths", "paths_ref", metavar="RUN.h5[:GROUP]", help="Draw the recorded paths of a training run's "
+              "members (`landscape train --record-steps`) on a 2-D kind, coloured by fate, and beside it the loss "
+              "at the real parameters against the loss at their projection.")
 def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim, folds, basin, overlay, title, fps,
-            show_T):
+            show_T, paths_ref):
     """Draw stored surfaces: contours, 3-D views, panels across T, slices, comparisons, gradients.
 
     FILES are paths, or cache keys (or a unique start of one) as `landscape cache ls` prints them.
@@ -105,6 +108,8 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
         check_readable(f)  # a permission: unreadable, not corrupt
     surfaces = [load(f) for f in files]
     scale = "log" if log else "symlog" if symlog else "linear"
+    if paths_ref and kinds.get_kind(kind).write is not None:
+        raise LandscapeError(f"--paths draws on a figure, not on --kind {kind}")
     if kinds.get_kind(kind).write is not None:  # writes its own file (html, gif, mp4)
         if at is not None:
             raise LandscapeError(f"--at applies to slices and gradnorm, not {kind}")
@@ -117,5 +122,16 @@ def command(files, kind, out, T, at, log, symlog, style, width, dpi, elev, azim,
     with use_style(style):
         fig = kinds.draw(kind, surfaces, T=Ts, at=at, scale=scale, width=_width(width), elev=elev, azim=azim,
                          folds=folds, basin=basin, title=title, overlay=overlay)
+        if paths_ref:
+            _draw_paths(fig, surfaces[0], paths_ref, Ts)
         path = save_figure(fig, out, dpi=dpi)
     click.echo(f"wrote {path} ({kind} of {', '.join(files)})")
+
+
+def _draw_paths(fig, surface, ref: str, Ts) -> None:
+    """--paths RUN.h5[:GROUP]: the members' paths on the figure (``figures.paths.add_paths``)."""
+    from ..figures.paths import add_paths
+    from ..train.paths import load_paths
+
+    run, _, group = ref.partition(":")
+    add_paths(fig, surface, load_paths(run, group or None), None if Ts is None else max(Ts))

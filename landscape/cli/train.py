@@ -49,8 +49,14 @@ def _optimizer(ctx, param, value):
               help="Floating-point type of the training (Keras trains in float32).")
 @click.option("--success", default=0.9, show_default=True, help="A model succeeds when its final "
               "validation (or test, for stratified) accuracy exceeds this.")
-@click.option("--record-steps", is_flag=True, help="Also record the parameters after every step (a trajectory "
-              "for `landscape grid --base-model RUN.h5:GROUP --directions pca`; needs an .h5 --out).")
+@click.option("--record-steps", type=click.IntRange(min=1), is_flag=False, flag_value=1, default=None, metavar="[K]",
+              help="Also record every member's parameters, batch loss and gradient norm every K-th step (default "
+                   "1: every step) and after the last: its path, for `landscape grid --base-model RUN.h5:GROUP:REPEAT "
+                   "--directions path`, `landscape plot --paths` and the cliff hits printed here; needs an .h5 --out.")
+@click.option("--cliff-loss", default=None, type=float, metavar="X", help="Cliff hits (with --record-steps): a "
+              "loss jump larger than X times the running median |loss change| [default: 10].")
+@click.option("--cliff-grad", default=None, type=float, metavar="Y", help="Cliff hits: and a gradient norm larger "
+              "than Y times its running median [default: 5].")
 @click.option("--compile", "use_compile", is_flag=True,
               help="Fuse the unroll with torch.compile: faster for long runs, about a minute to compile.")
 @click.option("--out", type=click.Path(dir_okay=False),
@@ -61,7 +67,7 @@ def _optimizer(ctx, param, value):
 @torch_threads_option()
 @scheduler_option()
 def command(model, T, repeats, epochs, batch, optimizer, lr, clip, omega, init, protocol, readout, n, seed, dtype,
-            success, record_steps, use_compile, out, device, quiet, threads, scheduler):
+            success, record_steps, cliff_loss, cliff_grad, use_compile, out, device, quiet, threads, scheduler):
     """Train REPEATS models at every length T, all at once, and summarise their final accuracy.
 
     \b
@@ -76,7 +82,7 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, omega, init, 
     if repeats < 1:
         raise LandscapeError(f"repeats must be >= 1, got {repeats}")
     spec = TrainSpec(model=replace(model, set=()), n=n, epochs=epochs, batch=batch, optimizer=optimizer,
-                     readout=readout, dtype=dtype, record_steps=record_steps, omega=omega)
+                     readout=readout, dtype=dtype, record_steps=record_steps or False, omega=omega)
     if record_steps and not (out and out.lower().endswith((".h5", ".hdf5"))):
         raise LandscapeError("--record-steps keeps the trajectories in HDF5: give --out RUN.h5")
     name = cell_class(model.cell).name  # the group of a user's FILE.py:Class is named after the cell
@@ -98,5 +104,20 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, omega, init, 
     for row in summary:
         click.echo(f"{row['T']:>5}  {row['n']:>3}  {row[metric + '_mean']:>14.3f}  {row[metric + '_sd']:>6.3f}  "
                    f"{row['success']:>8.2f}  {row['train_loss_mean']:>10.4f}")
+    if record_steps:
+        _print_cliffs(out, sorted(groups), protocol, success, cliff_loss, cliff_grad)
     if out:
         click.echo(f"wrote {out}")
+
+
+def _print_cliffs(out, groups, protocol, success, loss_factor, grad_factor) -> None:
+    """Per group: the members' fates and cliff hits along their recorded paths (``train.paths``)."""
+    from ..train.paths import CliffThresholds, load_paths, path_summary
+
+    thresholds = CliffThresholds.of(loss_factor, grad_factor)
+    click.echo(f"cliff hits: batch loss change > {thresholds.loss_factor:g} x its running median and gradient "
+               f"norm > {thresholds.grad_factor:g} x its running median (window {thresholds.window})")
+    for group in groups:
+        paths = load_paths(out, group, success=success)
+        for line in path_summary(paths, thresholds):
+            click.echo(f"  {group}: {line}")

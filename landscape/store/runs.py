@@ -13,6 +13,11 @@ copied from another file, renamed, or left over from another set of groups is re
 (``read_run_file``) checks the global heaps first (a damaged one makes HDF5 loop forever), then
 everything above, and that each group's ``run_key`` is the hash of its ``spec`` and ``members``.
 
+Format version 3 (``landscape train --record-steps K``) may record every K-th step: the ``step``
+dimension scale then holds the recorded steps (0, K, 2K, ... and the last) and the ``update`` scale
+the update that starts from each of them (step + 1); with K = 1 they are 0..S and 1..S, the layout
+of version 2, which is read as before.
+
 A file written before format version 2 (no checksums or digests) is refused with one line saying
 how to recompute it. Any failure is one ``CorruptRun`` line naming the file and the fix.
 """
@@ -37,12 +42,14 @@ from .integrity import (CorruptSurface, _heap_ok, attr_value, damage_is_corrupti
 from .lock import lock_held
 
 RUN_FORMAT = "landscape-train"  # the root ``format`` attribute of a run file (as written since the first round)
-RUN_FORMAT_VERSION = 2  # 1 (no attribute): no checksums or digests; 2: checksummed, digests per group
+RUN_FORMAT_VERSION = 3  # 1 (no attribute): no checksums or digests; 2: checksummed, digests per group;
+# 3: the step and update scales hold the recorded steps (every K-th, ``record_steps``)
+RUN_READABLE_VERSIONS = (2, 3)  # version 2 is version 3 with K = 1
 PARTS = ("metrics", "params", "step_params", "step_metrics")  # the subgroups of a group, in this order
 LEAD = {"metrics": ("epoch", 0, "epoch; 0 is the initial point"),  # part -> (first axis, its first value, doc)
         "params": ("epoch", 0, "epoch; 0 is the initial point"),
         "step_params": ("step", 0, "optimiser step; 0 is the initial point"),
-        "step_metrics": ("update", 1, "optimiser step s = 1..S (the update to step s)")}
+        "step_metrics": ("update", 1, "optimiser step s (the update to step s, from recorded step s - 1)")}
 TEXT_ATTRS = ("group", "run_key", "spec", "members", "device")  # the text attributes every group has
 
 
@@ -64,7 +71,9 @@ class RunGroup:
              members (``train.population.spec_key``)
     spec, members, rows   JSON text: the TrainSpec's canonical form, the members' and the tidy rows
     arrays   part (``PARTS``) -> name -> array: metrics (E + 1, Pg), params (E + 1, Pg, *shape),
-             step_params (S + 1, Pg, *shape), step_metrics (S, Pg); parts not recorded are absent
+             step_params (R, Pg, *shape), step_metrics (R - 1, Pg); parts not recorded are absent
+    steps    (R,) int64 the optimiser steps step_params holds (0, K, 2K, ... and the last), when
+             steps were recorded, else None
     cell_source   the hash of the source of a cell from outside landscape (``extensions.source_hash``),
              else None: a run file never names code to import, only a source to match
     """
@@ -77,6 +86,7 @@ class RunGroup:
     rows: str
     arrays: dict = field(default_factory=dict)
     cell_source: str | None = None
+    steps: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -154,7 +164,7 @@ def _read(path: Path) -> list[RunGroup]:
                 raise LandscapeError(
                     f"{path} is a training run of an older landscape, without checksums or digests, and is not "
                     f"trusted: move it away and run the same `landscape train --out {path.name}` to recompute it")
-            if not isinstance(version, int) or isinstance(version, bool) or version != RUN_FORMAT_VERSION:
+            if not isinstance(version, int) or isinstance(version, bool) or version not in RUN_READABLE_VERSIONS:
                 if isinstance(version, int) and version > RUN_FORMAT_VERSION:
                     raise LandscapeError(f"{path} has run format version {version}, newer than this landscape "
                                          f"({RUN_FORMAT_VERSION}); upgrade landscape to read it")
@@ -162,7 +172,7 @@ def _read(path: Path) -> list[RunGroup]:
             if set(f) != {"runs"} or not isinstance(f["runs"], h5py.Group):
                 raise CorruptRun(path, f"it holds {sorted(f)} at its root, not one group 'runs'")
             runs = f["runs"]
-            found = [_read_group(path, name, runs[name]) for name in sorted(runs)]
+            found = [_read_group(path, name, runs[name], version) for name in sorted(runs)]
             key = runs_key((g.name, g.group, g.run_key) for g in found)
             if attrs.get("runs_key") != key:
                 raise CorruptRun(path, "its list of groups does not match its runs_key (a group added, removed "
@@ -177,7 +187,7 @@ def _read(path: Path) -> list[RunGroup]:
         raise CorruptRun(path, err.reason) from None
 
 
-def _read_group(path: Path, name: str, g) -> RunGroup:
+def _read_group(path: Path, name: str, g, version: int) -> RunGroup:
     """One group, read through its checksums and checked for shape; its digest is checked after."""
     if not isinstance(g, h5py.Group):
         raise CorruptRun(path, f"/runs/{name} is not a group")
@@ -218,9 +228,11 @@ def _read_group(path: Path, name: str, g) -> RunGroup:
             raise ValueError
     except (TypeError, ValueError):
         raise CorruptRun(path, f"the rows of group {name!r} are not a JSON list") from None
-    _check_shapes(path, name, arrays, scales, n_members)
+    steps = _check_shapes(path, name, arrays, scales, n_members)
+    if version == 2 and steps is not None and not np.array_equal(steps, np.arange(len(steps))):
+        raise CorruptRun(path, f"group {name!r} records every K-th step, which format version 2 cannot hold")
     return RunGroup(attrs["group"], attrs["run_key"], attrs["spec"], attrs["members"], attrs["device"], rows,
-                    arrays, attrs.get("cell_source"))
+                    arrays, attrs.get("cell_source"), steps)
 
 
 def _read_dataset(path, name: str, ds) -> np.ndarray:
@@ -233,18 +245,27 @@ def _read_dataset(path, name: str, ds) -> np.ndarray:
     return read_checked(path, ds, name)
 
 
-def _check_shapes(path, name: str, arrays: dict, scales: dict, n_members: int) -> None:
-    """Every array's leading axes (E + 1 or S + 1 or S, Pg) agree within its part and with the
-    members; every dimension scale is the range it names."""
+def _check_shapes(path, name: str, arrays: dict, scales: dict, n_members: int) -> np.ndarray | None:
+    """Every array's leading axes (E + 1 or R or R - 1, Pg) agree within its part and with the
+    members; every dimension scale is the range it names, the step scale recorded steps 0 = s_0 <
+    s_1 < ... and the update scale s_r + 1 (``recorded_scales``). Returns the step scale (None
+    without recorded steps)."""
     if "metrics" not in arrays or "params" not in arrays or not arrays["params"]:
         raise CorruptRun(path, f"group {name!r} has no metrics or params")
     want = {}
+    steps = scales.get("step")
+    if "step_params" in arrays:
+        ok = steps is not None and steps.ndim == 1 and steps.dtype.kind == "i" and len(steps) >= 1 \
+            and steps[0] == 0 and bool(np.all(np.diff(steps) > 0))
+        if not ok:
+            raise CorruptRun(path, f"the step scale of group {name!r} is not a list of recorded steps")
+        want.update(recorded_scales(steps))
     for part, values in arrays.items():
         lead, first, _ = LEAD[part]
         for k, v in values.items():
             if v.ndim < 2 or v.shape[1] != n_members:
                 raise CorruptRun(path, f"{name}/{part}/{k} has shape {v.shape}, not (., {n_members} members, ...)")
-            want.setdefault(lead, np.arange(first, first + v.shape[0]))
+            want.setdefault(lead, np.arange(first, first + v.shape[0]))  # epochs (steps: set above)
             if len(want[lead]) != v.shape[0]:
                 raise CorruptRun(path, f"{name}/{part}/{k} has {v.shape[0]} {lead}s, others of its kind "
                                        f"{len(want[lead])}")
@@ -253,6 +274,14 @@ def _check_shapes(path, name: str, arrays: dict, scales: dict, n_members: int) -
                 want[f"{k}_dim{d}"] = np.arange(n)
     if set(scales) != set(want) or any(not np.array_equal(scales[k], want[k]) for k in want):
         raise CorruptRun(path, f"the dimension scales of group {name!r} do not match its arrays")
+    return None if "step_params" not in arrays else np.asarray(steps, dtype=np.int64)
+
+
+def recorded_scales(steps: np.ndarray) -> dict[str, np.ndarray]:
+    """The step and update scales of recorded steps (R,): step = steps, update = steps[:-1] + 1
+    (the update that starts from each recorded step but the last)."""
+    steps = np.asarray(steps, dtype=np.int64)
+    return {"step": steps, "update": steps[:-1] + 1}
 
 
 def check_heaps(path: Path, f: h5py.File) -> None:
@@ -336,10 +365,12 @@ def _write_group(g: h5py.Group, run: RunGroup) -> None:
     if run.cell_source is not None:
         g.attrs["cell_source"] = run.cell_source
     scales = {}  # dimension scales in the group, so xarray (h5netcdf) names every dimension
+    recorded = {} if run.steps is None else recorded_scales(run.steps)
 
     def scale(name, n, first, doc):
         if name not in scales:
-            ds = _dataset(g, name, np.arange(first, first + n, dtype=np.int64))
+            values = recorded[name] if name in recorded else np.arange(first, first + n, dtype=np.int64)
+            ds = _dataset(g, name, values)
             ds.make_scale(name)
             ds.attrs["description"] = doc
             scales[name] = ds

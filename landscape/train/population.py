@@ -63,7 +63,10 @@ class TrainSpec:
               (torch). Resolved when the spec is made, so ``canonical`` holds the number.
     trainable names ('w', 'u_f', 'dense_w') or scalar elements ('w_hh[0,1]') that train; the
               rest stay at their initial values. Empty: everything trains.
-    record_steps  also record the trainable parameters after every step (for 2-D paths).
+    record_steps  also record the trainable parameters, the batch loss and the gradient norm along
+              training (paths on the landscape): False (off), True (every step) or K, an int (every
+              K-th step and the last; ``record_every``). 0 and 1 are stored as False and True, so
+              the flag's run keys are unchanged.
     omega     alpha, the weight of Pascanu et al. 2013's regulariser Omega (``train.omega``): the
               gradient of E + alpha Omega is taken (Omega's on the recurrent weights only), before
               clipping; 0 (default): no regulariser, and the spec's canonical form omits it
@@ -83,13 +86,22 @@ class TrainSpec:
     n_test: int | None = None
     dtype: str = "float32"
     trainable: tuple[str, ...] = ()
-    record_steps: bool = False
+    record_steps: bool | int = False
     shuffle: bool = True
     omega: float = 0.0
 
     def __post_init__(self):
+        K = self.record_steps
+        if not isinstance(K, (bool, int, np.integer)) or K < 0:
+            raise LandscapeError(f"record_steps must be a step interval K >= 1 (or True / False), got {K!r}")
+        object.__setattr__(self, "record_steps", bool(K) if int(K) <= 1 else int(K))
         if self.loss_clip == "auto":
             object.__setattr__(self, "loss_clip", KERAS_CLIP if self.optimizer == "adam-keras" else None)
+
+    @property
+    def record_every(self) -> int:
+        """K: the recording interval in optimiser steps; 0 when nothing is recorded."""
+        return int(self.record_steps)
 
     @classmethod
     def of(cls, **flat) -> TrainSpec:
@@ -154,8 +166,11 @@ class TrainResult:
     metrics       name -> (E + 1, P): epoch 0 is the initial point (evaluation metrics only);
                   train_* are the running means over the epoch's batches, as Keras reports them
     params        name -> (E + 1, P, *shape), every parameter after each epoch
-    step_params   name -> (S + 1, P, *shape), trainable parameters after each step (record_steps)
-    step_metrics  loss, grad_norm, clip_coef -> (S, P) (record_steps)
+    step_params   name -> (R, P, *shape), trainable parameters after the recorded steps
+                  ``steps`` (record_steps)
+    step_metrics  loss, grad_norm, clip_coef -> (R - 1, P) (record_steps): the batch loss, gradient
+                  norm and clipping factor of update steps[r] + 1, which starts from step_params[r]
+    steps         (R,) int64 the recorded optimiser steps: 0, K, 2K, ... and the last, S (record_steps)
     """
 
     spec: TrainSpec
@@ -168,6 +183,7 @@ class TrainResult:
     device: str
     steps_per_epoch: int
     eval_seconds: float = 0.0
+    steps: np.ndarray | None = None
 
     def subset(self, idx: list[int]) -> TrainResult:
         """The result of the models at positions ``idx`` only."""
@@ -176,7 +192,7 @@ class TrainResult:
 
         return TrainResult(self.spec, [self.members[i] for i in idx], pick(self.metrics, 1),
                            pick(self.params, 1), pick(self.step_params, 1), pick(self.step_metrics, 1),
-                           self.seconds, self.device, self.steps_per_epoch, self.eval_seconds)
+                           self.seconds, self.device, self.steps_per_epoch, self.eval_seconds, self.steps)
 
     def rows(self, param_columns: int = 64) -> list[dict]:
         """Tidy rows: one per model and epoch. Parameter values become columns ``p:NAME``
@@ -523,8 +539,11 @@ def _train(spec, members, device, progress, on_epoch, compile) -> TrainResult:
 
     metrics = {k: np.full((E + 1, P), np.nan) for k in METRICS}
     history = {k: [v.detach().cpu().numpy().copy()] for k, v in params.items()}
-    step_params = {k: [params[k].detach().cpu().numpy().copy()] for k in train_names} if spec.record_steps else None
-    step_metrics = {"loss": [], "grad_norm": [], "clip_coef": []} if spec.record_steps else None
+    K, last = spec.record_every, E * n_steps
+    recorded = recorded_steps(last, K) if K else None  # (R,) the steps whose parameters are kept
+    step_params = {k: [params[k].detach().cpu().numpy().copy()] for k in train_names} if K else None
+    step_metrics = {"loss": [], "grad_norm": [], "clip_coef": []} if K else None
+    done = 0  # optimiser steps taken
     unroll = compiled_unroll(s.cell) if compile else unroll_outputs
     s.unroll = unroll_outputs  # evaluation (no graph) stays eager
     eval_seconds = _evaluate(s, params, metrics, 0)
@@ -569,12 +588,14 @@ def _train(spec, members, device, progress, on_epoch, compile) -> TrainResult:
                 gn_sum += norms
                 gn_max = torch.maximum(gn_max, norms)
                 n_clipped += (coef < 1.0)
-            if spec.record_steps:
-                for k in train_names:
-                    step_params[k].append(params[k].detach().cpu().numpy().copy())
+            done += 1
+            if K and (done - 1) % K == 0:  # this update started from the recorded step done - 1
                 step_metrics["loss"].append(loss.detach().cpu().numpy())
                 step_metrics["grad_norm"].append(norms.cpu().numpy())
                 step_metrics["clip_coef"].append(coef.cpu().numpy())
+            if K and (done % K == 0 or done == last):
+                for k in train_names:
+                    step_params[k].append(params[k].detach().cpu().numpy().copy())
             if bar is not None:
                 bar.update(1)
         metrics["train_loss"][epoch] = (loss_sum / s.n_train).cpu().numpy()
@@ -593,7 +614,14 @@ def _train(spec, members, device, progress, on_epoch, compile) -> TrainResult:
         spec, members, metrics, {k: np.stack(v) for k, v in history.items()},
         None if step_params is None else {k: np.stack(v) for k, v in step_params.items()},
         None if step_metrics is None else {k: np.stack(v) if v else np.zeros((0, P)) for k, v in step_metrics.items()},
-        time.perf_counter() - start, str(dev), n_steps, eval_seconds)
+        time.perf_counter() - start, str(dev), n_steps, eval_seconds, recorded)
+
+
+def recorded_steps(last: int, K: int) -> np.ndarray:
+    """The optimiser steps a run of ``last`` steps records every K: 0, K, 2K, ... and ``last``
+    (R,) int64."""
+    steps = np.arange(0, last + 1, K, dtype=np.int64)
+    return steps if steps[-1] == last else np.append(steps, np.int64(last))
 
 
 def _evaluate(s: _Setup, params, metrics, epoch) -> float:

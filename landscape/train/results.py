@@ -141,7 +141,8 @@ def _run_group(group: str, run_key: str, result: TrainResult, rows: list[dict]) 
     return RunGroup(group, run_key, json.dumps(result.spec.canonical(), sort_keys=True, default=str),
                     json.dumps([m.canonical() for m in result.members], default=str), result.device,
                     json.dumps(rows, default=_fmt), arrays,
-                    None if cell in CELLS else source_hash(cell_class(cell)))
+                    None if cell in CELLS else source_hash(cell_class(cell)),
+                    None if result.steps is None else np.asarray(result.steps, dtype=np.int64))
 
 
 def _fmt(v):
