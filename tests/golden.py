@@ -98,11 +98,11 @@ def main(argv) -> int:
         bad = 0
         for name in CASES:
             g, n = golden[name], now[name]
-            same_key = g.get("key") == n.get("key") and g.get("spec") == n.get("spec")
+            same_key = all(g.get(a) == n.get(a) for a in ("key", "spec", "format", "format_version", "group_specs"))
             diff = sorted(k for k in set(g["datasets"]) | set(n["datasets"])
                           if g["datasets"].get(k, {}).get("sha256") != n["datasets"].get(k, {}).get("sha256"))
             bad += (not same_key) + len(diff)
-            print(f"{name:24s} key {'same' if same_key else 'DIFFERENT'}; "
+            print(f"{name:24s} key, spec and format {'same' if same_key else 'DIFFERENT'}; "
                   f"{len(n['datasets']) - len(diff)} of {len(n['datasets'])} datasets bit-identical"
                   + (f"; differ: {', '.join(diff)}" if diff else ""))
         return 1 if bad else 0
