@@ -205,22 +205,26 @@ def attr_value(v):
     return v
 
 
-def check_global_heaps(path: Path, f: h5py.File) -> None:
+def check_global_heaps(path: Path, f: h5py.File, error: type = None) -> None:
     """CorruptSurface if a global heap collection of the file is damaged. The collections hold the
     text attributes (and the dimension-scale references) and carry no checksum; HDF5 2.0 loops
     forever reading a string from a collection whose size field is wrong, so their structure is
     checked here first: "GCOL", version 1, a size of at least 4096 bytes within the file, and
     objects (16-byte header, data padded to 8 bytes) that end, with the free-space object 0, exactly
-    at that size (or less than a header before it). The data chunks (found through the checksummed
-    object headers) are not searched."""
+    at that size (or less than a header before it). The data of every dataset, in any group (found
+    through the checksummed object headers), is not searched. error: the exception class to raise (a
+    file kind's own, e.g. ``runs.CorruptRun``; default CorruptSurface)."""
     data_regions = []
-    for ds in f.values():
+
+    def data_of(_, ds):
         if isinstance(ds, h5py.Dataset) and ds.chunks is not None:
             for i in range(ds.id.get_num_chunks()):
                 info = ds.id.get_chunk_info(i)
                 data_regions.append((info.byte_offset, info.byte_offset + info.size))
         elif isinstance(ds, h5py.Dataset) and ds.id.get_offset() is not None:
             data_regions.append((ds.id.get_offset(), ds.id.get_offset() + ds.id.get_storage_size()))
+
+    f.visititems(data_of)
     data_regions.sort()
     starts = [a for a, _ in data_regions]
     with open(path, "rb") as fh:
@@ -231,7 +235,7 @@ def check_global_heaps(path: Path, f: h5py.File) -> None:
             while at >= 0:
                 k = int(np.searchsorted(starts, at, side="right")) - 1
                 if not (k >= 0 and data_regions[k][0] <= at < data_regions[k][1]) and not _heap_ok(m, at):
-                    raise CorruptSurface(path, f"the global heap (text attributes) at byte {at} is damaged")
+                    raise (error or CorruptSurface)(path, f"the global heap (text attributes) at byte {at} is damaged")
                 at = m.find(b"GCOL", at + 4)
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import re
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ import numpy as np
 from ..errors import LandscapeError, error_reason
 from ..version import __version__
 from .files import WriteFailed, checksummed_dataset, create_whole, writing
-from .integrity import (CorruptSurface, _heap_ok, attr_value, damage_is_corruption, group_digest, open_file,
+from .integrity import (CorruptSurface, attr_value, check_global_heaps, damage_is_corruption, group_digest, open_file,
                         read_checked)
 from .lock import lock_held
 
@@ -155,7 +154,7 @@ def _read(path: Path) -> list[RunGroup]:
         raise CorruptRun(path, f"not a readable HDF5 file: {error_reason(err)}") from None
     try:
         with f, damage_is_corruption(path):
-            check_heaps(path, f)
+            check_global_heaps(path, f, CorruptRun)
             attrs = {k: attr_value(v) for k, v in f.attrs.items()}
             if attrs.get("format") != RUN_FORMAT:
                 raise LandscapeError(f"{path} is not a landscape training run (format={attrs.get('format')!r})")
@@ -282,35 +281,6 @@ def recorded_scales(steps: np.ndarray) -> dict[str, np.ndarray]:
     (the update that starts from each recorded step but the last)."""
     steps = np.asarray(steps, dtype=np.int64)
     return {"step": steps, "update": steps[:-1] + 1}
-
-
-def check_heaps(path: Path, f: h5py.File) -> None:
-    """CorruptRun if a global heap collection of the file (its text attributes, the rows, the
-    dimension-scale references) is damaged: HDF5 loops forever reading from one whose size is wrong.
-    As ``integrity.check_global_heaps``, with the data chunks of every dataset (a run file's are in
-    groups) skipped by the search."""
-    regions = []
-
-    def visit(_, ds):
-        if isinstance(ds, h5py.Dataset) and ds.chunks is not None:
-            for i in range(ds.id.get_num_chunks()):
-                info = ds.id.get_chunk_info(i)
-                regions.append((info.byte_offset, info.byte_offset + info.size))
-
-    f.visititems(visit)
-    regions.sort()
-    starts = [a for a, _ in regions]
-
-    with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            at = m.find(b"GCOL")
-            while at >= 0:
-                k = int(np.searchsorted(starts, at, side="right")) - 1
-                if not (k >= 0 and regions[k][0] <= at < regions[k][1]) and not _heap_ok(m, at):
-                    raise CorruptRun(path, f"the global heap (text attributes) at byte {at} is damaged")
-                at = m.find(b"GCOL", at + 4)
 
 
 # --- writing ---------------------------------------------------------------------------------------
