@@ -262,3 +262,37 @@ def test_a_url_restores_the_state_and_a_reload_keeps_it(chrome, server):
         assert ExploreState.from_query(chrome.js("location.search")) == s
         chrome.page("Page.reload")
         chrome.wait(f"(function(){{var g = {GRAPH}; return !!(g && g.data && g.data.length >= 4);}})()", timeout=120)
+
+
+@pytest.mark.slow  # a fresh kernel, the app's server in it, and the page in Chromium: about 15 s
+def test_landscape_explore_runs_inline_in_a_jupyter_kernel_and_its_frame_serves_the_same_app(chrome, tmp_path,
+                                                                                             monkeypatch):
+    """landscape.explore() in a real kernel (nbclient, ipykernel): the cell displays an iframe onto the app's
+    server, which the kernel keeps running; the page behind the iframe is the explorer at the state given."""
+    pytest.importorskip("dash", reason="dash is not installed (the optional extra 'explore')")
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    import re
+    import socket
+
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))  # the kernel inherits it
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fields = ", ".join(f"{k}={v!r}" for k, v in SMALL.items())
+    cell = nbformat.v4.new_code_cell(f"import landscape\napp = landscape.explore({fields}, t=10, port={port})")
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3")
+    with client.setup_kernel():  # the kernel, and with it the app's server, lives until the block ends
+        client.execute_cell(cell, 0)
+        assert not [o for o in cell.outputs if o.output_type == "error"], cell.outputs
+        html = [o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})]
+        assert len(html) == 1 and "<iframe" in html[0]
+        src = re.search(r'src="([^"]+)"', html[0]).group(1)
+        assert src == f"http://127.0.0.1:{port}/"
+        _open(chrome, src)
+        assert _title(chrome) == "pascanu on target, T = 10"
+        truth = compute.surface(ExploreState(**SMALL)).surface.loss  # (nT, nx, ny); plotly holds z[y][x]
+        np.testing.assert_allclose(_z(chrome), truth[1].T, rtol=1e-12)
