@@ -285,3 +285,45 @@ def test_record_every_k_steps_matches_every_step_and_alone():
         np.testing.assert_allclose(alone.step_params[k][:, 0], kth.step_params[k][:, 3], rtol=0, atol=1e-12)
     for k in kth.step_metrics:
         np.testing.assert_allclose(alone.step_metrics[k][:, 0], kth.step_metrics[k][:, 3], rtol=0, atol=1e-12)
+
+
+NAN_CELL = '''
+from dataclasses import dataclass
+import torch
+from landscape.cells import Cell, ParamDecl, bias, drive, linear
+
+@dataclass(frozen=True)
+class Blowup(Cell):
+    """h' = sqrt(w h + u x + b - 1): NaN from the first step (h0 = 0), for every member."""
+    name = "blowup"
+    summary = "a cell that diverges at once"
+    equations = "h' = sqrt(w h + u x + b - 1)"
+    params = (ParamDecl("w", "recurrent", default=1.0), ParamDecl("u", "input", default=0.0),
+              ParamDecl("b", "bias", default=0.0))
+    default_axes = ("w:-1:1:5", "b:-1:1:5")
+    block_input = ("w", "b")
+
+    def step(self, p, state, x):
+        (h,) = state
+        return (torch.sqrt(linear(h, p["w"]) + drive(x, p, "u") + bias(p["b"]) - 1.0),)
+'''
+
+
+def test_diverged_members_are_counted_and_said(tmp_path):
+    """A member whose training loss went NaN counts as a failure and the summary says how many diverged
+    (the loss mean is over the others): before, a diverged population printed only a NaN mean."""
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+
+    cell = tmp_path / "blowup.py"
+    cell.write_text(NAN_CELL)
+    r = CliRunner().invoke(main, ["train", "--cell", f"{cell}:Blowup", "--task", "latch", "--T", "5", "--repeats", "3",
+                                  "--n", "40", "--epochs", "2", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "T = 5: 3 of 3 models diverged (final training loss NaN or infinite)" in r.output
+    rows = [line.split() for line in r.output.splitlines() if line.strip().startswith("5 ")]
+    assert rows and rows[0][4] == "0.00"  # success
+    r = CliRunner().invoke(main, ["train", "--cell", "srnn", "--task", "latch", "--T", "5", "--repeats", "2",
+                                  "--n", "40", "--epochs", "2", "--quiet"])
+    assert r.exit_code == 0 and "diverged" not in r.output, r.output

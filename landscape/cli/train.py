@@ -104,6 +104,10 @@ def command(model, T, repeats, epochs, batch, optimizer, lr, clip, omega, init, 
     for row in summary:
         click.echo(f"{row['T']:>5}  {row['n']:>3}  {row[metric + '_mean']:>14.3f}  {row[metric + '_sd']:>6.3f}  "
                    f"{row['success']:>8.2f}  {row['train_loss_mean']:>10.4f}")
+    for row in summary:
+        if row["diverged"]:
+            click.echo(f"T = {row['T']}: {row['diverged']} of {row['n']} models diverged (final training loss NaN or "
+                       f"infinite): they count as failures, and train_loss is the mean over the others")
     if record_steps:
         _print_cliffs(out, sorted(groups), protocol, success, cliff_loss, cliff_grad)
     if out:

@@ -44,5 +44,11 @@ def summarise(rows, by: tuple[str, ...], metric: str, success: float, extra: tup
 def summary_by_T(rows: list[dict], protocol: str, success: float) -> list[dict]:
     """The final rows of each model summarised per T under the protocol's metric (validation
     accuracy for keras-split, test accuracy for stratified, training accuracy for all) with
-    the mean training loss: [{"T", "n", "<metric>_mean", "<metric>_sd", "success", "train_loss_mean"}]."""
-    return summarise(final_rows(rows), ("T",), SUCCESS_METRIC[protocol], success, extra=("train_loss",))
+    the mean training loss over the members whose loss is finite, and the number whose final
+    training loss is NaN or infinite: [{"T", "n", "<metric>_mean", "<metric>_sd", "success",
+    "train_loss_mean", "diverged"}]."""
+    finals = final_rows(rows)
+    summary = summarise(finals, ("T",), SUCCESS_METRIC[protocol], success, extra=("train_loss",))
+    for row in summary:
+        row["diverged"] = sum(not np.isfinite(float(r["train_loss"])) for r in finals if r["T"] == row["T"])
+    return summary
