@@ -2,6 +2,7 @@
 fates, and the run file that holds the recorded steps."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -13,8 +14,8 @@ from landscape.directions import path_plane
 from landscape.dynamics import fixed_points
 from landscape.model import ModelSpec
 from landscape.problem import resolve_model
-from landscape.train.paths import (CliffThresholds, MemberPath, cliff_bifurcations, cliff_hits, fate, feature_table, load_paths,
-                                   path_dynamics, result_paths, wilson)
+from landscape.train.paths import (CliffThresholds, MemberPath, bifurcation_rows, cliff_bifurcations, cliff_hits, fate,
+                                   feature_table, load_paths, path_dynamics, result_paths, wilson)
 
 
 def test_projection_of_a_path_in_a_plane_is_exact():
@@ -59,6 +60,11 @@ def test_cliff_hit_where_pascanu_plain_descent_hits_the_wall():
     hits = cliff_hits(plain)
     assert [h["step"] for h in hits] == [5]
     assert hits[0]["grad_norm"] == pytest.approx(65, abs=1) and hits[0]["param"] in ("w", "b")
+    # the wall is the basin boundary of x0 = 0.5, b = 0.5 - w sigma(0.5) (closed form): the hit is the update
+    # leaving the first recorded point past it
+    w, b = plain.params["w"].reshape(-1), plain.params["b"].reshape(-1)
+    past = np.sign(b + w / (1 + np.exp(-0.5)) - 0.5) != np.sign(b[0] + w[0] / (1 + np.exp(-0.5)) - 0.5)
+    assert hits[0]["step"] - 1 == plain.steps[np.argmax(past)] == 4
     assert cliff_hits(clipped) == []
     assert cliff_hits(plain, CliffThresholds(grad_factor=1e4)) == []  # the thresholds are honoured
 
@@ -91,6 +97,16 @@ def test_fixed_points_along_a_path_equal_the_closed_form(cell, task, w, b):
     (near,) = cliff_bifurcations([{"segment": j + 1}], 0, dyn, reach=0)
     assert f"step {j}->{j + 1}" in near["bifurcation"] and "fixed point" in near["bifurcation"]
     assert dyn.describe(0, j) != dyn.describe(0, j + 1)
+    # a row for each change of the closed-form fixed points' count or stability between recorded steps, and
+    # no other: both paths (repeats 0 and 1), in member then step order
+    backwards = dataclasses.replace(_path(cell, task, ws[::-1], bs[::-1]), index=1)
+    rows = bifurcation_rows([path, backwards], dyn)
+    want = [(m, r) for m, (wm, bm) in enumerate(((ws, bs), (ws[::-1], bs[::-1]))) for r in range(R - 1)
+            if [fp.stable for fp in fixed_points(cell, wm[r], bm[r])]
+            != [fp.stable for fp in fixed_points(cell, wm[r + 1], bm[r + 1])]]
+    assert want and [(row["repeat"], row["recorded_from"]) for row in rows] == want
+    assert all(row["recorded_to"] == row["recorded_from"] + 1 == row["step_to"] for row in rows)
+    assert rows[0]["before"] == dyn.describe(0, want[0][1]) and rows[0]["after"] == dyn.describe(0, want[0][1] + 1)
 
 
 def test_fates_and_wilson():
@@ -121,3 +137,27 @@ def test_run_file_with_recorded_steps_passes_check_and_reads_back(tmp_path):
     assert [p.repeat for p in paths] == [0, 1, 2] and len(paths[0].loss) == 3
     rows = feature_table(paths, [{"w": float(p.params["w"][0].item())} for p in paths])
     assert sum(r["n"] for r in rows) == 3
+
+
+@pytest.mark.parametrize("omega", [0.0, 4.0])
+def test_recorded_population_with_omega_equals_each_model_alone(omega):
+    """--omega with --record-steps K on the batched path (the CLI's default, eager; --compile is
+    tests/test_train.py::test_compiled_unroll_matches_eager): member k's recorded parameters,
+    batch losses and gradient norms are those of the same model trained alone; Omega changes them."""
+    from landscape.train import Member, TrainSpec, train_population
+
+    spec = TrainSpec.of(cell="srnn", task="temporal-order", hidden=3, n=60, epochs=2, batch=10, dtype="float64",
+                        optimizer="sgd", omega=omega, record_steps=3)
+    members = [Member(T=T, seed=s, data_seed=T, lr=0.05, clip=c, protocol="stratified")
+               for T, s, c in ((10, 0, 1.0), (10, 1, None), (12, 2, 1.0))]
+    together = train_population(spec, members, device="cpu")
+    assert list(together.steps) == [0, 3, 6, 9, 10]  # 48 training rows / 10: 5 steps x 2 epochs
+    for p in range(len(members)):
+        alone = train_population(spec, [members[p]], device="cpu")
+        for k in together.step_params:
+            np.testing.assert_allclose(alone.step_params[k][:, 0], together.step_params[k][:, p], rtol=0, atol=1e-12)
+        for k in together.step_metrics:
+            np.testing.assert_allclose(alone.step_metrics[k][:, 0], together.step_metrics[k][:, p], rtol=0, atol=1e-12)
+    if omega:
+        plain = train_population(TrainSpec.of(**{**spec.canonical(), "omega": 0.0}), members, device="cpu")
+        assert not np.allclose(plain.step_params["w"][1:], together.step_params["w"][1:])
