@@ -161,3 +161,66 @@ def test_recorded_population_with_omega_equals_each_model_alone(omega):
     if omega:
         plain = train_population(TrainSpec.of(**{**spec.canonical(), "omega": 0.0}), members, device="cpu")
         assert not np.allclose(plain.step_params["w"][1:], together.step_params["w"][1:])
+
+
+def test_paths_on_a_named_parameter_grid_are_the_members_own_and_exact_where_the_rest_is_the_base(tmp_path):
+    """On a grid over srnn's (w, b) the drawn path is each member's (w_t, b_t); members that start at the
+    cell's base point and train only w and b differ from the grid's point nowhere else, so the loss at
+    the projection equals the loss at the real parameters, and at the start the surface's own value."""
+    from landscape.figures.paths import project_paths
+    from landscape.spec import Axis, GridSpec
+    from landscape.surface import grid
+    from landscape.train import Member, TrainSpec, train_population
+
+    spec = TrainSpec.of(cell="srnn", task="latch", n=64, epochs=2, batch=8, dtype="float64", readout="logistic",
+                        optimizer="sgd", trainable=("w", "b"), record_steps=2)
+    run = train_population(spec, [Member(T=6, seed=s, data_seed=6, lr=lr, init="base", protocol="all")
+                                  for s, lr in ((0, 0.5), (1, 0.1))], device="cpu")
+    surface = grid(GridSpec.of(cell="srnn", task="latch", T=(6,), x=Axis("w", -1, 3, 9), y=Axis("b", -1.5, 1.5, 7),
+                               n=64, fit="fixed"), out=tmp_path / "g.h5").surface
+    projected, note = project_paths(surface, result_paths(run), 6)
+    assert "(w, b)" in note and "out_w=4" in note and "u=1" in note
+    for m, p in enumerate(projected):
+        np.testing.assert_array_equal(p.coords, np.stack([run.step_params["w"][:, m, 0, 0], run.step_params["b"][:, m, 0]], -1))
+        np.testing.assert_allclose(p.loss_proj, p.loss_real, rtol=1e-12, atol=0)
+        assert p.coords[0].tolist() == [1.0, 0.0]  # the base point: w = 1 (x[4]), b = 0 (y[3])
+        assert p.loss_real[0] == pytest.approx(float(surface.loss[0, 4, 3]), rel=1e-9)
+    assert not np.allclose(projected[0].coords, projected[1].coords)
+
+
+def test_path_plane_grid_and_plot_paths_from_the_command_line(tmp_path):
+    """train --record-steps, then grid --base-model RUN.h5:GROUP:REPEAT --directions path (the plane
+    through the path's END point, its variance fraction printed and stored), then plot --paths: the
+    member's last recorded point projects onto the plane's centre, where the surface's loss is its
+    real loss."""
+    from click.testing import CliRunner
+
+    from landscape.cli import main
+    from landscape.directions import read_plane
+    from landscape.figures.paths import project_paths
+    from landscape.store import load
+    from landscape.store.integrity import open_file
+
+    run, plane_file, figure = tmp_path / "run.h5", tmp_path / "plane.h5", tmp_path / "paths.png"
+    runner = CliRunner()
+    done = runner.invoke(main, ["train", "--cell", "srnn", "--T", "6", "--repeats", "2", "--epochs", "2", "--n", "64",
+                                "--protocol", "stratified", "--record-steps", "3", "-q", "--out", str(run)])
+    assert done.exit_code == 0, done.output
+    done = runner.invoke(main, ["grid", "--base-model", f"{run}:srnn-T6:1", "--directions", "path", "--x", "a:-1:1:5",
+                                "--y", "b:-1:1:5", "--T", "6", "--out", str(plane_file)])
+    assert done.exit_code == 0, done.output
+    with open_file(plane_file) as f:
+        plane = read_plane(f["plane"])
+    captured = dict(plane.info)["variance_captured"]
+    assert plane.kind == "path" and 0 < captured <= 1 and f"holds {captured:.1%} of the path's variance" in done.output
+    surface = load(plane_file)
+    member = load_paths(run, "srnn-T6")[1]
+    (p,), note = project_paths(surface, [member], 6)
+    assert "path plane" in note
+    np.testing.assert_allclose(p.coords[-1], [0, 0], atol=1e-9)  # the plane passes through the end point
+    assert p.loss_proj[-1] == pytest.approx(p.loss_real[-1], rel=1e-9)
+    assert p.loss_real[-1] == pytest.approx(float(surface.loss[0, 2, 2]), rel=1e-6)  # the grid's centre
+    done = runner.invoke(main, ["plot", str(plane_file), "--kind", "contour", "--paths", f"{run}:srnn-T6",
+                                "--out", str(figure)])
+    assert done.exit_code == 0, done.output
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
