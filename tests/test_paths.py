@@ -224,3 +224,5 @@ def test_path_plane_grid_and_plot_paths_from_the_command_line(tmp_path):
                                 "--out", str(figure)])
     assert done.exit_code == 0, done.output
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    done = runner.invoke(main, ["check", str(plane_file), str(run)])  # both files verify (Trust every file)
+    assert done.exit_code == 0 and done.output.count("ok") == 2, done.output
