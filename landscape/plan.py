@@ -370,7 +370,8 @@ def training_bytes(P: int, batch: int, n: int, data_sets: int, steps: int, D: in
     parameters and metrics of the R = ceil(S / K) + 1 recorded steps of S = E x steps_per_epoch
     (0, K, 2K, ... and the last: ``train.population.recorded_steps``): at most n_trainable + 3 arrays
     a recorded step (one a trainable tensor; loss, gradient norm, clipping coefficient), each P
-    numbers of 8 bytes held twice while stacked, plus a numpy array's own header; the result's tidy rows."""
+    numbers of 8 bytes held twice while stacked, plus the array's own header (numpy's, or the torch
+    tensor's it views: ARRAY_HEADER_BYTES); the result's tidy rows."""
     data = steps * n * D * (3 * 8 + data_sets * item) + data_sets * n * 16 * 2
     graph = P * batch * H * item * states * TRAIN_GRAPH_UNITS * steps
     evaluation = min(eval_elems, P * n * H) * item * (2 * states + 12)

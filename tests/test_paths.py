@@ -181,7 +181,8 @@ def test_paths_on_a_named_parameter_grid_are_the_members_own_and_exact_where_the
     projected, note = project_paths(surface, result_paths(run), 6)
     assert "(w, b)" in note and "out_w=4" in note and "u=1" in note
     for m, p in enumerate(projected):
-        np.testing.assert_array_equal(p.coords, np.stack([run.step_params["w"][:, m, 0, 0], run.step_params["b"][:, m, 0]], -1))
+        own = np.stack([run.step_params["w"][:, m, 0, 0], run.step_params["b"][:, m, 0]], -1)  # (R, 2)
+        np.testing.assert_array_equal(p.coords, own)
         np.testing.assert_allclose(p.loss_proj, p.loss_real, rtol=1e-12, atol=0)
         assert p.coords[0].tolist() == [1.0, 0.0]  # the base point: w = 1 (x[4]), b = 0 (y[3])
         assert p.loss_real[0] == pytest.approx(float(surface.loss[0, 4, 3]), rel=1e-9)
