@@ -342,6 +342,7 @@ def check_points_memory(problem, P: int, n: int, T: int, steps: int, dtype: torc
 # budget is the machine's (the physical memory, or the free memory of the GPU), not a chunk's.
 TRAIN_GRAPH_UNITS = 14  # state-sized tensors the autograd graph keeps per step and state (as ``bytes_per_member``)
 ROW_BYTES = 2048  # a tidy result row as a Python dict (about 25 columns), before its parameter columns
+ARRAY_HEADER_BYTES = 512  # a recorded array beside its numbers: numpy header and list slot, or the tensor it views
 
 
 def training_budget(device: torch.device, budget: int | None = None) -> int:
@@ -356,21 +357,27 @@ def training_budget(device: torch.device, budget: int | None = None) -> int:
 
 def training_bytes(P: int, batch: int, n: int, data_sets: int, steps: int, D: int, H: int, states: int,
                    item: int, n_params: int, n_trainable: int, epochs: int, steps_per_epoch: int,
-                   record_steps: bool, eval_elems: int) -> int:
+                   record_every: int, eval_elems: int) -> int:
     """A conservative estimate of the bytes a population's training needs (``train.population``):
     P members, each step a mini-batch of ``batch`` sequences of up to ``steps`` steps (D inputs, H
     units, ``states`` state tensors, ``item`` bytes a number); ``data_sets`` data sets of n rows;
-    n_params (n_trainable) scalars per member; ``eval_elems`` state elements per evaluation chunk.
+    n_params (n_trainable) scalars per member; ``eval_elems`` state elements per evaluation chunk;
+    ``record_every`` K, the recording interval in optimiser steps (``--record-steps``; 0: none).
 
     The data (the inputs in float64 while one data set is made, cast, side by side; targets and
     ends), the graph of one training step (every step of the unroll keeps its tensors), an
-    evaluation chunk's unroll, the parameter history (E + 1) and, with record_steps, every step's
-    parameters and metrics, each held twice while stacked; the result's tidy rows."""
+    evaluation chunk's unroll, the parameter history (E + 1) and, with record_every K, the
+    parameters and metrics of the R = ceil(S / K) + 1 recorded steps of S = E x steps_per_epoch
+    (0, K, 2K, ... and the last: ``train.population.recorded_steps``): at most n_trainable + 3 arrays
+    a recorded step (one a trainable tensor; loss, gradient norm, clipping coefficient), each P
+    numbers of 8 bytes held twice while stacked, plus the array's own header (numpy's, or the torch
+    tensor's it views: ARRAY_HEADER_BYTES); the result's tidy rows."""
     data = steps * n * D * (3 * 8 + data_sets * item) + data_sets * n * 16 * 2
     graph = P * batch * H * item * states * TRAIN_GRAPH_UNITS * steps
     evaluation = min(eval_elems, P * n * H) * item * (2 * states + 12)
     history = 2 * 8 * (epochs + 1) * P * n_params
-    recorded = 2 * 8 * (epochs * steps_per_epoch + 1) * P * (n_trainable + 3) if record_steps else 0
+    recorded_count = -(-epochs * steps_per_epoch // record_every) + 1 if record_every else 0  # R
+    recorded = recorded_count * (n_trainable + 3) * (2 * 8 * P + ARRAY_HEADER_BYTES)
     rows = (epochs + 1) * P * (ROW_BYTES + 100 * min(n_params, 64))
     return data + graph + evaluation + history + recorded + rows
 

@@ -24,7 +24,8 @@ member's batch loss along its path (cliff hits marked) and the learned fraction 
 misaligned starts.
 
 Outputs: latching-paths.h5 (the run, resumable), latching-paths-fates.csv (per member), -cliffs.csv
-(every hit with its bifurcation), -features.csv (feature x fate table), -population.csv (per cell),
+(every hit with its bifurcation), -bifurcations.csv (every bifurcation along every path: the recorded
+segment, the map before and after), -features.csv (feature x fate table), -population.csv (per cell),
 latching-paths-srnn-surface.h5, latching-paths.{pdf,png}, latching-paths-srnn.{pdf,png}.
 """
 from __future__ import annotations
@@ -75,8 +76,9 @@ def jobs(config: Config) -> list:
 
 def analyse(paths, config: Config) -> dict:
     """Fates, cliff hits beside bifurcations and the feature table of one cell's paths."""
-    from ..train.paths import (CANDIDATE_INPUT, RECURRENT, CliffThresholds, cliff_bifurcations, cliff_hits,
-                               fate_rows, feature_table, initial_features, path_dynamics, population_rows)
+    from ..train.paths import (CANDIDATE_INPUT, RECURRENT, CliffThresholds, bifurcation_rows, cliff_bifurcations,
+                               cliff_hits, fate_rows, feature_table, initial_features, path_dynamics,
+                               population_rows)
 
     cell = paths[0].spec["cell"]
     dyn = path_dynamics(paths, input=0.0, every=config.dyn_every)
@@ -91,6 +93,7 @@ def analyse(paths, config: Config) -> dict:
         row.update(cell=cell, alignment=feats[m].get("alignment", ""), initial_fixed_points=int(dyn.n_fixed[m, 0]),
                    final_fixed_points=int(dyn.n_fixed[m, -1]), bifurcations=int(dyn.bifurcations()[m].sum()))
     return {"cell": cell, "dyn": dyn, "hits": [dict(h, cell=cell) for h in hits], "fates": fates,
+            "bifurcations": [dict(r, cell=cell) for r in bifurcation_rows(paths, dyn)],
             "features": [dict(r, cell=cell) for r in feature_table(paths, feats, names)],
             "population": [dict(r, cell=cell) for r in population_rows(paths)]}
 
@@ -116,7 +119,7 @@ def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | Non
                                y=Axis("b", -1.5, 1.5, config.grid_points), n=config.grid_n, fit="fixed"),
                    out / f"latching-paths-srnn-surface{q}.h5", device=device, progress=progress)
     written = [store, grid.path]
-    for part in ("fates", "hits", "features", "population"):
+    for part in ("fates", "hits", "bifurcations", "features", "population"):
         rows = [r for _, a in results.values() for r in a[part]]
         name = "cliffs" if part == "hits" else part
         written.append(write_csv(out / f"latching-paths{q}-{name}.csv", rows or [{"none": ""}]))
@@ -158,8 +161,8 @@ def plot_cells(results: dict, out: Path, quick: bool, config: Config) -> list[Pa
                         markersize=3)
             ax.set_yscale("log")
             pop = a["population"][0]
-            ax.set_title(f"{cell}: {pop['learned']} learned, {pop['learned then lost']} lost, "
-                         f"{pop['never learned']} never; {pop['hits']} hits")
+            ax.set_title(f"{cell}: {pop['learned']} learned, {pop['learned then lost']} lost,\n"
+                         f"{pop['never learned']} never; {pop['hits']} cliff hits")  # two lines: a column's width
             ax.set_xlabel("optimiser step")
             ax = axes[1, j]
             rows = [r for r in a["features"] if r["feature"] in ("alignment", "fixed points")]
@@ -171,7 +174,7 @@ def plot_cells(results: dict, out: Path, quick: bool, config: Config) -> list[Pa
                               f"({r['learned']}/{r['n']})" for r in rows])
             ax.set_ylim(-0.7, len(rows) - 0.3)
             ax.set_xlim(-0.05, 1.05)
-            ax.set_xlabel("fraction learned (95% Wilson interval)")
+            ax.set_xlabel("fraction learned (95% CI)")
         axes[0, 0].set_ylabel("batch loss")
         axes[1, 0].set_ylabel("initial point")
         fig.suptitle(f"One-unit cells on latch, T = {T}: {config.members} members each, {config.epochs} epochs, "

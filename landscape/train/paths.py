@@ -286,6 +286,20 @@ def cliff_bifurcations(hits: list[dict], m: int, dyn: PathDynamics, reach: int =
     return out
 
 
+def bifurcation_rows(paths: list[MemberPath], dyn: PathDynamics) -> list[dict]:
+    """Every bifurcation along the paths ``dyn`` analysed (``path_dynamics(paths, ...)``): one row per
+    analysed segment across which path m's fixed points or 2-cycles change, in member then step
+    order: group, repeat, fate, the recorded indices and optimiser steps at the segment's ends, and
+    the map before and after (``PathDynamics.describe``)."""
+    rows = []
+    for m, i in zip(*np.nonzero(dyn.bifurcations())):  # member m, between dyn.at[i] and dyn.at[i + 1]
+        p, a, b = paths[m], int(dyn.at[i]), int(dyn.at[i + 1])
+        rows.append({"group": p.group, "repeat": p.repeat, "fate": p.fate, "recorded_from": a, "recorded_to": b,
+                     "step_from": int(p.steps[a]), "step_to": int(p.steps[b]), "before": dyn.describe(m, i),
+                     "after": dyn.describe(m, i + 1)})
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # fates and their causes
 

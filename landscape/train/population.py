@@ -319,7 +319,7 @@ class _Setup:
         need = training_bytes(len(members), spec.batch, spec.n, len({m.data_seed for m in members}), steps,
                               self.D, self.H, len(self.cell.state_names), torch.finfo(self.dtype).bits // 8,
                               per_member, trainable, spec.epochs, math.ceil(n_train / spec.batch),
-                              spec.record_steps, EVAL_ELEMS)
+                              spec.record_every, EVAL_ELEMS)
         check_training_memory(need, training_budget(self.device, settings.memory()),
                               f"{len(members)} models of {self.cell.name} over {spec.n} sequences of up to "
                               f"{steps} steps")
