@@ -17,6 +17,9 @@ Cases:
           block, as ``reproduce --scheduler`` keeps one for all its grids): the cost per grid of
           scattering the inputs and gathering the chunks.
 
+The one-process side runs on one core (``common.pin``); the cluster side on two (``common.cores``:
+the client and the worker processes it starts, which inherit the set).
+
 On a shared machine the two workers compete with everything else for the cores; the note gives
 the load average before and after.
 """
@@ -29,7 +32,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .common import Row, Settings, speedup_row, timed
+from .common import Row, Settings, cores, speedup_row, timed
 
 NAME = "distributed"
 WORKERS = 2
@@ -54,7 +57,7 @@ def run(s: Settings, large_num: int = LARGE) -> list[Row]:
         return []
     from landscape.kernels import runtime, set_threads
 
-    wall = replace(s, clock="wall")
+    wall = replace(s, clock="wall", threads=WORKERS)  # the wall clock; CPU time here is not the work (no CPU check)
     threads = runtime.THREADS
     set_threads(s.threads)  # the baseline is one process on one thread, as each worker is
     try:
@@ -83,12 +86,13 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
             before they go."""
             def go():
                 c0 = time.process_time()
-                sched = connect(f"local:{WORKERS}")
-                try:
-                    grid(spec, out=out, force=True, device="cpu", progress=False, scheduler=sched)
-                    workers = list(sched.client.run(time.process_time).values())  # since each one started
-                finally:
-                    sched.close()
+                with cores(WORKERS):
+                    sched = connect(f"local:{WORKERS}")
+                    try:
+                        grid(spec, out=out, force=True, device="cpu", progress=False, scheduler=sched)
+                        workers = list(sched.client.run(time.process_time).values())  # since each one started
+                    finally:
+                        sched.close()
                 cpu["cluster"].append(_makespan(workers, time.process_time() - c0))
             return go
 
@@ -117,7 +121,8 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
                                          f"{WORKERS} free cores implied by each worker's CPU time since it "
                                          "started (imports included) and this process's "
                                          "(max(worker), (sum + client) / cores)"))
-        sched = connect(f"local:{WORKERS}")  # kept running across the calls, as a use() block keeps it
+        with cores(WORKERS):  # the workers keep the two cores; the client's writes go back to one
+            sched = connect(f"local:{WORKERS}")  # kept running across the calls, as a use() block keeps it
         try:
             sched.client.run(_import_landscape)  # the workers' first task would import torch
 
@@ -150,16 +155,14 @@ def _import_landscape() -> None:
 if __name__ == "__main__":
     import argparse
 
-    from .common import table, write_csv
+    from .common import pin, table, write_csv
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
     p.add_argument("--repeats", type=int, default=3, help="timings per side, medians reported (default 3)")
     p.add_argument("--large", type=int, default=LARGE, help=f"points per axis of the large grid (default {LARGE})")
     args = p.parse_args()
-    import torch
-
-    torch.set_num_threads(1)  # as python -m benchmarks does: the baseline is one process, one thread
+    pin()  # as python -m benchmarks does: the baseline is one process on one core, one thread
     settings = Settings(quick=args.quick, repeats=1 if args.quick else args.repeats, clock="wall")
     rows = run(settings, args.large)
     print(table(rows))
