@@ -44,14 +44,13 @@ CORE = min(ALLOWED)  # the one every side runs on
 
 
 def one_thread_env(env: dict | None = None) -> dict:
-    """``env`` (default os.environ) with ONE_THREAD_ENV set; XLA_FLAGS keeps flags it already has."""
-    env = dict(os.environ if env is None else env)
-    flags = env.get("XLA_FLAGS", "")
-    for key, value in ONE_THREAD_ENV.items():
-        if key == "XLA_FLAGS":
-            value = " ".join([flags, *(f for f in value.split() if f.split("=")[0] not in flags)]).strip()
-        env[key] = value
-    return env
+    """``env`` (default os.environ) with ONE_THREAD_ENV set: XLA_FLAGS keeps its other flags, the
+    threading ones are replaced by ours."""
+    given = os.environ if env is None else env
+    ours = ONE_THREAD_ENV["XLA_FLAGS"].split()
+    names = {f.split("=")[0] for f in ours}
+    kept = [f for f in given.get("XLA_FLAGS", "").split() if f.split("=")[0] not in names]
+    return {**given, **ONE_THREAD_ENV, "XLA_FLAGS": " ".join([*kept, *ours])}
 
 
 def pin(threads: int = 1) -> None:

@@ -32,6 +32,7 @@ time exceeds it by more than 5 % is flagged (``common.busy``). landscape runs as
 """
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -222,7 +223,7 @@ def _grid_vs_jax(s: Settings, z: dict, tmp: Path, num: int, cold: bool) -> list[
     extra = ["--n", str(z["n"])] if z["n"] else []
 
     def ours(cold: bool):
-        out = tmp / f"F{next(counter)}.h5"
+        out = tmp / f"F{num}-{next(counter)}.h5"
         env = {"LANDSCAPE_CACHE": str(results)}
         if cold:
             kdir = Path(tempfile.mkdtemp(dir=tmp, prefix="kernels-"))
@@ -235,7 +236,7 @@ def _grid_vs_jax(s: Settings, z: dict, tmp: Path, num: int, cold: bool) -> list[
         return got
 
     def theirs():
-        out = tmp / f"J{next(counter)}.h5"
+        out = tmp / f"J{num}-{next(counter)}.h5"
         got = child([sys.executable, str(ROOT / "benchmarks" / "jax_grid.py"), str(npz), "--x", xa, "--y", ya,
                      "--out", str(out)])
         got["file"] = out
@@ -353,6 +354,99 @@ def fixed_cost(s: Settings, tmp: Path) -> list[Row]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# where a process's time goes
+
+PHASES = r"""
+import json, sys, time
+clock = time.process_time
+spent = {}
+def lap(name, t0):
+    spent[name] = spent.get(name, 0.0) + clock() - t0
+t0 = clock(); import torch; lap("import torch", t0)
+t0 = clock(); import numba; lap("import numba", t0)
+t0 = clock(); import h5py; lap("import h5py", t0)
+t0 = clock(); import landscape.cli as cli; lap("import landscape.cli (the rest)", t0)
+from landscape import surface
+from landscape.kernels import runtime
+from landscape.store import writer
+
+def timed(owner, attr, name):
+    fn = getattr(owner, attr)
+    def call(*a, **k):
+        t0 = clock()
+        try:
+            return fn(*a, **k)
+        finally:
+            lap(name, t0)
+    setattr(owner, attr, call)
+
+timed(surface, "resolve", "resolve the spec")
+from landscape.tasks import builtin
+for task in vars(builtin).values():
+    if isinstance(task, type) and "make" in vars(task):
+        timed(task, "make", "task data")
+timed(runtime, "load_module", "kernel module (source written, run)")
+timed(runtime, "self_check", "self-check, with numba's cache load at the first call")
+timed(surface, "compute_chunk", "compute_chunk (all of the kernel work)")
+for attr in ("__init__", "write_chunk", "finish", "close"):
+    timed(writer.SurfaceWriter, attr, "HDF5 write")
+timed(surface, "load", "HDF5 read back")
+kernels = []
+check = runtime.self_check
+def remember(kernel, *a, **k):
+    kernels.append((kernel, a, k))
+    return check(kernel, *a, **k)
+runtime.self_check = remember
+t0 = clock()
+cli.main.main(sys.argv[2:], standalone_mode=False)
+lap("the command", t0)
+t0 = clock()
+for kernel, a, k in kernels:  # the check alone, numba's code now loaded
+    check(kernel, *a, **k)
+spent["self-check alone (the check, again)"] = clock() - t0
+spent["process so far"] = clock()
+sys.stdout.flush()
+print("PHASES " + json.dumps(spent), file=sys.stderr, flush=True)
+if sys.argv[1] == "fast":
+    cli._exit_now(0)
+"""
+
+
+def phases(s: Settings, num: int = 51, tmp: Path | None = None) -> dict[str, float]:
+    """Where the CPU time of ``landscape grid`` (srnn, latch, num x num, T = 100, fixed readout, one
+    core, warm kernel cache) goes: phase -> median seconds over ``s.repeats`` processes. The exit
+    is the process's CPU time less what it had spent when the command returned, with the
+    interpreter's teardown ("exit, interpreter teardown") and with ``landscape.cli._exit_now`` (what
+    the program does). The interpreter's start is ``python -c pass``."""
+    with tempfile.TemporaryDirectory(prefix="landscape-phases-") as tmp:
+        tmp = Path(tmp)
+        env = {"LANDSCAPE_CACHE": str(tmp / "results")}
+        args = ["grid", "--cell", "srnn", "--task", "latch", "--x", f"w:-1:3:{num}", "--y", f"b:-1.5:1.5:{num}",
+                "--T", "100", "--readout", "fixed", "--threads", "1", "--quiet"]
+        counter = iter(range(10 ** 6))
+        got: dict[str, list[float]] = {}
+
+        def one(how: str):
+            out = child([sys.executable, "-c", PHASES, how, *args, "--out", str(tmp / f"p{next(counter)}.h5")], env)
+            spent = json.loads(out["stderr"].rsplit("PHASES ", 1)[1].splitlines()[0])
+            ended = spent.pop("process so far")
+            if how == "slow":  # only its exit differs
+                got.setdefault("exit, interpreter teardown", []).append(out["cpu"] - ended)
+                return
+            for name, value in (("whole process", out["cpu"]), ("exit, landscape.cli._exit_now", out["cpu"] - ended),
+                                *spent.items()):
+                got.setdefault(name, []).append(value)
+
+        one("fast")  # untimed: the kernel cache warm, the files in the OS cache
+        got.clear()
+        for _ in range(s.repeats):
+            got.setdefault("interpreter start (python -c pass)", []).append(child([sys.executable, "-c", "pass"])["cpu"])
+            one("fast")
+            one("slow")
+    return {name: statistics.median(v) for name, v in got.items()}
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -364,9 +458,15 @@ if __name__ == "__main__":
     p.add_argument("--sizes", default=",".join(map(str, GRID_SIZES)), help="points per axis, a comma list "
                    f"(default {','.join(map(str, GRID_SIZES))})")
     p.add_argument("--repeats", type=int, default=5, help="processes per side and size, medians reported (default 5)")
+    p.add_argument("--phases", action="store_true", help="instead: where a 51 x 51 grid process's CPU time goes")
     args = p.parse_args()
     pin()
     settings = Settings(repeats=args.repeats)
+    if args.phases:
+        for name, seconds in phases(settings).items():
+            print(f"{name:58s} {seconds:6.3f} s")
+        print(f"(CPU seconds, medians of {settings.repeats} processes, one core, load {os.getloadavg()[0]:.1f})")
+        sys.exit(0)
     z = {**sizes(settings), "grid": tuple(int(v) for v in args.sizes.split(","))}
     with tempfile.TemporaryDirectory(prefix="landscape-bench-") as tmp:
         rows = grid_vs_jax(settings, z, Path(tmp))
