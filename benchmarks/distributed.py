@@ -8,6 +8,12 @@ and the data, and closing it. Timed by the wall clock (the work happens in other
 this process's CPU time would not count it), alternately, medians.
 
 Cases:
+  process the large grid as a user runs it: ``landscape grid ... --scheduler local:2`` (a process on
+          two cores, its workers with it) against ``landscape grid ... --threads 1`` (a process on
+          one core), whole processes (both import torch; the cluster side starts, uses and closes
+          its cluster), wall clock, alternated; the target is >= 1.7x. The CPU row divides the
+          cluster process's CPU time (its workers' included) by the two cores: what it would
+          take on two free cores.
   large   601 x 601 points (LARGE; ``python -m benchmarks.distributed --large 401`` for less),
           N = 1000 sequences, T = 100, fixed readout: the start-up is amortised; the target is
           >= 1.7x on two workers (two cores).
@@ -96,6 +102,7 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
                 cpu["cluster"].append(_makespan(workers, time.process_time() - c0))
             return go
 
+        rows += processes(s, large.x.num if not s.quick else 41, Path(tmp))
         for case, spec in (("large", large), ("small", small)):
             cpu["here"].clear()
             cpu["cluster"].clear()
@@ -140,6 +147,41 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
                                 note=f"wall clock; one chunk; per-grid overhead {c - b:+.3f} s; load average "
                                      f"{load0[0]:.1f} -> {load1[0]:.1f}"))
     return rows
+
+
+def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
+    """The ``process`` case (module docstring) on a num x num grid."""
+    from .process import alternate, child, landscape_cmd, process_row
+
+    n, T = (100, 20) if s.quick else (1000, 100)
+    args = ["grid", "--cell", "srnn", "--task", "latch", "--x", f"w:-1:3:{num}", "--y", f"b:-1:1:{num}", "--T", str(T),
+            "--n", str(n), "--readout", "fixed", "--quiet", "--force"]
+    env = {"LANDSCAPE_CACHE": str(tmp / "process-cache")}
+
+    def cluster():
+        with cores(WORKERS):  # the process and the workers it spawns: two cores
+            return child(landscape_cmd(*args, "--out", str(tmp / "cluster.h5"), "--scheduler", f"local:{WORKERS}"), env,
+                         one_core=False)
+
+    def here():
+        return child(landscape_cmd(*args, "--out", str(tmp / "here.h5"), "--threads", "1"), env)
+
+    if not s.quick:
+        here()  # untimed: the kernel cache warm, the files in the OS cache
+    load0 = os.getloadavg()
+    res = alternate(s, {"cluster": cluster, "here": here})
+    load1 = os.getloadavg()
+    case = f"process: `landscape grid` srnn latch {num}x{num} N={n} T={T} readout=fixed, whole processes"
+    note = (f"wall clock; load average {load0[0]:.1f} -> {load1[0]:.1f} on {os.cpu_count()} cores; "
+            f"`landscape grid ... --scheduler local:{WORKERS}` on {WORKERS} cores against `--threads 1` on one")
+    wall_row = process_row(case, f"--scheduler local:{WORKERS}", "one process", res, "cluster", "here",
+                           ">= 1.7" if not s.quick else "", note, clock="wall", one_core=False, benchmark=NAME)
+    by_cpu = {"cluster": {**res["cluster"], "cpu": res["cluster"]["cpu"] / WORKERS}, "here": res["here"]}
+    cpu_row = process_row(f"{case}, by CPU time", f"--scheduler local:{WORKERS} (CPU / {WORKERS})", "one process",
+                          by_cpu, "cluster", "here", note="CPU seconds: the cluster process's, its workers' "
+                          f"included, over {WORKERS} cores (the wall time on {WORKERS} free cores), against the "
+                          "one process's", one_core=False, benchmark=NAME)
+    return [wall_row, cpu_row]
 
 
 def _makespan(workers: list[float], client: float) -> float:

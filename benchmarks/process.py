@@ -79,12 +79,13 @@ def run(s: Settings) -> list[Row]:
 # running a process
 
 
-def child(cmd: list[str], env: dict | None = None) -> dict:
-    """Run cmd to completion on one core: {cpu, wall} in seconds (its CPU time: user + system)."""
+def child(cmd: list[str], env: dict | None = None, one_core: bool = True) -> dict:
+    """Run cmd to completion on one core (one_core=False: on the cores this process may use now):
+    {cpu, wall} in seconds (its CPU time, user + system, with that of the processes it waited for)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     w0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=ROOT, env=one_thread_env({**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}),
-                         capture_output=True, text=True, timeout=1800, preexec_fn=pin_child)
+                         capture_output=True, text=True, timeout=1800, preexec_fn=pin_child if one_core else None)
     wall = time.perf_counter() - w0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
@@ -103,15 +104,19 @@ def alternate(s: Settings, funcs: dict, repeats: int | None = None) -> dict[str,
                    "repeats": len(runs), "last": runs[-1]} for name, runs in got.items()}
 
 
-def process_row(case, candidate, baseline, res, ck, bk, target="", note="", time_ratio=False) -> Row:
-    """A row of two processes' CPU times: the speedup (baseline / candidate), or with time_ratio the
-    candidate's time over the baseline's (the grid-vs-JAX goal is written that way: <= 0.8)."""
-    c, b = res[ck]["cpu"], res[bk]["cpu"]
+def process_row(case, candidate, baseline, res, ck, bk, target="", note="", time_ratio=False, clock="cpu",
+                one_core=True, benchmark=NAME) -> Row:
+    """A row of two processes' times (``clock``: "cpu" or "wall"): the speedup (baseline /
+    candidate), or with time_ratio the candidate's time over the baseline's (the grid-vs-JAX goal is
+    written that way: <= 0.8). one_core: both sides ran on one core (their CPU times are checked
+    against their wall times, ``Row.check``)."""
+    c, b = res[ck][clock], res[bk][clock]
     ratio, ratio_is = (c / b, "candidate / baseline (time)") if time_ratio else (b / c, "speedup (baseline / candidate)")
-    return Row(NAME, case, candidate, baseline, c, b, "s", ratio, ratio_is, target, note=note,
-               extra={"candidate_wall_s": res[ck]["wall"], "baseline_wall_s": res[bk]["wall"],
-                      "candidate_cpu_s": c, "baseline_cpu_s": b, "repeats": res[ck]["repeats"],
-                      "load": os.getloadavg()[0]}).check()
+    extra = {"candidate_wall_s": res[ck]["wall"], "baseline_wall_s": res[bk]["wall"], "repeats": res[ck]["repeats"],
+             "load": os.getloadavg()[0]}
+    if one_core:
+        extra.update(candidate_cpu_s=res[ck]["cpu"], baseline_cpu_s=res[bk]["cpu"])
+    return Row(benchmark, case, candidate, baseline, c, b, "s", ratio, ratio_is, target, note=note, extra=extra).check()
 
 
 def landscape_cmd(*args: str) -> list[str]:

@@ -1,5 +1,7 @@
 """The ``landscape`` command: a thin click group. Each subcommand lives in its own module here and
-only turns options into specs, calls the library, and prints where the result is."""
+only turns options into specs, calls the library, and prints where the result is. A subcommand's
+module is imported when that command runs (or a listing needs it: ``--help``), so ``landscape
+grid`` does not import what ``train``, ``plot`` or ``explore`` need."""
 from __future__ import annotations
 
 import os
@@ -25,9 +27,11 @@ import click  # noqa: E402
 
 from ..errors import LandscapeError  # noqa: E402
 
-# subcommand modules, each exposing ``command`` (a click.Command or click.Group)
-COMMAND_MODULES = ("info", "grid", "cache", "check", "dynamics", "grads", "plot", "reproduce", "train", "fixedpoints",
-                   "explore")
+# the subcommands: name -> the module here that defines it, as ``command`` (a click.Command or Group, or a
+# list of them)
+COMMANDS = {"cells": "info", "tasks": "info", "grid": "grid", "cache": "cache", "check": "check",
+            "dynamics": "dynamics", "grads": "grads", "plot": "plot", "reproduce": "reproduce", "train": "train",
+            "fixedpoints": "fixedpoints", "explore": "explore"}
 
 
 class Group(click.Group):
@@ -38,7 +42,21 @@ class Group(click.Group):
     to see the traceback). Ctrl-C prints one line and exits 130.
 
     Run as the program (``__call__``: the console script, ``python -m landscape``) it leaves by
-    ``_exit_now``; ``main.main(...)`` (click's CliRunner, code embedding the CLI) keeps click's exit."""
+    ``_exit_now``; ``main.main(...)`` (click's CliRunner, code embedding the CLI) keeps click's exit.
+    The subcommands of ``lazy`` (name -> module, ``COMMANDS`` for ``main``) are added from their
+    modules when first looked up."""
+
+    lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx):
+        return sorted({*self.lazy, *self.commands})
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in self.lazy:
+            module = importlib.import_module(f"{__name__}.{self.lazy[name]}")
+            for command in module.command if isinstance(module.command, list) else [module.command]:
+                self.add_command(command)
+        return super().get_command(ctx, name)
 
     def __call__(self, *args, **kwargs):
         try:
@@ -159,10 +177,8 @@ def main():
     """Loss landscapes and gradient dynamics of small recurrent cells."""
 
 
-for _name in COMMAND_MODULES:
-    _module = importlib.import_module(f"{__name__}.{_name}")
-    for _command in (_module.command if isinstance(_module.command, list) else [_module.command]):
-        main.add_command(_command)
+main.lazy = COMMANDS
+
 
 if _SIGINT_BEFORE is not False:  # from here Ctrl-C is KeyboardInterrupt again (Group.invoke: one line, 130)
     signal.signal(signal.SIGINT, _SIGINT_BEFORE or signal.default_int_handler)
