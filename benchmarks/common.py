@@ -30,7 +30,6 @@ import torch
 import landscape
 from landscape import GridSpec, engine
 
-
 # ---------------------------------------------------------------------------------------------
 # one core per side
 

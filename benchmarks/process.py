@@ -213,9 +213,9 @@ def grid_vs_jax(s: Settings, z: dict, tmp: Path) -> list[Row]:
         return []
     rows = []
     for num in z["grid"]:
-        rows += _grid_vs_jax(s, z, tmp, num, cold=num == COLD_AT or s.quick)
-        print(f"  process: {rows[-1].case}: {rows[-1].ratio:.2f} of JAX's time (load {os.getloadavg()[0]:.1f})",
-              flush=True)
+        got = _grid_vs_jax(s, z, tmp, num, cold=num == COLD_AT or s.quick)
+        print(f"  process: {got[0].case}: {got[0].ratio:.2f} of JAX's time (load {os.getloadavg()[0]:.1f})", flush=True)
+        rows += got
     return rows
 
 
@@ -371,10 +371,15 @@ def lap(name, t0):
 t0 = clock(); import torch; lap("import torch", t0)
 t0 = clock(); import numba; lap("import numba", t0)
 t0 = clock(); import h5py; lap("import h5py", t0)
-t0 = clock(); import landscape.cli as cli; lap("import landscape.cli (the rest)", t0)
+t0 = clock(); import landscape.cli as cli; lap("import landscape.cli (click, the group)", t0)
+t0 = clock()
+import landscape.cli.grid
 from landscape import surface
 from landscape.kernels import runtime
+from landscape.kernels.numba import losses, readout, unroll
 from landscape.store import writer
+from landscape.tasks import builtin
+lap("import the grid command's modules", t0)
 
 def timed(owner, attr, name):
     fn = getattr(owner, attr)
@@ -387,7 +392,6 @@ def timed(owner, attr, name):
     setattr(owner, attr, call)
 
 timed(surface, "resolve", "resolve the spec")
-from landscape.tasks import builtin
 for task in vars(builtin).values():
     if isinstance(task, type) and "make" in vars(task):
         timed(task, "make", "task data")
@@ -418,7 +422,7 @@ if sys.argv[1] == "fast":
 """
 
 
-def phases(s: Settings, num: int = 51, tmp: Path | None = None) -> dict[str, float]:
+def phases(s: Settings, num: int = 51) -> dict[str, float]:
     """Where the CPU time of ``landscape grid`` (srnn, latch, num x num, T = 100, fixed readout, one
     core, warm kernel cache) goes: phase -> median seconds over ``s.repeats`` processes. The exit
     is the process's CPU time less what it had spent when the command returned, with the

@@ -113,7 +113,7 @@ def test_exit_now_ends_as_the_interpreter_would(code):
     stdout (a non-daemon thread joined, the atexit handlers run, unflushed text written) and stderr."""
     def run(leave):
         return subprocess.run([sys.executable, "-c", _EXIT.format(code=code) + leave], cwd=ROOT, capture_output=True,
-                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60, check=False)
 
     ours, theirs = run("from landscape.cli import _exit_now; _exit_now(code)"), run("sys.exit(code)")
     assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
@@ -126,13 +126,13 @@ def test_the_program_writes_the_same_file_and_status_as_in_process(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LANDSCAPE_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "g.h5"
     r = subprocess.run([sys.executable, "-m", "landscape", "grid", *SMALL, "--out", str(out), "--quiet"], cwd=ROOT,
-                       capture_output=True, text=True, env=env, timeout=300)
+                       capture_output=True, text=True, env=env, timeout=300, check=False)
     assert r.returncode == 0 and f"wrote {out}" in r.stdout, r.stderr
     here = landscape.grid(cell="pascanu", task="target", x="w:4.5:5.5:6", y="b:-2.9:-1.9:5", T=(1, 5, 50),
                           out=tmp_path / "here.h5")
     assert np.array_equal(landscape.load(out).loss, here.surface.loss)
     bad = subprocess.run([sys.executable, "-m", "landscape", "grid", "--cell", "lstmm"], cwd=ROOT, capture_output=True,
-                         text=True, env=env, timeout=120)
+                         text=True, env=env, timeout=120, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown cell 'lstmm'" in bad.stderr
 
 

@@ -22,6 +22,7 @@ except ValueError:  # imported from a thread other than the main one: its handli
     _SIGINT_BEFORE = False
 
 import importlib  # noqa: E402
+from typing import ClassVar  # noqa: E402
 
 import click  # noqa: E402
 
@@ -46,7 +47,7 @@ class Group(click.Group):
     The subcommands of ``lazy`` (name -> module, ``COMMANDS`` for ``main``) are added from their
     modules when first looked up."""
 
-    lazy: dict[str, str] = {}
+    lazy: ClassVar[dict[str, str]] = {}
 
     def list_commands(self, ctx):
         return sorted({*self.lazy, *self.commands})
