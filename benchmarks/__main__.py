@@ -10,10 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from . import dynamics_map, floor, fused_cpu, fusion, grid_vs_loop, memory, process, scaling, training, user_cell
-from .common import Settings, machine, table, write_csv
+from .common import Settings, machine, pin, table, write_csv
 
 MODULES = {m.NAME: m for m in (grid_vs_loop, floor, training, memory, fused_cpu, user_cell, scaling, process,
                                 dynamics_map, fusion)}
@@ -31,8 +29,9 @@ def parse(argv):
                         "which compiles C kernels)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the CSV (default benchmarks/results)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch threads and fused-kernel workers for both sides (default 1: on a shared machine "
-                        "more threads measure the neighbours; the scaling benchmark sets its own)")
+                   help="cores, torch threads and fused-kernel workers for both sides (default 1: on a shared machine "
+                        "more threads measure the neighbours; the scaling and distributed benchmarks widen it "
+                        "for their own timings)")
     p.add_argument("--repeats", type=int, help="timings per side, medians reported (default 3; 1 with --quick)")
     p.add_argument("--clock", choices=("cpu", "wall"),
                    help="cpu: process CPU time (default with one thread); wall: elapsed time (default otherwise)")
@@ -49,10 +48,7 @@ def main(argv=None) -> int:
     if args.threads < 1:
         print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2
-    torch.set_num_threads(args.threads)
-    from landscape.kernels import set_threads
-
-    set_threads(args.threads)  # the fused kernels' workers too: one core per side unless asked
+    pin(args.threads)  # one core, one thread per library, for every side (and the processes they start)
     settings = Settings(quick=args.quick, repeats=args.repeats or (1 if args.quick else 3), threads=args.threads,
                         clock=args.clock or ("cpu" if args.threads == 1 else "wall"))
     info = machine()

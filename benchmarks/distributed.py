@@ -8,6 +8,12 @@ and the data, and closing it. Timed by the wall clock (the work happens in other
 this process's CPU time would not count it), alternately, medians.
 
 Cases:
+  process the large grid as a user runs it: ``landscape grid ... --scheduler local:2`` (a process on
+          two cores, its workers with it) against ``landscape grid ... --threads 1`` (a process on
+          one core), whole processes (both import torch; the cluster side starts, uses and closes
+          its cluster), wall clock, alternated; the target is >= 1.7x. The CPU row divides the
+          cluster process's CPU time (its workers' included) by the two cores: what it would
+          take on two free cores.
   large   601 x 601 points (LARGE; ``python -m benchmarks.distributed --large 401`` for less),
           N = 1000 sequences, T = 100, fixed readout: the start-up is amortised; the target is
           >= 1.7x on two workers (two cores).
@@ -16,6 +22,9 @@ Cases:
   warm    the small grid on a cluster that is already running (a ``landscape.distributed.use``
           block, as ``reproduce --scheduler`` keeps one for all its grids): the cost per grid of
           scattering the inputs and gathering the chunks.
+
+The one-process side runs on one core (``common.pin``); the cluster side on two (``common.cores``:
+the client and the worker processes it starts, which inherit the set).
 
 On a shared machine the two workers compete with everything else for the cores; the note gives
 the load average before and after.
@@ -29,7 +38,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .common import Row, Settings, speedup_row, timed
+from .common import Row, Settings, cores, speedup_row, timed
 
 NAME = "distributed"
 WORKERS = 2
@@ -54,7 +63,7 @@ def run(s: Settings, large_num: int = LARGE) -> list[Row]:
         return []
     from landscape.kernels import runtime, set_threads
 
-    wall = replace(s, clock="wall")
+    wall = replace(s, clock="wall", threads=WORKERS)  # the wall clock; CPU time here is not the work (no CPU check)
     threads = runtime.THREADS
     set_threads(s.threads)  # the baseline is one process on one thread, as each worker is
     try:
@@ -83,15 +92,17 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
             before they go."""
             def go():
                 c0 = time.process_time()
-                sched = connect(f"local:{WORKERS}")
-                try:
-                    grid(spec, out=out, force=True, device="cpu", progress=False, scheduler=sched)
-                    workers = list(sched.client.run(time.process_time).values())  # since each one started
-                finally:
-                    sched.close()
+                with cores(WORKERS):
+                    sched = connect(f"local:{WORKERS}")
+                    try:
+                        grid(spec, out=out, force=True, device="cpu", progress=False, scheduler=sched)
+                        workers = list(sched.client.run(time.process_time).values())  # since each one started
+                    finally:
+                        sched.close()
                 cpu["cluster"].append(_makespan(workers, time.process_time() - c0))
             return go
 
+        rows += processes(s, large.x.num if not s.quick else 41, Path(tmp))
         for case, spec in (("large", large), ("small", small)):
             cpu["here"].clear()
             cpu["cluster"].clear()
@@ -117,7 +128,8 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
                                          f"{WORKERS} free cores implied by each worker's CPU time since it "
                                          "started (imports included) and this process's "
                                          "(max(worker), (sum + client) / cores)"))
-        sched = connect(f"local:{WORKERS}")  # kept running across the calls, as a use() block keeps it
+        with cores(WORKERS):  # the workers keep the two cores; the client's writes go back to one
+            sched = connect(f"local:{WORKERS}")  # kept running across the calls, as a use() block keeps it
         try:
             sched.client.run(_import_landscape)  # the workers' first task would import torch
 
@@ -137,6 +149,41 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
     return rows
 
 
+def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
+    """The ``process`` case (module docstring) on a num x num grid."""
+    from .process import alternate, child, landscape_cmd, process_row
+
+    n, T = (100, 20) if s.quick else (1000, 100)
+    args = ["grid", "--cell", "srnn", "--task", "latch", "--x", f"w:-1:3:{num}", "--y", f"b:-1:1:{num}", "--T", str(T),
+            "--n", str(n), "--readout", "fixed", "--quiet", "--force"]
+    env = {"LANDSCAPE_CACHE": str(tmp / "process-cache")}
+
+    def cluster():
+        with cores(WORKERS):  # the process and the workers it spawns: two cores
+            return child(landscape_cmd(*args, "--out", str(tmp / "cluster.h5"), "--scheduler", f"local:{WORKERS}"), env,
+                         one_core=False)
+
+    def here():
+        return child(landscape_cmd(*args, "--out", str(tmp / "here.h5"), "--threads", "1"), env)
+
+    if not s.quick:
+        here()  # untimed: the kernel cache warm, the files in the OS cache
+    load0 = os.getloadavg()
+    res = alternate(s, {"cluster": cluster, "here": here})
+    load1 = os.getloadavg()
+    case = f"process: `landscape grid` srnn latch {num}x{num} N={n} T={T} readout=fixed, whole processes"
+    note = (f"wall clock; load average {load0[0]:.1f} -> {load1[0]:.1f} on {os.cpu_count()} cores; "
+            f"`landscape grid ... --scheduler local:{WORKERS}` on {WORKERS} cores against `--threads 1` on one")
+    wall_row = process_row(case, f"--scheduler local:{WORKERS}", "one process", res, "cluster", "here",
+                           ">= 1.7" if not s.quick else "", note, clock="wall", one_core=False, benchmark=NAME)
+    by_cpu = {"cluster": {**res["cluster"], "cpu": res["cluster"]["cpu"] / WORKERS}, "here": res["here"]}
+    cpu_row = process_row(f"{case}, by CPU time", f"--scheduler local:{WORKERS} (CPU / {WORKERS})", "one process",
+                          by_cpu, "cluster", "here", note="CPU seconds: the cluster process's, its workers' "
+                          f"included, over {WORKERS} cores (the wall time on {WORKERS} free cores), against the "
+                          "one process's", one_core=False, benchmark=NAME)
+    return [wall_row, cpu_row]
+
+
 def _makespan(workers: list[float], client: float) -> float:
     """The shortest wall time the measured CPU seconds allow on WORKERS free cores: no worker can
     finish before its own CPU time, and all of it (with this process's) shares the cores."""
@@ -150,16 +197,14 @@ def _import_landscape() -> None:
 if __name__ == "__main__":
     import argparse
 
-    from .common import table, write_csv
+    from .common import pin, table, write_csv
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
     p.add_argument("--repeats", type=int, default=3, help="timings per side, medians reported (default 3)")
     p.add_argument("--large", type=int, default=LARGE, help=f"points per axis of the large grid (default {LARGE})")
     args = p.parse_args()
-    import torch
-
-    torch.set_num_threads(1)  # as python -m benchmarks does: the baseline is one process, one thread
+    pin()  # as python -m benchmarks does: the baseline is one process on one core, one thread
     settings = Settings(quick=args.quick, repeats=1 if args.quick else args.repeats, clock="wall")
     rows = run(settings, args.large)
     print(table(rows))

@@ -22,7 +22,7 @@ import torch
 
 from landscape import Axis, GridSpec, engine
 
-from .common import GridPoints, Row, Settings, timed
+from .common import GridPoints, Row, Settings, clock_extras, timed
 
 NAME = "floor"
 
@@ -88,6 +88,5 @@ def run(s: Settings) -> list[Row]:
             note += f"; the loss at T adds {loss_share:.2f} of the floor"
         rows.append(Row(NAME, f"srnn latch N={n} T={T} {num}x{num} readout=fixed", name, "tanh_ floor (same blocks)",
                         c, f, "s", c / f, "candidate / floor (time)", target, note=note,
-                        extra={"candidate_wall_s": res[key]["wall_median"], "baseline_wall_s": res["floor"]["wall_median"],
-                               "repeats": len(res[key]["times"])}).check())
+                        extra=clock_extras(res, key, "floor")).check())
     return rows

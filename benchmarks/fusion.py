@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .common import Row, Settings, timed
+from .common import Row, Settings, clock_extras, timed
 
 NAME = "fusion"
 
@@ -229,5 +229,5 @@ def run(s: Settings) -> list[Row]:
         out.append(Row(NAME, f"srnn step, one block {P}x{N}, T={T}", label, "tanh_ floor (same block)", c, f, "s",
                        c / f, "candidate / floor (time)",
                        note=f"{c / steps * 1e9:.2f} ns per cell-step; max |difference| from the eager step "
-                            f"{errors[key]:.1e}"))
+                            f"{errors[key]:.1e}", extra=clock_extras(res, key, "floor")).check())
     return out

@@ -1,23 +1,26 @@
 """Whole processes, as a user runs them: start-up, a grid against a JAX script, the headline command.
 
 Every candidate and its baseline is a fresh ``python`` process, started alternately (candidate,
-baseline, candidate, ...) and pinned to one core (the first this process may use); the time is
+baseline, candidate, ...) and pinned to one core (``common.pin_child``: the first this run may use;
+``common.one_thread_env``: XLA's, OpenMP's, BLAS's and numba's pools at one thread); the time is
 the child's CPU time (user + system, ``RUSAGE_CHILDREN``), which on one core is the work done
-whoever else holds the machine; the wall time is in the CSV (``*_wall_s``). landscape runs as
+whoever else holds the machine; the wall time is in the CSV (``*_wall_s``), and a row whose CPU
+time exceeds it by more than 5 % is flagged (``common.busy``). landscape runs as
 ``python -m landscape`` from the checkout (the console script adds only its entry-point lookup).
 
 - ``start-up``: ``landscape --help``, ``landscape cells``, ``landscape tasks``, ``landscape cache ls``
   (a cache holding one surface) against ``python -c "import torch"``; target: at most 0.5x its time.
   Each command is also run once under ``python -X importtime``: the row fails (``ok`` = no, the
   modules in the note) if it imports torch, scipy or matplotlib.
-- ``grid vs JAX``: ``landscape grid --cell srnn --task latch --x w:-1:3:151 --y b:-1.5:1.5:151 --T 100
-  --readout fixed --out F.h5 --threads 1`` (a fresh file each time, the kernel cache warm) against
-  ``python benchmarks/jax_grid.py`` computing the same grid from the same data (written beforehand
-  from landscape's task into an .npz the script reads) and writing it with h5py; target: at most
-  0.8x JAX's time. A second row: the same command with an empty kernel cache (a fresh
+- ``grid vs JAX``, at 51 x 51, 101 x 101 and 151 x 151 (``GRID_SIZES``): ``landscape grid --cell srnn
+  --task latch --x w:-1:3:NUM --y b:-1.5:1.5:NUM --T 100 --readout fixed --out F.h5 --threads 1`` (a
+  fresh file each time, the kernel cache warm) against ``python benchmarks/jax_grid.py`` computing
+  the same grid from the same data (written beforehand from landscape's task into an .npz the
+  script reads) and writing it with h5py; the ratio is landscape's time over JAX's, target at most
+  0.8. At 101 x 101 a second row: the same command with an empty kernel cache (a fresh
   $LANDSCAPE_KERNELS and $NUMBA_CACHE_DIR each time: trace, generate and compile the kernels
   first); JAX has no persistent compilation cache by default, so it compiles on every run. The two
-  files' losses are compared.
+  files' losses are compared. These rows alone: ``python -m benchmarks.process``.
 - ``headline``: ``landscape grid --cell srnn --T 50 --threads 1`` (201 x 201, N = 1000, the optimal
   readout; a fresh $LANDSCAPE_CACHE each time, so it computes and writes its file) against the same
   command with LANDSCAPE_FAST=0 (``cell.step`` in torch: the path from before the fused kernels);
@@ -29,6 +32,7 @@ whoever else holds the machine; the wall time is in the CSV (``*_wall_s``). land
 """
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -41,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import Row, Settings
+from .common import Row, Settings, one_thread_env, pin_child
 
 NAME = "process"
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +54,14 @@ STARTUP = (("landscape --help", ["--help"]), ("landscape cells", ["cells"]), ("l
            ("landscape cache ls", ["cache", "ls"]))
 
 
+GRID_SIZES = (51, 101, 151)  # points per axis of the grid-vs-JAX rows
+COLD_AT = 101  # the size whose empty-kernel-cache row is measured too
+
+
 def sizes(s: Settings) -> dict:
     if s.quick:
-        return dict(grid=("w:-1:3:11", "b:-1.5:1.5:11"), T=10, n=100, head=("w:-1:3:11", "b:-1.5:1.5:11"), head_n=100)
-    return dict(grid=("w:-1:3:151", "b:-1.5:1.5:151"), T=100, n=None, head=None, head_n=None)
+        return dict(grid=(11,), T=10, n=100, head=("w:-1:3:11", "b:-1.5:1.5:11"), head_n=100)
+    return dict(grid=GRID_SIZES, T=100, n=None, head=None, head_n=None)
 
 
 def run(s: Settings) -> list[Row]:
@@ -71,17 +79,13 @@ def run(s: Settings) -> list[Row]:
 # running a process
 
 
-def _one_core():
-    core = min(os.sched_getaffinity(0))
-    return lambda: os.sched_setaffinity(0, {core})
-
-
-def child(cmd: list[str], env: dict | None = None) -> dict:
-    """Run cmd to completion on one core: {cpu, wall} in seconds (its CPU time: user + system)."""
+def child(cmd: list[str], env: dict | None = None, one_core: bool = True) -> dict:
+    """Run cmd to completion on one core (one_core=False: on the cores this process may use now):
+    {cpu, wall} in seconds (its CPU time, user + system, with that of the processes it waited for)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     w0 = time.perf_counter()
-    out = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                         capture_output=True, text=True, timeout=1800, preexec_fn=_one_core())
+    out = subprocess.run(cmd, cwd=ROOT, env=one_thread_env({**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}),
+                         capture_output=True, text=True, timeout=1800, preexec_fn=pin_child if one_core else None)
     wall = time.perf_counter() - w0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
@@ -100,11 +104,19 @@ def alternate(s: Settings, funcs: dict, repeats: int | None = None) -> dict[str,
                    "repeats": len(runs), "last": runs[-1]} for name, runs in got.items()}
 
 
-def process_row(case, candidate, baseline, res, ck, bk, target="", note="") -> Row:
-    c, b = res[ck]["cpu"], res[bk]["cpu"]
-    return Row(NAME, case, candidate, baseline, c, b, "s", b / c, "speedup (baseline / candidate)", target,
-               note=note, extra={"candidate_wall_s": res[ck]["wall"], "baseline_wall_s": res[bk]["wall"],
-                                 "repeats": res[ck]["repeats"], "load": os.getloadavg()[0]}).check()
+def process_row(case, candidate, baseline, res, ck, bk, target="", note="", time_ratio=False, clock="cpu",
+                one_core=True, benchmark=NAME) -> Row:
+    """A row of two processes' times (``clock``: "cpu" or "wall"): the speedup (baseline /
+    candidate), or with time_ratio the candidate's time over the baseline's (the grid-vs-JAX goal is
+    written that way: <= 0.8). one_core: both sides ran on one core (their CPU times are checked
+    against their wall times, ``Row.check``)."""
+    c, b = res[ck][clock], res[bk][clock]
+    ratio, ratio_is = (c / b, "candidate / baseline (time)") if time_ratio else (b / c, "speedup (baseline / candidate)")
+    extra = {"candidate_wall_s": res[ck]["wall"], "baseline_wall_s": res[bk]["wall"], "repeats": res[ck]["repeats"],
+             "load": os.getloadavg()[0]}
+    if one_core:
+        extra.update(candidate_cpu_s=res[ck]["cpu"], baseline_cpu_s=res[bk]["cpu"])
+    return Row(benchmark, case, candidate, baseline, c, b, "s", ratio, ratio_is, target, note=note, extra=extra).check()
 
 
 def landscape_cmd(*args: str) -> list[str]:
@@ -193,20 +205,30 @@ def _agree(a: np.ndarray, b: np.ndarray) -> str:
 
 
 def grid_vs_jax(s: Settings, z: dict, tmp: Path) -> list[Row]:
+    """The grid-vs-JAX rows at each size of z["grid"] (points per axis), smallest first."""
     from . import jax_baseline
 
     if not jax_baseline.available():
         print("  process: grid vs JAX skipped (jax is not installed)", flush=True)
         return []
-    xa, ya = z["grid"]
+    rows = []
+    for num in z["grid"]:
+        got = _grid_vs_jax(s, z, tmp, num, cold=num == COLD_AT or s.quick)
+        print(f"  process: {got[0].case}: {got[0].ratio:.2f} of JAX's time (load {os.getloadavg()[0]:.1f})", flush=True)
+        rows += got
+    return rows
+
+
+def _grid_vs_jax(s: Settings, z: dict, tmp: Path, num: int, cold: bool) -> list[Row]:
+    xa, ya = f"w:-1:3:{num}", f"b:-1.5:1.5:{num}"
     T = z["T"]
-    npz = problem_file(tmp / "srnn-fixed.npz", "srnn", T, z["n"], "fixed", xa, ya)
+    npz = problem_file(tmp / f"srnn-fixed-{num}.npz", "srnn", T, z["n"], "fixed", xa, ya)
     counter = iter(range(10 ** 6))
     results = tmp / "results"  # the result cache: not read, as every --out is a fresh file
     extra = ["--n", str(z["n"])] if z["n"] else []
 
     def ours(cold: bool):
-        out = tmp / f"F{next(counter)}.h5"
+        out = tmp / f"F{num}-{next(counter)}.h5"
         env = {"LANDSCAPE_CACHE": str(results)}
         if cold:
             kdir = Path(tempfile.mkdtemp(dir=tmp, prefix="kernels-"))
@@ -219,7 +241,7 @@ def grid_vs_jax(s: Settings, z: dict, tmp: Path) -> list[Row]:
         return got
 
     def theirs():
-        out = tmp / f"J{next(counter)}.h5"
+        out = tmp / f"J{num}-{next(counter)}.h5"
         got = child([sys.executable, str(ROOT / "benchmarks" / "jax_grid.py"), str(npz), "--x", xa, "--y", ya,
                      "--out", str(out)])
         got["file"] = out
@@ -227,19 +249,24 @@ def grid_vs_jax(s: Settings, z: dict, tmp: Path) -> list[Row]:
 
     if not s.quick:
         ours(False), theirs()  # untimed: the kernel cache warm, the files in the OS cache
-    res = alternate(s, {"warm": lambda: ours(False), "cold": lambda: ours(True), "jax": theirs})
+    funcs = {"warm": lambda: ours(False), "jax": theirs}
+    if cold:
+        funcs["cold"] = lambda: ours(True)
+    res = alternate(s, funcs)
     agree = _agree(_loss(res["warm"]["last"]["file"]), _loss(res["jax"]["last"]["file"]))
-    nx, ny = (int(a.split(":")[3]) for a in (xa, ya))
-    case = f"srnn latch {nx}x{ny} N={z['n'] or 1000} T={T} float64 readout=fixed, whole process, one core"
+    case = f"srnn latch {num}x{num} N={z['n'] or 1000} T={T} float64 readout=fixed, whole process, one core"
     cmd = f"landscape grid --cell srnn --task latch --x {xa} --y {ya} --T {T} --readout fixed --out F.h5 --threads 1"
     base = "python benchmarks/jax_grid.py (jit, lax.scan, chunks of 32; h5py)"
     note = (f"`{cmd}`; losses within {agree} relative of JAX's; wall {res['warm']['wall']:.2f} s against "
             f"{res['jax']['wall']:.2f} s")
-    return [process_row(case, "landscape grid, warm kernel cache", base, res, "warm", "jax", ">= 1.25", note),
-            process_row(case, "landscape grid, empty kernel cache", base, res, "cold", "jax",
-                        note=f"the first run on a machine: the kernels traced, generated and compiled "
-                             f"({res['cold']['cpu'] - res['warm']['cpu']:.2f} s CPU more than warm); JAX "
-                             f"compiles on every run (no persistent cache by default)")]
+    rows = [process_row(case, "landscape grid, warm kernel cache", base, res, "warm", "jax", "<= 0.8", note,
+                        time_ratio=True)]
+    if cold:
+        rows.append(process_row(case, "landscape grid, empty kernel cache", base, res, "cold", "jax", time_ratio=True,
+                                note=f"the first run on a machine: the kernels traced, generated and compiled "
+                                     f"({res['cold']['cpu'] - res['warm']['cpu']:.2f} s CPU more than warm); JAX "
+                                     f"compiles on every run (no persistent cache by default)"))
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,3 +357,130 @@ def fixed_cost(s: Settings, tmp: Path) -> list[Row]:
                                 note="the cost of a process before the grid's work: imports (torch; jax), the kernels "
                                      "loaded (landscape) or compiled (JAX), the data, the file"))
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# where a process's time goes
+
+PHASES = r"""
+import json, sys, time
+clock = time.process_time
+spent = {}
+def lap(name, t0):
+    spent[name] = spent.get(name, 0.0) + clock() - t0
+t0 = clock(); import torch; lap("import torch", t0)
+t0 = clock(); import numba; lap("import numba", t0)
+t0 = clock(); import h5py; lap("import h5py", t0)
+t0 = clock(); import landscape.cli as cli; lap("import landscape.cli (click, the group)", t0)
+t0 = clock()
+import landscape.cli.grid
+from landscape import surface
+from landscape.kernels import runtime
+from landscape.kernels.numba import losses, readout, unroll
+from landscape.store import writer
+from landscape.tasks import builtin
+lap("import the grid command's modules", t0)
+
+def timed(owner, attr, name):
+    fn = getattr(owner, attr)
+    def call(*a, **k):
+        t0 = clock()
+        try:
+            return fn(*a, **k)
+        finally:
+            lap(name, t0)
+    setattr(owner, attr, call)
+
+timed(surface, "resolve", "resolve the spec")
+for task in vars(builtin).values():
+    if isinstance(task, type) and "make" in vars(task):
+        timed(task, "make", "task data")
+timed(runtime, "load_module", "kernel module (source written, run)")
+timed(runtime, "self_check", "self-check, with numba's cache load at the first call")
+timed(surface, "compute_chunk", "compute_chunk (all of the kernel work)")
+for attr in ("__init__", "write_chunk", "finish", "close"):
+    timed(writer.SurfaceWriter, attr, "HDF5 write")
+timed(surface, "load", "HDF5 read back")
+kernels = []
+check = runtime.self_check
+def remember(kernel, *a, **k):
+    kernels.append((kernel, a, k))
+    return check(kernel, *a, **k)
+runtime.self_check = remember
+t0 = clock()
+cli.main.main(sys.argv[2:], standalone_mode=False)
+lap("the command", t0)
+t0 = clock()
+for kernel, a, k in kernels:  # the check alone, numba's code now loaded
+    check(kernel, *a, **k)
+spent["self-check alone (the check, again)"] = clock() - t0
+spent["process so far"] = clock()
+sys.stdout.flush()
+print("PHASES " + json.dumps(spent), file=sys.stderr, flush=True)
+if sys.argv[1] == "fast":
+    cli._exit_now(0)
+"""
+
+
+def phases(s: Settings, num: int = 51) -> dict[str, float]:
+    """Where the CPU time of ``landscape grid`` (srnn, latch, num x num, T = 100, fixed readout, one
+    core, warm kernel cache) goes: phase -> median seconds over ``s.repeats`` processes. The exit
+    is the process's CPU time less what it had spent when the command returned, with the
+    interpreter's teardown ("exit, interpreter teardown") and with ``landscape.cli._exit_now`` (what
+    the program does). The interpreter's start is ``python -c pass``."""
+    with tempfile.TemporaryDirectory(prefix="landscape-phases-") as tmp:
+        tmp = Path(tmp)
+        env = {"LANDSCAPE_CACHE": str(tmp / "results")}
+        args = ["grid", "--cell", "srnn", "--task", "latch", "--x", f"w:-1:3:{num}", "--y", f"b:-1.5:1.5:{num}",
+                "--T", "100", "--readout", "fixed", "--threads", "1", "--quiet"]
+        counter = iter(range(10 ** 6))
+        got: dict[str, list[float]] = {}
+
+        def one(how: str):
+            out = child([sys.executable, "-c", PHASES, how, *args, "--out", str(tmp / f"p{next(counter)}.h5")], env)
+            spent = json.loads(out["stderr"].rsplit("PHASES ", 1)[1].splitlines()[0])
+            ended = spent.pop("process so far")
+            if how == "slow":  # only its exit differs
+                got.setdefault("exit, interpreter teardown", []).append(out["cpu"] - ended)
+                return
+            for name, value in (("whole process", out["cpu"]), ("exit, landscape.cli._exit_now", out["cpu"] - ended),
+                                *spent.items()):
+                got.setdefault(name, []).append(value)
+
+        one("fast")  # untimed: the kernel cache warm, the files in the OS cache
+        got.clear()
+        for _ in range(s.repeats):
+            got.setdefault("interpreter start (python -c pass)", []).append(child([sys.executable, "-c", "pass"])["cpu"])
+            one("fast")
+            one("slow")
+    return {name: statistics.median(v) for name, v in got.items()}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from .common import pin, table, write_csv
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.process",
+                                description="The grid-vs-JAX rows alone: landscape grid against benchmarks/jax_grid.py, "
+                                            "whole processes, one core, alternated, medians of CPU time.")
+    p.add_argument("--sizes", default=",".join(map(str, GRID_SIZES)), help="points per axis, a comma list "
+                   f"(default {','.join(map(str, GRID_SIZES))})")
+    p.add_argument("--repeats", type=int, default=5, help="processes per side and size, medians reported (default 5)")
+    p.add_argument("--phases", action="store_true", help="instead: where a 51 x 51 grid process's CPU time goes")
+    args = p.parse_args()
+    pin()
+    settings = Settings(repeats=args.repeats)
+    if args.phases:
+        for name, seconds in phases(settings).items():
+            print(f"{name:58s} {seconds:6.3f} s")
+        print(f"(CPU seconds, medians of {settings.repeats} processes, one core, load {os.getloadavg()[0]:.1f})")
+        sys.exit(0)
+    z = {**sizes(settings), "grid": tuple(int(v) for v in args.sizes.split(","))}
+    with tempfile.TemporaryDirectory(prefix="landscape-bench-") as tmp:
+        rows = grid_vs_jax(settings, z, Path(tmp))
+    print(table(rows))
+    out = Path(__file__).resolve().parent / "results" / "process"
+    for path in (out / f"{time.strftime('%Y%m%d-%H%M%S')}.csv", out / "latest.csv"):
+        write_csv(rows, path, settings)
+    print(f"\nwrote {out}/latest.csv")

@@ -38,7 +38,7 @@ def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
     assert "fusion" not in names  # it compiles C: run only on request
     for r in rows:
         assert float(r["candidate_value"]) >= 0 and float(r["baseline_value"]) > 0 and float(r["ratio"]) > 0
-        assert r["meets"] in ("yes", "no", "")
+        assert r["meets"] in ("yes", "no", "", "FLAG")
         assert r["quick"] == "True"
     cases = {r["case"] for r in rows if r["benchmark"] == "grid-vs-loop"}
     assert {c.split()[0] for c in cases} == {"srnn", "lstm", "gru", "pascanu"}
@@ -56,6 +56,30 @@ def test_quick_run_writes_every_benchmark_to_csv(tmp_path):
             assert all("JAX fit's losses are within" in r["note"] for r in jax_rows if "optimal" in r["case"])
             assert any(r["baseline"].startswith("python benchmarks/jax_grid.py") for r in process)
     assert "ratio" in res.stdout and "wrote" in res.stdout
+
+
+def test_a_row_whose_cpu_time_exceeds_its_wall_time_is_flagged():
+    from benchmarks.common import Row
+
+    def row(cpu, wall):
+        return Row("b", "c", "cand", "base", 1.0, 2.0, "s", 2.0, "speedup (baseline / candidate)", ">= 1.5",
+                   note="n", extra={"candidate_cpu_s": cpu, "candidate_wall_s": wall, "baseline_cpu_s": 2.0,
+                                    "baseline_wall_s": 2.0}).check()
+
+    assert row(1.04, 1.0).meets == "yes" and row(1.04, 1.0).note == "n"  # within 5 %
+    flagged = row(1.2, 1.0)
+    assert flagged.meets == "FLAG" and flagged.note.startswith("candidate: CPU 1.2 s > wall 1 s") and "n" in flagged.note
+
+
+def test_one_thread_env_turns_every_pool_to_one_thread_and_keeps_other_xla_flags():
+    from benchmarks.common import one_thread_env
+
+    env = one_thread_env({"XLA_FLAGS": "--xla_dump_to=/tmp/x --xla_cpu_multi_thread_eigen=true", "OMP_NUM_THREADS": "8",
+                          "HOME": "/h"})
+    assert env["XLA_FLAGS"].split() == ["--xla_dump_to=/tmp/x", "--xla_cpu_multi_thread_eigen=false",
+                                        "intra_op_parallelism_threads=1"]
+    assert env["HOME"] == "/h" and all(env[k] == "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                                "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"))
 
 
 def test_unknown_benchmark_is_one_clear_error(tmp_path):

@@ -100,6 +100,42 @@ def test_python_dash_m_and_console_script_work(tmp_path):
     assert r.returncode == 0 and "h' = tanh(w h + u x + b)" in r.stdout
 
 
+_EXIT = ("import atexit, sys, threading, time\n"
+         "atexit.register(lambda: print('atexit ran', flush=True))\n"
+         "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\n"
+         "print('unflushed', end='')\n"
+         "code = {code!r}\n")
+
+
+@pytest.mark.parametrize("code", [None, 0, 3, -1, 300, "bye"])
+def test_exit_now_ends_as_the_interpreter_would(code):
+    """landscape.cli._exit_now (how the program leaves) against sys.exit: the same status, the same
+    stdout (a non-daemon thread joined, the atexit handlers run, unflushed text written) and stderr."""
+    def run(leave):
+        return subprocess.run([sys.executable, "-c", _EXIT.format(code=code) + leave], cwd=ROOT, capture_output=True,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60, check=False)
+
+    ours, theirs = run("from landscape.cli import _exit_now; _exit_now(code)"), run("sys.exit(code)")
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+    assert "atexit ran" in ours.stdout and "thread done" in ours.stdout
+
+
+def test_the_program_writes_the_same_file_and_status_as_in_process(tmp_path):
+    """python -m landscape grid (leaving by _exit_now) writes a complete file with the losses that
+    landscape.grid computes here, exit status 0; a bad option is still one line and status 2."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LANDSCAPE_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "g.h5"
+    r = subprocess.run([sys.executable, "-m", "landscape", "grid", *SMALL, "--out", str(out), "--quiet"], cwd=ROOT,
+                       capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert r.returncode == 0 and f"wrote {out}" in r.stdout, r.stderr
+    here = landscape.grid(cell="pascanu", task="target", x="w:4.5:5.5:6", y="b:-2.9:-1.9:5", T=(1, 5, 50),
+                          out=tmp_path / "here.h5")
+    assert np.array_equal(landscape.load(out).loss, here.surface.loss)
+    bad = subprocess.run([sys.executable, "-m", "landscape", "grid", "--cell", "lstmm"], cwd=ROOT, capture_output=True,
+                         text=True, env=env, timeout=120, check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown cell 'lstmm'" in bad.stderr
+
+
 BAD = [
     (["--cell", "lstmm"], "unknown cell 'lstmm'; choose from: srnn, pascanu, lstm"),
     (["--task", "nope"], "unknown task 'nope'; choose from: target, latch"),

@@ -1,5 +1,7 @@
 """The ``landscape`` command: a thin click group. Each subcommand lives in its own module here and
-only turns options into specs, calls the library, and prints where the result is."""
+only turns options into specs, calls the library, and prints where the result is. A subcommand's
+module is imported when that command runs (or a listing needs it: ``--help``), so ``landscape
+grid`` does not import what ``train``, ``plot`` or ``explore`` need."""
 from __future__ import annotations
 
 import os
@@ -20,14 +22,17 @@ except ValueError:  # imported from a thread other than the main one: its handli
     _SIGINT_BEFORE = False
 
 import importlib  # noqa: E402
+from typing import ClassVar  # noqa: E402
 
 import click  # noqa: E402
 
 from ..errors import LandscapeError  # noqa: E402
 
-# subcommand modules, each exposing ``command`` (a click.Command or click.Group)
-COMMAND_MODULES = ("info", "grid", "cache", "check", "dynamics", "grads", "plot", "reproduce", "train", "fixedpoints",
-                   "explore")
+# the subcommands: name -> the module here that defines it, as ``command`` (a click.Command or Group, or a
+# list of them)
+COMMANDS = {"cells": "info", "tasks": "info", "grid": "grid", "cache": "cache", "check": "check",
+            "dynamics": "dynamics", "grads": "grads", "plot": "plot", "reproduce": "reproduce", "train": "train",
+            "fixedpoints": "fixedpoints", "explore": "explore"}
 
 
 class Group(click.Group):
@@ -35,7 +40,30 @@ class Group(click.Group):
     bad value, file or spec), a usage error (click's own would print three lines), an OSError
     (a full disk, a permission, a lost device: its errno's text and the file), MemoryError, and,
     as a last resort, any other exception ("internal error", with its type; set LANDSCAPE_DEBUG=1
-    to see the traceback). Ctrl-C prints one line and exits 130."""
+    to see the traceback). Ctrl-C prints one line and exits 130.
+
+    Run as the program (``__call__``: the console script, ``python -m landscape``) it leaves by
+    ``_exit_now``; ``main.main(...)`` (click's CliRunner, code embedding the CLI) keeps click's exit.
+    The subcommands of ``lazy`` (name -> module, ``COMMANDS`` for ``main``) are added from their
+    modules when first looked up."""
+
+    lazy: ClassVar[dict[str, str]] = {}
+
+    def list_commands(self, ctx):
+        return sorted({*self.lazy, *self.commands})
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in self.lazy:
+            module = importlib.import_module(f"{__name__}.{self.lazy[name]}")
+            for command in module.command if isinstance(module.command, list) else [module.command]:
+                self.add_command(command)
+        return super().get_command(ctx, name)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.main(*args, **kwargs)
+        except SystemExit as done:
+            _exit_now(done.code)
 
     def parse_args(self, ctx, args):
         if not args and ctx.parent is None:  # plain `landscape`: the help, not an error
@@ -107,6 +135,37 @@ def _user_code(err: BaseException) -> str | None:
     return None
 
 
+def _exit_now(code) -> None:
+    """End the process with the status ``sys.exit(code)`` gives, without the interpreter's teardown.
+
+    What an exit must do is done, in the interpreter's order: threads joined (``threading``'s
+    shutdown: non-daemon threads, the thread pools' exit hooks), the ``atexit`` handlers run
+    (h5py's, Dask's, logging's, multiprocessing's, weakref finalizers), stdout and stderr flushed (a
+    failed flush gives status 120, as Python's own exit). What is skipped is freeing every module and
+    object one at a time: about 0.75 s of CPU after a grid (torch's, numba's and h5py's modules;
+    docs/performance.md, "whole process"). Every file a command writes is closed before it returns
+    (the store's writers and readers are context managers), so no buffered data waits on a
+    destructor."""
+    import atexit
+    import threading
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message"): the message on stderr, status 1
+        print(code, file=sys.stderr)
+        status = 1
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: Python's own exit reports 120
+            status = 120
+    os._exit(status & 0xFF)  # as the interpreter: sys.exit(-1) gives 255
+
+
 def _fail(message, status: int = 2) -> None:
     text = " ".join(str(message).split())  # one line, whatever the message held
     click.echo(f"error: {text}", err=True)
@@ -119,10 +178,8 @@ def main():
     """Loss landscapes and gradient dynamics of small recurrent cells."""
 
 
-for _name in COMMAND_MODULES:
-    _module = importlib.import_module(f"{__name__}.{_name}")
-    for _command in (_module.command if isinstance(_module.command, list) else [_module.command]):
-        main.add_command(_command)
+main.lazy = COMMANDS
+
 
 if _SIGINT_BEFORE is not False:  # from here Ctrl-C is KeyboardInterrupt again (Group.invoke: one line, 130)
     signal.signal(signal.SIGINT, _SIGINT_BEFORE or signal.default_int_handler)
