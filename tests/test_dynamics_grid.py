@@ -124,3 +124,16 @@ def test_input_needs_dynamics_and_changes_the_key():
         resolve(GridSpec.of(cell="srnn", task="latch", input=0.5))
     a, b = (resolve(small(input=v)) for v in (None, 0.5))
     assert json.loads(a.canonical())["dynamics"]["input"] == 0.0 and a.key() != b.key()
+
+
+def test_the_dynamics_memory_estimate_bounds_the_measured_peak():
+    """plan.dynamics_bytes_per_member x P against the peak resident set of grid_fields on a chunk
+    of P points, measured in a fresh process (benchmarks/dynamics_memory.py, which prints the
+    ratios for larger cases: 1.3 to 3.1)."""
+    from benchmarks.dynamics_memory import measure
+
+    for P, spec in ((256, dict(cell="srnn", task="latch", T=(10, 50), n=100, x="w:0:3:16", y="b:-1.5:1.5:16")),
+                    (64, dict(cell="gru", task="latch", T=(10, 50), n=100, x="block_w:-1:5:8",
+                              y="block_b:-1.5:1.5:8"))):
+        m = measure(P, spec, timeout=300)
+        assert m["measured"] > 0 and m["estimate"] >= m["measured"], (spec["cell"], m)
