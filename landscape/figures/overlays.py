@@ -173,7 +173,7 @@ def overlay_bifurcations(ax, surface, label: str | None = "bifurcation lines", *
 
 def _floor_lines(ax, segments, label, style) -> list:
     """(L, 2, 2) segments in the 3-D axes' (x, y) plane drawn on the floor of its box (the lowest
-    z shown), which no part of the surface hides from a view from above."""
+    z shown): a map of where the counts change under the surface, not cut up by its walls."""
     from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
     zlim = ax.get_zlim()
