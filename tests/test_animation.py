@@ -146,7 +146,7 @@ def test_folds_and_basin_on_the_contour_frames():
             A.draw_frame(s, TS[-1], kind="surface", folds=True)
 
 
-def test_3d_frames_draw_the_bifurcation_lines_on_the_floor_and_lambda_T_on_one_scale():
+def test_frames_draw_the_bifurcation_lines_and_lambda_T_in_2d_and_3d():
     """One fixed point left of x[4], three from it on: the line is the vertical between x[3] and
     x[4]; lambda_T[k] = (k + 1) (x - 5) coloured on one scale, +-1.5 (its largest |value| over all T)."""
     s = bump()
@@ -164,6 +164,13 @@ def test_3d_frames_draw_the_bifurcation_lines_on_the_floor_and_lambda_T_on_one_s
             np.testing.assert_allclose(seg[..., 0], 0.5 * (s.x[3] + s.x[4]))
             np.testing.assert_allclose(seg[..., 2], min(ax.get_zlim()))
             assert bar.get_ylabel() == f"lambda_T at T = {T}" and bar.get_ylim() == pytest.approx((-1.5, 1.5))
+        # the contour frames: the same line, and lambda_T = 0 (dashed) on x = 5
+        ax = A.draw_frame(s, TS[-1], overlay=["bifurcations", "lyapunov"]).axes[0]
+        (lines,) = [c for c in ax.collections if type(c).__name__ == "LineCollection"]
+        np.testing.assert_allclose(np.asarray(lines.get_segments())[..., 0], 0.5 * (s.x[3] + s.x[4]))
+        (cs,) = [c for c in ax.collections if hasattr(c, "levels") and 0.0 in list(c.levels)]
+        zero = np.concatenate(cs.allsegs[list(cs.levels).index(0.0)])
+        np.testing.assert_allclose(zero[:, 0], 5.0, atol=1e-9)
     with pytest.raises(LandscapeError, match="--dynamics"):
         A.draw_frame(bump(), TS[-1], kind="surface", overlay=["lyapunov"])
 
