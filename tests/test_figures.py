@@ -363,7 +363,7 @@ def test_every_kind_over_the_grid_plane_draws_the_bifurcation_lines_and_lambda_T
     with F.use_style("paper"):
         fig = kinds.draw(name, surfaces, overlay=["bifurcations", "lyapunov"])
         drawn = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
-        for ax in drawn[:len(fig.axes) if name != "curvature" else 2]:
+        for ax in drawn:
             seg = _bifurcation_segments(ax)
             np.testing.assert_allclose(seg[..., 0], mid)  # the vertical between x[2] and x[3]
             if ax.name == "3d":  # on the floor of the box
