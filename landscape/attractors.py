@@ -227,8 +227,12 @@ def state_labels(result) -> list[str]:
     return [f"{name}[{i}]" for name in result.state_names for i in range(result.H)]
 
 
+KIND_LABELS = ("", "fixed", "slow", "at bound")  # fixedpoints.KINDS as the command's table prints them
+
+
 def counts(run: FixedPointRun) -> list[dict]:
-    """Per input: fixed points by stability, slow points, starts dropped."""
+    """Per input: fixed points by stability, slow points, points at the search bound (and the
+    bound), starts dropped."""
     res, stab = run.result, stability(run.result)
     out = []
     for i, x in enumerate(run.inputs):
@@ -236,6 +240,8 @@ def counts(run: FixedPointRun) -> list[dict]:
         row = {"input": float(x), "fixed": int((res.kind[i, :k] == 1).sum())}
         row.update({s: int((stab[i, :k] == s).sum()) for s in STABILITY})
         row["slow"] = int((res.kind[i, :k] == 2).sum())
+        row["at_bound"] = int((res.kind[i, :k] == 3).sum())
+        row["bound"] = float(res.bound[i])
         row["dropped"] = int(res.dropped[i])
         rho = spectral_radius(res)[i, :k][res.kind[i, :k] == 1]
         row["radius_min"] = float(rho.min()) if rho.size else math.nan
@@ -289,8 +295,8 @@ def write_fixed_points(run: FixedPointRun, path) -> Path:
     datasets x (I,) the inputs; points (I, K, S); residual (I, K); eigenvalues_real,
     eigenvalues_imag, eigenvalues_abs (I, K, S) by decreasing modulus; spectral_radius (I, K);
     stable (I, K) bool (rho < 1); stability (I, K) ASCII text; kind (I, K) int8 (0 padding,
-    1 fixed, 2 slow); count, dropped (I,); trajectories (T, N, S) and labels (N,) the sequences'
-    states; digest (I,) one per input. Root attributes: format 'landscape-fixedpoints',
+    1 fixed, 2 slow, 3 at the search bound); count, dropped (I,); bound (I,) the search bound;
+    trajectories (T, N, S) and labels (N,) the sequences' states; digest (I,) one per input. Root attributes: format 'landscape-fixedpoints',
     format_version, spec, key, shared_digest, cell, cell_options (JSON), hidden, state_names
     (JSON), task, model (the source), options (JSON), T, seed, landscape_version."""
     import csv
@@ -327,7 +333,7 @@ def _write_h5(run: FixedPointRun, path: Path) -> None:
             "eigenvalues_real": res.eigenvalues.real, "eigenvalues_imag": res.eigenvalues.imag,
             "eigenvalues_abs": np.abs(res.eigenvalues), "spectral_radius": spectral_radius(res),
             "stable": res.stable, "stability": _text(stability(res)), "kind": res.kind, "count": res.count,
-            "dropped": res.dropped, "trajectories": run.trajectories}
+            "dropped": res.dropped, "bound": res.bound, "trajectories": run.trajectories}
     if run.labels is not None:
         data["labels"] = run.labels
     groups = {}

@@ -14,14 +14,19 @@ sequences, see ``visited_states``, plus random ones), every start of every membe
    descent method on q that becomes Newton's method near a root, and it stops at local minima of
    q where there is no root (slow points);
 2. Newton steps s <- s - A^-1 r where they lower ||r||, to ||r|| < ``tol`` (1e-10) where possible;
-3. classification of the points inside ``bound``: ``fixed`` when ||r|| < tol; ``slow`` when
+3. classification of the points inside the search bound (``bound``; by default ``BOUND_FACTOR``
+   times the largest |state| the sequences visit): ``fixed`` when ||r|| < tol; ``slow`` when
    tol <= ||r|| <= slow_max and q is stationary (||A^T r|| <= grad_tol ||r||): a local minimum
    of q above the tolerance, where the state moves by ||r|| per step (the "ghost" of a fixed
-   point just past a fold); the rest (not converged, stationary with a large residual, or
-   outside ``bound``) is dropped and counted;
+   point just past a fold); ``bound`` for a point that would be either but sits at the bound
+   (max |s_i| >= ``AT_BOUND`` bound): where a gate rounds to 1 in floating point (a GRU's update
+   gate, |h| large) F(s) - s is tiny everywhere and the search runs out to the bound, so such a
+   point is an artefact of rounding far from every state a sequence reaches; it is counted
+   apart, never as a fixed or slow point (raise ``bound`` to look past it). The rest (not
+   converged, stationary with a large residual, or outside the bound) is dropped and counted;
 4. de-duplication per member: fixed points closer than ``dedupe`` (max-norm, state units) are one
-   (the one of smaller residual is kept); slow points closer than ``slow_dedupe`` to each other
-   or to a fixed point are one.
+   (the one of smaller residual is kept); slow points and points at the bound closer than
+   ``slow_dedupe`` to each other (of their kind) or to a fixed point are one.
 
 The Jacobian dF/ds of every point comes from one batched backward pass (S copies of each point,
 copy j differentiated along component j); its eigenvalues are sorted by decreasing modulus and a
@@ -43,8 +48,10 @@ from .lazy import torch
 if TYPE_CHECKING:
     from torch import Tensor
 
-KINDS = ("none", "fixed", "slow")  # codes 0 (padding), 1, 2 of FixedPoints.kind
+KINDS = ("none", "fixed", "slow", "bound")  # codes 0 (padding), 1, 2, 3 of FixedPoints.kind
 LAMBDA_STUCK = 1e10  # a Levenberg-Marquardt damping this large: the start has stopped moving
+BOUND_FACTOR = 4.0  # the default search bound: this times the largest |state| visited (at least 1)
+AT_BOUND = 0.95  # a point with max |s_i| >= this fraction of the bound sits at the bound
 
 
 @dataclass(frozen=True)
@@ -58,12 +65,14 @@ class FixedPointOptions:
                  (every fixed point lies in the image of F)
     radius       the box: [-radius, radius] per state number; None: the visited states' range
                  widened by half its width on each side, or [-1.5, 1.5] without trajectories
-    bound        the largest |s_i| a point may have: steps beyond it are refused and points
-                 beyond it dropped. None: 4 max(1, max |start|) per member. Needed because a
-                 gated cell whose gate saturates has spurious numerical roots far away (a GRU
-                 with z = 1 to rounding has |F(h) - h| < 1e-10 at |h| ~ 1e6, which no sequence
-                 reaches: its h stays in [-1, 1]); raise it for states that can be large (an
-                 LSTM's c = i z / (1 - f) when f is near 1), or pass trajectories that visit them
+    bound        the largest |s_i| a point may have: steps beyond it are refused, points beyond it
+                 dropped, points at it (``AT_BOUND``) reported as kind 'bound'. None:
+                 ``BOUND_FACTOR`` (4) max(1, the largest |s_i| of the visited states) per member,
+                 or of the random starts' box without trajectories. Needed because a gated cell
+                 whose gate saturates has spurious numerical roots far away (a GRU with z = 1 to
+                 rounding has |F(h) - h| < 1e-10 at |h| ~ 1e6, which no sequence reaches: its h
+                 stays in [-1, 1]); raise it for states that can be large (an LSTM's
+                 c = i z / (1 - f) when f is near 1), or pass trajectories that visit them
     max_iter     Levenberg-Marquardt iterations; newton_iter: Newton steps after them
     tol          ||F(s) - s|| below which s is a fixed point
     grad_tol     a slow point has ||grad q|| = ||A^T r|| <= grad_tol * ||r||
@@ -91,7 +100,7 @@ class FixedPointOptions:
 @dataclass(frozen=True, eq=False)
 class MemberFixedPoints:
     """One member's points: points (K, S), residual (K,) = ||F(s) - s||, eigenvalues (K, S)
-    complex (decreasing modulus), stable (K,) bool, kind (K,) 'fixed' or 'slow'."""
+    complex (decreasing modulus), stable (K,) bool, kind (K,) 'fixed', 'slow' or 'bound'."""
 
     points: np.ndarray
     residual: np.ndarray
@@ -107,6 +116,10 @@ class MemberFixedPoints:
     def slow(self) -> np.ndarray:
         return self.kind == "slow"
 
+    @property
+    def at_bound(self) -> np.ndarray:
+        return self.kind == "bound"
+
 
 @dataclass(frozen=True, eq=False)
 class FixedPoints:
@@ -116,9 +129,11 @@ class FixedPoints:
     residual     (P, K) ||F(s) - s||
     eigenvalues  (P, K, S) complex128: of dF/ds at the point, by decreasing modulus
     stable       (P, K) bool: a fixed point with spectral radius < 1
-    kind         (P, K) int8: 0 padding, 1 fixed, 2 slow (``KINDS``); per member fixed points
-                 come first, each kind sorted by its first state number
-    count        (P,) points per member; dropped (P,) starts that converged to neither
+    kind         (P, K) int8: 0 padding, 1 fixed, 2 slow, 3 at the search bound (``KINDS``); per
+                 member fixed points come first, then slow points, then those at the bound, each
+                 kind sorted by its first state number
+    count        (P,) points per member; dropped (P,) starts that converged to none of them
+    bound        (P,) the search bound of each member (state units)
     state_names  ('h',) or ('h', 'c'): the blocks of the state, H numbers each
     x            (P, D) the constant input, or None
     """
@@ -135,6 +150,7 @@ class FixedPoints:
     dropped: np.ndarray
     x: np.ndarray | None
     options: FixedPointOptions
+    bound: np.ndarray
 
     @property
     def P(self) -> int:
@@ -154,6 +170,11 @@ class FixedPoints:
     @property
     def n_stable(self) -> np.ndarray:
         return self.stable.sum(-1)
+
+    @property
+    def n_at_bound(self) -> np.ndarray:
+        """(P,) points at the search bound per member (never counted as fixed or slow)."""
+        return (self.kind == 3).sum(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,8 +279,9 @@ def visited_states(cell: Cell | str, params: dict[str, Tensor], inputs: Tensor |
     return torch.stack(out, 1)  # (P, T, N, S)
 
 
-def _starts(F: StateMap, trajectories, opts: FixedPointOptions, g: torch.Generator) -> Tensor:
-    """(P, K0, S) starts: visited states (+ noise), uniform in the box, and the box's image."""
+def _starts(F: StateMap, trajectories, opts: FixedPointOptions, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(P, K0, S) starts: visited states (+ noise), uniform in the box, and the box's image; and
+    (P,) the largest |s_i| of the visited states (without trajectories: of the box)."""
     P, S = F.P, F.S
     parts = []
     lo = hi = None
@@ -278,10 +300,13 @@ def _starts(F: StateMap, trajectories, opts: FixedPointOptions, g: torch.Generat
             sd = tr.std(1, keepdim=True) if tr.shape[1] > 1 else torch.ones(P, 1, S, dtype=torch.float64)
             parts.append(v + opts.noise * sd * torch.randn(v.shape, generator=g, dtype=torch.float64))
         lo, hi = tr.amin(1, keepdim=True), tr.amax(1, keepdim=True)  # (P, 1, S)
+        reach = torch.maximum(lo.abs(), hi.abs()).amax((1, 2))  # (P,)
         lo, hi = lo - 0.5 * (hi - lo) - 1e-3, hi + 0.5 * (hi - lo) + 1e-3
     if opts.radius is not None or lo is None:
         r = 1.5 if opts.radius is None else float(opts.radius)
         lo, hi = torch.full((P, 1, S), -r, dtype=torch.float64), torch.full((P, 1, S), r, dtype=torch.float64)
+        if trajectories is None:
+            reach = torch.full((P,), r, dtype=torch.float64)
     if opts.n_random > 0:
         n_box = (opts.n_random + 1) // 2
         u = lo + (hi - lo) * torch.rand((P, opts.n_random, S), generator=g, dtype=torch.float64)
@@ -290,7 +315,7 @@ def _starts(F: StateMap, trajectories, opts: FixedPointOptions, g: torch.Generat
         parts += [u[:, :n_box], image]
     if not parts:
         raise LandscapeError("no starts: give trajectories or n_random > 0")
-    return torch.cat(parts, 1)
+    return torch.cat(parts, 1), reach
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,9 +337,9 @@ def find_fixed_points(cell: Cell | str, params: dict[str, Tensor], x=None, traje
     F = StateMap(cell, params, x)
     g = torch.Generator().manual_seed(int(opts.seed))
     with torch.no_grad():
-        s = _starts(F, trajectories, opts, g)  # (P, K0, S)
+        s, reach = _starts(F, trajectories, opts, g)  # (P, K0, S), (P,)
         if opts.bound is None:
-            bound = 4.0 * s.abs().amax((1, 2)).clamp(min=1.0).view(-1, 1)  # (P, 1)
+            bound = BOUND_FACTOR * reach.clamp(min=1.0).view(-1, 1)  # (P, 1)
         else:
             bound = torch.full((F.P, 1), float(opts.bound), dtype=torch.float64)
         s = s.clamp(-bound.unsqueeze(-1), bound.unsqueeze(-1))
@@ -377,19 +402,26 @@ def _collect(F: StateMap, cell: Cell, s, r, J, bound, opts: FixedPointOptions) -
     eye = torch.eye(S, dtype=torch.float64)
     res = r.norm(dim=-1)  # (P, K0)
     grad = ((J - eye).transpose(-1, -2) @ r.unsqueeze(-1)).squeeze(-1).norm(dim=-1)
-    finite = torch.isfinite(s).all(-1) & torch.isfinite(res) & (s.abs().amax(-1) <= bound)
-    fixed = finite & (res < opts.tol)
-    slow = finite & ~fixed & (res <= opts.slow_max) & (grad <= opts.grad_tol * res)
+    size = s.abs().amax(-1)  # (P, K0)
+    finite = torch.isfinite(s).all(-1) & torch.isfinite(res) & (size <= bound)
+    root = finite & (res < opts.tol)
+    ghost = finite & ~root & (res <= opts.slow_max) & (grad <= opts.grad_tol * res)
+    at_bound = (root | ghost) & (size >= AT_BOUND * bound)
+    fixed, slow = root & ~at_bound, ghost & ~at_bound
     keep_fixed = fixed & ~_duplicates(s, res, fixed, fixed, opts.dedupe)
     keep_slow = slow & ~_duplicates(s, res, slow, slow, opts.slow_dedupe) \
         & ~_near(s, slow, keep_fixed, opts.slow_dedupe)
+    keep_bound = at_bound & ~_duplicates(s, res, at_bound, at_bound, opts.slow_dedupe) \
+        & ~_near(s, at_bound, keep_fixed, opts.slow_dedupe)
     kind = torch.zeros(P, K0, dtype=torch.int8)
     kind[keep_fixed] = 1
     kind[keep_slow] = 2
-    # order: fixed points first, then slow points, each by the first state number; padding last
+    kind[keep_bound] = 3
+    # order: fixed points first, then slow points, then those at the bound, each by the first
+    # state number; padding last
     first = torch.where(kind > 0, s[..., 0], torch.inf)
     o1 = torch.sort(first, dim=1, stable=True).indices
-    rank = torch.where(kind == 0, 3, kind.to(torch.int64))
+    rank = torch.where(kind == 0, 4, kind.to(torch.int64))
     o2 = torch.sort(torch.gather(rank, 1, o1), dim=1, stable=True).indices
     order = torch.gather(o1, 1, o2)  # (P, K0)
     count = (kind > 0).sum(-1)
@@ -406,10 +438,10 @@ def _collect(F: StateMap, cell: Cell, s, r, J, bound, opts: FixedPointOptions) -
     pts = torch.where(pad[..., None], torch.nan, pts)
     ev = torch.where(pad[..., None], torch.full_like(ev, complex(math.nan, math.nan)), ev)
     res_k = torch.where(pad, torch.nan, torch.gather(res, 1, order))
-    converged = fixed | slow
+    converged = root | ghost
     return FixedPoints(cell.name, F.H, tuple(cell.state_names), pts.numpy(), res_k.numpy(), ev.numpy(),
                        stable.numpy(), kind_k.numpy(), count.numpy(), (~converged).sum(-1).numpy(),
-                       None if F.x is None else F.x[:, 0].numpy(), opts)
+                       None if F.x is None else F.x[:, 0].numpy(), opts, bound[:, 0].numpy())
 
 
 def _duplicates(s: Tensor, res: Tensor, cand: Tensor, ref: Tensor, tol: float) -> Tensor:
@@ -464,5 +496,5 @@ def state_pca(states, k: int = 2) -> StatePCA:
     return StatePCA(mean, comps, expl)
 
 
-__all__ = ["FixedPointOptions", "FixedPoints", "KINDS", "MemberFixedPoints", "StateMap", "StatePCA",
+__all__ = ["AT_BOUND", "BOUND_FACTOR", "FixedPointOptions", "FixedPoints", "KINDS", "MemberFixedPoints", "StateMap", "StatePCA",
            "find_fixed_points", "state_pca", "visited_states"]

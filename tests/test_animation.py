@@ -146,6 +146,35 @@ def test_folds_and_basin_on_the_contour_frames():
             A.draw_frame(s, TS[-1], kind="surface", folds=True)
 
 
+def test_frames_draw_the_bifurcation_lines_and_lambda_T_in_2d_and_3d():
+    """One fixed point left of x[4], three from it on: the line is the vertical between x[3] and
+    x[4]; lambda_T[k] = (k + 1) (x - 5) coloured on one scale, +-1.5 (its largest |value| over all T)."""
+    s = bump()
+    cycles = np.zeros((NX, NY, 8))
+    cycles[:, :, 0] = np.where(np.arange(NX) < 4, 1, 3)[:, None]
+    X = np.meshgrid(s.x, s.y, indexing="ij")[0]
+    s.fields.update(n_cycles=cycles, n_stable_cycles=cycles, lyapunov=np.stack([(k + 1) * (X - 5.0)
+                                                                                  for k in range(len(TS))]))
+    with use_style("paper"):
+        for T in (TS[0], TS[-1]):
+            fig = A.draw_frame(s, T, kind="surface", overlay=["bifurcations", "lyapunov"])
+            ax, bar = fig.axes
+            (lines,) = [c for c in ax.collections if type(c).__name__ == "Line3DCollection"]
+            seg = np.asarray(lines._segments3d)  # (L, 2, 3)
+            np.testing.assert_allclose(seg[..., 0], 0.5 * (s.x[3] + s.x[4]))
+            np.testing.assert_allclose(seg[..., 2], min(ax.get_zlim()))
+            assert bar.get_ylabel() == f"lambda_T at T = {T}" and bar.get_ylim() == pytest.approx((-1.5, 1.5))
+        # the contour frames: the same line, and lambda_T = 0 (dashed) on x = 5
+        ax = A.draw_frame(s, TS[-1], overlay=["bifurcations", "lyapunov"]).axes[0]
+        (lines,) = [c for c in ax.collections if type(c).__name__ == "LineCollection"]
+        np.testing.assert_allclose(np.asarray(lines.get_segments())[..., 0], 0.5 * (s.x[3] + s.x[4]))
+        (cs,) = [c for c in ax.collections if hasattr(c, "levels") and 0.0 in list(c.levels)]
+        zero = np.concatenate(cs.allsegs[list(cs.levels).index(0.0)])
+        np.testing.assert_allclose(zero[:, 0], 5.0, atol=1e-9)
+    with pytest.raises(LandscapeError, match="--dynamics"):
+        A.draw_frame(bump(), TS[-1], kind="surface", overlay=["lyapunov"])
+
+
 def test_bad_names_kinds_and_missing_ffmpeg_are_one_clear_error(tmp_path, monkeypatch):
     s = bump()
     with pytest.raises(LandscapeError, match=r"\.gif or \.mp4"):

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from landscape.cli import main
 from landscape.cells import get_cell
 from landscape.fixedpoints import FixedPointOptions, find_fixed_points, visited_states
+from landscape.store.fixedpoints import read_fixed_point_file
 from landscape.tasks import get_task
 from landscape.torch_models import load_torch_model
 
@@ -156,6 +157,30 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(gru_pt, tmp_path, monkey
     assert len(lines) == 1 and lines[0].startswith("error: "), r.output
     assert message in lines[0], lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+GHOST = ["--cell", "gru", "--task", "relay", "-H", "1", "--set", "w_z=2.5", "--set", "w_h=0.5", "--set", "u_h=1",
+         *[a for name in ("w_r", "u_z", "u_r", "b_z", "b_r", "b_h", "b_hn") for a in ("--set", f"{name}=0")],
+         "--input=0", "--steps", "0", "--starts", "64", "--n", "40"]
+
+
+def test_points_at_the_bound_are_listed_apart_and_the_default_bound_is_what_the_help_says(tmp_path):
+    """A GRU whose update gate rounds to 1 far out (tests/test_fixedpoints.py::saturating_gru):
+    with --bound 8 the search reaches |h| = 8, where F(h) - h ~ 1e-8; that point is 'at bound',
+    counted on its own line and stored as kind 3, never as a slow point. By default the bound is
+    4 x the largest |h| visited (under 1 here: 4)."""
+    out = tmp_path / "fp.h5"
+    r = run_cli(*GHOST, "--bound", "8", "--out", out)
+    assert r.exit_code == 0, r.output
+    rows = [line.split() for line in r.output.splitlines() if line.strip().startswith("0 ")]
+    assert [row[2:4] for row in rows] == [["fixed", "stable"], ["at", "bound"]]
+    assert "1 fixed (1 stable, 0 unstable, 0 marginal), 0 slow" in r.output
+    assert "1 at the search bound |s| = 8 (" in r.output
+    fp = read_fixed_point_file(out)
+    assert fp.data["kind"].tolist() == [[1, 3]] and fp.data["bound"].tolist() == [8.0]
+    r = run_cli(*GHOST)
+    assert r.exit_code == 0 and "at bound" not in r.output and "0 slow" in r.output, r.output
+    assert "4 x the largest |state| the sequences visit" in " ".join(run_cli("--help").output.split())
 
 
 def test_models_without_a_file_and_without_input(tmp_path):

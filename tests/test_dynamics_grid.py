@@ -102,6 +102,32 @@ def test_srnn_bifurcation_lines_lie_on_the_fold_curves(tmp_path):
     assert back.max() <= 1.0, back.max()
 
 
+def test_pascanu_wall_lies_on_the_basin_boundary_inside_the_bifurcation_lines(tmp_path):
+    """Issue 22's first proof for pascanu on target (x0 = 0.5, Pascanu et al.'s Fig. 6 plane): the
+    stored bifurcation lines lie on the closed-form folds within one grid step, and the loss's wall
+    (per w, the largest jump of the loss between neighbouring b) lies on the basin boundary of x0
+    (``dynamics.basin_boundary``) within one grid step, and within a grid step of points the stored
+    counts call bistable (3 fixed points, 2 stable): inside the bifurcation lines, as the folds
+    enclose it (near the cusp the band between the folds is narrower than a grid step)."""
+    spec = GridSpec.of(cell="pascanu", task="target", T=(50,), x="w:4.5:5.5:21", y="b:-2.9:-1.9:41", dynamics=True)
+    s = surface.grid(spec, out=tmp_path / "p.h5", progress=False).surface
+    step = np.array([s.x[1] - s.x[0], s.y[1] - s.y[0]])
+    seg = stored_bifurcation_segments(s.fields, s.x, s.y)  # (L, 2, 2)
+    f = dynamics.fold_points("pascanu", np.linspace(4.5, 5.5, 2001))
+    curve = np.concatenate([np.stack([f.w, f.b1], -1), np.stack([f.w, f.b2], -1)])  # (2 n, 2)
+    dist = np.min(np.hypot(*((seg.mean(1)[:, None] - curve[None]) / step).transpose(2, 0, 1)), axis=1)
+    assert len(seg) and dist.max() <= 1.0, dist.max()
+    basin = dynamics.basin_boundary("pascanu", 0.5, s.x).b  # (nx,)
+    rows = np.nonzero((basin > s.y[1]) & (basin < s.y[-2]))[0]  # the w whose boundary is inside the grid
+    assert len(rows) >= 15
+    j = np.abs(np.diff(s.loss[0, rows], axis=1)).argmax(1)  # the wall between b[j] and b[j + 1], per w
+    wall = 0.5 * (s.y[j] + s.y[j + 1])
+    assert np.all(np.abs(wall - basin[rows]) <= step[1]), np.abs(wall - basin[rows]).max() / step[1]
+    near = np.stack([s.fields["n_fixed"][rows, k] == 3 for k in (j - 1, j, j + 1, j + 2)])  # (4, rows)
+    assert near.any(0).all()  # within a grid step of a point the counts call bistable
+    assert np.all(s.fields["n_stable_fixed"][rows, j + 1][s.fields["n_fixed"][rows, j + 1] == 3] == 2)
+
+
 def test_dynamics_off_leaves_key_spec_and_values_as_golden(tmp_path):
     want = json.loads(golden.GOLDEN.read_text())["srnn-latch-fixed"]
     got = golden.make("srnn-latch-fixed", tmp_path)
@@ -124,3 +150,16 @@ def test_input_needs_dynamics_and_changes_the_key():
         resolve(GridSpec.of(cell="srnn", task="latch", input=0.5))
     a, b = (resolve(small(input=v)) for v in (None, 0.5))
     assert json.loads(a.canonical())["dynamics"]["input"] == 0.0 and a.key() != b.key()
+
+
+def test_the_dynamics_memory_estimate_bounds_the_measured_peak():
+    """plan.dynamics_bytes_per_member x P against the peak resident set of grid_fields on a chunk
+    of P points, measured in a fresh process (benchmarks/dynamics_memory.py, which prints the
+    ratios for larger cases: 1.3 to 3.1)."""
+    from benchmarks.dynamics_memory import measure
+
+    for P, spec in ((256, dict(cell="srnn", task="latch", T=(10, 50), n=100, x="w:0:3:16", y="b:-1.5:1.5:16")),
+                    (64, dict(cell="gru", task="latch", T=(10, 50), n=100, x="block_w:-1:5:8",
+                              y="block_b:-1.5:1.5:8"))):
+        m = measure(P, spec, timeout=300)
+        assert m["measured"] > 0 and m["estimate"] >= m["measured"], (spec["cell"], m)

@@ -334,6 +334,86 @@ def test_fold_and_basin_overlays_match_the_dynamics_and_keep_the_limits():
         F.overlay_folds(ax, "lstm")
 
 
+def with_dynamics(s: Surface, edge: int = 3) -> Surface:
+    """``s`` with the fields of ``grid --dynamics`` made by hand: one fixed point left of x[edge]
+    and three from it on, so the only bifurcation line is the vertical half way between x[edge - 1]
+    and x[edge]; lambda_T[k] = (k + 1) (x - 5), 0 along x = 5."""
+    cycles = np.zeros((len(s.x), len(s.y), 8))
+    cycles[:, :, 0] = np.where(np.arange(len(s.x)) < edge, 1, 3)[:, None]
+    X = np.meshgrid(s.x, s.y, indexing="ij")[0]  # (nx, ny)
+    lam = np.stack([(k + 1) * (X - 5.0) for k in range(len(s.T))])  # (nT, nx, ny)
+    s.fields.update(n_cycles=cycles, n_stable_cycles=np.minimum(cycles, 2), lyapunov=lam)
+    return s
+
+
+def _bifurcation_segments(ax) -> np.ndarray:
+    """The (L, 2, 2 or 3) segments of the bifurcation lines drawn on ax (2-D or 3-D)."""
+    from matplotlib.collections import LineCollection
+
+    (lines,) = [c for c in ax.collections if type(c).__name__ in ("LineCollection", "Line3DCollection")
+                and isinstance(c, LineCollection) and np.allclose(c.get_color(), (1.0, 0.0, 1.0, 1.0))]  # magenta
+    return np.asarray(lines._segments3d if ax.name == "3d" else lines.get_segments())
+
+
+@pytest.mark.parametrize("name", [k for k, kind in kinds.KINDS.items() if kind.render and kind.dynamics])
+def test_every_kind_over_the_grid_plane_draws_the_bifurcation_lines_and_lambda_T(name):
+    s = with_dynamics(bump_surface())
+    surfaces = [s, s] if name == "compare" else [s]
+    mid = 0.5 * (s.x[2] + s.x[3])
+    with F.use_style("paper"):
+        fig = kinds.draw(name, surfaces, overlay=["bifurcations", "lyapunov"])
+        drawn = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        for ax in drawn:
+            seg = _bifurcation_segments(ax)
+            np.testing.assert_allclose(seg[..., 0], mid)  # the vertical between x[2] and x[3]
+            if ax.name == "3d":  # on the floor of the box
+                np.testing.assert_allclose(seg[..., 2], min(ax.get_zlim()))
+    if fig.axes[0].name == "3d":
+        # lambda_T colours the surface: a colorbar on the symmetric diverging scale
+        (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+        assert bar.get_ylabel() == f"lambda_T at T = {TS[-1]}"
+        assert bar.get_ylim() == pytest.approx((-len(TS) * 0.5, len(TS) * 0.5))
+    else:
+        # lambda_T's labelled contours: 0 (dashed) on x = 5
+        levels = [c for ax in drawn for c in ax.collections if hasattr(c, "levels") and 0.0 in list(c.levels)]
+        assert levels
+        zero = levels[0].allsegs[list(levels[0].levels).index(0.0)]
+        np.testing.assert_allclose(np.concatenate(zero)[:, 0], 5.0, atol=1e-9)
+
+
+def test_3d_faces_take_the_colour_of_lambda_T_at_their_corners():
+    """A flat loss: every facet of the mesh is the RdBu_r colour of the mean of lambda_T = x - 5
+    at its three corners, which on a grid is x_i + d/3 or x_i + 2d/3 (two corners on one column)."""
+    from matplotlib import colors
+
+    from landscape.figures.loss import ColourField, wall_faithful_mesh
+
+    x, y = np.linspace(4.5, 5.5, 5), np.linspace(0, 1, 4)
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    field = ColourField(X - 5.0, "RdBu_r", colors.Normalize(-0.5, 0.5), "lambda_T")
+    mesh = wall_faithful_mesh(X, Y, np.zeros_like(X), "viridis", 0.0, 1.0, colour=field)
+    with F.use_style("paper"):
+        ax = F.new_figure("single").add_subplot(projection="3d")
+        ax.add_collection3d(mesh)
+        render(ax.figure)
+    faces = mesh.get_facecolor()  # (F, 4), in drawing order
+    assert len(faces) == 2 * 4 * 3
+    d = x[1] - x[0]
+    means = np.concatenate([x[:-1] + d / 3, x[:-1] + 2 * d / 3]) - 5.0
+    allowed = colormaps["RdBu_r"]((means + 0.5) / 1.0)  # (8, 4)
+    assert all(np.abs(allowed - f).max(1).min() < 1e-6 for f in faces)
+    assert len({tuple(np.round(f, 6)) for f in faces}) == 8  # every column's two means appear
+
+
+def test_kinds_off_the_grid_plane_refuse_an_overlay_naming_those_that_take_it():
+    s = with_dynamics(bump_surface())
+    off = {k for k, kind in kinds.KINDS.items() if not kind.dynamics}
+    assert off == {"slices", "gradnorm"}  # the 1-D plots; every plot over the grid plane draws them
+    for name in off:
+        with pytest.raises(LandscapeError, match=r"over the grid plane: contour, surface, wireframe, .*; not " + name):
+            kinds.draw(name, [s], overlay=["bifurcations"])
+
+
 def test_trajectory_keeps_the_window_when_a_step_leaves_it():
     s = bump_surface()
     with F.use_style("paper"):

@@ -147,6 +147,43 @@ def test_two_units_find_every_brute_force_root(cell_name, F_of):
             assert stable == (np.abs(fd).max() < 1)
 
 
+def saturating_gru():
+    """A one-unit GRU whose update gate z = sigmoid(2.5 h) rounds towards 1 as h grows: its one
+    fixed point is h = 0 (n = tanh(0.5 r h) = 0 there), and far out F(h) - h = (1 - z)(n - h) is
+    below 1e-7 (at h = 8) though no root is there; sequences of inputs u_h = 1 visit |h| < 1."""
+    p = {k: torch.zeros((1, *s), dtype=DT) for k, s in get_cell("gru").param_shapes(1, 1).items()}
+    p["w_z"][:], p["w_h"][:], p["u_h"][:] = 2.5, 0.5, 1.0
+    return p
+
+
+def test_points_at_the_search_bound_are_never_slow_points():
+    """Issue 22's ghosts: a trained GRU's update gate rounds to 1 far from the states it visits, and
+    the search ran out to its bound and reported slow points there. The default bound is now
+    BOUND_FACTOR x the largest |h| visited, as documented, and a point at a bound is kind
+    'bound', counted apart. Truth: the GRU's equations in numpy (gru_map)."""
+    from landscape.fixedpoints import AT_BOUND, BOUND_FACTOR
+
+    p = saturating_gru()
+    F = gru_map(members(p, 0), np.zeros(1))
+    g = torch.Generator().manual_seed(0)
+    tr = visited_states("gru", p, torch.randn((30, 20, 1), generator=g, dtype=DT))  # (1, T, N, 1)
+    reach = float(tr.abs().max())
+    assert 0.5 < reach < 1.0
+    res = find_fixed_points("gru", p, x=torch.zeros(1, 1, dtype=DT), trajectories=tr)
+    assert res.bound[0] == pytest.approx(BOUND_FACTOR * 1.0)  # 4 x max(1, the largest visited)
+    m = res.member(0)
+    assert m.kind.tolist() == ["fixed"] and m.points[0, 0] == pytest.approx(0.0, abs=1e-12)
+    assert abs(F(m.points[0])[0] - m.points[0, 0]) < 1e-12
+    wide = find_fixed_points("gru", p, x=torch.zeros(1, 1, dtype=DT), trajectories=tr,
+                             options=FixedPointOptions(bound=8.0))
+    m = wide.member(0)
+    assert m.kind.tolist() == ["fixed", "bound"] and not m.slow.any() and wide.n_at_bound.tolist() == [1]
+    h = m.points[m.at_bound, 0]
+    assert h[0] >= AT_BOUND * 8.0 and not m.stable[m.at_bound].any()
+    assert 0 < abs(F(h)[0] - h[0]) < 1e-6  # no root: F(h) - h is small only because z is near 1
+    assert wide.n_fixed.tolist() == [1] and wide.bound.tolist() == [8.0]
+
+
 def test_lstm_fixed_points_are_fixed_points_of_torch_lstmcell():
     cell = get_cell("lstm")
     g = torch.Generator().manual_seed(5)

@@ -130,6 +130,63 @@ def test_fold_and_basin_curves_are_the_closed_forms_in_either_orientation():
     assert len(P.dynamics_curves(s, basin=0.2)) == 2 and P.dynamics_curves(s, basin=0.2)[1].name.endswith("0.2")
 
 
+def with_dynamics(s: Surface, edge: int = 4) -> Surface:
+    """``s`` with the dynamics fields of ``grid --dynamics``, made by hand: one fixed point left of
+    x[edge], three from it on (so the one bifurcation line is the vertical half way between
+    x[edge - 1] and x[edge]); lambda_T[k] = (k + 1) (x - 5) + (y + 2.4), -inf at (k, i, j) = (0, 0, 0)."""
+    cycles = np.zeros((NX, NY, 8))
+    cycles[:, :, 0] = np.where(np.arange(NX) < edge, 1, 3)[:, None]
+    stable = np.minimum(cycles, 2)
+    X, Y = np.meshgrid(s.x, s.y, indexing="ij")  # (NX, NY)
+    lam = np.stack([(k + 1) * (X - 5.0) + (Y + 2.4) for k in range(len(s.T))])  # (nT, NX, NY)
+    lam[0, 0, 0] = -np.inf
+    s.fields.update(n_cycles=cycles, n_stable_cycles=stable, lyapunov=lam)
+    return s
+
+
+def test_bifurcation_trace_is_the_line_where_the_counts_change():
+    s = with_dynamics(bump())
+    (curve,) = P.bifurcation_curve(s)
+    ok = np.isfinite(curve.x)
+    np.testing.assert_allclose(curve.x[ok], 0.5 * (s.x[3] + s.x[4]))  # the vertical between x[3] and x[4]
+    dy = s.y[1] - s.y[0]  # the faces of the grid cells: half a step past the end points
+    assert (np.nanmin(curve.y), np.nanmax(curve.y)) == pytest.approx((s.y[0] - dy / 2, s.y[-1] + dy / 2))
+    fig, _ = P.page_figure(P.compute_page([s]))
+    names = [t.name for t in fig.data]
+    assert names.count("bifurcation lines") == 2  # on the contour and on the floor of the 3-D box
+    assert P.bifurcation_curve(bump()) == ()
+
+
+def test_lyapunov_layer_carries_lambda_T_per_T_on_levels_through_zero(tmp_path):
+    s = with_dynamics(bump())
+    data = P.compute_page([s], lyapunov=True)
+    np.testing.assert_array_equal(data.panels[0].lyapunov, s.fields["lyapunov"])
+    fig, index = P.page_figure(data)
+    layer = fig.data[index[0]["lyapunov"]]
+    assert layer.type == "contour" and layer.name == "λ_T" and layer.contours.coloring == "lines"
+    assert layer.showlegend and layer.xaxis == fig.data[index[0]["contour"]].xaxis  # on the contour, togglable
+    c = layer.contours
+    lam = s.fields["lyapunov"][np.isfinite(s.fields["lyapunov"])]
+    assert c.start <= lam.min() + c.size and c.end >= lam.max() - c.size  # covers every T's range
+    assert (0 - c.start) / c.size == pytest.approx(round((0 - c.start) / c.size))  # 0 is a level
+    p = P.page_payload(data, index)["panels"][0]
+    for k in range(len(TS)):  # the packed lambda_T is the stored one, -inf kept
+        got = np.frombuffer(base64.b64decode(p["lyap"][k]), "<" + p["ldtype"]).reshape(NX, NY)
+        np.testing.assert_array_equal(got, s.fields["lyapunov"][k].astype(got.dtype))
+    plain = P.compute_page([s])  # without the overlay: no layer, nothing packed
+    fig, index = P.page_figure(plain)
+    assert index[0]["lyapunov"] is None and "λ_T" not in [t.name for t in fig.data]
+    assert "lyap" not in P.page_payload(plain, index)["panels"][0]
+    with pytest.raises(LandscapeError, match="--dynamics"):
+        P.compute_page([bump()], lyapunov=True)
+    from landscape.figures import kinds
+
+    with pytest.raises(LandscapeError, match="--dynamics"):
+        kinds.write("interactive", [bump()], tmp_path / "p.html", overlay=["lyapunov"])
+    text = kinds.write("interactive", [s], tmp_path / "p.html", overlay=["lyapunov"]).read_text(encoding="utf-8")
+    assert '"lyap":' in text
+
+
 def test_the_html_is_self_contained(tmp_path):
     path = P.write_page([bump()], tmp_path / "page.html", title="a <bump> & co")
     text = path.read_text(encoding="utf-8")
@@ -363,6 +420,29 @@ def test_linked_panels_follow_one_slider_on_one_colour_scale(chrome, tmp_path):
     # one camera for both 3-D views
     chrome.js(f"Plotly.relayout({gd}, {{'scene.camera': {{eye: {{x: 2, y: 0.1, z: 0.3}}}}}}).then(() => true)")
     chrome.wait(f"{gd}._fullLayout.scene2.camera.eye.x === 2", timeout=10)
+
+
+@needs_browser
+def test_lyapunov_layer_follows_the_slider_and_the_hover(chrome, tmp_path):
+    s = with_dynamics(bump())
+    page = P.write_page([s], tmp_path / "lyap.html", start=1, lyapunov=True)
+    chrome.open(page)
+    gd = "document.getElementById('landscape-plot')"
+    layer = chrome.js(f"{gd}.data.map(t => t.name).indexOf('λ_T')")
+    assert layer > 1
+    for T, k in ((1, 0), (16, 2), (4, 1)):
+        if T != 1:
+            slider_to(chrome, T)
+        z = np.array([[np.nan if v is None else v for v in row] for row in chrome.js(f"{gd}.data[{layer}].z")])
+        want = s.fields["lyapunov"][k].T  # z[j][i] = lambda_T[k, i, j]; -inf is a gap
+        np.testing.assert_allclose(z, np.where(np.isfinite(want), want, np.nan), rtol=1e-6)
+    text = hover_text(chrome, *data_to_pixel(chrome, 1, s.x[I0], s.y[J0]))
+    assert float(re.search(r"λ_T = ([-+0-9.e]+)", text).group(1)) == pytest.approx(
+        s.fields["lyapunov"][1, I0, J0], rel=1e-2)
+    # the legend hides and shows the layer
+    assert chrome.js(f"{gd}._fullData[{layer}].visible") is True
+    chrome.js(f"Plotly.restyle({gd}, {{visible: 'legendonly'}}, [{layer}]).then(() => true)")
+    assert chrome.js(f"{gd}._fullData[{layer}].visible") == "legendonly"
 
 
 @needs_browser

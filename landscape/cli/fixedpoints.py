@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import LandscapeError
 from .options import model_options, threads_option
 
-from ..attractors import (DEFAULT_STARTS, FIGURE_SUFFIXES, FILE_SUFFIXES, FixedPointRun, check_output,
+from ..attractors import (DEFAULT_STARTS, KIND_LABELS, FIGURE_SUFFIXES, FILE_SUFFIXES, FixedPointRun, check_output,
                           compute_fixed_points, counts, describe_model, resolve_fixed_point_model, search_options,
                           signed, stability, write_fixed_points)
 
@@ -54,7 +54,8 @@ def parse_inputs(text: str | None, D: int) -> np.ndarray | None:
 @click.option("--T", "T", default=50, show_default=True, type=int, help="Length of those sequences.")
 @click.option("--n", default=200, show_default=True, type=int, help="Number of those sequences.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the sequences and the starts.")
-@click.option("--bound", type=float, help="Largest |state| a point may have (default: 4 x the largest visited).")
+@click.option("--bound", type=float, help="Largest |state| a point may have (default: 4 x the largest |state| the "
+              "sequences visit); points found at it are listed as 'at bound', never as fixed or slow points.")
 @click.option("--steps", default=1000, show_default=True, type=int,
               help="Also run the map this many steps at each input from the visited starts and report where "
                    "they settle (fixed points, 2-cycles, unsettled); 0: do not.")
@@ -107,7 +108,7 @@ def _print_table(run: FixedPointRun) -> None:
     for i, x in enumerate(run.inputs):
         for k in range(int(res.count[i])):
             ev = np.abs(res.eigenvalues[i, k, :n_eig])
-            table.append(["-" if not run.has_input else signed(x), str(k), "fixed" if res.kind[i, k] == 1 else "slow",
+            table.append(["-" if not run.has_input else signed(x), str(k), KIND_LABELS[int(res.kind[i, k])],
                           stab[i, k] or "-", f"{res.residual[i, k]:.1e}", f"{np.abs(res.points[i, k]).max():.4f}"]
                          + [f"{v:.4f}" for v in ev])
     widths = [max(len(r[c]) for r in table) for c in range(len(header))]
@@ -117,6 +118,9 @@ def _print_table(run: FixedPointRun) -> None:
         x = "no input" if not run.has_input else f"x = {signed(c['input'])}"
         click.echo(f"  {x}: {c['fixed']} fixed ({c['stable']} stable, {c['unstable']} unstable, {c['marginal']} "
                    f"marginal), {c['slow']} slow; {c['dropped']} starts converged to neither")
+        if c["at_bound"]:
+            click.echo(f"  {' ' * len(x)}  {c['at_bound']} at the search bound |s| = {c['bound']:.4g} (rounding where a "
+                       f"gate saturates, not fixed or slow points; --bound moves it)")
         if run.attractors is not None:
             click.echo(f"  {' ' * len(x)}  run {run.attractors.steps} steps from {c['starts']} visited states: "
                        f"{c['to_fixed']} settle on {c['fixed_attractors']} fixed point(s), {c['to_cycle']} on "

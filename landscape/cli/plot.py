@@ -65,9 +65,10 @@ def style_help() -> str:
 @click.option("--folds", is_flag=True, help="Overlay the fold (saddle-node) curves (srnn, pascanu over w, b).")
 @click.option("--basin", type=float, metavar="X0", help="Overlay the basin boundary of the initial state X0.")
 @click.option("--overlay", "overlay", multiple=True, type=click.Choice(("bifurcations", "lyapunov")),
-              help="On 2-D plots of a surface computed with `grid --dynamics`: the bifurcation lines (where "
-                   "the numbers of fixed points, cycles or stable ones change) and / or contour lines of the "
-                   "largest Lyapunov exponent lambda_T; repeat for both.")
+              help="On plots over the grid plane of a surface computed with `grid --dynamics`: the bifurcation "
+                   "lines (where the numbers of fixed points, cycles or stable ones change; on the floor of a 3-D "
+                   "box) and / or the largest Lyapunov exponent lambda_T (contour lines; a 3-D surface's colour; a "
+                   "layer of the interactive page); repeat for both.")
 @click.option("--title", help="A title over the figure.")
 @click.option("--fps", type=float, default=2.0, show_default=True, help="animation, animation-3d: lengths T per second.")
 @click.option("--show-T", "show_T", type=int, metavar="T", help="interactive: the T the page opens at [default: the "

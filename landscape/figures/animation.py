@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import LandscapeError
 from .interactive import basin_x0, has_dynamics
 from .loss import plot_contour, plot_surface
-from .overlays import overlay_basin, overlay_dynamics, overlay_folds
+from .overlays import lyapunov_colour, overlay_basin, overlay_dynamics, overlay_folds
 from .scales import check_scale, describe, finite_range, mask, pick_Ts
 from .style import new_figure, use_style
 
@@ -76,7 +76,8 @@ def draw_frame(surface, T: int, kind: str = "contour", scale="linear", crange=No
     folds / basin: overlays of srnn / pascanu over (w, b), contour only; basin is the x0 of the
     boundary drawn, 'auto' (the target task's x0 where there is one) or None. overlay:
     "bifurcations" and / or "lyapunov" (lambda_T at this frame's T) from a --dynamics surface's
-    fields, contour only."""
+    fields: lines and labelled contours on the contour; in 3-D the lines on the floor of the box
+    and lambda_T as the surface's colour (one scale for all frames)."""
     kind = check_animation_kind(kind)
     scale = check_scale(scale)
     lo, hi = crange if crange is not None else shared_range(surface, None, scale)
@@ -91,16 +92,18 @@ def draw_frame(surface, T: int, kind: str = "contour", scale="linear", crange=No
         if overlay:
             overlay_dynamics([ax], [surface], [T], overlay)
         return ax.figure
-    if folds or basin not in (None, False, "auto") or overlay:
-        raise LandscapeError("folds, basin boundaries and --overlay are drawn on the contour animation, not in 3-D")
+    if folds or basin not in (None, False, "auto"):
+        raise LandscapeError("folds and basin boundaries are drawn on the contour animation, not in 3-D")
     if scale == "symlog":
         raise LandscapeError("a 3-D animation has no symlog z axis; use log or linear")
     z = (float(np.log10(lo)), float(np.log10(hi))) if scale == "log" else (lo, hi)
     fig = new_figure(width, aspect=0.85, layout=None)
     ax = fig.add_subplot(projection="3d")
     plot_surface(surface, ax=ax, T=T, scale=scale, vmin=z[0], vmax=z[1], zlim=z, elev=elev, azim=azim,
-                 title=text)
+                 title=text, colour=lyapunov_colour(surface, T) if "lyapunov" in overlay else None)
     ax.title.set_fontsize("large")
+    if overlay:
+        overlay_dynamics([ax], [surface], [T], overlay)
     return fig
 
 

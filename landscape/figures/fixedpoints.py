@@ -43,8 +43,10 @@ class FixedPointView:
 
 def fixed_point_view(result: FixedPoints, trajectories=None, member: int = 0, labels=None) -> FixedPointView:
     """Project one member's points and paths: trajectories (T, N, S) or (P, T, N, S) states (e.g.
-    ``fixedpoints.visited_states``); labels (N,) colour the paths."""
-    m = result.member(member)
+    ``fixedpoints.visited_states``); labels (N,) colour the paths. Points at the search bound are
+    not drawn (the title counts them)."""
+    bounded = int(result.n_at_bound[member])
+    m = _without(result, result.kind == 3).member(member)
     paths = None
     if trajectories is not None:
         paths = np.asarray(trajectories, dtype=float)
@@ -55,6 +57,8 @@ def fixed_point_view(result: FixedPoints, trajectories=None, member: int = 0, la
     title = f"{result.cell}, member {member}{x}: {int(m.fixed.sum())} fixed ({int(m.stable.sum())} stable)"
     if m.slow.any():
         title += f", {int(m.slow.sum())} slow"
+    if bounded:
+        title += f", {bounded} at the search bound (not drawn)"
     lab = None if labels is None else np.asarray(labels)
     if S == 1:
         pts = np.stack([m.points[:, 0], np.zeros(len(m.points))], -1)
@@ -120,12 +124,14 @@ __all__ = ["FixedPointView", "fixed_point_view", "plot_fixed_points"]
 
 def plot_fixed_point_panels(run, fig=None, title: str | None = None, max_paths: int = 60):
     """One panel per input: the fixed points (stable filled, unstable open, marginal grey diamonds,
-    slow points small and grey) and the sequences' paths in the PCA plane of the visited states
+    slow points small and grey; points at the search bound only counted in the title) and the sequences' paths in the PCA plane of the visited states
     (the same plane in every panel); run is a ``landscape.attractors.FixedPointRun``. Returns the Figure."""
     from ..attractors import STABILITY, signed, stability
     from .style import new_figure
 
-    res, stab = run.result, stability(run.result)
+    at_bound = run.result.n_at_bound  # (I,): not drawn, counted in the titles
+    res = _without(run.result, run.result.kind == 3)
+    stab = stability(res)
     I = len(run.inputs)
     if fig is None:
         fig = new_figure("double" if I > 1 else "single", aspect=0.36 if I > 2 else 0.5 if I == 2 else 0.85)
@@ -153,6 +159,7 @@ def plot_fixed_point_panels(run, fig=None, title: str | None = None, max_paths: 
         head = "no input" if not run.has_input else f"x = {signed(run.inputs[i])}"
         ax.set_title(f"{head}: {c['stable']} stable, {c['unstable']} unstable"
                      + (f", {c['marginal']} marginal" if c["marginal"] else "") + (f", {slow} slow" if slow else "")
+                     + (f", {at_bound[i]} at bound" if at_bound[i] else "")
                      + (f", {n_cyc} 2-cycle{'s' if n_cyc != 1 else ''}" if n_cyc else ""), fontsize="small")
         ax.set_xlabel(ax.get_xlabel(), fontsize="small")
         ax.set_ylabel(ax.get_ylabel(), fontsize="small")

@@ -23,7 +23,10 @@ What is drawn and how:
   ``target``, the basin boundary of its x0 (red dots), on the contour and on the floor of the
   3-D box (``landscape.dynamics``; the same curves as ``figures.overlays``).
 - Any surface computed with ``grid --dynamics``: its bifurcation lines (magenta), where the
-  stored numbers of cycles of a period or of stable ones change between neighbouring points.
+  stored numbers of cycles of a period or of stable ones change between neighbouring points; with
+  ``lyapunov=True`` (``plot --overlay lyapunov``) also labelled contour lines of lambda_T at the
+  slider's T on the contour (one set of levels for all T, hidden or shown from the legend), and
+  lambda_T in the hover.
 
 The page carries each surface once per T as base64 little-endian float32 (float64 when a finite
 value lies outside float32's range, so that nothing finite turns into inf or 0), and a small
@@ -55,6 +58,9 @@ F32_RANGE = (1e-37, 1e37)  # nonzero finite |loss| inside: float32 keeps it fini
 LEVELS = 21  # contour levels over the shared colour range (as figures.loss)
 VIEW_ELEV, VIEW_AZIM = 25.0, -60.0  # the 3-D view, in matplotlib's angles (as plot_surface)
 CURVE_POINTS = 400  # samples of a fold curve or basin boundary along w
+LYAPUNOV_LEVELS = 8  # about this many lambda_T contour levels over the page's range
+LYAPUNOV_LINE = dict(color="rgba(20,20,20,0.85)", width=1.2)  # as figures.overlays.LYAPUNOV_STYLE
+LYAPUNOV_NAME = "λ_T"
 CURVE_STYLES = {"folds": dict(color="white", dash="dash", width=2), "basin": dict(color="#d62728", dash="dot", width=2.5),
                 "bifurcations": dict(color="magenta", dash="solid", width=2)}  # plotly line styles by Curve.kind
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -82,7 +88,8 @@ class Panel:
     """One surface on the page, at the page's lengths T.
 
     loss (nT, nx, ny) as stored (+-inf, NaN kept); grad_norm (nT, nx, ny) or None; notes: the
-    masking note per T ('' when nothing is masked); total_note over all T; curves: overlays.
+    masking note per T ('' when nothing is masked); total_note over all T; curves: overlays;
+    lyapunov (nT, nx, ny): lambda_T as stored (-inf where the map is constant), or None.
     """
 
     name: str
@@ -96,6 +103,7 @@ class Panel:
     notes: tuple[str, ...]
     total_note: str
     curves: tuple[Curve, ...]
+    lyapunov: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -224,10 +232,11 @@ def grad_norm(surface, ks) -> np.ndarray | None:
 
 
 def compute_page(surfaces, log: bool = False, title: str | None = None, Ts: Sequence[int] | None = None,
-                 start: int | None = None, folds: bool = True, basin="auto") -> PageData:
+                 start: int | None = None, folds: bool = True, basin="auto", lyapunov: bool = False) -> PageData:
     """The data of a page: the common lengths (or ``Ts``), the masked counts, the shared colour
     range and the overlays. ``surfaces``: Surface objects or paths; ``start``: the T shown first
-    (default the largest, where the surface has formed); ``basin``: 'auto' (the target task's x0), a number x0, or None."""
+    (default the largest, where the surface has formed); ``basin``: 'auto' (the target task's x0), a number x0, or None;
+    ``lyapunov``: carry every file's lambda_T (each must be computed with --dynamics)."""
     surfaces = [_as_surface(s) for s in (surfaces if isinstance(surfaces, (list, tuple)) else [surfaces])]
     if not surfaces:
         raise LandscapeError("no surface given")
@@ -239,6 +248,8 @@ def compute_page(surfaces, log: bool = False, title: str | None = None, Ts: Sequ
                                  f"are T = {', '.join(map(str, T))}")
         T = tuple(sorted({int(t) for t in Ts}))
     scale = "log" if log else "linear"
+    if lyapunov:
+        from .overlays import dynamics_field
     panels, masks = [], []
     for s in surfaces:
         Ts_s = np.asarray(s.T).astype(int).tolist()
@@ -250,7 +261,8 @@ def compute_page(surfaces, log: bool = False, title: str | None = None, Ts: Sequ
         panels.append(Panel(name=describe(s) or _source(s), source=_source(s), x_name=s.x_name,
                             x=np.asarray(s.x, float), y_name=s.y_name, y=np.asarray(s.y, float), loss=loss,
                             grad_norm=grad_norm(s, ks), notes=tuple(m.note() for m in ms), total_note=total,
-                            curves=dynamics_curves(s, folds, basin) + bifurcation_curve(s)))
+                            curves=dynamics_curves(s, folds, basin) + bifurcation_curve(s),
+                            lyapunov=np.asarray(dynamics_field(s, "lyapunov"), float)[ks] if lyapunov else None))
     crange = finite_range(masks, scale)
     if start is None:
         k0 = len(T) - 1
@@ -283,6 +295,20 @@ def colorscale(cmap: str = LOSS_CMAP, n: int = 33) -> list:
     return [[t, "rgb({:.0f},{:.0f},{:.0f})".format(*(255 * np.asarray(cm(t)[:3])))] for t in np.linspace(0, 1, n)]
 
 
+def lyapunov_levels(panels) -> dict | None:
+    """Plotly contour levels (start, end, size) of lambda_T over every panel and T of the page: about
+    ``LYAPUNOV_LEVELS`` round values, 0 among them when the range holds it; None when no panel
+    carries lambda_T or it has no finite spread."""
+    from matplotlib.ticker import MaxNLocator
+
+    values = [p.lyapunov[np.isfinite(p.lyapunov)] for p in panels if p.lyapunov is not None]
+    finite = np.concatenate(values) if values else np.empty(0)
+    if not finite.size or finite.min() == finite.max():
+        return None
+    marks = MaxNLocator(LYAPUNOV_LEVELS).tick_values(finite.min(), finite.max())  # multiples of the step
+    return dict(start=float(marks[0]), end=float(marks[-1]), size=float(marks[1] - marks[0]))
+
+
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     """Ticks of a log colour scale, in log10 units, with their labels: 1, 2, 5 x 10^k within a
     range under four decades, powers of ten (every other one past nine) otherwise."""
@@ -309,9 +335,9 @@ def page_figure(data: PageData):
     """The plotly Figure of a page without its z data (the page's script sets z for each T).
 
     One surface: [3-D | contour] side by side. Several: one column per surface, the 3-D views in
-    the top row and the contours below. Trace order per panel: surface, contour, then overlays
-    (2-D and 3-D). Returns (figure, index) where index[p] = {'surface': i, 'contour': j,
-    'note': annotation index}.
+    the top row and the contours below. Trace order per panel: surface, contour, lambda_T's contour
+    lines (when carried), then overlays (2-D and 3-D). Returns (figure, index) where index[p] =
+    {'surface': i, 'contour': j, 'lyapunov': l or None, 'note': annotation index}.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -335,6 +361,7 @@ def page_figure(data: PageData):
     fig.update_layout(coloraxis=dict(colorscale=colorscale(), cmin=zlo, cmax=zhi, colorbar=cbar))
     index = []
     shown = set()
+    lyap_levels = lyapunov_levels(data.panels)
     for p, panel in enumerate(data.panels):
         r3, c3, r2, c2 = (1, 1, 1, 2) if n == 1 else (1, p + 1, 2, p + 1)
         fig.add_trace(go.Surface(x=panel.x.tolist(), y=panel.y.tolist(), z=[[None]], coloraxis="coloraxis",
@@ -347,6 +374,17 @@ def page_figure(data: PageData):
                                  line=dict(width=0.6, color="rgba(0,0,0,0.35)"), hoverinfo="text",
                                  hoverongaps=True, name=panel.name, showlegend=False), row=r2, col=c2)
         i_contour = len(fig.data) - 1
+        i_lyapunov = None
+        if panel.lyapunov is not None and lyap_levels is not None:
+            fig.add_trace(go.Contour(x=panel.x.tolist(), y=panel.y.tolist(), z=[[None]], autocontour=False,
+                                     contours=dict(coloring="lines", showlabels=True, labelfont=dict(size=10),
+                                                   **lyap_levels),
+                                     colorscale=[[0, LYAPUNOV_LINE["color"]], [1, LYAPUNOV_LINE["color"]]],
+                                     showscale=False, line=dict(width=LYAPUNOV_LINE["width"]), hoverinfo="skip",
+                                     name=LYAPUNOV_NAME, legendgroup=LYAPUNOV_NAME,
+                                     showlegend=LYAPUNOV_NAME not in shown), row=r2, col=c2)
+            shown.add(LYAPUNOV_NAME)
+            i_lyapunov = len(fig.data) - 1
         for curve in panel.curves:
             style = CURVE_STYLES[curve.kind]
             first = curve.name not in shown
@@ -379,7 +417,8 @@ def page_figure(data: PageData):
                            x=0.01, y=0.99, xanchor="left", yanchor="top", showarrow=False,
                            font=dict(size=11), bgcolor="rgba(255,255,255,0.85)", bordercolor="#999",
                            borderwidth=1, visible=False)
-        index.append({"surface": i_surface, "contour": i_contour, "note": len(fig.layout.annotations) - 1})
+        index.append({"surface": i_surface, "contour": i_contour, "lyapunov": i_lyapunov,
+                      "note": len(fig.layout.annotations) - 1})
     steps = [dict(method="skip", label=str(t), value=str(k), args=[None]) for k, t in enumerate(data.T)]
     fig.update_layout(
         title=dict(text=_page_title(data, data.start), x=0.5, xanchor="center", y=0.98, font=dict(size=18)),
@@ -435,7 +474,8 @@ def _dtype_for(a: np.ndarray) -> str:
 
 
 def page_payload(data: PageData, index) -> dict:
-    """The JSON the page's script reads: per panel and T the packed loss (and ||grad L||)."""
+    """The JSON the page's script reads: per panel and T the packed loss (and ||grad L||, and
+    lambda_T)."""
     panels = []
     for panel, idx in zip(data.panels, index):
         dtype = _dtype_for(panel.loss)
@@ -446,6 +486,9 @@ def page_payload(data: PageData, index) -> dict:
         if panel.grad_norm is not None:
             gdtype = _dtype_for(panel.grad_norm)
             entry.update(gdtype=gdtype, gnorm=[_pack(panel.grad_norm[k], gdtype) for k in range(len(data.T))])
+        if panel.lyapunov is not None:
+            ldtype = _dtype_for(panel.lyapunov)
+            entry.update(ldtype=ldtype, lyap=[_pack(panel.lyapunov[k], ldtype) for k in range(len(data.T))])
         panels.append(entry)
     return dict(T=list(data.T), start=data.start, log=data.log, title=_html(data.title), panels=panels,
                 interval_ms=900)
@@ -481,18 +524,22 @@ _SCRIPT = r"""
     var key = p.surface + ":" + k;
     if (cache[key]) return cache[key];
     var v = decode(p.loss[k], p.dtype), g = p.gnorm ? decode(p.gnorm[k], p.gdtype) : null;
-    var z = [], text = [], head = "T = " + PAGE.T[k] + "<br>";
+    var l = p.lyap ? decode(p.lyap[k], p.ldtype) : null;
+    var z = [], text = [], zl = [], head = "T = " + PAGE.T[k] + "<br>";
     for (var j = 0; j < p.ny; j++) {
-      var zr = new Array(p.nx), tr = new Array(p.nx), yj = "<br>" + p.y_name + " = " + coord(p.y[j]);
+      var zr = new Array(p.nx), tr = new Array(p.nx), lr = new Array(p.nx);
+      var yj = "<br>" + p.y_name + " = " + coord(p.y[j]);
       for (var i = 0; i < p.nx; i++) {
         var a = v[i * p.ny + j], ok = Number.isFinite(a) && (!PAGE.log || a > 0);
         zr[i] = ok ? (PAGE.log ? Math.log10(a) : a) : null;
         tr[i] = head + p.x_name + " = " + coord(p.x[i]) + yj + "<br>loss = " + label(a) +
-                (g ? "<br>‖∇L‖ = " + glabel(g[i * p.ny + j]) : "");
+                (g ? "<br>‖∇L‖ = " + glabel(g[i * p.ny + j]) : "") +
+                (l ? "<br>λ_T = " + glabel(l[i * p.ny + j]) : "");
+        if (l) lr[i] = Number.isFinite(l[i * p.ny + j]) ? l[i * p.ny + j] : null;
       }
-      z.push(zr); text.push(tr);
+      z.push(zr); text.push(tr); zl.push(lr);
     }
-    return (cache[key] = {z: z, text: text});
+    return (cache[key] = {z: z, text: text, zl: l ? zl : null});
   }
   function setT(k) {
     k = Math.max(0, Math.min(PAGE.T.length - 1, k));
@@ -502,6 +549,7 @@ _SCRIPT = r"""
       PAGE.panels.forEach(function (p) {
         var b = build(p, k);
         [p.surface, p.contour].forEach(function (t) { traces.push(t); zs.push(b.z); texts.push(b.text); });
+        if (p.lyapunov !== null) { traces.push(p.lyapunov); zs.push(b.zl); texts.push(null); }
         rel["annotations[" + p.note + "].text"] = p.notes[k];
         rel["annotations[" + p.note + "].visible"] = !!p.notes[k];
       });
@@ -536,6 +584,7 @@ _SCRIPT = r"""
   PAGE.panels.forEach(function (p) {
     var b = build(p, k0);
     [p.surface, p.contour].forEach(function (t) { FIG.data[t].z = b.z; FIG.data[t].hovertext = b.text; });
+    if (p.lyapunov !== null) FIG.data[p.lyapunov].z = b.zl;
     FIG.layout.annotations[p.note].text = p.notes[k0];
     FIG.layout.annotations[p.note].visible = !!p.notes[k0];
   });
@@ -631,16 +680,18 @@ def render_page(data: PageData) -> str:
 
 
 def write_page(surfaces, path, log: bool = False, title: str | None = None, Ts: Sequence[int] | None = None,
-               start: int | None = None, folds: bool = True, basin="auto") -> Path:
+               start: int | None = None, folds: bool = True, basin="auto", lyapunov: bool = False) -> Path:
     """Write one self-contained, offline HTML page of ``surfaces`` (Surface objects or paths).
 
     log: log colour scale (values <= 0 masked and counted); Ts: the lengths on the slider
     (default: all that every file has); start: the T shown first (default the largest; a URL
     ending in #T=50 opens at T = 50 whatever start is); folds / basin: the dynamics overlays for srnn / pascanu
-    over (w, b) (basin: 'auto' = the target task's x0, a number, or None). Returns the path.
+    over (w, b) (basin: 'auto' = the target task's x0, a number, or None); lyapunov: lambda_T's
+    contour lines at the slider's T (files computed with --dynamics). Returns the path.
     """
     _require_plotly()
-    data = compute_page(surfaces, log=log, title=title, Ts=Ts, start=start, folds=folds, basin=basin)
+    data = compute_page(surfaces, log=log, title=title, Ts=Ts, start=start, folds=folds, basin=basin,
+                        lyapunov=lyapunov)
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         raise LandscapeError(f"an interactive page is an HTML file; end {str(path)!r} in .html")

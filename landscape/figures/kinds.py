@@ -6,8 +6,9 @@ figure and ``--help`` all derive.
     draw(kind, surfaces, T=..., ...) -> Figure               checks the options against the kind first
 
 A kind declares what it takes (one T or several, one file or several, a stored field, 3-D views,
---at, the overlays: fold curves, basin boundaries, and a --dynamics file's bifurcation lines and
-lambda_T); ``check`` turns every mismatch into one LandscapeError.
+--at, the overlays: fold curves and basin boundaries on 2-D (w, b) plots, and a --dynamics file's
+bifurcation lines and lambda_T on every plot over the grid plane); ``check`` turns every mismatch
+into one LandscapeError.
 Adding a kind is one ``register(PlotKind(...))``. Nothing here imports matplotlib until a kind
 draws.
 """
@@ -50,7 +51,9 @@ class PlotKind:
     needs       a stored field it draws (grad, hessian_eigvals, grad_norm_t)
     three_d     takes --elev/--azim
     takes_at    takes --at NAME=VALUE
-    overlays    takes --folds/--basin (2-D plots over (w, b)) and --overlay (2-D plots of a --dynamics file)
+    overlays    takes --folds/--basin (2-D plots over (w, b))
+    dynamics    takes --overlay bifurcations|lyapunov (plots over the grid plane of a --dynamics file;
+                a 3-D render colours its surface by lambda_T itself, see ``_colour``)
     double      drawn double width by default
     scales      the scales it draws (linear, log, symlog)
     labels      what a render kind labels its axes with, as templates of the surface's parameter names
@@ -69,6 +72,7 @@ class PlotKind:
     three_d: bool = False
     takes_at: bool = False
     overlays: bool = False
+    dynamics: bool = False
     double: bool = False
     scales: tuple[str, ...] = ("linear", "log", "symlog")
     labels: tuple[str, ...] = ("{x}", "{y}")
@@ -229,9 +233,9 @@ def _check_overlay(kind: PlotKind, surfaces, overlay) -> None:
     for name in overlay:
         if name not in DYNAMICS_OVERLAYS:
             raise LandscapeError(f"unknown overlay {name!r}; choose from: {', '.join(DYNAMICS_OVERLAYS)}")
-    if not kind.overlays:
-        takes = ", ".join(k.name for k in KINDS.values() if k.overlays)
-        raise LandscapeError(f"--overlay draws on 2-D plots: {takes}; not {kind.name}")
+    if not kind.dynamics:
+        takes = ", ".join(k.name for k in KINDS.values() if k.dynamics)
+        raise LandscapeError(f"--overlay draws on plots over the grid plane: {takes}; not {kind.name}")
     for surface in surfaces:
         dynamics_field(surface, "n_cycles" if "bifurcations" in overlay else "lyapunov")
 
@@ -261,16 +265,27 @@ def _contour(surfaces, o):
     return _single(plot_contour(surfaces[0], T=o.one_T, scale=o.scale, width=o.width))
 
 
+def _colour(surface, o):
+    """--overlay lyapunov on a 3-D kind: lambda_T at the plot's T as the surface's colour, else None."""
+    if "lyapunov" not in o.overlay:
+        return None
+    from .overlays import lyapunov_colour
+
+    return lyapunov_colour(surface, o.one_T)
+
+
 def _surface(surfaces, o):
     from .loss import plot_surface
 
-    return _single(plot_surface(surfaces[0], T=o.one_T, scale=o.scale, width=o.width, **o.view))
+    s = surfaces[0]
+    return _single(plot_surface(s, T=o.one_T, scale=o.scale, width=o.width, colour=_colour(s, o), **o.view))
 
 
 def _wireframe(surfaces, o):
     from .loss import plot_wireframe
 
-    return _single(plot_wireframe(surfaces[0], T=o.one_T, scale=o.scale, width=o.width, **o.view))
+    s = surfaces[0]
+    return _single(plot_wireframe(s, T=o.one_T, scale=o.scale, width=o.width, colour=_colour(s, o), **o.view))
 
 
 def _panels(surfaces, o):
@@ -316,30 +331,33 @@ def _curvature(surfaces, o):
 
 
 for _kind in (
-    PlotKind("contour", "filled contours at one T", _contour, one_T=True, overlays=True),
-    PlotKind("surface", "a 3-D surface at one T", _surface, one_T=True, three_d=True),
-    PlotKind("wireframe", "a 3-D wireframe at one T (Pascanu Fig. 6)", _wireframe, one_T=True, three_d=True),
-    PlotKind("panels", "contours at several T on one colour scale", _panels, overlays=True, double=True),
+    PlotKind("contour", "filled contours at one T", _contour, one_T=True, overlays=True, dynamics=True),
+    PlotKind("surface", "a 3-D surface at one T", _surface, one_T=True, three_d=True, dynamics=True),
+    PlotKind("wireframe", "a 3-D wireframe at one T (Pascanu Fig. 6)", _wireframe, one_T=True, three_d=True,
+             dynamics=True),
+    PlotKind("panels", "contours at several T on one colour scale", _panels, overlays=True, dynamics=True, double=True),
     PlotKind("slices", "1-D slices at a fixed parameter, one line per T", _slices, takes_at=True,
              labels=("{y}", "{x} = ")),
-    PlotKind("compare", "several files side by side, rows T", _compare, several=True, overlays=True, double=True),
+    PlotKind("compare", "several files side by side, rows T", _compare, several=True, overlays=True, dynamics=True, double=True),
     PlotKind("gradnorm", "||dL/dh_t|| against t at a point and over the grid", _gradnorm, needs="grad_norm_t",
              takes_at=True, double=True, labels=("t", "{y}", "{x} = ")),
-    PlotKind("quiver", "the gradient field at one T", _quiver, one_T=True, needs="grad", overlays=True),
+    PlotKind("quiver", "the gradient field at one T", _quiver, one_T=True, needs="grad", overlays=True, dynamics=True),
     PlotKind("curvature", "the Hessian's eigenvalues at one T", _curvature, one_T=True, needs="hessian_eigvals",
-             overlays=True, double=True),
+             overlays=True, dynamics=True, double=True),
 ):
     register(_kind)
 
 
 def _page(surfaces, path, o, show_T: int | None = None, **_):
-    """The interactive page: fold curves and the target task's basin boundary are drawn where they
-    exist (each can be hidden from the page's legend); --basin X0 picks another x0; show_T: the T
-    it opens at (default the largest)."""
+    """The interactive page: fold curves, the target task's basin boundary and a --dynamics file's
+    bifurcation lines are drawn where they exist (each can be hidden from the page's legend);
+    --basin X0 picks another x0; --overlay lyapunov adds lambda_T's contour lines at the slider's T;
+    show_T: the T it opens at (default the largest)."""
     from .interactive import write_page
 
     return write_page(surfaces, path, log=o.scale == "log", title=o.title, Ts=o.T, start=show_T,
-                      basin=o.basin if o.basin is not None else "auto")  # bifurcation lines wherever stored
+                      basin=o.basin if o.basin is not None else "auto",  # bifurcation lines wherever stored
+                      lyapunov="lyapunov" in o.overlay)
 
 
 def _animation(three_d: bool):
@@ -355,11 +373,11 @@ def _animation(three_d: bool):
 
 for _kind in (
     PlotKind("interactive", "an offline HTML page: 3-D surface and contour with a slider over T (several files: "
-             "linked panels)", write=_page, formats=("html", "htm"), several=True, overlays=True,
+             "linked panels)", write=_page, formats=("html", "htm"), several=True, overlays=True, dynamics=True,
              scales=("linear", "log")),
     PlotKind("animation", "a GIF (or MP4 with ffmpeg) of the contour across T, one frame per T",
-             write=_animation(False), formats=("gif", "mp4"), overlays=True, scales=("linear", "log")),
+             write=_animation(False), formats=("gif", "mp4"), overlays=True, dynamics=True, scales=("linear", "log")),
     PlotKind("animation-3d", "a GIF (or MP4) of the 3-D surface across T", write=_animation(True),
-             formats=("gif", "mp4"), three_d=True, scales=("linear", "log")),
+             formats=("gif", "mp4"), three_d=True, dynamics=True, scales=("linear", "log")),
 ):
     register(_kind)

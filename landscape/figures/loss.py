@@ -8,7 +8,7 @@ Every function takes a ``Surface`` (``landscape.load``) and draws; none computes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -108,12 +108,37 @@ def _grid_lines(n: int, target: int) -> int:
     return max(2, min(n, target))
 
 
+@dataclass(frozen=True)
+class ColourField:
+    """A field that colours a 3-D plot instead of its height (e.g. lambda_T, ``overlays.
+    lyapunov_colour``): values (nx, ny) "ij" like loss[k], NaN drawn grey; its colour map, norm
+    and colorbar label."""
+
+    values: np.ndarray
+    cmap: str
+    norm: colors.Normalize
+    label: str
+
+    def rgba(self, v: np.ndarray) -> np.ndarray:
+        """(..., 4) colours of values v (any shape); NaN grey."""
+        from matplotlib import colormaps
+
+        cm = colormaps[self.cmap].with_extremes(bad="0.6")
+        return cm(self.norm(np.ma.masked_invalid(v)))
+
+    def colorbar(self, ax) -> None:
+        from matplotlib.cm import ScalarMappable
+
+        add_colorbar(ax.figure, ScalarMappable(self.norm, self.cmap), ax, self.label, shrink=0.55, pad=0.22)
+
+
 def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: float | None = None,
                  azim: float | None = None, cmap: str = LOSS_CMAP, resolution: int = 80, zlim=None,
                  vmin: float | None = None, vmax: float | None = None, title: bool | str = True,
-                 width="single"):
+                 width="single", colour: ColourField | None = None):
     """The loss at T as a shaded 3-D surface (``resolution`` samples per axis at most), coloured
-    by height (vmin/vmax fix the colour range, e.g. to share it between panels).
+    by height (vmin/vmax fix the colour range, e.g. to share it between panels), or by
+    ``colour`` (a field over the grid, with its colorbar).
 
     Masked points (+-inf, NaN) leave holes. Log scale: the z axis is log10(loss). elev, azim: the
     view in degrees; each one not given is ``view_from_low_side``'s (looking from the valley at the
@@ -130,11 +155,14 @@ def plot_surface(surface, ax=None, T: int | None = None, scale="linear", elev: f
     lo, hi = lo if vmin is None else vmin, hi if vmax is None else vmax
     rows = _samples(len(surface.x), resolution)
     cols = _samples(len(surface.y), resolution)
-    ax.add_collection3d(wall_faithful_mesh(X[np.ix_(rows, cols)], Y[np.ix_(rows, cols)], Z[np.ix_(rows, cols)],
-                                           cmap, lo, hi))
+    sub = np.ix_(rows, cols)
+    ax.add_collection3d(wall_faithful_mesh(X[sub], Y[sub], Z[sub], cmap, lo, hi,
+                                           colour=None if colour is None else replace(colour, values=colour.values[sub])))
     if zlim is None and finite.size:
         ax.set_zlim(lo, hi)
     _finish_3d(ax, surface, zlabel, elev, azim, zlim, title, T, m)
+    if colour is not None:
+        colour.colorbar(ax)
     return ax
 
 
@@ -142,13 +170,14 @@ WALL_SPAN = 0.1  # a facet rising more than this fraction of the colour range is
 WALL_SHADE = 0.8  # a wall's facets are drawn this much darker than the top edge's colour
 
 
-def wall_faithful_mesh(X, Y, Z, cmap: str, vmin: float, vmax: float):
+def wall_faithful_mesh(X, Y, Z, cmap: str, vmin: float, vmax: float, colour: ColourField | None = None):
     """A triangle mesh of the (nx, ny) field Z (NaN: holes) on "ij" meshgrids X, Y that draws a cliff
     as one wall. Each grid cell is split along the diagonal whose ends are closer in height, so no
     facet folds across the cliff; a facet that rises more than ``WALL_SPAN`` of the colour range takes
     the colour of its top edge, shaded, instead of its mean height (the mean alternates between 1/3 and
-    2/3 of the step from one facet to the next, which drew the wall as vertical stripes). Returns a
-    Poly3DCollection for ``ax.add_collection3d``."""
+    2/3 of the step from one facet to the next, which drew the wall as vertical stripes). ``colour``:
+    a ColourField over the same (nx, ny) points that colours each facet by its vertices' mean
+    (walls shaded alike) instead of the height. Returns a Poly3DCollection for ``ax.add_collection3d``."""
     from matplotlib import colormaps
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
@@ -165,9 +194,12 @@ def wall_faithful_mesh(X, Y, Z, cmap: str, vmin: float, vmax: float):
     tris, zt = tris[np.isfinite(zt).all(1)], zt[np.isfinite(zt).all(1)]  # masked points leave holes
     verts = np.stack([X.ravel()[tris], Y.ravel()[tris], zt], axis=-1)  # (F, 3 vertices, xyz)
     steep = (zt.max(1) - zt.min(1)) > WALL_SPAN * max(vmax - vmin, np.finfo(float).tiny)
-    shade = np.where(steep, zt.max(1), zt.mean(1))
-    span = vmax - vmin if vmax > vmin else 1.0
-    face = colormaps[cmap](np.clip((shade - vmin) / span, 0.0, 1.0))
+    if colour is None:
+        shade = np.where(steep, zt.max(1), zt.mean(1))
+        span = vmax - vmin if vmax > vmin else 1.0
+        face = colormaps[cmap](np.clip((shade - vmin) / span, 0.0, 1.0))
+    else:
+        face = colour.rgba(colour.values.ravel()[tris].mean(1))  # (F, 4)
     face[steep, :3] *= WALL_SHADE
     return Poly3DCollection(verts, facecolors=face, linewidths=0, antialiased=False)
 
@@ -179,10 +211,12 @@ def _samples(n: int, target: int) -> np.ndarray:
 
 def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev: float | None = None,
                    azim: float | None = None, lines: int | tuple[int, int] = 20, color: str = "k",
-                   linewidth: float = 0.5, zlim=None, title: bool | str = True, width="single"):
+                   linewidth: float = 0.5, zlim=None, title: bool | str = True, width="single",
+                   colour: ColourField | None = None):
     """The loss at T as a 3-D wireframe: ``lines`` wires per axis (each wire at full resolution
-    along its length, so a wall stays sharp). Masked points break the wires. elev, azim: as for
-    ``plot_surface``. Returns the Axes."""
+    along its length, so a wall stays sharp), in ``color`` or, with ``colour`` (a field over the
+    grid), each piece of wire in the field's colour at its middle, with a colorbar. Masked points
+    break the wires. elev, azim: as for ``plot_surface``. Returns the Axes."""
     scale = check_scale(scale)
     k, T = pick_T(surface, T)
     fig, ax = figure_of(ax, width, aspect=0.85, projection="3d")
@@ -190,10 +224,31 @@ def plot_wireframe(surface, ax=None, T: int | None = None, scale="linear", elev:
     elev, azim = view_from_low_side(surface, Z, elev, azim)
     X, Y = _meshgrid(surface)
     nx_lines, ny_lines = (lines, lines) if np.isscalar(lines) else lines
-    ax.plot_wireframe(X, Y, Z, rcount=_grid_lines(len(surface.x), nx_lines),
-                      ccount=_grid_lines(len(surface.y), ny_lines), color=color, linewidth=linewidth)
+    if colour is None:
+        ax.plot_wireframe(X, Y, Z, rcount=_grid_lines(len(surface.x), nx_lines),
+                          ccount=_grid_lines(len(surface.y), ny_lines), color=color, linewidth=linewidth)
+    else:
+        ax.add_collection3d(_coloured_wires(X, Y, Z, colour, _samples(len(surface.x), nx_lines),
+                                            _samples(len(surface.y), ny_lines), linewidth))
     _finish_3d(ax, surface, zlabel, elev, azim, zlim, title, T, m)
+    if colour is not None:
+        colour.colorbar(ax)
     return ax
+
+
+def _coloured_wires(X, Y, Z, colour: ColourField, rows, cols, linewidth: float):
+    """The wires of a wireframe at grid rows ``rows`` (along y) and columns ``cols`` (along x) as
+    pieces between neighbouring grid points, each coloured by ``colour`` at its middle; pieces
+    touching a masked point are left out. Returns a Line3DCollection."""
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
+    P = np.stack([X, Y, Z], axis=-1)  # (nx, ny, 3)
+    C = np.asarray(colour.values, dtype=float)  # (nx, ny)
+    along_y = (P[rows, :-1], P[rows, 1:], 0.5 * (C[rows, :-1] + C[rows, 1:]))  # (len(rows), ny - 1, ...)
+    along_x = (P[:-1, cols], P[1:, cols], 0.5 * (C[:-1, cols] + C[1:, cols]))  # (nx - 1, len(cols), ...)
+    a, b, c = (np.concatenate([u.reshape(-1, *u.shape[2:]) for u in pair]) for pair in zip(along_y, along_x))
+    keep = np.isfinite(a).all(1) & np.isfinite(b).all(1)
+    return Line3DCollection(np.stack([a, b], 1)[keep], colors=colour.rgba(c[keep]), linewidths=linewidth)
 
 
 def view_from_low_side(surface, Z, elev: float | None = None, azim: float | None = None,

@@ -1,6 +1,8 @@
 """Overlays on a (w, b) plot: fold curves and basin boundaries of the one-unit srnn / pascanu
-maps (from ``landscape.dynamics``), and training trajectories; on any 2-D plot of a surface
-computed with --dynamics, its bifurcation lines and lambda_T (from its stored dynamics fields).
+maps (from ``landscape.dynamics``), and training trajectories; on any plot over the grid plane of
+a surface computed with --dynamics, its bifurcation lines and lambda_T (from its stored dynamics
+fields): on a 2-D plot as lines and labelled contours, on a 3-D plot as lines on the floor of the
+box and as the colour of the surface (``lyapunov_colour``, passed to the 3-D plot when it draws).
 
 Each overlay keeps the axes limits it found (a trajectory step thrown far off the plot leaves
 the plot, as in Pascanu et al.'s Fig. 6, instead of rescaling it) and returns its artists.
@@ -21,6 +23,7 @@ BASIN_STYLE = dict(color="tab:red", linestyle=":", linewidth=1.2)
 BIFURCATION_STYLE = dict(colors="magenta", linewidths=1.1, capstyle="round",  # a colour no loss map uses
                          path_effects=[patheffects.withStroke(linewidth=2.2, foreground="white")])
 LYAPUNOV_STYLE = dict(colors="0.1", linewidths=0.6)
+LYAPUNOV_CMAP = "RdBu_r"  # lambda_T as a colour: contracting blue, 0 white, expanding red
 DYNAMICS_OVERLAYS = ("bifurcations", "lyapunov")  # `landscape plot --overlay`
 
 
@@ -158,12 +161,46 @@ def overlay_bifurcations(ax, surface, label: str | None = "bifurcation lines", *
 
     segments = stored_bifurcation_segments({n: dynamics_field(surface, n) for n in PERIOD_FIELDS},
                                            surface.x, surface.y)  # (L, 2, 2) in (x, y)
+    if ax.name == "3d":
+        return _floor_lines(ax, segments, label, style)
     if not _x_first(ax, surface):
         segments = segments[..., ::-1]
     with _KeepLimits(ax):
         lines = LineCollection(segments, label=label if len(segments) else None, **{**BIFURCATION_STYLE, **style})
         ax.add_collection(lines)
     return [lines]
+
+
+def _floor_lines(ax, segments, label, style) -> list:
+    """(L, 2, 2) segments in the 3-D axes' (x, y) plane drawn on the floor of its box (the lowest
+    z shown): a map of where the counts change under the surface, not cut up by its walls."""
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
+    zlim = ax.get_zlim()
+    floor = np.full(segments.shape[:2] + (1,), min(zlim))  # (L, 2, 1)
+    kw = {**BIFURCATION_STYLE, **style}
+    kw.pop("path_effects", None)  # a 3-D collection has no stroke outline
+    with _KeepLimits(ax):
+        lines = Line3DCollection(np.concatenate([segments, floor], -1), label=label if len(segments) else None, **kw)
+        ax.add_collection3d(lines)
+    ax.set_zlim(zlim)  # the floor stays the floor
+    return [lines]
+
+
+def lyapunov_colour(surface, T: int):
+    """lambda_T of a --dynamics surface at length T as a ``ColourField`` for the 3-D plots: one
+    diverging scale centred at 0 over every stored T (so the frames of an animation share it)."""
+    from matplotlib import colors
+
+    from .loss import ColourField
+    from .scales import pick_T
+
+    k, T = pick_T(surface, T)
+    lam = dynamics_field(surface, "lyapunov")  # (nT, nx, ny)
+    finite = np.abs(lam[np.isfinite(lam)])
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    return ColourField(np.where(np.isfinite(lam[k]), lam[k], np.nan), LYAPUNOV_CMAP, colors.Normalize(-top, top),
+                       f"lambda_T at T = {T}")
 
 
 def overlay_lyapunov(ax, surface, T: int, levels: int = 6, label: str | None = "lambda_T", **style) -> list:
@@ -198,14 +235,17 @@ def overlay_lyapunov(ax, surface, T: int, levels: int = 6, label: str | None = "
 
 def overlay_dynamics(axes, surfaces, Ts, overlay) -> None:
     """A --dynamics file's bifurcation lines and / or lambda_T contours (``overlay``: names of
-    ``DYNAMICS_OVERLAYS``) on every axes: surfaces[n] at length Ts[n] on axes[n]; one legend."""
+    ``DYNAMICS_OVERLAYS``) on every axes: surfaces[n] at length Ts[n] on axes[n]; one legend.
+    On 3-D axes the lines go on the floor of the box; lambda_T is the surface's colour there,
+    given to the 3-D plot when it drew (``lyapunov_colour``)."""
     for n, (ax, s, T) in enumerate(zip(axes, surfaces, Ts)):
-        if "lyapunov" in overlay:
+        if "lyapunov" in overlay and ax.name != "3d":
             overlay_lyapunov(ax, s, T, label="lambda_T" if n == 0 else None)
         if "bifurcations" in overlay:
             overlay_bifurcations(ax, s, label="bifurcation lines" if n == 0 else None)
-    axes[0].legend(loc="upper right", frameon=True, facecolor="white", edgecolor="none", framealpha=0.85)
+    if axes[0].get_legend_handles_labels()[0]:  # a 3-D plot with only lambda_T (its colour) has none
+        axes[0].legend(loc="upper right", frameon=True, facecolor="white", edgecolor="none", framealpha=0.85)
 
 
-__all__ = ["DYNAMICS_OVERLAYS", "dynamics_field", "overlay_basin", "overlay_bifurcations", "overlay_dynamics",
-           "overlay_folds", "overlay_lyapunov", "overlay_trajectory"]
+__all__ = ["DYNAMICS_OVERLAYS", "dynamics_field", "lyapunov_colour", "overlay_basin", "overlay_bifurcations",
+           "overlay_dynamics", "overlay_folds", "overlay_lyapunov", "overlay_trajectory"]

@@ -3,11 +3,12 @@ store's discipline: the writer holds the file's lock and creates it whole (a tem
 renamed into place), every dataset carries its fletcher32 checksum, the metadata is in HDF5's
 checksummed formats (``integrity.LIBVER``), and every read verifies the file.
 
-Layout, format version 2 (the datasets and their dimensions: ``DIMENSIONS``):
+Layout, format version 3 (the datasets and their dimensions: ``DIMENSIONS``):
 
     /x (I,)                the input values, the dimension scale ``x``
     /<dataset>             per input (first dimension ``x``): points, residual, eigenvalues_*,
-                           spectral_radius, stable, stability, kind, count, dropped, attractors/*
+                           spectral_radius, stable, stability, kind (0 padding, 1 fixed, 2 slow,
+                           3 at the search bound), count, dropped, bound, attractors/*
                            or shared: trajectories, labels, and the index scales (point, state, ...)
     /digest (I,)           dims (x,); uint64: per input i, ``chunk_digest`` of row i of every
                            per-input dataset, bound to the file's key and i (``unit_place``)
@@ -19,7 +20,8 @@ Layout, format version 2 (the datasets and their dimensions: ``DIMENSIONS``):
 
 Text datasets (stability, attractors/kind) are fixed-length ASCII. A file written before version 2
 (no ``format_version``: no checksums or digests) cannot be verified and is refused
-(``UntrustedFile``). The checks catch accidents (bit rot, torn writes, copies between files), not
+(``UntrustedFile``); so is one of version 2, whose slow points may be points at the search bound
+(it had no kind 3 and no ``bound``; ``OLD_VERSIONS`` says why each is refused). The checks catch accidents (bit rot, torn writes, copies between files), not
 a person who rewrites a file and its digests on purpose.
 """
 from __future__ import annotations
@@ -38,12 +40,13 @@ from .integrity import (CorruptSurface, UntrustedFile, check_checksums, chunk_di
 from .lock import locked
 
 FIXED_POINTS_FORMAT = "landscape-fixedpoints"  # the root attribute ``format``
-FIXED_POINTS_FORMAT_VERSION = 2  # the root attribute ``format_version`` (before it: none, version 1)
+FIXED_POINTS_FORMAT_VERSION = 3  # the root attribute ``format_version`` (before it: none, version 1)
+OLD_VERSIONS = {2: "format version 2, which counted points at the search bound as slow points"}  # refused, and why
 REWRITE = "compute it again with `landscape fixedpoints ... --out FILE` (or remove it)"  # the way out
 
 # the dimensions of every dataset of a fixed-point file (xarray / h5netcdf read them as names)
 DIMENSIONS = {
-    "x": ("x",), "count": ("x",), "dropped": ("x",),
+    "x": ("x",), "count": ("x",), "dropped": ("x",), "bound": ("x",),
     "points": ("x", "point", "state"), "residual": ("x", "point"), "spectral_radius": ("x", "point"),
     "stable": ("x", "point"), "stability": ("x", "point"), "kind": ("x", "point"),
     "eigenvalues_real": ("x", "point", "mode"), "eigenvalues_imag": ("x", "point", "mode"),
@@ -52,7 +55,7 @@ DIMENSIONS = {
     "attractors/ends": ("x", "start", "state"), "attractors/kind": ("x", "start"),
     "attractors/fixed": ("x", "attractor", "state"), "attractors/cycles": ("x", "cycle", "phase", "state"),
 }
-REQUIRED = ("x", "count", "dropped", "points", "residual", "spectral_radius", "stable", "stability", "kind",
+REQUIRED = ("x", "count", "dropped", "bound", "points", "residual", "spectral_radius", "stable", "stability", "kind",
             "eigenvalues_real", "eigenvalues_imag", "eigenvalues_abs", "trajectories")
 GROUPS = ("attractors",)
 OWN_ATTRS = ("format", "format_version", "spec", "key", "shared_digest")  # the root attributes not in the spec
@@ -125,6 +128,8 @@ def read_fixed_point_file(path) -> FixedPointFile:
     if "format_version" not in attrs:
         raise UntrustedFile(path, "written by an older landscape, without checksums or digests", REWRITE)
     version = attrs["format_version"]
+    if isinstance(version, int) and version in OLD_VERSIONS:
+        raise UntrustedFile(path, f"written by an older landscape: {OLD_VERSIONS[version]}", REWRITE)
     if not isinstance(version, int) or version != FIXED_POINTS_FORMAT_VERSION:
         if isinstance(version, int) and version > FIXED_POINTS_FORMAT_VERSION:
             raise LandscapeError(f"{path} has format version {version}, newer than this landscape "
