@@ -108,7 +108,9 @@ def fused_losses(problem: GridPoints, params: dict, threads: int = 1) -> torch.T
     return losses(r.problem, params, problem.data, r.Ts, threads=threads)
 
 
-def jax_runner(problem: GridPoints, iters: int = jax_baseline.NEWTON_ITERS):
+def jax_runner(problem: GridPoints, iters: int = jax_baseline.NEWTON_ITERS, chunk: int = 32):
+    """jax_baseline's run() for this grid (``chunk`` members per scan; 0: the whole grid in one,
+    as on a GPU)."""
     r, data = problem.r, problem.data
     T = max(r.Ts)
     params = {k: v.reshape(v.shape[0]).to(torch.float64).numpy() for k, v in problem.params.items()
@@ -119,13 +121,13 @@ def jax_runner(problem: GridPoints, iters: int = jax_baseline.NEWTON_ITERS):
     if readout.label == "fixed":
         ow, ob = float(problem.params["out_w"].reshape(-1)[0]), float(problem.params["out_b"].reshape(-1)[0])
         fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "logistic",
-                                         target, ow, ob)
+                                         target, ow, ob, chunk=chunk)
     elif readout.optimal:
         fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "optimal",
-                                         target, l2=readout.l2, iters=iters)
+                                         target, l2=readout.l2, iters=iters, chunk=chunk)
     else:
         fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "identity",
-                                         target)
+                                         target, chunk=chunk)
     return fn
 
 
