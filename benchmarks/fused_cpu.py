@@ -75,12 +75,16 @@ def run(s: Settings) -> list[Row]:
         for cell in ("srnn", "lstm", "gru"):
             for fit in ("fixed", "optimal"):
                 rows += compare(s, latch_spec(cell, z["num"], z["n"], z["T"], dtype, fit))
-        spec = GridSpec.of(cell="pascanu", task="target", T=(z["target_T"],), n=1, dtype=dtype,
-                        x=Axis("w", 4.5, 5.5, z["target_num"]), y=Axis("b", -2.9, -1.9, z["target_num"]))
-        rows += compare(s, spec)
+        rows += compare(s, target_spec(z, dtype))
     rows += first_call(s)
     rows += readout_fit(s, z)
     return rows
+
+
+def target_spec(z: dict, dtype: str) -> GridSpec:
+    """pascanu on the target task (N = 1), the issue's 501 x 501 grid at T = 50."""
+    return GridSpec.of(cell="pascanu", task="target", T=(z["target_T"],), n=1, dtype=dtype,
+                       x=Axis("w", 4.5, 5.5, z["target_num"]), y=Axis("b", -2.9, -1.9, z["target_num"]))
 
 
 def latch_spec(cell: str, num: int, n: int, T: int, dtype: str, fit: str = "fixed") -> GridSpec:
@@ -99,13 +103,14 @@ def engine_losses(problem: GridPoints, params: dict) -> torch.Tensor:
         return engine.unroll_losses(r.problem, params, problem.data, r.Ts, fast=False)
 
 
-def fused_losses(problem: GridPoints, params: dict, threads: int = 1) -> torch.Tensor:
+def fused_losses(problem: GridPoints, params: dict, threads: int = 1, math_class: str = "exact") -> torch.Tensor:
     """The fused path (``kernels.numba.losses.losses``: the fused unroll, then the fused readout
-    kernels): (K, P); raises Unsupported where the cell has no fused kernel."""
+    kernels): (K, P); raises Unsupported where the cell has no fused kernel. math_class 'fast': the
+    opt-in accuracy class (float32's sigmoid as XLA's)."""
     from landscape.kernels.numba.losses import losses
 
     r = problem.r
-    return losses(r.problem, params, problem.data, r.Ts, threads=threads)
+    return losses(r.problem, params, problem.data, r.Ts, threads=threads, math_class=math_class)
 
 
 def jax_runner(problem: GridPoints, iters: int = jax_baseline.NEWTON_ITERS, chunk: int = 32):
@@ -164,27 +169,32 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a - b).abs() / b.abs().clamp(min=1e-300))[fin].max()) if bool(fin.any()) else 0.0
 
 
-def compare(s: Settings, spec: GridSpec) -> list[Row]:
+def compare(s: Settings, spec: GridSpec, peers: tuple[str, ...] = ("jax", "numpy", "engine"),
+            math_class: str = "exact") -> list[Row]:
+    """The fused kernel (of ``math_class``) against each of ``peers`` (jax, numpy, engine) on one
+    grid, timed alternately."""
     problem = GridPoints(spec)
     r = problem.r
     label = r.problem.readout.label
     case = (f"{r.problem.cell.name} {r.problem.task.name} {r.x.num}x{r.y.num} N={r.n} T={max(r.Ts)} {spec.dtype}"
-            + (f" readout={label}" if label != "none" else ""))
-    funcs = {"fused": _quiet(fused_losses, problem, problem.params),
-             "engine": _quiet(engine_losses, problem, problem.params)}
+            + (f" readout={label}" if label != "none" else "") + (f" math={math_class}" if math_class != "exact" else ""))
+    funcs = {"fused": _quiet(fused_losses, problem, problem.params, math_class=math_class)}
     few = problem.subset(4)
-    warm = {"fused": lambda: fused_losses(problem, few), "engine": lambda: engine_losses(problem, few)}
-    have_jax = jax_baseline.available() and r.problem.cell.name in jax_baseline.CELLS
+    warm = {"fused": lambda: fused_losses(problem, few, math_class=math_class)}
+    if "engine" in peers:
+        funcs["engine"] = _quiet(engine_losses, problem, problem.params)
+        warm["engine"] = lambda: engine_losses(problem, few)
+    have_jax = "jax" in peers and jax_baseline.available() and r.problem.cell.name in jax_baseline.CELLS
     if have_jax:
         jfn = jax_runner(problem)
         funcs["jax"] = _quiet(jfn)
         warm["jax"] = jfn  # jit compiles for these shapes
-    nfn = numpy_runner(problem)
+    nfn = numpy_runner(problem) if "numpy" in peers else None
     if nfn is not None:
         funcs["numpy"] = _quiet(nfn)
     res = timed(s, funcs, warmup=warm)
     ref = engine_losses(problem, problem.params)
-    got = fused_losses(problem, problem.params)
+    got = fused_losses(problem, problem.params, math_class=math_class)
     agree = f"losses within {_rel(got, ref):.1e} relative of the engine's"
     per = problem.steps
     rows = []
@@ -207,8 +217,9 @@ def compare(s: Settings, spec: GridSpec) -> list[Row]:
                 f"{off:.1e} of the engine's")
         rows.append(speedup_row(NAME, case, "fused kernel", "numpy (cache-blocked, in place)", res, "fused", "numpy",
                                 note=note))
-    note = (f"engine {res['engine']['median'] / per * 1e9:.3f} ns per cell-step; {agree}")
-    rows.append(speedup_row(NAME, case, "fused kernel", "engine.unroll_losses", res, "fused", "engine", note=note))
+    if "engine" in peers:
+        note = (f"engine {res['engine']['median'] / per * 1e9:.3f} ns per cell-step; {agree}")
+        rows.append(speedup_row(NAME, case, "fused kernel", "engine.unroll_losses", res, "fused", "engine", note=note))
     return rows
 
 
@@ -322,3 +333,79 @@ def readout_fit(s: Settings, z: dict) -> list[Row]:
             speedup_row(NAME, case, "fused command (numba losses)", "engine.unroll_losses", res, "fused command",
                         "engine command", note=f"compute of the headline command, one core; losses within "
                                                f"{check:.1e} relative of the engine's")]
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 27's open cases as one command
+
+GAP_CASES = ("lstm/float64", "srnn/float32", "lstm/float32", "pascanu/float32", "lstm/float32/fast")
+CPU_OVER_WALL = 1.05  # a side whose CPU time exceeds its wall time by more: more than one core was busy
+
+
+def pin_one_core(core: int | None = None) -> int:
+    """Run this process on one core (the last it may use, or ``core``), every thread pool at one
+    thread: torch's, the fused kernels' workers, OpenMP/MKL/OpenBLAS/numba's, and XLA's (its flags
+    are read when jax starts its backend, so call this first). Returns the core. (A minimal form of
+    the pinning helper issue 27 puts in benchmarks/common.py.)"""
+    from landscape.kernels import set_threads
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
+    jax_baseline.one_core_flags()
+    core = max(os.sched_getaffinity(0)) if core is None else core
+    os.sched_setaffinity(0, {core})
+    torch.set_num_threads(1)
+    set_threads(1)
+    return core
+
+
+def gap_rows(s: Settings, cases=GAP_CASES) -> list[Row]:
+    """The fused kernel against JAX alone (fixed readout) on each ``cell/dtype[/fast]`` case (fast:
+    the opt-in accuracy class), each side's CPU time checked against its wall time (flagged in the
+    note where CPU exceeds wall by > 5 %)."""
+    z = sizes(s)
+    rows = []
+    for case in cases:
+        cell, dtype, *math_class = case.split("/")
+        spec = target_spec(z, dtype) if cell == "pascanu" else latch_spec(cell, z["num"], z["n"], z["T"], dtype)
+        for row in compare(s, spec, peers=("jax",), math_class=(math_class or ["exact"])[0]):
+            over = [side for side, cpu, wall in (("fused", row.candidate_value, row.extra["candidate_wall_s"]),
+                                                 ("jax", row.baseline_value, row.extra["baseline_wall_s"]))
+                    if cpu > CPU_OVER_WALL * wall]
+            row.note += f"; load {os.getloadavg()[0]:.1f}" + (f"; FLAGGED: CPU > wall for {', '.join(over)}" if over else "")
+            rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    """python -m benchmarks.fused_cpu [--cases lstm/float64,...] [--repeats R] [--core N] [--no-math] [--out DIR]:
+    issue 27's open cases (the fused kernel against JAX, one core) and the elementary functions
+    against XLA's (``floor.math_rows``), alternated, medians, the load beside each row."""
+    import argparse
+
+    from . import floor
+    from .common import table, write_csv
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fused_cpu", description=main.__doc__.split(":", 1)[1])
+    p.add_argument("--cases", default=",".join(GAP_CASES), help=f"cell/dtype list (default {','.join(GAP_CASES)})")
+    p.add_argument("--repeats", type=int, default=5, help="timings per side, medians reported (default 5)")
+    p.add_argument("--core", type=int, help="the core to pin to (default the last this process may use)")
+    p.add_argument("--no-math", action="store_true", help="skip the tanh/sigmoid rows against XLA's")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    p.add_argument("--out", type=Path, help="also write the rows as DIR/fused-cpu-gap.csv")
+    args = p.parse_args(argv)
+    core = pin_one_core(args.core)
+    s = Settings(quick=args.quick, repeats=1 if args.quick else args.repeats)
+    print(f"one core ({core}), CPU time, medians of {s.repeats}, load {os.getloadavg()[0]:.1f}", flush=True)
+    rows = gap_rows(s, [c.strip() for c in args.cases.split(",") if c.strip()])
+    if not args.no_math:
+        rows += floor.math_rows(s)
+    print(table(rows))
+    print(f"load at the end {os.getloadavg()[0]:.1f}")
+    if args.out:
+        write_csv(rows, args.out / "fused-cpu-gap.csv", s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
