@@ -269,7 +269,7 @@ def grid_rows(settings, cell: str, dtype: str, args, tanh_per_s: float, with_jax
     tri = res["triton"]["median"]
     rows = []
     if with_jax:
-        jl = torch.as_tensor(result["jax"]).double()
+        jl = torch.from_numpy(np.array(result["jax"], dtype=np.float64))
         off = float(((jl - got).abs() / got.abs().clamp(min=1e-300)).max())
         rows.append(speedup_row(NAME, case, "triton (generated)", "jax gpu (jit, one lax.scan)", res, "triton", "jax",
                                 note=f"triton {tri / per * 1e12:.2f} ps, jax {res['jax']['median'] / per * 1e12:.2f} ps "
