@@ -15,6 +15,9 @@ whole population of a latch grid:
   in the note.
 
 candidate / floor is then the price of everything beside the tanh.
+
+Also (``math_rows``, where jax is installed): the fused kernels' tanh and sigmoid per value against
+XLA's own, with both errors in ulps (whether XLA's elementary functions are cheaper).
 """
 from __future__ import annotations
 
@@ -91,7 +94,7 @@ def run(s: Settings) -> list[Row]:
                         c, f, "s", c / f, "candidate / floor (time)", target, note=note,
                         extra={"candidate_wall_s": res[key]["wall_median"], "baseline_wall_s": res["floor"]["wall_median"],
                                "repeats": len(res[key]["times"])}).check())
-    return rows
+    return rows + math_rows(s)
 
 
 # ---------------------------------------------------------------------------------------------

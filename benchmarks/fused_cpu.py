@@ -28,6 +28,10 @@ Also: the fused kernel's first-call time in a fresh process with an empty ($LAND
 $NUMBA_CACHE_DIR fresh) and with a warm kernel cache, and the readout fit of the headline command
 (``landscape grid --cell srnn --T 50``: 201 x 201, N = 1000, the optimal readout) fused against the
 torch fit. Multi-core scaling is ``benchmarks/scaling.py``; whole processes ``benchmarks/process.py``.
+
+``python -m benchmarks.fused_cpu`` (``main``) prints issue 27's open cases alone: the fused kernel
+against JAX on one pinned core (``pin_one_core``), the opt-in fast class's row beside the exact one,
+and ``floor.math_rows`` (tanh and sigmoid against XLA's).
 """
 from __future__ import annotations
 
@@ -177,7 +181,8 @@ def compare(s: Settings, spec: GridSpec, peers: tuple[str, ...] = ("jax", "numpy
     r = problem.r
     label = r.problem.readout.label
     case = (f"{r.problem.cell.name} {r.problem.task.name} {r.x.num}x{r.y.num} N={r.n} T={max(r.Ts)} {spec.dtype}"
-            + (f" readout={label}" if label != "none" else "") + (f" math={math_class}" if math_class != "exact" else ""))
+            + (f" readout={label}" if label != "none" else "")
+            + (f" math={math_class}" if math_class != "exact" else ""))
     funcs = {"fused": _quiet(fused_losses, problem, problem.params, math_class=math_class)}
     few = problem.subset(4)
     warm = {"fused": lambda: fused_losses(problem, few, math_class=math_class)}
@@ -372,7 +377,8 @@ def gap_rows(s: Settings, cases=GAP_CASES) -> list[Row]:
             over = [side for side, cpu, wall in (("fused", row.candidate_value, row.extra["candidate_wall_s"]),
                                                  ("jax", row.baseline_value, row.extra["baseline_wall_s"]))
                     if cpu > CPU_OVER_WALL * wall]
-            row.note += f"; load {os.getloadavg()[0]:.1f}" + (f"; FLAGGED: CPU > wall for {', '.join(over)}" if over else "")
+            row.note += f"; load {os.getloadavg()[0]:.1f}"
+            row.note += f"; FLAGGED: CPU > wall for {', '.join(over)}" if over else ""
             rows.append(row)
     return rows
 

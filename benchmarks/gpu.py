@@ -272,7 +272,8 @@ def grid_rows(settings, cell: str, dtype: str, args, tanh_per_s: float, with_jax
         jl = torch.from_numpy(np.array(result["jax"], dtype=np.float64))
         off = float(((jl - got).abs() / got.abs().clamp(min=1e-300)).max())
         rows.append(speedup_row(NAME, case, "triton (generated)", "jax gpu (jit, one lax.scan)", res, "triton", "jax",
-                                note=f"triton {tri / per * 1e12:.2f} ps, jax {res['jax']['median'] / per * 1e12:.2f} ps "
+                                note=f"triton {tri / per * 1e12:.2f} ps, "
+                                     f"jax {res['jax']['median'] / per * 1e12:.2f} ps "
                                      f"per cell-step; losses within {off:.1e} relative"))
     rows.append(speedup_row(NAME, case, "triton (generated)", "torch.nn per point (cuDNN)", res, "triton", "loop",
                             note=f"loop timed on {len(points)} of {total} points, extrapolated; "

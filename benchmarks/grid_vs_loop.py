@@ -140,7 +140,8 @@ def _nn_loop(r, data, points, device="cpu", dtype=torch.float64):
     cuDNN's kernels on a GPU, ``benchmarks.gpu``)."""
     cell, T, l2 = r.problem.cell.name, r.Ts[0], r.spec.readout_l2
     dt = dtype
-    module = {"srnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](1, 1, batch_first=True).to(device, dt)
+    module = {"srnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](1, 1, batch_first=True)
+    module = module.to(device, dt)
     x = data.inputs[:T].permute(1, 0, 2).contiguous().to(device, dt)  # (N, T, 1)
     y = data.targets[T].to(device, dt)
 
