@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -56,9 +57,10 @@ def parse(argv):
 
 
 def cuda_test_files() -> list[str]:
-    """The test files that carry the ``cuda`` marker (relative to the repository root)."""
+    """The test files with a test marked ``cuda`` (a line starting @pytest.mark.cuda), relative to the
+    repository root."""
     return sorted(str(f.relative_to(ROOT)) for f in (ROOT / "tests").glob("test_*.py")
-                  if "pytest.mark.cuda" in f.read_text())
+                  if re.search(r"^@pytest\.mark\.cuda\b", f.read_text(), re.M))
 
 
 def test_command() -> list[str]:
