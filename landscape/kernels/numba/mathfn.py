@@ -42,7 +42,7 @@ from numba.extending import intrinsic
 # softplus 2.74 in float64 and tanh 2.52, sigmoid 2.30, exp 1.07 in float32; tests/test_mathfn.py
 # fails above these bounds (1e6 points each).
 # sigmoid32fast (the opt-in fast class): the largest absolute error seen over 1e7 points was 1.02e-7,
-# and 1.71 ulp for x >= 0; tests/test_mathfn.py fails above these bounds
+# and 1.71 ulp for x >= 0; tests/test_fast_math.py fails above these bounds
 FAST_SIGMOID32_ABS = 1.1e-7
 FAST_SIGMOID32_ULP = 2.0
 ULP_BOUNDS = {
@@ -341,11 +341,12 @@ def sigmoid32(x):
 @njit(inline="always")
 def sigmoid32fast(x):
     """sigmoid of a float32 as 1/2 + tanh(x / 2) / 2: the opt-in ``fast`` accuracy class (XLA's
-    float32 logistic has this form: the same errors in kind). About a quarter cheaper than
-    ``sigmoid32``; its error is absolute, not relative: within ``FAST_SIGMOID32_ABS`` of the true
-    value everywhere and within ``FAST_SIGMOID32_ULP`` ulps for x >= 0, but where sigmoid(x) is
-    small it keeps only the bits of 1/2's spacing: sigmoid(-10) = 4.5e-5 is off by up to 1e-7
-    (about 1e4 of its ulps) and every x below about -17 gives 0 (the true value < 4e-8)."""
+    float32 logistic has this form: the same errors in kind). About 15 % cheaper than ``sigmoid32``
+    (lstm float32: 1.83 -> 1.69 ns per cell-step); its error is absolute, not relative: within
+    ``FAST_SIGMOID32_ABS`` of the true value everywhere and within ``FAST_SIGMOID32_ULP`` ulps for
+    x >= 0, but where sigmoid(x) is small it keeps only the bits of 1/2's spacing: sigmoid(-10) =
+    4.54e-5 comes out 3.9e-8 low (1.1e4 of its ulps), x between -17 and -16.6 gives 0 or 6e-8, and
+    every x below -17 gives 0 (the true value < 4.2e-8)."""
     return fma(_HALF_32, tanh32(_HALF_32 * x), _HALF_32)
 
 
