@@ -28,6 +28,10 @@ Also: the fused kernel's first-call time in a fresh process with an empty ($LAND
 $NUMBA_CACHE_DIR fresh) and with a warm kernel cache, and the readout fit of the headline command
 (``landscape grid --cell srnn --T 50``: 201 x 201, N = 1000, the optimal readout) fused against the
 torch fit. Multi-core scaling is ``benchmarks/scaling.py``; whole processes ``benchmarks/process.py``.
+
+``python -m benchmarks.fused_cpu`` (``main``) prints issue 27's open cases alone: the fused kernel
+against JAX on one pinned core (``common.pin``), the opt-in fast class's row beside the exact one,
+and ``floor.math_rows`` (tanh and sigmoid against XLA's).
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ from landscape import Axis, GridSpec, engine
 from landscape.cells import cell_class
 
 from . import jax_baseline, numpy_baseline
-from .common import GridPoints, Row, Settings, speedup_row, timed
+from .common import CORE, CPU_OVER_WALL, GridPoints, Row, Settings, pin, speedup_row, timed
 
 NAME = "fused-cpu"
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,12 +79,16 @@ def run(s: Settings) -> list[Row]:
         for cell in ("srnn", "lstm", "gru"):
             for fit in ("fixed", "optimal"):
                 rows += compare(s, latch_spec(cell, z["num"], z["n"], z["T"], dtype, fit))
-        spec = GridSpec.of(cell="pascanu", task="target", T=(z["target_T"],), n=1, dtype=dtype,
-                        x=Axis("w", 4.5, 5.5, z["target_num"]), y=Axis("b", -2.9, -1.9, z["target_num"]))
-        rows += compare(s, spec)
+        rows += compare(s, target_spec(z, dtype))
     rows += first_call(s)
     rows += readout_fit(s, z)
     return rows
+
+
+def target_spec(z: dict, dtype: str) -> GridSpec:
+    """pascanu on the target task (N = 1), the issue's 501 x 501 grid at T = 50."""
+    return GridSpec.of(cell="pascanu", task="target", T=(z["target_T"],), n=1, dtype=dtype,
+                       x=Axis("w", 4.5, 5.5, z["target_num"]), y=Axis("b", -2.9, -1.9, z["target_num"]))
 
 
 def latch_spec(cell: str, num: int, n: int, T: int, dtype: str, fit: str = "fixed") -> GridSpec:
@@ -99,16 +107,19 @@ def engine_losses(problem: GridPoints, params: dict) -> torch.Tensor:
         return engine.unroll_losses(r.problem, params, problem.data, r.Ts, fast=False)
 
 
-def fused_losses(problem: GridPoints, params: dict, threads: int = 1) -> torch.Tensor:
+def fused_losses(problem: GridPoints, params: dict, threads: int = 1, math_class: str = "exact") -> torch.Tensor:
     """The fused path (``kernels.numba.losses.losses``: the fused unroll, then the fused readout
-    kernels): (K, P); raises Unsupported where the cell has no fused kernel."""
+    kernels): (K, P); raises Unsupported where the cell has no fused kernel. math_class 'fast': the
+    opt-in accuracy class (float32's sigmoid as XLA's)."""
     from landscape.kernels.numba.losses import losses
 
     r = problem.r
-    return losses(r.problem, params, problem.data, r.Ts, threads=threads)
+    return losses(r.problem, params, problem.data, r.Ts, threads=threads, math_class=math_class)
 
 
-def jax_runner(problem: GridPoints, iters: int = jax_baseline.NEWTON_ITERS):
+def jax_runner(problem: GridPoints, iters: int = jax_baseline.NEWTON_ITERS, chunk: int = 32):
+    """jax_baseline's run() for this grid (``chunk`` members per scan; 0: the whole grid in one,
+    as on a GPU)."""
     r, data = problem.r, problem.data
     T = max(r.Ts)
     params = {k: v.reshape(v.shape[0]).to(torch.float64).numpy() for k, v in problem.params.items()
@@ -119,13 +130,13 @@ def jax_runner(problem: GridPoints, iters: int = jax_baseline.NEWTON_ITERS):
     if readout.label == "fixed":
         ow, ob = float(problem.params["out_w"].reshape(-1)[0]), float(problem.params["out_b"].reshape(-1)[0])
         fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "logistic",
-                                         target, ow, ob)
+                                         target, ow, ob, chunk=chunk)
     elif readout.optimal:
         fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "optimal",
-                                         target, l2=readout.l2, iters=iters)
+                                         target, l2=readout.l2, iters=iters, chunk=chunk)
     else:
         fn, _ = jax_baseline.make_losses(r.problem.cell.name, params, x, r.n, T, data.h0, problem.spec.dtype, "identity",
-                                         target)
+                                         target, chunk=chunk)
     return fn
 
 
@@ -162,27 +173,33 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a - b).abs() / b.abs().clamp(min=1e-300))[fin].max()) if bool(fin.any()) else 0.0
 
 
-def compare(s: Settings, spec: GridSpec) -> list[Row]:
+def compare(s: Settings, spec: GridSpec, peers: tuple[str, ...] = ("jax", "numpy", "engine"),
+            math_class: str = "exact") -> list[Row]:
+    """The fused kernel (of ``math_class``) against each of ``peers`` (jax, numpy, engine) on one
+    grid, timed alternately."""
     problem = GridPoints(spec)
     r = problem.r
     label = r.problem.readout.label
     case = (f"{r.problem.cell.name} {r.problem.task.name} {r.x.num}x{r.y.num} N={r.n} T={max(r.Ts)} {spec.dtype}"
-            + (f" readout={label}" if label != "none" else ""))
-    funcs = {"fused": _quiet(fused_losses, problem, problem.params),
-             "engine": _quiet(engine_losses, problem, problem.params)}
+            + (f" readout={label}" if label != "none" else "")
+            + (f" math={math_class}" if math_class != "exact" else ""))
+    funcs = {"fused": _quiet(fused_losses, problem, problem.params, math_class=math_class)}
     few = problem.subset(4)
-    warm = {"fused": lambda: fused_losses(problem, few), "engine": lambda: engine_losses(problem, few)}
-    have_jax = jax_baseline.available() and r.problem.cell.name in jax_baseline.CELLS
+    warm = {"fused": lambda: fused_losses(problem, few, math_class=math_class)}
+    if "engine" in peers:
+        funcs["engine"] = _quiet(engine_losses, problem, problem.params)
+        warm["engine"] = lambda: engine_losses(problem, few)
+    have_jax = "jax" in peers and jax_baseline.available() and r.problem.cell.name in jax_baseline.CELLS
     if have_jax:
         jfn = jax_runner(problem)
         funcs["jax"] = _quiet(jfn)
         warm["jax"] = jfn  # jit compiles for these shapes
-    nfn = numpy_runner(problem)
+    nfn = numpy_runner(problem) if "numpy" in peers else None
     if nfn is not None:
         funcs["numpy"] = _quiet(nfn)
     res = timed(s, funcs, warmup=warm)
     ref = engine_losses(problem, problem.params)
-    got = fused_losses(problem, problem.params)
+    got = fused_losses(problem, problem.params, math_class=math_class)
     agree = f"losses within {_rel(got, ref):.1e} relative of the engine's"
     per = problem.steps
     rows = []
@@ -205,8 +222,9 @@ def compare(s: Settings, spec: GridSpec) -> list[Row]:
                 f"{off:.1e} of the engine's")
         rows.append(speedup_row(NAME, case, "fused kernel", "numpy (cache-blocked, in place)", res, "fused", "numpy",
                                 note=note))
-    note = (f"engine {res['engine']['median'] / per * 1e9:.3f} ns per cell-step; {agree}")
-    rows.append(speedup_row(NAME, case, "fused kernel", "engine.unroll_losses", res, "fused", "engine", note=note))
+    if "engine" in peers:
+        note = (f"engine {res['engine']['median'] / per * 1e9:.3f} ns per cell-step; {agree}")
+        rows.append(speedup_row(NAME, case, "fused kernel", "engine.unroll_losses", res, "fused", "engine", note=note))
     return rows
 
 
@@ -320,3 +338,61 @@ def readout_fit(s: Settings, z: dict) -> list[Row]:
             speedup_row(NAME, case, "fused command (numba losses)", "engine.unroll_losses", res, "fused command",
                         "engine command", note=f"compute of the headline command, one core; losses within "
                                                f"{check:.1e} relative of the engine's")]
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 27's open cases as one command
+
+GAP_CASES = ("lstm/float64", "srnn/float32", "lstm/float32", "pascanu/float32", "lstm/float32/fast")
+
+
+def gap_rows(s: Settings, cases=GAP_CASES) -> list[Row]:
+    """The fused kernel against JAX alone (fixed readout) on each ``cell/dtype[/fast]`` case (fast:
+    the opt-in accuracy class), each side's CPU time checked against its wall time (flagged in the
+    note where CPU exceeds wall by > 5 %)."""
+    z = sizes(s)
+    rows = []
+    for case in cases:
+        cell, dtype, *math_class = case.split("/")
+        spec = target_spec(z, dtype) if cell == "pascanu" else latch_spec(cell, z["num"], z["n"], z["T"], dtype)
+        for row in compare(s, spec, peers=("jax",), math_class=(math_class or ["exact"])[0]):
+            over = [side for side, cpu, wall in (("fused", row.candidate_value, row.extra["candidate_wall_s"]),
+                                                 ("jax", row.baseline_value, row.extra["baseline_wall_s"]))
+                    if cpu > CPU_OVER_WALL * wall]
+            row.note += f"; load {os.getloadavg()[0]:.1f}"
+            row.note += f"; FLAGGED: CPU > wall for {', '.join(over)}" if over else ""
+            rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    """python -m benchmarks.fused_cpu [--cases lstm/float64,...] [--repeats R] [--no-math] [--out DIR]:
+    issue 27's open cases (the fused kernel against JAX, one core) and the elementary functions
+    against XLA's (``floor.math_rows``), alternated, medians, the load beside each row."""
+    import argparse
+
+    from . import floor
+    from .common import table, write_csv
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fused_cpu", description=main.__doc__.split(":", 1)[1])
+    p.add_argument("--cases", default=",".join(GAP_CASES), help=f"cell/dtype list (default {','.join(GAP_CASES)})")
+    p.add_argument("--repeats", type=int, default=5, help="timings per side, medians reported (default 5)")
+    p.add_argument("--no-math", action="store_true", help="skip the tanh/sigmoid rows against XLA's")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    p.add_argument("--out", type=Path, help="also write the rows as DIR/fused-cpu-gap.csv")
+    args = p.parse_args(argv)
+    pin()  # every side on common.CORE, one thread per library (XLA's included)
+    s = Settings(quick=args.quick, repeats=1 if args.quick else args.repeats)
+    print(f"one core ({CORE}), CPU time, medians of {s.repeats}, load {os.getloadavg()[0]:.1f}", flush=True)
+    rows = gap_rows(s, [c.strip() for c in args.cases.split(",") if c.strip()])
+    if not args.no_math:
+        rows += floor.math_rows(s)
+    print(table(rows))
+    print(f"load at the end {os.getloadavg()[0]:.1f}")
+    if args.out:
+        write_csv(rows, args.out / "fused-cpu-gap.csv", s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

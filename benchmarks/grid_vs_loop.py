@@ -135,13 +135,15 @@ def _point(r, flat: int) -> dict[str, float]:
 # the baselines
 
 
-def _nn_loop(r, data, points):
-    """torch.nn module per point: set its weights, run the N sequences, take the loss."""
+def _nn_loop(r, data, points, device="cpu", dtype=torch.float64):
+    """torch.nn module per point: set its weights, run the N sequences, take the loss (on ``device``:
+    cuDNN's kernels on a GPU, ``benchmarks.gpu``)."""
     cell, T, l2 = r.problem.cell.name, r.Ts[0], r.spec.readout_l2
-    dt = torch.float64
-    module = {"srnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](1, 1, batch_first=True).to(dt)
-    x = data.inputs[:T].permute(1, 0, 2).contiguous().to(dt)  # (N, T, 1)
-    y = data.targets[T].to(dt)
+    dt = dtype
+    module = {"srnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](1, 1, batch_first=True)
+    module = module.to(device, dt)
+    x = data.inputs[:T].permute(1, 0, 2).contiguous().to(device, dt)  # (N, T, 1)
+    y = data.targets[T].to(device, dt)
 
     def set_weights(p):
         if cell == "srnn":

@@ -31,19 +31,25 @@ CELLS = ("srnn", "pascanu", "lstm", "gru")
 
 
 def available() -> bool:
-    try:
-        import jax  # noqa: F401
-    except Exception:
-        return False
-    return True
+    """Whether jax is installed (found, not imported: importing it would start XLA before
+    ``one_core_flags``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("jax") is not None
+
+
+def one_core_flags() -> None:
+    """XLA's CPU threading off in $XLA_FLAGS (read when jax starts its backend): one core, like the
+    other candidates. The process's affinity is the caller's (``common.pin``)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
 
 
 @functools.lru_cache(maxsize=1)
 def _jax():
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in flags:  # one core, like the other candidates
-        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
-                                   "intra_op_parallelism_threads=1").strip()
+    one_core_flags()
     import jax
     import jax.numpy as jnp
     from jax import lax

@@ -41,13 +41,18 @@ _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<",
            "eq": "==", "ne": "!="}
 
 
+MATHS = ("exact", "fast")  # accuracy classes of tanh/sigmoid/exp: exact (default) or fast (opt-in; float32 sigmoid)
+
+
 class _Emitter:
-    def __init__(self, prog: Program, dtype: torch.dtype):
+    def __init__(self, prog: Program, dtype: torch.dtype, math_class: str = "exact"):
         self.prog = prog
         self.nodes = prog.nodes
         self.f32 = dtype == torch.float32
         self.suffix = "32" if self.f32 else "64"
         self.deps = prog.deps()
+        # the fast class changes only float32's sigmoid (mathfn.sigmoid32fast): float64 kernels are the exact ones
+        self.fast_sigmoid = math_class == "fast" and self.f32
 
     def ref(self, i: int) -> str:
         return f"K{i}" if self.nodes[i].op == "const" else f"v{i}"
@@ -62,6 +67,8 @@ class _Emitter:
             return f"-{a[0]}"
         if op == "abs":
             return f"abs({a[0]})"
+        if op == "sigmoid" and self.fast_sigmoid:
+            return f"sigmoid32fast({a[0]})"
         if op in ("tanh", "sigmoid", "exp"):
             return f"{op}{self.suffix}({a[0]})"
         if op == "max":
@@ -136,11 +143,14 @@ class _Emitter:
                 if self.nodes[i].op not in ("param", "state", "ostate", "x", "const")]
 
 
-def generate(prog: Program, dtype: torch.dtype) -> str:
-    """The source of a module with ``run_wide``, ``run_lanes`` and ``derive`` for this program."""
+def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> str:
+    """The source of a module with ``run_wide``, ``run_lanes`` and ``derive`` for this program;
+    ``math_class`` one of MATHS (the fast class's source differs, hence its cache key)."""
     if dtype not in (torch.float32, torch.float64):
         raise Unsupported(f"dtype {dtype}")
-    em = _Emitter(prog, dtype)
+    if math_class not in MATHS:
+        raise ValueError(f"unknown math class {math_class!r}; choose from: {', '.join(MATHS)}")
+    em = _Emitter(prog, dtype, math_class)
     hoisted, channels, step, out = em.classify()
     S = prog.n_state
     dt = "np.float32" if em.f32 else "np.float64"
@@ -167,6 +177,8 @@ def generate(prog: Program, dtype: torch.dtype) -> str:
     w("from numba import njit")
     w(f"from landscape.kernels.numba.mathfn import (clamp, clamp_max, clamp_min, exp{sfx}, maximum, minimum,")
     w(f"                                           prefer_wide_vectors, sigmoid{sfx}, tanh{sfx})")
+    if em.fast_sigmoid:
+        w("from landscape.kernels.numba.mathfn import sigmoid32fast  # the fast accuracy class")
     w("")
     w(f"DT = {dt}")
     w("ONE = DT(1.0)")

@@ -15,7 +15,8 @@ from . import available
 BLOCK_BYTES = 1 << 21  # outputs of a block of members (K x members x N values): about an L2
 
 
-def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], threads: int | None = None) -> Tensor:
+def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], threads: int | None = None,
+           math_class: str = "exact") -> Tensor:
     """(len(Ts), P) losses, as ``engine.unroll_losses(problem, params, data, Ts)``. Raises
     Unsupported where no fused kernel applies: H > 1, not the CPU, parameters that need gradients, a
     dtype other than float32/64, more than one input, numba missing, a cell without a fused kernel
@@ -23,6 +24,7 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     the task's loss_scale), through the fixed readout of params (logistic; dense2 as its logit
     difference), or through the ridge-regularised fit per member and T, in float64.
     threads: worker threads (default ``runtime.default_threads``: every core this process may use).
+    math_class: 'exact' (default) or the opt-in 'fast' accuracy class (``unroll.fused_kernel``).
     """
     cell, H, readout = problem.cell, problem.H, problem.readout
     ref = next(iter(params.values()))
@@ -39,7 +41,7 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
         raise Unsupported("numba is not importable")
     from .unroll import fused_kernel, why_not
 
-    kernel = fused_kernel(cell, D, ref.dtype)
+    kernel = fused_kernel(cell, D, ref.dtype, math_class)
     if kernel is None:
         raise Unsupported(why_not(cell, D, ref.dtype) or f"no fused kernel for {cell.describe()}")
     from . import readout as fused_readout

@@ -13,6 +13,7 @@ from the bits of the rounded k (one shift). The polynomials are near-minimax (Re
     sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|)  (e in (0, 1]: no overflow)
     exp(x)     = 2^k1 (2^k2 e^r), k1 + k2 = k   (two scalings: subnormal results round once)
     softplus(q) = max(q, 0) + log1p(exp(-|q|)), log1p on [0, 1] by 2 atanh(f / (2 + f))
+    sigmoid32fast(x) = 1/2 + tanh(x / 2) / 2  (the opt-in ``fast`` class only: absolute accuracy)
 
 with e^r - 1 = r + r^2 Q(r), Q of degree 9 (float64) or 4 (float32). One division each; the rest
 is about 20 FMAs and bit operations.
@@ -40,6 +41,10 @@ from numba.extending import intrinsic
 # around 0, the tails, the underflow and overflow edges) was tanh 2.65, sigmoid 2.32, exp 1.08,
 # softplus 2.74 in float64 and tanh 2.52, sigmoid 2.30, exp 1.07 in float32; tests/test_mathfn.py
 # fails above these bounds (1e6 points each).
+# sigmoid32fast (the opt-in fast class): the largest absolute error seen over 1e7 points was 1.02e-7,
+# and 1.71 ulp for x >= 0; tests/test_fast_math.py fails above these bounds
+FAST_SIGMOID32_ABS = 1.1e-7
+FAST_SIGMOID32_ULP = 2.0
 ULP_BOUNDS = {
     ("tanh", "float64"): 2.8, ("sigmoid", "float64"): 2.5, ("exp", "float64"): 1.2, ("softplus", "float64"): 3.0,
     ("tanh", "float32"): 2.7, ("sigmoid", "float32"): 2.5, ("exp", "float32"): 1.2,
@@ -274,7 +279,7 @@ _SHIFT_32 = _F(12582912.0 + 127)  # 1.5 * 2^23 + bias
 _SHIFT30_32 = _F(12582912.0 + 127 + 30)
 _SHIFT0_32 = _F(12582912.0)
 _TWO_M30_32 = _F(2.0 ** -30)
-_ONE_32, _TWO_32, _M_TWO_32, _ZERO_32 = _F(1.0), _F(2.0), _F(-2.0), _F(0.0)
+_ONE_32, _TWO_32, _M_TWO_32, _ZERO_32, _HALF_32 = _F(1.0), _F(2.0), _F(-2.0), _F(0.0), _F(0.5)
 _P10_32, _M104_32, _P89_32 = _F(10.0), _F(-104.0), _F(89.0)
 _I127_32 = np.int32(127)
 _I23_32 = np.int32(23)
@@ -331,6 +336,18 @@ def sigmoid32(x):
     e = fma(s, p, s) * _TWO_M30_32
     num = _ONE_32 if x >= _ZERO_32 else e
     return num / (_ONE_32 + e)
+
+
+@njit(inline="always")
+def sigmoid32fast(x):
+    """sigmoid of a float32 as 1/2 + tanh(x / 2) / 2: the opt-in ``fast`` accuracy class (XLA's
+    float32 logistic has this form: the same errors in kind). About 15 % cheaper than ``sigmoid32``
+    (lstm float32: 1.83 -> 1.69 ns per cell-step); its error is absolute, not relative: within
+    ``FAST_SIGMOID32_ABS`` of the true value everywhere and within ``FAST_SIGMOID32_ULP`` ulps for
+    x >= 0, but where sigmoid(x) is small it keeps only the bits of 1/2's spacing: sigmoid(-10) =
+    4.54e-5 comes out 3.9e-8 low (1.1e4 of its ulps), x between -17 and -16.6 gives 0 or 6e-8, and
+    every x below -17 gives 0 (the true value < 4.2e-8)."""
+    return fma(_HALF_32, tanh32(_HALF_32 * x), _HALF_32)
 
 
 @njit(inline="always")

@@ -166,20 +166,22 @@ def _due(ends: Tensor, steps: int):
 # building
 
 
-def fused_kernel(cell, D: int, dtype: torch.dtype) -> FusedKernel | None:
+def fused_kernel(cell, D: int, dtype: torch.dtype, math_class: str = "exact") -> FusedKernel | None:
     """The fused kernel of this cell for input size D (0 or 1) and dtype, or None where it does not
-    apply (see the module docstring). Built once per (cell, D, dtype) in a process."""
+    apply (see the module docstring). Built once per (cell, D, dtype, math_class) in a process.
+    math_class: 'exact' (default) or the opt-in 'fast' (float32's sigmoid as 1/2 + tanh(x/2)/2,
+    ``mathfn.sigmoid32fast``: different numbers, a different kernel and cache key)."""
     if not available() or dtype not in DTYPES or D not in (0, 1):
         return None
     try:
-        return _cached_kernel(cell, D, dtype)
+        return _cached_kernel(cell, D, dtype, math_class)
     except TypeError:  # an unhashable cell: build without the in-process cache
-        return _build(cell, D, dtype)
+        return _build(cell, D, dtype, math_class)
 
 
 @functools.lru_cache(maxsize=None)
-def _cached_kernel(cell, D, dtype):
-    return _build(cell, D, dtype)
+def _cached_kernel(cell, D, dtype, math_class):
+    return _build(cell, D, dtype, math_class)
 
 
 _WHY: dict = {}  # (cell description, D, dtype) -> why the last build gave None (for tests and debugging)
@@ -190,14 +192,14 @@ def why_not(cell, D: int, dtype: torch.dtype) -> str | None:
     return _WHY.get((cell.describe(), D, str(dtype)))
 
 
-def _build(cell, D, dtype) -> FusedKernel | None:
+def _build(cell, D, dtype, math_class="exact") -> FusedKernel | None:
     from ..trace import Unsupported, trace_cell
     from .codegen import generate, source_key
 
     tag = (cell.describe(), D, str(dtype))
     try:
         program = trace_cell(cell, D, dtype)
-        source = generate(program, dtype)
+        source = generate(program, dtype, math_class)
     except Unsupported as err:
         _WHY[tag] = str(err)
         return None
