@@ -29,7 +29,7 @@ one bar group per T).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,34 @@ def jobs(config: Config) -> list:
                                       set=sets, group=f"{task}/{cell}/T{T}",
                                       labels=(("task_name", task), ("repeat", r)))
                                for T in config.lengths for r in range(config.repeats)]))
+    return out
+
+
+def forget_bias_check(repeats: int = 100, T: int = 40, config: Config = CONFIGS["default"],
+                      device: str = "auto") -> list[dict]:
+    """lstm (forget bias 0) against lstm-b (forget bias 1) on latch at length T with ``repeats``
+    models each, trained as the default run trains them (its models are repeats 0-4: the same
+    seeds 1000 T + r, the one data set of seed T). One row per cell: models, latched (final
+    validation accuracy > SUCCESS), the rate with its 95 % Wilson interval, mean final validation
+    and test accuracy."""
+    from ..train.paths import wilson
+    from ..train.results import run_groups
+    from ..train.summary import final_rows
+
+    cfg = replace(config, lengths=(T,), repeats=repeats)
+    picked = [(spec, members) for spec, members in jobs(cfg)
+              if spec.model.task == "latch" and spec.model.cell in ("lstm", "lstm-b")]
+    last = final_rows(run_groups(picked, device=device))
+    out = []
+    for cell in ("lstm", "lstm-b"):
+        sel = [r for r in last if r["cell"] == cell]
+        k = sum(float(r["val_acc"]) > SUCCESS for r in sel)
+        lo, hi = wilson(k, len(sel))
+        out.append({"task": "latch", "cell": cell, "T": T, "forget_bias": 0.0 if cell == "lstm" else 1.0,
+                    "models": len(sel), "epochs": cfg.epochs, "n": cfg.n, "latched": k, "rate": k / len(sel),
+                    "rate_lo": round(lo, 4), "rate_hi": round(hi, 4),
+                    "val_acc_mean": float(np.mean([float(r["val_acc"]) for r in sel])),
+                    "test_acc_mean": float(np.mean([float(r["test_acc"]) for r in sel]))})
     return out
 
 
