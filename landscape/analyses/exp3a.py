@@ -284,14 +284,15 @@ def plot(rows: list[dict], summary: list[dict], config: Config, out: Path, stem:
                 axes[1].axhline(PAPER[N]["st1"], color=colour, lw=0.8, ls="--",
                                 label=f"paper, N = {N} (mean of 10)")
         axes[1].axhline(config.budget, color="0.4", lw=0.8, ls=":", label="budget")
-        axes[0].set_ylabel("solved (ST1) within the budget, 95 % Wilson")
+        axes[0].set_ylabel("solved (ST1) within budget")
         axes[0].set_ylim(-0.05, 1.05)
-        axes[1].set_ylabel("presentations to ST1 (solved members; bar: median)")
+        axes[1].set_ylabel("presentations to ST1")
         for ax in axes:
             ax.set_xticks(x)
             ax.set_xticklabels(CELLS)
         axes[0].legend(loc="best")
         axes[1].legend(loc="best", fontsize="x-small")
-        fig.suptitle(f"2-sequence problem (H&S 1997 Exp. 3a), T = {config.T}: {config.repeats} members per cell and N, "
-                     f"H = {config.hidden}, Adam {LR:g}, batch {BATCH}, budget {config.budget:,}")
+        fig.suptitle(f"2-sequence problem (H&S 1997 Exp. 3a), T = {config.T}, {config.repeats} members per cell and N\n"
+                     f"H = {config.hidden}, Adam {LR:g}, batch {BATCH}, budget {config.budget:,} presentations; "
+                     f"left: 95 % Wilson; right: solved members, bar = median")
         return save_pdf_png(fig, out, stem, quick)
