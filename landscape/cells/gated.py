@@ -220,7 +220,20 @@ class GRU(GatedCell):
 
 @dataclass(frozen=True)
 class _Mutant(GatedCell):
-    """What MUT1-3 share: the gates z, r, h and the GRU's default window."""
+    """What MUT1-3 share: the gates z, r, h and the GRU's default window.
+
+    Source: Jozefowicz, Zaremba & Sutskever, "An Empirical Exploration of Recurrent Network
+    Architectures", ICML 2015, PMLR 37 (proceedings.mlr.press/v37/jozefowicz15.pdf): the three
+    best architectures its search found. UNCHECKED AT THE SOURCE: the paper's own text, and so
+    the page of its equations, was not found in what is reachable here (the code, docs and pages
+    indexes quote only its abstract). The equations rest on docs/reference.md §4 and agree term
+    by term with three independent transcriptions: dlib's rnn layer comment (MUT1), a TensorFlow
+    "JZS1" cell (MUT1, its equations 1-3) and MartinuzziFrancesco/RecurrentLayers.jl
+    src/cells/mut_cell.jl (MUT2 and MUT3 in its docstrings; for MUT1 it puts tanh(W x + b) where
+    its comment says "in the paper is tanh(x_t)", and its MUT2 code gives r a weight on x where
+    its comment says the paper's form needs D = H). Here ``needs_input_equal_hidden`` keeps the
+    paper's tanh(x) and bare x.
+    """
 
     gates = ("z", "r", "h")
     default_axes = ("b_z:-6:6:201", "w_h:-3:5:201")
