@@ -1,0 +1,65 @@
+"""Every elementwise function the tracer (landscape.kernels.trace) accepts, in a user's cell
+(examples/cells/one_op.py: h' = op(domain(w h + u x + b))): it runs on the fused kernel, and the
+kernel's outputs match the cell's own ``step`` in torch (float64 to 1e-12 relative; float32 within a
+few times torch's own float32 distance to the float64 truth). Over one and two steps: what is
+compared is the function, not a trajectory (a chaotic map such as sin(1.5 h) turns an ulp into any
+difference within a few dozen steps, whichever of the two is the more accurate).
+
+Two kernels fail their self-check (``runtime.self_check``), so the engine keeps torch for them:
+tan, whose map is chaotic on the check's random parameters (11 steps, rtol 1e-9; so it was with libm's
+tan before), and gelu in float32, where torch's own float32 gelu gives NaN at +inf (float64: inf).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("numba")
+
+from landscape.cells import cell_class, get_cell  # noqa: E402
+from landscape.kernels.numba.unroll import fused_kernel, why_not  # noqa: E402
+from test_fused_cpu import F32, F64, check_f32, problem, unroll  # noqa: E402
+
+ONE_OP = str(Path(__file__).resolve().parents[1] / "examples" / "cells" / "one_op.py") + ":OneOp"
+OPS = sorted(sys.modules[cell_class(ONE_OP).__module__].OPS)
+
+
+FALLS_BACK = {("tan", F64): "self-check failed: wide: outputs differ", ("tan", F32): "self-check failed",
+              ("gelu", F32): "self-check failed: wide: NaN where torch has none"}
+# torch's own formula cancels: 0.5 x (1 + tanh(..)) near tanh = -1 turns one ulp of tanh into a relative
+# error of up to about 1e-5 in either implementation; compared in absolute terms (outputs are O(1))
+ABSOLUTE = {"gelu_tanh": 1e-15}
+
+
+def check_f64_rel(got, want, atol=1e-300):
+    """float64: 1e-12 relative (and atol absolute: 1e-300, for results that underflow to 0)."""
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=atol, equal_nan=True)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", [F64, F32], ids=["float64", "float32"])
+def test_every_op_runs_fused_and_matches_its_step(op, dtype):
+    cell = get_cell(ONE_OP, op=op)
+    kernel = fused_kernel(cell, 1, dtype)
+    if (op, dtype) in FALLS_BACK:
+        assert kernel is None and FALLS_BACK[op, dtype] in why_not(cell, 1, dtype)
+        return
+    assert kernel is not None, why_not(cell, 1, dtype)
+    params, x, ends = problem(cell, 1, P=7, N=200, T=2, seed=3, dtype=dtype, scale=1.5)
+    got = kernel.outputs(params, x, ends, 0.3, threads=1)
+    if dtype == F64:
+        check_f64_rel(got, unroll(cell, params, x, ends, 0.3), ABSOLUTE.get(op, 1e-300))
+    else:
+        check_f32(cell, params, x, ends, 0.3, got)
+
+
+@pytest.mark.parametrize("op", ["sin", "cos", "log1p", "expm1", "asinh", "floor", "round"])
+def test_no_libm_call_is_left(op):
+    """The functions with a vectorisable form in mathfn leave no scalar libm call in the kernel."""
+    cell = get_cell(ONE_OP, op=op)
+    kernel = fused_kernel(cell, 1, F64)
+    source = Path(kernel.path).read_text()
+    assert "math." not in "\n".join(line for line in source.splitlines() if line.startswith("        "))
