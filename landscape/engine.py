@@ -93,6 +93,33 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
     return losses
 
 
+FUSED_PATHS = {"cpu": "fused-numba", "cuda": "fused-triton"}  # device type -> the path name of its fused kernels
+PATH_WORDS = {"fused-numba": "the fused numba kernel", "fused-triton": "the fused Triton kernel", "torch": "torch"}
+
+
+def computing_path(problem: Problem, data: TaskData, Ts: tuple[int, ...], dtype, device) -> tuple[str, str]:
+    """The path ``unroll_losses`` takes for this problem, task data (on ``device`` in ``dtype``) and
+    Ts: (path, reason), path 'fused-numba' or 'fused-triton' (a fused kernel on the CPU or CUDA,
+    reason '') or 'torch' (``cell.step`` unrolled in torch, reason: why no fused kernel applies).
+
+    Found by asking the dispatch for the losses of the base point alone (one member, the first T):
+    the same decision, and the kernel it builds is the one the computation then uses."""
+    if data.path is not None:
+        return "torch", "the task's loss is over every step of a path (the kernels read it at the end)"
+    params = {k: v.to(dtype=dtype, device=device).unsqueeze(0) for k, v in problem.base.items()}  # (1, *shape)
+    with torch.no_grad():
+        fused, why = fused_losses(problem, params, data, Ts[:1])
+    if fused is None:
+        return "torch", why or "no fused kernel applies"
+    return FUSED_PATHS[torch.device(device).type], ""
+
+
+def describe_path(path: str, reason: str) -> str:
+    """The one line that says which path computed a surface: 'computed by the fused numba kernel',
+    'computed by torch: <reason>'."""
+    return f"computed by {PATH_WORDS[path]}" + (f": {reason}" if reason else "")
+
+
 def path_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...]) -> Tensor:
     """The loss over every step of a ground-truth path (``TaskData.path``, (T_max + 1, N, H)),
     free-running or teacher-forced (``TaskData.forcing``): (len(Ts), P), differentiable.

@@ -109,10 +109,15 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         # the plane as group /plane of the file (origin, d1, d2 and what made them): the file rebuilds its
         # parameters, read_plane(f["plane"]).grid_params(a, b)
         groups = {"plane": lambda group: write_plane(group, plane)} if plane is not None else {}
+        # which path computes the loss (a fused kernel, or cell.step in torch and why): one line, and the
+        # file's path / path_reason attributes
+        path_name, path_reason = engine.computing_path(problem, data.to(r.torch_dtype, dev), r.Ts, r.torch_dtype, dev)
+        say(f"{problem.cell.name} {problem.task.name}: {engine.describe_path(path_name, path_reason)}")
         try:
             contents = SurfaceContents(spec_json, r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(), size,
                                        attrs={"device": str(dev), "dtype": spec.dtype, "cell": problem.cell.name,
-                                              "task": problem.task.name}, fields=fields, groups=groups)
+                                              "task": problem.task.name, "path": path_name,
+                                              "path_reason": path_reason}, fields=fields, groups=groups)
             writer = SurfaceWriter(path, contents, verify=False)
         except OSError as err:
             raise LandscapeError(f"cannot write {path}: {error_reason(err)}") from None
