@@ -63,3 +63,65 @@ def test_no_libm_call_is_left(op):
     kernel = fused_kernel(cell, 1, F64)
     source = Path(kernel.path).read_text()
     assert "math." not in "\n".join(line for line in source.splitlines() if line.startswith("        "))
+
+
+# ---------------------------------------------------------------------------------------------
+# the ops that still call libm per value: the fused kernel or torch, by measurement
+
+
+def _grid(op):
+    import landscape
+    from landscape.resolved import resolve
+
+    spec = landscape.GridSpec.of(cell=ONE_OP, cell_options={"op": op}, T=(3,), n=8, x=landscape.Axis("w", -1, 1, 3),
+                                 y=landscape.Axis("b", -1, 1, 2))
+    r = resolve(spec)
+    data = r.problem.task.make(r.Ts, r.n, 0)
+    from landscape import engine
+
+    params = engine.chunk_params(r.problem.base, r.refs, (torch.zeros(4, dtype=F64), torch.ones(4, dtype=F64)), F64,
+                                 "cpu")
+    return r, data, params
+
+
+@pytest.mark.parametrize("op,calls", [("erf", {"erf"}), ("pow", {"pow"}), ("sin", set()), ("gelu", {"erf"})])
+def test_scalar_calls(op, calls):
+    from landscape.kernels.numba.codegen import scalar_calls
+
+    assert scalar_calls(fused_kernel(get_cell(ONE_OP, op=op), 1, F64).program) == calls
+
+
+@pytest.mark.parametrize("fused_s,torch_s,path", [(1.0, 2.0, "fused"), (2.0, 1.0, "torch")])
+def test_measured_choice_is_kept_and_cached(tmp_path, monkeypatch, fused_s, torch_s, path):
+    """A program with a scalar libm call takes the path measured faster; the measurement is made
+    once and read back from the kernel cache by a later process (here: a cleared memo)."""
+    from landscape.kernels.numba import choice, losses
+
+    monkeypatch.setattr(choice, "_path", lambda kernel, workers: tmp_path / f"choice_{kernel.key}-{workers}.json")
+    monkeypatch.setattr(choice, "_DECIDED", {})
+    measured = []
+    monkeypatch.setattr(choice, "_measure", lambda *a: measured.append(1) or {"fused_s": fused_s, "torch_s": torch_s})
+    r, data, params = _grid("erf")
+    for _ in range(2):
+        if path == "fused":
+            got = losses.losses(r.problem, params, data, r.Ts, threads=1)
+            from landscape import engine
+
+            torch.testing.assert_close(got, engine.unroll_losses(r.problem, params, data, r.Ts, fast=False),
+                                       rtol=1e-12, atol=0)
+        else:
+            from landscape.kernels.trace import Unsupported
+
+            with pytest.raises(Unsupported, match="torch measured faster for this cell .* for erf"):
+                losses.losses(r.problem, params, data, r.Ts, threads=1)
+        choice._DECIDED.clear()  # as a new process: the file beside the kernel answers
+    assert measured == [1]
+    assert len(list(tmp_path.glob("choice_*-1.json"))) == 1
+
+
+def test_vectorised_ops_are_never_measured(monkeypatch):
+    from landscape.kernels.numba import choice, losses
+
+    monkeypatch.setattr(choice, "_measure", lambda *a: pytest.fail("measured a program without a libm call"))
+    r, data, params = _grid("softplus")
+    losses.losses(r.problem, params, data, r.Ts, threads=1)

@@ -41,6 +41,14 @@ _MATHFN = {"expm1": "expm1_", "log": "log", "log1p": "log1p", "log2": "log2_", "
            "sin": "sin", "cos": "cos", "tan": "tan"}
 _ROUNDING = {"floor": "floor", "ceil": "ceil", "trunc": "trunc", "round": "round_even"}
 _LIBM = {"atan": "atan", "erf": "erf"}  # still one libm call per value (numba's math.<name>)
+SCALAR_OPS = frozenset({*_LIBM, "pow"})  # the ops whose code calls libm per value (pow: a ** b)
+
+
+def scalar_calls(prog: Program) -> set[str]:
+    """The ops of the program's step and output that call libm one value at a time (``SCALAR_OPS``):
+    the loop around them does not vectorise (``choice`` decides by measurement whether to use it)."""
+    used = set(prog.live(prog.state)) | set(prog.live((prog.output,)))
+    return {prog.nodes[i].op for i in used if prog.nodes[i].op in SCALAR_OPS}
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<", "ge": ">=", "le": "<=",
            "eq": "==", "ne": "!="}
 
