@@ -82,7 +82,7 @@ def test_ulp_error_within_the_stated_bound(name, bits):
 
 # the functions a user's cell reaches (mathfn's second float64 section; float32 through float64)
 USER_REFS = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "expm1": np.expm1, "exp2": np.exp2,
-             "asinh": np.arcsinh, "sin": np.sin, "cos": np.cos, "tan": np.tan}
+             "asinh": np.arcsinh, "sin": np.sin, "cos": np.cos, "tan": np.tan, "atan": np.arctan}
 USER_CASES = [(name, bits) for name in USER_REFS for bits in (64, 32)]
 
 
@@ -113,6 +113,7 @@ def user_points(name, bits, n=1_000_000, seed=0):
         "exp2": [rng.uniform(np.log2(sub) - 1, np.log2(big) * 0.99999, n // 2), rng.uniform(-3, 3, n // 4),
                  mags(sub, 1, n // 8), -mags(sub, 1, n // 8)],
         "asinh": [rng.uniform(-50, 50, n // 2), mags(sub, big, n // 4), -mags(sub, big, n // 4)],
+        "atan": [rng.uniform(-5, 5, n // 2), rng.uniform(0.3, 3, n // 4), mags(sub, big, n // 8), -mags(sub, big, n // 8)],
     }
     trig = [rng.uniform(-10, 10, n // 2), rng.uniform(-1e6, 1e6, n // 4), mags(sub, 1e15, n // 8),
             -mags(sub, 1e15, n // 8)]
@@ -151,6 +152,7 @@ def test_user_functions_special_values():
         "sin": ([0.0, -0.0, inf, -inf, nan], [0.0, -0.0, nan, nan, nan]),
         "cos": ([0.0, -0.0, inf, -inf, nan], [1.0, 1.0, nan, nan, nan]),
         "tan": ([0.0, -0.0, inf, -inf, nan], [0.0, -0.0, nan, nan, nan]),
+        "atan": ([0.0, -0.0, inf, -inf, nan, 1.0], [0.0, -0.0, np.pi / 2, -np.pi / 2, nan, np.pi / 4]),
     }
     for name, (xs, ys) in want.items():
         for bits in (64, 32):

@@ -38,9 +38,9 @@ CODEGEN_VERSION = 2  # part of the cache key: bump when the generated code chang
 # module imports): op -> the function's name without its dtype suffix (mathfn.<name>64 / <name>32);
 # and the exact roundings (llvm intrinsics, any dtype)
 _MATHFN = {"expm1": "expm1_", "log": "log", "log1p": "log1p", "log2": "log2_", "exp2": "exp2_", "asinh": "asinh",
-           "sin": "sin", "cos": "cos", "tan": "tan"}
+           "sin": "sin", "cos": "cos", "tan": "tan", "atan": "atan"}
 _ROUNDING = {"floor": "floor", "ceil": "ceil", "trunc": "trunc", "round": "round_even"}
-_LIBM = {"atan": "atan", "erf": "erf"}  # still one libm call per value (numba's math.<name>)
+_LIBM = {"erf": "erf"}  # still one libm call per value (numba's math.<name>)
 SCALAR_OPS = frozenset({*_LIBM, "pow"})  # the ops whose code calls libm per value (pow: a ** b)
 
 

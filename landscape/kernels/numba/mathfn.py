@@ -1,6 +1,6 @@
 """Inlinable, vectorisable elementary functions for numba kernels: tanh, sigmoid, exp (float64 and
 float32), the softplus of the readout loss and fit, the functions a user's cell may use (log, log1p,
-log2, expm1, exp2, asinh, sin, cos, tan; floor, ceil, trunc, round), and the LLVM helpers they need.
+log2, expm1, exp2, asinh, sin, cos, tan, atan; floor, ceil, trunc, round), and the LLVM helpers they need.
 
 numba's ``math.tanh``/``math.exp`` call libm one value at a time, which stops LLVM's loop
 vectoriser; these are branch-free (selects, not jumps), so a loop that calls them becomes AVX2 or
@@ -23,7 +23,9 @@ log(1 + f) = f - (f^2/2 - s (f^2/2 + R)) with the same atanh polynomial, log1p a
 1 + x divided by u); expm1 = fma(2^k, e^r - 1, 2^k - 1); exp2 with r = x - round(x) exact; asinh =
 log1p(a + a^2 / (1 + sqrt(1 + a^2))); sin, cos, tan reduced by k pi/2 in three FMA steps (exact first
 step) to |r| <= pi/4 and fdlibm's kernel polynomials, for |x| < 2^50 (NaN beyond: the reduction no
-longer holds there); the roundings are LLVM's own (exact). Their float32 forms go through float64.
+longer holds there); atan reduced to |r| <= tan(pi/8) (pi/2 + atan(-1/a), pi/4 + atan((a - 1) / (a + 1)))
+and a degree-10 polynomial in r^2; the roundings are LLVM's own (exact). Their float32 forms go
+through float64.
 
 Special values follow torch: tanh(+-inf) = +-1, tanh(-0) = -0, sigmoid(+inf) = 1, sigmoid(-inf) = 0,
 exp(-inf) = 0, exp(+inf) = inf, NaN in -> NaN out (every clamp is written so that a NaN passes).
@@ -55,13 +57,13 @@ ULP_BOUNDS = {
 # The functions a user's cell reaches (none of the built-in cells uses them), measured the same way
 # (1e7 points each: the whole domain log-spaced, bands near 1 and around 0, the trig functions up to
 # |x| = 1e15): log 0.84, log1p 0.85, log2 0.93, expm1 2.26, exp2 1.08, asinh 1.68, sin 1.46, cos 1.82,
-# tan 2.88 in float64; their float32 forms (through float64) 0.500 (correctly rounded but for double
-# rounding). tests/test_mathfn.py fails above these bounds (1e6 points each).
+# tan 2.88, atan 1.83 (5e6 points) in float64; their float32 forms (through float64) 0.500 (correctly
+# rounded but for double rounding). tests/test_mathfn.py fails above these bounds (1e6 points each).
 ULP_BOUNDS.update({(name, "float64"): bound for name, bound in (
     ("log", 1.0), ("log1p", 1.0), ("log2", 1.1), ("expm1", 2.5), ("exp2", 1.2), ("asinh", 1.9), ("sin", 1.6),
-    ("cos", 2.0), ("tan", 3.1))})
+    ("cos", 2.0), ("tan", 3.1), ("atan", 2.0))})
 ULP_BOUNDS.update({(name, "float32"): 0.51 for name in ("log", "log1p", "log2", "expm1", "exp2", "asinh", "sin",
-                                                         "cos", "tan")})
+                                                         "cos", "tan", "atan")})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +284,7 @@ def softplus64(q):
 
 # ---------------------------------------------------------------------------------------------
 # float64: the other functions a user's cell reaches through the tracer (log, log1p, expm1, log2, exp2,
-# asinh, sin, cos, tan, floor, ceil, trunc, round). No built-in cell uses them: what they replace is a
+# asinh, sin, cos, tan, atan, floor, ceil, trunc, round). No built-in cell uses them: what they replace is a
 # scalar libm call (numba's math.log, ...), which keeps the loop from vectorising.
 
 _INF = math.inf
@@ -491,6 +493,45 @@ def tan64(x):
     return out if abs(x) < _TRIG_MAX else math.nan
 
 
+# atan(r) = r + r u T(u), u = r^2 <= tan(pi/8)^2 (remez.py; truncation 0.012 ulp relative)
+_T0 = -0.333333333333332
+_T1 = 0.19999999999953205
+_T2 = -0.14285714280162065
+_T3 = 0.11111110781920677
+_T4 = -0.09090897718269297
+_T5 = 0.07692059589300058
+_T6 = -0.06663097706449966
+_T7 = 0.058478481036093294
+_T8 = -0.05039138943023652
+_T9 = 0.03806080436787674
+_T10 = -0.01790354854579183
+_TAN_3PI8 = 2.414213562373095  # 1 + sqrt 2
+_PIO4_HI = 0.7853981633974483  # pi/4 = hi + lo
+_PIO4_LO = 3.061616997868383e-17
+
+
+@njit(inline="always")
+def atan64(x):
+    """atan of a float64: with a = |x|, atan a = pi/2 + atan(-1/a) above tan(3pi/8), pi/4 + atan((a - 1)
+    / (a + 1)) above tan(pi/8), else atan a; each reduced argument |r| <= tan(pi/8), the constant
+    added in two parts. +-inf -> +-pi/2, -0 -> -0."""
+    a = abs(x)
+    big = a > _TAN_3PI8
+    mid = a > _SQRT2_M1
+    num = -1.0 if big else (a - 1.0 if mid else a)
+    den = a if big else (a + 1.0 if mid else 1.0)
+    r = num / den
+    hi = _PIO2_1 if big else (_PIO4_HI if mid else 0.0)
+    lo = _PIO2_2 if big else (_PIO4_LO if mid else 0.0)
+    u = r * r
+    w = u * u
+    even = fma(fma(fma(fma(fma(_T10, w, _T8), w, _T6), w, _T4), w, _T2), w, _T0)
+    odd = fma(fma(fma(fma(_T9, w, _T7), w, _T5), w, _T3), w, _T1)
+    poly = fma(u, odd, even)
+    out = hi + (r + fma(r * u, poly, lo))
+    return math.copysign(out, x)
+
+
 def _llvm_unary(llvm_name: str, doc: str):
     @intrinsic
     def fn(typingctx, a):
@@ -535,6 +576,7 @@ asinh32 = _via64(asinh64, "asinh")
 sin32 = _via64(sin64, "sin")
 cos32 = _via64(cos64, "cos")
 tan32 = _via64(tan64, "tan")
+atan32 = _via64(atan64, "atan")
 
 
 # ---------------------------------------------------------------------------------------------
