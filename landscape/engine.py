@@ -53,14 +53,15 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
     - a fused kernel (``landscape.kernels.fused_losses``) for H = 1 and a cell whose step traces
       into a scalar program (every built-in one-unit cell and a user's cell written as a pure
       step): numba on the CPU (the members' blocks on every core, ``kernels.set_threads``, the loss
-      and the optimal fit fused too), Triton on CUDA (the loss then taken in torch);
+      and the optimal fit fused too; a kernel that still calls libm per value only where it measured
+      faster than torch, ``kernels.numba.choice``), Triton on CUDA (the loss then taken in torch);
     - otherwise ``cell.step`` in torch, in blocks of about ``block_elems`` state elements on the
       CPU (``CPU_BLOCK_ELEMS``), the whole population at once on a GPU. With the optimal readout
       the outputs at each T are kept for the whole population and the readout is fitted over all
       of it at once (the fit is batched; blocks would be too small).
 
     A task whose data carry a ``path`` (a ground-truth trajectory) has its loss over every step
-    instead: ``path_losses``.
+    instead: ``path_losses``. Which path a computation takes, and why: ``computing_path``.
     """
     if data.path is not None:
         return path_losses(problem, params, data, Ts)

@@ -49,6 +49,8 @@ def scalar_calls(prog: Program) -> set[str]:
     the loop around them does not vectorise (``choice`` decides by measurement whether to use it)."""
     used = set(prog.live(prog.state)) | set(prog.live((prog.output,)))
     return {prog.nodes[i].op for i in used if prog.nodes[i].op in SCALAR_OPS}
+
+
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<", "ge": ">=", "le": "<=",
            "eq": "==", "ne": "!="}
 
