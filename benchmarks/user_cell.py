@@ -13,10 +13,13 @@ Then one row per elementwise function the tracer accepts (``examples/cells/one_o
 op(domain(w h + u x + b)), float64, latch, 31 x 31, N = 200, T = 50, fixed readout): the fused path
 (the generated kernel, what ``landscape grid`` runs) against the torch path (``cell.step``, fast=False),
 alternated, medians of CPU time, this process pinned to one core with every thread pool at one.
-The goal: fused / torch <= 1.0 on every row (ratio = torch / fused >= 1.0). A function whose kernel
-does not build (tan: its self-check fails) is computed by torch on both paths and says so. Each row
-has the load average beside it and flags a CPU time above the wall time by more than 5 % (a second
-thread at work). ``python -m benchmarks --only user-cell`` prints a compact fused / torch table too.
+The goal: fused / torch <= 1.0 on every row (ratio = torch / fused >= 1.0). Where landscape itself
+computes with torch (tan: its kernel fails the self-check; erf, gelu and a general pow: torch measured
+faster, ``kernels.numba.choice``) both sides are torch: the row says why and has no goal. The notes'
+"losses within" compare 50 steps of the map: where it is chaotic (abs, log2, sin with |w| up to 2)
+an ulp of difference per step (the kernel contracts w h + u x + b into FMAs) grows to 1e-10 .. 1e-3.
+Each row has the load average beside it and flags a CPU time above the wall time by more than 5 % (a
+second thread at work). ``python -m benchmarks --only user-cell`` prints a compact fused / torch table too.
 """
 from __future__ import annotations
 
@@ -133,11 +136,11 @@ def _op_row(s: Settings, op: str, num: int, n: int, T: int, pinned: str) -> Row:
             f"ns per cell-step; losses within {off:.1e} of torch's; load {load:.2f}; {pinned}"
             + (f"; CPU > wall by >5 % on {', '.join(threaded)}" if threaded else ""))
     row = speedup_row(NAME, f"op {op}: latch {num}x{num} N={n} T={T} float64 readout=fixed",
-                            "fused" if not why else "torch (no fused kernel)", "torch (cell.step)", res, "fused",
-                            "torch", target=">= 1.0", note=note)
+                      "fused" if not why else "torch (no fused kernel)", "torch (cell.step)", res, "fused", "torch",
+                      target="" if why else ">= 1.0", note=note)  # no kernel: torch against itself, no goal
     ratio = res["fused"]["median"] / res["torch"]["median"]
     print(f"  {op:<12} fused {res['fused']['median'] * 1e3:8.1f} ms  torch {res['torch']['median'] * 1e3:8.1f} ms"
-          f"  fused/torch {ratio:5.2f}  {'ok ' if ratio <= 1.0 else 'NO '}"
+          f"  fused/torch {ratio:5.2f}  {'-- ' if why else 'ok ' if ratio <= 1.0 else 'NO '}"
           f" load {load:.2f}{'  (no kernel: ' + why + ')' if why else ''}"
           + (f"  CPU>wall: {', '.join(threaded)}" if threaded else ""), flush=True)
     return row
