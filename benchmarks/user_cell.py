@@ -35,6 +35,7 @@ NAME = "user-cell"
 CELLS = Path(__file__).resolve().parents[1] / "examples" / "cells"
 MGU = str(CELLS / "mgu.py") + ":MGU"
 ONE_OP = str(CELLS / "one_op.py") + ":OneOp"
+QUICK_OPS = ("sin", "softplus", "erf", "tan")  # --quick: one of each kind (fused, measured, failing its self-check)
 
 
 def run(s: Settings) -> list[Row]:
@@ -108,7 +109,7 @@ def op_rows(s: Settings) -> list[Row]:
     """One row per function of examples/cells/one_op.py: fused / torch time (see the module docstring)."""
     import sys
 
-    ops = sys.modules[_one_op_module()].OPS
+    ops = QUICK_OPS if s.quick else sys.modules[_one_op_module()].OPS
     num, n, T = (4, 20, 5) if s.quick else (31, 200, 50)
     rows = []
     with one_core() as pinned:
