@@ -8,7 +8,9 @@ once, when it is first used (64 members of the grid's own data, its first steps,
 best of three each), and the faster path is kept: the decision is cached in this process and on
 disk beside the kernel (``choice_<key>-<threads>.json`` in the kernel cache), so a later process
 reuses it. A program without such a call always takes the fused kernel, without a measurement.
-Either path gives the same numbers up to float rounding (the kernel passed its self-check).
+Either path gives the same numbers up to float rounding (the kernel passed its self-check), so such a
+cell's surface may differ in its last digits between machines that decided differently; the file's
+``path`` and ``path_reason`` attributes say which path computed it (``engine.computing_path``).
 """
 from __future__ import annotations
 
