@@ -10,7 +10,8 @@ One module per benchmark, each with ``NAME`` and ``run(settings) -> list[Row]``:
 - ``memory``        peak memory of a 1001 x 1001 grid as T grows, vs the memory budget
 - ``fused_cpu``     the fused CPU kernels vs JAX (``jax_baseline``) and cell.step in torch, fixed and
                     optimal readout, float64 and float32
-- ``user_cell``     a user's cell from a file (examples/cells/mgu.py) vs the built-in gru, both fused
+- ``user_cell``     a user's cell from a file (examples/cells/mgu.py) vs the built-in gru, both fused;
+                    and one row per traced function (examples/cells/one_op.py): fused / torch
 - ``scaling``       the engine on one worker thread vs every core
 - ``process``       whole processes: start-up vs ``import torch``, ``landscape grid`` vs a JAX script
                     (``jax_grid.py``), the headline command vs LANDSCAPE_FAST=0

@@ -53,14 +53,15 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
     - a fused kernel (``landscape.kernels.fused_losses``) for H = 1 and a cell whose step traces
       into a scalar program (every built-in one-unit cell and a user's cell written as a pure
       step): numba on the CPU (the members' blocks on every core, ``kernels.set_threads``, the loss
-      and the optimal fit fused too), Triton on CUDA (the loss then taken in torch);
+      and the optimal fit fused too; a kernel that still calls libm per value only where it measured
+      faster than torch, ``kernels.numba.choice``), Triton on CUDA (the loss then taken in torch);
     - otherwise ``cell.step`` in torch, in blocks of about ``block_elems`` state elements on the
       CPU (``CPU_BLOCK_ELEMS``), the whole population at once on a GPU. With the optimal readout
       the outputs at each T are kept for the whole population and the readout is fitted over all
       of it at once (the fit is batched; blocks would be too small).
 
     A task whose data carry a ``path`` (a ground-truth trajectory) has its loss over every step
-    instead: ``path_losses``.
+    instead: ``path_losses``. Which path a computation takes, and why: ``computing_path``.
     """
     if data.path is not None:
         return path_losses(problem, params, data, Ts)
@@ -91,6 +92,33 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
         for k, T in enumerate(Ts):
             losses[k] = readout.loss(kept[k], data.targets[T], params)
     return losses
+
+
+FUSED_PATHS = {"cpu": "fused-numba", "cuda": "fused-triton"}  # device type -> the path name of its fused kernels
+PATH_WORDS = {"fused-numba": "the fused numba kernel", "fused-triton": "the fused Triton kernel", "torch": "torch"}
+
+
+def computing_path(problem: Problem, data: TaskData, Ts: tuple[int, ...], dtype, device) -> tuple[str, str]:
+    """The path ``unroll_losses`` takes for this problem, task data (on ``device`` in ``dtype``) and
+    Ts: (path, reason), path 'fused-numba' or 'fused-triton' (a fused kernel on the CPU or CUDA,
+    reason '') or 'torch' (``cell.step`` unrolled in torch, reason: why no fused kernel applies).
+
+    Found by asking the dispatch for the losses of the base point alone (one member, the first T):
+    the same decision, and the kernel it builds is the one the computation then uses."""
+    if data.path is not None:
+        return "torch", "the task's loss is over every step of a path (the kernels read it at the end)"
+    params = {k: v.to(dtype=dtype, device=device).unsqueeze(0) for k, v in problem.base.items()}  # (1, *shape)
+    with torch.no_grad():
+        fused, why = fused_losses(problem, params, data, Ts[:1])
+    if fused is None:
+        return "torch", why or "no fused kernel applies"
+    return FUSED_PATHS[torch.device(device).type], ""
+
+
+def describe_path(path: str, reason: str) -> str:
+    """The one line that says which path computed a surface: 'computed by the fused numba kernel',
+    'computed by torch: <reason>'."""
+    return f"computed by {PATH_WORDS[path]}" + (f": {reason}" if reason else "")
 
 
 def path_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...]) -> Tensor:

@@ -109,10 +109,14 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         # the plane as group /plane of the file (origin, d1, d2 and what made them): the file rebuilds its
         # parameters, read_plane(f["plane"]).grid_params(a, b)
         groups = {"plane": lambda group: write_plane(group, plane)} if plane is not None else {}
+        # which path computes the loss (a fused kernel, or cell.step in torch and why): the file's path /
+        # path_reason attributes, and one line once the surface is computed
+        path_name, path_reason = engine.computing_path(problem, data.to(r.torch_dtype, dev), r.Ts, r.torch_dtype, dev)
         try:
             contents = SurfaceContents(spec_json, r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(), size,
                                        attrs={"device": str(dev), "dtype": spec.dtype, "cell": problem.cell.name,
-                                              "task": problem.task.name}, fields=fields, groups=groups)
+                                              "task": problem.task.name, "path": path_name,
+                                              "path_reason": path_reason}, fields=fields, groups=groups)
             writer = SurfaceWriter(path, contents, verify=False)
         except OSError as err:
             raise LandscapeError(f"cannot write {path}: {error_reason(err)}") from None
@@ -134,6 +138,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         if failed is not None:
             raise write_failure(path, failed) from None
     seconds = time.perf_counter() - start
+    say(f"{problem.cell.name} {problem.task.name}: {engine.describe_path(path_name, path_reason)}")
     return GridResult(load(path), path, False, points, seconds, str(dev))
 
 

@@ -80,6 +80,115 @@ def test_ulp_error_within_the_stated_bound(name, bits):
     assert worst > 0.3  # the measurement measures something (a perfect match would be suspicious)
 
 
+# the functions a user's cell reaches (mathfn's second float64 section; float32 through float64)
+USER_REFS = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "expm1": np.expm1, "exp2": np.exp2,
+             "asinh": np.arcsinh, "sin": np.sin, "cos": np.cos, "tan": np.tan, "atan": np.arctan}
+USER_CASES = [(name, bits) for name in USER_REFS for bits in (64, 32)]
+
+
+def user_fn(name, bits):
+    """mathfn's function: log64, log2_64 (a name ending in a digit takes an underscore)."""
+    return getattr(mathfn, f"{name}{'_' if name[-1].isdigit() else ''}{bits}")
+
+
+def user_points(name, bits, n=1_000_000, seed=0):
+    """Uniform over the range that matters, bands where the function is delicate (log near 1, the
+    trig functions over many periods), and log-spaced magnitudes over the whole domain."""
+    dt = np.float64 if bits == 64 else np.float32
+    rng = np.random.default_rng(seed)
+    fin = np.finfo(dt)
+    sub, big = float(fin.smallest_subnormal), float(fin.max)
+
+    def mags(lo, hi, k):
+        with np.errstate(over="ignore"):  # geomspace's last power may overflow before it is clipped
+            return np.clip(np.geomspace(lo, hi, k), lo, hi)
+
+    parts = {
+        "log": [mags(sub, big, n // 2), rng.uniform(0.5, 2, n // 4), rng.uniform(1 - 1e-3, 1 + 1e-3, n // 4)],
+        "log2": [mags(sub, big, n // 2), rng.uniform(0.5, 2, n // 4), rng.uniform(1 - 1e-3, 1 + 1e-3, n // 4)],
+        "log1p": [rng.uniform(-1, 4, n // 2), rng.uniform(-0.3, 0.42, n // 4), mags(sub, big, n // 8),
+                  -mags(sub, 1, n // 8) * (1 - fin.eps)],
+        "expm1": [rng.uniform(-45, np.log(big) * 0.99999, n // 2), rng.uniform(-3, 3, n // 4),
+                  mags(sub, 1, n // 8), -mags(sub, 1, n // 8)],
+        "exp2": [rng.uniform(np.log2(sub) - 1, np.log2(big) * 0.99999, n // 2), rng.uniform(-3, 3, n // 4),
+                 mags(sub, 1, n // 8), -mags(sub, 1, n // 8)],
+        "asinh": [rng.uniform(-50, 50, n // 2), mags(sub, big, n // 4), -mags(sub, big, n // 4)],
+        "atan": [rng.uniform(-5, 5, n // 2), rng.uniform(0.3, 3, n // 4), mags(sub, big, n // 8), -mags(sub, big, n // 8)],
+    }
+    trig = [rng.uniform(-10, 10, n // 2), rng.uniform(-1e6, 1e6, n // 4), mags(sub, 1e15, n // 8),
+            -mags(sub, 1e15, n // 8)]
+    x = np.concatenate(parts.get(name, trig)).astype(dt)
+    return x[np.isfinite(x)]
+
+
+@pytest.mark.parametrize("name,bits", USER_CASES, ids=[f"{n}{b}" for n, b in USER_CASES])
+def test_user_functions_within_the_stated_bound(name, bits):
+    dt = np.float64 if bits == 64 else np.float32
+    x = user_points(name, bits)
+    got = np.empty_like(x)
+    vectorised(user_fn(name, bits))(x, got)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref = USER_REFS[name](x.astype(LD))
+    ok = np.isfinite(ref) & (np.abs(ref) <= np.finfo(dt).max)
+    assert np.array_equal(got[~ok], ref[~ok].astype(dt), equal_nan=True)  # the infinities where the truth has them
+    err = ulp_error(got[ok], ref[ok], dt)
+    bound = mathfn.ULP_BOUNDS[(name, f"float{bits}")]
+    worst = float(err.max())
+    assert worst <= bound, f"{name}{bits}: {worst:.3f} ulp at x = {x[ok][int(err.argmax())]!r}"
+    assert worst > 0.3
+
+
+def test_user_functions_special_values():
+    """torch's values at the edges: log(0) = -inf, log(< 0) = NaN, log1p(-1) = -inf, expm1(-inf) = -1,
+    sin(inf) = NaN, and the signed zeros."""
+    inf, nan = np.inf, np.nan
+    want = {
+        "log": ([0.0, -0.0, -1.0, inf, -inf, nan, 1.0], [-inf, -inf, nan, inf, nan, nan, 0.0]),
+        "log2": ([0.0, -1.0, inf, nan, 1.0, 1024.0], [-inf, nan, inf, nan, 0.0, 10.0]),
+        "log1p": ([0.0, -0.0, -1.0, -2.0, inf, -inf, nan], [0.0, -0.0, -inf, nan, inf, nan, nan]),
+        "expm1": ([0.0, -0.0, inf, -inf, nan, 1e4, -1e4], [0.0, -0.0, inf, -1.0, nan, inf, -1.0]),
+        "exp2": ([0.0, inf, -inf, nan, 10.0, -1074.0, 1024.0, -1076.0], [1.0, inf, 0.0, nan, 1024.0, 5e-324, inf, 0.0]),
+        "asinh": ([0.0, -0.0, inf, -inf, nan], [0.0, -0.0, inf, -inf, nan]),
+        "sin": ([0.0, -0.0, inf, -inf, nan], [0.0, -0.0, nan, nan, nan]),
+        "cos": ([0.0, -0.0, inf, -inf, nan], [1.0, 1.0, nan, nan, nan]),
+        "tan": ([0.0, -0.0, inf, -inf, nan], [0.0, -0.0, nan, nan, nan]),
+        "atan": ([0.0, -0.0, inf, -inf, nan, 1.0], [0.0, -0.0, np.pi / 2, -np.pi / 2, nan, np.pi / 4]),
+    }
+    for name, (xs, ys) in want.items():
+        for bits in (64, 32):
+            dt = np.float64 if bits == 64 else np.float32
+            x, y = np.array(xs, dtype=dt), np.array(ys, dtype=dt)
+            got = np.empty_like(x)
+            vectorised(user_fn(name, bits))(x, got)
+            np.testing.assert_array_equal(got, y, err_msg=f"{name}{bits}")
+            assert np.array_equal(np.signbit(got[y == 0]), np.signbit(y[y == 0])), f"{name}{bits}: signed zeros"
+
+
+def test_roundings_are_torchs():
+    """floor, ceil, trunc and round (ties to even, as torch.round) of halves, huge values, inf, NaN."""
+    import torch
+
+    x = np.array([-2.5, -1.5, -0.5, -0.0, 0.0, 0.5, 1.5, 2.5, 0.49999999999999994, 4503599627370497.0, 1e30,
+                  np.inf, -np.inf, np.nan, -0.7, 0.7], dtype=np.float64)
+    for name, fn in (("floor", torch.floor), ("ceil", torch.ceil), ("trunc", torch.trunc), ("round_even", torch.round)):
+        for dt in (np.float64, np.float32):
+            xd = x.astype(dt)
+            got = np.empty_like(xd)
+            vectorised(getattr(mathfn, name))(xd, got)
+            want = fn(torch.from_numpy(xd)).numpy()
+            np.testing.assert_array_equal(got, want, err_msg=name)
+            assert np.array_equal(np.signbit(got), np.signbit(want)), name
+
+
+def test_trig_beyond_its_range_is_nan():
+    """|x| >= 2^50: the reduction no longer holds, and the trig functions say so (NaN), not a wrong value."""
+    x = np.array([2.0 ** 50, -(2.0 ** 50), 1e300], dtype=np.float64)
+    for name in ("sin", "cos", "tan"):
+        got = np.empty_like(x)
+        vectorised(user_fn(name, 64))(x, got)
+        assert np.isnan(got).all(), name
+
+
 @pytest.mark.parametrize("name,bits", CASES, ids=[f"{n}{b}" for n, b in CASES])
 def test_special_values(name, bits):
     dt = np.float64 if bits == 64 else np.float32

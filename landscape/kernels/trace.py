@@ -44,8 +44,9 @@ class Node:
     """One scalar value of the program.
 
     op     'param' (attr: name), 'state' (attr: index), 'x' (the input), 'const' (attr: value),
-           or an operation: add sub mul div neg abs max min clamp tanh sigmoid exp expm1 log log1p
-           sqrt rsqrt reciprocal pow where gt lt ge le eq ne not and or float (bool -> 0/1)
+           or an operation: add sub mul div neg abs max min clamp tanh sigmoid exp expm1 exp2 log log1p
+           log2 sqrt rsqrt reciprocal pow sin cos tan atan asinh erf floor ceil trunc round where gt lt
+           ge le eq ne not and or float (bool -> 0/1)
     args   operand node ids (a clamp's missing bound is -1)
     attr   the parameter name, state index or constant value (else None)
     """
@@ -265,6 +266,14 @@ class _Tracer:
             self._result(args[0], self.b.const(float(args[1] if not isinstance(args[1], Tensor) else args[1].item())),
                          [], check_alias=True)
             return
+        if base == "log_sigmoid_forward":  # (output, buffer): torch's CPU formula min(x, 0) - log1p(exp(-|x|))
+            v = self.value(args[0])
+            x = self.node_of(v)
+            b = self.b
+            soft = b.add("log1p", (b.add("exp", (b.add("neg", (b.add("abs", (x,)),)),)),))
+            node = b.add("sub", (b.add("min", (x, b.const(0.0))), soft))
+            self._result(out[0], node, [v] if isinstance(v, _Value) else [], dtype=out[0].dtype)
+            return
         if not isinstance(out, Tensor):
             raise Unsupported(f"{name} returns {type(out).__name__}")
         target = args[0] if mutable else out
@@ -459,6 +468,35 @@ class _Tracer:
             if beta != 1:
                 soft = b.add("div", (soft, b.const(beta)))
             return b.add("where", (b.add("gt", (bx, b.const(threshold))), n[0], soft)), tensor_vals
+        if base in ("elu", "celu"):  # torch: x > 0 ? x scale : expm1(x input_scale) alpha scale
+            alpha = float(scal(1, "alpha", 1.0))
+            scale, in_scale = ((1.0, 1.0 / alpha) if base == "celu" else
+                               (float(scal(2, "scale", 1.0)), float(scal(3, "input_scale", 1.0))))
+            x = n[0]
+            xin = x if in_scale == 1 else b.add("mul", (x, b.const(in_scale)))
+            neg = b.add("mul", (b.add("expm1", (xin,)), b.const(alpha * scale)))
+            pos = x if scale == 1 else b.add("mul", (x, b.const(scale)))
+            return b.add("where", (b.add("le", (x, b.const(0.0))), neg, pos)), tensor_vals
+        if base == "leaky_relu":
+            x = n[0]
+            slope = b.add("mul", (x, b.const(float(scal(1, "negative_slope", 0.01)))))
+            return b.add("where", (b.add("gt", (x, b.const(0.0))), x, slope)), tensor_vals
+        if base == "gelu":  # torch's CPU formulas
+            x = n[0]
+            if kw.get("approximate", "none") == "tanh":  # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+                cube = b.add("mul", (b.add("mul", (x, x)), x))
+                inner = b.add("add", (x, b.add("mul", (b.const(0.044715), cube))))
+                t = b.add("tanh", (b.add("mul", (b.const(math.sqrt(2.0 / math.pi)), inner)),))
+                return b.add("mul", (b.add("mul", (b.const(0.5), x)), b.add("add", (b.const(1.0), t)))), tensor_vals
+            e = b.add("erf", (b.add("mul", (x, b.const(math.sqrt(0.5)))),))  # x 0.5 (1 + erf(x / sqrt 2))
+            return b.add("mul", (b.add("mul", (x, b.const(0.5))), b.add("add", (b.const(1.0), e)))), tensor_vals
+        if base == "mish":  # x tanh(log1p(exp(x)))
+            x = n[0]
+            return b.add("mul", (x, b.add("tanh", (b.add("log1p", (b.add("exp", (x,)),)),)))), tensor_vals
+        if base == "hardswish":  # x min(max(x + 3, 0), 6) / 6
+            x = n[0]
+            t = b.add("clamp", (b.add("add", (x, b.const(3.0))), b.const(0.0), b.const(6.0)))
+            return b.add("div", (b.add("mul", (x, t)), b.const(6.0))), tensor_vals
         if base == "silu":
             return b.add("mul", (n[0], b.add("sigmoid", (n[0],)))), tensor_vals
         if base == "lerp":  # torch's CPU formula

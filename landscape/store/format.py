@@ -29,7 +29,9 @@ dimension named):
                      "directions"), each with a ``digest`` attribute
     root attributes  format, format_version, spec (canonical JSON), key, landscape_version,
                      torch_version, device, dtype, created, complete, chunk_size, computed_nan
-                     (the file's computed NaN, set with ``complete``), cell, task
+                     (the file's computed NaN, set with ``complete``), cell, task, path and
+                     path_reason (what computed the loss: fused-numba, fused-triton or torch, and
+                     why torch; ``engine.computing_path``)
 
 A chunk c holds the flat indices [c * chunk_size, (c + 1) * chunk_size) of the (nx, ny) grid in
 row-major ("ij") order.

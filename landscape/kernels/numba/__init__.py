@@ -4,7 +4,9 @@
   ``codegen`` from the traced program, its elementary functions ``mathfn`` (coefficients from
   ``remez``, not imported by the library);
 - ``readout``: the one-unit readout's losses and the optimal readout's fit, fused too;
-- ``losses``: the unroll and the readout together, the losses (K, P) the engine asks for.
+- ``losses``: the unroll and the readout together, the losses (K, P) the engine asks for;
+- ``choice``: for a program that still calls libm per value (erf, a general pow), the kernel or
+  torch, whichever measured faster (once per kernel, cached beside it).
 
 numba itself is imported when a kernel is first built (``available()`` says whether it can be).
 """

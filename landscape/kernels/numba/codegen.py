@@ -32,11 +32,25 @@ import torch
 
 from ..trace import Program, Unsupported
 
-CODEGEN_VERSION = 1  # part of the cache key: bump when the generated code changes meaning
+CODEGEN_VERSION = 2  # part of the cache key: bump when the generated code changes meaning
 
-_LIBM = {"expm1": "expm1", "log": "log", "log1p": "log1p", "sin": "sin", "cos": "cos", "tan": "tan",
-         "atan": "atan", "asinh": "asinh", "erf": "erf", "log2": "log2", "floor": "floor", "ceil": "ceil",
-         "trunc": "trunc"}
+# the elementary functions with a vectorisable form in mathfn besides tanh, sigmoid and exp (which every
+# module imports): op -> the function's name without its dtype suffix (mathfn.<name>64 / <name>32);
+# and the exact roundings (llvm intrinsics, any dtype)
+_MATHFN = {"expm1": "expm1_", "log": "log", "log1p": "log1p", "log2": "log2_", "exp2": "exp2_", "asinh": "asinh",
+           "sin": "sin", "cos": "cos", "tan": "tan", "atan": "atan"}
+_ROUNDING = {"floor": "floor", "ceil": "ceil", "trunc": "trunc", "round": "round_even"}
+_LIBM = {"erf": "erf"}  # still one libm call per value (numba's math.<name>)
+SCALAR_OPS = frozenset({*_LIBM, "pow"})  # the ops whose code calls libm per value (pow: a ** b)
+
+
+def scalar_calls(prog: Program) -> set[str]:
+    """The ops of the program's step and output that call libm one value at a time (``SCALAR_OPS``):
+    the loop around them does not vectorise (``choice`` decides by measurement whether to use it)."""
+    used = set(prog.live(prog.state)) | set(prog.live((prog.output,)))
+    return {prog.nodes[i].op for i in used if prog.nodes[i].op in SCALAR_OPS}
+
+
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<", "ge": ">=", "le": "<=",
            "eq": "==", "ne": "!="}
 
@@ -53,6 +67,7 @@ class _Emitter:
         self.deps = prog.deps()
         # the fast class changes only float32's sigmoid (mathfn.sigmoid32fast): float64 kernels are the exact ones
         self.fast_sigmoid = math_class == "fast" and self.f32
+        self.imports: set[str] = set()  # the mathfn functions beyond the built-in cells' (imported on use)
 
     def ref(self, i: int) -> str:
         return f"K{i}" if self.nodes[i].op == "const" else f"v{i}"
@@ -71,6 +86,12 @@ class _Emitter:
             return f"sigmoid32fast({a[0]})"
         if op in ("tanh", "sigmoid", "exp"):
             return f"{op}{self.suffix}({a[0]})"
+        if op in _MATHFN:
+            self.imports.add(f"{_MATHFN[op]}{self.suffix}")
+            return f"{_MATHFN[op]}{self.suffix}({a[0]})"
+        if op in _ROUNDING:
+            self.imports.add(_ROUNDING[op])
+            return f"{_ROUNDING[op]}({a[0]})"
         if op == "max":
             return f"maximum({a[0]}, {a[1]})"
         if op == "min":
@@ -99,8 +120,6 @@ class _Emitter:
             return f"ONE / {a[0]}"
         if op == "pow":
             return f"DT({a[0]} ** {a[1]})"
-        if op == "exp2":
-            return f"DT(math.pow(TWO, {a[0]}))"
         if op in _LIBM:
             return f"DT(math.{_LIBM[op]}({a[0]}))"
         raise Unsupported(f"no code for the operation {op}")
@@ -179,11 +198,11 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     w(f"                                           prefer_wide_vectors, sigmoid{sfx}, tanh{sfx})")
     if em.fast_sigmoid:
         w("from landscape.kernels.numba.mathfn import sigmoid32fast  # the fast accuracy class")
+    more_imports = len(L)  # the other mathfn functions the program uses: known once its code is written
     w("")
     w(f"DT = {dt}")
     w("ONE = DT(1.0)")
     w("ZERO = DT(0.0)")
-    w("TWO = DT(2.0)")
     L.extend(em.constants())
     w(f"N_STATE = {S}")
     w(f"N_CHANNELS = {len(channels)}")
@@ -302,6 +321,8 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     L.extend(capture(24, "n", "out[k, PI[i], n]"))
     w("    return 0")
     w("")
+    if em.imports:
+        L.insert(more_imports, f"from landscape.kernels.numba.mathfn import {', '.join(sorted(em.imports))}")
     return "\n".join(L)
 
 

@@ -26,7 +26,7 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     threads: worker threads (default ``runtime.default_threads``: every core this process may use).
     math_class: 'exact' (default) or the opt-in 'fast' accuracy class (``unroll.fused_kernel``).
     """
-    cell, H, readout = problem.cell, problem.H, problem.readout
+    cell, H = problem.cell, problem.H
     ref = next(iter(params.values()))
     D = 0 if data.inputs is None else data.inputs.shape[-1]
     if H != 1 or D > 1:
@@ -44,8 +44,19 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     kernel = fused_kernel(cell, D, ref.dtype, math_class)
     if kernel is None:
         raise Unsupported(why_not(cell, D, ref.dtype) or f"no fused kernel for {cell.describe()}")
+    from .choice import torch_is_faster
+
+    slower = torch_is_faster(kernel, problem, params, data, threads)  # only where the kernel calls libm per value
+    if slower is not None:
+        raise Unsupported(slower)
+    return run_kernel(kernel, problem, params, data, Ts, threads)
+
+
+def run_kernel(kernel, problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], threads: int | None) -> Tensor:
+    """``losses`` with this kernel (checked by the caller): (len(Ts), P)."""
     from . import readout as fused_readout
 
+    readout, ref = problem.readout, next(iter(params.values()))
     x = None if data.inputs is None else data.inputs[..., 0]
     inputs = kernel.prepare(x, [data.ends[T] for T in Ts], data.h0)
     P = max(v.shape[0] for v in params.values())

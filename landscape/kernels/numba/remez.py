@@ -6,7 +6,8 @@ its reduced interval (the weight makes the error relative to the function mathfn
 - Q: (e^r - 1 - r) / r^2 on |r| <= ln2 / 2, relative to e^r - 1 (degree 9 for float64, 4 for float32);
 - G: tanh(rho) / rho in u = rho^2, |rho| <= ln2 / 4, relative (degree 6 for float64, 2 for float32);
 - A: (2 atanh(s) / s - 2) / z in z = s^2, |s| <= (sqrt2 - 1) / (sqrt2 + 1), relative to log1p
-  (degree 6).
+  (degree 6);
+- T: (atan(r) / r - 1) / u in u = r^2, |r| <= tan(pi/8), relative to atan (degree 10).
 
 It prints the coefficients as mathfn holds them and each fit's truncation error (in ulps of the
 dtype); a run reproduces the tables in mathfn.py. Not imported by the library.
@@ -66,6 +67,9 @@ def main():
               (ln2 / 4) ** 2 * mp.mpf("1.0001"), {"float64": 6, "float32": 2}),
         "A": (lambda z: (2 * mp.atanh(mp.sqrt(z)) / mp.sqrt(z) - 2) / z if z > 0 else mp.mpf(2) / 3,
               lambda z: z / 2, mp.mpf(0), ((mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)) ** 2 * mp.mpf("1.0001"), {"float64": 6}),
+        "T": (lambda u: (mp.atan(mp.sqrt(u)) / mp.sqrt(u) - 1) / u if u > 0 else mp.mpf(-1) / 3,
+              lambda u: u * mp.sqrt(u) / mp.atan(mp.sqrt(u)) if u > 0 else mp.mpf(0), mp.mpf(0),
+              mp.tan(mp.pi / 8) ** 2 * mp.mpf("1.0001"), {"float64": 10}),
     }
     for name, (f, w, a, b, degrees) in fits.items():
         for dtype, n in degrees.items():
