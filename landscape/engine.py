@@ -38,7 +38,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...],
-                  block_elems: int | None = None, fast: bool | None = None) -> Tensor:
+                  block_elems: int | None = None, fast: bool | None = None, math: str = "exact") -> Tensor:
     """The loss of every member at every T, from one unroll: (len(Ts), P).
 
     params  name -> (P or 1, *shape), on the device and in the dtype of the computation
@@ -47,6 +47,8 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
             (the ridge-regularised best readout, fitted per member and T)
     fast    False: no fused kernel, ``cell.step`` in torch (for comparisons and benchmarks); None:
             ``settings.fast()`` ($LANDSCAPE_FAST)
+    math    the fused kernels' accuracy class (``GridSpec.math``): 'exact', or 'fast' (float32's
+            sigmoid within 1.1e-7 absolute); the torch path computes the exact functions
 
     Two paths give the same numbers up to float rounding (1e-12 relative in float64):
 
@@ -65,7 +67,7 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
     """
     if data.path is not None:
         return path_losses(problem, params, data, Ts)
-    fused, _ = fused_losses(problem, params, data, Ts, fast)  # None where no fused kernel applies
+    fused, _ = fused_losses(problem, params, data, Ts, fast, math)  # None where no fused kernel applies
     if fused is not None:
         return fused
     cell, H, readout = problem.cell, problem.H, problem.readout
@@ -98,7 +100,8 @@ FUSED_PATHS = {"cpu": "fused-numba", "cuda": "fused-triton"}  # device type -> t
 PATH_WORDS = {"fused-numba": "the fused numba kernel", "fused-triton": "the fused Triton kernel", "torch": "torch"}
 
 
-def computing_path(problem: Problem, data: TaskData, Ts: tuple[int, ...], dtype, device) -> tuple[str, str]:
+def computing_path(problem: Problem, data: TaskData, Ts: tuple[int, ...], dtype, device, math: str = "exact"
+                   ) -> tuple[str, str]:
     """The path ``unroll_losses`` takes for this problem, task data (on ``device`` in ``dtype``) and
     Ts: (path, reason), path 'fused-numba' or 'fused-triton' (a fused kernel on the CPU or CUDA,
     reason '') or 'torch' (``cell.step`` unrolled in torch, reason: why no fused kernel applies).
@@ -109,7 +112,7 @@ def computing_path(problem: Problem, data: TaskData, Ts: tuple[int, ...], dtype,
         return "torch", "the task's loss is over every step of a path (the kernels read it at the end)"
     params = {k: v.to(dtype=dtype, device=device).unsqueeze(0) for k, v in problem.base.items()}  # (1, *shape)
     with torch.no_grad():
-        fused, why = fused_losses(problem, params, data, Ts[:1])
+        fused, why = fused_losses(problem, params, data, Ts[:1], math=math)
     if fused is None:
         return "torch", why or "no fused kernel applies"
     return FUSED_PATHS[torch.device(device).type], ""

@@ -19,7 +19,7 @@ from .cells import scalar_names
 from .directions import DIRECTIONS, PLANE_AXES
 from .errors import LandscapeError
 from .problem import Problem, resolve_model
-from .spec import DTYPE_MAX, DTYPES, SPEC_VERSION, Axis, GridSpec, torch_dtype
+from .spec import DTYPE_MAX, DTYPES, MATH_CLASSES, SPEC_VERSION, Axis, GridSpec, torch_dtype
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class ResolvedGrid:
             "readout": readout.label, "readout_l2": readout.l2 if readout.optimal else None,
             "grads": self.spec.grads,
         }
+        if self.spec.math != "exact":  # absent for the default: those specs (and keys) are as before
+            doc["math"] = self.spec.math
         if self.spec.dynamics:  # absent without --dynamics: those specs (and keys) are as before
             doc["dynamics"] = {"input": self.input, "options": asdict(self.dynamics_options),
                                "sequences": self.dynamics_sequences}
@@ -100,6 +102,8 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
     """Check a spec and fill in its defaults; raises LandscapeError on the first bad value."""
     if spec.dtype not in DTYPES:
         raise LandscapeError(f"unknown dtype {spec.dtype!r}; choose from: {', '.join(DTYPES)}")
+    if spec.math not in MATH_CLASSES:
+        raise LandscapeError(f"unknown math class {spec.math!r}; choose from: {', '.join(MATH_CLASSES)}")
     xa, ya, Ts = spec.x, spec.y, spec.T  # parsed when the spec was made
     problem = resolve_model(spec.model, fit=spec.fit, l2=spec.readout_l2)
     n = problem.task.default_n if spec.n is None else int(spec.n)

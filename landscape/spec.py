@@ -19,6 +19,8 @@ from .model import ModelSpec, split_model_fields
 
 SPEC_VERSION = 1  # the version of a grid's canonical JSON (its key "format_version")
 DTYPES = ("float64", "float32")  # the computation's floating-point types, by name
+# the fused kernels' accuracy classes: exact (default) or fast (opt-in: float32's sigmoid, ``GridSpec.math``)
+MATH_CLASSES = ("exact", "fast")
 DTYPE_MAX = {"float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max)}
 MAX_AXIS_POINTS = 100_000
 
@@ -98,6 +100,10 @@ class GridSpec:
     point, theta = base + a d1 + b d2, over axes named ``a`` and ``b`` (``models``: the other
     models of models / line; ``direction_seed``: random's seed).
 
+    ``math`` is the fused kernels' accuracy class: exact (default) or fast (float32's sigmoid as
+    1/2 + tanh(x/2)/2, within 1.1e-7 absolute: ``kernels.numba.mathfn.sigmoid32fast``). Part of the
+    key when fast; where no fused kernel computes (torch, Triton), the numbers are the exact ones.
+
     ``dynamics`` also stores the cell's dynamics at every point (``dynamics_map.grid_fields``: the
     counts of fixed points and cycles, lambda_T) at the constant ``input`` (None: the task's input
     mean, ``dynamics_map.default_input``).
@@ -110,6 +116,7 @@ class GridSpec:
     n: int | None = None
     seed: int = 0
     dtype: str = "float64"
+    math: str = "exact"
     fit: str = "auto"
     readout_l2: float = 1e-4
     grads: bool = False

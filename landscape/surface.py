@@ -111,7 +111,8 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         groups = {"plane": lambda group: write_plane(group, plane)} if plane is not None else {}
         # which path computes the loss (a fused kernel, or cell.step in torch and why): the file's path /
         # path_reason attributes, and one line once the surface is computed
-        path_name, path_reason = engine.computing_path(problem, data.to(r.torch_dtype, dev), r.Ts, r.torch_dtype, dev)
+        path_name, path_reason = engine.computing_path(problem, data.to(r.torch_dtype, dev), r.Ts, r.torch_dtype, dev,
+                                                       spec.math)
         try:
             contents = SurfaceContents(spec_json, r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(), size,
                                        attrs={"device": str(dev), "dtype": spec.dtype, "cell": problem.cell.name,
@@ -188,7 +189,7 @@ def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None)
             params = plane.params_at(xs[i], ys[j], dtype, dev)
         else:
             params = engine.chunk_params(problem.base, r.refs, (xs[i], ys[j]), dtype, dev)
-        loss = engine.unroll_losses(problem, params, data, r.Ts)
+        loss = engine.unroll_losses(problem, params, data, r.Ts, math=r.spec.math)
         values = {"loss": loss.cpu().numpy().astype(np.float64)}
         if r.spec.grads:  # grad, hessian_eigvals, grad_norm_t (and grad_norm_c_t)
             values.update(gradients.gradient_fields(problem, r.refs, r.Ts, params, data))

@@ -77,3 +77,35 @@ def test_fast_lstm_kernel_stays_near_the_exact_one():
     fast = fast_kernel.outputs(params, x, ends, 0.0, threads=1)
     diff = float((fast - exact).abs().max())
     assert 0 < diff < 1e-4  # different numbers (the class changes them), by a few float32 roundings per step
+
+
+def test_grid_math_fast_is_its_own_surface_near_the_exact_one(tmp_path, monkeypatch):
+    """`landscape grid --math fast` (GridSpec.math): another key and spec (the default's spec has no
+    "math" entry, so every existing key is unchanged), computed by the fused kernel of the fast class:
+    float32 losses differ from the exact ones, by little; float64 is the exact kernel's, bit for bit."""
+    import json
+
+    import landscape
+    from landscape.errors import LandscapeError
+    from landscape.resolved import resolve
+    from landscape.spec import GridSpec
+
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path))
+    fields = dict(cell="lstm", task="latch", T=(10, 50), x="b_f:-4:6:9", y="w_z:-4:6:7", n=64, fit="fixed")
+    got = {}
+    for dtype in ("float32", "float64"):
+        for math_class in ("exact", "fast"):
+            spec = GridSpec.of(**fields, dtype=dtype, math=math_class)
+            doc = json.loads(resolve(spec).canonical())
+            assert doc.get("math") == (None if math_class == "exact" else "fast")
+            s = landscape.grid(spec, out=tmp_path / f"{dtype}-{math_class}.h5", progress=False).surface
+            assert s.attrs["path"] == "fused-numba"
+            got[dtype, math_class] = (resolve(spec).key(), np.asarray(s.loss))
+    for dtype in ("float32", "float64"):
+        assert got[dtype, "exact"][0] != got[dtype, "fast"][0]
+    exact, fast = got["float32", "exact"][1], got["float32", "fast"][1]
+    assert not np.array_equal(exact, fast)
+    np.testing.assert_allclose(fast, exact, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got["float64", "fast"][1], got["float64", "exact"][1])
+    with pytest.raises(LandscapeError, match="unknown math class 'quick'; choose from: exact, fast"):
+        resolve(GridSpec.of(**fields, math="quick"))

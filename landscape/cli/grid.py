@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import LandscapeError
 from ..plan import parse_bytes
-from ..spec import DTYPES, Axis, GridSpec, parse_T
+from ..spec import DTYPES, MATH_CLASSES, Axis, GridSpec, parse_T
 from .options import device_option, fit_option, model_options, scheduler_option, threads_option
 
 
@@ -53,6 +53,9 @@ from .options import device_option, fit_option, model_options, scheduler_option,
 @device_option()
 @click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True,
               help="Floating-point type of the computation.")
+@click.option("--math", "math_class", type=click.Choice(MATH_CLASSES), default="exact", show_default=True,
+              help="The fused kernels' accuracy class: fast computes float32's sigmoid as 1/2 + tanh(x/2)/2 "
+                   "(within 1.1e-7 absolute, as XLA does). Part of the cache key; float64 and torch compute exact.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Output .h5 file (default: the cache); a figure "
               "is --plot's.")
 @click.option("--force", is_flag=True, help="Recompute even if the result is cached.")
@@ -68,7 +71,7 @@ from .options import device_option, fit_option, model_options, scheduler_option,
 @threads_option()
 @scheduler_option()
 def command(model, x, y, T, n, seed, base_file, base_model, directions, models, direction_seed, fit, readout_l2,
-            grads, dynamics, dynamics_input, device, dtype, out, force, chunk_size, memory, quiet, scheduler, plot_kind,
+            grads, dynamics, dynamics_input, device, dtype, math_class, out, force, chunk_size, memory, quiet, scheduler, plot_kind,
             plot_out):
     """Evaluate the loss over a grid of two parameters at every T of a list, from one unroll.
 
@@ -84,7 +87,8 @@ def command(model, x, y, T, n, seed, base_file, base_model, directions, models, 
     _check_outputs(out, plot_kind, plot_out)  # before anything is computed
     spec = GridSpec(
         model=replace(model, base_file=base_file, base_model=base_model), T=parse_T(T),
-        x=Axis.parse(x) if x else None, y=Axis.parse(y) if y else None, n=n, seed=seed, dtype=dtype, fit=fit,
+        x=Axis.parse(x) if x else None, y=Axis.parse(y) if y else None, n=n, seed=seed, dtype=dtype, math=math_class,
+        fit=fit,
         readout_l2=readout_l2, grads=grads, dynamics=dynamics, input=dynamics_input, directions=directions,
         models=tuple(models),
         direction_seed=direction_seed)

@@ -38,12 +38,12 @@ def backend(device_type: str):
     return None if name is None else importlib.import_module(f"{__name__}.{name}")
 
 
-def fused_losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], fast: bool | None = None
-                 ) -> tuple[Tensor | None, str | None]:
+def fused_losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], fast: bool | None = None,
+                 math: str = "exact") -> tuple[Tensor | None, str | None]:
     """(losses, None) with the losses (len(Ts), P) from a fused kernel, as ``engine.unroll_losses``
     gives them, or (None, why not). The backend follows the parameters' device (``BACKENDS``: numba on
     the CPU, Triton on CUDA). fast: False turns every fused kernel off (None: ``settings.fast()``,
-    $LANDSCAPE_FAST)."""
+    $LANDSCAPE_FAST). math: the accuracy class (``GridSpec.math``), 'exact' or 'fast'."""
     if not (settings.fast() if fast is None else fast):
         return None, "fused kernels are turned off (LANDSCAPE_FAST=0)"
     if data.path is not None:
@@ -55,7 +55,7 @@ def fused_losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], 
     if module is None:
         return None, f"no fused kernel runs on {device.type}"
     try:
-        return module.losses(problem, params, data, Ts), None
+        return module.losses(problem, params, data, Ts, math_class=math), None
     except Unsupported as err:
         return None, str(err)
 

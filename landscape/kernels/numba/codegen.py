@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from ...spec import MATH_CLASSES
 from ..trace import Program, Unsupported
 
 CODEGEN_VERSION = 2  # part of the cache key: bump when the generated code changes meaning
@@ -53,9 +54,6 @@ def scalar_calls(prog: Program) -> set[str]:
 
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<", "ge": ">=", "le": "<=",
            "eq": "==", "ne": "!="}
-
-
-MATHS = ("exact", "fast")  # accuracy classes of tanh/sigmoid/exp: exact (default) or fast (opt-in; float32 sigmoid)
 
 
 class _Emitter:
@@ -164,11 +162,11 @@ class _Emitter:
 
 def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> str:
     """The source of a module with ``run_wide``, ``run_lanes`` and ``derive`` for this program;
-    ``math_class`` one of MATHS (the fast class's source differs, hence its cache key)."""
+    ``math_class`` one of spec.MATH_CLASSES (the fast class's source differs, hence its cache key)."""
     if dtype not in (torch.float32, torch.float64):
         raise Unsupported(f"dtype {dtype}")
-    if math_class not in MATHS:
-        raise ValueError(f"unknown math class {math_class!r}; choose from: {', '.join(MATHS)}")
+    if math_class not in MATH_CLASSES:
+        raise ValueError(f"unknown math class {math_class!r}; choose from: {', '.join(MATH_CLASSES)}")
     em = _Emitter(prog, dtype, math_class)
     hoisted, channels, step, out = em.classify()
     S = prog.n_state

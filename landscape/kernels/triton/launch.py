@@ -46,10 +46,13 @@ def available() -> bool:
     return triton is not None
 
 
-def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...]) -> Tensor:
+def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], math_class: str = "exact") -> Tensor:
     """(len(Ts), P) losses, as ``engine.unroll_losses(problem, params, data, Ts)``: the kernel's
     outputs (``outputs``), the loss of each T taken in torch by ``problem.readout``. Raises
-    Unsupported where no kernel applies."""
+    Unsupported where no kernel applies, and for the fast math class (the Triton kernels have the
+    exact class only)."""
+    if math_class != "exact":
+        raise Unsupported(f"the Triton kernels have no {math_class!r} math class (torch computes the exact one)")
     outs = outputs(problem.cell, params, data, Ts, problem.H)  # (K, P, N)
     return torch.stack([problem.readout.loss(outs[k].unsqueeze(-1), data.targets[T], params)
                         for k, T in enumerate(Ts)])
