@@ -181,6 +181,9 @@ class UnitKernel:
         K, N = inputs.ends.shape
         packed = torch.cat([params[k].reshape(params[k].shape[0], -1).to(self.dtype).expand(P, -1)
                             for k in self.names], 1).contiguous()  # (P, G), G in program.params order
+        if packed.shape[1] != len(self.program.params):
+            raise ValueError(f"parameters of {packed.shape[1]} elements; the kernel takes {len(self.program.params)} "
+                             f"(H = {self.H}, D = {self.D})")
         shape = (K, P, N, self.H)
         if out is None:
             out = torch.empty(shape, dtype=self.dtype)
