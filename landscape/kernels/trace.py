@@ -737,7 +737,7 @@ class _UnitTracer(_Tracer):
             self._view(func, base, args, kwargs, out)
         elif base in ("_to_copy", "to"):
             self._convert(args[0], kwargs, out)
-        elif base in _FACTORIES:
+        elif base in _FACTORIES or base in ("arange", "eye", "linspace"):  # a constant may differ per unit
             self._constant_tensor(out)
         elif base in _REDUCTIONS:
             self._reduction(base, args, kwargs, out)
@@ -803,7 +803,9 @@ class _UnitTracer(_Tracer):
     def _convert(self, src_t, kwargs, out):
         src = self._units(src_t)
         dtype = kwargs.get("dtype", out.dtype)
-        if dtype == src.dtype:
+        if id(src_t) not in self.traced:  # a constant: its converted values
+            self._constant_tensor(out)
+        elif dtype == src.dtype:
             self.bind(out, src.nodes, src.pidx, src.nidx, src.dtype)
         elif src.dtype == torch.bool and dtype == self.dtype:
             made = {i: self.b.add("float", (i,)) for i in src.nodes.unique().tolist()}
