@@ -44,12 +44,20 @@ def pin_one_core() -> int:
 
 
 def plane(H: int, num: int, n: int, T: int):
+    """The plane's ``common.GridPoints`` with the parameters of every point (base + a d1 + b d2)."""
+    import torch
+
     from landscape import Axis, GridSpec
+    from landscape.directions import make_plane
 
     from .common import GridPoints
 
-    return GridPoints(GridSpec.of(cell="gru", task="latch", hidden=H, T=(T,), n=n, fit="fixed", dtype="float64",
+    grid = GridPoints(GridSpec.of(cell="gru", task="latch", hidden=H, T=(T,), n=n, fit="fixed", dtype="float64",
                                   directions="random", x=Axis("a", -1, 1, num), y=Axis("b", -1, 1, num)))
+    r = grid.r
+    flat = make_plane("random", r.problem, r.problem.base, seed=r.spec.direction_seed)
+    grid.params = flat.grid_params(r.x.values(), r.y.values(), torch.float64)  # name -> (P, *shape)
+    return grid
 
 
 def jax_losses(H: int, params: dict, data, T: int):

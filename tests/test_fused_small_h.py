@@ -24,6 +24,7 @@ from landscape.cells.base import Cell, ParamDecl, bias, linear  # noqa: E402
 from landscape.kernels import fused_losses  # noqa: E402
 from landscape.kernels.numba import units  # noqa: E402
 from landscape.kernels.trace import Unsupported, trace_units  # noqa: E402
+from landscape.directions import make_plane  # noqa: E402
 
 CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,9 @@ def grid(spec, dtype=torch.float64):
     """The resolved spec, its task's data and the parameters of every grid point (P = x * y)."""
     r = landscape.resolve(spec)
     data = r.problem.task.make(r.Ts, r.n, spec.seed).to(dtype, CPU)
+    if r.on_plane:  # every parameter moves: base + a d1 + b d2
+        plane = make_plane(spec.directions, r.problem, r.problem.base, seed=spec.direction_seed)
+        return r, data, plane.grid_params(r.x.values(), r.y.values(), dtype)
     xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
     flat = torch.arange(len(xs) * len(ys))
     params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // len(ys)], ys[flat % len(ys)]), dtype, CPU)
@@ -84,8 +88,11 @@ def test_float32(H):
 def test_random_directions_move_every_parameter():
     """--directions random: every element of every matrix varies over the plane (the trained
     network case); one kernel serves it."""
-    check(GridSpec.of(cell="gru", task="latch", hidden=3, T=(9,), n=20, fit="fixed", directions="random",
-                      x=Axis("a", -1, 1, 4), y=Axis("b", -1, 1, 3)))
+    spec = GridSpec.of(cell="gru", task="latch", hidden=3, T=(9,), n=20, fit="fixed", directions="random",
+                       x=Axis("a", -1, 1, 4), y=Axis("b", -1, 1, 3))
+    r, data, params = grid(spec)
+    assert all(v.shape[0] == 12 for v in params.values())
+    check(spec)
 
 
 def test_a_user_cell_file():
