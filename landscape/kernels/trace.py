@@ -644,7 +644,8 @@ def _initial(cell, params, dtype, H: int = 1) -> tuple:
 class UnitProgram(Program):
     """A traced step of an H-unit cell with D inputs. Its scalar nodes: 'param' (attr (name, flat
     index into the parameter's shape)), 'state' / 'ostate' (attr s * H + i: unit i of state s),
-    'x' (attr d: input channel d). ``state`` lists the new value of every (state, unit), s-major;
+    'x' (attr d: input channel d), and besides ``Node``'s operations 'dot' (args a_0..a_K-1,
+    b_0..b_K-1: the sum of a_k b_k, k ascending, as ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...). ``state`` lists the new value of every (state, unit), s-major;
     ``outputs`` the output's node of each unit (``output`` is unit 0's); ``params`` the (name,
     flat index) of every parameter element, in the order the kernel receives them."""
 
@@ -667,9 +668,9 @@ class _UnitTracer(_Tracer):
     """The tracer for H > 1. The units' formulas differ, so each traced tensor carries the node of
     every element (members and sequences share them: a parameter element's node names no member).
     Elementwise operations reuse ``_Tracer._elementwise`` once per distinct combination of operand
-    nodes; a matrix product (mm, bmm, addmm, baddbmm) over a contraction of length K becomes, per
-    element, ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ... (k ascending); a sum (or mean) over a
-    dimension of size > 1 adds the elements in index order."""
+    nodes; a matrix product (mm, bmm, addmm, baddbmm) over a contraction of length K > 1 becomes,
+    per element, a node 'dot' (args a_0..a_K-1, b_0..b_K-1: ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...,
+    k ascending); a sum (or mean) over a dimension of size > 1 adds the elements in index order."""
 
     def __init__(self, dtype: torch.dtype):
         super().__init__(dtype)
@@ -867,10 +868,7 @@ class _UnitTracer(_Tracer):
         for row in keys.tolist():
             key = tuple(row)
             if key not in made:
-                s = self.b.add("mul", (row[0], row[K]))
-                for k in range(1, K):
-                    s = self.b.add("add", (s, self.b.add("mul", (row[k], row[K + k]))))
-                made[key] = s
+                made[key] = self.b.add("dot", key) if K > 1 else self.b.add("mul", key)
             nodes.append(made[key])
         nodes = torch.tensor(nodes, dtype=torch.int64).reshape(na.shape[:-1])
         operands = [_Units(nodes, pidx, nidx, out.dtype)]
