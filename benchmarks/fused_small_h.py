@@ -119,7 +119,7 @@ def run(H_list, num: int, n: int, T: int, repeats: int, quick: bool):
         want = plain()[0]
         got, why = fused()  # builds (or loads) the kernel: untimed
         peer = jax_losses(H, sub, grid.data, T)
-        gap_jax = _rel(torch.as_tensor(np.asarray(peer())), want)
+        gap_jax = _rel(torch.from_numpy(np.array(peer())), want)
         gap_fused = _rel(got[0], want) if got is not None else float("nan")
         res = timed(s, {"fused": lambda: (fused(), scale)[1], "torch": lambda: (plain(), scale)[1],
                         "jax": lambda: (peer(), scale)[1]})
