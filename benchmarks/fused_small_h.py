@@ -108,21 +108,21 @@ def run(H_list, num: int, n: int, T: int, repeats: int, quick: bool):
         sub, r = grid.subset(m), grid.r
         scale = grid.P / m  # the plane's time from the subset's
 
-        def fused():
+        def fused(r=r, sub=sub, data=grid.data):
             with torch.no_grad():
-                return kernels.fused_losses(r.problem, sub, grid.data, r.Ts)
+                return kernels.fused_losses(r.problem, sub, data, r.Ts)
 
-        def plain():
+        def plain(r=r, sub=sub, data=grid.data):
             with torch.no_grad():
-                return engine.unroll_losses(r.problem, sub, grid.data, r.Ts, fast=False)
+                return engine.unroll_losses(r.problem, sub, data, r.Ts, fast=False)
 
         want = plain()[0]
         got, why = fused()  # builds (or loads) the kernel: untimed
         peer = jax_losses(H, sub, grid.data, T)
         gap_jax = _rel(torch.from_numpy(np.array(peer())), want)
         gap_fused = _rel(got[0], want) if got is not None else float("nan")
-        res = timed(s, {"fused": lambda: (fused(), scale)[1], "torch": lambda: (plain(), scale)[1],
-                        "jax": lambda: (peer(), scale)[1]})
+        res = timed(s, {name: (lambda fn=fn, scale=scale: (fn(), scale)[1])  # timed reads the scale
+                        for name, fn in (("fused", fused), ("torch", plain), ("jax", peer))})
         load = os.getloadavg()[0]
         flagged = [k for k, v in res.items() if v["median"] > 1.05 * v["wall_median"]]
         steps = grid.steps

@@ -101,7 +101,7 @@ def test_random_directions_move_every_parameter():
     network case); one kernel serves it."""
     spec = GridSpec.of(cell="gru", task="latch", hidden=3, T=(9,), n=20, fit="fixed", directions="random",
                        x=Axis("a", -1, 1, 4), y=Axis("b", -1, 1, 3))
-    r, data, params = grid(spec)
+    params = grid(spec)[2]
     assert all(v.shape[0] == 12 for v in params.values())
     check(spec)
 

@@ -698,7 +698,7 @@ class _UnitTracer(_Tracer):
         ids = {}
         nodes = torch.empty(flat.shape, dtype=torch.int64)
         for j, v in enumerate(flat.tolist()):
-            key = "nan" if v != v else v
+            key = "nan" if math.isnan(v) else v
             if key not in ids:
                 node = self.b.const(1.0 if v else 0.0) if t.dtype == torch.bool else self.b.const(v)
                 ids[key] = self.b.add("ne", (node, self.b.const(0.0))) if t.dtype == torch.bool else node

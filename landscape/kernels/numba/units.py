@@ -26,7 +26,9 @@ import torch
 from torch import Tensor
 
 from .. import runtime
+from ..trace import Unsupported, trace_units
 from . import available
+from .codegen import CODEGEN_VERSION, _Emitter, source_key
 
 MAX_H = 32  # the largest H with a kernel
 UNROLL_MAX_H = 8  # up to this H a step is straight-line code; above, its matrix-vector products are loops
@@ -50,9 +52,6 @@ def generate(prog, dtype: torch.dtype) -> str:
     parameter) is a loop nest over (unit, k, sequence) with the matrix read from the member's row of
     params: the step is then a few loops over the block (phases), split where a product's input must
     be complete before it runs; the values one phase hands to a later one wait in block arrays."""
-    from ..trace import Unsupported
-    from .codegen import CODEGEN_VERSION
-
     if dtype not in DTYPES:
         raise Unsupported(f"dtype {dtype}")
     em = _UnitEmitter(prog, dtype)
@@ -168,21 +167,15 @@ def generate(prog, dtype: torch.dtype) -> str:
     return "\n".join(L)
 
 
-class _UnitEmitter:
+class _UnitEmitter(_Emitter):
     """``codegen._Emitter`` with the 'dot' node: its products written out, k ascending."""
 
-    def __new__(cls, prog, dtype):
-        from .codegen import _Emitter
-
-        class Emitter(_Emitter):
-            def expr(self, i):
-                nd = self.nodes[i]
-                if nd.op != "dot":
-                    return super().expr(i)
-                K = len(nd.args) // 2  # ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...: Python adds left to right
-                return " + ".join(f"{self.ref(a)} * {self.ref(b)}" for a, b in zip(nd.args[:K], nd.args[K:]))
-
-        return Emitter(prog, dtype)
+    def expr(self, i: int) -> str:
+        nd = self.nodes[i]
+        if nd.op != "dot":
+            return super().expr(i)
+        K = len(nd.args) // 2  # ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...: Python adds left to right
+        return " + ".join(f"{self.ref(a)} * {self.ref(b)}" for a, b in zip(nd.args[:K], nd.args[K:]))
 
 
 def _matvec_groups(prog, slot) -> list[dict]:
@@ -401,9 +394,6 @@ def why_not(cell, H: int, D: int, dtype: torch.dtype) -> str | None:
 
 
 def _build(cell, H, D, dtype) -> UnitKernel | None:
-    from ..trace import Unsupported, trace_units
-    from .codegen import source_key
-
     tag = (cell.describe(), H, D, str(dtype))
     try:
         program = trace_units(cell, H, D, dtype)
@@ -436,8 +426,6 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     other than float32/64, numba missing, a cell without a kernel). The loss is
     ``problem.readout.loss`` on the kernel's outputs: per block of members for a fixed readout, over
     all members at once for the optimal one (as the torch path)."""
-    from ..trace import Unsupported
-
     cell, H, readout = problem.cell, problem.H, problem.readout
     ref = next(iter(params.values()))
     D = 0 if data.inputs is None else data.inputs.shape[-1]
