@@ -48,11 +48,15 @@ def grid(spec, dtype=torch.float64):
 def spec_for(cell: str, H: int, fit: str, **extra) -> GridSpec:
     """A 5 x 3 plane through an off-diagonal recurrent weight and a bias of unit 1 (the units
     interact), random directions elsewhere being the trained-network case the kernels are for.
-    mut1 and mut2 need D = H or no input: the 'target' task (no input, identity readout)."""
+    mut1 and mut2 need D = H or no input: the 'target' task (no input, one sequence, identity
+    readout: ``fit`` does not apply)."""
     c = get_cell(cell)
     w, b = c.block_input or ("w", "b")
-    task = "target" if cell in ("mut1", "mut2") else "latch"
-    return GridSpec.of(cell=cell, task=task, hidden=H, T=(4, 23), n=37, fit=fit, x=Axis(f"{w}[1,0]", -1.5, 2, 5),
+    if cell in ("mut1", "mut2"):
+        task, n, fit = "target", 1, "fixed"
+    else:
+        task, n = "latch", 37
+    return GridSpec.of(cell=cell, task=task, hidden=H, T=(4, 23), n=n, fit=fit, x=Axis(f"{w}[1,0]", -1.5, 2, 5),
                        y=Axis(f"{b}[1]", -1, 1, 3), **extra)
 
 
