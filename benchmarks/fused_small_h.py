@@ -152,8 +152,8 @@ def main(argv=None) -> int:
     rows, s = run([int(h) for h in args.H.split(",")], num, n, T, 1 if args.quick else args.repeats, args.quick)
     from .common import table, write_csv
 
-    print(f"pinned to core {core}; XLA, torch, numba one thread each")
-    print(table(rows))
+    print(f"pinned to core {core}; XLA, torch, numba one thread each", flush=True)
+    print(table(rows), flush=True)
     if args.out:
         write_csv(rows, args.out, s)
     return 0

@@ -141,15 +141,7 @@ def generate(prog, dtype: torch.dtype) -> str:
                 w(f"                    S{j}[i] = {em.ref(n)}")
         for g, grp in enumerate(groups):
             if grp["level"] == level + 1:
-                w(f"                for u in range({len(grp['dots'])}):  # Y{g} = W A{g}, k ascending")
-                w(f"                    o = OFF{g}[u]")
-                w("                    w = G[o]")
-                w("                    for i in range(m):")
-                w(f"                        Y{g}[u, i] = A{g}[0, i] * w")
-                w(f"                    for k in range(1, {len(grp['a'])}):")
-                w("                        w = G[o + k]")
-                w("                        for i in range(m):")
-                w(f"                            Y{g}[u, i] = Y{g}[u, i] + A{g}[k, i] * w")
+                L.extend(_matvec(g, len(grp["dots"]), len(grp["a"]), 16))
     w("                for j in range(kptr[t], kptr[t + 1]):")
     w("                    k = klist[j]")
     w("                    E = ends[k, n0:n0 + m]")
@@ -176,6 +168,24 @@ class _UnitEmitter(_Emitter):
             return super().expr(i)
         K = len(nd.args) // 2  # ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...: Python adds left to right
         return " + ".join(f"{self.ref(a)} * {self.ref(b)}" for a, b in zip(nd.args[:K], nd.args[K:]))
+
+
+def _matvec(g: int, U: int, K: int, indent: int) -> list[str]:
+    """The loop of product group g: Y{g}[u, i] = sum_k W[u, k] A{g}[k, i] for U units, W[u, k] =
+    G[OFF{g}[u] + k], the sum written out k ascending (as the straight-line form). R units per pass
+    share the loads of A{g}'s column; their R K matrix elements are read once per block."""
+    R = 4 if U % 4 == 0 else 1
+    pad = " " * indent
+    lines = [f"{pad}for u in range(0, {U}, {R}):  # Y{g} = W A{g}, {R} unit(s) per pass"]
+    for r in range(R):
+        lines.append(f"{pad}    o{r} = OFF{g}[u + {r}]")
+        lines += [f"{pad}    w{r}_{k} = G[o{r} + {k}]" for k in range(K)]
+    lines.append(f"{pad}    for i in range(m):")
+    lines += [f"{pad}        a{k} = A{g}[{k}, i]" for k in range(K)]
+    for r in range(R):
+        total = " + ".join(f"a{k} * w{r}_{k}" for k in range(K))
+        lines.append(f"{pad}        Y{g}[u + {r}, i] = {total}")
+    return lines
 
 
 def _matvec_groups(prog, slot) -> list[dict]:
