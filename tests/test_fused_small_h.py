@@ -87,8 +87,7 @@ def test_every_builtin_cell(cell, H):
 @pytest.mark.parametrize(("cell", "H"), [("gru", 4), ("lstm", 3), ("mut3", 3)])
 def test_the_loop_form_of_the_products(cell, H, monkeypatch):
     """Above units.UNROLL_MAX_H (8) the matrix-vector products are loops in phases; here forced at
-    H = 4 (4 units per pass) and 3 (one), each kernel built afresh: the losses still equal the
-    torch path's."""
+    H = 4 and 3, each kernel built afresh: the losses still equal the torch path's."""
     monkeypatch.setattr(units, "UNROLL_MAX_H", 1)
     monkeypatch.setattr(units, "_cached_kernel", units._build)  # not the straight-line kernels built above
     check(spec_for(cell, H, "fixed"))

@@ -172,20 +172,19 @@ class _UnitEmitter(_Emitter):
 
 def _matvec(g: int, U: int, K: int, indent: int) -> list[str]:
     """The loop of product group g: Y{g}[u, i] = sum_k W[u, k] A{g}[k, i] for U units, W[u, k] =
-    G[OFF{g}[u] + k], the sum written out k ascending (as the straight-line form). R units per pass
-    share the loads of A{g}'s column; their R K matrix elements are read once per block."""
-    R = 4 if U % 4 == 0 else 1
+    G[OFF{g}[u] + k], k ascending (the straight-line form's order), each term one pass over the
+    block's sequences. (Four units per pass, their 4 K matrix elements in scalars, measured 1.6x
+    slower at H = 32: the scalars spill.)"""
     pad = " " * indent
-    lines = [f"{pad}for u in range(0, {U}, {R}):  # Y{g} = W A{g}, {R} unit(s) per pass"]
-    for r in range(R):
-        lines.append(f"{pad}    o{r} = OFF{g}[u + {r}]")
-        lines += [f"{pad}    w{r}_{k} = G[o{r} + {k}]" for k in range(K)]
-    lines.append(f"{pad}    for i in range(m):")
-    lines += [f"{pad}        a{k} = A{g}[{k}, i]" for k in range(K)]
-    for r in range(R):
-        total = " + ".join(f"a{k} * w{r}_{k}" for k in range(K))
-        lines.append(f"{pad}        Y{g}[u + {r}, i] = {total}")
-    return lines
+    return [f"{pad}for u in range({U}):  # Y{g} = W A{g}, k ascending",
+            f"{pad}    o = OFF{g}[u]",
+            f"{pad}    w = G[o]",
+            f"{pad}    for i in range(m):",
+            f"{pad}        Y{g}[u, i] = A{g}[0, i] * w",
+            f"{pad}    for k in range(1, {K}):",
+            f"{pad}        w = G[o + k]",
+            f"{pad}        for i in range(m):",
+            f"{pad}            Y{g}[u, i] = Y{g}[u, i] + A{g}[k, i] * w"]
 
 
 def _matvec_groups(prog, slot) -> list[dict]:
