@@ -8,7 +8,8 @@ their defaults) along two random directions in every parameter (``--directions r
 is a different full set of weights, as around a trained network). Each side computes the losses of
 the same first ``points[H]`` points of the plane (a few rows: the plane's time is that, scaled):
 
-- fused: ``kernels.fused_losses`` (the dispatch; the row says if it fell back, and why);
+- fused: ``kernels.fused_losses`` (the dispatch; the row says if it fell back, and why: above
+  H = 8, ``numba.units.MAX_H``, it keeps the torch path, so the H = 32 rows show that fallback);
 - torch: ``engine.unroll_losses(..., fast=False)``, ``cell.step`` in torch;
 - JAX: a program written here from the GRU's equations, not from landscape's code: the step of one
   point under ``lax.scan`` over T (the N sequences a batch), ``jax.vmap`` over the points, ``jit``,

@@ -54,7 +54,7 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
       scalar program (every built-in cell and a user's cell written as a pure step): for H = 1,
       numba on the CPU (the members' blocks on every core, ``kernels.set_threads``, the loss and
       the optimal fit fused too) and Triton on CUDA (the loss then taken in torch); for
-      1 < H <= 32 on the CPU, numba with the matrix-vector products written out per unit
+      1 < H <= 8 on the CPU, numba with the matrix-vector products written out per unit
       (``kernels.numba.units``, the loss then taken in torch as below);
     - otherwise ``cell.step`` in torch, in blocks of about ``block_elems`` state elements on the
       CPU (``CPU_BLOCK_ELEMS``), the whole population at once on a GPU. With the optimal readout

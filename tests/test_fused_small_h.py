@@ -1,4 +1,4 @@
-"""The fused kernels for 1 < H <= 32 (landscape.kernels.numba.units, traced per unit by
+"""The fused kernels for 1 < H <= 8 (landscape.kernels.numba.units, traced per unit by
 kernels.trace.trace_units) against the truth: the engine's ``cell.step`` path in torch
 (``engine.unroll_losses(..., fast=False)``), on non-square grids, fixed and optimal readouts; the
 tracer's own checks (what mixes members or sequences falls back, with its reason); the dispatch.
@@ -84,17 +84,6 @@ def test_every_builtin_cell(cell, H):
     check(spec_for(cell, H, "optimal" if H == 3 else "fixed"))
 
 
-@pytest.mark.parametrize(("cell", "H"), [("gru", 4), ("lstm", 3), ("mut3", 3)])
-def test_the_loop_form_of_the_products(cell, H, monkeypatch):
-    """Above units.UNROLL_MAX_H (8) the matrix-vector products are loops in phases; here forced at
-    H = 4 and 3, each kernel built afresh: the losses still equal the torch path's."""
-    monkeypatch.setattr(units, "UNROLL_MAX_H", 1)
-    monkeypatch.setattr(units, "_cached_kernel", units._build)  # not the straight-line kernels built above
-    check(spec_for(cell, H, "fixed"))
-    kernel = units.unit_kernel(get_cell(cell), H, 1, torch.float64)
-    assert "# Y0 = W A0" in Path(kernel.module.__file__).read_text()  # the loop form ran
-
-
 @pytest.mark.parametrize("H", [3, 8])
 def test_float32(H):
     check(spec_for("gru", H, "fixed"), torch.float32)
@@ -162,7 +151,7 @@ def test_what_mixes_sequences_falls_back_with_its_reason():
 
 
 def test_the_dispatch():
-    """H = 2..32 runs fused on the CPU; H = 33, gradients and LANDSCAPE_FAST=0 take the torch path."""
+    """H = 2..8 runs fused on the CPU; H = 9, gradients and LANDSCAPE_FAST=0 take the torch path."""
     spec = spec_for("srnn", 2, "fixed")
     r, data, params = grid(spec)
     with torch.no_grad():
@@ -170,9 +159,9 @@ def test_the_dispatch():
         assert fused_losses(r.problem, params, data, r.Ts, fast=False)[0] is None
     grad = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     assert "gradients" in fused_losses(r.problem, grad, data, r.Ts)[1]
-    big = landscape.resolve(GridSpec.of(cell="srnn", task="latch", hidden=33, T=(3,), n=4, fit="fixed",
+    big = landscape.resolve(GridSpec.of(cell="srnn", task="latch", hidden=9, T=(3,), n=4, fit="fixed",
                                         x=Axis("w[0,1]", -1, 1, 2), y=Axis("b[1]", -1, 1, 2)))
-    assert fused_losses(big.problem, params, data, r.Ts) == (None, "the fused kernels take H = 1 to 32 (H = 33)")
+    assert fused_losses(big.problem, params, data, r.Ts) == (None, "the fused kernels take H = 1 to 8 (H = 9)")
     kernel = units.unit_kernel(get_cell("srnn"), 2, 1, torch.float64)
     wrong = {k: v[:, :1] if v.dim() > 1 else v for k, v in params.items()}
     with pytest.raises(ValueError, match="elements"):
