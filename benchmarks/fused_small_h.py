@@ -8,8 +8,9 @@ their defaults) along two random directions in every parameter (``--directions r
 is a different full set of weights, as around a trained network). Each side computes the losses of
 the same first ``points[H]`` points of the plane (a few rows: the plane's time is that, scaled):
 
-- fused: ``kernels.fused_losses`` (the dispatch; the row says if it fell back, and why: above
-  H = 8, ``numba.units.MAX_H``, it keeps the torch path, so the H = 32 rows show that fallback);
+- fused: ``engine.unroll_losses`` as the grid calls it (the dispatch, ``kernels.fused_losses``; the
+  row says if it fell back, and why: above H = 8, ``numba.units.MAX_H``, it keeps the torch path,
+  so the H = 32 rows time that fallback against itself);
 - torch: ``engine.unroll_losses(..., fast=False)``, ``cell.step`` in torch;
 - JAX: a program written here from the GRU's equations, not from landscape's code: the step of one
   point under ``lax.scan`` over T (the N sequences a batch), ``jax.vmap`` over the points, ``jit``,
@@ -109,19 +110,21 @@ def run(H_list, num: int, n: int, T: int, repeats: int, quick: bool):
         sub, r = grid.subset(m), grid.r
         scale = grid.P / m  # the plane's time from the subset's
 
-        def fused(r=r, sub=sub, data=grid.data):
+        def fused(r=r, sub=sub, data=grid.data):  # the engine's default: the dispatch, or its fallback
             with torch.no_grad():
-                return kernels.fused_losses(r.problem, sub, data, r.Ts)
+                return engine.unroll_losses(r.problem, sub, data, r.Ts)
 
         def plain(r=r, sub=sub, data=grid.data):
             with torch.no_grad():
                 return engine.unroll_losses(r.problem, sub, data, r.Ts, fast=False)
 
         want = plain()[0]
-        got, why = fused()  # builds (or loads) the kernel: untimed
+        with torch.no_grad():  # builds (or loads) the kernel, untimed; why: None, or why it fell back
+            why = kernels.fused_losses(r.problem, sub, grid.data, r.Ts)[1]
+        got = fused()
         peer = jax_losses(H, sub, grid.data, T)
         gap_jax = _rel(torch.from_numpy(np.array(peer())), want)
-        gap_fused = _rel(got[0], want) if got is not None else float("nan")
+        gap_fused = _rel(got[0], want)
         res = timed(s, {name: (lambda fn=fn, scale=scale: (fn(), scale)[1])  # timed reads the scale
                         for name, fn in (("fused", fused), ("torch", plain), ("jax", peer))})
         load = os.getloadavg()[0]
