@@ -1,18 +1,21 @@
-"""Fused kernels of the engine for one-unit cells (H = 1, input size D <= 1), equal to ``cell.step``
-up to float rounding, and the one dispatch that picks them: ``fused_losses``.
+"""Fused kernels of the engine (one-unit cells with input size D <= 1; on the CPU also cells of 2 to
+8 units with any D), equal to ``cell.step`` up to float rounding, and the one dispatch that picks
+them: ``fused_losses``.
 
 Every cell whose step traces into a scalar program (``trace``: every built-in one-unit cell and a
 user's cell written as a pure step) gets a kernel generated from that program and checked against
 ``cell.step`` when it is built (``runtime.self_check``):
 
 - on the CPU, ``numba``: the unroll compiled by numba, the loss and the optimal readout's fit
-  fused too, on every core by default (``set_threads``);
+  fused too, on every core by default (``set_threads``); for 1 < H <= 8, ``numba.units``: the
+  step traced per unit (``trace.trace_units``, every matrix-vector product written out), each
+  member's matrices in registers or L1, the readout's loss taken in torch;
 - on CUDA, ``triton``: one Triton program per block of (member, sequence) pairs runs all T with the
   state in registers and writes the outputs at the requested T; the loss is then taken in torch.
   ``TRITON_INTERPRET=1`` runs it on CPU tensors in Triton's interpreter (slowly: for tests).
 
 What both share (the kernel cache, the worker threads, the self-check) is ``runtime``. Anything
-else (H > 1, a cell that does not trace, parameters that need gradients, another dtype, numba or
+else (H > 1 on CUDA or H > 8, a cell that does not trace, parameters that need gradients, another dtype, numba or
 Triton missing, $LANDSCAPE_FAST=0) gets no kernel: the engine then unrolls ``cell.step`` in torch.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 # Ts)`` -> (K, P) (raising ``trace.Unsupported`` where it has no kernel) and ``available()`` (whether its
 # compiler can be imported). A new backend is a subpackage with such a module and one line here.
 BACKENDS = {"cpu": "numba.losses", "cuda": "triton.launch"}
+UNITS_BACKEND = "numba.units"  # the CPU backend for 1 < H <= numba.units.MAX_H (the same interface)
 
 
 def backend(device_type: str):
@@ -54,6 +58,8 @@ def fused_losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], 
     module = backend(device.type)
     if module is None:
         return None, f"no fused kernel runs on {device.type}"
+    if problem.H > 1 and device.type == "cpu":  # H units: the matrix-vector products written out
+        module = importlib.import_module(f"{__name__}.{UNITS_BACKEND}")
     try:
         return module.losses(problem, params, data, Ts, math_class=math), None
     except Unsupported as err:

@@ -570,7 +570,7 @@ def trace_cell(cell, D: int, dtype: torch.dtype = torch.float64) -> Program:
         raise Unsupported("output() did not return a tensor")
     out_node = _final(out_tr, y, "output")
 
-    nodes, state_nodes, out_node = _merge(step_nodes, state_nodes, out_tr.b.nodes, out_node)
+    nodes, state_nodes, (out_node,) = _merge(step_nodes, state_nodes, out_tr.b.nodes, (out_node,))
     return Program(nodes, state_nodes, out_node, names, n_state, D == 1,
                    init=_initial(cell, params, dtype))
 
@@ -609,10 +609,10 @@ def _final(tr: _Tracer, t: Tensor, what: str) -> int:
     return v.node
 
 
-def _merge(step_nodes, state_nodes, out_nodes, out_node):
+def _merge(step_nodes, state_nodes, out_nodes, out_roots: tuple[int, ...]):
     """One node list: the live step nodes, then the output's nodes (its 'state' nodes kept as
     inputs of the output formula). Dead nodes (e.g. a gate step_detail returns but the state does
-    not use) are dropped."""
+    not use) are dropped. out_roots: the output's node per unit (one for H = 1); returned remapped."""
     step_live = live(step_nodes, state_nodes)
     remap, nodes = {}, []
     for i in step_live:
@@ -620,7 +620,7 @@ def _merge(step_nodes, state_nodes, out_nodes, out_node):
         remap[i] = len(nodes)
         nodes.append(Node(nd.op, tuple(remap[a] if a >= 0 else -1 for a in nd.args), nd.attr))
     new_state = tuple(remap[i] for i in state_nodes)
-    out_live = live(out_nodes, (out_node,))
+    out_live = live(out_nodes, out_roots)
     out_remap = {}
     index = {nd: i for i, nd in enumerate(nodes)}
     for i in out_live:
@@ -634,7 +634,7 @@ def _merge(step_nodes, state_nodes, out_nodes, out_node):
         out_remap[i] = len(nodes)
         index[nd] = len(nodes)
         nodes.append(nd)
-    return nodes, new_state, out_remap[out_node]
+    return nodes, new_state, tuple(out_remap[i] for i in out_roots)
 
 
 def live(nodes: list[Node], roots) -> list[int]:
@@ -650,15 +650,15 @@ def live(nodes: list[Node], roots) -> list[int]:
     return sorted(seen)
 
 
-def _initial(cell, params, dtype) -> tuple:
+def _initial(cell, params, dtype, H: int = 1) -> tuple:
     """Each state's initial value: None where it is h0 (the base class's initial_state), else a
     constant; Unsupported where a cell's own initial_state is not uniform or depends on h0 otherwise."""
     from ..cells.base import Cell
 
     if type(cell).initial_state is Cell.initial_state:
         return (None,) * len(cell.state_names)
-    a = cell.initial_state(params, TRACE_N, 1, 0.25)
-    b = cell.initial_state(params, TRACE_N, 1, -0.5)
+    a = cell.initial_state(params, TRACE_N, H, 0.25)
+    b = cell.initial_state(params, TRACE_N, H, -0.5)
     out = []
     for ta, tb in zip(a, b):
         fa, fb = ta.reshape(-1), tb.reshape(-1)
@@ -672,3 +672,339 @@ def _initial(cell, params, dtype) -> tuple:
         else:
             raise Unsupported("initial_state depends on h0 other than by filling")
     return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# H > 1: one scalar program per unit, the matrix-vector products written out
+
+
+@dataclass
+class UnitProgram(Program):
+    """A traced step of an H-unit cell with D inputs. Its scalar nodes: 'param' (attr (name, flat
+    index into the parameter's shape)), 'state' / 'ostate' (attr s * H + i: unit i of state s),
+    'x' (attr d: input channel d), and besides ``Node``'s operations 'dot' (args a_0..a_K-1,
+    b_0..b_K-1: the sum of a_k b_k, k ascending, as ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...). ``state`` lists the new value of every (state, unit), s-major;
+    ``outputs`` the output's node of each unit (``output`` is unit 0's); ``params`` the (name,
+    flat index) of every parameter element, in the order the kernel receives them."""
+
+    H: int = 1
+    D: int = 0
+    outputs: tuple[int, ...] = ()
+
+
+@dataclass
+class _Units:
+    """A traced tensor of the H > 1 tracer: the node, member and sequence of each element."""
+
+    nodes: Tensor
+    pidx: Tensor
+    nidx: Tensor
+    dtype: torch.dtype
+
+
+class _UnitTracer(_Tracer):
+    """The tracer for H > 1. The units' formulas differ, so each traced tensor carries the node of
+    every element (members and sequences share them: a parameter element's node names no member).
+    Elementwise operations reuse ``_Tracer._elementwise`` once per distinct combination of operand
+    nodes; a matrix product (mm, bmm, addmm, baddbmm) over a contraction of length K > 1 becomes,
+    per element, a node 'dot' (args a_0..a_K-1, b_0..b_K-1: ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...,
+    k ascending); a sum (or mean) over a dimension of size > 1 adds the elements in index order."""
+
+    def __init__(self, dtype: torch.dtype):
+        super().__init__(dtype)
+        self.scalar: dict[int, _Value] = {}  # id(tensor) -> one element, while an elementwise op is built
+
+    def bind(self, t: Tensor, node, pidx=None, nidx=None, dtype=None):
+        p, n = _maps_like(t, pidx, nidx)
+        nodes = (node if isinstance(node, Tensor) else torch.tensor(node)).expand(tuple(t.shape)).contiguous()
+        self.values[id(t)] = _Units(nodes, p, n, dtype or t.dtype)
+        self.keep.append(t)
+        if any(self.b.nodes[i].op != "const" for i in nodes.unique().tolist()):
+            self.traced.add(id(t))
+
+    def value(self, a):
+        if isinstance(a, Tensor) and id(a) in self.scalar:
+            return self.scalar[id(a)]
+        return super().value(a)
+
+    def _constant_tensor(self, t: Tensor) -> _Units:
+        if t.numel() == 0:
+            raise Unsupported("an empty tensor")
+        if t.dtype.is_complex:
+            raise Unsupported(f"a constant of dtype {t.dtype}")
+        flat = t.detach().reshape(-1)
+        ids = {}
+        nodes = torch.empty(flat.shape, dtype=torch.int64)
+        for j, v in enumerate(flat.tolist()):
+            key = "nan" if math.isnan(v) else v
+            if key not in ids:
+                node = self.b.const(1.0 if v else 0.0) if t.dtype == torch.bool else self.b.const(v)
+                ids[key] = self.b.add("ne", (node, self.b.const(0.0))) if t.dtype == torch.bool else node
+            nodes[j] = ids[key]
+        self.bind(t, nodes.reshape(t.shape))
+        return self.values[id(t)]
+
+    def _units(self, a) -> _Units:
+        v = self.value(a)
+        if not isinstance(v, _Units):
+            raise Unsupported("an operation on a number where a tensor was expected")
+        return v
+
+    # --- the operations ----------------------------------------------------------------------
+    def apply(self, func, args, kwargs, out):
+        name = func.overloadpacket.__name__
+        mutable = func._schema.is_mutable
+        base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
+        if "out" in kwargs:
+            raise Unsupported(f"{name} with out=")
+        if base == "copy" and mutable:  # dst.copy_(src)
+            src = self.value(args[1])
+            srcs = [src] if isinstance(src, _Units) else []
+            nodes = src.nodes if srcs else torch.tensor(self.b.const(src))
+            self._store(args[0], nodes.expand(tuple(args[0].shape)), srcs, args[0].dtype, True)
+            return
+        if base == "fill" and mutable:
+            fill = float(args[1] if not isinstance(args[1], Tensor) else args[1].item())
+            self._store(args[0], torch.tensor(self.b.const(fill)), [], None, True)
+            return
+        if not isinstance(out, Tensor):
+            raise Unsupported(f"{name} returns {type(out).__name__}")
+        target = args[0] if mutable else out
+        if mutable and not isinstance(target, Tensor):
+            raise Unsupported(f"in-place {name}")
+        if base in _VIEWS:
+            self._view(func, base, args, kwargs, out)
+        elif base in ("_to_copy", "to"):
+            self._convert(args[0], kwargs, out)
+        elif base in _FACTORIES or base in ("arange", "eye", "linspace"):  # a constant may differ per unit
+            self._constant_tensor(out)
+        elif base in _REDUCTIONS:
+            self._reduction(base, args, kwargs, out)
+        elif base in ("mm", "bmm", "addmm", "baddbmm"):
+            self._matmul(base, args, kwargs, out)
+        elif base in ("matmul", "addbmm"):
+            raise Unsupported(f"aten.{base} (expected its decomposition)")
+        else:
+            self._elementwise_units(base, func, args, kwargs, target, out.dtype, mutable)
+
+    def _store(self, t: Tensor, nodes: Tensor, operands: list, dtype, check_alias: bool):
+        if check_alias:
+            ptr = t.untyped_storage().data_ptr()
+            for other in self.keep:
+                if other is not t and other.untyped_storage().data_ptr() == ptr:
+                    raise Unsupported("an in-place operation on a tensor that has views")
+        pidx = _combine(t.shape, [v.pidx for v in operands])
+        nidx = _combine(t.shape, [v.nidx for v in operands])
+        self.bind(t, nodes.expand(tuple(t.shape)), pidx, nidx, dtype or t.dtype)
+
+    def _elementwise_units(self, base, func, args, kwargs, target, dtype, mutable):
+        """``_Tracer._elementwise`` once per distinct combination of the operands' nodes."""
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        vals = [self._units(a) for a in tensors]
+        shape = tuple(target.shape)
+        if vals:
+            combos = torch.stack([v.nodes.expand(shape).reshape(-1) for v in vals])  # (operands, elements)
+            unique, inverse = torch.unique(combos, dim=1, return_inverse=True)
+        else:
+            unique, inverse = torch.zeros((0, 1), dtype=torch.int64), torch.zeros(math.prod(shape), dtype=torch.int64)
+        made = []
+        try:
+            for col in unique.T.tolist():
+                for a, v, node in zip(tensors, vals, col):
+                    self.scalar[id(a)] = _Value(node, v.pidx, v.nidx, v.dtype)
+                made.append(self._elementwise(base, func, args, kwargs)[0])
+        finally:
+            self.scalar.clear()
+        nodes = torch.tensor(made, dtype=torch.int64)[inverse].reshape(shape)
+        self._store(target, nodes, vals, dtype, mutable)
+
+    def _view(self, func, base, args, kwargs, out):
+        src = self._units(args[0])
+        if base in ("clone", "detach", "contiguous", "lift_fresh", "lift_fresh_copy", "alias", "alias_copy",
+                    "positive", "resolve_conj", "resolve_neg", "_conj", "conj"):
+            self.bind(out, src.nodes, src.pidx, src.nidx, src.dtype)
+            return
+        if base == "as_strided":
+            raise Unsupported("as_strided")
+        maps = []
+        for m in (src.nodes, src.pidx, src.nidx):  # the same view of each map follows the elements
+            try:
+                if base in ("view", "_unsafe_view", "_reshape_alias", "view_copy"):
+                    maps.append(m.reshape(out.shape))
+                else:
+                    maps.append(func(m, *args[1:], **kwargs))
+            except RuntimeError as err:
+                raise Unsupported(f"{base} of the index maps failed: {err}") from None
+            if tuple(maps[-1].shape) != tuple(out.shape):
+                raise Unsupported(f"{base}: index maps of shape {tuple(maps[-1].shape)}, result {tuple(out.shape)}")
+        self.bind(out, *maps, src.dtype)
+
+    def _convert(self, src_t, kwargs, out):
+        src = self._units(src_t)
+        dtype = kwargs.get("dtype", out.dtype)
+        if id(src_t) not in self.traced:  # a constant: its converted values
+            self._constant_tensor(out)
+        elif dtype == src.dtype:
+            self.bind(out, src.nodes, src.pidx, src.nidx, src.dtype)
+        elif src.dtype == torch.bool and dtype == self.dtype:
+            made = {i: self.b.add("float", (i,)) for i in src.nodes.unique().tolist()}
+            nodes = src.nodes.clone().apply_(lambda i: made[i])
+            self.bind(out, nodes, src.pidx, src.nidx, dtype)
+        else:
+            raise Unsupported(f"a conversion from {src.dtype} to {dtype}")
+
+    def _reduction(self, base, args, kwargs, out):
+        src = self._units(args[0])
+        t = args[0]
+        dims = args[1] if len(args) > 1 else kwargs.get("dim")
+        if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+            dims = list(range(t.dim()))
+        dims = sorted({d % t.dim() for d in ([dims] if isinstance(dims, int) else dims)})
+        wide = [d for d in dims if t.shape[d] > 1]
+        if wide and base not in ("sum", "mean"):
+            raise Unsupported(f"{base} over a dimension of size > 1")
+        if len(args) > 3 or kwargs.get("dtype") is not None:
+            raise Unsupported(f"{base} with a dtype")
+        keep = [d for d in range(t.dim()) if d not in dims]
+        order = keep + dims  # the reduced dimensions last, flattened: (kept elements, reduced)
+        count = math.prod(t.shape[d] for d in dims)
+        flat = [m.permute(order).reshape(-1, count) for m in (src.nodes, src.pidx, src.nidx)]
+        pidx, nidx = (_along(m) for m in flat[1:])
+        sums = {}
+        nodes = []
+        for row in flat[0].tolist():
+            key = tuple(row)
+            if key not in sums:
+                acc = row[0]
+                for i in row[1:]:
+                    acc = self.b.add("add", (acc, i))
+                if base == "mean" and count > 1:
+                    acc = self.b.add("div", (acc, self.b.const(count)))
+                sums[key] = acc
+            nodes.append(sums[key])
+        shape = tuple(out.shape)
+        self.bind(out, torch.tensor(nodes, dtype=torch.int64).reshape(shape), pidx.reshape(shape),
+                  nidx.reshape(shape), src.dtype)
+
+    def _matmul(self, base, args, kwargs, out):
+        acc, a, b = (args[0], args[1], args[2]) if base in ("addmm", "baddbmm") else (None, args[0], args[1])
+        va, vb = self._units(a), self._units(b)
+        K = a.shape[-1]
+
+        def pairs(m_a, m_b):  # (..., M, N, K) of a's row and b's column at each output element
+            x = m_a.unsqueeze(-2)  # (..., M, 1, K)
+            y = m_b.transpose(-1, -2).unsqueeze(-3)  # (..., 1, N, K)
+            shape = torch.broadcast_shapes(x.shape, y.shape)
+            return x.expand(shape), y.expand(shape)
+
+        na, nb = pairs(va.nodes, vb.nodes)
+        pidx = _along(torch.cat(pairs(va.pidx, vb.pidx), -1).reshape(-1, 2 * K)).reshape(na.shape[:-1])
+        nidx = _along(torch.cat(pairs(va.nidx, vb.nidx), -1).reshape(-1, 2 * K)).reshape(na.shape[:-1])
+        keys = torch.cat((na, nb), -1).reshape(-1, 2 * K)
+        made = {}
+        nodes = []
+        for row in keys.tolist():
+            key = tuple(row)
+            if key not in made:
+                made[key] = self.b.add("dot", key) if K > 1 else self.b.add("mul", key)
+            nodes.append(made[key])
+        nodes = torch.tensor(nodes, dtype=torch.int64).reshape(na.shape[:-1])
+        operands = [_Units(nodes, pidx, nidx, out.dtype)]
+        if acc is not None:  # beta acc + alpha (a @ b)
+            beta, alpha = kwargs.get("beta", 1), kwargs.get("alpha", 1)
+            vacc = self._units(acc)
+            shape = tuple(out.shape)
+            combos = torch.stack([vacc.nodes.expand(shape).reshape(-1), nodes.expand(shape).reshape(-1)])
+            summed = {}
+            flat = []
+            for term, prod in combos.T.tolist():
+                if (term, prod) not in summed:
+                    p = prod if alpha == 1 else self.b.add("mul", (prod, self.b.const(alpha)))
+                    q = term if beta == 1 else self.b.add("mul", (term, self.b.const(beta)))
+                    summed[(term, prod)] = self.b.add("add", (q, p))
+                flat.append(summed[(term, prod)])
+            nodes = torch.tensor(flat, dtype=torch.int64).reshape(shape)
+            operands.append(vacc)
+        self._store(out, nodes, operands, out.dtype, False)
+
+
+def _along(maps: Tensor) -> Tensor:
+    """(E, K) member (or sequence) indices of the K operands of each of E elements -> (E,) their
+    common index (-1: none); Unsupported where two differ (the result would mix them)."""
+    top = maps.max(-1).values
+    if not bool(((maps == top.unsqueeze(-1)) | (maps < 0)).all()):
+        raise Unsupported("an operation mixes different members or sequences (not elementwise)")
+    return top
+
+
+def trace_units(cell, H: int, D: int, dtype: torch.dtype = torch.float64) -> UnitProgram:
+    """The scalar program of ``cell.step`` for H units and D inputs: a formula per unit, the same
+    for every member and sequence (checked, as for one unit: ``trace_cell``).
+
+    Raises Unsupported (with the reason) where the step mixes members or sequences, or uses an
+    operation this module does not know."""
+    shapes = cell.param_shapes(H, D)
+    P, N = TRACE_P, TRACE_N
+    g = torch.Generator().manual_seed(1234)
+    params = {k: torch.randn((P, *s), generator=g, dtype=dtype) for k, s in shapes.items()}
+    n_state = len(cell.state_names)
+    state = tuple(torch.rand((P, N, H), generator=g, dtype=dtype) * 2 - 1 for _ in range(n_state))
+    x = torch.randn((N, D), generator=g, dtype=dtype) if D else None
+    prange, nrange = torch.arange(P).view(P, 1, 1), torch.arange(N).view(1, N, 1)
+
+    tr = _UnitTracer(dtype)
+    slots = []
+    for k, s in shapes.items():
+        nodes = torch.tensor([tr.b.add("param", (), (k, j)) for j in range(math.prod(s))], dtype=torch.int64)
+        slots += [(k, j) for j in range(math.prod(s))]
+        tr.bind(params[k], nodes.reshape(s), prange.reshape(P, *([1] * len(s))), None)
+    for i, st in enumerate(state):
+        tr.bind(st, _unit_nodes(tr, "state", i * H, H), prange, nrange)
+    if x is not None:
+        tr.bind(x, _unit_nodes(tr, "x", 0, D), None, torch.arange(N).view(N, 1))
+    new = _run(cell.step, tr, params, state, x)
+    if not isinstance(new, tuple) or len(new) != n_state:
+        raise Unsupported(f"step returned {type(new).__name__} of length {len(new) if isinstance(new, tuple) else '?'}, "
+                          f"not a tuple of {n_state} states")
+    state_nodes = tuple(n for i, t in enumerate(new) for n in _final_units(tr, t, H, f"new state {cell.state_names[i]}"))
+
+    out_tr = _UnitTracer(dtype)
+    out_state = tuple(torch.rand((P, N, H), generator=g, dtype=dtype) * 2 - 1 for _ in range(n_state))
+    for i, st in enumerate(out_state):
+        out_tr.bind(st, _unit_nodes(out_tr, "state", i * H, H), prange, nrange)
+    y = _run(lambda st: cell.output(st), out_tr, out_state)
+    if not isinstance(y, Tensor):
+        raise Unsupported("output() did not return a tensor")
+    out_nodes = _final_units(out_tr, y, H, "output")
+
+    nodes, state_nodes, out_nodes = _merge(tr.b.nodes, state_nodes, out_tr.b.nodes, out_nodes)
+    return UnitProgram(nodes, state_nodes, out_nodes[0], tuple(slots), n_state, D > 0,
+                       init=_initial(cell, params, dtype, H), H=H, D=D, outputs=out_nodes)
+
+
+def _unit_nodes(tr: _UnitTracer, op: str, first: int, count: int) -> Tensor:
+    """(count,) nodes ``op`` with attrs first, first + 1, ..."""
+    return torch.tensor([tr.b.add(op, (), first + i) for i in range(count)], dtype=torch.int64)
+
+
+def _final_units(tr: _UnitTracer, t: Tensor, H: int, what: str) -> tuple[int, ...]:
+    """The node of each unit of a returned (P, N, H) tensor, checking its elements are (p, n, unit)
+    in order and that every member and sequence has the same formula per unit."""
+    if not isinstance(t, Tensor):
+        raise Unsupported(f"{what} is not a tensor")
+    v = tr.value(t)
+    if not isinstance(v, _Units):
+        raise Unsupported(f"{what} is a number")
+    if v.dtype != tr.dtype:
+        raise Unsupported(f"{what} has dtype {v.dtype}, not {tr.dtype}")
+    P, N = TRACE_P, TRACE_N
+    if t.dim() != 3 or t.shape[0] not in (1, P) or t.shape[1] not in (1, N) or t.shape[2] != H:
+        raise Unsupported(f"{what} has shape {tuple(t.shape)}, not (P, N, H)")
+    pidx, nidx, nodes = (m.expand(P, N, H) for m in (v.pidx, v.nidx, v.nodes))
+    if not bool(((pidx == torch.arange(P).view(P, 1, 1)) | (pidx < 0)).all()
+                and ((nidx == torch.arange(N).view(1, N, 1)) | (nidx < 0)).all()):
+        raise Unsupported(f"{what}: its elements are not in (member, sequence) order")
+    per_unit = nodes.reshape(-1, H)
+    if not bool((per_unit == per_unit[0]).all()):
+        raise Unsupported(f"{what}: a unit's formula differs between members or sequences")
+    return tuple(per_unit[0].tolist())
