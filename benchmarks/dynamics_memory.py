@@ -17,6 +17,8 @@ import json
 import subprocess
 import sys
 
+from .memory import PEAK_RSS
+
 MiB = 1 << 20
 
 CHILD = r"""
@@ -29,26 +31,7 @@ from landscape.plan import dynamics_bytes_per_member
 from landscape.resolved import resolve
 from landscape.spec import GridSpec
 
-def rss_now():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-def reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-def peak_rss(reset):
-    if reset:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
+""" + PEAK_RSS + r"""
 case = json.loads(sys.argv[1])
 r = resolve(GridSpec.of(dynamics=True, **case["spec"]))
 problem = r.problem

@@ -23,13 +23,8 @@ from .common import Row, Settings
 NAME = "memory"
 MiB = 1 << 20
 
-CHILD = r"""
-import json, os, resource, sys, time
-import torch
-torch.set_num_threads(int(sys.argv[1]))
-import landscape
-from landscape import Axis, GridSpec
-
+# a child's resident-set measurement: rss_now(), reset_peak() and peak_rss(reset) (needs os, resource)
+PEAK_RSS = r"""
 def rss_now():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -49,7 +44,16 @@ def peak_rss(reset):
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+"""
 
+CHILD = r"""
+import json, os, resource, sys, time
+import torch
+torch.set_num_threads(int(sys.argv[1]))
+import landscape
+from landscape import Axis, GridSpec
+
+""" + PEAK_RSS + r"""
 case, out, budget = json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 kw = dict(cell=case["cell"], task=case["task"], n=case["n"], fit=case["fit"],
           x=Axis(*case["x"]), y=Axis(*case["y"]))
