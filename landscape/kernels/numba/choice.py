@@ -32,9 +32,10 @@ REPEATS = 3
 _DECIDED: dict[tuple[str, int], dict] = {}  # (kernel key, threads) -> the measurement
 
 
-def torch_is_faster(kernel, problem, params: dict, data, threads: int | None) -> str | None:
+def torch_is_faster(kernel, params: dict, data, threads: int | None, run_fused, run_torch) -> str | None:
     """Why torch computes this program instead of the fused kernel (a measurement), or None: the
-    kernel is used (every program without a scalar libm call, and those it measured faster)."""
+    kernel is used (every program without a scalar libm call, and those it measured faster).
+    run_fused(sample, Ts, workers) and run_torch(sample, Ts) compute a sample's losses each way."""
     calls = scalar_calls(kernel.program)
     if not calls:
         return None
@@ -44,7 +45,7 @@ def torch_is_faster(kernel, problem, params: dict, data, threads: int | None) ->
     if found is None:
         found = _read(kernel, workers)
         if found is None:
-            found = _measure(kernel, problem, params, data, workers)
+            found = _measure(params, data, workers, run_fused, run_torch)
             _write(kernel, workers, found)
         _DECIDED[key] = found
     if found["fused_s"] <= found["torch_s"]:
@@ -53,15 +54,11 @@ def torch_is_faster(kernel, problem, params: dict, data, threads: int | None) ->
             f"{found['fused_s'] * 1e3:.2f} ms fused against {found['torch_s'] * 1e3:.2f} ms torch on a sample)")
 
 
-def _measure(kernel, problem, params, data, workers) -> dict:
-    from ...engine import unroll_losses
-    from . import losses as fused
-
+def _measure(params, data, workers, run_fused, run_torch) -> dict:
     sample = {k: v[:1].expand(MEMBERS, *v.shape[1:]).contiguous() for k, v in params.items()}
     Ts = tuple(T for T in sorted(data.targets) if T <= STEPS) or (min(data.targets),)
     best = {"fused_s": float("inf"), "torch_s": float("inf")}
-    runs = {"fused_s": lambda: fused.run_kernel(kernel, problem, sample, data, Ts, workers),
-            "torch_s": lambda: unroll_losses(problem, sample, data, Ts, fast=False)}
+    runs = {"fused_s": lambda: run_fused(sample, Ts, workers), "torch_s": lambda: run_torch(sample, Ts)}
     with torch.no_grad():
         for fn in runs.values():  # warm-up: lazy imports, the lanes / wide loop's compilation
             fn()

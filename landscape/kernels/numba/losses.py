@@ -44,9 +44,13 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     kernel = fused_kernel(cell, D, ref.dtype, math_class)
     if kernel is None:
         raise Unsupported(why_not(cell, D, ref.dtype) or f"no fused kernel for {cell.describe()}")
+    from ...engine import unroll_losses
     from .choice import torch_is_faster
 
-    slower = torch_is_faster(kernel, problem, params, data, threads)  # only where the kernel calls libm per value
+    slower = torch_is_faster(  # only where the kernel calls libm per value
+        kernel, params, data, threads,
+        run_fused=lambda sample, Ts, workers: run_kernel(kernel, problem, sample, data, Ts, workers),
+        run_torch=lambda sample, Ts: unroll_losses(problem, sample, data, Ts, fast=False))
     if slower is not None:
         raise Unsupported(slower)
     return run_kernel(kernel, problem, params, data, Ts, threads)
