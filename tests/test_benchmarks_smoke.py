@@ -85,7 +85,7 @@ def test_one_thread_env_turns_every_pool_to_one_thread_and_keeps_other_xla_flags
 def test_unknown_benchmark_is_one_clear_error(tmp_path):
     res = bench("--only", "floor,nope", "--out", str(tmp_path), timeout=120)
     assert res.returncode == 2
-    assert ("unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory, fused-cpu, user-cell, "
+    assert ("unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory, fused-cpu, fused-small-h, user-cell, "
             "scaling, process, dynamics-map, fusion") in res.stderr
     assert not list(tmp_path.glob("*.csv"))
 
