@@ -91,8 +91,11 @@ def measure(H_list, num: int, n: int, T: int, repeats: int, quick: bool):
 
     from landscape import engine, kernels
 
+    from . import jax_baseline
     from .common import Row, Settings, speedup_row, timed
     from .fused_cpu import _rel
+
+    have_jax = jax_baseline.available()  # without jax (the optional extra 'bench'): no JAX rows, a note says so
 
     torch.set_num_threads(1)
     kernels.set_threads(1)
@@ -116,24 +119,29 @@ def measure(H_list, num: int, n: int, T: int, repeats: int, quick: bool):
         with torch.no_grad():  # builds (or loads) the kernel, untimed; why: None, or why it fell back
             why = kernels.fused_losses(r.problem, sub, grid.data, r.Ts)[1]
         got = fused()
-        peer = jax_losses(H, sub, grid.data, T)
-        gap_jax = _rel(torch.from_numpy(np.array(peer())), want)
+        sides = {"fused": fused, "torch": plain}
+        if have_jax:
+            sides["jax"] = jax_losses(H, sub, grid.data, T)
+            gap_jax = f"JAX within {_rel(torch.from_numpy(np.array(sides['jax']())), want):.1e}"
+        else:
+            gap_jax = "no JAX side: jax is not installed (pip install -e '.[bench]')"
         gap_fused = _rel(got[0], want)
         res = timed(s, {name: (lambda fn=fn, scale=scale: (fn(), scale)[1])  # timed reads the scale
-                        for name, fn in (("fused", fused), ("torch", plain), ("jax", peer))})
+                        for name, fn in sides.items()})
         load = os.getloadavg()[0]
         flagged = [k for k, v in res.items() if v["median"] > 1.05 * v["wall_median"]]
         steps = grid.steps
         per_step = " / ".join(f"{k} {v['median'] / steps * 1e9:.2f}" for k, v in res.items())
         note = (f"{per_step} ns per cell-step (the JAX goal: fused <= 0.8 x its time); "
-                f"fused within {gap_fused:.1e}, JAX within {gap_jax:.1e} relative of torch; load {load:.2f}"
+                f"fused within {gap_fused:.1e} relative of torch, {gap_jax}; load {load:.2f}"
                 + (f"; CPU > 1.05 x wall: {', '.join(flagged)}" if flagged else "")
                 + ("" if why is None else f"; NOT FUSED: {why}"))
         case = f"gru H={H} latch {num}x{num} random directions N={n} T={T} float64 fixed ({m} points timed)"
         rows.append(speedup_row(NAME, case, "fused (numba.units)", "torch (cell.step)", res, "fused", "torch",
                                 note=note))
-        rows.append(speedup_row(NAME, case, "fused (numba.units)", "JAX (jit, vmap, lax.scan)", res, "fused", "jax",
-                                target=">= 1.25", note=note))
+        if have_jax:
+            rows.append(speedup_row(NAME, case, "fused (numba.units)", "JAX (jit, vmap, lax.scan)", res, "fused",
+                                    "jax", target=">= 1.25", note=note))
         print(f"  H={H}: done", file=sys.stderr, flush=True)
     return rows, s
 
