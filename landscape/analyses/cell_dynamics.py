@@ -108,18 +108,17 @@ def cliffs(surface) -> list[dict]:
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None) -> list[Path]:
     from ..figures import plot_compare, use_style
     from ..figures.overlays import overlay_dynamics
-    from .common import grid_at, save_pdf_png
+    from .common import grid_and_say, save_pdf_png
+    from .compare_cells import block_input
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, surfaces = [], []
     for cell in CELLS:
-        result = grid_at(spec(cell, quick), out / f"{cell}-latch.h5", device=device, progress=progress)
+        result = grid_and_say(NAME, spec(cell, quick), out / f"{cell}-latch.h5",
+                              f"{cell} over {' x '.join(block_input(cell))} with its dynamics", device, progress)
         written.append(result.path)
         surfaces.append(result.surface)
-        how = "read back" if result.cached else f"computed in {result.seconds:.1f} s"
-        print(f"{NAME}: {cell} over {result.surface.x_name} x {result.surface.y_name}, {len(result.surface.x)} x "
-              f"{len(result.surface.y)}, n = {result.surface.spec['n']}, with its dynamics: {how}")
     titles = [f"{s.spec['cell']}: {s.x_name} x {s.y_name}" for s in surfaces]
     with use_style("paper"):
         fig = plot_compare(surfaces, Ts=TS, titles=titles)

@@ -77,18 +77,17 @@ def steepness(surface, points: int = 51) -> np.ndarray:
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None) -> list[Path]:
     from ..figures import new_figure, overlay_folds, plot_panels, plot_slices, use_style
-    from .common import grid_at, save_pdf_png
+    from .common import grid_and_say, save_pdf_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, surfaces = [], {}
     for cell, task in CELLS:
-        result = grid_at(spec(cell, task, quick), out / f"{cell}-{task}.h5", device=device, progress=progress)
+        sp = spec(cell, task, quick)
+        result = grid_and_say(NAME, sp, out / f"{cell}-{task}.h5", f"{cell} on {task}, {sp.x.name} x {sp.y.name}",
+                              device, progress)
         s = surfaces[cell] = result.surface
         written.append(result.path)
-        how = "read back" if result.cached else f"computed in {result.seconds:.1f} s"
-        print(f"{NAME}: {cell} on {task}, {s.x_name} x {s.y_name} {len(s.x)} x {len(s.y)}, "
-              f"n = {s.spec['n']}: {how}")
         with use_style("paper"):
             fig = plot_panels(s, title=f"{cell} on {task}: the loss as T grows (one colour scale)")
             if cell == "srnn":

@@ -40,3 +40,13 @@ def grid_at(spec: GridSpec, path, device: str = "auto", progress: bool | None = 
         except LandscapeError:  # a foreign or broken file in the reproduction's own folder
             force = True
     return grid(spec, out=path, device=device, force=force, progress=progress)
+
+
+def grid_and_say(name: str, spec: GridSpec, path, what: str, device: str = "auto", progress: bool | None = None):
+    """``grid_at``, then one line: 'NAME: WHAT, NX x NY, n = N: computed in S s' (or 'read back').
+    Returns the GridResult."""
+    result = grid_at(spec, path, device=device, progress=progress)
+    s = result.surface
+    how = "read back" if result.cached else f"computed in {result.seconds:.1f} s"
+    print(f"{name}: {what}, {len(s.x)} x {len(s.y)}, n = {s.spec['n']}: {how}")
+    return result

@@ -59,18 +59,16 @@ def spec(cell: str, quick: bool = False):
 
 def run(out_dir, quick: bool = False, device: str = "auto", progress: bool | None = None) -> list[Path]:
     from ..figures import new_figure, plot_compare, use_style
-    from .common import grid_at, save_pdf_png
+    from .common import grid_and_say, save_pdf_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, surfaces = [], []
     for cell in CELLS:
-        result = grid_at(spec(cell, quick), out / f"{cell}-latch.h5", device=device, progress=progress)
+        result = grid_and_say(NAME, spec(cell, quick), out / f"{cell}-latch.h5",
+                              f"{cell} over {' x '.join(block_input(cell))}", device, progress)
         written.append(result.path)
         surfaces.append(result.surface)
-        how = "read back" if result.cached else f"computed in {result.seconds:.1f} s"
-        print(f"{NAME}: {cell} over {' x '.join(block_input(cell))}, {len(result.surface.x)} x "
-              f"{len(result.surface.y)}, n = {result.surface.spec['n']}: {how}")
     titles = [f"{cell}: {' x '.join(block_input(cell))}" for cell in CELLS]
     with use_style("paper"):
         for scale, stem in (("linear", "compare-cells"), ("log", "compare-cells-log")):
