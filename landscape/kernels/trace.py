@@ -106,6 +106,15 @@ class Program:
         return "\n".join(lines)
 
 
+
+def _op_names(func, kwargs) -> tuple[str, str, bool]:
+    """(name, base name without the in-place '_', whether it mutates) of an aten op; refuses out=."""
+    name = func.overloadpacket.__name__
+    if "out" in kwargs:
+        raise Unsupported(f"{name} with out=")
+    base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
+    return name, base, func._schema.is_mutable
+
 class _Builder:
     """Nodes with common subexpressions shared (a node is keyed by what it computes)."""
 
@@ -252,11 +261,7 @@ class _Tracer:
 
     # --- one recorded op -----------------------------------------------------------------------
     def apply(self, func, args, kwargs, out):
-        name = func.overloadpacket.__name__
-        mutable = func._schema.is_mutable
-        base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
-        if "out" in kwargs:
-            raise Unsupported(f"{name} with out=")
+        name, base, mutable = _op_names(func, kwargs)
         if base == "copy" and mutable:  # dst.copy_(src)
             src = self.value(args[1])
             self._result(args[0], self.node_of(src), [src] if isinstance(src, _Value) else [], dtype=args[0].dtype,
@@ -752,11 +757,7 @@ class _UnitTracer(_Tracer):
 
     # --- the operations ----------------------------------------------------------------------
     def apply(self, func, args, kwargs, out):
-        name = func.overloadpacket.__name__
-        mutable = func._schema.is_mutable
-        base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
-        if "out" in kwargs:
-            raise Unsupported(f"{name} with out=")
+        name, base, mutable = _op_names(func, kwargs)
         if base == "copy" and mutable:  # dst.copy_(src)
             src = self.value(args[1])
             srcs = [src] if isinstance(src, _Units) else []
