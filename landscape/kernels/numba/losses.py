@@ -6,12 +6,15 @@ T from the fused readout kernels (``readout``). One call, ``losses(...)``, retur
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
-from ..trace import Unsupported
+import numpy as np
+
+from ...lazy import torch
 from . import available
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 BLOCK_BYTES = 1 << 21  # outputs of a block of members (K x members x N values): about an L2
 
@@ -27,6 +30,8 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     threads: worker threads (default ``runtime.default_threads``: every core this process may use).
     math_class: 'exact' (default) or the opt-in 'fast' accuracy class (``unroll.fused_kernel``).
     """
+    from ..trace import Unsupported  # the tracer imports torch: not on unroll_losses_arrays' path
+
     cell, H = problem.cell, problem.H
     ref = next(iter(params.values()))
     D = 0 if data.inputs is None else data.inputs.shape[-1]
