@@ -12,8 +12,8 @@ the same chunks (``plan.ChunkNeeds``).
 Eligible (``why_not``): a built-in cell and task, no --base/--base-model/--directions/--grads/
 --dynamics, no cluster, the CPU (--device cpu, or auto where this machine has no GPU device),
 fused kernels on ($LANDSCAPE_FAST); and, known once resolved (``remember``): one unit, at most
-one input, at least ``unroll.WIDE_MIN_N`` sequences, an identity or logistic readout, and the
-fused numba kernel computing it (checked against ``cell.step`` by that full run, and without a
+one input, an identity or logistic readout, and the fused numba kernel computing it (its loop
+orders checked against ``cell.step`` by that full run, which the recipe records, and without a
 per-value libm call, whose choice against torch is a measurement).
 
 Trust. The recipe's name is a hash of the spec without its axes' ranges and of everything that
@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 import platform
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -196,7 +198,7 @@ def lookup(spec: GridSpec, device: str, scheduler=None) -> RecipeGrid | None:
     path = folder() / f"{recipe_key(spec)}.npz"
     try:
         meta, arrays = _read(path)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent, damaged, another version
         return None
     return _grid(spec, meta, arrays)
 
@@ -214,7 +216,7 @@ def _grid(spec: GridSpec, meta: dict, arrays: dict) -> RecipeGrid:
     k = meta["kernel"]
     module, path = load_module(arrays["kernel_source"].tobytes().decode(), f"cell_{k['key']}",
                                f"landscape_kernel_{k['key']}")
-    kernel = CompiledUnroll(module, k["params"], k["init"], k["D"], spec.dtype, k["key"], path)
+    kernel = CompiledUnroll(module, k["params"], k["init"], k["D"], spec.dtype, k["key"], path, k["modes"])
     Ts = tuple(meta["Ts"])
     dtype = kernel.np_dtype
     x = arrays.get("x")
@@ -253,11 +255,11 @@ def remember(r, data, device: str, scheduler=None) -> Path | None:
 def _contents(r, data) -> tuple[dict, dict] | None:
     """(meta, arrays) of the recipe of ``r``, or None where it is not eligible."""
     from .kernels.numba.choice import scalar_calls
-    from .kernels.numba.unroll import WIDE_MIN_N, fused_kernel
+    from .kernels.numba.unroll import fused_kernel
     from .plan import grid_chunk_needs
 
     problem = r.problem
-    if problem.H != 1 or problem.D > 1 or r.n < WIDE_MIN_N or data.path is not None or r.on_plane:
+    if problem.H != 1 or problem.D > 1 or data.path is not None or r.on_plane:
         return None
     if problem.readout.kind not in ("identity", "logistic"):
         return None
@@ -277,7 +279,8 @@ def _contents(r, data) -> tuple[dict, dict] | None:
         "readout": {"kind": readout.kind, "fit": readout.fit, "l2": readout.l2, "scale": readout.scale},
         "needs": asdict(grid_chunk_needs(r, torch.device("cpu"))),
         "base": sorted(problem.base),
-        "kernel": {"key": kernel.key, "params": list(kernel.params), "init": list(kernel.init), "D": kernel.D},
+        "kernel": {"key": kernel.key, "params": list(kernel.params), "init": list(kernel.init), "D": kernel.D,
+                   "modes": [mode for mode, failed in kernel.checked.items() if failed is None]},
     }
     arrays = {"kernel_source": np.frombuffer(kernel.path.read_bytes(), dtype=np.uint8)}
     if data.inputs is not None:
@@ -322,7 +325,7 @@ def _write(path: Path, meta: dict, arrays: dict) -> None:
 
 def _read(path: Path) -> tuple[dict, dict]:
     """(meta, arrays) of a recipe file; ValueError where it fails its check or is of another version."""
-    with np.load(path, allow_pickle=False) as z:
+    with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as z:  # no handle left open by a bad file
         arrays = {name: z[name] for name in z.files}
     meta_bytes = arrays.pop("meta").tobytes()
     digest = arrays.pop("digest").tobytes().decode()

@@ -57,14 +57,15 @@ class CompiledUnroll:
     size D and the dtype. ``FusedKernel`` is one built from a traced cell (and checked); a grid's
     recipe (``landscape.recipe``) loads one from the kernel cache."""
 
-    def __init__(self, module, params, init, D: int, dtype, key: str, path: Path):
+    def __init__(self, module, params, init, D: int, dtype, key: str, path: Path, modes=("wide",)):
         self.module, self.params, self.init, self.D = module, tuple(params), tuple(init), D
         self.np_dtype = np.dtype(dtype_name(dtype))
-        self.key, self.path = key, path
+        self.key, self.path, self.modes = key, path, tuple(modes)
 
     def usable(self, mode: str) -> bool:
-        """Whether this loop order may run: the wide loop, checked when the kernel was first built."""
-        return mode == "wide"
+        """Whether this loop order may run: ``modes``, the loop orders that passed their self-check
+        in the process that built the kernel."""
+        return mode in self.modes
 
     def prepare(self, x, ends, h0: float) -> Inputs:
         """What ``run_arrays`` needs besides the parameters, for one set of data (reused over blocks
