@@ -69,7 +69,7 @@ def why_not(spec: GridSpec, device: str, scheduler=None) -> str | None:
     from .tasks import TASKS
 
     model = spec.model
-    if not settings.flag("LANDSCAPE_RECIPES", True):
+    if not settings.recipes():
         return "recipes are turned off (LANDSCAPE_RECIPES=0)"
     if not settings.fast():
         return "fused kernels are turned off (LANDSCAPE_FAST=0)"
@@ -209,7 +209,8 @@ def _grid(spec: GridSpec, meta: dict, arrays: dict) -> RecipeGrid:
     from .readouts import Readout
 
     axes = []
-    for given, name, default in ((spec.x, meta["x_name"], meta["x_default"]), (spec.y, meta["y_name"], meta["y_default"])):
+    for given, which in ((spec.x, "x"), (spec.y, "y")):
+        name, default = meta[f"{which}_name"], meta[f"{which}_default"]
         axis = replace(given, name=name).checked() if given is not None else Axis(**default)
         check_representable(axis, spec.dtype)
         axes.append(axis)

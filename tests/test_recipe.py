@@ -220,7 +220,8 @@ def test_a_bad_axis_is_refused_as_the_full_resolution_refuses_it(case, tmp_path)
     landscape.grid(spec, out=tmp_path / "first.h5", progress=False)
     name = spec.x.name
     for bad in (replace(spec, x=Axis(name, 3.0, -1.0, 9)), replace(spec, y=Axis(spec.y.name, -1.0, 1.0, 1)),
-                replace(spec, x=Axis(name, -1.0, 1e39, 9) if spec.dtype == "float32" else Axis(name, -1.0, 1.0, 9, True))):
+                replace(spec, x=Axis(name, -1.0, 1e39, 9) if spec.dtype == "float32" else Axis(name, -1.0, 1.0, 9, True)),
+                ):
         assert recipe.recipe_key(bad) == recipe.recipe_key(spec)  # the recipe path is the one refusing
         with pytest.raises(LandscapeError) as from_recipe:
             landscape.grid(bad, out=tmp_path / "bad.h5", progress=False)
