@@ -14,10 +14,12 @@ time exceeds it by more than 5 % is flagged (``common.busy``). landscape runs as
   modules in the note) if it imports torch, scipy or matplotlib.
 - ``grid vs JAX``, at 51 x 51, 101 x 101 and 151 x 151 (``GRID_SIZES``): ``landscape grid --cell srnn
   --task latch --x w:-1:3:NUM --y b:-1.5:1.5:NUM --T 100 --readout fixed --out F.h5 --threads 1`` (a
-  fresh file each time, the kernel cache warm) against ``python benchmarks/jax_grid.py`` computing
-  the same grid from the same data (written beforehand from landscape's task into an .npz the
-  script reads) and writing it with h5py; the ratio is landscape's time over JAX's, target at most
-  0.8. At 101 x 101 a second row: the same command with an empty kernel cache (a fresh
+  fresh file each time, the kernel cache warm, the problem's recipe written beforehand by a grid
+  over other ranges: ``landscape.recipe``, so no torch import) against ``python
+  benchmarks/jax_grid.py`` computing the same grid from the same data (written beforehand from
+  landscape's task into an .npz the script reads) and writing it with h5py; the ratio is
+  landscape's time over JAX's, target at most 0.8. A second row: the problem's first grid
+  (LANDSCAPE_RECIPES=0: resolved in full, torch imported). At 101 x 101 a third row: the same command with an empty kernel cache (a fresh
   $LANDSCAPE_KERNELS and $NUMBA_CACHE_DIR each time: trace, generate and compile the kernels
   first); JAX has no persistent compilation cache by default, so it compiles on every run. The two
   files' losses are compared. These rows alone: ``python -m benchmarks.process``.
@@ -227,13 +229,14 @@ def _grid_vs_jax(s: Settings, z: dict, tmp: Path, num: int, cold: bool) -> list[
     results = tmp / "results"  # the result cache: not read, as every --out is a fresh file
     extra = ["--n", str(z["n"])] if z["n"] else []
 
-    def ours(cold: bool):
+    def ours(cold: bool, recipes: bool = True, axes=(xa, ya)):
         out = tmp / f"F{num}-{next(counter)}.h5"
-        env = {"LANDSCAPE_CACHE": str(results)}
+        env = {"LANDSCAPE_CACHE": str(results), "LANDSCAPE_RECIPES": "1" if recipes else "0"}
         if cold:
             kdir = Path(tempfile.mkdtemp(dir=tmp, prefix="kernels-"))
             env.update(LANDSCAPE_KERNELS=str(kdir), NUMBA_CACHE_DIR=str(kdir))
-        got = child(landscape_cmd("grid", "--cell", "srnn", "--task", "latch", "--x", xa, "--y", ya, "--T", str(T),
+        got = child(landscape_cmd("grid", "--cell", "srnn", "--task", "latch", "--x", axes[0], "--y", axes[1],
+                                  "--T", str(T),
                                   "--readout", "fixed", *extra, "--out", str(out), "--threads", "1"), env)
         got["file"] = out
         if cold:
@@ -247,9 +250,12 @@ def _grid_vs_jax(s: Settings, z: dict, tmp: Path, num: int, cold: bool) -> list[
         got["file"] = out
         return got
 
+    # untimed: the kernel cache warm, the files in the OS cache, and the problem's recipe written by a
+    # grid over other ranges (landscape.recipe: the next grid of this problem imports no torch)
+    ours(False, axes=(f"w:-2:2:{num}", f"b:-1:1:{num}"))
     if not s.quick:
-        ours(False), theirs()  # untimed: the kernel cache warm, the files in the OS cache
-    funcs = {"warm": lambda: ours(False), "jax": theirs}
+        theirs()
+    funcs = {"warm": lambda: ours(False), "jax": theirs, "first": lambda: ours(False, recipes=False)}
     if cold:
         funcs["cold"] = lambda: ours(True)
     res = alternate(s, funcs)
@@ -259,8 +265,13 @@ def _grid_vs_jax(s: Settings, z: dict, tmp: Path, num: int, cold: bool) -> list[
     base = "python benchmarks/jax_grid.py (jit, lax.scan, chunks of 32; h5py)"
     note = (f"`{cmd}`; losses within {agree} relative of JAX's; wall {res['warm']['wall']:.2f} s against "
             f"{res['jax']['wall']:.2f} s")
-    rows = [process_row(case, "landscape grid, warm kernel cache", base, res, "warm", "jax", "<= 0.8", note,
-                        time_ratio=True)]
+    rows = [process_row(case, "landscape grid, from the problem's recipe (warm kernel cache)", base, res, "warm",
+                        "jax", "<= 0.8", note + "; the recipe written by an earlier grid of other ranges: no torch "
+                        "import", time_ratio=True),
+            process_row(case, "landscape grid, the problem's first grid (no recipe; warm kernel cache)", base, res,
+                        "first", "jax", time_ratio=True,
+                        note=f"LANDSCAPE_RECIPES=0: resolved in full, torch imported; "
+                             f"{res['first']['cpu'] - res['warm']['cpu']:.2f} s CPU more than from the recipe")]
     if cold:
         rows.append(process_row(case, "landscape grid, empty kernel cache", base, res, "cold", "jax", time_ratio=True,
                                 note=f"the first run on a machine: the kernels traced, generated and compiled "
@@ -424,13 +435,13 @@ if sys.argv[1] == "fast":
 
 def phases(s: Settings, num: int = 51) -> dict[str, float]:
     """Where the CPU time of ``landscape grid`` (srnn, latch, num x num, T = 100, fixed readout, one
-    core, warm kernel cache) goes: phase -> median seconds over ``s.repeats`` processes. The exit
+    core, warm kernel cache, resolved in full: LANDSCAPE_RECIPES=0) goes: phase -> median seconds over ``s.repeats`` processes. The exit
     is the process's CPU time less what it had spent when the command returned, with the
     interpreter's teardown ("exit, interpreter teardown") and with ``landscape.cli._exit_now`` (what
     the program does). The interpreter's start is ``python -c pass``."""
     with tempfile.TemporaryDirectory(prefix="landscape-phases-") as tmp:
         tmp = Path(tmp)
-        env = {"LANDSCAPE_CACHE": str(tmp / "results")}
+        env = {"LANDSCAPE_CACHE": str(tmp / "results"), "LANDSCAPE_RECIPES": "0"}  # the full path's phases
         args = ["grid", "--cell", "srnn", "--task", "latch", "--x", f"w:-1:3:{num}", "--y", f"b:-1.5:1.5:{num}",
                 "--T", "100", "--readout", "fixed", "--threads", "1", "--quiet"]
         counter = iter(range(10 ** 6))

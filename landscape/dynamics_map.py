@@ -587,8 +587,8 @@ class _PopulationDraws:
     def __init__(self, P: int, seed: int):
         self.P, self.g = P, torch.Generator().manual_seed(int(seed))
 
-    def uniform(self, shape, dtype=torch.float64) -> Tensor:
-        return torch.rand((self.P, *shape), generator=self.g, dtype=dtype)
+    def uniform(self, shape, dtype=None) -> Tensor:
+        return torch.rand((self.P, *shape), generator=self.g, dtype=dtype or torch.float64)
 
     def integers(self, high: int, shape) -> Tensor:
         return torch.randint(high, (self.P, *shape), generator=self.g)
@@ -604,7 +604,7 @@ class _MemberDraws:
             raise LandscapeError(f"members has {self.ids.numel()} indices for a population of {P}")
         self.seed, self.streams = int(seed), iter(range(1 << 20))
 
-    def uniform(self, shape, dtype=torch.float64) -> Tensor:
+    def uniform(self, shape, dtype=None) -> Tensor:
         return hashed_uniform(self.ids, next(self.streams), tuple(shape), self.seed)  # float64 for any dtype
 
     def integers(self, high: int, shape) -> Tensor:

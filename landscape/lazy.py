@@ -9,6 +9,9 @@ attribute costs.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 
 class LazyModule:
@@ -31,3 +34,36 @@ class LazyModule:
 
 
 torch = LazyModule("torch")
+
+
+def after_import(name: str, fn) -> None:
+    """Call fn(module) once the top-level module ``name`` is imported: now if it is already, else
+    right after its first import, by whichever ``import`` statement (e.g. torch's thread count,
+    set only where torch is used: a grid computed from its recipe never imports it)."""
+    if name in sys.modules:
+        fn(sys.modules[name])
+        return
+    sys.meta_path.insert(0, _AfterImport(name, fn))
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """A one-shot finder: finds ``name`` with the other finders and runs fn after its loader has run it."""
+
+    def __init__(self, name: str, fn):
+        self.name, self.fn = name, fn
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run, fn = spec.loader.exec_module, self.fn
+
+        def exec_module(module):
+            run(module)
+            fn(module)
+
+        spec.loader.exec_module = exec_module  # this spec's own loader instance
+        return spec

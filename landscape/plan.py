@@ -16,6 +16,7 @@ import functools
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LandscapeError
@@ -216,13 +217,22 @@ def dynamics_bytes_per_member(problem, options, sequences: int) -> int:
     return int(DYNAMICS_FACTOR * (newton + sequences * S * per_copy))
 
 
-def plan_grid_chunk(r, device: torch.device, memory: int | None = None, chunk_size: int | None = None,
-                    writer_bytes: int = 0) -> int:
-    """Grid points per chunk of the resolved grid ``r`` (``resolved.ResolvedGrid``) on ``device``:
-    chunk_size if it fits, else the most that fit the budget ``memory`` (bytes; None: the
-    device's default). A point needs the unroll, the --grads passes and the values kept for the
-    file; once for all chunks, the task's data and (on the CPU) the file writer's buffers,
-    ``writer_bytes`` (``store.STORE_BYTES``)."""
+@dataclass(frozen=True)
+class ChunkNeeds:
+    """What a grid's chunks need besides their points (``grid_chunk_needs``): bytes per grid point
+    (member), the task's data at its peak and as held for the whole run, and the words that name
+    the data in a refusal. Plain numbers: a grid's recipe (``landscape.recipe``) keeps them."""
+
+    per_member: int
+    data_peak: int
+    data_held: int
+    what: str
+
+
+def grid_chunk_needs(r, device: torch.device) -> ChunkNeeds:
+    """The bytes a chunk of the resolved grid ``r`` (``resolved.ResolvedGrid``) needs on ``device``:
+    a point needs the unroll, the --grads passes, the --dynamics map and the values kept for the
+    file; once for all chunks, the task's data."""
     problem, dtype, n_T = r.problem, r.torch_dtype, len(r.Ts)
     steps = problem.task.steps(max(r.Ts))
     per_member = bytes_per_member(problem, r.n, dtype, n_T)
@@ -234,9 +244,20 @@ def plan_grid_chunk(r, device: torch.device, memory: int | None = None, chunk_si
     peak, held = data_bytes(problem, r.n, dtype, steps, n_T, device)
     what = (f"{steps} steps x {r.n} sequences x {problem.D} input{'s' if problem.D > 1 else ''}, "
             if problem.D else "") + "and the file writer's buffers"
+    return ChunkNeeds(per_member, peak, held, what)
+
+
+def plan_grid_chunk(r, device, memory: int | None = None, chunk_size: int | None = None,
+                    writer_bytes: int = 0, needs: ChunkNeeds | None = None) -> int:
+    """Grid points per chunk of the resolved grid ``r`` on ``device``: chunk_size if it fits, else
+    the most that fit the budget ``memory`` (bytes; None: the device's default). needs: the
+    chunk's needs (default ``grid_chunk_needs(r, device)``); once for all chunks come the task's
+    data and (on the CPU) the file writer's buffers, ``writer_bytes`` (``store.STORE_BYTES``)."""
+    needs = needs or grid_chunk_needs(r, device)
     budget = memory_budget(device, memory)
-    return plan_chunk(r.x.num * r.y.num, per_member, budget, chunk_size,
-                      data=(peak, held + (writer_bytes if device.type == "cpu" else 0)), what=what)
+    return plan_chunk(r.x.num * r.y.num, needs.per_member, budget, chunk_size,
+                      data=(needs.data_peak, needs.data_held + (writer_bytes if device.type == "cpu" else 0)),
+                      what=needs.what)
 
 
 def values_per_point(r) -> int:

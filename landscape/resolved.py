@@ -9,7 +9,6 @@ the same numbers share a cache entry and any change makes a new one.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, replace
@@ -20,6 +19,7 @@ from .directions import DIRECTIONS, PLANE_AXES
 from .errors import LandscapeError
 from .problem import Problem, resolve_model
 from .spec import DTYPE_MAX, DTYPES, MATH_CLASSES, SPEC_VERSION, Axis, GridSpec, torch_dtype
+from .store.integrity import spec_key
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,25 @@ class ResolvedGrid:
         """CELL-TASK, the stem of the cache file."""
         return f"{self.problem.cell.name}-{self.problem.task.name}"
 
+    @property
+    def cell_name(self) -> str:
+        return self.problem.cell.name
+
+    @property
+    def task_name(self) -> str:
+        return self.problem.task.name
+
+    @property
+    def steps(self) -> int:
+        """The task's steps at the largest T (what the unroll runs)."""
+        return self.problem.task.steps(max(self.Ts))
+
     def canonical(self) -> str:
         """Everything that determines the numbers, as canonical JSON."""
+        return canonical_json(self.canonical_doc())
+
+    def canonical_doc(self) -> dict:
+        """``canonical``'s document (a grid's recipe keeps it but for the axes, "x" and "y")."""
         readout = self.problem.readout
         doc = {
             "format_version": SPEC_VERSION, **self.problem.canonical(),
@@ -78,7 +95,7 @@ class ResolvedGrid:
         if self.on_plane:
             doc["directions"] = {"kind": self.spec.directions, "seed": self.spec.direction_seed,
                                  "models": [m.source["sha256"] for m in self.models]}
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return doc
 
     @property
     def dynamics_options(self):
@@ -95,7 +112,12 @@ class ResolvedGrid:
         return min(self.n, GRID_SEQUENCES)
 
     def key(self) -> str:
-        return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
+        return spec_key(self.canonical())
+
+
+def canonical_json(doc: dict) -> str:
+    """A canonical spec's document as the JSON a surface file stores (and its key hashes)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 def resolve(spec: GridSpec) -> ResolvedGrid:
@@ -128,15 +150,20 @@ def resolve(spec: GridSpec) -> ResolvedGrid:
         if problem.readout.optimal and ref[0] in problem.readout.params(problem.H):
             raise LandscapeError(f"{axis.name} is fitted at every point with --readout optimal; "
                                  f"use --readout fixed to put it on an axis")
-        big = max(abs(axis.lo), abs(axis.hi))
-        if big > DTYPE_MAX[spec.dtype]:
-            raise LandscapeError(f"axis {axis.describe()!r}: {big:g} is not representable in {spec.dtype} "
-                                 f"(largest {DTYPE_MAX[spec.dtype]:g})")
+        check_representable(axis, spec.dtype)
     _check_sets_off_axes(problem, spec.model.set, (x_ref, xa), (y_ref, ya))
     for name, value in problem.base.items():
         if float(value.abs().max()) > DTYPE_MAX[spec.dtype]:
             raise LandscapeError(f"the base point's {name} is not representable in {spec.dtype}")
     return ResolvedGrid(spec, problem, n, Ts, xa, ya, x_ref, y_ref, input=dynamics_input)
+
+
+def check_representable(axis: Axis, dtype: str) -> None:
+    """One line for an axis whose range does not fit the computation's dtype."""
+    big = max(abs(axis.lo), abs(axis.hi))
+    if big > DTYPE_MAX[dtype]:
+        raise LandscapeError(f"axis {axis.describe()!r}: {big:g} is not representable in {dtype} "
+                             f"(largest {DTYPE_MAX[dtype]:g})")
 
 
 def _dynamics_input(spec: GridSpec, problem: Problem) -> float | None:

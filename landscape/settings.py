@@ -8,6 +8,8 @@ Each is read when asked for (not at import), so a test or a long-lived process c
                        free memory on a GPU)
     LANDSCAPE_FAST     0 turns every fused kernel off (numba on the CPU, Triton on a GPU): the engine
                        then steps ``cell.step`` in torch (default 1)
+    LANDSCAPE_RECIPES  0 computes every grid from its spec in full, never from a recipe (``landscape.recipe``;
+                       default 1)
     LANDSCAPE_EXACT    1 runs a reproduction's exact (long) protocol instead of its default one
     LANDSCAPE_DEBUG    1 shows the traceback of an error instead of its one line
     LANDSCAPE_BROWSER  the Chromium-family browser that takes stills of the interactive page
@@ -19,8 +21,8 @@ from pathlib import Path
 
 from .errors import LandscapeError
 
-VARIABLES = ("LANDSCAPE_CACHE", "LANDSCAPE_KERNELS", "LANDSCAPE_MEMORY", "LANDSCAPE_FAST", "LANDSCAPE_EXACT",
-             "LANDSCAPE_DEBUG", "LANDSCAPE_BROWSER")
+VARIABLES = ("LANDSCAPE_CACHE", "LANDSCAPE_KERNELS", "LANDSCAPE_MEMORY", "LANDSCAPE_FAST", "LANDSCAPE_RECIPES",
+             "LANDSCAPE_EXACT", "LANDSCAPE_DEBUG", "LANDSCAPE_BROWSER")
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "")
 
@@ -86,6 +88,11 @@ def memory() -> int | None:
 def fast() -> bool:
     """Whether fused kernels may run ($LANDSCAPE_FAST, default on)."""
     return flag("LANDSCAPE_FAST", True)
+
+
+def recipes() -> bool:
+    """Whether a grid may be computed from its recipe ($LANDSCAPE_RECIPES, default on)."""
+    return flag("LANDSCAPE_RECIPES", True)
 
 
 def exact() -> bool:

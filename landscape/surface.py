@@ -10,7 +10,7 @@ import numpy as np
 from .lazy import torch
 from tqdm import tqdm
 
-from . import dynamics_map, engine, gradients, plan, settings
+from . import dynamics_map, engine, gradients, plan, recipe, settings
 from .directions import make_plane, read_plane, write_plane
 from .errors import LandscapeError, error_reason
 from .progress import ESTIMATE_FROM_S, Lines, duration, grid_estimate, wanted
@@ -64,13 +64,14 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     elif not isinstance(spec, GridSpec):
         raise TypeError(f"spec must be a GridSpec, not {type(spec).__name__}")
     say = on_message or (lambda msg: None)
-    r = resolve(spec)
-    problem = r.problem
+    # a grid of a problem computed before on the fused numba kernel: from its recipe, without torch
+    r = recipe.lookup(spec, device, scheduler) or resolve(spec)
+    from_recipe = isinstance(r, recipe.RecipeGrid)
     for name in (r.x.name, r.y.name):
         if name in RESERVED_NAMES:
             raise LandscapeError(f"a parameter named {name!r} cannot be a grid axis: the surface file uses "
                                  f"that name for a dataset ({', '.join(RESERVED_NAMES)}); rename it in the cell")
-    dev = engine.resolve_device(device)
+    dev = recipe.CpuDevice() if from_recipe else engine.resolve_device(device)
     budget = settings.memory() if memory is None else memory
     path = Path(out) if out is not None else cache_path(r.name, r.key())
     where = "--out file" if out is not None else "cache file"
@@ -84,16 +85,12 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         if cached is not None:
             return GridResult(cached, path, True, 0, 0.0, cached.attrs.get("device", "?"))
 
-    size = plan.plan_grid_chunk(r, dev, budget, chunk_size, STORE_BYTES)
+    size = plan.plan_grid_chunk(r, dev, budget, chunk_size, STORE_BYTES, needs=r.needs if from_recipe else None)
     plan.check_surface_read(r, budget)  # the computed surface is read back whole at the end
     check_writable(path)
     if force or not path.exists():  # a new file, preallocated whole (a resumed one is)
         plan.check_disk(path, plan.surface_bytes(r))
-    data = problem.task.make(r.Ts, r.n, spec.seed)  # CPU, float64: cast per device in _compute_chunks
-    fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
-              if spec.grads else {})
-    if spec.dynamics:
-        fields.update(dynamics_map.grid_field_shapes(r.dynamics_options))
+    data, fields = (None, {}) if from_recipe else _data_and_fields(r)
 
     start = time.perf_counter()
     with locked(path, on_wait=lambda: say(f"another process is computing {path.name}; waiting for it")):
@@ -111,12 +108,13 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         groups = {"plane": lambda group: write_plane(group, plane)} if plane is not None else {}
         # which path computes the loss (a fused kernel, or cell.step in torch and why): the file's path /
         # path_reason attributes, and one line once the surface is computed
-        path_name, path_reason = engine.computing_path(problem, data.to(r.torch_dtype, dev), r.Ts, r.torch_dtype, dev,
-                                                       spec.math)
+        path_name, path_reason = (("fused-numba", "") if from_recipe else
+                                  engine.computing_path(r.problem, data.to(r.torch_dtype, dev), r.Ts, r.torch_dtype,
+                                                        dev, spec.math))
         try:
             contents = SurfaceContents(spec_json, r.Ts, r.x.name, r.x.values(), r.y.name, r.y.values(), size,
-                                       attrs={"device": str(dev), "dtype": spec.dtype, "cell": problem.cell.name,
-                                              "task": problem.task.name, "path": path_name,
+                                       attrs={"device": str(dev), "dtype": spec.dtype, "cell": r.cell_name,
+                                              "task": r.task_name, "path": path_name,
                                               "path_reason": path_reason}, fields=fields, groups=groups)
             writer = SurfaceWriter(path, contents, verify=False)
         except OSError as err:
@@ -139,7 +137,9 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
         if failed is not None:
             raise write_failure(path, failed) from None
     seconds = time.perf_counter() - start
-    say(f"{problem.cell.name} {problem.task.name}: {engine.describe_path(path_name, path_reason)}")
+    if not from_recipe and path_name == "fused-numba":  # the next grid of this problem starts without torch
+        recipe.remember(r, data, device, scheduler)
+    say(f"{r.cell_name} {r.task_name}: {engine.describe_path(path_name, path_reason)}")
     return GridResult(load(path), path, False, points, seconds, str(dev))
 
 
@@ -171,6 +171,18 @@ def _complete_match(path: Path, spec_json: str, where: str = "cache file") -> Su
         read_surface(path, attrs)  # its done chunks must check out before they are resumed
         return None
     return read_surface(path, attrs)
+
+
+def _data_and_fields(r: ResolvedGrid) -> tuple:
+    """The task's data (on the CPU, float64: cast per device in _compute_chunks) and the shapes of
+    the fields beside the loss (--grads, --dynamics)."""
+    problem, spec = r.problem, r.spec
+    data = problem.task.make(r.Ts, r.n, spec.seed)
+    fields = (gradients.gradient_field_shapes(problem, gradients.grad_norm_steps(data, max(r.Ts)))
+              if spec.grads else {})
+    if spec.dynamics:
+        fields.update(dynamics_map.grid_field_shapes(r.dynamics_options))
+    return data, fields
 
 
 def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None) -> dict[str, np.ndarray]:
@@ -212,7 +224,7 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
 
     ranges = {c: writer.chunk_range(c) for c in todo}
     total = sum(stop - start for start, stop in ranges.values())
-    label = f"{r.problem.cell.name} {r.problem.task.name}"
+    label = f"{r.cell_name} {r.task_name}"
     bar = tqdm(total=total, unit="pt", disable=(not _is_tty()) if progress is None else not progress,
                desc=label, leave=False)
     lines = Lines(len(todo), "chunks", label, wanted(progress))  # where no bar is drawn
@@ -220,9 +232,13 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
         if cluster is None:
             if progress is not False and dev.type == "cpu":
                 _announce(r, total)
-            data = data.to(r.torch_dtype, dev)
+            if isinstance(r, recipe.RecipeGrid):
+                compute = r.compute
+            else:
+                data = data.to(r.torch_dtype, dev)
+                compute = lambda start, stop: compute_chunk(r, data, start, stop, dev, plane)  # noqa: E731
             for c, (start, stop) in ranges.items():
-                writer.write_chunk(c, compute_chunk(r, data, start, stop, dev, plane))
+                writer.write_chunk(c, compute(start, stop))
                 bar.update(stop - start)
                 lines.update()
         else:
@@ -252,16 +268,15 @@ def _plane(r: ResolvedGrid, path: Path, say):
                       r.n, r.spec.seed, bm.trajectory if bm is not None else None)
 
 
-def _announce(r: ResolvedGrid, points: int) -> None:
+def _announce(r, points: int) -> None:
     """One line on stderr before a CPU grid expected to take over ``progress.ESTIMATE_FROM_S``
     seconds (``progress.grid_estimate``'s cost model)."""
-    steps = r.problem.task.steps(max(r.Ts))
-    seconds = grid_estimate(r.problem.cell.name, points, r.n, steps, r.spec.grads)
+    seconds = grid_estimate(r.cell_name, points, r.n, r.steps, r.spec.grads)
     if seconds > ESTIMATE_FROM_S:
         import sys
 
         grads = " with --grads" if r.spec.grads else ""
-        print(f"{r.problem.cell.name} {r.problem.task.name}: {points} points x {r.n} sequences x {steps} steps{grads} "
+        print(f"{r.cell_name} {r.task_name}: {points} points x {r.n} sequences x {r.steps} steps{grads} "
               f"may take about {duration(seconds)} on one CPU thread (a rough guess; fewer with more threads)",
               file=sys.stderr, flush=True)
 

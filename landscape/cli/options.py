@@ -68,9 +68,9 @@ def _set_workers(ctx, param, value):
     from ..kernels import set_threads
 
     set_threads(value)  # None: every core this process may run on
-    import torch
+    from ..lazy import after_import
 
-    torch.set_num_threads(1)
+    after_import("torch", lambda torch: torch.set_num_threads(1))  # where torch is used at all
     return value
 
 

@@ -11,8 +11,7 @@ import h5py
 import numpy as np
 
 from ..errors import LandscapeError, error_reason
-from ..lazy import torch
-from ..version import __version__
+from ..version import __version__, torch_version
 from .files import checksummed_dataset, create_whole, writing
 from .format import FORMAT, PERIOD_FIELDS, SURFACE_FORMAT_VERSION, Layout, chunk_place
 from .integrity import CorruptSurface, chunk_digest, damage_is_corruption, group_digest, open_file, spec_key
@@ -180,7 +179,7 @@ def _write_new_file(f: h5py.File, contents: SurfaceContents) -> None:
     layout = contents.layout(contents.chunk_size)
     f.attrs.update({"format": FORMAT, "format_version": SURFACE_FORMAT_VERSION, "spec": contents.spec_json,
                     "key": contents.key, "landscape_version": __version__,
-                    "torch_version": str(torch.__version__), "created": _dt.datetime.now(_dt.timezone.utc)
+                    "torch_version": torch_version(), "created": _dt.datetime.now(_dt.timezone.utc)
                     .isoformat(timespec="seconds"), "complete": False,
                     "chunk_size": layout.chunk_size, "computed_nan": np.int64(0), **contents.attrs})
     scales = _write_scales(f, layout, contents.fields)

@@ -6,11 +6,15 @@ T from the fused readout kernels (``readout``). One call, ``losses(...)``, retur
 """
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
-from ..trace import Unsupported
+import numpy as np
+
+from ...lazy import torch
 from . import available
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 BLOCK_BYTES = 1 << 21  # outputs of a block of members (K x members x N values): about an L2
 
@@ -26,6 +30,8 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     threads: worker threads (default ``runtime.default_threads``: every core this process may use).
     math_class: 'exact' (default) or the opt-in 'fast' accuracy class (``unroll.fused_kernel``).
     """
+    from ..trace import Unsupported  # the tracer imports torch: not on unroll_losses_arrays' path
+
     cell, H = problem.cell, problem.H
     ref = next(iter(params.values()))
     D = 0 if data.inputs is None else data.inputs.shape[-1]
@@ -57,42 +63,59 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
 
 
 def run_kernel(kernel, problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], threads: int | None) -> Tensor:
-    """``losses`` with this kernel (checked by the caller): (len(Ts), P)."""
-    from . import readout as fused_readout
+    """``losses`` with this kernel (checked by the caller): (len(Ts), P), on the arrays of
+    ``unroll_losses_arrays``."""
+    readout = problem.readout
+    if readout.kind == "dense2" and not readout.optimal:  # Dense(2) as its logit difference
+        from ...readouts import READOUT_KINDS
 
-    readout, ref = problem.readout, next(iter(params.values()))
+        out_w, out_b = READOUT_KINDS["dense2"].logit_difference(params)
+        params = {**params, "out_w": out_w, "out_b": out_b}
+    arrays = {k: v.detach().numpy() for k, v in params.items()}
     x = None if data.inputs is None else data.inputs[..., 0]
     inputs = kernel.prepare(x, [data.ends[T] for T in Ts], data.h0)
+    targets = [data.targets[T].numpy() for T in Ts]
+    return torch.from_numpy(unroll_losses_arrays(kernel, readout, arrays, inputs, targets, threads))
+
+
+def unroll_losses_arrays(kernel, readout, params: dict, inputs, targets: list, threads: int | None):
+    """The loss of every member at every prepared T, (K, P) in the kernel's dtype, on numpy arrays
+    and without torch: the kernel (``unroll.CompiledUnroll``) unrolls blocks of members whose
+    outputs stay in cache while each T's loss is taken by the fused readout kernels.
+
+    readout  kind ('identity', 'logistic'; a fixed 'dense2' as its logit difference in params'
+             out_w, out_b), scale, optimal, l2 (``readouts.Readout``)
+    params   name -> (P or 1, *shape) arrays, the kernel's parameters and a fixed readout's
+    inputs   ``kernel.prepare``'s, for the K lengths; targets: K arrays (N,), as the task made them
+             in the computation's dtype"""
+    dtype = kernel.np_dtype
     P = max(v.shape[0] for v in params.values())
     K, N = inputs.ends.shape
-    block = max(1, min(P, BLOCK_BYTES // max(1, K * N * ref.element_size())))
-    buf = torch.empty(K * block * N, dtype=ref.dtype)
-    out = torch.empty(K, P, dtype=ref.dtype)
+    block = max(1, min(P, BLOCK_BYTES // max(1, K * N * dtype.itemsize)))
+    buf = np.empty(K * block * N, dtype=dtype)
+    out = np.empty((K, P), dtype=dtype)
     shared = all(params[k].shape[0] == 1 for k in kernel.params if k in params)  # only the readout varies
     for s in range(0, P, block):  # blocks of members: their outputs stay in cache for the loss
         e = min(P, s + block)
         sub = {k: v[s:e] if v.shape[0] == P else v for k, v in params.items()}
+        packed = kernel.pack(sub)
         if shared:  # one unroll serves every member: its outputs, repeated
-            outs = kernel.run(sub, inputs, threads=threads, out=buf[:K * N].view(K, 1, N))
-            outs = outs.expand(K, e - s, N).contiguous()
+            outs = kernel.run_arrays(packed, inputs, threads, out=buf[:K * N].reshape(K, 1, N))
+            outs = np.ascontiguousarray(np.broadcast_to(outs, (K, e - s, N)))
         else:
-            outs = kernel.run(sub, inputs, threads=threads, out=buf[:K * (e - s) * N].view(K, e - s, N))
-        for k, T in enumerate(Ts):
-            out[k, s:e] = _loss(fused_readout, outs[k], data.targets[T], sub, readout, threads)
+            outs = kernel.run_arrays(packed, inputs, threads, out=buf[:K * (e - s) * N].reshape(K, e - s, N))
+        for k in range(K):
+            out[k, s:e] = _loss(outs[k], targets[k], sub, readout, threads)
     return out
 
 
-def _loss(fused_readout, y, target, params, readout, threads):
+def _loss(y, target, params, readout, threads):
     """The loss of outputs y (P, N) against one T's targets: (P,) in y's dtype."""
+    from . import readout as fused_readout
+
     if readout.kind == "identity":
         return fused_readout.identity_losses(y, target, readout.scale, threads=threads)
     if readout.optimal:
         w, b = fused_readout.fit_logistic_readout_1(y, target, readout.l2, threads=threads)
-        return fused_readout.logistic_losses(y.to(torch.float64), target, w, b, threads=threads).to(y.dtype)
-    if readout.kind == "dense2":  # Dense(2) as its logit difference
-        from ...readouts import READOUT_KINDS
-
-        out_w, out_b = READOUT_KINDS["dense2"].logit_difference(params)
-    else:
-        out_w, out_b = params["out_w"], params["out_b"]  # (P|1, 1) each
-    return fused_readout.logistic_losses(y, target, out_w, out_b, threads=threads)
+        return fused_readout.logistic_losses(y.astype(np.float64), target, w, b, threads=threads).astype(y.dtype)
+    return fused_readout.logistic_losses(y, target, params["out_w"], params["out_b"], threads=threads)

@@ -20,9 +20,7 @@ imports numba: import it where numba is known to be there (``kernels.numba.avail
 from __future__ import annotations
 
 import numpy as np
-import torch
 from numba import njit
-from torch import Tensor
 
 from .. import runtime
 from .mathfn import fma, maximum, prefer_wide_vectors, radd, sigmoid64, softplus64
@@ -157,46 +155,52 @@ def fit_kernel(h, y, sign, l2, iters, tol, a_out, c_out, lo, hi, _nb):
 
 
 # ---------------------------------------------------------------------------------------------
-# the kernels on torch tensors, members split over the worker threads
+# the kernels on numpy arrays (a CPU torch tensor is taken as one: np.asarray), members split over
+# the worker threads
 
 
 def _split(fn, args, P, threads):
     runtime.run_split(fn, args, P, 1, 0, threads, 1 << 12)
 
 
-def logistic_losses(y: Tensor, target: Tensor, out_w: Tensor, out_b: Tensor, threads: int | None = None) -> Tensor:
+def _f64(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a), dtype=np.float64)
+
+
+def _sign(target) -> np.ndarray:
+    """-1 where the label is 1, else +1: (N,) float64."""
+    return 1.0 - 2.0 * (np.asarray(target) > 0.5).astype(np.float64)
+
+
+def logistic_losses(y, target, out_w, out_b, threads: int | None = None) -> np.ndarray:
     """Mean BCE of the one-unit logistic readout per member: y (P, N), target (N,) in {0, 1},
     out_w, out_b (P or 1) -> (P,) in y's dtype (``readouts.logistic_loss``)."""
+    y = np.asarray(y)
     P, N = y.shape
-    yc = y.contiguous()
-    sign = (1.0 - 2.0 * (target > 0.5).to(torch.float64)).contiguous()  # -1 where the label is 1
-    w = out_w.reshape(-1).to(torch.float64).expand(P).contiguous()
-    b = out_b.reshape(-1).to(torch.float64).expand(P).contiguous()
-    out = torch.empty(P, dtype=torch.float64)
-    _split(logistic_kernel, (yc.numpy(), sign.numpy(), w.numpy(), b.numpy(), out.numpy()), P, threads)
-    return out.to(y.dtype)
+    w = np.ascontiguousarray(np.broadcast_to(_f64(out_w).reshape(-1), (P,)))
+    b = np.ascontiguousarray(np.broadcast_to(_f64(out_b).reshape(-1), (P,)))
+    out = np.empty(P, dtype=np.float64)
+    _split(logistic_kernel, (np.ascontiguousarray(y), _sign(target), w, b, out), P, threads)
+    return out.astype(y.dtype, copy=False)
 
 
-def identity_losses(y: Tensor, target: Tensor, scale: float = 1.0, threads: int | None = None) -> Tensor:
-    """scale * mean (y - target)^2 per member: y (P, N), target (N,) -> (P,) (``identity_loss``)."""
+def identity_losses(y, target, scale: float = 1.0, threads: int | None = None) -> np.ndarray:
+    """scale * mean (y - target)^2 per member: y (P, N), target (N,) -> (P,) in y's dtype (``identity_loss``)."""
+    y = np.asarray(y)
     P, N = y.shape
-    out = torch.empty(P, dtype=torch.float64)
-    tg = target.to(torch.float64).contiguous()
-    _split(identity_kernel, (y.contiguous().numpy(), tg.numpy(), float(scale), out.numpy()), P, threads)
-    return out.to(y.dtype)
+    out = np.empty(P, dtype=np.float64)
+    _split(identity_kernel, (np.ascontiguousarray(y), _f64(target), float(scale), out), P, threads)
+    return out.astype(y.dtype, copy=False)
 
 
-def fit_logistic_readout_1(h: Tensor, y: Tensor, l2: float, iters: int = 60, tol: float = 1e-10,
-                           threads: int | None = None) -> tuple[Tensor, Tensor]:
+def fit_logistic_readout_1(h, y, l2: float, iters: int = 60, tol: float = 1e-10,
+                           threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The optimal one-unit logistic readout of each member, in float64: h (P, N), y (N,) in {0, 1}
     -> out_w (P, 1), out_b (P, 1), the minimiser of mean BCE + (l2 / 2) out_w^2 (as
     ``readouts.fit_logistic_readout`` for H = 1)."""
-    hh = h.detach().to(torch.float64).contiguous()
-    yy = y.to(torch.float64).contiguous()
+    hh, yy = _f64(h), _f64(y)
     P, N = hh.shape
-    sign = (1.0 - 2.0 * (yy > 0.5).to(torch.float64)).contiguous()
-    a = torch.zeros(P, dtype=torch.float64)
-    c = torch.zeros(P, dtype=torch.float64)
-    _split(fit_kernel, (hh.numpy(), yy.numpy(), sign.numpy(), float(l2), int(iters), float(tol), a.numpy(), c.numpy()), P,
-           threads)
-    return a.unsqueeze(-1), c.unsqueeze(-1)
+    a = np.zeros(P, dtype=np.float64)
+    c = np.zeros(P, dtype=np.float64)
+    _split(fit_kernel, (hh, yy, _sign(yy), float(l2), int(iters), float(tol), a, c), P, threads)
+    return a[:, None], c[:, None]

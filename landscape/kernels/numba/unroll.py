@@ -25,30 +25,124 @@ import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+import numpy as np
 
+from ...lazy import torch
 from .. import runtime
 from . import available
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 WIDE_MIN_N = 32  # sequences from which run_wide (parameters in registers) beats run_lanes
 WIDE_BLOCK = 1024  # run_wide: sequences per block (1024 x 8 bytes x states: a few KiB of L1)
 LANE_BLOCK = 512  # run_lanes: (member, sequence) pairs per block
-DTYPES = (torch.float32, torch.float64)
+DTYPE_NAMES = ("float32", "float64")  # the dtypes a kernel computes in
+
+
+def dtype_name(dtype) -> str:
+    """'float32' or 'float64' for a torch or numpy dtype (or its name); anything else as its name."""
+    return str(dtype).removeprefix("torch.")
 
 
 # ---------------------------------------------------------------------------------------------
 # the kernel
 
 
-class FusedKernel:
-    """The generated unroll of one cell, input size and dtype."""
+class CompiledUnroll:
+    """A generated unroll module and what running it needs, on numpy arrays, without torch: the
+    parameter names in the module's column order, each state's initial value (None: h0), the input
+    size D and the dtype. ``FusedKernel`` is one built from a traced cell (and checked); a grid's
+    recipe (``landscape.recipe``) loads one from the kernel cache."""
 
-    def __init__(self, cell, D: int, dtype: torch.dtype, program, module, key: str, path: Path):
-        self.cell, self.D, self.dtype = cell, D, dtype
-        self.program, self.module, self.key, self.path = program, module, key, path
-        self.params = program.params
+    def __init__(self, module, params, init, D: int, dtype, key: str, path: Path, modes=("wide",)):
+        self.module, self.params, self.init, self.D = module, tuple(params), tuple(init), D
+        self.np_dtype = np.dtype(dtype_name(dtype))
+        self.key, self.path, self.modes = key, path, tuple(modes)
+
+    def usable(self, mode: str) -> bool:
+        """Whether this loop order may run: ``modes``, the loop orders that passed their self-check
+        in the process that built the kernel."""
+        return mode in self.modes
+
+    def prepare(self, x, ends, h0: float) -> Inputs:
+        """What ``run_arrays`` needs besides the parameters, for one set of data (reused over blocks
+        of members): the input channels, the ends and their due steps, the initial state.
+
+        x     (T, N) the single input channel, or None (D = 0); ends K (N,) integer arrays: the
+        1-based step at which each sequence of output k ends; h0 the initial value of every state
+        unit (a cell's own constant initial state is kept). numpy arrays or CPU torch tensors."""
+        dtype = self.np_dtype
+        ends_a = np.ascontiguousarray(np.stack([np.asarray(e).reshape(-1) for e in ends]).astype(np.int64))  # (K, N)
+        K, N = ends_a.shape
+        if (x is None) != (self.D == 0):
+            raise ValueError(f"the kernel was built for D={self.D}; x is {'None' if x is None else 'given'}")
+        if (ends_a < 1).any():
+            raise ValueError("every end must be >= 1")
+        steps = int(ends_a.max()) if ends_a.size else 0
+        if x is not None:
+            x = np.asarray(x)
+            if x.ndim != 2 or x.shape[1] != N or x.shape[0] < steps:
+                raise ValueError(f"x must be (T >= {steps}, N = {N}); got {tuple(x.shape)}")
+        C = self.module.N_CHANNELS
+        if x is None:
+            xs = np.zeros((max(C, 1), 1, 1), dtype=dtype)
+        else:
+            xs = np.empty((C, steps, N), dtype=dtype)
+            xs[0] = x[:steps]  # cast to the kernel's dtype (round to nearest, as torch's .to)
+            if C > 1:
+                self.module.derive(xs)
+        init = np.array([float(h0) if v is None else float(v) for v in self.init] or [0.0], dtype=dtype)
+        kptr, klist = _due(ends_a, steps)
+        return Inputs(xs, ends_a, kptr, klist, steps, init)
+
+    def pack(self, params: dict) -> np.ndarray:
+        """The members' parameters as the module takes them: (G, P) in the kernel's dtype, G the
+        kernel's parameters in order; params name -> (P or 1, *shape) arrays (or CPU tensors)."""
+        missing = [k for k in self.params if k not in params]
+        if missing:
+            raise KeyError(f"parameter {missing[0]!r} missing (the kernel takes {', '.join(self.params)})")
+        cols = [np.asarray(params[k]) for k in self.params]
+        P = max((c.shape[0] for c in cols), default=1)
+        if not cols:
+            return np.zeros((1, P), dtype=self.np_dtype)
+        return np.stack([np.broadcast_to(c.reshape(c.shape[0]).astype(self.np_dtype, copy=False), (P,)) for c in cols])
+
+    def run_arrays(self, packed: np.ndarray, inputs: Inputs, threads: int | None = None, mode: str | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray:
+        """The outputs at each requested end, (K, P, N), for packed parameters (G, P) (``pack``)
+        and prepared inputs; out: an optional contiguous (K, P, N) array of the kernel's dtype."""
+        dtype = self.np_dtype
+        if mode not in (None, "wide", "lanes"):
+            raise ValueError(f"unknown mode {mode!r}; choose from: wide, lanes")
+        P = packed.shape[1]
+        K, N = inputs.ends.shape
+        if out is None:
+            out = np.empty((K, P, N), dtype=dtype)
+        elif out.shape != (K, P, N) or out.dtype != dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a contiguous {dtype} array of shape {(K, P, N)}")
+        if P == 0 or N == 0 or K == 0:
+            return out
+        if mode is None:
+            mode = "wide" if N >= WIDE_MIN_N or not self.usable("lanes") else "lanes"
+        args = (np.ascontiguousarray(packed, dtype=dtype), inputs.xs, inputs.init, inputs.ends, inputs.kptr,
+                inputs.klist, inputs.steps, out)
+        fn = self.module.run_wide if mode == "wide" else self.module.run_lanes
+        total = P if mode == "wide" else P * N
+        unit = 1 if mode == "wide" else LANE_BLOCK
+        per = max(1, N) if mode == "wide" else 1  # pairs per unit of the range
+        runtime.run_split(fn, args, total, unit, WIDE_BLOCK if mode == "wide" else LANE_BLOCK, threads, per)
+        return out
+
+
+class FusedKernel(CompiledUnroll):
+    """The generated unroll of one cell, input size and dtype, built from its traced step."""
+
+    def __init__(self, cell, D: int, dtype, program, module, key: str, path: Path):
+        super().__init__(module, program.params, program.init, D, dtype, key, path)
+        self.cell, self.dtype, self.program = cell, dtype, program
         self.checked: dict[str, str | None] = {}  # mode -> None (agrees with cell.step) or what differs
         self._lock = threading.Lock()
 
@@ -78,83 +172,38 @@ class FusedKernel:
         """
         return self.run(params, self.prepare(x, ends, h0), threads, mode, out)
 
-    def prepare(self, x: Tensor | None, ends: list[Tensor], h0: float) -> Inputs:
-        """What ``run`` needs besides the parameters, for one set of data (reused over blocks of
-        members): the input channels, the ends and their due steps, the initial state."""
-        dtype = self.dtype
-        ends_t = torch.stack([e.reshape(-1).to(torch.int64) for e in ends]).contiguous()  # (K, N)
-        K, N = ends_t.shape
-        if (x is None) != (self.D == 0):
-            raise ValueError(f"the kernel was built for D={self.D}; x is {'None' if x is None else 'given'}")
-        if bool((ends_t < 1).any()):
-            raise ValueError("every end must be >= 1")
-        steps = int(ends_t.max()) if ends_t.numel() else 0
-        if x is not None and (x.dim() != 2 or x.shape[1] != N or x.shape[0] < steps):
-            raise ValueError(f"x must be (T >= {steps}, N = {N}); got {tuple(x.shape)}")
-        C = self.module.N_CHANNELS
-        if x is None:
-            xs = torch.zeros(max(C, 1), 1, 1, dtype=dtype)
-        else:
-            xs = torch.empty(C, steps, N, dtype=dtype)
-            xs[0] = x[:steps].to(dtype)
-            if C > 1:
-                self.module.derive(xs.numpy())
-        init = torch.tensor([float(h0) if v is None else float(v) for v in self.program.init] or [0.0], dtype=dtype)
-        kptr, klist = _due(ends_t, steps)
-        return Inputs(xs, ends_t, kptr, klist, steps, init)
-
     def run(self, params: dict[str, Tensor], inputs: Inputs, threads: int | None = None, mode: str | None = None,
             out: Tensor | None = None) -> Tensor:
-        """``outputs`` on prepared inputs."""
-        dtype = self.dtype
-        missing = [k for k in self.params if k not in params]
-        if missing:
-            raise KeyError(f"parameter {missing[0]!r} missing (the kernel takes {', '.join(self.params)})")
-        if mode not in (None, "wide", "lanes"):
-            raise ValueError(f"unknown mode {mode!r}; choose from: wide, lanes")
-        P = max(params[k].shape[0] for k in self.params) if self.params else 1
+        """``outputs`` on prepared inputs, as a torch tensor (``run_arrays`` on the packed parameters)."""
+        packed = self.pack(params)
         K, N = inputs.ends.shape
-        cols = [params[k].reshape(params[k].shape[0]).to(dtype).expand(P) for k in self.params]
-        packed = (torch.stack(cols) if cols else torch.zeros(1, P, dtype=dtype)).contiguous()  # (G, P)
         if out is None:
-            out = torch.empty(K, P, N, dtype=dtype)
-        elif out.shape != (K, P, N) or out.dtype != dtype or not out.is_contiguous():
-            raise ValueError(f"out must be a contiguous {dtype} tensor of shape {(K, P, N)}")
-        if P == 0 or N == 0 or K == 0:
-            return out
-        if mode is None:
-            mode = "wide" if N >= WIDE_MIN_N or not self.usable("lanes") else "lanes"
-        args = (packed.numpy(), inputs.xs.numpy(), inputs.init.numpy(), inputs.ends.numpy(), inputs.kptr,
-                inputs.klist, inputs.steps, out.numpy())
-        fn = self.module.run_wide if mode == "wide" else self.module.run_lanes
-        total = P if mode == "wide" else P * N
-        unit = 1 if mode == "wide" else LANE_BLOCK
-        per = max(1, N) if mode == "wide" else 1  # pairs per unit of the range
-        runtime.run_split(fn, args, total, unit, WIDE_BLOCK if mode == "wide" else LANE_BLOCK, threads, per)
+            out = torch.empty(K, packed.shape[1], N, dtype=self.dtype)
+        elif out.shape != (K, packed.shape[1], N) or out.dtype != self.dtype or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous {self.dtype} tensor of shape {(K, packed.shape[1], N)}")
+        self.run_arrays(packed, inputs, threads, mode, out.numpy())
         return out
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """A kernel's data: input channels (C, T, N) (channel 0 the input, the others derived from it),
-    ends (K, N), the outputs due after each step (CSR kptr, klist), the steps to run, and the
-    initial value of each state."""
+    """A kernel's data, numpy arrays in the kernel's dtype: input channels xs (C, T, N) (channel 0
+    the input, the others derived from it), ends (K, N) int64, the outputs due after each step (CSR
+    kptr, klist), the steps to run, and the initial value of each state."""
 
-    xs: Tensor
-    ends: Tensor
-    kptr: object
-    klist: object
+    xs: np.ndarray
+    ends: np.ndarray
+    kptr: np.ndarray
+    klist: np.ndarray
     steps: int
-    init: Tensor
+    init: np.ndarray
 
 
-def _due(ends: Tensor, steps: int):
+def _due(ends: np.ndarray, steps: int):
     """CSR of the outputs due after each step t = 0..steps-1 (0-based: step t + 1 has ended)."""
-    import numpy as np
-
     per_t = [[] for _ in range(steps)]
     for k in range(ends.shape[0]):
-        for t in torch.unique(ends[k]).tolist():
+        for t in np.unique(ends[k]).tolist():
             per_t[t - 1].append(k)
     kptr = np.zeros(steps + 1, dtype=np.int64)
     kptr[1:] = np.cumsum([len(v) for v in per_t])
@@ -171,7 +220,7 @@ def fused_kernel(cell, D: int, dtype: torch.dtype, math_class: str = "exact") ->
     apply (see the module docstring). Built once per (cell, D, dtype, math_class) in a process.
     math_class: 'exact' (default) or the opt-in 'fast' (float32's sigmoid as 1/2 + tanh(x/2)/2,
     ``mathfn.sigmoid32fast``: different numbers, a different kernel and cache key)."""
-    if not available() or dtype not in DTYPES or D not in (0, 1):
+    if not available() or dtype_name(dtype) not in DTYPE_NAMES or D not in (0, 1):
         return None
     try:
         return _cached_kernel(cell, D, dtype, math_class)
