@@ -223,7 +223,7 @@ def _grid(spec: GridSpec, meta: dict, arrays: dict) -> RecipeGrid:
     x = arrays.get("x")
     inputs = kernel.prepare(None if x is None else x.astype(dtype), [arrays[f"ends_{T}"] for T in Ts], meta["h0"])
     recipe = Recipe(kernel, inputs, [arrays[f"target_{T}"].astype(dtype) for T in Ts],
-                    {name: arrays[f"base_{name}"] for name in meta["base"]},
+                    {name: np.array(value, dtype=np.float64) for name, value in meta["doc"]["base"].items()},
                     (meta["x_ref"][0], tuple(meta["x_ref"][1])), (meta["y_ref"][0], tuple(meta["y_ref"][1])),
                     Readout(**meta["readout"]))
     return RecipeGrid(spec, meta["n"], Ts, axes[0], axes[1], meta["cell"], meta["task"], meta["doc"],
@@ -234,14 +234,16 @@ def _grid(spec: GridSpec, meta: dict, arrays: dict) -> RecipeGrid:
 # writing one
 
 
-def remember(r, data, device: str, scheduler=None) -> Path | None:
+def remember(r, data, spec_json: str, device: str, scheduler=None) -> Path | None:
     """Write the recipe of the resolved grid ``r`` (``resolved.ResolvedGrid``) whose surface the
-    fused numba kernel has just computed, from the task's data as made (``TaskData``, float64);
+    fused numba kernel has just computed, from the task's data as made (``TaskData``, float64) and
+    the canonical spec as it was before the computation (``spec_json``: its base point is the
+    recipe's, whatever the computation did to the problem's tensors);
     None where it is not eligible (see the module docstring) or cannot be written (a recipe is
     only speed: a read-only kernel cache is no error)."""
     if why_not(r.spec, device, scheduler) is not None:
         return None
-    made = _contents(r, data)
+    made = _contents(r, data, json.loads(spec_json))
     if made is None:
         return None
     meta, arrays = made
@@ -253,8 +255,8 @@ def remember(r, data, device: str, scheduler=None) -> Path | None:
     return path
 
 
-def _contents(r, data) -> tuple[dict, dict] | None:
-    """(meta, arrays) of the recipe of ``r``, or None where it is not eligible."""
+def _contents(r, data, doc: dict) -> tuple[dict, dict] | None:
+    """(meta, arrays) of the recipe of ``r`` with canonical spec ``doc``, or None where it is not eligible."""
     from .kernels.numba.choice import scalar_calls
     from .kernels.numba.unroll import fused_kernel
     from .plan import grid_chunk_needs
@@ -273,13 +275,12 @@ def _contents(r, data) -> tuple[dict, dict] | None:
     meta = {
         "version": RECIPE_VERSION, "cell": problem.cell.name, "task": problem.task.name, "n": r.n,
         "Ts": list(r.Ts), "h0": float(data.h0), "steps": r.steps,
-        "doc": {k: v for k, v in r.canonical_doc().items() if k not in ("x", "y")},
+        "doc": {k: v for k, v in doc.items() if k not in ("x", "y")},
         "x_name": r.x.name, "y_name": r.y.name,
         "x_default": asdict(r.x) if r.spec.x is None else None, "y_default": asdict(r.y) if r.spec.y is None else None,
         "x_ref": [r.x_ref[0], list(r.x_ref[1])], "y_ref": [r.y_ref[0], list(r.y_ref[1])],
         "readout": {"kind": readout.kind, "fit": readout.fit, "l2": readout.l2, "scale": readout.scale},
         "needs": asdict(grid_chunk_needs(r, torch.device("cpu"))),
-        "base": sorted(problem.base),
         "kernel": {"key": kernel.key, "params": list(kernel.params), "init": list(kernel.init), "D": kernel.D,
                    "modes": [mode for mode, failed in kernel.checked.items() if failed is None]},
     }
@@ -289,8 +290,6 @@ def _contents(r, data) -> tuple[dict, dict] | None:
     for T in r.Ts:
         arrays[f"ends_{T}"] = data.ends[T].numpy()
         arrays[f"target_{T}"] = data.targets[T].numpy()
-    for name, value in problem.base.items():
-        arrays[f"base_{name}"] = value.numpy()
     return meta, arrays
 
 

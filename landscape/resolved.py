@@ -74,11 +74,7 @@ class ResolvedGrid:
         return self.problem.task.steps(max(self.Ts))
 
     def canonical(self) -> str:
-        """Everything that determines the numbers, as canonical JSON."""
-        return canonical_json(self.canonical_doc())
-
-    def canonical_doc(self) -> dict:
-        """``canonical``'s document (a grid's recipe keeps it but for the axes, "x" and "y")."""
+        """Everything that determines the numbers, as canonical JSON (``canonical_json``)."""
         readout = self.problem.readout
         doc = {
             "format_version": SPEC_VERSION, **self.problem.canonical(),
@@ -95,7 +91,7 @@ class ResolvedGrid:
         if self.on_plane:
             doc["directions"] = {"kind": self.spec.directions, "seed": self.spec.direction_seed,
                                  "models": [m.source["sha256"] for m in self.models]}
-        return doc
+        return canonical_json(doc)
 
     @property
     def dynamics_options(self):

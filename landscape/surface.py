@@ -56,6 +56,9 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
     lock or any write, so a read-only cache or --out file serves. A corrupt one raises
     ``store.CorruptSurface`` (pass force=True to replace it); one another process is writing is
     waited for; an incomplete one is resumed. Every failure is a LandscapeError, one line.
+
+    A problem computed before by the fused numba kernel is resolved from its recipe
+    (``landscape.recipe``: no torch, the same numbers); such a grid computed in full leaves one.
     """
     if spec is None:
         spec = GridSpec.of(**spec_fields)
@@ -138,7 +141,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             raise write_failure(path, failed) from None
     seconds = time.perf_counter() - start
     if not from_recipe and path_name == "fused-numba":  # the next grid of this problem starts without torch
-        recipe.remember(r, data, device, scheduler)
+        recipe.remember(r, data, spec_json, device, scheduler)
     say(f"{r.cell_name} {r.task_name}: {engine.describe_path(path_name, path_reason)}")
     return GridResult(load(path), path, False, points, seconds, str(dev))
 

@@ -98,6 +98,18 @@ def test_other_axes_ranges_other_chunks_same_numbers_as_the_full_path(tmp_path, 
         from_recipe.surface.loss)
 
 
+def test_a_one_point_chunk_leaves_the_recipes_base_point_alone(tmp_path, monkeypatch):
+    """9 points in chunks of 4: the last chunk is one point (whose parameters once shared the
+    problem's base tensors); the recipe keeps the base point of the spec as it was resolved."""
+    spec = GridSpec.of(cell="srnn", task="latch", T=(5,), n=40, fit="fixed", x=Axis.parse("w:-1:3:3"),
+                       y=Axis.parse("b:-1:1:3"))
+    full = landscape.grid(spec, out=tmp_path / "full.h5", chunk_size=4, progress=False)
+    with monkeypatch.context() as m:
+        no_full_resolution(m)
+        again = landscape.grid(spec, out=tmp_path / "again.h5", chunk_size=4, progress=False)
+    assert_same_file(full.path, again.path)
+
+
 def test_the_recipe_computes_what_the_cache_key_says(tmp_path):
     """Its file lands at the cache key of the full resolution, under the same canonical spec."""
     spec = specs()["gru-default-axes"]
