@@ -3,6 +3,7 @@ the optimal-readout fit (the same damped Newton steps and line search, member by
 logistic and identity losses."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,7 +41,7 @@ def losses(h, y, w, b):
 def test_fit_matches_the_torch_fit_on_latch_grids(cell_name):
     h, y = latch_outputs(cell_name, 17, 300, 25)
     wt, bt = fit_logistic_readout(h.unsqueeze(-1), y, 1e-4)
-    wf, bf = fit.fit_logistic_readout_1(h, y, 1e-4, threads=1)
+    wf, bf = map(torch.from_numpy, fit.fit_logistic_readout_1(h, y, 1e-4, threads=1))  # numpy in and out
     assert wf.shape == (h.shape[0], 1) and bf.shape == (h.shape[0], 1) and wf.dtype == F64
     torch.testing.assert_close(losses(h, y, wf, bf), losses(h, y, wt, bt), rtol=1e-12, atol=0)
     torch.testing.assert_close(wf, wt, rtol=1e-9, atol=1e-9)
@@ -62,7 +63,7 @@ def test_fit_in_degenerate_cases():
     h[2, 5] = float("nan")
     for l2 in (1e-6, 1e-4, 1e-1):
         wt, bt = fit_logistic_readout(h.unsqueeze(-1), y, l2)
-        wf, bf = fit.fit_logistic_readout_1(h, y, l2, threads=1)
+        wf, bf = map(torch.from_numpy, fit.fit_logistic_readout_1(h, y, l2, threads=1))
         lt, lf = losses(h, y, wt, bt), losses(h, y, wf, bf)
         assert torch.equal(torch.isnan(lt), torch.isnan(lf))
         fin = ~torch.isnan(lt)
@@ -74,7 +75,7 @@ def test_fit_threads_agree():
     h, y = latch_outputs("srnn", 9, 200, 10)
     one = fit.fit_logistic_readout_1(h, y, 1e-4, threads=1)
     two = fit.fit_logistic_readout_1(h, y, 1e-4, threads=2)
-    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
 
 
 @pytest.mark.parametrize("dtype", [F64, torch.float32])
@@ -90,12 +91,12 @@ def test_logistic_and_identity_losses(dtype):
     hd = h.to(dtype)
     for ow, ob in ((w, b), (w[:1], b[:1])):  # a readout per member, and one for all
         want = logistic_loss(hd.unsqueeze(-1).double(), ow.expand(P, 1), ob.expand(P, 1), y)
-        got = fit.logistic_losses(hd, y.to(dtype), ow.to(dtype), ob.to(dtype), threads=1)
+        got = torch.from_numpy(fit.logistic_losses(hd, y.to(dtype), ow.to(dtype), ob.to(dtype), threads=1))
         assert got.dtype == dtype
         torch.testing.assert_close(got.double(), want, rtol=1e-13 if dtype == F64 else 1e-6, atol=0, equal_nan=True)
     target = torch.randn(N, generator=g, dtype=F64)
     want = identity_loss(hd.unsqueeze(-1).double(), target, 0.5)
-    got = fit.identity_losses(hd, target.to(dtype), 0.5, threads=1)
+    got = torch.from_numpy(fit.identity_losses(hd, target.to(dtype), 0.5, threads=1))
     torch.testing.assert_close(got.double(), want, rtol=1e-13 if dtype == F64 else 1e-6, atol=0, equal_nan=True)
 
 
