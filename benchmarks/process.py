@@ -24,13 +24,14 @@ time exceeds it by more than 5 % is flagged (``common.busy``). landscape runs as
   first); JAX has no persistent compilation cache by default, so it compiles on every run. The two
   files' losses are compared. These rows alone: ``python -m benchmarks.process``.
 - ``headline``: ``landscape grid --cell srnn --T 50 --threads 1`` (201 x 201, N = 1000, the optimal
-  readout; a fresh $LANDSCAPE_CACHE each time, so it computes and writes its file) against the same
+  readout; a fresh $LANDSCAPE_CACHE each time, so it computes and writes its file, from its recipe
+  after the first run) against the same
   command with LANDSCAPE_FAST=0 (``cell.step`` in torch: the path from before the fused kernels);
   target: at least 2x.
   A second row against the JAX script on the same grid with its vmapped Newton fit (no target).
 - ``fixed cost``: both on a 3 x 3 grid with N = 40, T = 2 (the wide loop, as on the real grids),
   fixed and optimal readout: what a process costs before the grid's work (imports, kernels loaded
-  or compiled, data, the file); no target.
+  or compiled, data, the file), from the problem's recipe and as its first grid; no target.
 """
 from __future__ import annotations
 
@@ -349,24 +350,29 @@ def fixed_cost(s: Settings, tmp: Path) -> list[Row]:
     for readout in ("fixed", "optimal"):
         npz = problem_file(tmp / f"tiny-{readout}.npz", "srnn", 2, 40, readout, xa, ya)
 
-        def ours():
+        def ours(recipes: bool = True):
             out = tmp / f"t{next(counter)}.h5"
             return child(landscape_cmd("grid", "--cell", "srnn", "--task", "latch", "--x", xa, "--y", ya, "--T", "2",
                                        "--n", "40", "--readout", readout, "--out", str(out), "--threads", "1"),
-                         {"LANDSCAPE_CACHE": str(tmp / "results")})
+                         {"LANDSCAPE_CACHE": str(tmp / "results"), "LANDSCAPE_RECIPES": "1" if recipes else "0"})
 
         def theirs():
             out = tmp / f"u{next(counter)}.h5"
             return child([sys.executable, str(ROOT / "benchmarks" / "jax_grid.py"), str(npz), "--x", xa, "--y", ya,
                           "--out", str(out)])
 
+        ours()  # untimed: the kernel cache warm, the problem's recipe written
         if not s.quick:
-            ours(), theirs()
-        res = alternate(s, {"ours": ours, "jax": theirs})
-        rows.append(process_row(f"fixed cost: srnn latch 3x3 N=40 T=2 readout={readout}, whole process, one core",
-                                "landscape grid, warm kernel cache", "python benchmarks/jax_grid.py", res, "ours", "jax",
-                                note="the cost of a process before the grid's work: imports (torch; jax), the kernels "
-                                     "loaded (landscape) or compiled (JAX), the data, the file"))
+            theirs()
+        res = alternate(s, {"ours": ours, "jax": theirs, "first": lambda: ours(recipes=False)})
+        case = f"fixed cost: srnn latch 3x3 N=40 T=2 readout={readout}, whole process, one core"
+        rows.append(process_row(case, "landscape grid, from the problem's recipe (warm kernel cache)",
+                                "python benchmarks/jax_grid.py", res, "ours", "jax",
+                                note="the cost of a process before the grid's work: imports (numba, no torch; jax), "
+                                     "the kernels loaded (landscape) or compiled (JAX), the data, the file"))
+        rows.append(process_row(case, "landscape grid, the problem's first grid (no recipe; warm kernel cache)",
+                                "python benchmarks/jax_grid.py", res, "first", "jax",
+                                note="LANDSCAPE_RECIPES=0: resolved in full, torch imported"))
     return rows
 
 
