@@ -57,7 +57,7 @@ _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<",
 
 
 class _Emitter:
-    def __init__(self, prog: Program, dtype: torch.dtype, math_class: str = "exact"):
+    def __init__(self, prog: Program, dtype: torch.dtype, math_class: str = "exact", in_registers: bool = False):
         self.prog = prog
         self.nodes = prog.nodes
         self.f32 = dtype == torch.float32
@@ -66,6 +66,23 @@ class _Emitter:
         # the fast class changes only float32's sigmoid (mathfn.sigmoid32fast): float64 kernels are the exact ones
         self.fast_sigmoid = math_class == "fast" and self.f32
         self.imports: set[str] = set()  # the mathfn functions beyond the built-in cells' (imported on use)
+        # tanh, sigmoid and exp called with their constants passed in (``<fn>_with(x, C_<fn>)``), which the
+        # module's kernels hold in registers (``constants_in_registers``); else the plain function
+        self.in_registers = in_registers
+
+    def function(self, i: int) -> str | None:
+        """The mathfn function node i calls among tanh, sigmoid and exp (those with a ``_with`` form
+        and constants ``<NAME>_K``), e.g. 'tanh32' or the fast class's 'sigmoid32fast'; else None."""
+        op = self.nodes[i].op
+        if op == "sigmoid" and self.fast_sigmoid:
+            return "sigmoid32fast"
+        return f"{op}{self.suffix}" if op in ("tanh", "sigmoid", "exp") else None
+
+    def constants_in_registers(self, ids, indent) -> list[str]:
+        """The lines that put the constants of the functions the nodes ``ids`` call into registers,
+        once before a kernel's loops (``C_tanh32 = registers(TANH32_K)``, ...)."""
+        names = sorted({fn for fn in map(self.function, ids) if fn is not None}) if self.in_registers else []
+        return [f"{' ' * indent}C_{fn} = registers({fn.upper()}_K)" for fn in names]
 
     def ref(self, i: int) -> str:
         return f"K{i}" if self.nodes[i].op == "const" else f"v{i}"
@@ -80,10 +97,12 @@ class _Emitter:
             return f"-{a[0]}"
         if op == "abs":
             return f"abs({a[0]})"
-        if op == "sigmoid" and self.fast_sigmoid:
-            return f"sigmoid32fast({a[0]})"
         if op in ("tanh", "sigmoid", "exp"):
-            return f"{op}{self.suffix}({a[0]})"
+            fn = self.function(i)
+            if not self.in_registers:
+                return f"{fn}({a[0]})"
+            self.imports.update((f"{fn}_with", f"{fn.upper()}_K", "registers"))
+            return f"{fn}_with({a[0]}, C_{fn})"
         if op in _MATHFN:
             self.imports.add(f"{_MATHFN[op]}{self.suffix}")
             return f"{_MATHFN[op]}{self.suffix}({a[0]})"
@@ -167,11 +186,10 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
         raise Unsupported(f"dtype {dtype}")
     if math_class not in MATH_CLASSES:
         raise ValueError(f"unknown math class {math_class!r}; choose from: {', '.join(MATH_CLASSES)}")
-    em = _Emitter(prog, dtype, math_class)
+    em = _Emitter(prog, dtype, math_class, in_registers=True)
     hoisted, channels, step, out = em.classify()
     S = prog.n_state
     dt = "np.float32" if em.f32 else "np.float64"
-    sfx = em.suffix
     param_of = {i: prog.params.index(nd.attr) for i, nd in enumerate(em.nodes) if nd.op == "param"}
     state_of = {i: nd.attr for i, nd in enumerate(em.nodes) if nd.op == "state"}
     ostate_of = {i: nd.attr for i, nd in enumerate(em.nodes) if nd.op == "ostate"}
@@ -192,10 +210,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     w("import math")
     w("import numpy as np")
     w("from numba import njit")
-    w(f"from landscape.kernels.numba.mathfn import (clamp, clamp_max, clamp_min, exp{sfx}, maximum, minimum,")
-    w(f"                                           prefer_wide_vectors, sigmoid{sfx}, tanh{sfx})")
-    if em.fast_sigmoid:
-        w("from landscape.kernels.numba.mathfn import sigmoid32fast  # the fast accuracy class")
+    w("from landscape.kernels.numba.mathfn import clamp, clamp_max, clamp_min, maximum, minimum, prefer_wide_vectors")
     more_imports = len(L)  # the other mathfn functions the program uses: known once its code is written
     w("")
     w(f"DT = {dt}")
@@ -217,6 +232,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     if len(channels) > 1:
         xnode = channels[0]
         need = prog.live(channels[1:])
+        L.extend(em.constants_in_registers(need, 4))
         w("    for t in range(xs.shape[1]):")
         w("        for n in range(xs.shape[2]):")
         w(f"            v{xnode} = xs[0, t, n]")
@@ -246,6 +262,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     w("    \"\"\"Members lo..hi-1, blocks of nb sequences; see the module docstring.\"\"\"")
     w("    prefer_wide_vectors()")
     w("    N = out.shape[2]")
+    L.extend(em.constants_in_registers(hoisted + step + out, 4))
     for j in range(S):
         w(f"    S{j} = np.empty(nb, DT)")
     w("    for p in range(lo, hi):")
@@ -282,6 +299,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     w("    \"\"\"(member, sequence) pairs lo..hi-1 of the flattened grid, blocks of nb pairs.\"\"\"")
     w("    prefer_wide_vectors()")
     w("    N = out.shape[2]")
+    L.extend(em.constants_in_registers(hoisted + step + out, 4))
     for j in range(S):
         w(f"    S{j} = np.empty(nb, DT)")
     for i in lane_vals:
