@@ -7,7 +7,15 @@ The program's nodes are sorted by what they depend on:
   sigmoid(b_z) without input): evaluated once per member, before the time loop;
 - input-level nodes (what is computed from the input alone, e.g. MUT1's tanh(x)): evaluated once
   per (step, sequence) for the whole population, into extra input channels (``derive``);
-- the rest: the step, evaluated for every (member, sequence, step) in the innermost loop.
+- the rest: the step, evaluated for every (member, sequence, step) in the innermost loop; as one
+  loop over the block per layer of elementary-function calls where it has several (``passes``: an
+  LSTM's four gates in one, its cell update and tanh(c) in the next, the gates carried between them
+  in arrays of the block ``T<i>``), else as one loop.
+
+tanh, sigmoid and exp are called as ``mathfn.<fn>_with(x, C_<fn>)``, their constants put once, before
+the loops, through ``mathfn.registers`` (``C_<fn> = registers(<FN>_K)``): as compile-time constants
+LLVM reloads each from the constant pool in every iteration of the vectorised loop. Both forms
+compute the same bits.
 
 Two kernels with the same body, one per loop order (both keep a block's state in L1 through all T,
 so a step reads and writes the state once and streams the input row):
