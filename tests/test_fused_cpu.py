@@ -370,7 +370,7 @@ def test_bad_arguments_are_clear():
 
 
 def test_staged_step_gives_the_single_loops_bits():
-    """An LSTM's and a GRU's step run as two passes over the block (the gates, then the update:
+    """An LSTM's and a GRU's step run (run_wide) as two passes over the block (the gates, then the update:
     ``codegen.passes``) and give the bits of the step as one loop (``generate(.., staged=False)``);
     ``unroll._same_bits``, which decides between the two, tells kernels that differ apart."""
     from landscape.kernels.numba import unroll

@@ -228,8 +228,8 @@ def passes(em: _Emitter, step: list[int]) -> list[list[int]]:
 def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact", staged: bool = True) -> str:
     """The source of a module with ``run_wide``, ``run_lanes`` and ``derive`` for this program;
     ``math_class`` one of spec.MATH_CLASSES (the fast class's source differs, hence its cache key);
-    ``staged``: the step in ``passes`` (else one loop: where LLVM contracts the products of a
-    staged step into FMAs otherwise, ``unroll`` falls back to it; see ``passes``)."""
+    ``staged``: run_wide's step in ``passes`` (else one loop, as run_lanes's always: where LLVM
+    contracts the products of a staged step into FMAs otherwise, ``unroll`` falls back to it)."""
     if dtype not in (torch.float32, torch.float64):
         raise Unsupported(f"dtype {dtype}")
     if math_class not in MATH_CLASSES:
@@ -247,18 +247,22 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact", stage
     lane_vals = sorted({a for i in step for a in em.nodes[i].args if a >= 0 and a in set(hoisted)}
                        | {i for i in prog.state if i in set(hoisted)})
     new_state = [em.ref(i) for i in prog.state]
-    layers = passes(em, step) if staged else [step]
-    made = {i: k for k, layer in enumerate(layers) for i in layer}
-    # values computed in one pass and read in a later one: an array of the block each (T<i>)
-    carried = sorted({a for k, layer in enumerate(layers) for i in layer for a in em.nodes[i].args
-                      if made.get(a, k) < k and em.nodes[a].op != "state"}
-                     | {i for i in prog.state if made.get(i, len(layers) - 1) < len(layers) - 1})
+    wide_layers = passes(em, step) if staged else [step]  # run_wide's passes (run_lanes: one loop)
 
-    def step_loops(indent: int, lane: str, loads: dict[int, str]) -> list[str]:
-        """The step as one loop over the block per pass (``passes``); ``lane`` the loop's index
+    def carried_of(layers: list[list[int]]) -> list[int]:
+        """The values computed in one pass and read in a later one: an array of the block each (T<i>)."""
+        made = {i: k for k, layer in enumerate(layers) for i in layer}
+        return sorted({a for k, layer in enumerate(layers) for i in layer for a in em.nodes[i].args
+                       if made.get(a, k) < k and em.nodes[a].op != "state"}
+                      | {i for i in prog.state if made.get(i, len(layers) - 1) < len(layers) - 1})
+
+    def step_loops(indent: int, lane: str, loads: dict[int, str], layers: list[list[int]]) -> list[str]:
+        """The step as one loop over the block per pass of ``layers``; ``lane`` the loop's index
         expression for the input channels, ``loads`` node -> what each pass reads it from (the
         state, the parameter lanes); one pass reads everything, as the single loop always did."""
         pad, lines = " " * indent, []
+        made = {i: k for k, layer in enumerate(layers) for i in layer}
+        carried = carried_of(layers)
         for k, layer in enumerate(layers):
             lines.append(f"{pad}for i in range(m):")
             reads = set(loads) | set(chan_of) if len(layers) == 1 else (
@@ -335,7 +339,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact", stage
     L.extend(em.constants_in_registers(hoisted + step + out, 4))
     for j in range(S):
         w(f"    S{j} = np.empty(nb, DT)")
-    for i in carried:
+    for i in carried_of(wide_layers):
         w(f"    T{i} = np.empty(nb, DT)")
     w("    for p in range(lo, hi):")
     L.extend(hoist(8, "p"))
@@ -347,7 +351,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact", stage
     w("            for t in range(steps):")
     for c in range(len(channels)):
         w(f"                X{c} = xs[{c}, t, n0:n0 + m]")
-    L.extend(step_loops(16, "i", {i: f"S{j}[i]" for i, j in state_of.items() if i in step_set}))
+    L.extend(step_loops(16, "i", {i: f"S{j}[i]" for i, j in state_of.items() if i in step_set}, wide_layers))
     w("                for j in range(kptr[t], kptr[t + 1]):")
     w("                    k = klist[j]")
     w("                    E = ends[k, n0:n0 + m]")
@@ -370,8 +374,6 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact", stage
         w(f"    S{j} = np.empty(nb, DT)")
     for i in lane_vals:
         w(f"    L{i} = np.empty(nb, DT)")
-    for i in carried:
-        w(f"    T{i} = np.empty(nb, DT)")
     w("    PI = np.empty(nb, np.int64)")
     w("    NI = np.empty(nb, np.int64)")
     w("    for j0 in range(lo, hi, nb):")
@@ -389,7 +391,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact", stage
     for c in range(len(channels)):
         w(f"            X{c} = xs[{c}, t]")
     L.extend(step_loops(12, "NI[i]", {**{i: f"S{j}[i]" for i, j in state_of.items() if i in step_set},
-                                      **{i: f"L{i}[i]" for i in lane_vals}}))
+                                      **{i: f"L{i}[i]" for i in lane_vals}}, [step]))
     w("            for j in range(kptr[t], kptr[t + 1]):")
     w("                k = klist[j]")
     w("                for i in range(m):")
