@@ -58,7 +58,7 @@ def test_fast_class_is_another_float32_kernel_and_the_same_float64_one():
     p32, p64 = _program("lstm", torch.float32), _program("lstm", torch.float64)
     exact32, fast32 = generate(p32, torch.float32), generate(p32, torch.float32, "fast")
     assert generate(p32, torch.float32, "exact") == exact32 and "sigmoid32fast" not in exact32  # the default is exact
-    assert fast32.count("sigmoid32fast(") == 2 * 3 and source_key(fast32) != source_key(exact32)  # 3 gates, 2 loops
+    assert fast32.count("sigmoid32fast_with(") == 2 * 3 and source_key(fast32) != source_key(exact32)  # 3 gates, 2 loops
     assert generate(p64, torch.float64, "fast") == generate(p64, torch.float64)
     with pytest.raises(ValueError, match="choose from: exact, fast"):
         generate(p32, torch.float32, "quick")

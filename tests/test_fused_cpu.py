@@ -367,3 +367,21 @@ def test_bad_arguments_are_clear():
         kernel.outputs({"w": params["w"], "b": params["b"]}, x, ends, 0.0)
     with pytest.raises(ValueError, match="unknown mode 'fast'; choose from: wide, lanes"):
         kernel.outputs(params, x, ends, 0.0, mode="fast")
+
+
+def test_staged_step_gives_the_single_loops_bits():
+    """An LSTM's and a GRU's step run (run_wide) as two passes over the block (the gates, then the update:
+    ``codegen.passes``) and give the bits of the step as one loop (``generate(.., staged=False)``);
+    ``unroll._same_bits``, which decides between the two, tells kernels that differ apart."""
+    from landscape.kernels.numba import unroll
+    from landscape.kernels.numba.codegen import generate
+
+    for name in ("lstm", "gru"):
+        kernel = fused_kernel(get_cell(name), 1, F64)
+        wide = kernel.path.read_text().split("def run_lanes")[0]
+        assert wide.count("for i in range(m):") == 4  # the initial state, two passes, the capture
+        single, _ = unroll._load(generate(kernel.program, F64, staged=False))
+        assert single is not kernel.module
+        assert unroll._same_bits(kernel.module, single, kernel.program, F64)
+    exact, fast = fused_kernel(get_cell("lstm"), 1, F32), fused_kernel(get_cell("lstm"), 1, F32, "fast")
+    assert not unroll._same_bits(exact.module, fast.module, exact.program, F32)

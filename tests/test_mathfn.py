@@ -80,6 +80,35 @@ def test_ulp_error_within_the_stated_bound(name, bits):
     assert worst > 0.3  # the measurement measures something (a perfect match would be suspicious)
 
 
+
+# the functions the generated kernels call with their constants in registers: (mathfn name, points, bits)
+KERNEL_FUNCTIONS = [("tanh64", "tanh", 64), ("sigmoid64", "sigmoid", 64), ("exp64", "exp", 64), ("tanh32", "tanh", 32),
+                    ("sigmoid32", "sigmoid", 32), ("exp32", "exp", 32), ("sigmoid32fast", "sigmoid", 32)]
+
+
+@pytest.mark.parametrize("name,kind,bits", KERNEL_FUNCTIONS, ids=[c[0] for c in KERNEL_FUNCTIONS])
+def test_constants_in_registers_give_the_same_bits(name, kind, bits):
+    """What the generated kernels call, ``<name>_with(x, registers(<NAME>_K))`` (the constants made
+    opaque to LLVM, held in registers), against the function itself: the same bits, NaNs and
+    infinities included (a wrong order in the constants' tuple would change every value)."""
+    plain, with_k, K = getattr(mathfn, name), getattr(mathfn, f"{name}_with"), getattr(mathfn, f"{name.upper()}_K")
+
+    @njit(error_model="numpy", fastmath={"contract"})
+    def both(a, out_plain, out_with):
+        c = mathfn.registers(K)
+        mathfn.prefer_wide_vectors()
+        for i in range(a.shape[0]):
+            out_plain[i] = plain(a[i])
+            out_with[i] = with_k(a[i], c)
+
+    x = points(kind, bits, n=200_000)
+    x = np.concatenate([x, np.array([0.0, -0.0, np.inf, -np.inf, np.nan], x.dtype)])
+    a, b = np.empty_like(x), np.empty_like(x)
+    both(x, a, b)
+    ints = np.uint64 if bits == 64 else np.uint32
+    assert np.array_equal(a.view(ints), b.view(ints))
+    assert np.unique(a).size > x.size // 4  # the values vary (not a constant on both sides)
+
 # the functions a user's cell reaches (mathfn's second float64 section; float32 through float64)
 USER_REFS = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "expm1": np.expm1, "exp2": np.exp2,
              "asinh": np.arcsinh, "sin": np.sin, "cos": np.cos, "tan": np.tan, "atan": np.arctan}

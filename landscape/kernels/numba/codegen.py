@@ -7,7 +7,15 @@ The program's nodes are sorted by what they depend on:
   sigmoid(b_z) without input): evaluated once per member, before the time loop;
 - input-level nodes (what is computed from the input alone, e.g. MUT1's tanh(x)): evaluated once
   per (step, sequence) for the whole population, into extra input channels (``derive``);
-- the rest: the step, evaluated for every (member, sequence, step) in the innermost loop.
+- the rest: the step, evaluated for every (member, sequence, step) in the innermost loop; as one
+  loop over the block per layer of elementary-function calls where it has several (``passes``: an
+  LSTM's four gates in one, its cell update and tanh(c) in the next, the gates carried between them
+  in arrays of the block ``T<i>``), else as one loop.
+
+tanh, sigmoid and exp are called as ``mathfn.<fn>_with(x, C_<fn>)``, their constants put once, before
+the loops, through ``mathfn.registers`` (``C_<fn> = registers(<FN>_K)``): as compile-time constants
+LLVM reloads each from the constant pool in every iteration of the vectorised loop. Both forms
+compute the same bits.
 
 Two kernels with the same body, one per loop order (both keep a block's state in L1 through all T,
 so a step reads and writes the state once and streams the input row):
@@ -57,7 +65,7 @@ _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<",
 
 
 class _Emitter:
-    def __init__(self, prog: Program, dtype: torch.dtype, math_class: str = "exact"):
+    def __init__(self, prog: Program, dtype: torch.dtype, math_class: str = "exact", in_registers: bool = False):
         self.prog = prog
         self.nodes = prog.nodes
         self.f32 = dtype == torch.float32
@@ -66,6 +74,23 @@ class _Emitter:
         # the fast class changes only float32's sigmoid (mathfn.sigmoid32fast): float64 kernels are the exact ones
         self.fast_sigmoid = math_class == "fast" and self.f32
         self.imports: set[str] = set()  # the mathfn functions beyond the built-in cells' (imported on use)
+        # tanh, sigmoid and exp called with their constants passed in (``<fn>_with(x, C_<fn>)``), which the
+        # module's kernels hold in registers (``constants_in_registers``); else the plain function
+        self.in_registers = in_registers
+
+    def function(self, i: int) -> str | None:
+        """The mathfn function node i calls among tanh, sigmoid and exp (those with a ``_with`` form
+        and constants ``<NAME>_K``), e.g. 'tanh32' or the fast class's 'sigmoid32fast'; else None."""
+        op = self.nodes[i].op
+        if op == "sigmoid" and self.fast_sigmoid:
+            return "sigmoid32fast"
+        return f"{op}{self.suffix}" if op in ("tanh", "sigmoid", "exp") else None
+
+    def constants_in_registers(self, ids, indent) -> list[str]:
+        """The lines that put the constants of the functions the nodes ``ids`` call into registers,
+        once before a kernel's loops (``C_tanh32 = registers(TANH32_K)``, ...)."""
+        names = sorted({fn for fn in map(self.function, ids) if fn is not None}) if self.in_registers else []
+        return [f"{' ' * indent}C_{fn} = registers({fn.upper()}_K)" for fn in names]
 
     def ref(self, i: int) -> str:
         return f"K{i}" if self.nodes[i].op == "const" else f"v{i}"
@@ -80,10 +105,12 @@ class _Emitter:
             return f"-{a[0]}"
         if op == "abs":
             return f"abs({a[0]})"
-        if op == "sigmoid" and self.fast_sigmoid:
-            return f"sigmoid32fast({a[0]})"
         if op in ("tanh", "sigmoid", "exp"):
-            return f"{op}{self.suffix}({a[0]})"
+            fn = self.function(i)
+            if not self.in_registers:
+                return f"{fn}({a[0]})"
+            self.imports.update((f"{fn}_with", f"{fn.upper()}_K", "registers"))
+            return f"{fn}_with({a[0]}, C_{fn})"
         if op in _MATHFN:
             self.imports.add(f"{_MATHFN[op]}{self.suffix}")
             return f"{_MATHFN[op]}{self.suffix}({a[0]})"
@@ -160,18 +187,57 @@ class _Emitter:
                 if self.nodes[i].op not in ("param", "state", "ostate", "x", "const")]
 
 
-def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> str:
+def passes(em: _Emitter, step: list[int]) -> list[list[int]]:
+    """The step's nodes split into passes over the block, one per layer of elementary-function calls:
+    a call goes to the pass numbered by the calls on its longest path from the state (itself
+    included), every other node to the pass of its first consumer (the new state: the last pass).
+    So an LSTM's four gates are one pass and its cell update, tanh(c) and output the next: each loop
+    iteration's dependency chain holds one call instead of two, and the core keeps more iterations
+    in flight (the loops are latency-bound: lstm float64 measured 20 % faster as two passes).
+    One pass (the single loop) where a step has at most one layer, or where a product and the sum it
+    feeds would land in different passes (that would undo an FMA contraction: other bits). Which
+    product of a sum of two LLVM fuses can still depend on the loop around it (an MUT3 step came out
+    1 ulp apart): ``unroll`` compares the staged kernel with the single loop, bit for bit, and keeps
+    the single loop where they differ."""
+    step_set = set(step)
+    calls = {i for i in step if em.function(i) is not None or em.nodes[i].op in _MATHFN}
+    depth = {}
+    for i in step:  # ascending ids: a node's operands come first
+        below = [depth[a] for a in em.nodes[i].args if a in step_set]
+        depth[i] = max(below, default=0) + (i in calls)
+    last = max(depth.values(), default=0)
+    if last <= 1:
+        return [step]
+    users = {i: [] for i in step}
+    for i in step:
+        for a in em.nodes[i].args:
+            if a in step_set:
+                users[a].append(i)
+    where = {}
+    for i in reversed(step):
+        if i in calls:
+            where[i] = depth[i]
+        else:
+            where[i] = min([where[u] for u in users[i]] + ([last] if i in em.prog.state else []), default=last)
+    products = [i for i in step if em.nodes[i].op == "mul"]
+    if any(em.nodes[u].op in ("add", "sub") and where[u] != where[i] for i in products for u in users[i]):
+        return [step]
+    return [[i for i in step if where[i] == k] for k in range(1, last + 1)]
+
+
+def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact", staged: bool = True) -> str:
     """The source of a module with ``run_wide``, ``run_lanes`` and ``derive`` for this program;
-    ``math_class`` one of spec.MATH_CLASSES (the fast class's source differs, hence its cache key)."""
+    ``math_class`` one of spec.MATH_CLASSES (the fast class's source differs, hence its cache key);
+    ``staged``: run_wide's step in ``passes`` (else one loop, as run_lanes's always: where LLVM
+    contracts the products of a staged step into FMAs otherwise, ``unroll`` falls back to it)."""
     if dtype not in (torch.float32, torch.float64):
         raise Unsupported(f"dtype {dtype}")
     if math_class not in MATH_CLASSES:
         raise ValueError(f"unknown math class {math_class!r}; choose from: {', '.join(MATH_CLASSES)}")
-    em = _Emitter(prog, dtype, math_class)
+    em = _Emitter(prog, dtype, math_class, in_registers=True)
     hoisted, channels, step, out = em.classify()
     S = prog.n_state
     dt = "np.float32" if em.f32 else "np.float64"
-    sfx = em.suffix
     param_of = {i: prog.params.index(nd.attr) for i, nd in enumerate(em.nodes) if nd.op == "param"}
     state_of = {i: nd.attr for i, nd in enumerate(em.nodes) if nd.op == "state"}
     ostate_of = {i: nd.attr for i, nd in enumerate(em.nodes) if nd.op == "ostate"}
@@ -180,8 +246,34 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     # the parameter-level values the step reads (each becomes a lane array in run_lanes)
     lane_vals = sorted({a for i in step for a in em.nodes[i].args if a >= 0 and a in set(hoisted)}
                        | {i for i in prog.state if i in set(hoisted)})
-    loads_state = [f"v{i} = S{j}[i]" for i, j in state_of.items() if i in step_set]
     new_state = [em.ref(i) for i in prog.state]
+    wide_layers = passes(em, step) if staged else [step]  # run_wide's passes (run_lanes: one loop)
+
+    def carried_of(layers: list[list[int]]) -> list[int]:
+        """The values computed in one pass and read in a later one: an array of the block each (T<i>)."""
+        made = {i: k for k, layer in enumerate(layers) for i in layer}
+        return sorted({a for k, layer in enumerate(layers) for i in layer for a in em.nodes[i].args
+                       if made.get(a, k) < k and em.nodes[a].op != "state"}
+                      | {i for i in prog.state if made.get(i, len(layers) - 1) < len(layers) - 1})
+
+    def step_loops(indent: int, lane: str, loads: dict[int, str], layers: list[list[int]]) -> list[str]:
+        """The step as one loop over the block per pass of ``layers``; ``lane`` the loop's index
+        expression for the input channels, ``loads`` node -> what each pass reads it from (the
+        state, the parameter lanes); one pass reads everything, as the single loop always did."""
+        pad, lines = " " * indent, []
+        made = {i: k for k, layer in enumerate(layers) for i in layer}
+        carried = carried_of(layers)
+        for k, layer in enumerate(layers):
+            lines.append(f"{pad}for i in range(m):")
+            reads = set(loads) | set(chan_of) if len(layers) == 1 else (
+                {a for i in layer for a in em.nodes[i].args} | (set(prog.state) if k == len(layers) - 1 else set()))
+            lines += [f"{pad}    v{i} = {src}" for i, src in loads.items() if i in reads]
+            lines += [f"{pad}    v{node} = X{c}[{lane}]" for node, c in chan_of.items() if node in reads]
+            lines += [f"{pad}    v{i} = T{i}[i]" for i in carried if i in reads and made[i] < k]
+            lines += em.body(layer, indent + 4)
+            lines += [f"{pad}    T{i}[i] = v{i}" for i in carried if made[i] == k]
+        lines += [f"{pad}    S{j}[i] = {new_state[j]}" for j in range(S)]
+        return lines
 
     L = []
     w = L.append
@@ -192,10 +284,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     w("import math")
     w("import numpy as np")
     w("from numba import njit")
-    w(f"from landscape.kernels.numba.mathfn import (clamp, clamp_max, clamp_min, exp{sfx}, maximum, minimum,")
-    w(f"                                           prefer_wide_vectors, sigmoid{sfx}, tanh{sfx})")
-    if em.fast_sigmoid:
-        w("from landscape.kernels.numba.mathfn import sigmoid32fast  # the fast accuracy class")
+    w("from landscape.kernels.numba.mathfn import clamp, clamp_max, clamp_min, maximum, minimum, prefer_wide_vectors")
     more_imports = len(L)  # the other mathfn functions the program uses: known once its code is written
     w("")
     w(f"DT = {dt}")
@@ -217,6 +306,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     if len(channels) > 1:
         xnode = channels[0]
         need = prog.live(channels[1:])
+        L.extend(em.constants_in_registers(need, 4))
         w("    for t in range(xs.shape[1]):")
         w("        for n in range(xs.shape[2]):")
         w(f"            v{xnode} = xs[0, t, n]")
@@ -246,8 +336,11 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     w("    \"\"\"Members lo..hi-1, blocks of nb sequences; see the module docstring.\"\"\"")
     w("    prefer_wide_vectors()")
     w("    N = out.shape[2]")
+    L.extend(em.constants_in_registers(hoisted + step + out, 4))
     for j in range(S):
         w(f"    S{j} = np.empty(nb, DT)")
+    for i in carried_of(wide_layers):
+        w(f"    T{i} = np.empty(nb, DT)")
     w("    for p in range(lo, hi):")
     L.extend(hoist(8, "p"))
     w("        for n0 in range(0, N, nb):")
@@ -258,13 +351,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     w("            for t in range(steps):")
     for c in range(len(channels)):
         w(f"                X{c} = xs[{c}, t, n0:n0 + m]")
-    w("                for i in range(m):")
-    L.extend(" " * 20 + s for s in loads_state)
-    for node, c in chan_of.items():
-        w(f"                    v{node} = X{c}[i]")
-    L.extend(em.body(step, 20))
-    for j in range(S):
-        w(f"                    S{j}[i] = {new_state[j]}")
+    L.extend(step_loops(16, "i", {i: f"S{j}[i]" for i, j in state_of.items() if i in step_set}, wide_layers))
     w("                for j in range(kptr[t], kptr[t + 1]):")
     w("                    k = klist[j]")
     w("                    E = ends[k, n0:n0 + m]")
@@ -282,6 +369,7 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     w("    \"\"\"(member, sequence) pairs lo..hi-1 of the flattened grid, blocks of nb pairs.\"\"\"")
     w("    prefer_wide_vectors()")
     w("    N = out.shape[2]")
+    L.extend(em.constants_in_registers(hoisted + step + out, 4))
     for j in range(S):
         w(f"    S{j} = np.empty(nb, DT)")
     for i in lane_vals:
@@ -302,15 +390,8 @@ def generate(prog: Program, dtype: torch.dtype, math_class: str = "exact") -> st
     w("        for t in range(steps):")
     for c in range(len(channels)):
         w(f"            X{c} = xs[{c}, t]")
-    w("            for i in range(m):")
-    L.extend(" " * 16 + s for s in loads_state)
-    for i in lane_vals:
-        w(f"                v{i} = L{i}[i]")
-    for node, c in chan_of.items():
-        w(f"                v{node} = X{c}[NI[i]]")
-    L.extend(em.body(step, 16))
-    for j in range(S):
-        w(f"                S{j}[i] = {new_state[j]}")
+    L.extend(step_loops(12, "NI[i]", {**{i: f"S{j}[i]" for i, j in state_of.items() if i in step_set},
+                                      **{i: f"L{i}[i]" for i in lane_vals}}, [step]))
     w("            for j in range(kptr[t], kptr[t + 1]):")
     w("                k = klist[j]")
     w("                for i in range(m):")

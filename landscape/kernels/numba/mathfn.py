@@ -133,6 +133,27 @@ bits_f32 = _from_bits(types.float32, ir.FloatType(), 32)
 
 
 @intrinsic
+def registers(typingctx, k):
+    """k, a tuple of floats, each passed through an empty inline asm: LLVM no longer sees the values
+    as constants. Called once before a kernel's loops on a function's constants (``TANH32_K``, ...),
+    it keeps them in registers through the loops: as constants, LLVM on x86 reloads each (a
+    broadcast from the constant pool) in every iteration of a vectorised loop. The same values, so
+    the same results."""
+    if not (isinstance(k, types.BaseTuple) and all(isinstance(t, types.Float) for t in k.types)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        out = args[0]
+        for i in range(len(k.types)):
+            v = builder.extract_value(out, i)
+            v = builder.asm(ir.FunctionType(v.type, [v.type]), "", "=x,0", [v], side_effect=False)
+            out = builder.insert_value(out, v, i)
+        return out
+
+    return k(k), codegen
+
+
+@intrinsic
 def prefer_wide_vectors(typingctx):
     """Mark the calling function "prefer-vector-width"="512": LLVM's loop vectoriser then uses
     512-bit registers where the CPU has them (x86 tunings default to 256). A no-op elsewhere."""
@@ -179,63 +200,95 @@ _G6 = 0.0034429954737528108
 _HALF_LN2 = 0.5 * 0.6931471805599453
 
 
+_EXPM1_64_K = (_Q0, _Q1, _Q2, _Q3, _Q4, _Q5, _Q6, _Q7, _Q8, _Q9)
+
+
 @njit(inline="always")
-def _expm1_poly64(r):
+def _expm1_poly64(r, q):
     """e^r - 1 for |r| <= ln2/2: r + r^2 Q(r), Q by its even and odd parts in r^2 (half the
-    dependency chain of Horner in r, the same number of FMAs)."""
+    dependency chain of Horner in r, the same number of FMAs); q: the coefficients _Q0.._Q9."""
+    q0, q1, q2, q3, q4, q5, q6, q7, q8, q9 = q
     u = r * r
-    even = fma(fma(fma(fma(_Q8, u, _Q6), u, _Q4), u, _Q2), u, _Q0)
-    odd = fma(fma(fma(fma(_Q9, u, _Q7), u, _Q5), u, _Q3), u, _Q1)
+    even = fma(fma(fma(fma(q8, u, q6), u, q4), u, q2), u, q0)
+    odd = fma(fma(fma(fma(q9, u, q7), u, q5), u, q3), u, q1)
     return fma(u, fma(r, odd, even), r)
+
+
+# The constants of tanh64, sigmoid64 and exp64, for their ``_with`` forms (which kernels call with
+# these passed through ``registers``)
+TANH64_K = (20.0, -2.0 * _LOG2E, _SHIFT, _HALF_LN2, 1.0, _G0, _G1, _G2, _G3, _G4, _G5, _G6)
+SIGMOID64_K = (-746.0, _LOG2E, _SHIFT60, -_LN2_HI, -_LN2_LO, _TWO_M60, 1.0) + _EXPM1_64_K
+EXP64_K = (-746.0, 710.0, _LOG2E, _SHIFT0, -_LN2_HI, -_LN2_LO) + _EXPM1_64_K
 
 
 @njit(inline="always")
 def tanh64(x):
-    """tanh of a float64. With |x| = rho - k ln2 / 2 (k = round(-2|x| / ln 2), |rho| <= ln2 / 4),
+    """tanh of a float64 (``tanh64_with``)."""
+    return tanh64_with(x, TANH64_K)
+
+
+@njit(inline="always")
+def sigmoid64(x):
+    """sigmoid of a float64 (``sigmoid64_with``)."""
+    return sigmoid64_with(x, SIGMOID64_K)
+
+
+@njit(inline="always")
+def exp64(x):
+    """e^x of a float64 (``exp64_with``)."""
+    return exp64_with(x, EXP64_K)
+
+
+@njit(inline="always")
+def tanh64_with(x, c):
+    """tanh of a float64, c = ``TANH64_K``. With |x| = rho - k ln2 / 2 (k = round(-2|x| / ln 2), |rho| <= ln2 / 4),
     e^(-2|x|) = s (1 - tau) / (1 + tau) with s = 2^k and tau = tanh(rho), so
 
         tanh|x| = ((1 - s) + tau (1 + s)) / ((1 + s) + tau (1 - s))
 
     exact in form at k = 0 (tanh(rho) itself: no cancellation near 0); |x| > 20 gives +-1."""
+    big, m2log2e, shift, half_ln2, one, g0, g1, g2, g3, g4, g5, g6 = c
     a = abs(x)
-    a = 20.0 if a > 20.0 else a  # NaN passes
-    t = fma(a, -2.0 * _LOG2E, _SHIFT)  # k in [-58, 0]
-    kf = t - _SHIFT
-    rho = fma(kf, _HALF_LN2, a)  # one constant: its error counts as e^(-2|x|), which is small then
+    a = big if a > big else a  # NaN passes
+    t = fma(a, m2log2e, shift)  # k in [-58, 0]
+    kf = t - shift
+    rho = fma(kf, half_ln2, a)  # one constant: its error counts as e^(-2|x|), which is small then
     u = rho * rho
-    tau = rho * fma(fma(fma(fma(fma(fma(_G6, u, _G5), u, _G4), u, _G3), u, _G2), u, _G1), u, _G0)
+    tau = rho * fma(fma(fma(fma(fma(fma(g6, u, g5), u, g4), u, g3), u, g2), u, g1), u, g0)
     s = bits_f64(f64_bits(t) << 52)  # 2^k
-    num = fma(tau, 1.0 + s, 1.0 - s)
-    den = fma(tau, 1.0 - s, 1.0 + s)
+    num = fma(tau, one + s, one - s)
+    den = fma(tau, one - s, one + s)
     return math.copysign(num / den, x)
 
 
 @njit(inline="always")
-def sigmoid64(x):
-    """1 / (1 + e^-x) of a float64, as 1 / (1 + e) or e / (1 + e) with e = exp(-|x|)."""
+def sigmoid64_with(x, c):
+    """1 / (1 + e^-x) of a float64, as 1 / (1 + e) or e / (1 + e) with e = exp(-|x|); c = ``SIGMOID64_K``."""
+    lo, log2e, shift60, m_ln2_hi, m_ln2_lo, two_m60, one = c[:7]
     y = -abs(x)
-    y = -746.0 if y < -746.0 else y  # below, e rounds to 0; NaN passes
-    t = fma(y, _LOG2E, _SHIFT60)
-    kf = t - _SHIFT60
-    r = fma(kf, -_LN2_HI, y)
-    r = fma(kf, -_LN2_LO, r)
-    p = _expm1_poly64(r)
+    y = lo if y < lo else y  # below, e rounds to 0; NaN passes
+    t = fma(y, log2e, shift60)
+    kf = t - shift60
+    r = fma(kf, m_ln2_hi, y)
+    r = fma(kf, m_ln2_lo, r)
+    p = _expm1_poly64(r, c[7:])
     s = bits_f64(f64_bits(t) << 52)  # 2^(k + 60)
-    e = fma(s, p, s) * _TWO_M60  # e^y, rounded once into the subnormals where it must be
-    num = 1.0 if x >= 0.0 else e
-    return num / (1.0 + e)
+    e = fma(s, p, s) * two_m60  # e^y, rounded once into the subnormals where it must be
+    num = one if x >= 0.0 else e
+    return num / (one + e)
 
 
 @njit(inline="always")
-def exp64(x):
-    """e^x of a float64 (overflow -> inf, underflow through the subnormals to 0)."""
-    y = -746.0 if x < -746.0 else x
-    y = 710.0 if y > 710.0 else y
-    t = fma(y, _LOG2E, _SHIFT0)
-    kf = t - _SHIFT0
-    r = fma(kf, -_LN2_HI, y)
-    r = fma(kf, -_LN2_LO, r)
-    p = _expm1_poly64(r)
+def exp64_with(x, c):
+    """e^x of a float64 (overflow -> inf, underflow through the subnormals to 0); c = ``EXP64_K``."""
+    lo, hi, log2e, shift0, m_ln2_hi, m_ln2_lo = c[:6]
+    y = lo if x < lo else x
+    y = hi if y > hi else y
+    t = fma(y, log2e, shift0)
+    kf = t - shift0
+    r = fma(kf, m_ln2_hi, y)
+    r = fma(kf, m_ln2_lo, r)
+    p = _expm1_poly64(r, c[6:])
     k = f64_bits(t) - f64_bits(_SHIFT0)
     k1 = k >> 1
     s1 = bits_f64((k1 + 1023) << 52)
@@ -280,7 +333,7 @@ def softplus64(q):
     kf = t - _SHIFT60
     r = fma(kf, -_LN2_HI, y)
     r = fma(kf, -_LN2_LO, r)
-    p = _expm1_poly64(r)
+    p = _expm1_poly64(r, _EXPM1_64_K)
     s = bits_f64(f64_bits(t) << 52)
     e = fma(s, p, s) * _TWO_M60  # e^-|q|
     m = 0.0 if q < 0.0 else q  # NaN passes
@@ -390,7 +443,7 @@ def expm1_64(x):
     kf = t - _SHIFT0
     r = fma(kf, -_LN2_HI, y)
     r = fma(kf, -_LN2_LO, r)
-    p = _expm1_poly64(r)
+    p = _expm1_poly64(r, _EXPM1_64_K)
     k = f64_bits(t) - f64_bits(_SHIFT0)
     half = bits_f64((k + 1022) << 52)  # 2^(k - 1)
     s = 2.0 * half
@@ -409,7 +462,7 @@ def exp2_64(x):
     kf = t - _EXP2_SHIFT0
     r = y - kf  # exact, |r| <= 1/2
     rl = fma(r, _LN2, r * _LN2_LO2)  # r ln 2 (|rl| <= ln2 / 2)
-    p = _expm1_poly64(rl)
+    p = _expm1_poly64(rl, _EXPM1_64_K)
     k = f64_bits(t) - f64_bits(_EXP2_SHIFT0)
     k1 = k >> 1
     s1 = bits_f64((k1 + 1023) << 52)
@@ -615,73 +668,110 @@ _G2_32 = _F(0.13093552889457674)
 _HALF_LN2_32 = _F(0.5 * 0.6931471805599453)
 
 
+_EXPM1_32_K = (_P0_32, _P1_32, _P2_32, _P3_32, _P4_32)
+# The constants of tanh32, sigmoid32, sigmoid32fast and exp32, for their ``_with`` forms (as float64's)
+TANH32_K = (_P10_32, _M2LOG2E_32, _SHIFT_32, _HALF_LN2_32, _ONE_32, _G0_32, _G1_32, _G2_32)
+SIGMOID32_K = (_M104_32, _LOG2E_32, _SHIFT30_32, -_LN2_HI_32, -_LN2_LO_32, _TWO_M30_32, _ONE_32) + _EXPM1_32_K
+SIGMOID32FAST_K = (_HALF_32,) + TANH32_K
+EXP32_K = (_M104_32, _P89_32, _LOG2E_32, _SHIFT0_32, -_LN2_HI_32, -_LN2_LO_32) + _EXPM1_32_K
+
+
 @njit(inline="always")
-def _expm1_poly32(r):
+def _expm1_poly32(r, q):
+    p0, p1, p2, p3, p4 = q
     u = r * r
-    even = fma(fma(_P4_32, u, _P2_32), u, _P0_32)
-    odd = fma(_P3_32, u, _P1_32)
+    even = fma(fma(p4, u, p2), u, p0)
+    odd = fma(p3, u, p1)
     return fma(u, fma(r, odd, even), r)
 
 
 @njit(inline="always")
-def tanh32(x):
-    """tanh of a float32 (computed in float32), as tanh64."""
+def tanh32_with(x, c):
+    """tanh of a float32 (computed in float32), as tanh64; c = ``TANH32_K``."""
+    big, m2log2e, shift, half_ln2, one, g0, g1, g2 = c
     a = abs(x)
-    a = _P10_32 if a > _P10_32 else a
-    t = fma(a, _M2LOG2E_32, _SHIFT_32)
-    kf = t - _SHIFT_32
-    rho = fma(kf, _HALF_LN2_32, a)
+    a = big if a > big else a
+    t = fma(a, m2log2e, shift)
+    kf = t - shift
+    rho = fma(kf, half_ln2, a)
     u = rho * rho
-    tau = rho * fma(fma(_G2_32, u, _G1_32), u, _G0_32)
+    tau = rho * fma(fma(g2, u, g1), u, g0)
     s = bits_f32(f32_bits(t) << _I23_32)
-    num = fma(tau, _ONE_32 + s, _ONE_32 - s)
-    den = fma(tau, _ONE_32 - s, _ONE_32 + s)
+    num = fma(tau, one + s, one - s)
+    den = fma(tau, one - s, one + s)
     return math.copysign(num / den, x)
 
 
 @njit(inline="always")
-def sigmoid32(x):
-    """sigmoid of a float32 (computed in float32)."""
+def sigmoid32_with(x, c):
+    """sigmoid of a float32 (computed in float32); c = ``SIGMOID32_K``."""
+    lo, log2e, shift30, m_ln2_hi, m_ln2_lo, two_m30, one = c[:7]
     y = -abs(x)
-    y = _M104_32 if y < _M104_32 else y
-    t = fma(y, _LOG2E_32, _SHIFT30_32)
-    kf = t - _SHIFT30_32
-    r = fma(kf, -_LN2_HI_32, y)
-    r = fma(kf, -_LN2_LO_32, r)
-    p = _expm1_poly32(r)
+    y = lo if y < lo else y
+    t = fma(y, log2e, shift30)
+    kf = t - shift30
+    r = fma(kf, m_ln2_hi, y)
+    r = fma(kf, m_ln2_lo, r)
+    p = _expm1_poly32(r, c[7:])
     s = bits_f32(f32_bits(t) << _I23_32)
-    e = fma(s, p, s) * _TWO_M30_32
-    num = _ONE_32 if x >= _ZERO_32 else e
-    return num / (_ONE_32 + e)
+    e = fma(s, p, s) * two_m30
+    num = one if x >= _ZERO_32 else e
+    return num / (one + e)
 
 
 @njit(inline="always")
-def sigmoid32fast(x):
+def sigmoid32fast_with(x, c):
     """sigmoid of a float32 as 1/2 + tanh(x / 2) / 2: the opt-in ``fast`` accuracy class (XLA's
-    float32 logistic has this form: the same errors in kind). About 15 % cheaper than ``sigmoid32``
-    (lstm float32: 1.83 -> 1.69 ns per cell-step); its error is absolute, not relative: within
-    ``FAST_SIGMOID32_ABS`` of the true value everywhere and within ``FAST_SIGMOID32_ULP`` ulps for
-    x >= 0, but where sigmoid(x) is small it keeps only the bits of 1/2's spacing: sigmoid(-10) =
-    4.54e-5 comes out 3.9e-8 low (1.1e4 of its ulps), x between -17 and -16.6 gives 0 or 6e-8, and
-    every x below -17 gives 0 (the true value < 4.2e-8)."""
-    return fma(_HALF_32, tanh32(_HALF_32 * x), _HALF_32)
+    float32 logistic has this form: the same errors in kind); c = ``SIGMOID32FAST_K``. About 15 %
+    cheaper than ``sigmoid32`` (lstm float32: 1.83 -> 1.69 ns per cell-step); its error is absolute,
+    not relative: within ``FAST_SIGMOID32_ABS`` of the true value everywhere and within
+    ``FAST_SIGMOID32_ULP`` ulps for x >= 0, but where sigmoid(x) is small it keeps only the bits of
+    1/2's spacing: sigmoid(-10) = 4.54e-5 comes out 3.9e-8 low (1.1e4 of its ulps), x between -17 and
+    -16.6 gives 0 or 6e-8, and every x below -17 gives 0 (the true value < 4.2e-8)."""
+    half = c[0]
+    return fma(half, tanh32_with(half * x, c[1:]), half)
 
 
 @njit(inline="always")
-def exp32(x):
-    """e^x of a float32."""
-    y = _M104_32 if x < _M104_32 else x
-    y = _P89_32 if y > _P89_32 else y
-    t = fma(y, _LOG2E_32, _SHIFT0_32)
-    kf = t - _SHIFT0_32
-    r = fma(kf, -_LN2_HI_32, y)
-    r = fma(kf, -_LN2_LO_32, r)
-    p = _expm1_poly32(r)
+def exp32_with(x, c):
+    """e^x of a float32; c = ``EXP32_K``."""
+    lo, hi, log2e, shift0, m_ln2_hi, m_ln2_lo = c[:6]
+    y = lo if x < lo else x
+    y = hi if y > hi else y
+    t = fma(y, log2e, shift0)
+    kf = t - shift0
+    r = fma(kf, m_ln2_hi, y)
+    r = fma(kf, m_ln2_lo, r)
+    p = _expm1_poly32(r, c[6:])
     k = f32_bits(t) - f32_bits(_SHIFT0_32)
     k1 = k >> np.int32(1)
     s1 = bits_f32((k1 + _I127_32) << _I23_32)
     s2 = bits_f32((k - k1 + _I127_32) << _I23_32)
     return fma(s1, p, s1) * s2
+
+
+@njit(inline="always")
+def tanh32(x):
+    """tanh of a float32 (``tanh32_with``)."""
+    return tanh32_with(x, TANH32_K)
+
+
+@njit(inline="always")
+def sigmoid32(x):
+    """sigmoid of a float32 (``sigmoid32_with``)."""
+    return sigmoid32_with(x, SIGMOID32_K)
+
+
+@njit(inline="always")
+def sigmoid32fast(x):
+    """The fast class's sigmoid of a float32 (``sigmoid32fast_with``)."""
+    return sigmoid32fast_with(x, SIGMOID32FAST_K)
+
+
+@njit(inline="always")
+def exp32(x):
+    """e^x of a float32 (``exp32_with``)."""
+    return exp32_with(x, EXP32_K)
 
 
 # ---------------------------------------------------------------------------------------------

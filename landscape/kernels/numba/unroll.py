@@ -236,6 +236,40 @@ def _cached_kernel(cell, D, dtype, math_class):
 _WHY: dict = {}  # (cell description, D, dtype) -> why the last build gave None (for tests and debugging)
 
 
+def _load(source: str):
+    """(module, path) of generated source, from the kernel cache (``runtime.load_module``)."""
+    from .codegen import source_key
+
+    key = source_key(source)
+    return runtime.load_module(source, f"cell_{key}", f"landscape_kernel_{key}")
+
+
+def _same_bits(staged, single, program, dtype: torch.dtype) -> bool:
+    """Whether two modules of one program (run_wide's step staged in passes, and as one loop) give
+    the same bits from run_wide on random inputs: parameters N(0, 2^2) with one member at +inf and
+    one at NaN, random inputs and ends. A different FMA contraction shows in most values. (run_lanes
+    is one loop in both: it compiles when first used, as before.)"""
+    import numpy as np
+
+    rng = np.random.default_rng(20261207)
+    npd = np.float32 if dtype == torch.float32 else np.float64
+    P, N, T = 5, 37, 9
+    params = (2.0 * rng.standard_normal((max(1, len(program.params)), P))).astype(npd)
+    params[:, 0], params[:, 1] = np.inf, np.nan
+    xs = np.zeros((max(1, staged.N_CHANNELS), T, N), npd)  # channel 0 the input (unread where D = 0)
+    xs[0] = 2.0 * rng.standard_normal((T, N))
+    staged.derive(xs)
+    init = np.array([0.3 if v is None else v for v in program.init] or [0.0], npd)
+    ends = torch.from_numpy(rng.integers(1, T + 1, (2, N)))
+    kptr, klist = _due(ends, T)
+    got = []
+    for module in (staged, single):
+        out = np.zeros((2, P, N), npd)
+        module.run_wide(params, xs, init, ends.numpy(), kptr, klist, T, out, 0, P, 16)
+        got.append(out.view(np.uint8))
+    return np.array_equal(*got)
+
+
 def why_not(cell, D: int, dtype: torch.dtype) -> str | None:
     """Why ``fused_kernel`` gave None for these arguments (None when it did not)."""
     return _WHY.get((cell.describe(), D, str(dtype)))
@@ -249,15 +283,19 @@ def _build(cell, D, dtype, math_class="exact") -> FusedKernel | None:
     try:
         program = trace_cell(cell, D, dtype)
         source = generate(program, dtype, math_class)
+        single = generate(program, dtype, math_class, staged=False)
     except Unsupported as err:
         _WHY[tag] = str(err)
         return None
-    key = source_key(source)
     try:
-        module, path = runtime.load_module(source, f"cell_{key}", f"landscape_kernel_{key}")
+        module, path = _load(source)
+        if source != single and not _same_bits(module, _load(single)[0], program, dtype):
+            source = single  # the staged step's FMAs differ from the single loop's: keep its numbers
+            module, path = _load(source)
     except Exception as err:  # numba failed to compile what we wrote: keep the torch path
         _WHY[tag] = f"the generated module failed: {type(err).__name__}: {err}"
         return None
+    key = source_key(source)
     kernel = FusedKernel(cell, D, dtype, program, module, key, path)
     if not kernel.usable("wide"):  # run_lanes is checked when first used (it compiles then)
         problem = kernel.checked["wide"]
