@@ -14,6 +14,7 @@ worker threads, and the self-check of a generated kernel against ``cell.step``.
 """
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -88,6 +89,31 @@ def write_source(source: str, stem: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_note(name: str) -> dict | None:
+    """A small JSON note kept in the kernel cache beside the kernels (``write_note``): a measurement
+    or a comparison made once for a kernel, so later processes need not repeat it; None where
+    there is none or it cannot be read."""
+    try:
+        found = json.loads(_read_plain(kernel_folder() / f"{name}.json"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def write_note(name: str, note: dict) -> None:
+    """Write ``read_note``'s note atomically (a concurrent process sees all of it or none); a
+    read-only kernel cache is no error (the next process decides again)."""
+    folder, tmp = kernel_folder(), None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(note))
+        os.replace(tmp, folder / f"{name}.json")
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _read_plain(path: Path) -> bytes:

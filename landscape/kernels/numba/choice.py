@@ -14,11 +14,7 @@ cell's surface may differ in its last digits between machines that decided diffe
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
@@ -70,26 +66,18 @@ def _measure(params, data, workers, run_fused, run_torch) -> dict:
     return best
 
 
-def _path(kernel, workers):
-    return kernel.path.with_name(f"choice_{kernel.key}-{workers}.json")
+def _name(kernel, workers) -> str:
+    return f"choice_{kernel.key}-{workers}"
 
 
 def _read(kernel, workers) -> dict | None:
+    found = runtime.read_note(_name(kernel, workers))
     try:
-        found = json.loads(_path(kernel, workers).read_text())
         return {"fused_s": float(found["fused_s"]), "torch_s": float(found["torch_s"])}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
 
 
 def _write(kernel, workers, found) -> None:
-    """The measurement beside the kernel, written atomically (a concurrent process sees all or none)."""
-    path, tmp = _path(kernel, workers), None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(found))
-        os.replace(tmp, path)
-    except OSError:  # a read-only cache: measured again in the next process
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    """The measurement beside the kernel (``runtime.write_note``)."""
+    runtime.write_note(_name(kernel, workers), found)
