@@ -29,9 +29,11 @@ from torch import Tensor
 from .. import runtime
 from ..trace import Unsupported, trace_units
 from . import available
+from . import matvec
 from .codegen import CODEGEN_VERSION, _Emitter, source_key
 
-MAX_H = 8  # the largest H with a kernel: measured faster than the torch path up to here (see generate)
+STRAIGHT_H = 8  # the largest H written as straight-line code (above: matvec)
+MAX_H = 32  # the largest H with a kernel: measured faster than the torch path up to here (see generate)
 BLOCK_STATE_VALUES = 2048  # state values of a block of sequences (states x H x nb): 16 KiB in float64
 BLOCK_BYTES = 1 << 22  # outputs of a block of members (K x members x N x H values)
 DTYPES = (torch.float32, torch.float64)
@@ -54,6 +56,8 @@ def generate(prog, dtype: torch.dtype) -> str:
     if dtype not in DTYPES:
         raise Unsupported(f"dtype {dtype}")
     em = _UnitEmitter(prog, dtype)
+    if prog.H > STRAIGHT_H:
+        return matvec.generate(prog, dtype, em)
     nodes, deps = prog.nodes, em.deps
     slot = {a: g for g, a in enumerate(prog.params)}  # (name, flat index) -> column of params
     step_live = prog.live(prog.state)
@@ -208,7 +212,8 @@ class UnitKernel:
             raise ValueError(f"out must be a contiguous {self.dtype} tensor of shape {shape}")
         if P == 0 or N == 0 or K == 0:
             return out
-        nb = max(8, BLOCK_STATE_VALUES // (self.program.n_state * self.H))
+        nb = (matvec.block(self.program, self.dtype) if self.H > STRAIGHT_H
+              else max(8, BLOCK_STATE_VALUES // (self.program.n_state * self.H)))
         args = (packed.numpy(), inputs.xs.numpy(), inputs.init.numpy(), inputs.ends.numpy(), inputs.kptr,
                 inputs.klist, inputs.steps, out.numpy())
         runtime.run_split(self.module.run, args, P, 1, nb, threads, max(1, N) * self.H)

@@ -1,0 +1,247 @@
+"""The fused CPU unroll of a cell with more than ``units.STRAIGHT_H`` units: the step's matrix-vector
+products register-blocked over a block of sequences (the source ``generate`` writes for ``units``).
+
+The traced step (``kernels.trace.trace_units``) writes every matrix product as 'dot' nodes, one per
+output element: the sum over k ascending of a_k b_k. Where one factor of every term is a
+member-level value (a parameter, what is computed from the parameters alone, a constant) and the
+other a step value (the state, the input, what the step computes), the dot is a row of a
+matrix-vector product; the rows that share their vector (e.g. the gates' W h) form one product.
+A step is then a few passes over the block of nb sequences:
+
+- matrix-vector passes: per tile of ``TILE`` rows, one loop over the block's sequences in which
+  each row's sum is written out k ascending (the same terms in the same order as the straight-line
+  kernel and the trace: ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...), the TILE sums in registers, each
+  loaded vector value serving TILE rows and each coefficient (from the member's coefficient array,
+  filled once per member: L1) broadcast over the sequences;
+- elementwise passes (the gate nonlinearities, as ``codegen._Emitter`` writes them): every other
+  node, each as late as its consumers allow; a value needed by a later pass, or as a product's
+  vector, is kept in a block array.
+
+A cell whose products depend on other products' results (e.g. MUT3's W (r h)) has several of
+each; a dot that is not of this form is computed in an elementwise pass as written. The arrays of
+one block (state, the products' results, the kept values: rows of nb values) stay in L1 for all T.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..trace import Unsupported
+from .codegen import CODEGEN_VERSION
+
+TILE = 4  # rows of a product computed together (their sums in registers)
+BLOCK_BYTES = 12288  # a block's arrays (state twice, the products' results, kept values): rows x nb values
+
+
+def block(prog, dtype: torch.dtype) -> int:
+    """The sequences per block (nb) for a program: its arrays in about ``BLOCK_BYTES``, a multiple of
+    16, at least 16."""
+    import os
+    return int(os.environ.get("WIDE_NB", 16))
+
+
+def generate(prog, dtype: torch.dtype, emitter) -> str:
+    """The source of a module with ``run(params, xs, init, ends, kptr, klist, steps, out, lo, hi, nb)``
+    (the interface of ``units.generate``) for a ``UnitProgram``; emitter: ``units._UnitEmitter``
+    of the program (its expressions, the irregular dots' included)."""
+    em = emitter
+    nodes, deps = prog.nodes, em.deps
+    slot = {a: g for g, a in enumerate(prog.params)}  # (name, flat index) -> column of params
+    member = [d <= {"p"} for d in deps]  # member-level (constants included)
+    step_live = prog.live(prog.state)
+    out_live = prog.live(prog.outputs)
+    hoisted = [i for i in sorted(set(step_live) | set(out_live)) if member[i] and nodes[i].op != "const"]
+    step = [i for i in step_live if not member[i]]
+    out = [i for i in out_live if not member[i]]
+    leaf = {"state", "x"}
+
+    # the products: dot -> (vector nodes, coefficient nodes), k ascending
+    rows = {}
+    for i in step:
+        nd = nodes[i]
+        if nd.op != "dot":
+            continue
+        K = len(nd.args) // 2
+        pairs = list(zip(nd.args[:K], nd.args[K:]))
+        if all(member[a] != member[b] for a, b in pairs):
+            rows[i] = (tuple(b if member[a] else a for a, b in pairs), tuple(a if member[a] else b for a, b in pairs))
+    groups: dict[tuple, list[int]] = {}
+    for i, (vec, _) in rows.items():
+        groups.setdefault(vec, []).append(i)
+
+    # stages: a product runs after the pass that completes its vector; its rows are ready for the next
+    stage = {}
+    for i in step:
+        nd = nodes[i]
+        if nd.op in leaf:
+            stage[i] = 0
+        elif i in rows:
+            stage[i] = 1 + max(stage[v] for v in rows[i][0])
+        else:
+            stage[i] = max([stage[a] for a in nd.args if a >= 0 and not member[a]], default=0)
+    last = max([stage[i] for i in prog.state if i in stage], default=0)
+    after = {vec: max(stage[v] for v in vec) for vec in groups}  # the pass each product follows
+
+    # each elementwise node as late as its consumers allow
+    consumers: dict[int, list] = {i: [] for i in step}
+    for i in step:
+        if i in rows:
+            for v in rows[i][0]:
+                consumers[v].append(("vec", after[rows[i][0]]))
+        elif nodes[i].op not in leaf:
+            for a in nodes[i].args:
+                if a >= 0 and not member[a]:
+                    consumers[a].append(("node", i))
+    pass_of = {}
+    for i in reversed(step):
+        if nodes[i].op in leaf or i in rows:
+            continue
+        limits = [last] if i in prog.state else []
+        limits += [pass_of[c] if kind == "node" else c for kind, c in consumers[i]]
+        pass_of[i] = min(limits)
+    kept = [i for i in step if i in pass_of and any(kind == "vec" or pass_of[c] > pass_of[i]
+                                                   for kind, c in consumers[i])]
+    kept_row = {i: r for r, i in enumerate(kept)}
+    dot_row = {}
+    for vec, ids in groups.items():
+        for i in ids:
+            dot_row[i] = len(dot_row)
+
+    # the coefficient array: per product, rows x K, row-major
+    coef_base, coefs = {}, []
+    for vec, ids in groups.items():
+        coef_base[vec] = len(coefs)
+        for i in ids:
+            coefs.extend(rows[i][1])
+    cidx = [slot[nodes[c].attr] if nodes[c].op == "param" else -1 for c in coefs]
+    other_coefs = [(c, n) for c, n in enumerate(coefs) if nodes[n].op != "param"]
+    used_scalars = {a for i in step + out if i not in rows for a in nodes[i].args if a >= 0 and member[a]}
+    used_scalars |= {i for i in prog.state if member[i]} | {n for _, n in other_coefs}
+    used_scalars |= {a for i in hoisted for a in nodes[i].args if a >= 0}
+
+    SH = prog.n_state * prog.H
+    NB = block(prog, dtype)
+    row_S, row_V, row_X = 0, SH, SH + len(kept)
+    C0 = (row_X + prog.D) * NB  # the coefficients, after the block's rows
+    dt = "np.float32" if em.f32 else "np.float64"
+    sfx = em.suffix
+    L = []
+    w = L.append
+    w(f"# generated by landscape.kernels.numba.matvec (codegen version {CODEGEN_VERSION}); do not edit")
+    w(f"# dtype {dt}; H = {prog.H}, D = {prog.D}; {len(nodes)} nodes, {len(step)} in the step, "
+      f"{len(hoisted)} per member; {len(groups)} product(s) of {len(rows)} rows, {last + 1} elementwise pass(es)")
+    w("import math")
+    w("import numpy as np")
+    w("from numba import njit")
+    w(f"from landscape.kernels.numba.mathfn import (clamp, clamp_max, clamp_min, exp{sfx}, maximum, minimum,")
+    w(f"                                           prefer_wide_vectors, sigmoid{sfx}, tanh{sfx})")
+    w("")
+    w(f"DT = {dt}")
+    w("ONE = DT(1.0)")
+    w("ZERO = DT(0.0)")
+    w("TWO = DT(2.0)")
+    L.extend(em.constants())
+    w(f"NB = {NB}  # sequences per block (the run's nb must be this)")
+    w(f"CIDX = np.array({cidx!r}, np.int64)  # the params column of each coefficient (-1: computed)")
+    w("OPTS = dict(nogil=True, cache=True, error_model='numpy', boundscheck=False, fastmath={'contract'})")
+    w("")
+    w("")
+    w("@njit(**OPTS)")
+    w("def run(params, xs, init, ends, kptr, klist, steps, out, lo, hi, nb):")
+    w("    \"\"\"Members lo..hi-1, blocks of NB sequences (nb == NB); see landscape.kernels.numba.matvec.\"\"\"")
+    w("    prefer_wide_vectors()")
+    w("    N = out.shape[2]")
+    w(f"    W = np.zeros({C0}, DT)  # rows of NB: state {row_S}.., kept {row_V}.., input {row_X}..")
+    w(f"    A = np.empty({max(1, len(dot_row)) * NB}, DT)  # rows of NB: the products' rows")
+    w(f"    C = np.empty({max(1, len(coefs))}, DT)  # the member's coefficients")
+    w("    for p in range(lo, hi):")
+    w("        G = params[p]")
+    for i in hoisted:
+        if nodes[i].op == "param" and i in used_scalars:
+            w(f"        v{i} = G[{slot[nodes[i].attr]}]")
+    L.extend(em.body([i for i in hoisted if nodes[i].op != "param"], 8))
+    w(f"        for c in range({len(coefs)}):")
+    w(f"            C[c] = G[max(CIDX[c], 0)]")
+    for c, n in other_coefs:
+        w(f"        C[{c}] = {em.ref(n)}")
+    w("        for n0 in range(0, N, NB):")
+    w("            m = min(NB, N - n0)")
+    w(f"            for j in range({SH}):")
+    w("                for i in range(NB):")
+    w("                    W[j * NB + i] = init[j]")
+    if prog.D:
+        w(f"            W[{row_X * NB}:{(row_X + prog.D) * NB}] = ZERO  # the lanes past N stay 0")
+    w("            for t in range(steps):")
+    for d in range(prog.D):
+        w(f"                W[{(row_X + d) * NB}:{(row_X + d) * NB} + m] = xs[{d}, t, n0:n0 + m]")
+
+    def at(row):
+        return f"W[{row * NB} + i]"
+
+    def ref_at(n):  # a step value in a pass or a product's loop, lane i
+        nd = nodes[n]
+        if member[n]:
+            return em.ref(n)
+        if nd.op == "state":
+            return at(row_S + nd.attr)
+        if nd.op == "x":
+            return at(row_X + nd.attr)
+        if n in rows:
+            return f"A[{dot_row[n] * NB} + i]"
+        return at(row_V + kept_row[n])
+
+    def product(vec, ids):
+        base, K = coef_base[vec], len(vec)
+        R = len(ids)
+        first = dot_row[ids[0]]
+        whole = R - R % TILE
+        for r0, size in ([("r", TILE)] if whole else []) + ([(whole, R % TILE)] if R % TILE else []):
+            pad = " " * (20 if r0 == "r" else 16)
+            if r0 == "r":
+                w(f"                for r in range(0, {whole}, {TILE}):")
+            w(f"{pad}for i in range(NB):")
+            for k in range(K):
+                w(f"{pad}    x = {ref_at(vec[k])}")
+                for j in range(size):
+                    c = f"C[{base + j * K + k} + r * {K}]" if r0 == "r" else f"C[{base + (r0 + j) * K + k}]"
+                    w(f"{pad}    a{j} = {c} * x" if k == 0 else f"{pad}    a{j} = a{j} + {c} * x")
+            for j in range(size):
+                row = f"({first + j} + r) * NB" if r0 == "r" else f"{(first + r0 + j) * NB}"
+                w(f"{pad}    A[{row} + i] = a{j}")
+
+    def elementwise(p):
+        ids = [i for i in step if pass_of.get(i) == p]
+        used = sorted({a for i in ids for a in nodes[i].args if a >= 0 and not member[a] and pass_of.get(a) != p}
+                      | ({n for n in prog.state if not member[n] and pass_of.get(n) != p} if p == last else set()))
+        if not ids and p != last:
+            return
+        w("                for i in range(NB):")
+        for a in used:
+            w(f"                    v{a} = {ref_at(a)}")
+        L.extend(em.body(ids, 20))
+        for i in ids:
+            if i in kept_row:
+                w(f"                    {at(row_V + kept_row[i])} = v{i}")
+        if p == last:  # in place: each lane reads its state before writing it
+            for j, n in enumerate(prog.state):
+                w(f"                    {at(row_S + j)} = {em.ref(n)}")
+
+    for p in range(last + 1):
+        elementwise(p)
+        for vec, ids in groups.items():
+            if after[vec] == p:
+                product(vec, ids)
+    w("                for j in range(kptr[t], kptr[t + 1]):")
+    w("                    k = klist[j]")
+    w("                    E = ends[k, n0:n0 + m]")
+    w("                    O = out[k, p, n0:n0 + m]")
+    w("                    for i in range(m):")
+    w("                        if E[i] == t + 1:")
+    for i in out:
+        if nodes[i].op == "ostate":
+            w(f"                            v{i} = {at(row_S + nodes[i].attr)}")
+    L.extend(em.body(out, 28))
+    for u, i in enumerate(prog.outputs):
+        w(f"                            O[i, {u}] = {em.ref(i)}")
+    w("    return 0")
+    w("")
+    return "\n".join(L)
