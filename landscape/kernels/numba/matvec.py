@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import torch
 
-from ..trace import Unsupported
 from .codegen import CODEGEN_VERSION
 
 TILE = 4  # rows of a product computed together (their sums in registers)
-BLOCK_BYTES = 12288  # a block's arrays (state twice, the products' results, kept values): rows x nb values
+CHUNK_NODES = 160  # nodes per elementwise function (numba's compile time grows faster than a function's length)
+VECTORS = 4  # 64-byte vectors of sequences per block (measured, gru H = 16: 2 vectors 1.4x the time of 4, 8 1.2x)
 
 
 def block(prog, dtype: torch.dtype) -> int:
-    """The sequences per block (nb) for a program: its arrays in about ``BLOCK_BYTES``, a multiple of
-    16, at least 16."""
-    import os
-    return int(os.environ.get("WIDE_NB", 16))
+    """The sequences per block (nb): ``VECTORS`` 64-byte vectors (32 in float64, 64 in float32)."""
+    return VECTORS * 64 // (torch.finfo(dtype).bits // 8)
 
 
 def generate(prog, dtype: torch.dtype, emitter) -> str:
@@ -106,22 +104,24 @@ def generate(prog, dtype: torch.dtype, emitter) -> str:
         for i in ids:
             dot_row[i] = len(dot_row)
 
-    # the coefficient array: per product, rows x K, row-major
-    coef_base, coefs = {}, []
+    # the member's array: each product's coefficients (rows x K, row-major), then the member-level
+    # values the elementwise passes read
+    coef_base, entries = {}, []
     for vec, ids in groups.items():
-        coef_base[vec] = len(coefs)
+        coef_base[vec] = len(entries)
         for i in ids:
-            coefs.extend(rows[i][1])
-    cidx = [slot[nodes[c].attr] if nodes[c].op == "param" else -1 for c in coefs]
-    other_coefs = [(c, n) for c, n in enumerate(coefs) if nodes[n].op != "param"]
-    used_scalars = {a for i in step + out if i not in rows for a in nodes[i].args if a >= 0 and member[a]}
-    used_scalars |= {i for i in prog.state if member[i]} | {n for _, n in other_coefs}
-    used_scalars |= {a for i in hoisted for a in nodes[i].args if a >= 0}
+            entries.extend(rows[i][1])
+    scalars = sorted({a for i in pass_of for a in nodes[i].args if a >= 0 and member[a] and nodes[a].op != "const"}
+                     | {i for i in prog.state if member[i] and nodes[i].op != "const"})
+    scalar_at = {n: len(entries) + j for j, n in enumerate(scalars)}
+    entries.extend(scalars)
+    cidx = [slot[nodes[c].attr] if nodes[c].op == "param" else -1 for c in entries]
+    computed = [(c, n) for c, n in enumerate(entries) if nodes[n].op != "param"]
+    in_run = {a for i in hoisted + out if nodes[i].op != "param" for a in nodes[i].args if a >= 0}
+    in_run |= {n for _, n in computed} | {i for i in out if member[i]}
 
     SH = prog.n_state * prog.H
     NB = block(prog, dtype)
-    row_S, row_V, row_X = 0, SH, SH + len(kept)
-    C0 = (row_X + prog.D) * NB  # the coefficients, after the block's rows
     dt = "np.float32" if em.f32 else "np.float64"
     sfx = em.suffix
     L = []
@@ -141,63 +141,46 @@ def generate(prog, dtype: torch.dtype, emitter) -> str:
     w("TWO = DT(2.0)")
     L.extend(em.constants())
     w(f"NB = {NB}  # sequences per block (the run's nb must be this)")
-    w(f"CIDX = np.array({cidx!r}, np.int64)  # the params column of each coefficient (-1: computed)")
+    w(f"CIDX = np.array({cidx!r}, np.int64)  # the params column of each member entry (-1: computed)")
     w("OPTS = dict(nogil=True, cache=True, error_model='numpy', boundscheck=False, fastmath={'contract'})")
     w("")
-    w("")
-    w("@njit(**OPTS)")
-    w("def run(params, xs, init, ends, kptr, klist, steps, out, lo, hi, nb):")
-    w("    \"\"\"Members lo..hi-1, blocks of NB sequences (nb == NB); see landscape.kernels.numba.matvec.\"\"\"")
-    w("    prefer_wide_vectors()")
-    w("    N = out.shape[2]")
-    w(f"    W = np.zeros({C0}, DT)  # rows of NB: state {row_S}.., kept {row_V}.., input {row_X}..")
-    w(f"    A = np.empty({max(1, len(dot_row)) * NB}, DT)  # rows of NB: the products' rows")
-    w(f"    C = np.empty({max(1, len(coefs))}, DT)  # the member's coefficients")
-    w("    for p in range(lo, hi):")
-    w("        G = params[p]")
-    for i in hoisted:
-        if nodes[i].op == "param" and i in used_scalars:
-            w(f"        v{i} = G[{slot[nodes[i].attr]}]")
-    L.extend(em.body([i for i in hoisted if nodes[i].op != "param"], 8))
-    w(f"        for c in range({len(coefs)}):")
-    w(f"            C[c] = G[max(CIDX[c], 0)]")
-    for c, n in other_coefs:
-        w(f"        C[{c}] = {em.ref(n)}")
-    w("        for n0 in range(0, N, NB):")
-    w("            m = min(NB, N - n0)")
-    w(f"            for j in range({SH}):")
-    w("                for i in range(NB):")
-    w("                    W[j * NB + i] = init[j]")
-    if prog.D:
-        w(f"            W[{row_X * NB}:{(row_X + prog.D) * NB}] = ZERO  # the lanes past N stay 0")
-    w("            for t in range(steps):")
-    for d in range(prog.D):
-        w(f"                W[{(row_X + d) * NB}:{(row_X + d) * NB} + m] = xs[{d}, t, n0:n0 + m]")
 
-    def at(row):
-        return f"W[{row * NB} + i]"
+    # every pass is a function of the block's arrays (rows of NB values, flat): S the state, S2 the
+    # next step's, X the input, V the kept values, A the products' rows; C the member's entries
+    args = "S, S2, X, V, A, C"
 
-    def ref_at(n):  # a step value in a pass or a product's loop, lane i
+    def ref_at(n):  # a step value at lane i
         nd = nodes[n]
         if member[n]:
             return em.ref(n)
         if nd.op == "state":
-            return at(row_S + nd.attr)
+            return f"S[{nd.attr * NB} + i]"
         if nd.op == "x":
-            return at(row_X + nd.attr)
+            return f"X[{nd.attr * NB} + i]"
         if n in rows:
             return f"A[{dot_row[n] * NB} + i]"
-        return at(row_V + kept_row[n])
+        return f"V[{kept_row[n] * NB} + i]"
 
-    def product(vec, ids):
+    calls = []
+
+    def function(name, doc):
+        calls.append(f"{name}({args})")
+        w("")
+        w("@njit(**OPTS)")
+        w(f"def {name}({args}):")
+        w(f"    \"\"\"{doc}\"\"\"")
+        w("    prefer_wide_vectors()")
+
+    def product(g, vec, ids):
         base, K = coef_base[vec], len(vec)
         R = len(ids)
         first = dot_row[ids[0]]
         whole = R - R % TILE
+        function(f"product{g}", f"Rows {first}..{first + R - 1} of A: {R} sums over {K} terms, {TILE} rows at a time.")
         for r0, size in ([("r", TILE)] if whole else []) + ([(whole, R % TILE)] if R % TILE else []):
-            pad = " " * (20 if r0 == "r" else 16)
+            pad = " " * (8 if r0 == "r" else 4)
             if r0 == "r":
-                w(f"                for r in range(0, {whole}, {TILE}):")
+                w(f"    for r in range(0, {whole}, {TILE}):")
             w(f"{pad}for i in range(NB):")
             for k in range(K):
                 w(f"{pad}    x = {ref_at(vec[k])}")
@@ -207,29 +190,91 @@ def generate(prog, dtype: torch.dtype, emitter) -> str:
             for j in range(size):
                 row = f"({first + j} + r) * NB" if r0 == "r" else f"{(first + r0 + j) * NB}"
                 w(f"{pad}    A[{row} + i] = a{j}")
+        w("    return 0")
+
+    def cone(roots, p):  # the nodes of pass p the roots are computed from, ascending
+        seen, todo = set(), [r for r in roots if pass_of.get(r) == p]
+        while todo:
+            i = todo.pop()
+            if i not in seen:
+                seen.add(i)
+                todo.extend(a for a in nodes[i].args if a >= 0 and pass_of.get(a) == p)
+        return sorted(seen)
 
     def elementwise(p):
-        ids = [i for i in step if pass_of.get(i) == p]
-        used = sorted({a for i in ids for a in nodes[i].args if a >= 0 and not member[a] and pass_of.get(a) != p}
-                      | ({n for n in prog.state if not member[n] and pass_of.get(n) != p} if p == last else set()))
-        if not ids and p != last:
-            return
-        w("                for i in range(NB):")
+        roots = [i for i in kept if pass_of[i] == p] + ([f"S{j}" for j in range(len(prog.state))] if p == last else [])
+        chunk, size = [], 0
+        for r in roots + [None]:
+            if r is not None:
+                chunk.append(r)
+                size = len(cone([prog.state[int(c[1:])] if isinstance(c, str) else c for c in chunk], p))
+                if size < CHUNK_NODES and r is not roots[-1]:
+                    continue
+            if chunk:
+                emit_chunk(p, chunk)
+            chunk = []
+
+    def emit_chunk(p, chunk):
+        kept_here = [c for c in chunk if not isinstance(c, str)]
+        state_here = [int(c[1:]) for c in chunk if isinstance(c, str)]
+        ids = cone(kept_here + [prog.state[j] for j in state_here], p)
+        inside = set(ids)
+        used = sorted({a for i in ids for a in nodes[i].args if a >= 0 and not member[a] and a not in inside}
+                      | {prog.state[j] for j in state_here if not member[prog.state[j]] and prog.state[j] not in inside})
+        function(f"pass{p}_{len(calls)}", f"Elementwise pass {p}: " + ", ".join(
+            [f"{len(kept_here)} kept value(s)"] * bool(kept_here)
+            + [f"state rows {state_here[0]}..{state_here[-1]}"] * bool(state_here)) + ".")
+        for a in sorted({a for i in ids for a in nodes[i].args if a in scalar_at}
+                        | {prog.state[j] for j in state_here if prog.state[j] in scalar_at}):
+            w(f"    v{a} = C[{scalar_at[a]}]")
+        w("    for i in range(NB):")
         for a in used:
-            w(f"                    v{a} = {ref_at(a)}")
-        L.extend(em.body(ids, 20))
-        for i in ids:
-            if i in kept_row:
-                w(f"                    {at(row_V + kept_row[i])} = v{i}")
-        if p == last:  # in place: each lane reads its state before writing it
-            for j, n in enumerate(prog.state):
-                w(f"                    {at(row_S + j)} = {em.ref(n)}")
+            w(f"        v{a} = {ref_at(a)}")
+        L.extend(em.body(ids, 8))
+        for i in kept_here:
+            w(f"        V[{kept_row[i] * NB} + i] = v{i}")
+        for j in state_here:
+            w(f"        S2[{j * NB} + i] = {em.ref(prog.state[j])}")
+        w("    return 0")
 
     for p in range(last + 1):
         elementwise(p)
-        for vec, ids in groups.items():
+        for g, (vec, ids) in enumerate(groups.items()):
             if after[vec] == p:
-                product(vec, ids)
+                product(g, vec, ids)
+
+    w("")
+    w("@njit(**OPTS)")
+    w("def run(params, xs, init, ends, kptr, klist, steps, out, lo, hi, nb):")
+    w("    \"\"\"Members lo..hi-1, blocks of NB sequences (nb == NB); see landscape.kernels.numba.matvec.\"\"\"")
+    w("    prefer_wide_vectors()")
+    w("    N = out.shape[2]")
+    w(f"    S = np.empty({SH * NB}, DT)")
+    w(f"    S2 = np.empty({SH * NB}, DT)")
+    w(f"    X = np.zeros({max(1, prog.D) * NB}, DT)  # the lanes past N stay 0")
+    w(f"    V = np.empty({max(1, len(kept)) * NB}, DT)")
+    w(f"    A = np.empty({max(1, len(dot_row)) * NB}, DT)")
+    w(f"    C = np.empty({max(1, len(entries))}, DT)")
+    w("    for p in range(lo, hi):")
+    w("        G = params[p]")
+    for i in hoisted:
+        if nodes[i].op == "param" and i in in_run:
+            w(f"        v{i} = G[{slot[nodes[i].attr]}]")
+    L.extend(em.body([i for i in hoisted if nodes[i].op != "param"], 8))
+    w(f"        for c in range({len(entries)}):")
+    w("            C[c] = G[max(CIDX[c], 0)]")
+    for c, n in computed:
+        w(f"        C[{c}] = {em.ref(n)}")
+    w("        for n0 in range(0, N, NB):")
+    w("            m = min(NB, N - n0)")
+    w(f"            for j in range({SH}):")
+    w("                S[j * NB:(j + 1) * NB] = init[j]")
+    w("            for t in range(steps):")
+    for d in range(prog.D):
+        w(f"                X[{d * NB}:{d * NB} + m] = xs[{d}, t, n0:n0 + m]")
+    for c in calls:
+        w(f"                {c}")
+    w("                S, S2 = S2, S")
     w("                for j in range(kptr[t], kptr[t + 1]):")
     w("                    k = klist[j]")
     w("                    E = ends[k, n0:n0 + m]")
@@ -238,7 +283,7 @@ def generate(prog, dtype: torch.dtype, emitter) -> str:
     w("                        if E[i] == t + 1:")
     for i in out:
         if nodes[i].op == "ostate":
-            w(f"                            v{i} = {at(row_S + nodes[i].attr)}")
+            w(f"                            v{i} = S[{nodes[i].attr * NB} + i]")
     L.extend(em.body(out, 28))
     for u, i in enumerate(prog.outputs):
         w(f"                            O[i, {u}] = {em.ref(i)}")

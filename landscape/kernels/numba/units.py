@@ -28,8 +28,7 @@ from torch import Tensor
 
 from .. import runtime
 from ..trace import Unsupported, trace_units
-from . import available
-from . import matvec
+from . import available, matvec
 from .codegen import CODEGEN_VERSION, _Emitter, source_key
 
 STRAIGHT_H = 8  # the largest H written as straight-line code (above: matvec)
