@@ -6,20 +6,27 @@ output element: the sum over k ascending of a_k b_k. Where one factor of every t
 member-level value (a parameter, what is computed from the parameters alone, a constant) and the
 other a step value (the state, the input, what the step computes), the dot is a row of a
 matrix-vector product; the rows that share their vector (e.g. the gates' W h) form one product.
-A step is then a few passes over the block of nb sequences:
+A step is then a few passes over the block of NB sequences (``block``: 64 in float64, 128 in
+float32), each a numba function of the block's arrays (flat, rows of NB values: the state, the
+next state, the input, the products' rows, values kept between passes; and the member's entries:
+its coefficients, filled once per member, in L1):
 
-- matrix-vector passes: per tile of ``TILE`` rows, one loop over the block's sequences in which
-  each row's sum is written out k ascending (the same terms in the same order as the straight-line
-  kernel and the trace: ((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...), the TILE sums in registers, each
-  loaded vector value serving TILE rows and each coefficient (from the member's coefficient array,
-  filled once per member: L1) broadcast over the sequences;
-- elementwise passes (the gate nonlinearities, as ``codegen._Emitter`` writes them): every other
-  node, each as late as its consumers allow; a value needed by a later pass, or as a product's
-  vector, is kept in a block array.
+- products (``product<g>``): per tile of ``TILE`` rows, one loop over half the block's sequences
+  (``SPLIT``) in which each row's sum is written out k ascending, the same terms in the same order
+  as the straight-line kernel and the trace (((a_0 b_0 + a_1 b_1) + a_2 b_2) + ...); the
+  TILE x SPLIT sums stay in registers, each loaded vector serves TILE rows and each coefficient,
+  broadcast, SPLIT vectors;
+- elementwise passes (``pass<p>_<c>``: the gate nonlinearities, as ``codegen._Emitter`` writes
+  them): every other node, each in the last pass its consumers allow, split into functions of
+  about ``CHUNK_NODES`` nodes (numba compiles one long function slowly: a gru at H = 32 took 140 s
+  as one function, 45 s in these); a value needed by a later pass, or as a product's vector, is
+  kept in a row; the last pass writes the next state, and the two swap.
 
-A cell whose products depend on other products' results (e.g. MUT3's W (r h)) has several of
-each; a dot that is not of this form is computed in an elementwise pass as written. The arrays of
-one block (state, the products' results, the kept values: rows of nb values) stay in L1 for all T.
+A cell whose products need other products' results (e.g. MUT3's W (r h)) has several of each;
+a dot that is not of this form is computed in an elementwise pass as written. Every pass runs over
+the whole block (the lanes past N compute on zero inputs, and nothing reads them), so every index
+is a constant plus the lane: LLVM vectorises each loop (the rows of one array lie at known distances;
+different arrays are told apart by a check per call).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fused CPU unroll of a cell with 2 to ``MAX_H`` (8) units, generated from the cell's own step.
+"""The fused CPU unroll of a cell with 2 to ``MAX_H`` (32) units, generated from the cell's own step.
 
 ``unit_kernel(cell, H, D, dtype)`` traces ``cell.step`` for H units and D inputs into one scalar
 program per unit (``kernels.trace.trace_units``: every matrix-vector product written out as a sum
@@ -7,12 +7,16 @@ over k ascending), writes it as a numba module (``generate``, the expressions of
 random inputs (``self_check``: N(0, 1) parameters, one member at +inf and one at NaN) and returns a
 ``UnitKernel``, or None where anything is unsupported (``why_not`` says what).
 
-The generated ``run`` takes members lo..hi-1, each in blocks of up to ``nb`` sequences: the member's
-parameter elements (every W, an H x H matrix per gate) are loaded once into scalars (registers, or
-the stack: L1), each state unit of the block is an array of nb values that stays in L1 for all T,
-and one step is straight-line code over the units, vectorised over the block's sequences. Up to
-H = 8 (``MAX_H``): above, the torch path is faster (``generate`` says what was tried). After
-each step at which some sequence of output k ends, its H outputs go to out[k, member, sequence].
+The generated ``run`` takes members lo..hi-1, each in blocks of up to ``nb`` sequences. Up to
+``STRAIGHT_H`` (8) units the member's parameter elements (every W, an H x H matrix per gate) are
+loaded once into scalars (registers, or the stack: L1), each state unit of the block is an array of
+nb values that stays in L1 for all T, and one step is straight-line code over the units,
+vectorised over the block's sequences. Above, that form spills (``generate`` says what was tried):
+``matvec`` writes the step as register-blocked matrix-vector products over a block of 64 (float64)
+or 128 (float32) sequences, the member's matrices in an array in L1, and elementwise passes for the
+rest. Up to H = 32 (``MAX_H``): measured faster than the torch path and the JAX peer
+(``benchmarks.fused_small_h``). After each step at which some sequence of output k ends, its H
+outputs go to out[k, member, sequence].
 
 ``losses(problem, params, data, Ts)`` is what ``engine.unroll_losses`` returns, the readout's loss
 taken in torch (``problem.readout.loss``) on the kernel's outputs, as the torch path takes it.
@@ -31,8 +35,8 @@ from ..trace import Unsupported, trace_units
 from . import available, matvec
 from .codegen import CODEGEN_VERSION, _Emitter, source_key
 
-STRAIGHT_H = 8  # the largest H written as straight-line code (above: matvec)
-MAX_H = 32  # the largest H with a kernel: measured faster than the torch path up to here (see generate)
+STRAIGHT_H = 8  # the largest H written as straight-line code (above: matvec's products)
+MAX_H = 32  # the largest H with a kernel: measured faster than torch and JAX up to here (larger: not measured)
 BLOCK_STATE_VALUES = 2048  # state values of a block of sequences (states x H x nb): 16 KiB in float64
 BLOCK_BYTES = 1 << 22  # outputs of a block of members (K x members x N x H values)
 DTYPES = (torch.float32, torch.float64)
@@ -47,11 +51,12 @@ def generate(prog, dtype: torch.dtype) -> str:
     for a ``UnitProgram``: params (P, G) the members' parameter elements in ``prog.params`` order,
     xs (D, T, N), init (S H,), ends (K, N), out (K, P, N, H).
 
-    A step is one loop over the block's sequences, straight-line code inside: every product written
-    out, the member's matrix elements in scalars. (Tried above H = 8 and measured on a GRU's plane,
-    one core: this form at H = 16, 1.5x the torch path's time, its 768 matrix scalars spill; the
-    matrix-vector products as loops over (unit, k, sequence) in passes over the block, 1.07x torch's
-    time at H = 16 and 1.28x at H = 32. Hence MAX_H.)"""
+    Up to H = ``STRAIGHT_H``, a step is one loop over the block's sequences, straight-line code
+    inside: every product written out, the member's matrix elements in scalars. (Tried above H = 8
+    and measured on a GRU's plane, one core: this form at H = 16, 1.5x the torch path's time, its
+    768 matrix scalars spill; the matrix-vector products as loops over (unit, k, sequence) in
+    passes over the block, 1.07x torch's time at H = 16 and 1.28x at H = 32.) Above, ``matvec``'s
+    register-blocked products (the same sums, k ascending)."""
     if dtype not in DTYPES:
         raise Unsupported(f"dtype {dtype}")
     em = _UnitEmitter(prog, dtype)
