@@ -218,27 +218,29 @@ def generate(prog, dtype: torch.dtype, emitter) -> str:
         return sorted(seen)
 
     def elementwise(p):
-        roots = [i for i in kept if pass_of[i] == p] + ([f"S{j}" for j in range(len(prog.state))] if p == last else [])
-        chunk, size = [], 0
-        for r in roots + [None]:
-            if r is not None:
-                chunk.append(r)
-                size = len(cone([prog.state[int(c[1:])] if isinstance(c, str) else c for c in chunk], p))
-                if size < CHUNK_NODES and r is not roots[-1]:
-                    continue
-            if chunk:
+        # the roots in items that go to one function whole: each kept value; in the last pass the
+        # state of each unit (an LSTM's h' and c' share their gates)
+        items = [[i] for i in kept if pass_of[i] == p]
+        if p == last:
+            items += [[f"S{j}" for j in range(u, len(prog.state), prog.H)] for u in range(prog.H)]
+        chunk = []
+        for n, item in enumerate(items):
+            chunk += item
+            roots = [prog.state[int(c[1:])] if isinstance(c, str) else c for c in chunk]
+            if len(cone(roots, p)) >= CHUNK_NODES or n == len(items) - 1:
                 emit_chunk(p, chunk)
-            chunk = []
+                chunk = []
 
     def emit_chunk(p, chunk):
         kept_here = [c for c in chunk if not isinstance(c, str)]
-        state_here = [int(c[1:]) for c in chunk if isinstance(c, str)]
+        state_here = sorted(int(c[1:]) for c in chunk if isinstance(c, str))
         ids = cone(kept_here + [prog.state[j] for j in state_here], p)
         inside = set(ids)
         used = sorted({a for i in ids for a in nodes[i].args if a >= 0 and not member[a] and a not in inside}
                       | {prog.state[j] for j in state_here if not member[prog.state[j]] and prog.state[j] not in inside})
         what = ([f"{len(kept_here)} kept value(s)"] if kept_here else []) + (
-            [f"state rows {state_here[0]}..{state_here[-1]}"] if state_here else [])
+            [f"the state of units {min(j % prog.H for j in state_here)}..{max(j % prog.H for j in state_here)}"]
+            if state_here else [])
         function(f"pass{p}_{len(calls)}", f"Elementwise pass {p}: {', '.join(what)}.")
         for a in sorted({a for i in ids for a in nodes[i].args if a in scalar_at}
                         | {prog.state[j] for j in state_here if prog.state[j] in scalar_at}):
