@@ -144,6 +144,32 @@ def test_a_sum_over_units_and_a_constant_vector(H):
     torch.testing.assert_close(kernel.outputs(params, x, ends, 0.1), want, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("H", [3, 10])
+def test_a_function_beyond_tanh_and_sigmoid(H):
+    """A step that calls sin (mathfn's vectorised form, imported by the module only where used)
+    runs fused in both forms, straight-line (H = 3) and matvec (H = 10)."""
+    cell = _Sine()
+    kernel = units.unit_kernel(cell, H, 1, torch.float64)
+    assert kernel is not None, units.why_not(cell, H, 1, torch.float64)
+    g = torch.Generator().manual_seed(5)
+    params = {k: torch.randn((3, *s), generator=g, dtype=torch.float64) / H ** 0.5
+              for k, s in cell.param_shapes(H, 1).items()}
+    x = torch.randn((7, 70, 1), generator=g, dtype=torch.float64)
+    ends = [torch.full((70,), 7), torch.randint(1, 8, (70,), generator=g)]
+    want = units.reference_outputs(cell, H, params, x, ends, 0.2)
+    torch.testing.assert_close(kernel.outputs(params, x, ends, 0.2), want, rtol=1e-12, atol=1e-14)
+
+
+@dataclass(frozen=True)
+class _Sine(Cell):
+    name = "sine"
+    params = (ParamDecl("w", "recurrent"), ParamDecl("u", "input"), ParamDecl("b", "bias"))
+
+    def step(self, p, state, x):
+        (h,) = state
+        return (torch.sin(linear(h, p["w"]) + linear(x, p["u"]) + bias(p["b"])),)
+
+
 @dataclass(frozen=True)
 class _Summing(Cell):
     name = "summing"

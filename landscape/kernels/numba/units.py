@@ -84,6 +84,7 @@ def generate(prog, dtype: torch.dtype) -> str:
     w("from numba import njit")
     w(f"from landscape.kernels.numba.mathfn import (clamp, clamp_max, clamp_min, exp{sfx}, maximum, minimum,")
     w(f"                                           prefer_wide_vectors, sigmoid{sfx}, tanh{sfx})")
+    more_imports = len(L)  # the other mathfn functions the program uses: known once its code is written
     w("")
     w(f"DT = {dt}")
     w("ONE = DT(1.0)")
@@ -138,6 +139,8 @@ def generate(prog, dtype: torch.dtype) -> str:
         w(f"                            O[i, {u}] = {em.ref(i)}")
     w("    return 0")
     w("")
+    if em.imports:
+        L.insert(more_imports, f"from landscape.kernels.numba.mathfn import {', '.join(sorted(em.imports))}")
     return "\n".join(L)
 
 
