@@ -43,7 +43,7 @@ VECTORS = 8  # 64-byte vectors of sequences per block
 CHUNK_NODES = 160  # nodes per elementwise function (numba's compile time grows faster than a function's length)
 
 
-def block(prog, dtype: torch.dtype) -> int:
+def block(dtype: torch.dtype) -> int:
     """The sequences per block (nb): ``VECTORS`` 64-byte vectors (32 in float64, 64 in float32)."""
     return VECTORS * 64 // (torch.finfo(dtype).bits // 8)
 
@@ -132,7 +132,7 @@ def generate(prog, dtype: torch.dtype, emitter) -> str:
     in_run |= {n for _, n in computed} | {i for i in out if member[i]}
 
     SH = prog.n_state * prog.H
-    NB = block(prog, dtype)
+    NB = block(dtype)
     dt = "np.float32" if em.f32 else "np.float64"
     sfx = em.suffix
     L = []

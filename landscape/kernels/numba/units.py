@@ -13,8 +13,8 @@ loaded once into scalars (registers, or the stack: L1), each state unit of the b
 nb values that stays in L1 for all T, and one step is straight-line code over the units,
 vectorised over the block's sequences. Above, that form spills (``generate`` says what was tried):
 ``matvec`` writes the step as register-blocked matrix-vector products over a block of 64 (float64)
-or 128 (float32) sequences, the member's matrices in an array in L1, and elementwise passes for the
-rest. Up to H = 32 (``MAX_H``): measured faster than the torch path and the JAX peer
+or 128 (float32) sequences, the member's matrices in an array (L1; in float64 from about H = 32,
+L2), and elementwise passes for the rest. Up to H = 32 (``MAX_H``): measured faster than the torch path and the JAX peer
 (``benchmarks.fused_small_h``). After each step at which some sequence of output k ends, its H
 outputs go to out[k, member, sequence].
 
@@ -219,7 +219,7 @@ class UnitKernel:
             raise ValueError(f"out must be a contiguous {self.dtype} tensor of shape {shape}")
         if P == 0 or N == 0 or K == 0:
             return out
-        nb = (matvec.block(self.program, self.dtype) if self.H > STRAIGHT_H
+        nb = (matvec.block(self.dtype) if self.H > STRAIGHT_H
               else max(8, BLOCK_STATE_VALUES // (self.program.n_state * self.H)))
         args = (packed.numpy(), inputs.xs.numpy(), inputs.init.numpy(), inputs.ends.numpy(), inputs.kptr,
                 inputs.klist, inputs.steps, out.numpy())
