@@ -96,7 +96,23 @@ def test_products_of_products():
 @pytest.mark.parametrize("H", [2, 3, 8, 16, 32])
 @pytest.mark.parametrize("cell", BUILTIN)
 def test_every_builtin_cell(cell, H):
-    check(spec_for(cell, H, "optimal" if H in (3, 16) else "fixed"))
+    if cell in ("mut1", "mut2") and H > units.STRAIGHT_H:  # their grids have one sequence: the kernel itself
+        check_kernel(get_cell(cell), H, 0)
+    else:
+        check(spec_for(cell, H, "optimal" if H in (3, 16) else "fixed"))
+
+
+def check_kernel(cell, H, D, N=70):
+    """The kernel's outputs against ``cell.step`` unrolled in torch (``units.reference_outputs``)."""
+    kernel = units.unit_kernel(cell, H, D, torch.float64)
+    assert kernel is not None, units.why_not(cell, H, D, torch.float64)
+    g = torch.Generator().manual_seed(5)
+    params = {k: torch.randn((3, *s), generator=g, dtype=torch.float64) / H ** 0.5
+              for k, s in cell.param_shapes(H, D).items()}
+    x = torch.randn((7, N, D), generator=g, dtype=torch.float64) if D else None
+    ends = [torch.full((N,), 7), torch.randint(1, 8, (N,), generator=g)]
+    want = units.reference_outputs(cell, H, params, x, ends, 0.2)
+    torch.testing.assert_close(kernel.outputs(params, x, ends, 0.2), want, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("H", [3, 8, 16])
@@ -148,16 +164,7 @@ def test_a_sum_over_units_and_a_constant_vector(H):
 def test_a_function_beyond_tanh_and_sigmoid(H):
     """A step that calls sin (mathfn's vectorised form, imported by the module only where used)
     runs fused in both forms, straight-line (H = 3) and matvec (H = 10)."""
-    cell = _Sine()
-    kernel = units.unit_kernel(cell, H, 1, torch.float64)
-    assert kernel is not None, units.why_not(cell, H, 1, torch.float64)
-    g = torch.Generator().manual_seed(5)
-    params = {k: torch.randn((3, *s), generator=g, dtype=torch.float64) / H ** 0.5
-              for k, s in cell.param_shapes(H, 1).items()}
-    x = torch.randn((7, 70, 1), generator=g, dtype=torch.float64)
-    ends = [torch.full((70,), 7), torch.randint(1, 8, (70,), generator=g)]
-    want = units.reference_outputs(cell, H, params, x, ends, 0.2)
-    torch.testing.assert_close(kernel.outputs(params, x, ends, 0.2), want, rtol=1e-12, atol=1e-14)
+    check_kernel(_Sine(), H, 1)
 
 
 @dataclass(frozen=True)
@@ -201,7 +208,8 @@ def test_what_mixes_sequences_falls_back_with_its_reason():
 
 
 def test_the_dispatch():
-    """H = 2..32 runs fused on the CPU; H = 33, gradients and LANDSCAPE_FAST=0 take the torch path."""
+    """H = 2..32 runs fused on the CPU (above H = 8 from 16 sequences); H = 33, fewer sequences,
+    gradients and LANDSCAPE_FAST=0 take the torch path."""
     spec = spec_for("srnn", 2, "fixed")
     r, data, params = grid(spec)
     with torch.no_grad():
@@ -212,6 +220,12 @@ def test_the_dispatch():
     big = landscape.resolve(GridSpec.of(cell="srnn", task="latch", hidden=33, T=(3,), n=4, fit="fixed",
                                         x=Axis("w[0,1]", -1, 1, 2), y=Axis("b[1]", -1, 1, 2)))
     assert fused_losses(big.problem, params, data, r.Ts) == (None, "the fused kernels take H = 1 to 32 (H = 33)")
+    for n, why in [(15, "15 sequences: the fused kernels for H > 8 compute blocks of 64 (torch is faster below 16)"),
+                   (16, None)]:  # above H = 8, fewer than a quarter of a block of 64 sequences falls back
+        r10, data10, params10 = grid(GridSpec.of(cell="srnn", task="latch", hidden=10, T=(3,), n=n, fit="fixed",
+                                                 x=Axis("w[0,1]", -1, 1, 2), y=Axis("b[1]", -1, 1, 2)))
+        with torch.no_grad():
+            assert fused_losses(r10.problem, params10, data10, r10.Ts)[1] == why
     kernel = units.unit_kernel(get_cell("srnn"), 2, 1, torch.float64)
     wrong = {k: v[:, :1] if v.dim() > 1 else v for k, v in params.items()}
     with pytest.raises(ValueError, match="elements"):

@@ -16,8 +16,9 @@ user's cell written as a pure step) gets a kernel generated from that program an
   ``TRITON_INTERPRET=1`` runs it on CPU tensors in Triton's interpreter (slowly: for tests).
 
 What both share (the kernel cache, the worker threads, the self-check) is ``runtime``. Anything
-else (H > 1 on CUDA or H > 32, a cell that does not trace, parameters that need gradients, another dtype, numba or
-Triton missing, $LANDSCAPE_FAST=0) gets no kernel: the engine then unrolls ``cell.step`` in torch.
+else (H > 1 on CUDA or H > 32, fewer than 16 sequences (32 in float32) above H = 8, a cell that
+does not trace, parameters that need gradients, another dtype, numba or Triton missing,
+$LANDSCAPE_FAST=0) gets no kernel: the engine then unrolls ``cell.step`` in torch.
 """
 from __future__ import annotations
 

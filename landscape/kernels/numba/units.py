@@ -335,7 +335,8 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     """(len(Ts), P) losses, as ``engine.unroll_losses(problem, params, data, Ts)`` for 1 < H <= MAX_H.
     Raises Unsupported where no kernel applies (not the CPU, parameters that need gradients, a dtype
     other than float32/64, numba missing, a cell without a kernel, the fast math class: these
-    kernels have the exact one only). The loss is ``problem.readout.loss`` on the kernel's outputs:
+    kernels have the exact one only; above STRAIGHT_H, fewer than ``matvec.min_sequences``
+    sequences). The loss is ``problem.readout.loss`` on the kernel's outputs:
     per block of members for a fixed readout, over all members at once for the optimal one (as the
     torch path)."""
     if math_class != "exact":
@@ -350,6 +351,10 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
         raise Unsupported(f"the numba kernels run on the CPU, not {ref.device.type}")
     if ref.dtype not in DTYPES:
         raise Unsupported(f"dtype {ref.dtype} (the fused kernels take float32 and float64)")
+    N = data.ends[Ts[0]].numel() if Ts else 0
+    if H > STRAIGHT_H and N < matvec.min_sequences(ref.dtype):
+        raise Unsupported(f"{N} sequences: the fused kernels for H > {STRAIGHT_H} compute blocks of "
+                          f"{matvec.block(ref.dtype)} (torch is faster below {matvec.min_sequences(ref.dtype)})")
     if torch.is_grad_enabled() and any(v.requires_grad for v in params.values()):
         raise Unsupported("parameters that need gradients (the fused kernels have no backward)")
     if not available():
