@@ -87,8 +87,8 @@ def test_h16_equals_the_torch_path(cell):
 
 
 def test_products_of_products():
-    """MUT3's W (r h) needs W h first: two products, a value kept between passes (r h); 30 rows
-    of W h, a partial tile of 2."""
+    """MUT3's W_h (r h) needs W_r h first: three products (W_z tanh(h) and W_r h, then W_h (r h)),
+    values kept between passes (tanh(h), r h); 10 rows each, a partial tile of 2."""
     check(spec_for("mut3", 10, "optimal"))
 
 
