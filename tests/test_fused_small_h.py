@@ -1,11 +1,14 @@
-"""The fused kernels for 1 < H <= 8 (landscape.kernels.numba.units, traced per unit by
-kernels.trace.trace_units) against the truth: the engine's ``cell.step`` path in torch
-(``engine.unroll_losses(..., fast=False)``), on non-square grids, fixed and optimal readouts; the
-tracer's own checks (what mixes members or sequences falls back, with its reason); the dispatch.
+"""The fused kernels for 1 < H <= 32 (landscape.kernels.numba.units, traced per unit by
+kernels.trace.trace_units; straight-line code up to H = 8, the register-blocked products of
+kernels.numba.matvec above) against the truth: the engine's ``cell.step`` path in torch
+(``engine.unroll_losses(..., fast=False)``), on non-square grids, fixed and optimal readouts,
+float64 and float32; the tracer's own checks (what mixes members or sequences falls back, with
+its reason); the dispatch.
 
-Every built-in cell at H = 2, 3 and 8 is the slow matrix (a kernel per (cell, H) compiles in
-seconds; the kernel cache, $LANDSCAPE_KERNELS, keeps them for the next run); srnn, gru, lstm at
-H = 2 and a user cell (examples/cells/mgu.py) at H = 3 run always.
+Every built-in cell at H = 2, 3, 8, 16 and 32 is the slow matrix (a kernel per (cell, H) compiles
+in seconds, up to about a minute at H = 32; the kernel cache, $LANDSCAPE_KERNELS, keeps them for
+the next run); srnn, gru, lstm at H = 2 and 16, MUT3 at H = 10 (products of products, a partial
+tile), a user cell (examples/cells/mgu.py) at H = 3 run always.
 """
 from __future__ import annotations
 
@@ -77,16 +80,50 @@ def test_h2_equals_the_torch_path(cell, fit):
     check(spec_for(cell, 2, fit))
 
 
+@pytest.mark.parametrize("cell", ["srnn", "gru", "lstm"])
+def test_h16_equals_the_torch_path(cell):
+    """Above H = 8 the register-blocked products (kernels.numba.matvec)."""
+    check(spec_for(cell, 16, "fixed"))
+
+
+def test_products_of_products():
+    """MUT3's W_h (r h) needs W_r h first: three products (W_z tanh(h) and W_r h, then W_h (r h)),
+    values kept between passes (tanh(h), r h); 10 rows each, a partial tile of 2."""
+    check(spec_for("mut3", 10, "optimal"))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("H", [2, 3, 8])
+@pytest.mark.parametrize("H", [2, 3, 8, 16, 32])
 @pytest.mark.parametrize("cell", BUILTIN)
 def test_every_builtin_cell(cell, H):
-    check(spec_for(cell, H, "optimal" if H == 3 else "fixed"))
+    if cell in ("mut1", "mut2") and H > units.STRAIGHT_H:  # their grids have one sequence: the kernel itself
+        check_kernel(get_cell(cell), H, 0)
+    else:
+        check(spec_for(cell, H, "optimal" if H in (3, 16) else "fixed"))
 
 
-@pytest.mark.parametrize("H", [3, 8])
+def check_kernel(cell, H, D, N=70):
+    """The kernel's outputs against ``cell.step`` unrolled in torch (``units.reference_outputs``)."""
+    kernel = units.unit_kernel(cell, H, D, torch.float64)
+    assert kernel is not None, units.why_not(cell, H, D, torch.float64)
+    g = torch.Generator().manual_seed(5)
+    params = {k: torch.randn((3, *s), generator=g, dtype=torch.float64) / H ** 0.5
+              for k, s in cell.param_shapes(H, D).items()}
+    x = torch.randn((7, N, D), generator=g, dtype=torch.float64) if D else None
+    ends = [torch.full((N,), 7), torch.randint(1, 8, (N,), generator=g)]
+    want = units.reference_outputs(cell, H, params, x, ends, 0.2)
+    torch.testing.assert_close(kernel.outputs(params, x, ends, 0.2), want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("H", [3, 8, 16])
 def test_float32(H):
     check(spec_for("gru", H, "fixed"), torch.float32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", ["srnn", "lstm", "gru"])
+def test_float32_h32(cell):
+    check(spec_for(cell, 32, "fixed"), torch.float32)
 
 
 def test_random_directions_move_every_parameter():
@@ -106,18 +143,38 @@ def test_a_user_cell_file():
                                                                                          -1, 1, 3)))
 
 
-def test_a_sum_over_units_and_a_constant_vector():
+@pytest.mark.parametrize("H", [3, 12])
+def test_a_sum_over_units_and_a_constant_vector(H):
     """A step that sums over the units (a reduction of size H) and adds a constant vector that
-    differs per unit traces too (the sum k ascending, as torch adds H = 3 values)."""
+    differs per unit traces too (the sum k ascending, as torch adds H values); at H = 12 every
+    elementwise function of the matvec kernel computes the sum (each reads every unit's row)."""
     cell = _Summing()
-    kernel = units.unit_kernel(cell, 3, 1, torch.float64)
-    assert kernel is not None, units.why_not(cell, 3, 1, torch.float64)
+    kernel = units.unit_kernel(cell, H, 1, torch.float64)
+    assert kernel is not None, units.why_not(cell, H, 1, torch.float64)
     g = torch.Generator().manual_seed(3)
-    params = {k: torch.randn((4, *s), generator=g, dtype=torch.float64) for k, s in cell.param_shapes(3, 1).items()}
-    x = torch.randn((9, 6, 1), generator=g, dtype=torch.float64)
-    ends = [torch.full((6,), 9), torch.randint(1, 10, (6,), generator=g)]
-    want = units.reference_outputs(cell, 3, params, x, ends, 0.1)
+    params = {k: torch.randn((4, *s), generator=g, dtype=torch.float64) / H ** 0.5
+              for k, s in cell.param_shapes(H, 1).items()}
+    x = torch.randn((9, 37, 1), generator=g, dtype=torch.float64)
+    ends = [torch.full((37,), 9), torch.randint(1, 10, (37,), generator=g)]
+    want = units.reference_outputs(cell, H, params, x, ends, 0.1)
     torch.testing.assert_close(kernel.outputs(params, x, ends, 0.1), want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("H", [3, 10])
+def test_a_function_beyond_tanh_and_sigmoid(H):
+    """A step that calls sin (mathfn's vectorised form, imported by the module only where used)
+    runs fused in both forms, straight-line (H = 3) and matvec (H = 10)."""
+    check_kernel(_Sine(), H, 1)
+
+
+@dataclass(frozen=True)
+class _Sine(Cell):
+    name = "sine"
+    params = (ParamDecl("w", "recurrent"), ParamDecl("u", "input"), ParamDecl("b", "bias"))
+
+    def step(self, p, state, x):
+        (h,) = state
+        return (torch.sin(linear(h, p["w"]) + linear(x, p["u"]) + bias(p["b"])),)
 
 
 @dataclass(frozen=True)
@@ -151,7 +208,8 @@ def test_what_mixes_sequences_falls_back_with_its_reason():
 
 
 def test_the_dispatch():
-    """H = 2..8 runs fused on the CPU; H = 9, gradients and LANDSCAPE_FAST=0 take the torch path."""
+    """H = 2..32 runs fused on the CPU (above H = 8 from 16 sequences); H = 33, fewer sequences,
+    gradients and LANDSCAPE_FAST=0 take the torch path."""
     spec = spec_for("srnn", 2, "fixed")
     r, data, params = grid(spec)
     with torch.no_grad():
@@ -159,9 +217,15 @@ def test_the_dispatch():
         assert fused_losses(r.problem, params, data, r.Ts, fast=False)[0] is None
     grad = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     assert "gradients" in fused_losses(r.problem, grad, data, r.Ts)[1]
-    big = landscape.resolve(GridSpec.of(cell="srnn", task="latch", hidden=9, T=(3,), n=4, fit="fixed",
+    big = landscape.resolve(GridSpec.of(cell="srnn", task="latch", hidden=33, T=(3,), n=4, fit="fixed",
                                         x=Axis("w[0,1]", -1, 1, 2), y=Axis("b[1]", -1, 1, 2)))
-    assert fused_losses(big.problem, params, data, r.Ts) == (None, "the fused kernels take H = 1 to 8 (H = 9)")
+    assert fused_losses(big.problem, params, data, r.Ts) == (None, "the fused kernels take H = 1 to 32 (H = 33)")
+    for n, why in [(15, "15 sequences: the fused kernels for H > 8 compute blocks of 64 (torch is faster below 16)"),
+                   (16, None)]:  # above H = 8, fewer than a quarter of a block of 64 sequences falls back
+        r10, data10, params10 = grid(GridSpec.of(cell="srnn", task="latch", hidden=10, T=(3,), n=n, fit="fixed",
+                                                 x=Axis("w[0,1]", -1, 1, 2), y=Axis("b[1]", -1, 1, 2)))
+        with torch.no_grad():
+            assert fused_losses(r10.problem, params10, data10, r10.Ts)[1] == why
     kernel = units.unit_kernel(get_cell("srnn"), 2, 1, torch.float64)
     wrong = {k: v[:, :1] if v.dim() > 1 else v for k, v in params.items()}
     with pytest.raises(ValueError, match="elements"):

@@ -1,5 +1,5 @@
 """Fused kernels of the engine (one-unit cells with input size D <= 1; on the CPU also cells of 2 to
-8 units with any D), equal to ``cell.step`` up to float rounding, and the one dispatch that picks
+32 units with any D), equal to ``cell.step`` up to float rounding, and the one dispatch that picks
 them: ``fused_losses``.
 
 Every cell whose step traces into a scalar program (``trace``: every built-in one-unit cell and a
@@ -7,16 +7,18 @@ user's cell written as a pure step) gets a kernel generated from that program an
 ``cell.step`` when it is built (``runtime.self_check``):
 
 - on the CPU, ``numba``: the unroll compiled by numba, the loss and the optimal readout's fit
-  fused too, on every core by default (``set_threads``); for 1 < H <= 8, ``numba.units``: the
+  fused too, on every core by default (``set_threads``); for 1 < H <= 32, ``numba.units``: the
   step traced per unit (``trace.trace_units``, every matrix-vector product written out), each
-  member's matrices in registers or L1, the readout's loss taken in torch;
+  member's matrices in registers (up to H = 8: straight-line code) or in L1 (``numba.matvec``:
+  register-blocked products over a block of sequences), the readout's loss taken in torch;
 - on CUDA, ``triton``: one Triton program per block of (member, sequence) pairs runs all T with the
   state in registers and writes the outputs at the requested T; the loss is then taken in torch.
   ``TRITON_INTERPRET=1`` runs it on CPU tensors in Triton's interpreter (slowly: for tests).
 
 What both share (the kernel cache, the worker threads, the self-check) is ``runtime``. Anything
-else (H > 1 on CUDA or H > 8, a cell that does not trace, parameters that need gradients, another dtype, numba or
-Triton missing, $LANDSCAPE_FAST=0) gets no kernel: the engine then unrolls ``cell.step`` in torch.
+else (H > 1 on CUDA or H > 32, fewer than 16 sequences (32 in float32) above H = 8, a cell that
+does not trace, parameters that need gradients, another dtype, numba or Triton missing,
+$LANDSCAPE_FAST=0) gets no kernel: the engine then unrolls ``cell.step`` in torch.
 """
 from __future__ import annotations
 

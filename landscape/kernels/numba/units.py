@@ -1,4 +1,4 @@
-"""The fused CPU unroll of a cell with 2 to ``MAX_H`` (8) units, generated from the cell's own step.
+"""The fused CPU unroll of a cell with 2 to ``MAX_H`` (32) units, generated from the cell's own step.
 
 ``unit_kernel(cell, H, D, dtype)`` traces ``cell.step`` for H units and D inputs into one scalar
 program per unit (``kernels.trace.trace_units``: every matrix-vector product written out as a sum
@@ -7,12 +7,16 @@ over k ascending), writes it as a numba module (``generate``, the expressions of
 random inputs (``self_check``: N(0, 1) parameters, one member at +inf and one at NaN) and returns a
 ``UnitKernel``, or None where anything is unsupported (``why_not`` says what).
 
-The generated ``run`` takes members lo..hi-1, each in blocks of up to ``nb`` sequences: the member's
-parameter elements (every W, an H x H matrix per gate) are loaded once into scalars (registers, or
-the stack: L1), each state unit of the block is an array of nb values that stays in L1 for all T,
-and one step is straight-line code over the units, vectorised over the block's sequences. Up to
-H = 8 (``MAX_H``): above, the torch path is faster (``generate`` says what was tried). After
-each step at which some sequence of output k ends, its H outputs go to out[k, member, sequence].
+The generated ``run`` takes members lo..hi-1, each in blocks of up to ``nb`` sequences. Up to
+``STRAIGHT_H`` (8) units the member's parameter elements (every W, an H x H matrix per gate) are
+loaded once into scalars (registers, or the stack: L1), each state unit of the block is an array of
+nb values that stays in L1 for all T, and one step is straight-line code over the units,
+vectorised over the block's sequences. Above, that form spills (``generate`` says what was tried):
+``matvec`` writes the step as register-blocked matrix-vector products over a block of 64 (float64)
+or 128 (float32) sequences, the member's matrices in an array (L1; in float64 from about H = 32,
+L2), and elementwise passes for the rest. Up to H = 32 (``MAX_H``): measured faster than the torch path and the JAX peer
+(``benchmarks.fused_small_h``). After each step at which some sequence of output k ends, its H
+outputs go to out[k, member, sequence].
 
 ``losses(problem, params, data, Ts)`` is what ``engine.unroll_losses`` returns, the readout's loss
 taken in torch (``problem.readout.loss``) on the kernel's outputs, as the torch path takes it.
@@ -28,10 +32,11 @@ from torch import Tensor
 
 from .. import runtime
 from ..trace import Unsupported, trace_units
-from . import available
+from . import available, matvec
 from .codegen import CODEGEN_VERSION, _Emitter, source_key
 
-MAX_H = 8  # the largest H with a kernel: measured faster than the torch path up to here (see generate)
+STRAIGHT_H = 8  # the largest H written as straight-line code (above: matvec's products)
+MAX_H = 32  # the largest H with a kernel: measured faster than torch and JAX up to here (larger: not measured)
 BLOCK_STATE_VALUES = 2048  # state values of a block of sequences (states x H x nb): 16 KiB in float64
 BLOCK_BYTES = 1 << 22  # outputs of a block of members (K x members x N x H values)
 DTYPES = (torch.float32, torch.float64)
@@ -46,14 +51,17 @@ def generate(prog, dtype: torch.dtype) -> str:
     for a ``UnitProgram``: params (P, G) the members' parameter elements in ``prog.params`` order,
     xs (D, T, N), init (S H,), ends (K, N), out (K, P, N, H).
 
-    A step is one loop over the block's sequences, straight-line code inside: every product written
-    out, the member's matrix elements in scalars. (Tried above H = 8 and measured on a GRU's plane,
-    one core: this form at H = 16, 1.5x the torch path's time, its 768 matrix scalars spill; the
-    matrix-vector products as loops over (unit, k, sequence) in passes over the block, 1.07x torch's
-    time at H = 16 and 1.28x at H = 32. Hence MAX_H.)"""
+    Up to H = ``STRAIGHT_H``, a step is one loop over the block's sequences, straight-line code
+    inside: every product written out, the member's matrix elements in scalars. (Tried above H = 8
+    and measured on a GRU's plane, one core: this form at H = 16, 1.5x the torch path's time, its
+    768 matrix scalars spill; the matrix-vector products as loops over (unit, k, sequence) in
+    passes over the block, 1.07x torch's time at H = 16 and 1.28x at H = 32.) Above, ``matvec``'s
+    register-blocked products (the same sums, k ascending)."""
     if dtype not in DTYPES:
         raise Unsupported(f"dtype {dtype}")
     em = _UnitEmitter(prog, dtype)
+    if prog.H > STRAIGHT_H:
+        return matvec.generate(prog, dtype, em)
     nodes, deps = prog.nodes, em.deps
     slot = {a: g for g, a in enumerate(prog.params)}  # (name, flat index) -> column of params
     step_live = prog.live(prog.state)
@@ -76,6 +84,7 @@ def generate(prog, dtype: torch.dtype) -> str:
     w("from numba import njit")
     w(f"from landscape.kernels.numba.mathfn import (clamp, clamp_max, clamp_min, exp{sfx}, maximum, minimum,")
     w(f"                                           prefer_wide_vectors, sigmoid{sfx}, tanh{sfx})")
+    more_imports = len(L)  # the other mathfn functions the program uses: known once its code is written
     w("")
     w(f"DT = {dt}")
     w("ONE = DT(1.0)")
@@ -130,6 +139,8 @@ def generate(prog, dtype: torch.dtype) -> str:
         w(f"                            O[i, {u}] = {em.ref(i)}")
     w("    return 0")
     w("")
+    if em.imports:
+        L.insert(more_imports, f"from landscape.kernels.numba.mathfn import {', '.join(sorted(em.imports))}")
     return "\n".join(L)
 
 
@@ -208,7 +219,8 @@ class UnitKernel:
             raise ValueError(f"out must be a contiguous {self.dtype} tensor of shape {shape}")
         if P == 0 or N == 0 or K == 0:
             return out
-        nb = max(8, BLOCK_STATE_VALUES // (self.program.n_state * self.H))
+        nb = (matvec.block(self.dtype) if self.H > STRAIGHT_H
+              else max(8, BLOCK_STATE_VALUES // (self.program.n_state * self.H)))
         args = (packed.numpy(), inputs.xs.numpy(), inputs.init.numpy(), inputs.ends.numpy(), inputs.kptr,
                 inputs.klist, inputs.steps, out.numpy())
         runtime.run_split(self.module.run, args, P, 1, nb, threads, max(1, N) * self.H)
@@ -323,7 +335,8 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
     """(len(Ts), P) losses, as ``engine.unroll_losses(problem, params, data, Ts)`` for 1 < H <= MAX_H.
     Raises Unsupported where no kernel applies (not the CPU, parameters that need gradients, a dtype
     other than float32/64, numba missing, a cell without a kernel, the fast math class: these
-    kernels have the exact one only). The loss is ``problem.readout.loss`` on the kernel's outputs:
+    kernels have the exact one only; above STRAIGHT_H, fewer than ``matvec.min_sequences``
+    sequences). The loss is ``problem.readout.loss`` on the kernel's outputs:
     per block of members for a fixed readout, over all members at once for the optimal one (as the
     torch path)."""
     if math_class != "exact":
@@ -338,6 +351,10 @@ def losses(problem, params: dict[str, Tensor], data, Ts: tuple[int, ...], thread
         raise Unsupported(f"the numba kernels run on the CPU, not {ref.device.type}")
     if ref.dtype not in DTYPES:
         raise Unsupported(f"dtype {ref.dtype} (the fused kernels take float32 and float64)")
+    N = data.ends[Ts[0]].numel() if Ts else 0
+    if H > STRAIGHT_H and N < matvec.min_sequences(ref.dtype):
+        raise Unsupported(f"{N} sequences: the fused kernels for H > {STRAIGHT_H} compute blocks of "
+                          f"{matvec.block(ref.dtype)} (torch is faster below {matvec.min_sequences(ref.dtype)})")
     if torch.is_grad_enabled() and any(v.requires_grad for v in params.values()):
         raise Unsupported("parameters that need gradients (the fused kernels have no backward)")
     if not available():
