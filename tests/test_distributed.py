@@ -239,6 +239,22 @@ def test_threads_run_in_this_process_and_give_its_threads_back(tmp_path):
     _same_file(here.path, there.path)
 
 
+def test_a_one_point_chunk_leaves_the_shared_base_alone():
+    """Worker threads share the resolved grid: a chunk's parameters are its own, even of one point
+    (engine.chunk_params wrote a one-point chunk's axis values into the base point itself)."""
+    import torch
+
+    from landscape import engine, resolve
+
+    r = resolve(SPEC)
+    before = {k: v.clone() for k, v in r.problem.base.items()}
+    x, y = torch.tensor([5.0], dtype=torch.float64), torch.tensor([-7.0], dtype=torch.float64)
+    params = engine.chunk_params(r.problem.base, r.refs, (x, y), torch.float64, torch.device("cpu"))
+    (nx, ix), (ny, iy) = r.refs
+    assert params[nx][(0, *ix)] == 5.0 and params[ny][(0, *iy)] == -7.0
+    assert all(torch.equal(v, before[k]) for k, v in r.problem.base.items())
+
+
 def test_grid_command_on_threads_writes_the_same_file(tmp_path):
     args = ["grid", "--cell", "srnn", "--task", "latch", "--x", "w:-1:3:13", "--y", "b:-1:1:11", "--T", "5,9", "--n",
             "50", "--chunk-size", "20", "--device", "cpu", "-q"]
