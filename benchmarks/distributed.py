@@ -45,8 +45,8 @@ NAME = "distributed"
 WORKERS = 2
 LARGE = 601  # points per axis of the large case
 KINDS = ("local", "threads")  # --scheduler local:2 (worker processes) and threads:2 (worker threads here)
-MAKESPAN = {"local": "max(worker), (sum of the workers' + this process's) / cores",
-            "threads": "this process's, its worker threads' included, / cores"}
+MAKESPAN = {"local": "max(worker process), (sum of the workers' + this process's) / cores",
+            "threads": "max(worker thread), this process's (its worker threads' included) / cores"}
 
 
 def _spec(num: int, n: int, T: int):
@@ -100,11 +100,13 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
                     sched = connect(f"{kind}:{WORKERS}")
                     try:
                         grid(spec, out=out, force=True, device="cpu", progress=False, scheduler=sched)
-                        # each worker process's CPU time since it started (threads: this process's)
-                        workers = [] if sched.in_process else list(sched.client.run(time.process_time).values())
+                        # each worker's CPU time: a process's since it started, a thread's (threads:2)
+                        workers = list(sched.client.run(_thread_cpu if sched.in_process else time.process_time)
+                                       .values())
                     finally:
                         sched.close()
-                cpu[kind].append(_makespan(workers, time.process_time() - c0))
+                here_cpu = time.process_time() - c0  # threads:2: the workers' included
+                cpu[kind].append(_makespan(workers, here_cpu if kind == "threads" else sum(workers) + here_cpu))
             return go
 
         rows += processes(s, large.x.num if not s.quick else 41, Path(tmp))
@@ -201,11 +203,17 @@ def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
     return rows
 
 
-def _makespan(workers: list[float], client: float) -> float:
-    """The shortest wall time the measured CPU seconds allow on WORKERS free cores: no worker
-    process can finish before its own CPU time, and all of it (with this process's, which holds
-    the worker threads of threads:N: ``workers`` empty) shares the cores."""
-    return max([*workers, (sum(workers) + client) / WORKERS])
+def _makespan(workers: list[float], total: float) -> float:
+    """The shortest wall time the measured CPU seconds allow on WORKERS free cores: no worker can
+    finish before its own CPU time, and all of it (``total``: the workers' and this process's)
+    shares the cores."""
+    return max(max(workers), total / WORKERS)
+
+
+def _thread_cpu(dask_worker) -> float:
+    """CPU seconds of a threads:N worker's task threads (``client.run`` passes the worker)."""
+    return sum(time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+               for t in list(dask_worker.executor._threads) if t.is_alive())
 
 
 def _import_landscape() -> None:
