@@ -239,6 +239,17 @@ def test_threads_run_in_this_process_and_give_its_threads_back(tmp_path):
     _same_file(here.path, there.path)
 
 
+@pytest.mark.parametrize("fields,chunk_size", [({"dynamics": True}, 10), ({"dtype": "float32"}, 1)])
+def test_threads_are_bit_identical_for_dynamics_and_float32(threads2, tmp_path, fields, chunk_size):
+    """Chunks on two worker threads at once: the fixed-point search (two chunks) and float32 too."""
+    spec = GridSpec.of(cell="gru", task="latch", T=(5, 12), x=Axis.parse("w_z:-1:2:5"), y=Axis.parse("b_z:-1:1:4"),
+                       n=20, **fields)
+    here = grid(spec, out=tmp_path / "here.h5", chunk_size=chunk_size, device="cpu", progress=False)
+    there = grid(spec, out=tmp_path / "there.h5", chunk_size=chunk_size, device="cpu", progress=False,
+                 scheduler=threads2)
+    _same_file(here.path, there.path)
+
+
 def test_a_one_point_chunk_leaves_the_shared_base_alone():
     """Worker threads share the resolved grid: a chunk's parameters are its own, even of one point
     (engine.chunk_params wrote a one-point chunk's axis values into the base point itself)."""
