@@ -25,9 +25,9 @@ a worker's GPU where it has one.
 Processes or threads. ``local:N`` starts N worker processes: each imports torch and numba and
 loads the kernels (about 2 s of CPU), and receives the grid and the data pickled.
 ``threads:N`` runs N workers as threads of this process (a Dask LocalCluster without processes):
-nothing to start, import or send, and a chunk runs GIL-free in the fused kernels and in torch; its
-tasks share this process's settings, so while it is open the fused kernels and torch run on
-``threads`` threads per task (one by default) and get their former settings back when it closes.
+nothing to start, import or send, and a chunk runs GIL-free in the fused kernels and in torch. Its
+tasks share this process: while it is open, the fused kernels' thread count (process-wide) is the
+tasks' (``threads``, one by default), and this process's own comes back when it closes.
 On one machine ``threads:N`` is the faster (a 601 x 601 grid on two cores: ``python -m
 benchmarks.distributed``); ``local:N`` isolates the workers (a worker that dies is replaced, its
 memory its own) and trains groups in parallel (a training step holds the GIL between torch's
@@ -71,10 +71,10 @@ _SCHEMES = ("tcp", "tls", "ucx", "inproc", "ws", "wss")
 LOCAL_WORKERS_PER_CORE = 2  # local:N or threads:N beyond this many workers per core is refused
 LOCAL_KINDS = {"local": "worker processes", "threads": "worker threads"}  # the clusters started here
 
-# the workers of local:N: no statistical profiler (its sampling and bookkeeping took about 2 % of
-# a worker's CPU beside the chunks; there is no dashboard to show it) and glibc's own malloc trim
-# threshold (Dask sets 64 KiB, which fixes the mmap threshold too: about 3 % slower here); one
-# OpenMP / MKL / OpenBLAS thread as Dask's default
+# the workers of local:N and threads:N: no statistical profiler (its sampling and bookkeeping took
+# about 2 % of a worker's CPU beside the chunks; there is no dashboard to show it); the processes of
+# local:N: glibc's own malloc trim threshold (Dask sets 64 KiB, which fixes the mmap threshold too:
+# about 3 % slower here), one OpenMP / MKL / OpenBLAS thread as Dask's default
 LOCAL_WORKER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
@@ -117,8 +117,8 @@ def parse_address(text: str) -> Address:
         return Address("address", f"tcp://{t}")
     if t and Path(t).expanduser().is_file():
         return Address("file", str(Path(t).expanduser()))
-    raise LandscapeError(f"--scheduler {text!r} is neither local:N, threads:N, an address tcp://HOST:PORT, nor an existing "
-                         f"scheduler file (dask scheduler --scheduler-file FILE writes one)")
+    raise LandscapeError(f"--scheduler {text!r} is neither local:N, threads:N, an address tcp://HOST:PORT, nor an "
+                         f"existing scheduler file (dask scheduler --scheduler-file FILE writes one)")
 
 
 def _import_distributed():
@@ -215,8 +215,9 @@ def check_local_workers(n: int, kind: str = "local") -> None:
     before it helped; threads beyond the cores only take turns)."""
     cores = _cores()
     if n > LOCAL_WORKERS_PER_CORE * cores:
+        most = LOCAL_WORKERS_PER_CORE * cores
         raise LandscapeError(f"--scheduler {kind}:{n} starts {n} {LOCAL_KINDS[kind]}, but this machine has {cores} "
-                             f"core{'s' if cores > 1 else ''} for them; use at most {kind}:{LOCAL_WORKERS_PER_CORE * cores} "
+                             f"core{'s' if cores > 1 else ''} for them; use at most {kind}:{most} "
                              f"({kind}:{cores} is one per core)")
 
 
@@ -254,8 +255,9 @@ def _unguarded_main_script() -> str | None:
 
 def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Scheduler:
     """A Scheduler for ``scheduler``: "local:N" starts a LocalCluster of N single-threaded worker
-    processes here, "threads:N" one of N worker threads in this process; an address or a scheduler file joins a running cluster (LandscapeError if it
-    cannot be reached within ``timeout`` seconds, CONNECT_TIMEOUT by default); a
+    processes here, "threads:N" one of N worker threads in this process; an address or a scheduler
+    file joins a running cluster (LandscapeError if it cannot be reached within ``timeout``
+    seconds, CONNECT_TIMEOUT by default); a
     ``distributed.Client`` is used as it is (and left open). ``threads``: torch's CPU threads in
     each task."""
     timeout = CONNECT_TIMEOUT if timeout is None else float(timeout)
