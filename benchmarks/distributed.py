@@ -1,16 +1,17 @@
-"""A grid on a Dask LocalCluster of two worker processes (``--scheduler local:2``) against the same
-grid in one process.
+"""A grid on a Dask LocalCluster of two workers, as processes (``--scheduler local:2``) and as
+threads of one process (``--scheduler threads:2``), against the same grid in one process.
 
 Both sides compute the same spec into a fresh file (``force``), the same chunks (the memory
-budget's), one thread per process (torch's and the fused kernels'); the cluster side includes everything a user waits for:
-starting the cluster (two spawned worker processes that import torch), sending the resolved grid
-and the data, and closing it. Timed by the wall clock (the work happens in other processes, so
-this process's CPU time would not count it), alternately, medians.
+budget's), one thread per task (torch's and the fused kernels'); the cluster side includes everything a user waits for:
+starting the cluster (local:2: two spawned worker processes that import torch and numba; threads:2:
+two worker threads here), sending the resolved grid and the data (pickled to the processes; as they
+are to the threads), and closing it. Timed by the wall clock (the work happens in other processes or
+threads, so this process's CPU time would not count it), alternately, medians.
 
-Cases:
-  process the large grid as a user runs it: ``landscape grid ... --scheduler local:2`` (a process on
+Cases (each for both kinds):
+  process the large grid as a user runs it: ``landscape grid ... --scheduler KIND:2`` (a process on
           two cores, its workers with it) against ``landscape grid ... --threads 1`` (a process on
-          one core), whole processes (both import torch; the cluster side starts, uses and closes
+          one core), whole processes (all import torch; the cluster side starts, uses and closes
           its cluster), wall clock, alternated; the target is >= 1.7x. The CPU row divides the
           cluster process's CPU time (its workers' included) by the two cores: what it would
           take on two free cores.
@@ -21,7 +22,7 @@ Cases:
           the note gives the overhead in seconds.
   warm    the small grid on a cluster that is already running (a ``landscape.distributed.use``
           block, as ``reproduce --scheduler`` keeps one for all its grids): the cost per grid of
-          scattering the inputs and gathering the chunks.
+          sending the inputs and gathering the chunk.
 
 The one-process side runs on one core (``common.pin``); the cluster side on two (``common.cores``:
 the client and the worker processes it starts, which inherit the set).
@@ -43,6 +44,9 @@ from .common import Row, Settings, cores, speedup_row, timed
 NAME = "distributed"
 WORKERS = 2
 LARGE = 601  # points per axis of the large case
+KINDS = ("local", "threads")  # --scheduler local:2 (worker processes) and threads:2 (worker threads here)
+MAKESPAN = {"local": "max(worker process), (sum of the workers' + this process's) / cores",
+            "threads": "max(worker thread), this process's (its worker threads' included) / cores"}
 
 
 def _spec(num: int, n: int, T: int):
@@ -78,7 +82,7 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
     rows = []
     with tempfile.TemporaryDirectory(prefix="landscape-bench-dask-") as tmp:
         out = Path(tmp) / "g.h5"
-        cpu = {"here": [], "cluster": []}  # per repeat: CPU seconds here / the ideal makespan on the cluster
+        cpu = {side: [] for side in ("here", *KINDS)}  # per repeat: CPU seconds here / the ideal makespan
 
         def here(spec):
             def go():
@@ -87,70 +91,80 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
                 cpu["here"].append(time.process_time() - c0)
             return go
 
-        def cold(spec):
-            """What --scheduler local:N does (start, compute, close), with the workers' CPU time read
-            before they go."""
+        def cold(kind, spec):
+            """What --scheduler KIND:2 does (start, compute, close), with the CPU time it took
+            read before the workers go."""
             def go():
                 c0 = time.process_time()
                 with cores(WORKERS):
-                    sched = connect(f"local:{WORKERS}")
+                    sched = connect(f"{kind}:{WORKERS}")
                     try:
                         grid(spec, out=out, force=True, device="cpu", progress=False, scheduler=sched)
-                        workers = list(sched.client.run(time.process_time).values())  # since each one started
+                        # each worker's CPU time: a process's since it started, a thread's (threads:2)
+                        workers = list(sched.client.run(_thread_cpu if sched.in_process else time.process_time)
+                                       .values())
                     finally:
                         sched.close()
-                cpu["cluster"].append(_makespan(workers, time.process_time() - c0))
+                here_cpu = time.process_time() - c0  # threads:2: the workers' included
+                cpu[kind].append(_makespan(workers, here_cpu if kind == "threads" else sum(workers) + here_cpu))
             return go
 
         rows += processes(s, large.x.num if not s.quick else 41, Path(tmp))
         for case, spec in (("large", large), ("small", small)):
-            cpu["here"].clear()
-            cpu["cluster"].clear()
+            for times in cpu.values():
+                times.clear()
             load0 = os.getloadavg()
-            res = timed(wall, {"cluster": cold(spec), "here": here(spec)}, warmup={"here": here(small)})
+            res = timed(wall, {**{kind: cold(kind, spec) for kind in KINDS}, "here": here(spec)},
+                        warmup={"here": here(small)})
             load1 = os.getloadavg()
             cpu["here"].pop(0)  # the warm-up
-            c, b = res["cluster"]["median"], res["here"]["median"]
+            b = res["here"]["median"]
             points = spec.x.num * spec.y.num
             label = f"{spec.x.num}x{spec.y.num} grid, N={spec.n}, T={spec.T[0]}"
-            note = (f"wall clock; cluster start included; {'overhead' if c > b else 'saved'} {abs(c - b):.2f} s; "
-                    f"here {points / b:,.0f} points/s; load average {load0[0]:.1f} -> {load1[0]:.1f} on "
-                    f"{os.cpu_count()} cores")
-            rows.append(speedup_row(NAME, f"{case}: {label}", f"--scheduler local:{WORKERS}", "one process", res,
-                                    "cluster", "here", target=">= 1.7" if case == "large" and not s.quick else "",
-                                    note=note))
-            by_cpu = {"cluster": {"median": statistics.median(cpu["cluster"]), "wall_median": c},
-                      "here": {"median": statistics.median(cpu["here"]), "wall_median": b}}
-            rows.append(speedup_row(NAME, f"{case} by CPU time: {label}", f"--scheduler local:{WORKERS}", "one process",
-                                    {k: {**v, "times": cpu[k]} for k, v in by_cpu.items()}, "cluster", "here",
-                                    target=">= 1.7" if case == "large" and not s.quick else "",
-                                    note="CPU seconds: here, this process; cluster, the makespan on "
-                                         f"{WORKERS} free cores implied by each worker's CPU time since it "
-                                         "started (imports included) and this process's "
-                                         "(max(worker), (sum + client) / cores)"))
-        with cores(WORKERS):  # the workers keep the two cores; the client's writes go back to one
-            sched = connect(f"local:{WORKERS}")  # kept running across the calls, as a use() block keeps it
-        try:
-            sched.client.run(_import_landscape)  # the workers' first task would import torch
-
-            def warm():
-                grid(small, out=out, force=True, device="cpu", progress=False, scheduler=sched)
-
-            load0 = os.getloadavg()
-            res = timed(wall, {"cluster": warm, "here": here(small)})
-            load1 = os.getloadavg()
-        finally:
-            sched.close()
-        c, b = res["cluster"]["median"], res["here"]["median"]
-        rows.append(speedup_row(NAME, f"warm: {small.x.num}x{small.y.num} grid on a running cluster",
-                                f"use('local:{WORKERS}')", "one process", res, "cluster", "here",
-                                note=f"wall clock; one chunk; per-grid overhead {c - b:+.3f} s; load average "
-                                     f"{load0[0]:.1f} -> {load1[0]:.1f}"))
+            target = ">= 1.7" if case == "large" and not s.quick else ""
+            for kind in KINDS:
+                c = res[kind]["median"]
+                note = (f"wall clock; cluster start included; {'overhead' if c > b else 'saved'} {abs(c - b):.2f} s; "
+                        f"here {points / b:,.0f} points/s; load average {load0[0]:.1f} -> {load1[0]:.1f} on "
+                        f"{os.cpu_count()} cores")
+                rows.append(speedup_row(NAME, f"{case}: {label}", f"--scheduler {kind}:{WORKERS}", "one process", res,
+                                        kind, "here", target=target, note=note))
+            for kind in KINDS:
+                by_cpu = {side: {"median": statistics.median(cpu[side]), "wall_median": res[side]["wall_median"],
+                                 "times": cpu[side]} for side in (kind, "here")}
+                rows.append(speedup_row(NAME, f"{case} by CPU time: {label}", f"--scheduler {kind}:{WORKERS}",
+                                        "one process", by_cpu, kind, "here", target=target,
+                                        note=f"CPU seconds: here, this process; cluster, the makespan on {WORKERS} "
+                                             f"free cores its CPU time implies ({MAKESPAN[kind]})"))
+        for kind in KINDS:
+            rows.append(_warm(wall, kind, small, out, grid, connect, here(small)))
     return rows
 
 
+def _warm(wall: Settings, kind: str, small, out: Path, grid, connect, here) -> Row:
+    """The ``warm`` case (module docstring) on ``kind``:2."""
+    with cores(WORKERS):  # the workers keep the two cores; the client's writes go back to one
+        sched = connect(f"{kind}:{WORKERS}")  # kept running across the calls, as a use() block keeps it
+    try:
+        sched.client.run(_import_landscape)  # a worker process's first task would import torch
+
+        def warm():
+            grid(small, out=out, force=True, device="cpu", progress=False, scheduler=sched)
+
+        load0 = os.getloadavg()
+        res = timed(wall, {"cluster": warm, "here": here})
+        load1 = os.getloadavg()
+    finally:
+        sched.close()
+    c, b = res["cluster"]["median"], res["here"]["median"]
+    return speedup_row(NAME, f"warm: {small.x.num}x{small.y.num} grid on a running cluster", f"use('{kind}:{WORKERS}')",
+                       "one process", res, "cluster", "here",
+                       note=f"wall clock; one chunk; per-grid overhead {c - b:+.3f} s; load average "
+                            f"{load0[0]:.1f} -> {load1[0]:.1f}")
+
+
 def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
-    """The ``process`` case (module docstring) on a num x num grid."""
+    """The ``process`` case (module docstring) on a num x num grid, for each of KINDS."""
     from .process import alternate, child, landscape_cmd, process_row
 
     n, T = (100, 20) if s.quick else (1000, 100)
@@ -158,10 +172,12 @@ def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
             "--n", str(n), "--readout", "fixed", "--quiet", "--force"]
     env = {"LANDSCAPE_CACHE": str(tmp / "process-cache")}
 
-    def cluster():
-        with cores(WORKERS):  # the process and the workers it spawns: two cores
-            return child(landscape_cmd(*args, "--out", str(tmp / "cluster.h5"), "--scheduler", f"local:{WORKERS}"), env,
-                         one_core=False)
+    def cluster(kind):
+        def go():
+            with cores(WORKERS):  # the process and the workers it spawns: two cores
+                return child(landscape_cmd(*args, "--out", str(tmp / f"{kind}.h5"), "--scheduler", f"{kind}:{WORKERS}"),
+                             env, one_core=False)
+        return go
 
     def here():
         return child(landscape_cmd(*args, "--out", str(tmp / "here.h5"), "--threads", "1"), env)
@@ -169,25 +185,35 @@ def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
     if not s.quick:
         here()  # untimed: the kernel cache warm, the files in the OS cache
     load0 = os.getloadavg()
-    res = alternate(s, {"cluster": cluster, "here": here})
+    res = alternate(s, {**{kind: cluster(kind) for kind in KINDS}, "here": here})
     load1 = os.getloadavg()
     case = f"process: `landscape grid` srnn latch {num}x{num} N={n} T={T} readout=fixed, whole processes"
-    note = (f"wall clock; load average {load0[0]:.1f} -> {load1[0]:.1f} on {os.cpu_count()} cores; "
-            f"`landscape grid ... --scheduler local:{WORKERS}` on {WORKERS} cores against `--threads 1` on one")
-    wall_row = process_row(case, f"--scheduler local:{WORKERS}", "one process", res, "cluster", "here",
-                           ">= 1.7" if not s.quick else "", note, clock="wall", one_core=False, benchmark=NAME)
-    by_cpu = {"cluster": {**res["cluster"], "cpu": res["cluster"]["cpu"] / WORKERS}, "here": res["here"]}
-    cpu_row = process_row(f"{case}, by CPU time", f"--scheduler local:{WORKERS} (CPU / {WORKERS})", "one process",
-                          by_cpu, "cluster", "here", note="CPU seconds: the cluster process's, its workers' "
-                          f"included, over {WORKERS} cores (the wall time on {WORKERS} free cores), against the "
-                          "one process's", one_core=False, benchmark=NAME)
-    return [wall_row, cpu_row]
+    rows = []
+    for kind in KINDS:
+        note = (f"wall clock; load average {load0[0]:.1f} -> {load1[0]:.1f} on {os.cpu_count()} cores; "
+                f"`landscape grid ... --scheduler {kind}:{WORKERS}` on {WORKERS} cores against `--threads 1` on one")
+        rows.append(process_row(case, f"--scheduler {kind}:{WORKERS}", "one process", res, kind, "here",
+                                ">= 1.7" if not s.quick else "", note, clock="wall", one_core=False, benchmark=NAME))
+    for kind in KINDS:
+        by_cpu = {kind: {**res[kind], "cpu": res[kind]["cpu"] / WORKERS}, "here": res["here"]}
+        rows.append(process_row(f"{case}, by CPU time", f"--scheduler {kind}:{WORKERS} (CPU / {WORKERS})",
+                                "one process", by_cpu, kind, "here", note="CPU seconds: the cluster process's, its "
+                                f"workers' included, over {WORKERS} cores (the wall time on {WORKERS} free cores), "
+                                "against the one process's", one_core=False, benchmark=NAME))
+    return rows
 
 
-def _makespan(workers: list[float], client: float) -> float:
+def _makespan(workers: list[float], total: float) -> float:
     """The shortest wall time the measured CPU seconds allow on WORKERS free cores: no worker can
-    finish before its own CPU time, and all of it (with this process's) shares the cores."""
-    return max(max(workers), (sum(workers) + client) / WORKERS)
+    finish before its own CPU time, and all of it (``total``: the workers' and this process's)
+    shares the cores."""
+    return max(max(workers), total / WORKERS)
+
+
+def _thread_cpu(dask_worker) -> float:
+    """CPU seconds of a threads:N worker's task threads (``client.run`` passes the worker)."""
+    return sum(time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+               for t in list(dask_worker.executor._threads) if t.is_alive())
 
 
 def _import_landscape() -> None:

@@ -1,6 +1,7 @@
 """Grids and training populations on a Dask cluster: chunks and groups become tasks.
 
     landscape grid --cell lstm --T 10,50 --scheduler local:8          # 8 worker processes here
+    landscape grid --cell lstm --T 10,50 --scheduler threads:2        # 2 worker threads in this process
     landscape train --cell srnn --T 10,50,100 --scheduler tcp://head:8786
     landscape reproduce cliff-formation --scheduler scheduler.json
 
@@ -20,6 +21,17 @@ client saves each group as it arrives. Each task first sets its threads to ``thr
 (one by default: one fused-kernel thread and one torch thread for a grid chunk, torch's threads
 for a training group); the device ("auto", "cpu", "cuda") is resolved on the worker, so "auto" uses
 a worker's GPU where it has one.
+
+Processes or threads. ``local:N`` starts N worker processes: each imports torch and numba and
+loads the kernels (about 2 s of CPU), and receives the grid and the data pickled.
+``threads:N`` runs N workers as threads of this process (a Dask LocalCluster without processes):
+nothing to start, import or send, and a chunk runs GIL-free in the fused kernels and in torch. Its
+tasks share this process: while it is open, the fused kernels' thread count (process-wide) is the
+tasks' (``threads``, one by default), and this process's own comes back when it closes.
+On one machine ``threads:N`` is the faster (a 601 x 601 grid on two cores: ``python -m
+benchmarks.distributed``); ``local:N`` isolates the workers (a worker that dies is replaced, its
+memory its own) and trains groups in parallel (a training step holds the GIL between torch's
+operations, so threads take turns there).
 
 A worker that dies mid-task (killed, out of memory) is replaced by its nanny and the scheduler runs
 its tasks again elsewhere (Dask allows ``distributed.scheduler.allowed-failures``, 3 by default,
@@ -44,6 +56,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -55,12 +68,13 @@ INSTALL = "pip install 'rnn-landscape[dask]'"
 CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with one line
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d+$")  # 10.0.0.5:8786, head:8786, [::1]:8786
 _SCHEMES = ("tcp", "tls", "ucx", "inproc", "ws", "wss")
-LOCAL_WORKERS_PER_CORE = 2  # local:N beyond this many worker processes per core is refused
+LOCAL_WORKERS_PER_CORE = 2  # local:N or threads:N beyond this many workers per core is refused
+LOCAL_KINDS = {"local": "worker processes", "threads": "worker threads"}  # the clusters started here
 
-# the workers of local:N: no statistical profiler (its sampling and bookkeeping took about 2 % of
-# a worker's CPU beside the chunks; there is no dashboard to show it) and glibc's own malloc trim
-# threshold (Dask sets 64 KiB, which fixes the mmap threshold too: about 3 % slower here); one
-# OpenMP / MKL / OpenBLAS thread as Dask's default
+# the workers of local:N and threads:N: no statistical profiler (its sampling and bookkeeping took
+# about 2 % of a worker's CPU beside the chunks; there is no dashboard to show it); the processes of
+# local:N: glibc's own malloc trim threshold (Dask sets 64 KiB, which fixes the mmap threshold too:
+# about 3 % slower here), one OpenMP / MKL / OpenBLAS thread as Dask's default
 LOCAL_WORKER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
@@ -70,26 +84,29 @@ _ACTIVE: list[Scheduler] = []  # the schedulers of the enclosing ``use`` blocks,
 
 @dataclass(frozen=True)
 class Address:
-    """A parsed --scheduler value: kind "local" (value = the number of workers), "address"
-    (value = tcp://HOST:PORT and the like) or "file" (value = a scheduler file's path)."""
+    """A parsed --scheduler value: kind "local" or "threads" (value = the number of worker
+    processes or threads), "address" (value = tcp://HOST:PORT and the like) or "file" (value = a
+    scheduler file's path)."""
 
     kind: str
     value: object
 
     def __str__(self) -> str:
-        return f"local:{self.value}" if self.kind == "local" else str(self.value)
+        return f"{self.kind}:{self.value}" if self.kind in LOCAL_KINDS else str(self.value)
 
 
 def parse_address(text: str) -> Address:
-    """local:N, SCHEME://HOST:PORT (tcp, tls, ucx, ...), HOST:PORT (tcp) or an existing scheduler
-    file; one clear LandscapeError for anything else. Checks the text only: nothing is contacted."""
+    """local:N, threads:N, SCHEME://HOST:PORT (tcp, tls, ucx, ...), HOST:PORT (tcp) or an existing
+    scheduler file; one clear LandscapeError for anything else. Checks the text only: nothing is
+    contacted."""
     t = str(text).strip()
-    if t.lower().startswith("local"):
-        m = re.fullmatch(r"local:([0-9]+)", t, re.IGNORECASE)
-        if m and int(m.group(1)) >= 1:
-            return Address("local", int(m.group(1)))
-        raise LandscapeError(f"malformed --scheduler {text!r}: write local:N with N >= 1 worker processes, "
-                             f"e.g. local:4")
+    for kind, workers in LOCAL_KINDS.items():
+        if t.lower() == kind or t.lower().startswith(f"{kind}:"):  # not localhost:8786
+            m = re.fullmatch(rf"{kind}:([0-9]+)", t, re.IGNORECASE)
+            if m and int(m.group(1)) >= 1:
+                return Address(kind, int(m.group(1)))
+            raise LandscapeError(f"malformed --scheduler {text!r}: write {kind}:N with N >= 1 {workers}, "
+                                 f"e.g. {kind}:4")
     if "://" in t:
         scheme, _, rest = t.partition("://")
         if scheme.lower() not in _SCHEMES or not rest or (scheme.lower() != "inproc" and not _HOST_PORT.match(rest)):
@@ -100,8 +117,8 @@ def parse_address(text: str) -> Address:
         return Address("address", f"tcp://{t}")
     if t and Path(t).expanduser().is_file():
         return Address("file", str(Path(t).expanduser()))
-    raise LandscapeError(f"--scheduler {text!r} is neither local:N, an address tcp://HOST:PORT, nor an existing "
-                         f"scheduler file (dask scheduler --scheduler-file FILE writes one)")
+    raise LandscapeError(f"--scheduler {text!r} is neither local:N, threads:N, an address tcp://HOST:PORT, nor an "
+                         f"existing scheduler file (dask scheduler --scheduler-file FILE writes one)")
 
 
 def _import_distributed():
@@ -116,6 +133,8 @@ class Scheduler:
     """A connected Dask client and, for local:N, the LocalCluster it started (closed with it).
 
     threads: CPU threads each task gives torch on its worker (one by default)."""
+
+    in_process = False  # whether the workers are threads of this process (threads:N)
 
     def __init__(self, client, cluster=None, threads: int = 1, address: str = ""):
         self.client, self.cluster, self.threads, self.address = client, cluster, int(threads), address
@@ -138,14 +157,15 @@ class Scheduler:
         function, ``compute(r, data, start, stop, dev, plane) -> values`` (``surface.compute_chunk``,
         a module-level function: sent by reference). ``data``: the task's data (CPU); it is cast to
         the grid's dtype here and sent once to every worker, with the ``directions.Plane`` of a
-        plane grid."""
+        plane grid (pickled, unless the workers are threads of this process)."""
         from .lazy import torch
 
         if not ranges:
             return
-        payload = _pack((r, data.to(r.torch_dtype, torch.device("cpu")), plane))
+        payload = (r, data.to(r.torch_dtype, torch.device("cpu")), plane)
+        payload = payload if self.in_process else _pack(payload)
         token = uuid.uuid4().hex[:12]
-        shared = self.client.scatter(payload, broadcast=True, hash=False)
+        [shared] = self.client.scatter([payload], broadcast=True, hash=False)  # one object, a tuple too
         futures = {self.client.submit(_grid_chunk, compute, shared, token, start, stop, device, self.threads,
                                       key=f"landscape-chunk-{token}-{c}", pure=False): c
                    for c, (start, stop) in ranges.items()}
@@ -188,15 +208,17 @@ class Scheduler:
             yield future, value
 
 
-def check_local_workers(n: int) -> None:
-    """Refuse, before any process starts, local:N with more than LOCAL_WORKERS_PER_CORE worker
-    processes per core this process may run on (each worker is a process with its own torch, a few
-    hundred MB: local:200 would exhaust the machine's memory and processes long before it helped)."""
+def check_local_workers(n: int, kind: str = "local") -> None:
+    """Refuse, before any worker starts, local:N or threads:N (``kind``) with more than
+    LOCAL_WORKERS_PER_CORE workers per core this process may run on (each worker process has its
+    own torch, a few hundred MB: local:200 would exhaust the machine's memory and processes long
+    before it helped; threads beyond the cores only take turns)."""
     cores = _cores()
     if n > LOCAL_WORKERS_PER_CORE * cores:
-        raise LandscapeError(f"--scheduler local:{n} starts {n} worker processes, but this machine has {cores} "
-                             f"core{'s' if cores > 1 else ''} for them; use at most local:{LOCAL_WORKERS_PER_CORE * cores} "
-                             f"(local:{cores} is one per core)")
+        most = LOCAL_WORKERS_PER_CORE * cores
+        raise LandscapeError(f"--scheduler {kind}:{n} starts {n} {LOCAL_KINDS[kind]}, but this machine has {cores} "
+                             f"core{'s' if cores > 1 else ''} for them; use at most {kind}:{most} "
+                             f"({kind}:{cores} is one per core)")
 
 
 def _cores() -> int:
@@ -233,8 +255,9 @@ def _unguarded_main_script() -> str | None:
 
 def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Scheduler:
     """A Scheduler for ``scheduler``: "local:N" starts a LocalCluster of N single-threaded worker
-    processes here; an address or a scheduler file joins a running cluster (LandscapeError if it
-    cannot be reached within ``timeout`` seconds, CONNECT_TIMEOUT by default); a
+    processes here, "threads:N" one of N worker threads in this process; an address or a scheduler
+    file joins a running cluster (LandscapeError if it cannot be reached within ``timeout``
+    seconds, CONNECT_TIMEOUT by default); a
     ``distributed.Client`` is used as it is (and left open). ``threads``: torch's CPU threads in
     each task."""
     timeout = CONNECT_TIMEOUT if timeout is None else float(timeout)
@@ -250,6 +273,8 @@ def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Schedu
     distributed = _import_distributed()
     import logging
 
+    if address.kind == "threads":
+        return _start_threads(distributed, address, threads)
     if address.kind == "local":  # its workers' logs stay quiet: their errors reach us with the tasks
         import dask
 
@@ -283,6 +308,51 @@ class _Borrowed(Scheduler):
 
     def close(self) -> None:
         pass
+
+
+class _InProcess(Scheduler):
+    """threads:N, a LocalCluster whose workers are threads of this process: the tasks get the
+    grid and the data as they are (no pickling), and set the fused kernels' and torch's threads of
+    this process (``_worker_setup``), which get their former values back at ``close``."""
+
+    in_process = True
+
+    def __init__(self, client, cluster, threads: int, address: str):
+        from .kernels import runtime
+        from .lazy import torch
+
+        super().__init__(client, cluster, threads, address)
+        self._former = (runtime.THREADS, torch.get_num_threads())
+
+    def close(self) -> None:
+        from .kernels import set_threads
+        from .lazy import torch
+
+        try:
+            super().close()
+        finally:
+            kernel_threads, torch_threads = self._former
+            set_threads(kernel_threads)
+            torch.set_num_threads(torch_threads)
+
+
+def _start_threads(distributed, address: Address, threads: int) -> _InProcess:
+    """The LocalCluster of threads:N: N single-threaded workers in this process, no dashboard, no
+    memory limit (the workers' memory is this process's, planned by ``plan``), quiet logs."""
+    import logging
+
+    import dask
+
+    check_local_workers(address.value, "threads")
+    try:
+        with dask.config.set(LOCAL_WORKER_CONFIG):
+            cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1, processes=False,
+                                               memory_limit=0, dashboard_address=":0",
+                                               scheduler_kwargs={"dashboard": False}, silence_logs=logging.CRITICAL)
+    except Exception as err:  # noqa: BLE001 - a cluster that cannot start is one line
+        raise LandscapeError(f"cannot start a Dask cluster of {address.value} worker threads: "
+                             f"{type(err).__name__}: {err}") from None
+    return _InProcess(distributed.Client(cluster, set_as_default=False), cluster, threads, str(address))
 
 
 @contextmanager
@@ -331,6 +401,7 @@ def _for_block(scheduler):
 # what runs on the workers
 
 _GRIDS: dict[str, tuple] = {}  # per worker process: token -> (resolved grid, data on its device, device, plane)
+_GRIDS_LOCK = threading.Lock()  # the workers of threads:N share _GRIDS
 _KEEP_GRIDS = 2
 
 
@@ -361,22 +432,24 @@ def _worker_setup(threads: int, torch_threads: int | None = None) -> None:
         torch.set_num_threads(torch_threads)
 
 
-def _grid_chunk(compute, payload: bytes, token: str, start: int, stop: int, device: str, threads: int):
+def _grid_chunk(compute, payload: bytes | tuple, token: str, start: int, stop: int, device: str, threads: int):
     """A worker's task: the values of the grid points [start, stop) by ``compute`` and the device
-    that computed them."""
+    that computed them. payload: (resolved grid, data, plane), pickled (``_pack``) or as they are
+    (threads:N)."""
     import pickle
 
     from .engine import resolve_device
 
     _worker_setup(threads)
-    entry = _GRIDS.get(token)
-    if entry is None:
-        r, data, plane = pickle.loads(payload)
-        dev = resolve_device(device)
-        entry = (r, data.to(r.torch_dtype, dev), dev, plane)
-        while len(_GRIDS) >= _KEEP_GRIDS:
-            _GRIDS.pop(next(iter(_GRIDS)))
-        _GRIDS[token] = entry
+    with _GRIDS_LOCK:  # one unpickling and one copy to the device per worker process
+        entry = _GRIDS.get(token)
+        if entry is None:
+            r, data, plane = pickle.loads(payload) if isinstance(payload, bytes) else payload
+            dev = resolve_device(device)
+            entry = (r, data.to(r.torch_dtype, dev), dev, plane)
+            while len(_GRIDS) >= _KEEP_GRIDS:
+                _GRIDS.pop(next(iter(_GRIDS)))
+            _GRIDS[token] = entry
     r, data, dev, plane = entry
     return compute(r, data, start, stop, dev, plane), str(dev)
 

@@ -221,11 +221,11 @@ def chunk_params(base: dict[str, Tensor], refs: tuple, values: tuple[Tensor, ...
                  ) -> dict[str, Tensor]:
     """The parameters of a chunk of grid points: base point everywhere (P = 1, broadcast) except
     the axis elements, which take ``values`` (each (P,)). refs: ((name, index), ...)."""
-    out = {k: v.to(dtype=dtype, device=device).unsqueeze(0) for k, v in base.items()}  # (1, *shape)
+    out = {k: v.to(dtype=dtype, device=device).unsqueeze(0) for k, v in base.items()}  # (1, *shape), base's own
     P = values[0].shape[0]
+    for name in dict.fromkeys(name for name, _ in refs):  # a copy to write: base is shared by every chunk
+        out[name] = out[name].expand(P, *out[name].shape[1:]).clone()  # (P, *shape)
     for (name, idx), vals in zip(refs, values):
-        if out[name].shape[0] != P:
-            out[name] = out[name].expand(P, *out[name].shape[1:]).clone()
         out[name][(slice(None), *idx)] = vals.to(dtype=dtype, device=device)
     return out
 

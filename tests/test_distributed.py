@@ -1,7 +1,7 @@
 """Grids and training populations on a Dask cluster (landscape.distributed): the same numbers as
 here, bit for bit; a worker killed mid-run; a client killed mid-run, resumed here and on the
 cluster; one clear line for every bad --scheduler. One LocalCluster of two worker processes
-serves the whole module."""
+serves the whole module; a test on threads:2 (two worker threads in this process) starts its own."""
 from __future__ import annotations
 
 import os
@@ -48,6 +48,19 @@ def cluster():
     sched.close()
 
 
+@pytest.fixture
+def threads2():
+    """threads:2 for one test: its tasks set this process's threads, which it gives back when closed."""
+    sched = connect("threads:2")
+    yield sched
+    sched.close()
+
+
+def _on(kind: str, request):
+    """The cluster of ``kind``: the module's local:2 or a test's own threads:2."""
+    return request.getfixturevalue({"local": "cluster", "threads": "threads2"}[kind])
+
+
 @pytest.fixture(scope="module")
 def big_here(tmp_path_factory):
     """BIG computed here, in chunks of 400: the truth of the kill tests."""
@@ -69,6 +82,12 @@ def _same_file(a, b) -> None:
     assert x.keys() == y.keys()
     for k in x:
         assert np.array_equal(x[k], y[k], equal_nan=True), k
+    with h5py.File(a, "r") as f, h5py.File(b, "r") as g:  # spec, key, chunk size, device, path ...: all but the time
+        assert _timeless(f.attrs) == _timeless(g.attrs)
+
+
+def _timeless(attrs) -> dict:
+    return {k: v for k, v in attrs.items() if k != "created"}
 
 
 def _idle(client, timeout=30.0) -> None:
@@ -85,8 +104,10 @@ def _chunk_tasks(stream) -> int:
 # --- the numbers -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["local", "threads"])
 @pytest.mark.parametrize("chunk_size,grads", [(1, False), (7, True), (None, False)])
-def test_grid_on_the_cluster_is_bit_identical_to_local(cluster, tmp_path, chunk_size, grads):
+def test_grid_on_the_cluster_is_bit_identical_to_local(kind, request, tmp_path, chunk_size, grads):
+    cluster = _on(kind, request)
     spec = GridSpec.of(**{**SPEC.__dict__, "grads": grads})
     here = grid(spec, out=tmp_path / "here.h5", chunk_size=chunk_size, device="cpu", progress=False)
     with distributed.get_task_stream(cluster.client) as stream:
@@ -101,8 +122,11 @@ def test_grid_on_the_cluster_is_bit_identical_to_local(cluster, tmp_path, chunk_
         assert {"grad", "hessian_eigvals", "grad_norm_t"} <= set(there.surface.fields)
 
 
-def test_a_cell_from_a_users_file_is_sent_to_the_workers(cluster, tmp_path):
-    """Workers have no module for FILE.py cells: the resolved grid carries the class by value."""
+@pytest.mark.parametrize("kind", ["local", "threads"])
+def test_a_cell_from_a_users_file_is_sent_to_the_workers(kind, request, tmp_path):
+    """Worker processes have no module for FILE.py cells: the resolved grid carries the class by
+    value (worker threads share this process's)."""
+    cluster = _on(kind, request)
     cell = tmp_path / "softsign.py"
     cell.write_text(
         "from dataclasses import dataclass\n"
@@ -142,9 +166,11 @@ def _by_model(rows) -> dict:
     return {(r["group"], r["seed"], r["epoch"]): {k: plain(v) for k, v in r.items()} for r in rows}
 
 
-def test_training_groups_on_the_cluster_are_bit_identical_to_local(cluster, tmp_path):
+@pytest.mark.parametrize("kind", ["local", "threads"])
+def test_training_groups_on_the_cluster_are_bit_identical_to_local(kind, request, tmp_path):
     """A group trained on a worker is exactly that group trained here as its own population; the
     whole job trained here as one population agrees to float32 rounding (sigmoid's last bit)."""
+    cluster = _on(kind, request)
     jobs = _jobs()
     spec, members = jobs[0]
     per_group = [(spec, [m for m in members if m.group == g]) for g in dict.fromkeys(m.group for m in members)]
@@ -184,6 +210,74 @@ def test_train_command_on_the_cluster(cluster, tmp_path):
     assert r1.exit_code == 0 and r2.exit_code == 0, r2.output
     assert r1.output.split("\n")[1:-2] == r2.output.split("\n")[1:-2]  # the summary table
     assert _by_model(ResultStore(tmp_path / "a.csv").rows()) == _by_model(ResultStore(tmp_path / "b.csv").rows())
+
+
+def test_threads_run_in_this_process_and_give_its_threads_back(tmp_path):
+    """threads:2: two workers in this process compute every chunk; while it is open the fused
+    kernels' threads are the tasks' (one), and this process's own (and torch's) come back when it
+    closes."""
+    import torch
+
+    from landscape.kernels import runtime, set_threads
+
+    before = runtime.THREADS, torch.get_num_threads()
+    set_threads(3)
+    torch.set_num_threads(2)
+    try:
+        sched = connect("threads:2")
+        try:
+            assert sched.in_process and sched.workers() == 2
+            assert set(sched.client.run(worker_pid).values()) == {os.getpid()}
+            with distributed.get_task_stream(sched.client) as stream:
+                there = grid(SPEC, out=tmp_path / "there.h5", chunk_size=7, device="cpu", progress=False,
+                             scheduler=sched)
+            assert _chunk_tasks(stream) == len(there.surface.done) == 8
+            assert runtime.THREADS == 1  # the tasks' (process-wide)
+        finally:
+            sched.close()
+        assert (runtime.THREADS, torch.get_num_threads()) == (3, 2)
+    finally:
+        set_threads(before[0])
+        torch.set_num_threads(before[1])
+    here = grid(SPEC, out=tmp_path / "here.h5", chunk_size=7, device="cpu", progress=False)
+    _same_file(here.path, there.path)
+
+
+@pytest.mark.parametrize("fields,chunk_size", [({"dynamics": True}, 10), ({"dtype": "float32"}, 1)])
+def test_threads_are_bit_identical_for_dynamics_and_float32(threads2, tmp_path, fields, chunk_size):
+    """Chunks on two worker threads at once: the fixed-point search (two chunks) and float32 too."""
+    spec = GridSpec.of(cell="gru", task="latch", T=(5, 12), x=Axis.parse("w_z:-1:2:5"), y=Axis.parse("b_z:-1:1:4"),
+                       n=20, **fields)
+    here = grid(spec, out=tmp_path / "here.h5", chunk_size=chunk_size, device="cpu", progress=False)
+    there = grid(spec, out=tmp_path / "there.h5", chunk_size=chunk_size, device="cpu", progress=False,
+                 scheduler=threads2)
+    _same_file(here.path, there.path)
+
+
+def test_a_one_point_chunk_leaves_the_shared_base_alone():
+    """Worker threads share the resolved grid: a chunk's parameters are its own, even of one point
+    (engine.chunk_params wrote a one-point chunk's axis values into the base point itself)."""
+    import torch
+
+    from landscape import engine, resolve
+
+    r = resolve(SPEC)
+    before = {k: v.clone() for k, v in r.problem.base.items()}
+    x, y = torch.tensor([5.0], dtype=torch.float64), torch.tensor([-7.0], dtype=torch.float64)
+    params = engine.chunk_params(r.problem.base, r.refs, (x, y), torch.float64, torch.device("cpu"))
+    (nx, ix), (ny, iy) = r.refs
+    assert params[nx][(0, *ix)] == 5.0 and params[ny][(0, *iy)] == -7.0
+    assert all(torch.equal(v, before[k]) for k, v in r.problem.base.items())
+
+
+def test_grid_command_on_threads_writes_the_same_file(tmp_path):
+    args = ["grid", "--cell", "srnn", "--task", "latch", "--x", "w:-1:3:13", "--y", "b:-1:1:11", "--T", "5,9", "--n",
+            "50", "--chunk-size", "20", "--device", "cpu", "-q"]
+    here = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "here.h5")], catch_exceptions=False)
+    there = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "there.h5"), "--scheduler", "threads:2"],
+                               catch_exceptions=False)
+    assert here.exit_code == 0 and there.exit_code == 0, there.output
+    _same_file(tmp_path / "here.h5", tmp_path / "there.h5")
 
 
 # --- failures --------------------------------------------------------------------------------------
@@ -261,6 +355,7 @@ def test_bad_scheduler_values_are_one_line():
     runner = CliRunner()
     for value, says in (("local:0", "malformed --scheduler 'local:0': write local:N"),
                         ("local:two", "malformed --scheduler 'local:two'"),
+                        ("threads:0", "malformed --scheduler 'threads:0': write threads:N with N >= 1 worker threads"),
                         ("http://head:8786", "malformed --scheduler 'http://head:8786': write SCHEME://HOST:PORT"),
                         ("nowhere.json", "--scheduler 'nowhere.json' is neither local:N")):
         for command in (["grid", "--T", "3"], ["train", "--T", "3"], ["reproduce", "pascanu-fig6"]):
@@ -269,6 +364,14 @@ def test_bad_scheduler_values_are_one_line():
             assert r.output.count("\n") == 1 and says in r.output and r.output.startswith("error: "), r.output
     assert parse_address("10.0.0.5:8786").value == "tcp://10.0.0.5:8786"
     assert str(parse_address("LOCAL:3")) == "local:3"
+    assert str(parse_address("threads:2")) == "threads:2" and parse_address("Threads:2").kind == "threads"
+    assert parse_address("localhost:8786").value == "tcp://localhost:8786"  # a host, not local:N
+
+
+def test_threads_beyond_the_cores_are_refused():
+    cores = len(os.sched_getaffinity(0))
+    with pytest.raises(LandscapeError, match=f"threads:200 starts 200 worker threads, but this machine has {cores}"):
+        connect("threads:200")
 
 
 def test_an_unreachable_scheduler_fails_fast_with_one_line(tmp_path, monkeypatch):

@@ -126,5 +126,6 @@ def scheduler_option():
     when parsed (a malformed value is one line), contacted when the command runs."""
     return click.option("--scheduler", metavar="ADDRESS", callback=_check_scheduler,
                         help="Compute on a Dask cluster: local:N starts N single-threaded worker processes "
-                             "here; tcp://HOST:PORT or a scheduler file joins a running one (needs "
+                             "here, threads:N N worker threads in this process (no start-up: the faster on "
+                             "one machine); tcp://HOST:PORT or a scheduler file joins a running one (needs "
                              "pip install 'rnn-landscape[dask]'). Default: this process only.")
