@@ -261,13 +261,13 @@ class StateMap:
             return self.autograd_jacobian(s)
         if self._packed is None:
             packed, xs = kernel.pack(self.params), kernel.inputs(self.x)
-            finite = torch.isfinite(packed).all(-1) & torch.isfinite(xs).all(-1)  # (P or 1,)
-            self._packed = (packed, xs, finite.expand(self.P))
+            finite = (torch.isfinite(packed).all(-1) & torch.isfinite(xs).all(-1)).expand(self.P)  # (P,)
+            self._packed = (packed, xs, None if bool(finite.all()) else finite)
         packed, xs, finite = self._packed
-        F, J = kernel(packed, xs, s)
-        ok = finite.unsqueeze(1) & torch.isfinite(s).all(-1) & torch.isfinite(F).all(-1) \
-            & torch.isfinite(J).all((-1, -2))  # (P, M)
-        if not bool(ok.all()):
+        F, J, ok, n_bad = kernel(packed, xs, s)  # ok (P, M): s, F and J finite
+        if n_bad or finite is not None:
+            if finite is not None:
+                ok &= finite.unsqueeze(1)
             bad = (~ok).any(1).nonzero()[:, 0]  # the members with such a point
             x = None if self.x is None else self.x[bad, 0]
             sub = StateMap(self.cell, {k: v[bad] for k, v in self.params.items()}, x)

@@ -5,9 +5,10 @@ the number of states). ``jacobian_kernel(cell, H, D)`` traces the step per unit
 (``trace.trace_units``), differentiates it in forward mode (``derivative.state_jacobian``: one
 tangent per state number, structural zeros dropped) and writes one numba function
 
-    jac(params (P or 1, G), xs (P or 1, D), s (P, M, S), F (P, M, S), J (P, M, S, S))
+    jac(params (P or 1, G), xs (P or 1, D), s (P, M, S), F (P, M, S), J (P, M, S, S), ok (P, M)) -> bad
 
-with J[p, m, j, :] = dF_j / ds at s[p, m] (the layout of ``StateMap.jacobian``): per member, what
+with J[p, m, j, :] = dF_j / ds at s[p, m] (the layout of ``StateMap.jacobian``), ok[p, m] whether
+s, F and J are finite there and ``bad`` the number of points where they are not: per member, what
 depends on the parameters and the input alone once, then straight-line code per start. The module
 goes into the kernel cache (``runtime.load_module``, ``jac_<key>.py``, key ``codegen.source_key``)
 and is checked against torch's autograd when built (``self_check``). float64 only (the search runs
@@ -64,9 +65,11 @@ def generate(jac: StateJacobian) -> str:
     w("")
     w("")
     w("@njit(**OPTS)")
-    w("def jac(params, xs, s, F, J):")
-    w("    \"\"\"F (P, M, S) and J (P, M, S, S) = dF/ds at s (P, M, S); see landscape.kernels.numba.jacobian.\"\"\"")
+    w("def jac(params, xs, s, F, J, ok):")
+    w("    \"\"\"F (P, M, S), J (P, M, S, S) = dF/ds at s (P, M, S), ok (P, M) where all three are finite;")
+    w("    returns the number of points where they are not. See landscape.kernels.numba.jacobian.\"\"\"")
     w("    P, M = s.shape[0], s.shape[1]")
+    w("    bad = 0")
     w("    for p in range(P):")
     w("        G = params[p if params.shape[0] > 1 else 0]")
     w("        X = xs[p if xs.shape[0] > 1 else 0]")
@@ -87,7 +90,14 @@ def generate(jac: StateJacobian) -> str:
         for k in range(S):
             n = jac.J[j][k]
             w(f"            J[p, m, {j}, {k}] = {'ZERO' if n is None else em.ref(n)}")
-    w("    return 0")
+    w("            nan = ZERO  # x * 0 is NaN exactly where x is inf or NaN")
+    w(f"            for j in range({S}):")
+    w("                nan += s[p, m, j] * ZERO + F[p, m, j] * ZERO")
+    w(f"                for k in range({S}):")
+    w("                    nan += J[p, m, j, k] * ZERO")
+    w("            ok[p, m] = nan == ZERO")
+    w("            bad += nan != ZERO")
+    w("    return bad")
     w("")
     if em.imports:
         L.insert(more_imports, f"from landscape.kernels.numba.mathfn import {', '.join(sorted(em.imports))}")
@@ -125,8 +135,10 @@ class JacobianKernel:
             return torch.zeros(1, 1, dtype=DTYPE)
         return x.detach().reshape(-1, self.D).to(DTYPE).contiguous()
 
-    def __call__(self, packed: Tensor, xs: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
-        """(F(s) (P, M, S), dF/ds (P, M, S, S)) for s (P, M, S); packed from ``pack``, xs from ``inputs``."""
+    def __call__(self, packed: Tensor, xs: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+        """(F(s) (P, M, S), dF/ds (P, M, S, S), ok (P, M), bad) for s (P, M, S): ok where s, F and J
+        are all finite, bad the number of points where they are not; packed from ``pack``, xs from
+        ``inputs``."""
         P, M, S = s.shape
         if S != self.S or packed.shape[0] not in (1, P) or xs.shape[0] not in (1, P):
             raise ValueError(f"states of shape {tuple(s.shape)} for {packed.shape[0]} members; the kernel "
@@ -134,9 +146,10 @@ class JacobianKernel:
         s = s.detach().to(DTYPE).contiguous()
         F = torch.empty(P, M, S, dtype=DTYPE)
         J = torch.empty(P, M, S, S, dtype=DTYPE)
-        if P and M:
-            self.module.jac(packed.numpy(), xs.numpy(), s.numpy(), F.numpy(), J.numpy())
-        return F, J
+        ok = torch.empty(P, M, dtype=torch.bool)
+        bad = int(self.module.jac(packed.numpy(), xs.numpy(), s.numpy(), F.numpy(), J.numpy(), ok.numpy())) \
+            if P and M else 0
+        return F, J, ok, bad
 
 
 def reference(cell, H: int, params: dict[str, Tensor], x: Tensor | None, s: Tensor) -> tuple[Tensor, Tensor]:
@@ -158,7 +171,11 @@ def self_check(kernel: JacobianKernel) -> str | None:
     x = torch.randn((P, D), generator=g, dtype=DTYPE) if D else None
     s = torch.rand((P, M, S), generator=g, dtype=DTYPE) * 4 - 2
     want_F, want_J = reference(cell, H, params, x, s)
-    got_F, got_J = kernel(kernel.pack(params), kernel.inputs(x), s)
+    got_F, got_J, ok, bad = kernel(kernel.pack(params), kernel.inputs(x), s)
+    finite = (torch.isfinite(got_F).all(-1) & torch.isfinite(got_J).all((-1, -2))).logical_and_(
+        torch.isfinite(s).all(-1))
+    if not torch.equal(ok, finite) or bad != int((~finite).sum()):
+        return "the flags of non-finite points are wrong"
     for what, got, want in (("F", got_F, want_F), ("the Jacobian", got_J, want_J)):
         if not torch.equal(torch.isfinite(got), torch.isfinite(want)):
             return f"{what}: non-finite values where autograd has none, or the reverse"
