@@ -249,13 +249,17 @@ class StateMap:
         return torch.cat([v.expand(s.shape[0], s.shape[1], self.H) for v in new], -1)
 
     def jacobian(self, s: Tensor) -> tuple[Tensor, Tensor]:
-        """(F(s) (P, M, S), dF/ds (P, M, S, S)), J[p, m, j, :] = dF_j / ds: from the fused kernel
-        (``kernels.numba.jacobian``: the step's forward-mode derivatives, generated from its trace)
-        where one applies (the CPU, float64 states, H <= 8, a step that traces, $LANDSCAPE_FAST not
-        0), else from autograd (``autograd_jacobian``); the two agree to rounding. The points where
-        something is not finite (the member's parameters or input, the state, or the kernel's F or J)
-        are taken from autograd: where 0 * inf arises, forward and reverse mode put their NaNs in
-        different places, and the search follows autograd's there."""
+        """(F(s) (P, M, S), dF/ds (P, M, S, S)), J[p, m, j, :] = dF_j / ds.
+
+        J comes from the fused kernel (``kernels.numba.jacobian``: the step's forward-mode
+        derivatives, generated from its trace) where one applies (the CPU, float64 states, H <= 8,
+        a step that traces, $LANDSCAPE_FAST not 0) and F from the map itself (torch, as
+        ``__call__``: the kernel's own F differs from torch's tanh and sigmoid in the last bits, and
+        a count such as ``n_degenerate`` follows those); else both from autograd
+        (``autograd_jacobian``). The two Jacobians agree to rounding. The points where something is
+        not finite (the member's parameters or input, the state, or the kernel's F or J) are taken
+        from autograd: where 0 * inf arises, forward and reverse mode put their NaNs in different
+        places, and the search follows autograd's there."""
         kernel = self._kernel()
         if kernel is None or s.device.type != "cpu" or s.dtype != torch.float64:
             return self.autograd_jacobian(s)
@@ -264,7 +268,9 @@ class StateMap:
             finite = (torch.isfinite(packed).all(-1) & torch.isfinite(xs).all(-1)).expand(self.P)  # (P,)
             self._packed = (packed, xs, None if bool(finite.all()) else finite)
         packed, xs, finite = self._packed
-        F, J, ok, n_bad = kernel(packed, xs, s)  # ok (P, M): s, F and J finite
+        _, J, ok, n_bad = kernel(packed, xs, s)  # ok (P, M): s, the kernel's F and J finite
+        with torch.no_grad():
+            F = self(s)
         if n_bad or finite is not None:
             if finite is not None:
                 ok &= finite.unsqueeze(1)
