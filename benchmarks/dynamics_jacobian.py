@@ -13,12 +13,17 @@ the grid), started alternately and pinned to one core (``process.child``); the t
 medians of ``--repeats`` (3). Both sides run once first, untimed, to fill the kernel cache. The
 row's note says whether the two files' dynamics fields (the counts and lambda_T) are bit-identical.
 
+A second row, in this process (pinned to one core, ``common.pin``): ``dynamics_map`` on the same 121
+points (the part of the command that calls ``StateMap.jacobian``) with the kernel and with
+$LANDSCAPE_FAST=0 (autograd), alternated, CPU time, medians; its note says whether the counts agree.
+
     python -m benchmarks.dynamics_jacobian [--baseline-rev REV] [--repeats N]
 """
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
 import sys
 import tarfile
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import h5py
 
-from .common import Settings, table
+from .common import Settings, pin, speedup_row, table, timed
 from .process import ROOT, alternate, child, process_row
 
 NAME = "dynamics-jacobian"
@@ -85,12 +90,49 @@ def run(s: Settings, rev: str) -> list:
                             "autograd Jacobian", res, "fused", "autograd", note=note, benchmark=NAME)]
 
 
+def in_process(s: Settings) -> list:
+    import numpy as np
+    import torch
+
+    from landscape import engine, resolve
+    from landscape.dynamics_map import dynamics_map
+    from landscape.spec import GridSpec
+
+    r = resolve(GridSpec.of(cell="gru", hidden=4, task="latch", x="w_h[0,0]:-4:4:11", y="b_h[0]:-2:2:11", T=(10, 50),
+                            dynamics=True))
+    xs, ys = torch.as_tensor(r.x.values()), torch.as_tensor(r.y.values())
+    flat = torch.arange(len(xs) * len(ys))
+    params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // len(ys)], ys[flat % len(ys)]), torch.float64,
+                                 torch.device("cpu"))
+    got = {}
+
+    def side(fast: str):
+        def go():
+            os.environ["LANDSCAPE_FAST"] = fast
+            got[fast] = dynamics_map(r.problem, params, r.input, r.dynamics_options, members=np.arange(flat.numel()))
+        return go
+
+    before = os.environ.get("LANDSCAPE_FAST")
+    try:
+        res = timed(s, {"fused": side("1"), "autograd": side("0")}, warmup={"fused": side("1")})
+    finally:
+        os.environ.pop("LANDSCAPE_FAST", None) if before is None else os.environ.update(LANDSCAPE_FAST=before)
+    same = all(np.array_equal(getattr(got["1"], k), getattr(got["0"], k))
+               for k in ("n_fixed", "n_stable_fixed", "n_cycles", "n_degenerate", "n_at_bound", "unsettled"))
+    note = "counts identical" if same else "COUNTS DIFFER"
+    return [speedup_row(NAME, "gru H=4, 121 points: dynamics_map (in process)", "fused Jacobian",
+                        "autograd (LANDSCAPE_FAST=0)", res, "fused", "autograd", note=note)]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--baseline-rev", default=None, help="the git revision to compare with (default: before the kernel)")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args(argv)
-    rows = run(Settings(repeats=a.repeats), a.baseline_rev or baseline_rev())
+    s = Settings(repeats=a.repeats)
+    rows = run(s, a.baseline_rev or baseline_rev())
+    pin()
+    rows += in_process(s)
     print(table(rows))
     return 0 if all(r.meets != "FLAG" and "DIFFER" not in r.note for r in rows) else 1
 

@@ -240,7 +240,7 @@ class StateMap:
         self.x = _inputs(x, self.P, self.D)  # (P, 1, D) or None
         self.S = self.H * len(cell.state_names)
         self._jac = None  # the fused Jacobian kernel, False where none applies (``_kernel``)
-        self._packed = None  # (the kernel's parameters (P, G), input (P, D), finite members (P,)): on first use
+        self._packed = None  # (the kernel's parameters, input (P, D), finite members (P,)): on first use
 
     def __call__(self, s: Tensor) -> Tensor:
         state = tuple(s.split(self.H, -1))  # each (P, M, H)
@@ -265,7 +265,7 @@ class StateMap:
             return self.autograd_jacobian(s)
         if self._packed is None:
             packed, xs = kernel.pack(self.params), kernel.inputs(self.x)
-            finite = (torch.isfinite(packed).all(-1) & torch.isfinite(xs).all(-1)).expand(self.P)  # (P,)
+            finite = kernel.finite(packed, xs).expand(self.P)  # (P,)
             self._packed = (packed, xs, None if bool(finite.all()) else finite)
         packed, xs, finite = self._packed
         _, J, ok, n_bad = kernel(packed, xs, s)  # ok (P, M): s, the kernel's F and J finite

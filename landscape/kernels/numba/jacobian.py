@@ -5,7 +5,8 @@ the number of states). ``jacobian_kernel(cell, H, D)`` traces the step per unit
 (``trace.trace_units``), differentiates it in forward mode (``derivative.state_jacobian``: one
 tangent per state number, structural zeros dropped) and writes one numba function
 
-    jac(params (P or 1, G), xs (P or 1, D), s (P, M, S), F (P, M, S), J (P, M, S, S), ok (P, M)) -> bad
+    jac(params (one (P or 1, size) array per parameter), xs (P or 1, D), s (P, M, S), F (P, M, S),
+        J (P, M, S, S), ok (P, M)) -> bad
 
 with J[p, m, j, :] = dF_j / ds at s[p, m] (the layout of ``StateMap.jacobian``), ok[p, m] whether
 s, F and J are finite there and ``bad`` the number of points where they are not: per member, what
@@ -41,7 +42,7 @@ def generate(jac: StateJacobian) -> str:
     S = len(jac.F)
     roots = [*jac.F, *(k for row in jac.J for k in row if k is not None)]
     needed = prog.live(roots)
-    slot = {a: c for c, a in enumerate(prog.params)}  # (name, flat index) -> column of params
+    names = list(dict.fromkeys(name for name, _ in prog.params))  # the order of the params tuple
     member = [i for i in needed if "s" not in deps[i] and nodes[i].op != "const"]
     row = [i for i in needed if "s" in deps[i]]
 
@@ -71,11 +72,13 @@ def generate(jac: StateJacobian) -> str:
     w("    P, M = s.shape[0], s.shape[1]")
     w("    bad = 0")
     w("    for p in range(P):")
-    w("        G = params[p if params.shape[0] > 1 else 0]")
+    for c, name in enumerate(names):
+        w(f"        G{c} = params[{c}][p if params[{c}].shape[0] > 1 else 0]  # {name}")
     w("        X = xs[p if xs.shape[0] > 1 else 0]")
     for i in member:
         if nodes[i].op == "param":
-            w(f"        v{i} = G[{slot[nodes[i].attr]}]")
+            name, j = nodes[i].attr
+            w(f"        v{i} = G{names.index(name)}[{j}]")
         elif nodes[i].op == "x":
             w(f"        v{i} = X[{nodes[i].attr}]")
     L.extend(em.body(member, 8))
@@ -116,16 +119,29 @@ class JacobianKernel:
     def __repr__(self):
         return f"JacobianKernel({self.cell.describe()}, H={self.H}, D={self.D}, jac_{self.key}.py)"
 
-    def pack(self, params: dict[str, Tensor]) -> Tensor:
-        """The members' parameter elements (P, G) float64, in the kernel's order; params name -> (P or
-        1, *shape) on the CPU."""
-        P = max(params[k].shape[0] for k in self.names)
-        packed = torch.cat([params[k].detach().reshape(params[k].shape[0], -1).to(DTYPE).expand(P, -1)
-                            for k in self.names], 1).contiguous()
-        if packed.shape[1] != len(self.program.params):
-            raise ValueError(f"parameters of {packed.shape[1]} elements; the kernel takes {len(self.program.params)} "
+    def pack(self, params: dict[str, Tensor]) -> tuple[Tensor, ...]:
+        """The kernel's parameters: one contiguous float64 (P or 1, size) tensor per name, in its order
+        (no copy of a contiguous float64 parameter; a member axis broadcast by ``expand`` is taken
+        once); params name -> (P or 1, *shape) on the CPU."""
+        out = []
+        for k in self.names:
+            v = params[k].detach()
+            if v.shape[0] > 1 and v.stride(0) == 0:  # one member's values, expanded
+                v = v[:1]
+            out.append(v.to(DTYPE).reshape(v.shape[0], -1).contiguous())
+        size = sum(v.shape[1] for v in out)
+        if size != len(self.program.params):
+            raise ValueError(f"parameters of {size} elements; the kernel takes {len(self.program.params)} "
                              f"(H = {self.H}, D = {self.D})")
-        return packed
+        return tuple(out)
+
+    @staticmethod
+    def finite(packed: tuple[Tensor, ...], xs: Tensor) -> Tensor:
+        """(P or 1,) whether each member's parameters and input are all finite."""
+        ok = torch.isfinite(xs).all(-1)
+        for v in packed:
+            ok = ok & torch.isfinite(v).all(-1)
+        return ok
 
     def inputs(self, x: Tensor | None) -> Tensor:
         """The constant input as (P or 1, D) float64 (a (1, 1) zero without input)."""
@@ -135,19 +151,19 @@ class JacobianKernel:
             return torch.zeros(1, 1, dtype=DTYPE)
         return x.detach().reshape(-1, self.D).to(DTYPE).contiguous()
 
-    def __call__(self, packed: Tensor, xs: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+    def __call__(self, packed: tuple[Tensor, ...], xs: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
         """(F(s) (P, M, S), dF/ds (P, M, S, S), ok (P, M), bad) for s (P, M, S): ok where s, F and J
         are all finite, bad the number of points where they are not; packed from ``pack``, xs from
         ``inputs``."""
         P, M, S = s.shape
-        if S != self.S or packed.shape[0] not in (1, P) or xs.shape[0] not in (1, P):
-            raise ValueError(f"states of shape {tuple(s.shape)} for {packed.shape[0]} members; the kernel "
-                             f"takes (P, M, {self.S})")
+        if S != self.S or any(v.shape[0] not in (1, P) for v in (*packed, xs)):
+            raise ValueError(f"states of shape {tuple(s.shape)} for parameters of "
+                             f"{max(v.shape[0] for v in packed)} members; the kernel takes (P, M, {self.S})")
         s = s.detach().to(DTYPE).contiguous()
         F = torch.empty(P, M, S, dtype=DTYPE)
         J = torch.empty(P, M, S, S, dtype=DTYPE)
         ok = torch.empty(P, M, dtype=torch.bool)
-        bad = int(self.module.jac(packed.numpy(), xs.numpy(), s.numpy(), F.numpy(), J.numpy(), ok.numpy())) \
+        bad = int(self.module.jac(tuple(v.numpy() for v in packed), xs.numpy(), s.numpy(), F.numpy(), J.numpy(), ok.numpy())) \
             if P and M else 0
         return F, J, ok, bad
 
