@@ -257,7 +257,7 @@ class StateMap:
         ``__call__``: the kernel's own F differs from torch's tanh and sigmoid in the last bits, and
         a count such as ``n_degenerate`` follows those); else both from autograd
         (``autograd_jacobian``). The two Jacobians agree to rounding. The points where something is
-        not finite (the member's parameters or input, the state, or the kernel's F or J) are taken
+        not finite (the member's parameters or input, the state, F or J) are taken
         from autograd: where 0 * inf arises, forward and reverse mode put their NaNs in different
         places, and the search follows autograd's there."""
         kernel = self._kernel()
@@ -268,10 +268,13 @@ class StateMap:
             finite = kernel.finite(packed, xs).expand(self.P)  # (P,)
             self._packed = (packed, xs, None if bool(finite.all()) else finite)
         packed, xs, finite = self._packed
-        _, J, ok, n_bad = kernel(packed, xs, s)  # ok (P, M): s, the kernel's F and J finite
+        _, J, n_bad = kernel(packed, xs, s, with_F=False)  # n_bad: points where s, F or J is not finite
         with torch.no_grad():
             F = self(s)
         if n_bad or finite is not None:
+            from .kernels.numba.jacobian import finite_points
+
+            ok = finite_points(s, F, J)  # (P, M)
             if finite is not None:
                 ok &= finite.unsqueeze(1)
             bad = (~ok).any(1).nonzero()[:, 0]  # the members with such a point

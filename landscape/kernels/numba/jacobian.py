@@ -5,12 +5,13 @@ the number of states). ``jacobian_kernel(cell, H, D)`` traces the step per unit
 (``trace.trace_units``), differentiates it in forward mode (``derivative.state_jacobian``: one
 tangent per state number, structural zeros dropped) and writes one numba function
 
-    jac(params (one (P or 1, size) array per parameter), xs (P or 1, D), s (P, M, S), F (P, M, S),
-        J (P, M, S, S), ok (P, M)) -> bad
+    jac(params (one (P or 1, size) array per parameter), xs (P or 1, D), s (P, M, S), F (P, M, S) or
+        (0, 0, 0), J (P, M, S, S)) -> bad
 
-with J[p, m, j, :] = dF_j / ds at s[p, m] (the layout of ``StateMap.jacobian``), ok[p, m] whether
-s, F and J are finite there and ``bad`` the number of points where they are not: per member, what
-depends on the parameters and the input alone once, then straight-line code per start. The module
+with J[p, m, j, :] = dF_j / ds at s[p, m] (the layout of ``StateMap.jacobian``), F(s) where F has
+P members (not written where it has none), and ``bad`` the number of points where s, F or J is not
+finite: per member, what depends on the parameters and the input alone once, then straight-line
+code per start. The module
 goes into the kernel cache (``runtime.load_module``, ``jac_<key>.py``, key ``codegen.source_key``)
 and is checked against torch's autograd when built (``self_check``). float64 only (the search runs
 in float64), 1 <= H <= ``units.MAX_H``; anything else, a step that does not trace or an operation
@@ -66,10 +67,11 @@ def generate(jac: StateJacobian) -> str:
     w("")
     w("")
     w("@njit(**OPTS)")
-    w("def jac(params, xs, s, F, J, ok):")
-    w("    \"\"\"F (P, M, S), J (P, M, S, S) = dF/ds at s (P, M, S), ok (P, M) where all three are finite;")
-    w("    returns the number of points where they are not. See landscape.kernels.numba.jacobian.\"\"\"")
+    w("def jac(params, xs, s, F, J):")
+    w("    \"\"\"J (P, M, S, S) = dF/ds at s (P, M, S), and F (P, M, S) unless it has no members; returns the")
+    w("    number of points where s, F or J is not finite. See landscape.kernels.numba.jacobian.\"\"\"")
     w("    P, M = s.shape[0], s.shape[1]")
+    w("    with_F = F.shape[0] > 0")
     w("    bad = 0")
     w("    for p in range(P):")
     for c, name in enumerate(names):
@@ -87,18 +89,19 @@ def generate(jac: StateJacobian) -> str:
         if nodes[i].op == "state":
             w(f"            v{i} = s[p, m, {nodes[i].attr}]")
     L.extend(em.body(row, 12))
+    w("            if with_F:")
     for j, n in enumerate(jac.F):
-        w(f"            F[p, m, {j}] = {em.ref(n)}")
+        w(f"                F[p, m, {j}] = {em.ref(n)}")
     for j in range(S):
         for k in range(S):
             n = jac.J[j][k]
             w(f"            J[p, m, {j}, {k}] = {'ZERO' if n is None else em.ref(n)}")
     w("            nan = ZERO  # x * 0 is NaN exactly where x is inf or NaN")
-    w(f"            for j in range({S}):")
-    w("                nan += s[p, m, j] * ZERO + F[p, m, j] * ZERO")
-    w(f"                for k in range({S}):")
-    w("                    nan += J[p, m, j, k] * ZERO")
-    w("            ok[p, m] = nan == ZERO")
+    w(f"            for k in range({S}):")
+    w("                nan += s[p, m, k] * ZERO")
+    values = dict.fromkeys(em.ref(n) for n in (*jac.F, *(n for r in jac.J for n in r if n is not None)))
+    for ref in values:
+        w(f"            nan += {ref} * ZERO")
     w("            bad += nan != ZERO")
     w("    return bad")
     w("")
@@ -151,21 +154,25 @@ class JacobianKernel:
             return torch.zeros(1, 1, dtype=DTYPE)
         return x.detach().reshape(-1, self.D).to(DTYPE).contiguous()
 
-    def __call__(self, packed: tuple[Tensor, ...], xs: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
-        """(F(s) (P, M, S), dF/ds (P, M, S, S), ok (P, M), bad) for s (P, M, S): ok where s, F and J
-        are all finite, bad the number of points where they are not; packed from ``pack``, xs from
-        ``inputs``."""
+    def __call__(self, packed: tuple[Tensor, ...], xs: Tensor, s: Tensor, with_F: bool = True
+                 ) -> tuple[Tensor | None, Tensor, int]:
+        """(F(s) (P, M, S) or None without with_F, dF/ds (P, M, S, S), bad) for s (P, M, S): bad the
+        number of points where s, F or J is not finite; packed from ``pack``, xs from ``inputs``."""
         P, M, S = s.shape
         if S != self.S or any(v.shape[0] not in (1, P) for v in (*packed, xs)):
             raise ValueError(f"states of shape {tuple(s.shape)} for parameters of "
                              f"{max(v.shape[0] for v in packed)} members; the kernel takes (P, M, {self.S})")
         s = s.detach().to(DTYPE).contiguous()
-        F = torch.empty(P, M, S, dtype=DTYPE)
+        F = torch.empty((P, M, S) if with_F else (0, 0, 0), dtype=DTYPE)
         J = torch.empty(P, M, S, S, dtype=DTYPE)
-        ok = torch.empty(P, M, dtype=torch.bool)
-        bad = int(self.module.jac(tuple(v.numpy() for v in packed), xs.numpy(), s.numpy(), F.numpy(), J.numpy(), ok.numpy())) \
+        bad = int(self.module.jac(tuple(v.numpy() for v in packed), xs.numpy(), s.numpy(), F.numpy(), J.numpy())) \
             if P and M else 0
-        return F, J, ok, bad
+        return (F if with_F else None), J, bad
+
+
+def finite_points(s: Tensor, F: Tensor, J: Tensor) -> Tensor:
+    """(P, M) where s, F (P, M, S) and J (P, M, S, S) are all finite."""
+    return torch.isfinite(s).all(-1) & torch.isfinite(F).all(-1) & torch.isfinite(J).all((-1, -2))
 
 
 def reference(cell, H: int, params: dict[str, Tensor], x: Tensor | None, s: Tensor) -> tuple[Tensor, Tensor]:
@@ -187,11 +194,9 @@ def self_check(kernel: JacobianKernel) -> str | None:
     x = torch.randn((P, D), generator=g, dtype=DTYPE) if D else None
     s = torch.rand((P, M, S), generator=g, dtype=DTYPE) * 4 - 2
     want_F, want_J = reference(cell, H, params, x, s)
-    got_F, got_J, ok, bad = kernel(kernel.pack(params), kernel.inputs(x), s)
-    finite = (torch.isfinite(got_F).all(-1) & torch.isfinite(got_J).all((-1, -2))).logical_and_(
-        torch.isfinite(s).all(-1))
-    if not torch.equal(ok, finite) or bad != int((~finite).sum()):
-        return "the flags of non-finite points are wrong"
+    got_F, got_J, bad = kernel(kernel.pack(params), kernel.inputs(x), s)
+    if bad != int((~finite_points(s, got_F, got_J)).sum()):
+        return "the count of non-finite points is wrong"
     for what, got, want in (("F", got_F, want_F), ("the Jacobian", got_J, want_J)):
         if not torch.equal(torch.isfinite(got), torch.isfinite(want)):
             return f"{what}: non-finite values where autograd has none, or the reverse"
@@ -256,4 +261,4 @@ def _build(cell, H, D) -> JacobianKernel | None:
     return kernel
 
 
-__all__ = ["JacobianKernel", "generate", "jacobian_kernel", "reference", "self_check", "why_not"]
+__all__ = ["JacobianKernel", "finite_points", "generate", "jacobian_kernel", "reference", "self_check", "why_not"]
