@@ -240,7 +240,7 @@ class StateMap:
         self.x = _inputs(x, self.P, self.D)  # (P, 1, D) or None
         self.S = self.H * len(cell.state_names)
         self._jac = None  # the fused Jacobian kernel, False where none applies (``_kernel``)
-        self._packed = None  # (the kernel's parameters, input (P, D), finite members (P,)): on first use
+        self._packed = None  # (the kernel's parameters, its input (P or 1, D)): on first use
 
     def __call__(self, s: Tensor) -> Tensor:
         state = tuple(s.split(self.H, -1))  # each (P, M, H)
@@ -264,19 +264,15 @@ class StateMap:
         if kernel is None or s.device.type != "cpu" or s.dtype != torch.float64:
             return self.autograd_jacobian(s)
         if self._packed is None:
-            packed, xs = kernel.pack(self.params), kernel.inputs(self.x)
-            finite = kernel.finite(packed, xs).expand(self.P)  # (P,)
-            self._packed = (packed, xs, None if bool(finite.all()) else finite)
-        packed, xs, finite = self._packed
-        _, J, n_bad = kernel(packed, xs, s, with_F=False)  # n_bad: points where s, F or J is not finite
+            self._packed = (kernel.pack(self.params), kernel.inputs(self.x))
+        packed, xs = self._packed
+        _, J, n_bad = kernel(packed, xs, s, with_F=False)  # n_bad: points where something is not finite
         with torch.no_grad():
             F = self(s)
-        if n_bad or finite is not None:
+        if n_bad:
             from .kernels.numba.jacobian import finite_points
 
-            ok = finite_points(s, F, J)  # (P, M)
-            if finite is not None:
-                ok &= finite.unsqueeze(1)
+            ok = finite_points(s, F, J) & kernel.finite(packed, xs).unsqueeze(1)  # (P, M)
             bad = (~ok).any(1).nonzero()[:, 0]  # the members with such a point
             x = None if self.x is None else self.x[bad, 0]
             sub = StateMap(self.cell, {k: v[bad] for k, v in self.params.items()}, x)

@@ -9,8 +9,8 @@ tangent per state number, structural zeros dropped) and writes one numba functio
         (0, 0, 0), J (P, M, S, S)) -> bad
 
 with J[p, m, j, :] = dF_j / ds at s[p, m] (the layout of ``StateMap.jacobian``), F(s) where F has
-P members (not written where it has none), and ``bad`` the number of points where s, F or J is not
-finite: per member, what depends on the parameters and the input alone once, then straight-line
+P members (not written where it has none), and ``bad`` the number of points where s, F or J, or
+the member's parameters or input the step reads, are not finite: per member, what depends on the parameters and the input alone once, then straight-line
 code per start. The module
 goes into the kernel cache (``runtime.load_module``, ``jac_<key>.py``, key ``codegen.source_key``)
 and is checked against torch's autograd when built (``self_check``). float64 only (the search runs
@@ -69,7 +69,7 @@ def generate(jac: StateJacobian) -> str:
     w("@njit(**OPTS)")
     w("def jac(params, xs, s, F, J):")
     w("    \"\"\"J (P, M, S, S) = dF/ds at s (P, M, S), and F (P, M, S) unless it has no members; returns the")
-    w("    number of points where s, F or J is not finite. See landscape.kernels.numba.jacobian.\"\"\"")
+    w("    number of points where s, F, J or the member's parameters or input are not finite.\"\"\"")
     w("    P, M = s.shape[0], s.shape[1]")
     w("    with_F = F.shape[0] > 0")
     w("    bad = 0")
@@ -84,6 +84,10 @@ def generate(jac: StateJacobian) -> str:
         elif nodes[i].op == "x":
             w(f"        v{i} = X[{nodes[i].attr}]")
     L.extend(em.body(member, 8))
+    w("        nan_member = ZERO  # x * 0 is NaN exactly where x is inf or NaN")
+    for i in member:
+        if nodes[i].op in ("param", "x"):
+            w(f"        nan_member += v{i} * ZERO")
     w("        for m in range(M):")
     for i in row:
         if nodes[i].op == "state":
@@ -96,7 +100,7 @@ def generate(jac: StateJacobian) -> str:
         for k in range(S):
             n = jac.J[j][k]
             w(f"            J[p, m, {j}, {k}] = {'ZERO' if n is None else em.ref(n)}")
-    w("            nan = ZERO  # x * 0 is NaN exactly where x is inf or NaN")
+    w("            nan = nan_member")
     w(f"            for k in range({S}):")
     w("                nan += s[p, m, k] * ZERO")
     values = dict.fromkeys(em.ref(n) for n in (*jac.F, *(n for r in jac.J for n in r if n is not None)))
@@ -157,7 +161,8 @@ class JacobianKernel:
     def __call__(self, packed: tuple[Tensor, ...], xs: Tensor, s: Tensor, with_F: bool = True
                  ) -> tuple[Tensor | None, Tensor, int]:
         """(F(s) (P, M, S) or None without with_F, dF/ds (P, M, S, S), bad) for s (P, M, S): bad the
-        number of points where s, F or J is not finite; packed from ``pack``, xs from ``inputs``."""
+        number of points where s, F, J or the member's parameters or input (those the step reads) are
+        not finite; packed from ``pack``, xs from ``inputs``."""
         P, M, S = s.shape
         if S != self.S or any(v.shape[0] not in (1, P) for v in (*packed, xs)):
             raise ValueError(f"states of shape {tuple(s.shape)} for parameters of "
