@@ -19,20 +19,20 @@ import torch
 
 pytest.importorskip("numba")
 
-from landscape.cells import Cell, ParamDecl, bias, get_cell, linear  # noqa: E402
-from landscape.dynamics_map import DynamicsOptions, dynamics_map  # noqa: E402
-from landscape.fixedpoints import StateMap, find_fixed_points  # noqa: E402
-from landscape.kernels import derivative  # noqa: E402
-from landscape.kernels.numba import jacobian  # noqa: E402
-from landscape.kernels.trace import trace_units  # noqa: E402
-from landscape.model import ModelSpec  # noqa: E402
-from landscape.problem import resolve_model  # noqa: E402
-from landscape.store.format import COUNT_FIELDS, PERIOD_FIELDS  # noqa: E402
+from landscape.cells import Cell, ParamDecl, bias, get_cell, linear
+from landscape.dynamics_map import DynamicsOptions, dynamics_map
+from landscape.fixedpoints import StateMap, find_fixed_points
+from landscape.kernels import derivative
+from landscape.kernels.numba import jacobian
+from landscape.kernels.trace import trace_units
+from landscape.model import ModelSpec
+from landscape.problem import resolve_model
+from landscape.store.format import COUNT_FIELDS, PERIOD_FIELDS
 
 DT = torch.float64
 BUILTIN = ("srnn", "pascanu", "linear", "irnn", "lstm", "lstm-b", "lstm-i", "lstm-o", "lstm-f", "lstm1997", "gru",
            "mut1", "mut2", "mut3")
-TOL = dict(rtol=1e-12, atol=1e-12)
+TOL = {"rtol": 1e-12, "atol": 1e-12}
 
 
 def population(cell, H: int, D: int, P: int = 5, seed: int = 0):

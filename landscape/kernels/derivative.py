@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .trace import Node, Unsupported, UnitProgram
+from .trace import Node, UnitProgram, Unsupported
 
 # ops whose derivative is 0 wherever it exists (torch's autograd gives 0 everywhere)
 _FLAT = frozenset({"gt", "lt", "ge", "le", "eq", "ne", "not", "and", "or", "float", "floor", "ceil", "trunc",
