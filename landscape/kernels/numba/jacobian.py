@@ -251,6 +251,9 @@ def _build(cell, H, D) -> JacobianKernel | None:
     except Unsupported as err:
         _WHY[tag] = str(err)
         return None
+    except Exception as err:  # the cell's own methods failed on the trace's inputs: autograd runs them as asked
+        _WHY[tag] = f"the trace failed: {type(err).__name__}: {err}"
+        return None
     key = source_key(source)
     try:
         module, _ = runtime.load_module(source, f"jac_{key}", f"landscape_jac_{key}")
