@@ -28,8 +28,9 @@ sequences, see ``visited_states``, plus random ones), every start of every membe
    (the one of smaller residual is kept); slow points and points at the bound closer than
    ``slow_dedupe`` to each other (of their kind) or to a fixed point are one.
 
-The Jacobian dF/ds of every point comes from one batched backward pass (S copies of each point,
-copy j differentiated along component j); its eigenvalues are sorted by decreasing modulus and a
+The Jacobian dF/ds of every point comes from the fused kernel of the step's forward-mode
+derivatives where one applies (``kernels.numba.jacobian``), else from one batched backward pass
+(S copies of each point, copy j differentiated along component j); its eigenvalues are sorted by decreasing modulus and a
 fixed point is ``stable`` when the spectral radius is < 1 (slow points are never marked stable).
 The search runs in float64 whatever the parameters' dtype.
 """
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import settings
 from .cells import Cell, get_cell
 from .errors import LandscapeError
 from .lazy import torch
@@ -237,6 +239,8 @@ class StateMap:
         self.params, self.P, self.H, self.D = _population(cell, params)
         self.x = _inputs(x, self.P, self.D)  # (P, 1, D) or None
         self.S = self.H * len(cell.state_names)
+        self._jac = None  # the fused Jacobian kernel, False where none applies (``_kernel``)
+        self._packed = None  # (the kernel's parameters, its input (P or 1, D)): on first use
 
     def __call__(self, s: Tensor) -> Tensor:
         state = tuple(s.split(self.H, -1))  # each (P, M, H)
@@ -245,8 +249,52 @@ class StateMap:
         return torch.cat([v.expand(s.shape[0], s.shape[1], self.H) for v in new], -1)
 
     def jacobian(self, s: Tensor) -> tuple[Tensor, Tensor]:
-        """(F(s) (P, M, S), dF/ds (P, M, S, S)) from one backward pass: S copies of each point,
-        copy j differentiated along component j (the copies do not interact)."""
+        """(F(s) (P, M, S), dF/ds (P, M, S, S)), J[p, m, j, :] = dF_j / ds.
+
+        J comes from the fused kernel (``kernels.numba.jacobian``: the step's forward-mode
+        derivatives, generated from its trace) where one applies (the CPU, float64 states, H <= 8,
+        a step that traces, $LANDSCAPE_FAST not 0) and F from the map itself (torch, as
+        ``__call__``: the kernel's own F differs from torch's tanh and sigmoid in the last bits, and
+        a count such as ``n_degenerate`` follows those); else both from autograd
+        (``autograd_jacobian``). The two Jacobians agree to rounding. The points where something is
+        not finite (the member's parameters or input, the state, F or J) are taken
+        from autograd: where 0 * inf arises, forward and reverse mode put their NaNs in different
+        places, and the search follows autograd's there."""
+        kernel = self._kernel()
+        if kernel is None or s.device.type != "cpu" or s.dtype != torch.float64:
+            return self.autograd_jacobian(s)
+        if self._packed is None:
+            self._packed = (kernel.pack(self.params), kernel.inputs(self.x))
+        packed, xs = self._packed
+        _, J, n_bad = kernel(packed, xs, s, with_F=False)  # n_bad: points where something is not finite
+        with torch.no_grad():
+            F = self(s)
+        if n_bad:
+            from .kernels.numba.jacobian import finite_points
+
+            ok = finite_points(s, F, J) & kernel.finite(packed, xs).unsqueeze(1)  # (P, M)
+            bad = (~ok).any(1).nonzero()[:, 0]  # the members with such a point
+            x = None if self.x is None else self.x[bad, 0]
+            sub = StateMap(self.cell, {k: v[bad] for k, v in self.params.items()}, x)
+            F_ag, J_ag = sub.autograd_jacobian(s[bad])
+            keep = ok[bad]  # (B, M)
+            F[bad] = torch.where(keep.unsqueeze(-1), F[bad], F_ag)
+            J[bad] = torch.where(keep[..., None, None], J[bad], J_ag)
+        return F, J
+
+    def _kernel(self):
+        """The fused Jacobian of this map's cell (looked up once per map), or None."""
+        if self._jac is None:
+            from .kernels.numba import jacobian
+
+            on_cpu = all(v.device.type == "cpu" for v in self.params.values())
+            self._jac = (jacobian.jacobian_kernel(self.cell, self.H, self.D) if on_cpu and settings.fast()
+                         else False)
+        return self._jac or None
+
+    def autograd_jacobian(self, s: Tensor) -> tuple[Tensor, Tensor]:
+        """``jacobian`` by one backward pass: S copies of each point, copy j differentiated along
+        component j (the copies do not interact)."""
         P, M, S = s.shape
         with torch.enable_grad():
             se = s.detach().unsqueeze(2).expand(P, M, S, S).reshape(P, M * S, S).clone().requires_grad_(True)
