@@ -96,7 +96,9 @@ def test_measured_choice_is_kept_and_cached(tmp_path, monkeypatch, fused_s, torc
     once and read back from the kernel cache by a later process (here: a cleared memo)."""
     from landscape.kernels.numba import choice, losses
 
-    monkeypatch.setattr(choice, "_path", lambda kernel, workers: tmp_path / f"choice_{kernel.key}-{workers}.json")
+    from landscape.kernels import runtime
+
+    monkeypatch.setattr(runtime, "note_path", lambda name: tmp_path / f"{name}.json")
     monkeypatch.setattr(choice, "_DECIDED", {})
     measured = []
     monkeypatch.setattr(choice, "_measure", lambda *a: measured.append(1) or {"fused_s": fused_s, "torch_s": torch_s})

@@ -91,12 +91,17 @@ def write_source(source: str, stem: str) -> Path:
     return path
 
 
+def note_path(name: str) -> Path:
+    """Where ``read_note``'s note ``name`` lives: ``<kernel folder>/<name>.json``."""
+    return kernel_folder() / f"{name}.json"
+
+
 def read_note(name: str) -> dict | None:
     """A small JSON note kept in the kernel cache beside the kernels (``write_note``): a measurement
     or a comparison made once for a kernel, so later processes need not repeat it; None where
     there is none or it cannot be read."""
     try:
-        found = json.loads(_read_plain(kernel_folder() / f"{name}.json"))
+        found = json.loads(_read_plain(note_path(name)))
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
@@ -105,12 +110,12 @@ def read_note(name: str) -> dict | None:
 def write_note(name: str, note: dict) -> None:
     """Write ``read_note``'s note atomically (a concurrent process sees all of it or none); a
     read-only kernel cache is no error (the next process decides again)."""
-    folder, tmp = kernel_folder(), None
+    path, tmp = note_path(name), None
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
             fh.write(json.dumps(note))
-        os.replace(tmp, folder / f"{name}.json")
+        os.replace(tmp, path)
     except OSError:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
