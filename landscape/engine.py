@@ -57,8 +57,9 @@ def unroll_losses(problem: Problem, params: dict[str, Tensor], data: TaskData, T
       numba on the CPU (the members' blocks on every core, ``kernels.set_threads``, the loss and
       the optimal fit fused too; a kernel that still calls libm per value only where it measured
       faster than torch, ``kernels.numba.choice``) and Triton on CUDA (the loss then taken in
-      torch); for 1 < H <= 8 on the CPU, numba with the matrix-vector products written out per
-      unit (``kernels.numba.units``, the loss then taken in torch as below);
+      torch); for 1 < H <= 32 on the CPU, numba with the matrix-vector products written out per
+      unit up to H = 8 (``kernels.numba.units``) and register-blocked above
+      (``kernels.numba.matvec``), the loss then taken in torch as below;
     - otherwise ``cell.step`` in torch, in blocks of about ``block_elems`` state elements on the
       CPU (``CPU_BLOCK_ELEMS``), the whole population at once on a GPU. With the optimal readout
       the outputs at each T are kept for the whole population and the readout is fitted over all
