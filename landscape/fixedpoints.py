@@ -293,14 +293,10 @@ class StateMap:
         return self._jac or None
 
     def autograd_jacobian(self, s: Tensor) -> tuple[Tensor, Tensor]:
-        """``jacobian`` by one backward pass: S copies of each point, copy j differentiated along
-        component j (the copies do not interact)."""
-        P, M, S = s.shape
-        with torch.enable_grad():
-            se = s.detach().unsqueeze(2).expand(P, M, S, S).reshape(P, M * S, S).clone().requires_grad_(True)
-            out = self(se).reshape(P, M, S, S)  # [p, m, copy j, component]
-            (g,) = torch.autograd.grad(out.diagonal(dim1=2, dim2=3).sum(), se)
-        return out[:, :, 0].detach(), g.reshape(P, M, S, S)  # J[p, m, j, :] = dF_j / ds
+        """``jacobian`` by one backward pass of autograd (``kernels.derivative.autograd_jacobian``)."""
+        from .kernels.derivative import autograd_jacobian
+
+        return autograd_jacobian(self, s)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -246,3 +246,19 @@ _RULES = {
 RULES = frozenset(_RULES) | _FLAT | {"state"}  # every op with a derivative here
 
 __all__ = ["RULES", "StateJacobian", "state_jacobian"]
+
+
+def autograd_jacobian(F, s):
+    """(F(s) (P, M, S), dF/ds (P, M, S, S), J[p, m, j, :] = dF_j / ds) of a map F of a population's
+    states, (P, M', S) -> (P, M', S), by one backward pass of torch's autograd: S copies of each
+    point, copy j differentiated along component j (the copies do not interact). The truth the
+    fused kernel (``kernels.numba.jacobian``) is checked against, and what ``fixedpoints.StateMap``
+    uses where no kernel applies."""
+    import torch
+
+    P, M, S = s.shape
+    with torch.enable_grad():
+        se = s.detach().unsqueeze(2).expand(P, M, S, S).reshape(P, M * S, S).clone().requires_grad_(True)
+        out = F(se).reshape(P, M, S, S)  # [p, m, copy j, component]
+        (g,) = torch.autograd.grad(out.diagonal(dim1=2, dim2=3).sum(), se)
+    return out[:, :, 0].detach(), g.reshape(P, M, S, S)

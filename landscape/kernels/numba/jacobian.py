@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import runtime
-from ..derivative import StateJacobian, state_jacobian
+from ..derivative import StateJacobian, autograd_jacobian, state_jacobian
 from ..trace import Unsupported, trace_units
 from . import available
 from .codegen import CODEGEN_VERSION, source_key
@@ -181,11 +181,16 @@ def finite_points(s: Tensor, F: Tensor, J: Tensor) -> Tensor:
 
 
 def reference(cell, H: int, params: dict[str, Tensor], x: Tensor | None, s: Tensor) -> tuple[Tensor, Tensor]:
-    """(F (P, M, S), J (P, M, S, S)) by torch's autograd (``StateMap.autograd_jacobian``): the truth a
-    kernel is checked against. params name -> (P, *shape); x (P, D) or None; s (P, M, S)."""
-    from ...fixedpoints import StateMap
+    """(F (P, M, S), J (P, M, S, S)) by torch's autograd (``derivative.autograd_jacobian``, as
+    ``fixedpoints.StateMap`` computes it where no kernel applies): the truth a kernel is checked
+    against. params name -> (P, *shape); x (P, D) or None; s (P, M, S)."""
+    def step(states):  # (P, M', S) -> (P, M', S): the cell's step at each member's input
+        P, M = states.shape[:2]
+        inputs = None if x is None else x.unsqueeze(1).expand(P, M, x.shape[-1])
+        new = cell.step(params, tuple(states.split(H, -1)), inputs)
+        return torch.cat([v.expand(P, M, H) for v in new], -1)
 
-    return StateMap(cell, params, x).autograd_jacobian(s)
+    return autograd_jacobian(step, s)
 
 
 def self_check(kernel: JacobianKernel) -> str | None:
