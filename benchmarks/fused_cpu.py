@@ -241,7 +241,7 @@ def fit_check(problem: GridPoints) -> str:
     y = kernel.outputs(problem.params, data.inputs[..., 0], [data.ends[T]], data.h0, threads=1)[0]  # (P, N)
     target = data.targets[T]
     w, b = fit.fit_logistic_readout_1(y, target, l2, threads=1)
-    ref = fit.logistic_losses(y.double(), target, w, b, threads=1).numpy()
+    ref = fit.logistic_losses(y.double(), target, w, b, threads=1)  # numpy (the readout kernels' arrays)
     got = jax_baseline.fit_losses(y.double().numpy(), target.double().numpy(), l2)
     diff = float(np.max(np.abs(got - ref)))
     if not diff <= 1e-10:
@@ -323,7 +323,7 @@ def readout_fit(s: Settings, z: dict) -> list[Row]:
                 warmup={"f": lambda: fused_fit.fit_logistic_readout_1(y[:4], target, l2, threads=1),
                         "c": _quiet(fused_losses, problem, problem.subset(4))})
     wt, bt = fit_logistic_readout(y.unsqueeze(-1), target, l2)
-    wf, bf = fused_fit.fit_logistic_readout_1(y, target, l2, threads=1)
+    wf, bf = map(torch.from_numpy, fused_fit.fit_logistic_readout_1(y, target, l2, threads=1))
     lt = logistic_loss(y.unsqueeze(-1), wt, bt, target)
     lf = logistic_loss(y.unsqueeze(-1), wf, bf, target)
     engine_s, fused_s = res["engine command"]["median"], res["fused command"]["median"]
