@@ -18,8 +18,9 @@ time exceeds it by more than 5 % is flagged (``common.busy``). landscape runs as
   over other ranges: ``landscape.recipe``, so no torch import) against ``python
   benchmarks/jax_grid.py`` computing the same grid from the same data (written beforehand from
   landscape's task into an .npz the script reads) and writing it with h5py; the ratio is
-  landscape's time over JAX's, target at most 0.8. A second row: the problem's first grid
-  (LANDSCAPE_RECIPES=0: resolved in full, torch imported). At 101 x 101 a third row: the same command with an empty kernel cache (a fresh
+  landscape's time over JAX's, target at most 0.8. The same against the script with JAX's persistent
+  compilation cache warm (``jax_cache_env``: both sides' caches warm; same target). Another row: the
+  problem's first grid (LANDSCAPE_RECIPES=0: resolved in full, torch imported). At 101 x 101 a third row: the same command with an empty kernel cache (a fresh
   $LANDSCAPE_KERNELS and $NUMBA_CACHE_DIR each time: trace, generate and compile the kernels
   first); JAX has no persistent compilation cache by default, so it compiles on every run. The two
   files' losses are compared. These rows alone: ``python -m benchmarks.process``.
@@ -120,6 +121,13 @@ def process_row(case, candidate, baseline, res, ck, bk, target="", note="", time
     if one_core:
         extra.update(candidate_cpu_s=res[ck]["cpu"], baseline_cpu_s=res[bk]["cpu"])
     return Row(benchmark, case, candidate, baseline, c, b, "s", ratio, ratio_is, target, note=note, extra=extra).check()
+
+
+def jax_cache_env(folder: Path) -> dict:
+    """The environment of a JAX process that reads and writes its persistent compilation cache in
+    folder, caching every compiled program (by default only those that took over a second)."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(folder), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def landscape_cmd(*args: str) -> list[str]:
@@ -244,19 +252,24 @@ def _grid_vs_jax(s: Settings, z: dict, tmp: Path, num: int, cold: bool) -> list[
             shutil.rmtree(kdir, ignore_errors=True)
         return got
 
-    def theirs():
+    jax_cache = tmp / f"jax-cache-{num}"  # JAX's persistent compilation cache (its own key: the program)
+
+    def theirs(cached: bool = False):
         out = tmp / f"J{num}-{next(counter)}.h5"
         got = child([sys.executable, str(ROOT / "benchmarks" / "jax_grid.py"), str(npz), "--x", xa, "--y", ya,
-                     "--out", str(out)])
+                     "--out", str(out)], jax_cache_env(jax_cache) if cached else None)
         got["file"] = out
         return got
 
-    # untimed: the kernel cache warm, the files in the OS cache, and the problem's recipe written by a
-    # grid over other ranges (landscape.recipe: the next grid of this problem imports no torch)
+    # untimed: the kernel cache warm, the files in the OS cache, the problem's recipe written by a
+    # grid over other ranges (landscape.recipe: the next grid of this problem imports no torch), and
+    # JAX's compilation cache filled by a run of the same grid
     ours(False, axes=(f"w:-2:2:{num}", f"b:-1:1:{num}"))
+    theirs(cached=True)
     if not s.quick:
         theirs()
-    funcs = {"warm": lambda: ours(False), "jax": theirs, "first": lambda: ours(False, recipes=False)}
+    funcs = {"warm": lambda: ours(False), "jax": theirs, "first": lambda: ours(False, recipes=False),
+             "jax-cache": lambda: theirs(cached=True)}
     if cold:
         funcs["cold"] = lambda: ours(True)
     res = alternate(s, funcs)
@@ -269,6 +282,12 @@ def _grid_vs_jax(s: Settings, z: dict, tmp: Path, num: int, cold: bool) -> list[
     rows = [process_row(case, "landscape grid, from the problem's recipe (warm kernel cache)", base, res, "warm",
                         "jax", "<= 0.8", note + "; the recipe written by an earlier grid of other ranges: no torch "
                         "import", time_ratio=True),
+            process_row(case, "landscape grid, from the problem's recipe (warm kernel cache)",
+                        base + ", with JAX's persistent compilation cache (warm)", res, "warm", "jax-cache",
+                        "<= 0.8", time_ratio=True,
+                        note=f"both sides' caches warm: JAX_COMPILATION_CACHE_DIR filled by an earlier run "
+                             f"(min compile time 0); JAX's wall {res['jax-cache']['wall']:.2f} s, "
+                             f"{res['jax']['cpu'] - res['jax-cache']['cpu']:.2f} s CPU less than compiling"),
             process_row(case, "landscape grid, the problem's first grid (no recipe; warm kernel cache)", base, res,
                         "first", "jax", time_ratio=True,
                         note=f"LANDSCAPE_RECIPES=0: resolved in full, torch imported; "
