@@ -764,6 +764,12 @@ def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tu
     vectors: the initial (S, n_exponents) or (N, S, n_exponents) vectors (orthonormalised here);
     None: Gaussian ones from ``seed``. A product that reaches 0 (a saturated hard gate, a dead
     ReLU) gives -inf. params: name -> (P or 1, *shape); Ts in data.
+
+    One exponent on the CPU in float64 comes from the fused kernel (``kernels.numba.lyapunov``: the
+    step and J v in forward mode, generated from the cell's trace) where one applies ($LANDSCAPE_FAST
+    not 0, a step that traces, H within its range); it agrees with autograd's path
+    (``lyapunov_autograd``, in blocks of ``block`` Jacobian entries) to about 1e-13 relative,
+    not bit for bit (its F and J v round differently from torch's).
     """
     cell, H = problem.cell, problem.H
     p = cell_params(problem, params)
@@ -778,18 +784,45 @@ def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tu
     v0 = torch.as_tensor(vectors, dtype=torch.float64).to(dev).expand(N, S, k)
     v0 = torch.linalg.qr(v0).Q  # (N, S, k)
     inputs = None if data.inputs is None else data.inputs.to(dtype=torch.float64, device=dev)
+    kernel = _fused_lyapunov(problem, p, k)
+    if kernel is not None:
+        ends = [data.ends[T] for T in Ts]
+        s0 = _initial_state(cell, p, N, H, data.h0)
+        return kernel(p, inputs, s0, v0[..., 0], ends)[..., None]  # (len(Ts), P, 1)
     out = np.empty((len(Ts), P, k))
     for start, stop in flat_chunks(P, max(1, block // (N * S * S))):
         sub = {name: v[start:stop] if v.shape[0] == P else v for name, v in p.items()}
-        out[:, start:stop] = _lyapunov_block(cell, sub, stop - start, H, data, Ts, v0, inputs)
+        out[:, start:stop] = lyapunov_autograd(cell, sub, stop - start, H, data, Ts, v0, inputs)
     return out
 
 
-def _lyapunov_block(cell, params: dict[str, Tensor], P: int, H: int, data: TaskData, Ts, v0: Tensor,
-                    inputs: Tensor | None) -> np.ndarray:
-    """``lyapunov`` for one block of P members: (len(Ts), P, k); v0 (N, S, k) orthonormal."""
+def _fused_lyapunov(problem: Problem, params: dict[str, Tensor], k: int):
+    """The fused kernel of lambda_T where it applies (one exponent, float64 parameters on the CPU,
+    $LANDSCAPE_FAST not 0, a kernel that builds), else None."""
+    from . import settings
+
+    if k != 1 or not settings.fast() or any(v.device.type != "cpu" or v.dtype != torch.float64
+                                             for v in params.values()):
+        return None
+    from .kernels.numba.lyapunov import lyapunov_kernel
+
+    return lyapunov_kernel(problem.cell, problem.H, problem.D)
+
+
+def _initial_state(cell, params: dict[str, Tensor], N: int, H: int, h0: float) -> Tensor:
+    """The initial full state (P or 1, N, S) (a view where the cell's is one for every member)."""
+    init = cell.initial_state(params, N, H, h0)
+    P = max(v.shape[0] for v in init)
+    return torch.cat([v.expand(P, N, H) for v in init], -1)
+
+
+def lyapunov_autograd(cell, params: dict[str, Tensor], P: int, H: int, data: TaskData, Ts, v0: Tensor,
+                      inputs: Tensor | None) -> np.ndarray:
+    """``lyapunov`` for one block of P members by torch's autograd (``_step_jacobian``): (len(Ts), P,
+    k); v0 (N, S, k) orthonormal, inputs (T, N, D) float64 or None. The truth the fused kernel is
+    checked against, and the path wherever none applies (several exponents, another device)."""
     N, S, k = v0.shape
-    state = torch.cat([v.expand(P, N, H) for v in cell.initial_state(params, N, H, data.h0)], -1)  # (P, N, S)
+    state = _initial_state(cell, params, N, H, data.h0).expand(P, N, S)  # (P, N, S)
     Q = v0.expand(P, N, S, k)
     logs = torch.zeros(P, N, k, dtype=torch.float64, device=v0.device)
 
