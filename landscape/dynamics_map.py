@@ -769,7 +769,8 @@ def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tu
     step and J v in forward mode, generated from the cell's trace) where one applies ($LANDSCAPE_FAST
     not 0, a step that traces, H within its range); it agrees with autograd's path
     (``lyapunov_autograd``, in blocks of ``block`` Jacobian entries) to about 1e-13 relative,
-    not bit for bit (its F and J v round differently from torch's).
+    not bit for bit (its F and J v round differently from torch's). The members where the kernel
+    met something not finite (a parameter, an input, a state, J v) are autograd's.
     """
     cell, H = problem.cell, problem.H
     p = cell_params(problem, params)
@@ -784,15 +785,18 @@ def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tu
     v0 = torch.as_tensor(vectors, dtype=torch.float64).to(dev).expand(N, S, k)
     v0 = torch.linalg.qr(v0).Q  # (N, S, k)
     inputs = None if data.inputs is None else data.inputs.to(dtype=torch.float64, device=dev)
+    out = np.empty((len(Ts), P, k))
+    todo = np.arange(P)  # the members autograd computes
     kernel = _fused_lyapunov(problem, p, k)
     if kernel is not None:
-        ends = [data.ends[T] for T in Ts]
         s0 = _initial_state(cell, p, N, H, data.h0)
-        return kernel(p, inputs, s0, v0[..., 0], ends)[..., None]  # (len(Ts), P, 1)
-    out = np.empty((len(Ts), P, k))
-    for start, stop in flat_chunks(P, max(1, block // (N * S * S))):
-        sub = {name: v[start:stop] if v.shape[0] == P else v for name, v in p.items()}
-        out[:, start:stop] = lyapunov_autograd(cell, sub, stop - start, H, data, Ts, v0, inputs)
+        out[..., 0], bad = kernel(p, inputs, s0, v0[..., 0], [data.ends[T] for T in Ts])
+        todo = np.flatnonzero(bad)  # where something was not finite: autograd's values (see the kernel)
+    for start, stop in flat_chunks(len(todo), max(1, block // (N * S * S))):
+        rows = todo[start:stop]
+        pick = slice(rows[0], rows[-1] + 1) if rows[-1] - rows[0] == len(rows) - 1 else torch.as_tensor(rows)
+        sub = {name: v[pick] if v.shape[0] == P else v for name, v in p.items()}
+        out[:, rows] = lyapunov_autograd(cell, sub, len(rows), H, data, Ts, v0, inputs)
     return out
 
 

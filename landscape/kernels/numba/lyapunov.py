@@ -7,13 +7,16 @@ the sequence's own end at nominal length T. ``lyapunov_kernel(cell, H, D)`` trac
 (``derivative.state_jvp``: one tangent seeded by v, no S x S Jacobian) and writes one numba function
 
     lyap(params (one (P or 1, size) array per parameter), xs (T, N, D) or (1, 1, 1), starts (P or 1, N,
-         S), vectors (N, S), ends (K, N) int64, out (K, P, N), lo, hi)
+         S), vectors (N, S), ends (K, N) int64, out (K, P, N), bad (P,) bool, lo, hi)
 
 which, per member p in lo..hi-1 (what depends on its parameters alone once) and sequence n, runs
 t = 1..max_k ends[k, n] as straight-line code: s <- F(s, x_t) and v <- J(s, x_t) v together, then
 the norm r = ||v||: v <- v / r where r > 0 (where r is 0 or NaN the old vector carries on, as
 ``dynamics_map.lyapunov_autograd`` does), log r summed (log 0 = -inf; a NaN stays), the sum
-written to out[k, p, n] at t = ends[k, n]. The module goes into the kernel cache
+written to out[k, p, n] at t = ends[k, n]; bad[p] where one of the member's parameters, inputs,
+states or J v was not finite: there forward and reverse mode put their infinities and NaNs in
+different places (0 * inf on other paths), and ``lyapunov`` takes those members from autograd, as
+``fixedpoints.StateMap.jacobian`` does. The module goes into the kernel cache
 (``runtime.load_module``, ``lyap_<key>.py``, key ``codegen.source_key``) and is checked against the
 autograd path when built (``self_check``). float64 only, 1 <= H <= ``MAX_H``; a step that does not
 trace or an operation without a derivative rule gives None, and ``why_not`` says why: ``lyapunov``
@@ -81,10 +84,11 @@ def generate(jvp: StateJVP) -> str:
     w("")
     w("")
     w("@njit(**OPTS)")
-    w("def lyap(params, xs, starts, vectors, ends, out, lo, hi):")
+    w("def lyap(params, xs, starts, vectors, ends, out, bad, lo, hi):")
     w("    \"\"\"out[k, p, n] (K, P, N): the sum over t = 1..ends[k, n] of log ||J_t v_{t-1}|| (v normalised")
     w("    each step, v_0 = vectors[n] (N, S)) for the members p in lo..hi-1, from the states starts")
-    w("    (P or 1, N, S) at the inputs xs (T, N, D).\"\"\"")
+    w("    (P or 1, N, S) at the inputs xs (T, N, D); bad[p] whether one of the member's parameters, an")
+    w("    input, state or J v it met was not finite (or a sum of them overflowed).\"\"\"")
     w("    K, N = ends.shape[0], ends.shape[1]")
     w("    for p in range(lo, hi):")
     for c, name in enumerate(names):
@@ -94,6 +98,8 @@ def generate(jvp: StateJVP) -> str:
             name, j = nodes[i].attr
             w(f"        v{i} = G{names.index(name)}[{j}]")
     L.extend(em.body(member, 8))
+    read = [em.ref(i) for i in member if nodes[i].op == "param"]
+    w(f"        nan = ({' + '.join(read) or 'ZERO'}) * ZERO  # x * 0 is NaN exactly where x is inf or NaN")
     w("        ps = p if starts.shape[0] > 1 else 0")
     w("        for n in range(N):")
     for k in range(S):
@@ -124,9 +130,12 @@ def generate(jvp: StateJVP) -> str:
     for j in range(S):
         w(f"                    q{j} = u{j} / norm")
     w("                logs += np.log(norm)")
+    seen = [*(f"f{j}" for j in range(S)), "norm", *(em.ref(i) for i in row if nodes[i].op == "x")]
+    w(f"                nan += ({' + '.join(seen)}) * ZERO  # off the loop's chain: one add per step")
     w("                for k in range(K):")
     w("                    if ends[k, n] == t + 1:")
     w("                        out[k, p, n] = logs")
+    w("        bad[p] = nan != ZERO")
     w("")
     if em.imports:
         L.insert(more_imports, f"from landscape.kernels.numba.mathfn import {', '.join(sorted(em.imports))}")
@@ -148,9 +157,10 @@ class LyapunovKernel:
         return f"LyapunovKernel({self.cell.describe()}, H={self.H}, D={self.D}, lyap_{self.key}.py)"
 
     def __call__(self, params: dict[str, Tensor], x: Tensor | None, s0: Tensor, v0: Tensor, ends: list[Tensor],
-                 threads: int | None = None) -> np.ndarray:
-        """lambda_T (K, P) float64: for each of K lists of ends (N,) (1-based, each sequence's own
-        end), the mean over the N sequences of the summed logs / the end. params name -> (P or 1,
+                 threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(lambda_T (K, P) float64, bad (P,) bool): for each of K lists of ends (N,) (1-based, each
+        sequence's own end), the mean over the N sequences of the summed logs / the end; bad where
+        something the member met was not finite (see the module docstring). params name -> (P or 1,
         *shape) on the CPU; x (T, N, D) or None (D = 0); s0 (P or 1, N, S) the initial states; v0
         (N, S) the initial unit vectors; threads: worker threads (None: ``runtime.default_threads``)."""
         packed = self.pack(params)
@@ -168,14 +178,15 @@ class LyapunovKernel:
         s0 = s0.detach().to(DTYPE).expand(s0.shape[0], N, self.S).contiguous()  # (P or 1, N, S)
         v0 = v0.detach().to(DTYPE).contiguous()  # (N, S)
         out = np.empty((E.shape[0], P, N))
+        bad = np.zeros(P, dtype=bool)
         if P and N and E.shape[0]:
-            args = (tuple(v.numpy() for v in packed), xs.numpy(), s0.numpy(), v0.numpy(), E.numpy(), out)
+            args = (tuple(v.numpy() for v in packed), xs.numpy(), s0.numpy(), v0.numpy(), E.numpy(), out, bad)
 
             def part(lo, hi, nb):  # nb: run_split's block, which this kernel does not use
                 self.module.lyap(*args, lo, hi)
 
             runtime.run_split(part, (), P, 1, 1, threads, N * int(E.max()))
-        return (out / E.unsqueeze(1).numpy()).mean(-1)
+        return (out / E.unsqueeze(1).numpy()).mean(-1), bad
 
 
 def reference(cell, H: int, params: dict[str, Tensor], x: Tensor | None, h0: float, v0: Tensor,
@@ -194,20 +205,26 @@ def reference(cell, H: int, params: dict[str, Tensor], x: Tensor | None, h0: flo
 def self_check(kernel: LyapunovKernel) -> str | None:
     """The kernel against ``reference`` (autograd): None if they agree, else what differs. N(0, 1 / H)
     parameters, 6 members, 5 sequences of N(0, 1) inputs, ends 12 and random ones in 1..12,
-    h0 = 0.3; lambda_T to rtol 1e-9, atol 1e-12."""
+    h0 = 0.3; lambda_T to rtol 1e-9, atol 1e-12; a seventh member with a NaN parameter must be
+    flagged bad, the others not."""
     cell, H, D = kernel.cell, kernel.H, kernel.D
     g = torch.Generator().manual_seed(20261207)
     P, N, T, S = 6, 5, 12, kernel.S
     params = {k: torch.randn((P, *shape), generator=g, dtype=DTYPE) / H ** 0.5
               for k, shape in cell.param_shapes(H, D).items()}
     x = torch.randn((T, N, D), generator=g, dtype=DTYPE) if D else None
+    with_nan = {k: torch.cat([v, v[:1]]) for k, v in params.items()}  # (P + 1, *shape)
+    next(iter(with_nan.values())).view(P + 1, -1)[P, 0] = float("nan")
     v0 = torch.randn((N, S), generator=g, dtype=DTYPE)
     v0 = v0 / torch.linalg.vector_norm(v0, dim=-1, keepdim=True)
     ends = [torch.full((N,), T, dtype=torch.int64), torch.randint(1, T + 1, (N,), generator=g)]
     init = cell.initial_state(params, N, H, 0.3)
     s0 = torch.cat([v.expand(max(u.shape[0] for u in init), N, H) for v in init], -1)
     want = torch.from_numpy(reference(cell, H, params, x, 0.3, v0, ends))
-    got = torch.from_numpy(kernel(params, x, s0, v0, ends, threads=1))
+    got, bad = kernel(with_nan, x, s0, v0, ends, threads=1)
+    if bad.tolist() != [False] * P + [True]:
+        return f"members flagged bad: {bad.tolist()}; only the last has a NaN parameter"
+    got = torch.from_numpy(got[:, :P])
     if not torch.equal(torch.isfinite(got), torch.isfinite(want)):
         return "non-finite values where autograd has none, or the reverse"
     if not torch.allclose(got, want, rtol=1e-9, atol=1e-12):
