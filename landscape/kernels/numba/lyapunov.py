@@ -44,7 +44,7 @@ from .jacobian import JacobianKernel
 from .units import _UnitEmitter
 
 DTYPE = torch.float64
-MAX_H = 32  # the largest H with a kernel (placeholder until measured)
+MAX_H = 8  # the largest H with a kernel: its cold build (numba) took 13 s of CPU for an LSTM at H = 8, 100 s at 16
 
 
 def generate(jvp: StateJVP) -> str:
