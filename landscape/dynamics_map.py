@@ -789,8 +789,7 @@ def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tu
     todo = np.arange(P)  # the members autograd computes
     kernel = _fused_lyapunov(problem, p, k)
     if kernel is not None:
-        s0 = _initial_state(cell, p, N, H, data.h0)
-        out[..., 0], bad = kernel(p, inputs, s0, v0[..., 0], [data.ends[T] for T in Ts])
+        out[..., 0], bad = kernel(p, inputs, data.h0, v0[..., 0], [data.ends[T] for T in Ts])
         todo = np.flatnonzero(bad)  # where something was not finite: autograd's values (see the kernel)
     for start, stop in flat_chunks(len(todo), max(1, block // (N * S * S))):
         rows = todo[start:stop]
@@ -813,20 +812,13 @@ def _fused_lyapunov(problem: Problem, params: dict[str, Tensor], k: int):
     return lyapunov_kernel(problem.cell, problem.H, problem.D)
 
 
-def _initial_state(cell, params: dict[str, Tensor], N: int, H: int, h0: float) -> Tensor:
-    """The initial full state (P or 1, N, S) (a view where the cell's is one for every member)."""
-    init = cell.initial_state(params, N, H, h0)
-    P = max(v.shape[0] for v in init)
-    return torch.cat([v.expand(P, N, H) for v in init], -1)
-
-
 def lyapunov_autograd(cell, params: dict[str, Tensor], P: int, H: int, data: TaskData, Ts, v0: Tensor,
                       inputs: Tensor | None) -> np.ndarray:
     """``lyapunov`` for one block of P members by torch's autograd (``_step_jacobian``): (len(Ts), P,
     k); v0 (N, S, k) orthonormal, inputs (T, N, D) float64 or None. The truth the fused kernel is
     checked against, and the path wherever none applies (several exponents, another device)."""
     N, S, k = v0.shape
-    state = _initial_state(cell, params, N, H, data.h0).expand(P, N, S)  # (P, N, S)
+    state = torch.cat([v.expand(P, N, H) for v in cell.initial_state(params, N, H, data.h0)], -1)  # (P, N, S)
     Q = v0.expand(P, N, S, k)
     logs = torch.zeros(P, N, k, dtype=torch.float64, device=v0.device)
 

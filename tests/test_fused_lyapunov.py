@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("numba")
 
-from landscape.cells import Cell, ParamDecl, bias, get_cell, linear
+from landscape.cells import Cell, ParamDecl, bias, linear
 from landscape.cli import main
 from landscape.dynamics_map import GRID_SEQUENCES, first_sequences, lyapunov
 from landscape.kernels import derivative
@@ -136,8 +136,7 @@ def test_a_product_that_reaches_zero_and_non_finite_parameters_are_autograds(mon
     same_values(got, autograd(monkeypatch, pr, params, data, (5, 20)))
     # the -inf is the kernel's own; the non-finite members are flagged (and taken from autograd)
     v0 = torch.nn.functional.normalize(torch.randn(6, 2, dtype=DT), dim=-1)
-    s0 = torch.zeros(1, 6, 2, dtype=DT)
-    lam, bad = kernel(params, data.inputs, s0, v0, [data.ends[5], data.ends[20]])
+    lam, bad = kernel(params, data.inputs, data.h0, v0, [data.ends[5], data.ends[20]])
     assert np.isneginf(lam[:, 1]).all() and bad.tolist() == [False, False, True, True, False]
 
 
@@ -175,7 +174,7 @@ class NoRule(Cell):
 
 def test_an_op_without_a_rule_falls_back(monkeypatch):
     monkeypatch.delitem(derivative._RULES, "tanh")
-    monkeypatch.setattr(fused, "_cached_kernel", functools.lru_cache(None)(fused._cached_kernel.__wrapped__))
+    monkeypatch.setattr(fused, "_cached_kernel", functools.cache(fused._cached_kernel.__wrapped__))
     cell = NoRule()
     assert fused.lyapunov_kernel(cell, 2, 0) is None
     assert "no derivative rule for the operation tanh" in fused.why_not(cell, 2, 0)

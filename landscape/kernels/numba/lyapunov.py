@@ -156,13 +156,14 @@ class LyapunovKernel:
     def __repr__(self):
         return f"LyapunovKernel({self.cell.describe()}, H={self.H}, D={self.D}, lyap_{self.key}.py)"
 
-    def __call__(self, params: dict[str, Tensor], x: Tensor | None, s0: Tensor, v0: Tensor, ends: list[Tensor],
+    def __call__(self, params: dict[str, Tensor], x: Tensor | None, h0: float, v0: Tensor, ends: list[Tensor],
                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(lambda_T (K, P) float64, bad (P,) bool): for each of K lists of ends (N,) (1-based, each
         sequence's own end), the mean over the N sequences of the summed logs / the end; bad where
         something the member met was not finite (see the module docstring). params name -> (P or 1,
-        *shape) on the CPU; x (T, N, D) or None (D = 0); s0 (P or 1, N, S) the initial states; v0
-        (N, S) the initial unit vectors; threads: worker threads (None: ``runtime.default_threads``)."""
+        *shape) on the CPU; x (T, N, D) or None (D = 0); h0 the initial value of every state unit
+        (``cell.initial_state``'s argument); v0 (N, S) the initial unit vectors; threads: worker
+        threads (None: ``runtime.default_threads``)."""
         packed = self.pack(params)
         P = max(v.shape[0] for v in packed)
         N = v0.shape[0]
@@ -173,9 +174,9 @@ class LyapunovKernel:
             raise ValueError("every end must be >= 1")
         xs = (torch.zeros(1, 1, 1, dtype=DTYPE) if x is None
               else x[:int(E.max()) if E.numel() else 0].detach().to(DTYPE).contiguous())  # (T, N, D)
-        if s0.shape[0] > 1 and s0.stride(0) == 0:  # one initial state for every member, expanded
-            s0 = s0[:1]
-        s0 = s0.detach().to(DTYPE).expand(s0.shape[0], N, self.S).contiguous()  # (P or 1, N, S)
+        init = self.cell.initial_state(params, N, self.H, h0)  # each (P or 1, N or 1, H)
+        P0 = max(v.shape[0] if v.stride(0) else 1 for v in init)  # 1: the same for every member
+        s0 = torch.cat([v[:P0].expand(P0, N, self.H) for v in init], -1).detach().to(DTYPE).contiguous()
         v0 = v0.detach().to(DTYPE).contiguous()  # (N, S)
         out = np.empty((E.shape[0], P, N))
         bad = np.zeros(P, dtype=bool)
@@ -218,10 +219,8 @@ def self_check(kernel: LyapunovKernel) -> str | None:
     v0 = torch.randn((N, S), generator=g, dtype=DTYPE)
     v0 = v0 / torch.linalg.vector_norm(v0, dim=-1, keepdim=True)
     ends = [torch.full((N,), T, dtype=torch.int64), torch.randint(1, T + 1, (N,), generator=g)]
-    init = cell.initial_state(params, N, H, 0.3)
-    s0 = torch.cat([v.expand(max(u.shape[0] for u in init), N, H) for v in init], -1)
     want = torch.from_numpy(reference(cell, H, params, x, 0.3, v0, ends))
-    got, bad = kernel(with_nan, x, s0, v0, ends, threads=1)
+    got, bad = kernel(with_nan, x, 0.3, v0, ends, threads=1)
     if bad.tolist() != [False] * P + [True]:
         return f"members flagged bad: {bad.tolist()}; only the last has a NaN parameter"
     got = torch.from_numpy(got[:, :P])
@@ -250,7 +249,7 @@ def lyapunov_kernel(cell, H: int, D: int) -> LyapunovKernel | None:
         return _build(cell, H, D)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_kernel(cell, H, D):
     with _LOCK:
         return _build(cell, H, D)
