@@ -119,15 +119,20 @@ def whole(s: Settings, rev: str) -> list:
                             "autograd lambda_T", res, "fused", "autograd", note=note, benchmark=NAME)]
 
 
+def run(s: Settings, rev: str | None = None) -> list:
+    """Both rows (``python -m benchmarks --only dynamics-lyapunov``): the whole command, then lyapunov
+    in this process, pinned to one core."""
+    rows = whole(s, rev or baseline_rev())
+    pin()
+    return rows + in_process(s)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--baseline-rev", default=None, help="the git revision to compare with (default: before the kernel)")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args(argv)
-    s = Settings(repeats=a.repeats)
-    rows = whole(s, a.baseline_rev or baseline_rev())
-    pin()
-    rows += in_process(s)
+    rows = run(Settings(repeats=a.repeats), a.baseline_rev)
     print(table(rows))
     return 0 if all(r.meets != "FLAG" and "DIFFER" not in r.note for r in rows) else 1
 
