@@ -7,13 +7,13 @@ the sequence's own end at nominal length T. ``lyapunov_kernel(cell, H, D)`` trac
 (``derivative.state_jvp``: one tangent seeded by v, no S x S Jacobian) and writes one numba function
 
     lyap(params (one (P or 1, size) array per parameter), xs (T, N, D) or (1, 1, 1), starts (P or 1, N,
-         S), vectors (N, S), ends (K, N) int64, out (K, P, N), bad (P,) bool, lo, hi)
+         S), vectors (N, S), ends (K, N) int64, out (K, P) zeros, bad (P,) bool, lo, hi)
 
 which, per member p in lo..hi-1 (what depends on its parameters alone once) and sequence n, runs
 t = 1..max_k ends[k, n] as straight-line code: s <- F(s, x_t) and v <- J(s, x_t) v together, then
 the norm r = ||v||: v <- v / r where r > 0 (where r is 0 or NaN the old vector carries on, as
 ``dynamics_map.lyapunov_autograd`` does), log r summed (log 0 = -inf; a NaN stays), the sum
-written to out[k, p, n] at t = ends[k, n]; bad[p] where one of the member's parameters, inputs,
+divided by ends[k, n] added to out[k, p] at t = ends[k, n] (the caller divides by N); bad[p] where one of the member's parameters, inputs,
 states or J v was not finite: there forward and reverse mode put their infinities and NaNs in
 different places (0 * inf on other paths), and ``lyapunov`` takes those members from autograd, as
 ``fixedpoints.StateMap.jacobian`` does. The module goes into the kernel cache
@@ -85,10 +85,10 @@ def generate(jvp: StateJVP) -> str:
     w("")
     w("@njit(**OPTS)")
     w("def lyap(params, xs, starts, vectors, ends, out, bad, lo, hi):")
-    w("    \"\"\"out[k, p, n] (K, P, N): the sum over t = 1..ends[k, n] of log ||J_t v_{t-1}|| (v normalised")
-    w("    each step, v_0 = vectors[n] (N, S)) for the members p in lo..hi-1, from the states starts")
-    w("    (P or 1, N, S) at the inputs xs (T, N, D); bad[p] whether one of the member's parameters, an")
-    w("    input, state or J v it met was not finite (or a sum of them overflowed).\"\"\"")
+    w("    \"\"\"out[k, p] (K, P) += over the sequences n, the sum over t = 1..ends[k, n] of log ||J_t v_{t-1}||")
+    w("    / ends[k, n] (v normalised each step, v_0 = vectors[n] (N, S)), for the members p in lo..hi-1, from")
+    w("    the states starts (P or 1, N, S) at the inputs xs (T, N, D); bad[p] whether one of the member's")
+    w("    parameters, an input, a state or J v it met was not finite (or a sum of them overflowed).\"\"\"")
     w("    K, N = ends.shape[0], ends.shape[1]")
     w("    for p in range(lo, hi):")
     for c, name in enumerate(names):
@@ -134,7 +134,7 @@ def generate(jvp: StateJVP) -> str:
     w(f"                nan += ({' + '.join(seen)}) * ZERO  # off the loop's chain: one add per step")
     w("                for k in range(K):")
     w("                    if ends[k, n] == t + 1:")
-    w("                        out[k, p, n] = logs")
+    w("                        out[k, p] += logs / ends[k, n]")
     w("        bad[p] = nan != ZERO")
     w("")
     if em.imports:
@@ -178,7 +178,7 @@ class LyapunovKernel:
         P0 = max(v.shape[0] if v.stride(0) else 1 for v in init)  # 1: the same for every member
         s0 = torch.cat([v[:P0].expand(P0, N, self.H) for v in init], -1).detach().to(DTYPE).contiguous()
         v0 = v0.detach().to(DTYPE).contiguous()  # (N, S)
-        out = np.empty((E.shape[0], P, N))
+        out = np.zeros((E.shape[0], P))
         bad = np.zeros(P, dtype=bool)
         if P and N and E.shape[0]:
             args = (tuple(v.numpy() for v in packed), xs.numpy(), s0.numpy(), v0.numpy(), E.numpy(), out, bad)
@@ -187,7 +187,7 @@ class LyapunovKernel:
                 self.module.lyap(*args, lo, hi)
 
             runtime.run_split(part, (), P, 1, 1, threads, N * int(E.max()))
-        return (out / E.unsqueeze(1).numpy()).mean(-1), bad
+        return out / N, bad
 
 
 def reference(cell, H: int, params: dict[str, Tensor], x: Tensor | None, h0: float, v0: Tensor,
