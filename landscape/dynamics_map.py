@@ -47,7 +47,8 @@ The map at a constant input x (one per member, ``default_input``: the task's inp
 ``lyapunov`` is the largest finite-time Lyapunov exponent on the task's real sequences:
 lambda_T = mean over sequences of (1/T) log ||J_T ... J_1 v|| with J_t = dF/ds at step t with the
 sequence's own input, by re-normalising the vector each step (QR of several vectors for the first
-few exponents). For the ``linear`` cell with H = 1 it is log|w| exactly.
+few exponents; one exponent on the CPU: a fused kernel, ``kernels.numba.lyapunov``, equal to
+rounding). For the ``linear`` cell with H = 1 it is log|w| exactly.
 
 ``bifurcation_edges`` and ``bifurcation_segments`` give the lines between neighbouring grid points
 whose counts or stability types differ (the neighbour rule of SCYFI, Eisenmann et al. 2023), as
