@@ -18,7 +18,12 @@ $LANDSCAPE_CACHE, started alternately and pinned to one core (``dynamics_jacobia
 time, medians of ``--repeats`` (3), both sides run once first to fill the kernel cache. Its note says
 whether the counts are bit-identical and how far lambda_T is.
 
-    python -m benchmarks.dynamics_lyapunov [--baseline-rev REV] [--repeats N]
+With ``--builds``: instead, the cold build time of the kernel (trace, generate, numba's compilation,
+the self-check: ``lyapunov_kernel(cell, H, 1)`` in a fresh process with a fresh $LANDSCAPE_KERNELS, one
+core, CPU time) for gru and lstm at H = 1, 4, 8 and 16 (``lyapunov.MAX_H`` lifted for the
+measurement; the imports before it not counted), one line each: what ``MAX_H`` was set from.
+
+    python -m benchmarks.dynamics_lyapunov [--baseline-rev REV] [--repeats N] [--builds]
 """
 from __future__ import annotations
 
@@ -119,6 +124,29 @@ def whole(s: Settings, rev: str) -> list:
                             "autograd lambda_T", res, "fused", "autograd", note=note, benchmark=NAME)]
 
 
+BUILD = """
+import sys, time
+from landscape.cells import get_cell
+from landscape.kernels.numba import lyapunov
+lyapunov.MAX_H = 64
+cell, H = get_cell(sys.argv[1]), int(sys.argv[2])
+c0, w0 = time.process_time(), time.perf_counter()
+if lyapunov.lyapunov_kernel(cell, H, 1) is None:
+    raise SystemExit(lyapunov.why_not(cell, H, 1))
+print(time.process_time() - c0, time.perf_counter() - w0)
+"""
+
+
+def builds(Hs=(1, 4, 8, 16), cells=("gru", "lstm")) -> None:
+    """Print the cold build time of each (cell, H) (see the module docstring)."""
+    for H in Hs:
+        for cell in cells:
+            with tempfile.TemporaryDirectory(prefix="landscape-kernels-") as folder:
+                got = child([sys.executable, "-c", BUILD, cell, str(H)], {"LANDSCAPE_KERNELS": folder})
+            cpu, wall = map(float, got["stdout"].split())  # the build alone (not the imports)
+            print(f"{cell} H={H}: {cpu:.1f} s CPU, {wall:.1f} s wall (load {os.getloadavg()[0]:.1f})", flush=True)
+
+
 def run(s: Settings, rev: str | None = None) -> list:
     """Both rows (``python -m benchmarks --only dynamics-lyapunov``): the whole command, then lyapunov
     in this process, pinned to one core."""
@@ -131,7 +159,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--baseline-rev", default=None, help="the git revision to compare with (default: before the kernel)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--builds", action="store_true", help="print the kernel's cold build times instead")
     a = ap.parse_args(argv)
+    if a.builds:
+        builds()
+        return 0
     rows = run(Settings(repeats=a.repeats), a.baseline_rev)
     print(table(rows))
     return 0 if all(r.meets != "FLAG" and "DIFFER" not in r.note for r in rows) else 1
