@@ -10,7 +10,8 @@ The command (issue 27, item 3; ``dynamics_jacobian.ARGS``):
 Row 1, in this process (pinned to one core, ``common.pin``): ``lyapunov`` on the command's 121 points
 and its ``GRID_SEQUENCES`` sequences, with the kernel and with $LANDSCAPE_FAST=0 (autograd),
 alternated, CPU time, medians; its note gives the largest relative difference of lambda_T (the
-kernel rounds differently: about 1e-13, not bit for bit).
+kernel rounds differently: about 1e-13, not bit for bit). Row 1b: the same at the kernel's largest
+H, an 8-unit LSTM (S = 16) on 121 random members.
 
 Row 2: the whole command, this checkout against the commit before the kernel was added
 (``--baseline-rev`` to name another), exported with ``git archive``; fresh processes with fresh
@@ -65,10 +66,14 @@ def furthest(a: np.ndarray, b: np.ndarray) -> str:
 
 
 def in_process(s: Settings) -> list:
+    """Row 1 (the command's points) and row 1b: an 8-unit LSTM (S = 16), 121 members of N(0, 1 / H)
+    parameters, the latch task's first 100 sequences, T = 10, 50."""
     import torch
 
     from landscape import engine, resolve
-    from landscape.dynamics_map import GRID_SEQUENCES, first_sequences, lyapunov
+    from landscape.dynamics_map import GRID_SEQUENCES, first_sequences
+    from landscape.model import ModelSpec
+    from landscape.problem import resolve_model
     from landscape.spec import GridSpec
 
     r = resolve(GridSpec.of(cell="gru", hidden=4, task="latch", x="w_h[0,0]:-4:4:11", y="b_h[0]:-2:2:11", T=(10, 50),
@@ -78,12 +83,28 @@ def in_process(s: Settings) -> list:
     params = engine.chunk_params(r.problem.base, r.refs, (xs[flat // len(ys)], ys[flat % len(ys)]), torch.float64,
                                  torch.device("cpu"))
     data = first_sequences(r.problem.task.make(r.Ts, r.n, r.spec.seed), GRID_SEQUENCES)  # as surface.grid makes it
+    rows = [_row(s, f"gru H=4, 121 points x {data.n} sequences, T=10,50: lyapunov (in process)", r.problem, params,
+                 data, r.Ts)]
+    lstm = resolve_model(ModelSpec(cell="lstm", task="latch", hidden=8))
+    g = torch.Generator().manual_seed(0)
+    params = {k: torch.randn((121, *shape), generator=g, dtype=torch.float64) / 8 ** 0.5
+              for k, shape in lstm.cell.param_shapes(8, 1).items()}
+    data = lstm.task.make((10, 50), GRID_SEQUENCES, 0)
+    rows.append(_row(s, f"lstm H=8, 121 N(0, 1/H) members x {data.n} sequences, T=10,50: lyapunov (in process)",
+                     lstm, params, data, (10, 50)))
+    return rows
+
+
+def _row(s: Settings, case: str, problem, params, data, Ts):
+    """lyapunov with the kernel and with $LANDSCAPE_FAST=0, alternated: the speedup row."""
+    from landscape.dynamics_map import lyapunov
+
     got = {}
 
     def side(fast: str):
         def go():
             os.environ["LANDSCAPE_FAST"] = fast
-            got[fast] = lyapunov(r.problem, params, data, r.Ts)
+            got[fast] = lyapunov(problem, params, data, Ts)
         return go
 
     before = os.environ.get("LANDSCAPE_FAST")
@@ -91,9 +112,8 @@ def in_process(s: Settings) -> list:
         res = timed(s, {"fused": side("1"), "autograd": side("0")}, warmup={"fused": side("1")})
     finally:
         os.environ.pop("LANDSCAPE_FAST", None) if before is None else os.environ.update(LANDSCAPE_FAST=before)
-    return [speedup_row(NAME, f"gru H=4, 121 points x {data.n} sequences, T=10,50: lyapunov (in process)",
-                        "fused lambda_T", "autograd (LANDSCAPE_FAST=0)", res, "fused", "autograd",
-                        note=furthest(got["1"], got["0"]))]
+    return speedup_row(NAME, case, "fused lambda_T", "autograd (LANDSCAPE_FAST=0)", res, "fused", "autograd",
+                       note=furthest(got["1"], got["0"]))
 
 
 def whole(s: Settings, rev: str) -> list:
