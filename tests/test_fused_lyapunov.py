@@ -9,7 +9,7 @@ reaches 0) and NaN (a NaN parameter) at the same places. Every built-in cell at 
 (the LSTM family with its two states; srnn, gru and lstm always, the others marked slow: each
 (cell, H) compiles a kernel, kept in $LANDSCAPE_KERNELS); sequences of different lengths
 (two-sequence); a grid through ``landscape grid --dynamics`` on a non-square plane; the fall-backs
-(an operation without a rule, several exponents).
+(an operation without a rule, several exponents, $LANDSCAPE_FAST=0, H above ``MAX_H``).
 """
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def test_an_op_without_a_rule_falls_back(monkeypatch):
     assert np.array_equal(lyapunov(pr, params, data, (9,)), autograd(monkeypatch, pr, params, data, (9,)))
 
 
-def test_several_exponents_and_fast_off_are_autograds(monkeypatch):
+def test_several_exponents_fast_off_and_a_large_H_are_autograds(monkeypatch):
     pr = problem("lstm", hidden=2)
     built(pr)
     data = pr.task.make((8,), 4, 0)
@@ -195,6 +195,9 @@ def test_several_exponents_and_fast_off_are_autograds(monkeypatch):
     monkeypatch.setattr(fused.LyapunovKernel, "__call__", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     assert lyapunov(pr, params, data, (8,), n_exponents=2).shape == (1, 3, 2)
     assert autograd(monkeypatch, pr, params, data, (8,)).shape == (1, 3, 1)
-    assert not calls  # neither ran the kernel
+    wide = problem("srnn", hidden=fused.MAX_H + 1)
+    assert fused.lyapunov_kernel(wide.cell, wide.H, 1) is None and "H = 1 to" in fused.why_not(wide.cell, wide.H, 1)
+    assert lyapunov(wide, population(wide, P=2), data, (8,)).shape == (1, 2, 1)
+    assert not calls  # none of them ran the kernel
     lyapunov(pr, params, data, (8,))
     assert calls  # one exponent with $LANDSCAPE_FAST on: the kernel
