@@ -47,7 +47,8 @@ The map at a constant input x (one per member, ``default_input``: the task's inp
 ``lyapunov`` is the largest finite-time Lyapunov exponent on the task's real sequences:
 lambda_T = mean over sequences of (1/T) log ||J_T ... J_1 v|| with J_t = dF/ds at step t with the
 sequence's own input, by re-normalising the vector each step (QR of several vectors for the first
-few exponents). For the ``linear`` cell with H = 1 it is log|w| exactly.
+few exponents; one exponent on the CPU: a fused kernel, ``kernels.numba.lyapunov``, equal to
+rounding). For the ``linear`` cell with H = 1 it is log|w| exactly.
 
 ``bifurcation_edges`` and ``bifurcation_segments`` give the lines between neighbouring grid points
 whose counts or stability types differ (the neighbour rule of SCYFI, Eisenmann et al. 2023), as
@@ -764,6 +765,13 @@ def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tu
     vectors: the initial (S, n_exponents) or (N, S, n_exponents) vectors (orthonormalised here);
     None: Gaussian ones from ``seed``. A product that reaches 0 (a saturated hard gate, a dead
     ReLU) gives -inf. params: name -> (P or 1, *shape); Ts in data.
+
+    One exponent on the CPU in float64 comes from the fused kernel (``kernels.numba.lyapunov``: the
+    step and J v in forward mode, generated from the cell's trace) where one applies ($LANDSCAPE_FAST
+    not 0, a step that traces, H within its range); it agrees with autograd's path
+    (``lyapunov_autograd``, in blocks of ``block`` Jacobian entries) to about 1e-13 relative,
+    not bit for bit (its F and J v round differently from torch's). The members where the kernel
+    met something not finite (a parameter, an input, a state, J v) are autograd's.
     """
     cell, H = problem.cell, problem.H
     p = cell_params(problem, params)
@@ -779,15 +787,37 @@ def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tu
     v0 = torch.linalg.qr(v0).Q  # (N, S, k)
     inputs = None if data.inputs is None else data.inputs.to(dtype=torch.float64, device=dev)
     out = np.empty((len(Ts), P, k))
-    for start, stop in flat_chunks(P, max(1, block // (N * S * S))):
-        sub = {name: v[start:stop] if v.shape[0] == P else v for name, v in p.items()}
-        out[:, start:stop] = _lyapunov_block(cell, sub, stop - start, H, data, Ts, v0, inputs)
+    todo = np.arange(P)  # the members autograd computes
+    kernel = _fused_lyapunov(problem, p, k)
+    if kernel is not None:
+        out[..., 0], bad = kernel(p, inputs, data.h0, v0[..., 0], [data.ends[T] for T in Ts])
+        todo = np.flatnonzero(bad)  # where something was not finite: autograd's values (see the kernel)
+    for start, stop in flat_chunks(len(todo), max(1, block // (N * S * S))):
+        rows = todo[start:stop]
+        pick = slice(rows[0], rows[-1] + 1) if rows[-1] - rows[0] == len(rows) - 1 else torch.as_tensor(rows)
+        sub = {name: v[pick] if v.shape[0] == P else v for name, v in p.items()}
+        out[:, rows] = lyapunov_autograd(cell, sub, len(rows), H, data, Ts, v0, inputs)
     return out
 
 
-def _lyapunov_block(cell, params: dict[str, Tensor], P: int, H: int, data: TaskData, Ts, v0: Tensor,
-                    inputs: Tensor | None) -> np.ndarray:
-    """``lyapunov`` for one block of P members: (len(Ts), P, k); v0 (N, S, k) orthonormal."""
+def _fused_lyapunov(problem: Problem, params: dict[str, Tensor], k: int):
+    """The fused kernel of lambda_T where it applies (one exponent, float64 parameters on the CPU,
+    $LANDSCAPE_FAST not 0, a kernel that builds), else None."""
+    from . import settings
+
+    if k != 1 or not settings.fast() or any(v.device.type != "cpu" or v.dtype != torch.float64
+                                             for v in params.values()):
+        return None
+    from .kernels.numba.lyapunov import lyapunov_kernel
+
+    return lyapunov_kernel(problem.cell, problem.H, problem.D)
+
+
+def lyapunov_autograd(cell, params: dict[str, Tensor], P: int, H: int, data: TaskData, Ts, v0: Tensor,
+                      inputs: Tensor | None) -> np.ndarray:
+    """``lyapunov`` for one block of P members by torch's autograd (``_step_jacobian``): (len(Ts), P,
+    k); v0 (N, S, k) orthonormal, inputs (T, N, D) float64 or None. The truth the fused kernel is
+    checked against, and the path wherever none applies (several exponents, another device)."""
     N, S, k = v0.shape
     state = torch.cat([v.expand(P, N, H) for v in cell.initial_state(params, N, H, data.h0)], -1)  # (P, N, S)
     Q = v0.expand(P, N, S, k)

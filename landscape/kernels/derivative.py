@@ -9,7 +9,8 @@ tie of max / min splits it in halves, floor, round, comparisons and the like hav
 The derivatives are nodes of the same kinds (add, mul, where, ...) appended to the program's, so
 that the code generators emit them as they emit the step; structural zeros are never written
 (e_k's ones and zeros are folded in), so a matrix-vector product's tangent is the matrix element
-itself.
+itself. ``state_jvp(prog)`` is the same forward pass with one tangent seeded by a direction v given
+at run time (nodes 'tangent', attr k: v_k): dF/ds v, S nodes instead of S x S.
 
 Forward mode on the same expressions that autograd differentiates in reverse: the values agree to
 rounding (a few ulps), and where a member's parameters are infinite or NaN the non-finite entries
@@ -90,15 +91,52 @@ def state_jacobian(prog: UnitProgram) -> StateJacobian:
     """dF/ds of a traced step (see the module docstring); Unsupported for an op without a rule."""
     g = _Graph(prog.nodes)
     S = prog.n_state * prog.H
-    deps = prog.deps()
     one = g.const(1.0)
-    tangent: dict[int, list] = {}  # node -> its S tangent nodes (None: 0); absent: no tangent at all
+    tangent = _forward(prog, g, [[one if k == j else None for k in range(S)] for j in range(S)])
+    J = tuple(tuple(tangent[j][k] if j in tangent else None for k in range(S)) for j in prog.state)
+    return StateJacobian(replace(prog, nodes=g.nodes), tuple(prog.state), J)
+
+
+@dataclass
+class StateJVP:
+    """The program extended by the nodes of one directional derivative (a Jacobian-vector product):
+    ``program.nodes`` holds the step's nodes, the S seed nodes 'tangent' (attr k: component k of
+    the direction v, an input of the kernel as 'state' is) and the derivatives', in evaluation
+    order; ``F`` (S,) the node of each new state number; ``Jv`` (S,) the node of (dF/ds v)_j, None
+    where it is 0; ``seeds`` (S,) the 'tangent' node of each v_k."""
+
+    program: UnitProgram
+    F: tuple[int, ...]
+    Jv: tuple[int | None, ...]
+    seeds: tuple[int, ...]
+
+
+def state_jvp(prog: UnitProgram) -> StateJVP:
+    """(dF/ds) v of a traced step for a direction v given at run time: one forward-mode tangent
+    seeded by v (the rules of ``state_jacobian``, one component instead of S: no S x S matrix);
+    Unsupported for an op without a rule. (dF/ds v)_j is the sum over k of J[j][k] v_k, with its
+    products and sums in the order the rules compose them (equal to rounding)."""
+    g = _Graph(prog.nodes)
+    S = prog.n_state * prog.H
+    seeds = tuple(g.add("tangent", attr=k) for k in range(S))
+    tangent = _forward(prog, g, [[seed] for seed in seeds])
+    Jv = tuple(tangent[j][0] if j in tangent else None for j in prog.state)
+    return StateJVP(replace(prog, nodes=g.nodes), tuple(prog.state), Jv, seeds)
+
+
+def _forward(prog: UnitProgram, g: _Graph, seed: list[list]) -> dict[int, list]:
+    """The tangents (C components each) of every node the new state depends on through the state:
+    node -> its C tangent nodes (None: 0); absent: no tangent at all. seed[k]: the C tangent nodes
+    of state number k; Unsupported for an op without a rule."""
+    deps = prog.deps()
+    C = len(seed[0]) if seed else 0
+    tangent: dict[int, list] = {}
     for i in prog.live(prog.state):
         nd = prog.nodes[i]
         if "s" not in deps[i]:
             continue
         if nd.op == "state":
-            tangent[i] = [one if k == nd.attr else None for k in range(S)]
+            tangent[i] = list(seed[nd.attr])
             continue
         if nd.op in _FLAT:
             continue
@@ -107,10 +145,9 @@ def state_jacobian(prog: UnitProgram) -> StateJacobian:
             raise Unsupported(f"no derivative rule for the operation {nd.op}")
         dargs = [tangent.get(a) if a >= 0 else None for a in nd.args]
         factors = rule.prepare(g, i, nd.args) if rule.prepare else None
-        tangent[i] = [rule.apply(g, i, nd.args, [None if d is None else d[k] for d in dargs], factors)
-                      for k in range(S)]
-    J = tuple(tuple(tangent[j][k] if j in tangent else None for k in range(S)) for j in prog.state)
-    return StateJacobian(replace(prog, nodes=g.nodes), tuple(prog.state), J)
+        tangent[i] = [rule.apply(g, i, nd.args, [None if d is None else d[c] for d in dargs], factors)
+                      for c in range(C)]
+    return tangent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,7 +282,7 @@ _RULES = {
 }
 RULES = frozenset(_RULES) | _FLAT | {"state"}  # every op with a derivative here
 
-__all__ = ["RULES", "StateJacobian", "state_jacobian"]
+__all__ = ["RULES", "StateJVP", "StateJacobian", "state_jacobian", "state_jvp"]
 
 
 def autograd_jacobian(F, s):

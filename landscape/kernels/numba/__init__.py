@@ -8,6 +8,8 @@
   (``matvec``);
 - ``jacobian``: the step and its Jacobian dF/ds for the dynamics maps (forward-mode rules per op:
   ``kernels.derivative``);
+- ``lyapunov``: the largest finite-time Lyapunov exponent lambda_T of the dynamics maps, the step
+  and J v as one forward-mode tangent seeded by v (``derivative.state_jvp``);
 - ``readout``: the one-unit readout's losses and the optimal readout's fit, fused too;
 - ``losses``: the unroll and the readout together, the losses (K, P) the engine asks for;
 - ``choice``: for a program that still calls libm per value (erf, a general pow), the kernel or
