@@ -28,11 +28,12 @@ from torch import Tensor
 from .. import runtime
 from ..derivative import StateJacobian, autograd_jacobian, state_jacobian
 from ..trace import Unsupported, trace_units
-from . import available
+from . import available, jacobian_wide
 from .codegen import CODEGEN_VERSION, source_key
 from .units import MAX_H, _UnitEmitter
 
 DTYPE = torch.float64
+STRAIGHT_H = 8  # the largest H written as straight-line code (above: jacobian_wide's matrix form)
 
 
 def generate(jac: StateJacobian) -> str:
@@ -252,7 +253,7 @@ def _build(cell, H, D) -> JacobianKernel | None:
     tag = (cell.describe(), H, D)
     try:
         program = trace_units(cell, H, D, DTYPE)
-        source = generate(state_jacobian(program))
+        source = generate(state_jacobian(program)) if H <= STRAIGHT_H else jacobian_wide.generate(program)
     except Unsupported as err:
         _WHY[tag] = str(err)
         return None
