@@ -1,9 +1,9 @@
 """The fused F and dF/ds of a cell with more than ``jacobian.STRAIGHT_H`` units: the Jacobian in matrix form,
 code the size of one unit's step (the source ``jacobian`` builds above ``STRAIGHT_H``).
 
-``jacobian.generate`` writes every entry of J as straight-line code, S^2 entries of the trace: a cold
-build of a gru took 11 s at H = 8 and 27 s at H = 12 (one core); at 32 units, minutes. Here the
-traced step (``kernels.trace.trace_units``) is cut in two:
+``jacobian.generate`` writes every entry of J as straight-line code, S^2 entries of the trace (its
+cold builds: ``jacobian``'s docstring; at 32 units, many minutes). Here the traced step
+(``kernels.trace.trace_units``) is cut in two:
 
 - the products: every 'dot' node that depends on the state and whose terms are each a parameter
   times a state or input element (a row of W h or of W [x, h]) is a row r of a matrix-vector
