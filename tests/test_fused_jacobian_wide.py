@@ -3,12 +3,15 @@
 what ``StateMap.autograd_jacobian`` computes), and the dynamics a search finds with autograd alone
 ($LANDSCAPE_FAST=0).
 
-srnn, gru and lstm at H = 9 and 16 (with no input, one and three inputs), lstm at 32, a user cell
-through every operation with a derivative rule; the count of non-finite points with infinite and NaN
-parameters, input and states; the code written once per unit (its length does not grow with H); the
-fall-back where the units compute different formulas (the MUT cells' W (r h)).
+srnn, gru, lstm and mut3 at H = 9 and 16 (with no input, one and three inputs), lstm at 32, mut1
+and mut2 (the second stage of products: W (r h)), a user cell through every operation with a
+derivative rule; the count of non-finite points with infinite and NaN parameters, input and states;
+the code written once per unit (its length does not grow with H); the fall-back where the units
+compute different formulas.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -16,7 +19,7 @@ import torch
 
 pytest.importorskip("numba")
 
-from landscape.cells import get_cell
+from landscape.cells import Cell, ParamDecl, bias, get_cell, linear
 from landscape.dynamics_map import DynamicsOptions, dynamics_map
 from landscape.fixedpoints import StateMap
 from landscape.kernels.numba import jacobian, jacobian_wide
@@ -51,9 +54,15 @@ def check_against_autograd(cell, H: int, D: int, P: int = 4, M: int = 5):
 
 
 @pytest.mark.parametrize("H", [9, 16])
-@pytest.mark.parametrize("name,D", [("srnn", 1), ("srnn", 0), ("gru", 1), ("gru", 3), ("lstm", 1)])
+@pytest.mark.parametrize("name,D", [("srnn", 1), ("srnn", 0), ("gru", 1), ("gru", 3), ("lstm", 1), ("mut3", 1)])
 def test_wide_kernel_equals_autograd(name, D, H):
     check_against_autograd(get_cell(name), H, D)
+
+
+@pytest.mark.parametrize("name,D", [("mut1", 0), ("mut2", 9)])
+def test_second_stage_products(name, D):
+    """MUT's W (r h): products of values the units compute, one per unit (D = H: an input per unit)."""
+    check_against_autograd(get_cell(name), 9, D)
 
 
 def test_wide_kernel_at_32_units():
@@ -66,7 +75,7 @@ def test_every_rule_in_matrix_form():
 
 def test_the_code_is_written_once_per_unit():
     """The generated module at H = 32 has as many lines as at H = 9 (the units' tables grow, not the code)."""
-    for name in ("gru", "lstm"):
+    for name in ("gru", "lstm", "mut3"):
         lines = [len(jacobian_wide.generate(trace_units(get_cell(name), H, 1)).splitlines()) for H in (9, 32)]
         assert lines[0] == lines[1]
 
@@ -97,14 +106,24 @@ def test_non_finite_points_are_counted_and_autograds(name):
     same_values(got_J, want_J)
 
 
-@pytest.mark.parametrize("name", ["mut1", "mut3"])
-def test_units_with_different_formulas_fall_back(name):
-    """MUT's W (r h): a product of computed values pulls every unit's r into each unit's formula."""
-    cell = get_cell(name)
-    D = 0 if name == "mut1" else 1
-    assert jacobian.jacobian_kernel(cell, 9, D) is None
-    assert "formula" in jacobian.why_not(cell, 9, D)
-    F = StateMap(cell, *population(cell, 9, D, P=2))
+@dataclass(frozen=True)
+class UnitZeroDiffers(Cell):
+    """h' = tanh(c * (W h + b)) with c = 2 for unit 0 and 1 for the others: two formulas."""
+
+    name = "unit-zero-differs"
+    params = (ParamDecl("w", "recurrent"), ParamDecl("b", "bias"))
+
+    def step(self, p, state, x):
+        (h,) = state
+        c = torch.tensor([2.0] + [1.0] * (h.shape[-1] - 1), dtype=h.dtype)
+        return (torch.tanh(c * (linear(h, p["w"]) + bias(p["b"]))),)
+
+
+def test_units_with_different_formulas_fall_back():
+    cell = UnitZeroDiffers()
+    assert jacobian.jacobian_kernel(cell, 9, 0) is None
+    assert "unit 1 computes another formula than unit 0" in jacobian.why_not(cell, 9, 0)
+    F = StateMap(cell, *population(cell, 9, 0, P=2))
     s = states(F, M=2)
     for got, want in zip(F.jacobian(s), F.autograd_jacobian(s)):
         assert torch.equal(got, want)  # autograd's, bit for bit
