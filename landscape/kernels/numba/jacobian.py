@@ -18,8 +18,8 @@ parameters and the input alone once, then the code per start. Two forms, by H:
   took 4 s for a gru at H = 4, 11 s at H = 8, 30 s at H = 12; an lstm 7 s, 19 s and 113 s;
 - above, ``jacobian_wide.generate``: the Jacobian in matrix form, the products' rows (the
   recurrent matrices) times the local partials of one unit's formula, written once and run in a
-  loop over the units (a cold build takes about 5 s at any H up to 32). It needs every unit to
-  compute the same formula from its own products (not MUT's W (r h)).
+  loop over the units (a cold build takes about 5 s at any H up to 32: gru, lstm). It needs every
+  unit to compute the same formula (true of every built-in cell).
 
 The module goes into the kernel cache (``runtime.load_module``, ``jac_<key>.py``, key
 ``codegen.source_key``) and is checked against torch's autograd when built (``self_check``).

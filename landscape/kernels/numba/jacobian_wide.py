@@ -1,5 +1,5 @@
-"""The fused F and dF/ds of a cell with more than ``jacobian.STRAIGHT_H`` units: the Jacobian in matrix form,
-code the size of one unit's step (the source ``jacobian`` builds above ``STRAIGHT_H``).
+"""The fused F and dF/ds of a cell with more than ``jacobian.STRAIGHT_H`` units: the Jacobian in
+matrix form, code the size of one unit's step (the source ``jacobian`` builds above ``STRAIGHT_H``).
 
 ``jacobian.generate`` writes every entry of J as straight-line code, S^2 entries of the trace (its
 cold builds: ``jacobian``'s docstring; at 32 units, many minutes). Here the traced step
@@ -9,19 +9,22 @@ cold builds: ``jacobian``'s docstring; at 32 units, many minutes). Here the trac
   times a state or input element (a row of W h or of W [x, h]) is a row r of a matrix-vector
   product, A_r = sum over t ascending of C[r, t] z[t'] (z = the state, then the input: (S + D,));
   its derivative is the row of the recurrent matrix, dA_r/ds = DA[r, :] (R, S), filled from the
-  member's parameters once per member;
+  member's parameters once per member. A second stage: the rows whose vector is one value per unit
+  that the units compute (MUT's W (r h): V[u] = r_u h_u), A2_r = sum over t of C2[r, t] V[t], and
+  dA2_r/ds = sum over t of C2[r, t] dV[t]/ds (R2 x H x S per point: dV is dense);
 - the units: what each unit computes from its own products, the state and input elements, the
-  parameters and constants, up to its new state values (an LSTM's c' and h'). Every unit must
-  compute the same formula (``template``: the same operations in the same order; which state
-  element, product row, parameter element or input channel each unit reads is a table (H, leaves)),
-  so the code is written once, for one unit, in a loop over u.
+  parameters and constants, up to its new state values (an LSTM's c' and h'; for the second stage,
+  up to its element of each vector first). Every unit must compute the same formula (``template``:
+  the same operations in the same order; which state element, product row, parameter element or
+  input channel each unit reads is a table (H, leaves)), so the code is written once, for one unit,
+  in a loop over u.
 
-The unit's formula is differentiated with respect to its leaves that depend on the state (its own
+The unit's formula is differentiated with respect to its leaves that depend on the state (its
 state elements and its products: ``derivative.state_jacobian`` on the template, the same rules as
 ``jacobian``): local partials L[sigma, q] = dF_sigma / dleaf_q, a few per unit (gru: 4, lstm: 10). The
 chain rule then assembles each row of J as a loop over the S state numbers,
 
-    J[p, m, sigma H + u, k] = sum over product leaves q of L[sigma, q] DA[r_q(u), k]
+    J[p, m, sigma H + u, k] = sum over product leaves q of L[sigma, q] DA[r_q(u), k]  (DA2 likewise)
                               + sum over state leaves q of (L[sigma, q] where k = a_q(u), else 0),
 
 dF/ds = diag(the gates' derivatives) x the recurrent matrices. Per point: the products (R x K
@@ -30,8 +33,8 @@ the parameters, the products' coefficients and DA, and what the units compute fr
 and the input alone (``Q``: (H, slots)).
 
 Not written here (``Unsupported``, and ``jacobian`` uses autograd with ``why_not`` saying why): a step
-whose units compute different formulas, or whose unit formula reaches past ``MAX_TEMPLATE`` nodes (a
-product of computed values, e.g. MUT3's W (r h), pulls every unit's r into each unit's formula).
+whose units compute different formulas, whose unit formula reaches past ``MAX_TEMPLATE`` nodes, or
+with a product of values computed from a second-stage product.
 """
 from __future__ import annotations
 
