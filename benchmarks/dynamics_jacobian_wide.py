@@ -14,6 +14,8 @@ of ``--repeats``:
   once each (the straight-line build takes about half a minute at H = 12; ``--build-h 0``: none).
 
     python -m benchmarks.dynamics_jacobian_wide [--repeats N] [--members P] [--build-h H]
+
+(``run(settings)``: the form ``python -m benchmarks`` calls.)
 """
 from __future__ import annotations
 
@@ -140,17 +142,21 @@ def build_rows(s: Settings, H: int) -> list[Row]:
     return rows
 
 
+def run(s: Settings, members: int = 8, build_h: int = 12) -> list[Row]:
+    """Every row (``--quick``: no builds, 8 x 4 points, 2 members: a smoke run)."""
+    if s.quick:
+        return jacobian_rows(s, P=8, M=4) + dynamics_row(s, 2)
+    return (build_rows(s, build_h) if build_h else []) + jacobian_rows(s) + dynamics_row(s, members)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--members", type=int, default=8, help="members of the dynamics_map row")
     ap.add_argument("--build-h", type=int, default=12, help="H of the cold-build rows (0: none)")
     a = ap.parse_args(argv)
-    s = Settings(repeats=a.repeats)
     pin()
-    rows = build_rows(s, a.build_h) if a.build_h else []
-    rows += jacobian_rows(s)
-    rows += dynamics_row(s, a.members)
+    rows = run(Settings(repeats=a.repeats), a.members, a.build_h)
     print(table(rows))
     return 0 if all(r.meets != "FLAG" and "DIFFER" not in r.note for r in rows) else 1
 
