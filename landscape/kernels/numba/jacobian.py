@@ -14,12 +14,15 @@ parameters and the input alone once, then the code per start. Two forms, by H:
 
 - up to ``STRAIGHT_H`` (8) units, ``generate``: the step differentiated in forward mode
   (``derivative.state_jacobian``: one tangent per state number, structural zeros dropped), every
-  entry of F and J straight-line code. Its size grows as S^2 x the trace: a cold build (one core)
-  took 4 s for a gru at H = 4, 11 s at H = 8, 30 s at H = 12; an lstm 7 s, 19 s and 113 s;
+  entry of F and J straight-line code. Its size grows as S^2 x the trace: a cold build (CPU time,
+  one core, an empty kernel folder) took 4 s for a gru at H = 4, 11 s at H = 8, 30 s at H = 12 and
+  88 s at H = 16; an lstm 7 s, 19 s, 113 s and 240 s;
 - above, ``jacobian_wide.generate``: the Jacobian in matrix form, the products' rows (the
   recurrent matrices) times the local partials of one unit's formula, written once and run in a
-  loop over the units (a cold build takes about 5 s at any H up to 32: gru, lstm). It needs every
-  unit to compute the same formula (true of every built-in cell).
+  loop over the units (a cold build takes 5 to 6 s at any H from 4 to 32: gru, lstm). At H = 8
+  both forms took about the same time per point (gru 0.78 against 0.96 ms, lstm 1.25 against
+  1.13 ms for 64 x 32 points): the switch keeps the straight-line code's bits where it built fast
+  enough. The matrix form needs every unit to compute the same formula (true of every built-in cell).
 
 The module goes into the kernel cache (``runtime.load_module``, ``jac_<key>.py``, key
 ``codegen.source_key``) and is checked against torch's autograd when built (``self_check``).
