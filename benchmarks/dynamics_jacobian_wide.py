@@ -143,10 +143,15 @@ def build_rows(s: Settings, H: int) -> list[Row]:
 
 
 def run(s: Settings, members: int = 8, build_h: int = 12) -> list[Row]:
-    """Every row (``--quick``: no builds, 8 x 4 points, 2 members: a smoke run)."""
+    """Every row (``--quick``: no builds, 8 x 4 points, 2 members: a smoke run), each note ending
+    with the load average when it was measured."""
     if s.quick:
-        return jacobian_rows(s, P=8, M=4) + dynamics_row(s, 2)
-    return (build_rows(s, build_h) if build_h else []) + jacobian_rows(s) + dynamics_row(s, members)
+        rows = jacobian_rows(s, P=8, M=4) + dynamics_row(s, 2)
+    else:
+        rows = (build_rows(s, build_h) if build_h else []) + jacobian_rows(s) + dynamics_row(s, members)
+    for r in rows:
+        r.note += f"; load {r.extra['load']:.1f}"
+    return rows
 
 
 def main(argv=None) -> int:
