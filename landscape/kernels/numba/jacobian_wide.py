@@ -184,7 +184,7 @@ def template(prog: UnitProgram, roots, rows: dict, col: dict) -> _Template:
     return _Template(tnodes, kind, np.array(table, np.int64).reshape(H, len(shape)), out)
 
 
-class _Emitter(_UnitEmitter):
+class _PrefixedEmitter(_UnitEmitter):
     """``units._UnitEmitter`` with its names prefixed (two formulas in one module)."""
 
     def __init__(self, prog, prefix: str):
@@ -216,7 +216,7 @@ class _Stage:
         self.tp = jac.program
         self.partials = [[(leaves[t], n) for t, n in enumerate(row) if n is not None] for row in jac.J]
         roots = [*tpl.out, *(n for terms in self.partials for _, n in terms)]
-        self.em = em = _Emitter(self.tp, prefix)
+        self.em = em = _PrefixedEmitter(self.tp, prefix)
         self.kind = tpl.kind + ["op"] * (len(self.tp.nodes) - len(tpl.kind))  # the derivatives: operations
         needed = self.tp.live(roots)
         self.member = [i for i in needed if "s" not in em.deps[i] and self.tp.nodes[i].op != "const"]
