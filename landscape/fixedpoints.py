@@ -252,8 +252,9 @@ class StateMap:
         """(F(s) (P, M, S), dF/ds (P, M, S, S)), J[p, m, j, :] = dF_j / ds.
 
         J comes from the fused kernel (``kernels.numba.jacobian``: the step's forward-mode
-        derivatives, generated from its trace) where one applies (the CPU, float64 states, H <= 8,
-        a step that traces, $LANDSCAPE_FAST not 0) and F from the map itself (torch, as
+        derivatives, generated from its trace; above 8 units in matrix form, ``jacobian_wide``)
+        where one applies (the CPU, float64 states, H <= 32, a step that traces, and above 8 units
+        one formula per unit; $LANDSCAPE_FAST not 0) and F from the map itself (torch, as
         ``__call__``: the kernel's own F differs from torch's tanh and sigmoid in the last bits, and
         a count such as ``n_degenerate`` follows those); else both from autograd
         (``autograd_jacobian``). The two Jacobians agree to rounding. The points where something is

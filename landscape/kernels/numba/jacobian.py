@@ -2,20 +2,33 @@
 
 The map at a constant input x is s -> F(s) = cell.step(params, s, x), s the full state (S = H x
 the number of states). ``jacobian_kernel(cell, H, D)`` traces the step per unit
-(``trace.trace_units``), differentiates it in forward mode (``derivative.state_jacobian``: one
-tangent per state number, structural zeros dropped) and writes one numba function
+(``trace.trace_units``) and writes one numba function
 
     jac(params (one (P or 1, size) array per parameter), xs (P or 1, D), s (P, M, S), F (P, M, S) or
         (0, 0, 0), J (P, M, S, S)) -> bad
 
 with J[p, m, j, :] = dF_j / ds at s[p, m] (the layout of ``StateMap.jacobian``), F(s) where F has
 P members (not written where it has none), and ``bad`` the number of points where s, F or J, or
-the member's parameters or input the step reads, are not finite: per member, what depends on the parameters and the input alone once, then straight-line
-code per start. The module
-goes into the kernel cache (``runtime.load_module``, ``jac_<key>.py``, key ``codegen.source_key``)
-and is checked against torch's autograd when built (``self_check``). float64 only (the search runs
-in float64), 1 <= H <= ``units.MAX_H``; anything else, a step that does not trace or an operation
-without a derivative rule gives None, and ``why_not`` says why: StateMap then uses autograd.
+the member's parameters or input the step reads, are not finite: per member, what depends on the
+parameters and the input alone once, then the code per start. Two forms, by H:
+
+- up to ``STRAIGHT_H`` (8) units, ``generate``: the step differentiated in forward mode
+  (``derivative.state_jacobian``: one tangent per state number, structural zeros dropped), every
+  entry of F and J straight-line code. Its size grows as S^2 x the trace: a cold build (CPU time,
+  one core, an empty kernel folder) took 4 s for a gru at H = 4, 11 s at H = 8, 30 s at H = 12 and
+  88 s at H = 16; an lstm 7 s, 19 s, 113 s and 240 s;
+- above, ``jacobian_wide.generate``: the Jacobian in matrix form, the products' rows (the
+  recurrent matrices) times the local partials of one unit's formula, written once and run in a
+  loop over the units (a cold build takes 5 to 6 s at any H from 4 to 32: gru, lstm). At H = 8
+  both forms took about the same time per point (gru 0.78 against 0.96 ms, lstm 1.25 against
+  1.13 ms for 64 x 32 points): the switch keeps the straight-line code's bits where it built fast
+  enough. The matrix form needs every unit to compute the same formula (true of every built-in cell).
+
+The module goes into the kernel cache (``runtime.load_module``, ``jac_<key>.py``, key
+``codegen.source_key``) and is checked against torch's autograd when built (``self_check``).
+float64 only (the search runs in float64), 1 <= H <= ``units.MAX_H``; anything else, a step that does
+not trace, an operation without a derivative rule or a step the matrix form does not take gives
+None, and ``why_not`` says why: StateMap then uses autograd.
 """
 from __future__ import annotations
 
@@ -28,11 +41,12 @@ from torch import Tensor
 from .. import runtime
 from ..derivative import StateJacobian, autograd_jacobian, state_jacobian
 from ..trace import Unsupported, trace_units
-from . import available
+from . import available, jacobian_wide
 from .codegen import CODEGEN_VERSION, source_key
 from .units import MAX_H, _UnitEmitter
 
 DTYPE = torch.float64
+STRAIGHT_H = 8  # the largest H written as straight-line code (above: jacobian_wide's matrix form; the module docstring)
 
 
 def generate(jac: StateJacobian) -> str:
@@ -252,7 +266,7 @@ def _build(cell, H, D) -> JacobianKernel | None:
     tag = (cell.describe(), H, D)
     try:
         program = trace_units(cell, H, D, DTYPE)
-        source = generate(state_jacobian(program))
+        source = generate(state_jacobian(program)) if H <= STRAIGHT_H else jacobian_wide.generate(program)
     except Unsupported as err:
         _WHY[tag] = str(err)
         return None
