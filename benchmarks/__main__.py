@@ -10,12 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import (dynamics_lyapunov, dynamics_map, floor, fused_cpu, fused_small_h, fusion, grid_vs_loop, memory, process,
-               scaling, training, user_cell)
+from . import (dynamics_jacobian_wide, dynamics_lyapunov, dynamics_map, floor, fused_cpu, fused_small_h, fusion,
+               grid_vs_loop, memory, process, scaling, training, user_cell)
 from .common import Settings, machine, pin, table, write_csv
 
 MODULES = {m.NAME: m for m in (grid_vs_loop, floor, training, memory, fused_cpu, fused_small_h, user_cell, scaling,
-                                process, dynamics_map, dynamics_lyapunov, fusion)}
+                                process, dynamics_map, dynamics_jacobian_wide, dynamics_lyapunov, fusion)}
 # fusion compiles C: on request only. fused-cpu and scaling need numba (a core dependency; they skip
 # themselves with a note without it); their JAX rows, and process's, are skipped with a note without jax.
 DEFAULT = [name for name in MODULES if name != fusion.NAME]
