@@ -10,7 +10,10 @@ worker threads, and the self-check of a generated kernel against ``cell.step``.
   ``run_split``, which runs a GIL-free function over a range on them;
 - ``self_check(kernel)``: a kernel's outputs against ``reference_outputs`` (``cell.step`` unrolled
   in torch) on random inputs with an inf and a NaN member: what a single trace cannot see (data-
-  dependent control flow, for one) and what a code generator may get wrong.
+  dependent control flow, for one) and what a code generator may get wrong;
+- ``build_checked(generate, load, check)`` and ``KernelBuilds``: every generated kernel's build
+  (traced and written, loaded, checked; ``NotBuilt`` says why not), once per process and
+  arguments, and why the last build of each gave None (each backend's ``why_not``).
 """
 from __future__ import annotations
 
@@ -278,3 +281,88 @@ def self_check(kernel, modes=(None,)) -> str | None:
             err = ((got - want).abs()[finite]).max().item()
             return f"{label}: outputs differ from cell.step by up to {err:.3g}"
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# building a generated kernel
+
+
+class NotBuilt(Exception):
+    """Why a generated kernel was not built: its message is what ``why_not`` answers."""
+
+
+def build_checked(generate, load, check):
+    """A generated kernel, built in three stages, or ``NotBuilt`` saying which stage stopped it:
+
+    generate()      trace the cell and write the code: what load takes. ``trace.Unsupported``: its
+                    message; another exception (the cell's own methods failed on the trace's inputs:
+                    the path without a kernel runs them as asked): "the trace failed: ...";
+    load(made)      compile and load it: the kernel. An exception (numba or Triton failed on the
+                    generated code): "the generated module failed: ..."; Unsupported: its message;
+    check(kernel)   None, or what differs from the truth it is checked against: "the self-check
+                    failed: ..." (an exception here counts as the module's failure).
+    """
+    from .trace import Unsupported
+
+    try:
+        made = generate()
+    except Unsupported as err:
+        raise NotBuilt(str(err)) from None
+    except Exception as err:
+        raise NotBuilt(f"the trace failed: {type(err).__name__}: {err}") from None
+    try:
+        kernel = load(made)
+        problem = check(kernel)
+    except Unsupported as err:
+        raise NotBuilt(str(err)) from None
+    except Exception as err:
+        raise NotBuilt(f"the generated module failed: {type(err).__name__}: {err}") from None
+    if problem is not None:
+        raise NotBuilt(f"the self-check failed: {problem}")
+    return kernel
+
+
+class KernelBuilds:
+    """The kernels of one generator in this process.
+
+    ``get(*args)``: the kernel ``build(*args)`` makes (None where it raised ``NotBuilt``), built once
+    per arguments: concurrent callers wait for the one build (a lock per generator); arguments that
+    cannot be hashed (a user's cell object) are built on every call. ``why(*args)``: why the last
+    build for those arguments gave None (None when it did not), found by ``tag(*args)`` (a cell by its
+    description: an equal cell made anew finds the reason). ``clear()``: forget what was built (tests).
+    """
+
+    def __init__(self, build, tag):
+        self._build, self._tag = build, tag
+        self._built: dict = {}  # args -> kernel or None
+        self._why: dict = {}  # tag -> why the last build gave None
+        self._lock = threading.Lock()
+
+    def get(self, *args):
+        try:
+            return self._built[args]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: no cache
+            with self._lock:
+                return self._attempt(args)
+        with self._lock:
+            if args not in self._built:
+                self._built[args] = self._attempt(args)
+            return self._built[args]
+
+    def why(self, *args) -> str | None:
+        return self._why.get(self._tag(*args))
+
+    def clear(self) -> None:
+        self._built.clear()
+
+    def _attempt(self, args):
+        tag = self._tag(*args)
+        try:
+            kernel = self._build(*args)
+        except NotBuilt as err:
+            self._why[tag] = str(err)
+            return None
+        self._why.pop(tag, None)
+        return kernel

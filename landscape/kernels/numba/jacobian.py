@@ -32,15 +32,12 @@ None, and ``why_not`` says why: StateMap then uses autograd.
 """
 from __future__ import annotations
 
-import functools
-import threading
-
 import torch
 from torch import Tensor
 
 from .. import runtime
 from ..derivative import StateJacobian, autograd_jacobian, state_jacobian
-from ..trace import Unsupported, trace_units
+from ..trace import trace_units
 from . import available, jacobian_wide
 from .codegen import CODEGEN_VERSION, source_key
 from .units import MAX_H, _UnitEmitter
@@ -232,25 +229,12 @@ def self_check(kernel: JacobianKernel) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # building
 
-_WHY: dict = {}  # (cell description, H, D) -> why the last build gave None
-_LOCK = threading.Lock()
-
-
 def jacobian_kernel(cell, H: int, D: int) -> JacobianKernel | None:
     """The fused F and Jacobian of this cell for H units (1..MAX_H) and D inputs, or None where it does
     not apply (``why_not`` says why). Built once per (cell, H, D) in a process."""
     if not available() or not 1 <= H <= MAX_H:
         return None
-    try:
-        return _cached_kernel(cell, H, D)
-    except TypeError:  # an unhashable cell: build without the in-process cache
-        return _build(cell, H, D)
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_kernel(cell, H, D):
-    with _LOCK:
-        return _build(cell, H, D)
+    return _BUILDS.get(cell, H, D)
 
 
 def why_not(cell, H: int, D: int) -> str | None:
@@ -259,33 +243,24 @@ def why_not(cell, H: int, D: int) -> str | None:
         return "numba is not importable"
     if not 1 <= H <= MAX_H:
         return f"the fused Jacobian takes H = 1 to {MAX_H} (H = {H})"
-    return _WHY.get((cell.describe(), H, D))
+    return _BUILDS.why(cell, H, D)
 
 
-def _build(cell, H, D) -> JacobianKernel | None:
-    tag = (cell.describe(), H, D)
-    try:
+def _build(cell, H, D) -> JacobianKernel:
+    def made():  # (program, source)
         program = trace_units(cell, H, D, DTYPE)
-        source = generate(state_jacobian(program)) if H <= STRAIGHT_H else jacobian_wide.generate(program)
-    except Unsupported as err:
-        _WHY[tag] = str(err)
-        return None
-    except Exception as err:  # the cell's own methods failed on the trace's inputs: autograd runs them as asked
-        _WHY[tag] = f"the trace failed: {type(err).__name__}: {err}"
-        return None
-    key = source_key(source)
-    try:
+        return program, (generate(state_jacobian(program)) if H <= STRAIGHT_H else jacobian_wide.generate(program))
+
+    def load(made):
+        program, source = made
+        key = source_key(source)
         module, _ = runtime.load_module(source, f"jac_{key}", f"landscape_jac_{key}")
-        kernel = JacobianKernel(cell, H, D, program, module, key)
-        problem = self_check(kernel)
-    except Exception as err:  # numba failed to compile what we wrote: keep autograd
-        _WHY[tag] = f"the generated module failed: {type(err).__name__}: {err}"
-        return None
-    if problem is not None:
-        _WHY[tag] = f"the self-check failed: {problem}"
-        return None
-    _WHY.pop(tag, None)
-    return kernel
+        return JacobianKernel(cell, H, D, program, module, key)
+
+    return runtime.build_checked(made, load, self_check)
+
+
+_BUILDS = runtime.KernelBuilds(_build, lambda cell, H, D: (cell.describe(), H, D))
 
 
 __all__ = ["JacobianKernel", "finite_points", "generate", "jacobian_kernel", "reference", "self_check", "why_not"]

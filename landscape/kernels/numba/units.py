@@ -24,9 +24,6 @@ Cache files: ``units_<key>.py`` (key: ``codegen.source_key``).
 """
 from __future__ import annotations
 
-import functools
-import threading
-
 import torch
 from torch import Tensor
 
@@ -275,55 +272,36 @@ def self_check(kernel: UnitKernel) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # building
 
-_WHY: dict = {}  # (cell description, H, D, dtype) -> why the last build gave None
-_LOCK = threading.Lock()
-
-
 def unit_kernel(cell, H: int, D: int, dtype: torch.dtype) -> UnitKernel | None:
     """The fused kernel of this cell for H units (2..MAX_H), D inputs and dtype, or None where it
     does not apply (``why_not`` says why). Built once per (cell, H, D, dtype) in a process."""
     if not available() or dtype not in DTYPES or not 1 < H <= MAX_H:
         return None
-    try:
-        return _cached_kernel(cell, H, D, dtype)
-    except TypeError:  # an unhashable cell: build without the in-process cache
-        return _build(cell, H, D, dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_kernel(cell, H, D, dtype):
-    with _LOCK:
-        return _build(cell, H, D, dtype)
+    return _BUILDS.get(cell, H, D, dtype)
 
 
 def why_not(cell, H: int, D: int, dtype: torch.dtype) -> str | None:
     """Why ``unit_kernel`` gave None for these arguments (None when it did not)."""
     if not 1 < H <= MAX_H:
         return f"the fused kernels take H = 1 to {MAX_H} (H = {H})"
-    return _WHY.get((cell.describe(), H, D, str(dtype)))
+    return _BUILDS.why(cell, H, D, dtype)
 
 
-def _build(cell, H, D, dtype) -> UnitKernel | None:
-    tag = (cell.describe(), H, D, str(dtype))
-    try:
+def _build(cell, H, D, dtype) -> UnitKernel:
+    def made():  # (program, source)
         program = trace_units(cell, H, D, dtype)
-        source = generate(program, dtype)
-    except Unsupported as err:
-        _WHY[tag] = str(err)
-        return None
-    key = source_key(source)
-    try:
+        return program, generate(program, dtype)
+
+    def load(made):
+        program, source = made
+        key = source_key(source)
         module, _ = runtime.load_module(source, f"units_{key}", f"landscape_units_{key}")
-        kernel = UnitKernel(cell, H, D, dtype, program, module, key)
-        problem = self_check(kernel)
-    except Exception as err:  # numba failed to compile what we wrote: keep the torch path
-        _WHY[tag] = f"the generated module failed: {type(err).__name__}: {err}"
-        return None
-    if problem is not None:
-        _WHY[tag] = f"the self-check failed: {problem}"
-        return None
-    _WHY.pop(tag, None)
-    return kernel
+        return UnitKernel(cell, H, D, dtype, program, module, key)
+
+    return runtime.build_checked(made, load, self_check)
+
+
+_BUILDS = runtime.KernelBuilds(_build, lambda cell, H, D, dtype: (cell.describe(), H, D, str(dtype)))
 
 
 # ---------------------------------------------------------------------------------------------

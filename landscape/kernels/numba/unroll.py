@@ -21,7 +21,6 @@ numba's compiled code in its __pycache__.
 """
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,18 +221,7 @@ def fused_kernel(cell, D: int, dtype: torch.dtype, math_class: str = "exact") ->
     ``mathfn.sigmoid32fast``: different numbers, a different kernel and cache key)."""
     if not available() or dtype_name(dtype) not in DTYPE_NAMES or D not in (0, 1):
         return None
-    try:
-        return _cached_kernel(cell, D, dtype, math_class)
-    except TypeError:  # an unhashable cell: build without the in-process cache
-        return _build(cell, D, dtype, math_class)
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_kernel(cell, D, dtype, math_class):
-    return _build(cell, D, dtype, math_class)
-
-
-_WHY: dict = {}  # (cell description, D, dtype) -> why the last build gave None (for tests and debugging)
+    return _BUILDS.get(cell, D, dtype, math_class)
 
 
 def _load(source: str):
@@ -282,36 +270,31 @@ def _same_bits(staged, single, program, dtype: torch.dtype) -> bool:
     return np.array_equal(*got)
 
 
-def why_not(cell, D: int, dtype: torch.dtype) -> str | None:
+def why_not(cell, D: int, dtype: torch.dtype, math_class: str = "exact") -> str | None:
     """Why ``fused_kernel`` gave None for these arguments (None when it did not)."""
-    return _WHY.get((cell.describe(), D, str(dtype)))
+    return _BUILDS.why(cell, D, dtype, math_class)
 
 
-def _build(cell, D, dtype, math_class="exact") -> FusedKernel | None:
-    from ..trace import Unsupported, trace_cell
+def _build(cell, D, dtype, math_class="exact") -> FusedKernel:
+    from ..trace import trace_cell
     from .codegen import generate, source_key
 
-    tag = (cell.describe(), D, str(dtype))
-    try:
+    def made():  # (program, the staged source, the single loop's)
         program = trace_cell(cell, D, dtype)
-        source = generate(program, dtype, math_class)
-        single = generate(program, dtype, math_class, staged=False)
-    except Unsupported as err:
-        _WHY[tag] = str(err)
-        return None
-    try:
+        return program, generate(program, dtype, math_class), generate(program, dtype, math_class, staged=False)
+
+    def load(made):
+        program, source, single = made
         module, path = _load(source)
         if source != single and not _staged_is_single(source, single, module, program, dtype):
             source = single  # the staged step's FMAs differ from the single loop's: keep its numbers
             module, path = _load(source)
-    except Exception as err:  # numba failed to compile what we wrote: keep the torch path
-        _WHY[tag] = f"the generated module failed: {type(err).__name__}: {err}"
-        return None
-    key = source_key(source)
-    kernel = FusedKernel(cell, D, dtype, program, module, key, path)
-    if not kernel.usable("wide"):  # run_lanes is checked when first used (it compiles then)
-        problem = kernel.checked["wide"]
-        _WHY[tag] = f"the self-check failed: {problem}"
-        return None
-    _WHY.pop(tag, None)
-    return kernel
+        return FusedKernel(cell, D, dtype, program, module, source_key(source), path)
+
+    def check(kernel):  # run_lanes is checked when first used (it compiles then)
+        return None if kernel.usable("wide") else kernel.checked["wide"]
+
+    return runtime.build_checked(made, load, check)
+
+
+_BUILDS = runtime.KernelBuilds(_build, lambda cell, D, dtype, math_class="exact": (cell.describe(), D, str(dtype)))

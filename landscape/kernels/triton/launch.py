@@ -22,7 +22,6 @@ sigmoid is 1 / (1 + e^-a) in both.
 """
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 
@@ -117,12 +116,9 @@ def _quiet_numpy():
     return np.errstate(all="ignore")
 
 
-_WHY: dict = {}  # (cell description, D, dtype) -> why generated_kernel gave None (tests, debugging)
-
-
 def why_not(cell, D: int, dtype: torch.dtype) -> str | None:
     """Why ``generated_kernel`` gave None for these arguments (None when it did not)."""
-    return _WHY.get((cell.describe(), D, str(dtype)))
+    return _BUILDS.why(cell, D, dtype, interpreting())
 
 
 def generated_kernel(cell, D: int, dtype: torch.dtype):
@@ -130,37 +126,23 @@ def generated_kernel(cell, D: int, dtype: torch.dtype):
     and dtype, checked against ``cell.step`` when built; None where the tracer refuses the cell,
     the program has an operation without Triton code, or the check fails (``why_not`` says which).
     Built once per (cell, D, dtype, interpreted or compiled) in a process."""
-    try:
-        return _cached_generated(cell, D, dtype, interpreting())
-    except TypeError:  # an unhashable cell: build without the cache
-        return _build_generated(cell, D, dtype, interpreting())
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_generated(cell, D, dtype, interpret):
-    return _build_generated(cell, D, dtype, interpret)
+    return _BUILDS.get(cell, D, dtype, interpreting())
 
 
 def _build_generated(cell, D, dtype, interpret):
     from . import codegen
 
-    tag = (cell.describe(), D, str(dtype))
-    try:
-        program = trace_cell(cell, D, dtype)
-        kernel = codegen.load(program, interpret)
-    except Unsupported as err:
-        _WHY[tag] = str(err)
-        return None
-    device = torch.device("cpu" if interpret else "cuda")
-    try:  # on random inputs with an inf and a NaN member (what a single trace cannot see: control flow)
-        problem = runtime.self_check(_Checked(cell, D, dtype, kernel, program.params, device))
-    except Exception as err:  # pragma: no cover - a compile failure of the generated code
-        problem = f"{type(err).__name__}: {err}"
-    if problem is not None:
-        _WHY[tag] = f"the self-check failed: {problem}"
-        return None
-    _WHY.pop(tag, None)
-    return kernel, program
+    def load(program):
+        return codegen.load(program, interpret), program
+
+    def check(built):  # on random inputs with an inf and a NaN member (what a single trace cannot see)
+        device = torch.device("cpu" if interpret else "cuda")
+        return runtime.self_check(_Checked(cell, D, dtype, built[0], built[1].params, device))
+
+    return runtime.build_checked(lambda: trace_cell(cell, D, dtype), load, check)
+
+
+_BUILDS = runtime.KernelBuilds(_build_generated, lambda cell, D, dtype, interpret: (cell.describe(), D, str(dtype)))
 
 
 @dataclass
