@@ -5,9 +5,9 @@ kernels.numba.matvec above) against the truth: the engine's ``cell.step`` path i
 float64 and float32; the tracer's own checks (what mixes members or sequences falls back, with
 its reason); the dispatch.
 
-Every built-in cell at H = 2, 3, 8, 16 and 32 is the slow matrix (a kernel per (cell, H) compiles
-in seconds, up to about a minute at H = 32; the kernel cache, $LANDSCAPE_KERNELS, keeps them for
-the next run); srnn, gru, lstm at H = 2 and 16, MUT3 at H = 10 (products of products, a partial
+Every built-in cell at H = 2, 3, 8 and 16, and srnn, gru, lstm, MUT1 and MUT3 at 32, is the slow
+matrix (a kernel per (cell, H) compiles in seconds, up to about a minute at H = 32; the kernel
+cache, $LANDSCAPE_KERNELS, keeps them for the next run); srnn, gru, lstm at H = 2 and 16, MUT3 at H = 10 (products of products, a partial
 tile), a user cell (examples/cells/mgu.py) at H = 3 run always.
 """
 from __future__ import annotations
@@ -92,9 +92,14 @@ def test_products_of_products():
     check(spec_for("mut3", 10, "optimal"))
 
 
+# every built-in cell at 2, 3, 8 (straight-line code) and 16 (the products' tiles); at 32, the same
+# generator with twice the tiles, the cells of each kind of product (W h, W [x, h], MUT's W (r h))
+EVERY = [(cell, H) for cell in BUILTIN for H in (2, 3, 8, 16)] + [(cell, 32) for cell in ("srnn", "gru", "lstm", "mut1",
+                                                                                          "mut3")]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("H", [2, 3, 8, 16, 32])
-@pytest.mark.parametrize("cell", BUILTIN)
+@pytest.mark.parametrize("cell, H", EVERY)
 def test_every_builtin_cell(cell, H):
     if cell in ("mut1", "mut2") and H > units.STRAIGHT_H:  # their grids have one sequence: the kernel itself
         check_kernel(get_cell(cell), H, 0)
