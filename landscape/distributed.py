@@ -58,6 +58,7 @@ import re
 import sys
 import threading
 import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,13 @@ class Scheduler:
     def workers(self) -> int:
         return len(self.client.nthreads())
 
+    def starting(self) -> bool:
+        """Whether the workers are still starting (local:N starts them in the background)."""
+        return False
+
+    def wait_started(self, job) -> None:
+        """Return when the workers are up or ``job`` (a concurrent Future) is done, whichever first."""
+
     def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
@@ -155,26 +163,48 @@ class Scheduler:
         """Compute the chunks ``ranges`` = {c: (start, stop)} of the resolved grid ``r`` on the
         workers; yields (c, values, device used) in the order they finish. ``compute``: the chunk
         function, ``compute(r, data, start, stop, dev, plane) -> values`` (``surface.compute_chunk``,
-        a module-level function: sent by reference). ``data``: the task's data (CPU); it is cast to
-        the grid's dtype here and sent once to every worker, with the ``directions.Plane`` of a
-        plane grid (pickled, unless the workers are threads of this process)."""
-        from .lazy import torch
+        a module-level function: sent by reference). ``data``: the task's data (CPU; None for a
+        ``recipe.RecipeGrid``); it is cast to the grid's dtype here and sent once to every worker,
+        with the ``directions.Plane`` of a plane grid (pickled, unless the workers are threads of this
+        process). A grid a recipe computes (``recipe.of``) is sent as its recipe instead, and its
+        chunks computed by ``RecipeGrid.compute``: the same numbers, from numpy alone."""
+        from . import recipe
 
         if not ranges:
             return
-        payload = (r, data.to(r.torch_dtype, torch.device("cpu")), plane)
-        payload = payload if self.in_process else _pack(payload)
-        token = uuid.uuid4().hex[:12]
-        [shared] = self.client.scatter([payload], broadcast=True, hash=False)  # one object, a tuple too
-        futures = {self.client.submit(_grid_chunk, compute, shared, token, start, stop, device, self.threads,
-                                      key=f"landscape-chunk-{token}-{c}", pure=False): c
-                   for c, (start, stop) in ranges.items()}
-        try:
-            for future, (values, used) in self._completed(futures, "grid chunk"):
-                yield futures[future], values, used
-        finally:
-            self._cancel(futures)
-            shared.release()
+        portable = recipe.of(r, data, device, self) if plane is None else None
+        if portable is not None:  # numpy and the numba kernel: the workers never import torch
+            payload = (portable, None, None)
+        else:
+            from .lazy import torch
+
+            payload = (r, data.to(r.torch_dtype, torch.device("cpu")), plane)
+        todo = dict(ranges)
+        with ThreadPoolExecutor(1, thread_name_prefix="landscape-chunk-here") as here:
+            job = None  # (chunk, Future) of the chunk this process computes as the workers come up
+            while portable is not None and todo and self.starting():
+                c = next(reversed(todo))  # the last chunks: the workers start from the first
+                job = (c, here.submit(portable.compute, *todo.pop(c), self.threads))
+                self.wait_started(job[1])
+                if job[1].done():
+                    yield c, job[1].result(), "cpu"
+                    job = None
+            if not todo:
+                return
+            payload = payload if self.in_process else _pack(payload)
+            token = uuid.uuid4().hex[:12]
+            [shared] = self.client.scatter([payload], broadcast=True, hash=False)  # one object, a tuple too
+            futures = {self.client.submit(_grid_chunk, compute, shared, token, start, stop, device, self.threads,
+                                          key=f"landscape-chunk-{token}-{c}", pure=False): c
+                       for c, (start, stop) in todo.items()}
+            try:
+                if job is not None:  # the workers have theirs: this one ends here
+                    yield job[0], job[1].result(), "cpu"
+                for future, (values, used) in self._completed(futures, "grid chunk"):
+                    yield futures[future], values, used
+            finally:
+                self._cancel(futures)
+                shared.release()
 
     # --- training groups ------------------------------------------------------------------------
     def train_groups(self, tasks, device: str, compile: bool, threads: int | None):
@@ -206,6 +236,20 @@ class Scheduler:
                                      f"memory than a worker has: lower --chunk-size or --memory") from None
             future.release()
             yield future, value
+
+
+def on_this_machine(scheduler) -> bool:
+    """Whether the workers of ``scheduler`` (a --scheduler value, an Address or a Scheduler) run on
+    this machine: local:N and threads:N do; an address, a scheduler file or a Client may not."""
+    if isinstance(scheduler, Scheduler):
+        scheduler = scheduler.address
+    if not isinstance(scheduler, (str, Address)):
+        return False
+    try:
+        address = scheduler if isinstance(scheduler, Address) else parse_address(scheduler)
+    except LandscapeError:
+        return False
+    return address.kind in LOCAL_KINDS
 
 
 def check_local_workers(n: int, kind: str = "local") -> None:
@@ -281,16 +325,21 @@ def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Schedu
         check_local_workers(address.value)
         if _in_spawned_reimport():  # a worker re-running an unguarded script: stop it with one line
             raise SystemExit(f"landscape: {GUARD_HINT}")
-        try:  # the scheduler's HTTP server on a free port (":8787" warns when taken) and no dashboard
-            with dask.config.set(LOCAL_WORKER_CONFIG):
-                cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1, processes=True,
-                                                   dashboard_address=":0", scheduler_kwargs={"dashboard": False},
-                                                   silence_logs=logging.CRITICAL)
-        except Exception as err:  # noqa: BLE001 - a cluster that cannot start is one line
-            hint = f" ({GUARD_HINT})" if "Nanny failed" in str(err) and _unguarded_main_script() else ""
-            raise LandscapeError(f"cannot start a local Dask cluster of {address.value} workers: "
-                                 f"{type(err).__name__}: {err}{hint}") from None
-        return Scheduler(distributed.Client(cluster, set_as_default=False), cluster, threads, str(address))
+
+        def start():
+            try:  # the scheduler's HTTP server on a free port (":8787" warns when taken) and no dashboard
+                with dask.config.set(LOCAL_WORKER_CONFIG):
+                    cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1,
+                                                       processes=True, dashboard_address=":0",
+                                                       scheduler_kwargs={"dashboard": False},
+                                                       silence_logs=logging.CRITICAL)
+            except Exception as err:  # noqa: BLE001 - a cluster that cannot start is one line
+                hint = f" ({GUARD_HINT})" if "Nanny failed" in str(err) and _unguarded_main_script() else ""
+                raise LandscapeError(f"cannot start a local Dask cluster of {address.value} workers: "
+                                     f"{type(err).__name__}: {err}{hint}") from None
+            return distributed.Client(cluster, set_as_default=False), cluster
+
+        return _Starting(start, threads, str(address))
     try:
         if address.kind == "file":
             client = distributed.Client(scheduler_file=address.value, timeout=timeout, set_as_default=False)
@@ -308,6 +357,46 @@ class _Borrowed(Scheduler):
 
     def close(self) -> None:
         pass
+
+
+class _Starting(Scheduler):
+    """local:N: its LocalCluster starts in a background thread (spawning the worker processes, each
+    importing Dask, takes a second or two) while this process goes on; ``client`` and ``cluster``
+    wait for it (a cluster that could not start raises its LandscapeError there). Meanwhile
+    ``grid_chunks`` computes a recipe's chunks here."""
+
+    def __init__(self, start, threads: int, address: str):
+        self.threads, self.address = int(threads), address
+        self._started: Future = Future()
+        threading.Thread(target=self._start, args=(start,), name="landscape-cluster-start", daemon=True).start()
+
+    def _start(self, start) -> None:
+        try:
+            self._started.set_result(start())
+        except BaseException as err:  # noqa: BLE001 - raised where the client is first used
+            self._started.set_exception(err)
+
+    @property
+    def client(self):
+        return self._started.result()[0]
+
+    @property
+    def cluster(self):
+        return self._started.result()[1]
+
+    def starting(self) -> bool:
+        return not self._started.done()
+
+    def wait_started(self, job) -> None:
+        wait([job, self._started], return_when=FIRST_COMPLETED)
+
+    def close(self) -> None:
+        try:
+            client, cluster = self._started.result()
+        except LandscapeError:  # it never started: nothing to close
+            return
+        client.close()
+        cluster.close()
 
 
 class _InProcess(Scheduler):
@@ -422,35 +511,43 @@ def _pack(obj) -> bytes:
 
 def _worker_setup(threads: int, torch_threads: int | None = None) -> None:
     """A task's threads on its worker: ``threads`` workers of the fused CPU kernels and
-    ``torch_threads`` (default one, as the grid commands run torch) for torch's own operations."""
+    ``torch_threads`` (default one, as the grid commands run torch) for torch's own operations
+    (0: torch is left alone, not imported: a recipe's chunk)."""
     from .kernels import set_threads
-    from .lazy import torch
 
     set_threads(threads)
+    if torch_threads == 0:
+        return
+    from .lazy import torch
+
     torch_threads = 1 if torch_threads is None else torch_threads
     if torch.get_num_threads() != torch_threads:
         torch.set_num_threads(torch_threads)
 
 
 def _grid_chunk(compute, payload: bytes | tuple, token: str, start: int, stop: int, device: str, threads: int):
-    """A worker's task: the values of the grid points [start, stop) by ``compute`` and the device
-    that computed them. payload: (resolved grid, data, plane), pickled (``_pack``) or as they are
-    (threads:N)."""
+    """A worker's task: the values of the grid points [start, stop) by ``compute`` (by the recipe's
+    ``RecipeGrid.compute`` where the payload holds no data) and the device that computed them.
+    payload: (resolved grid, data, plane), pickled (``_pack``) or as they are (threads:N)."""
     import pickle
 
-    from .engine import resolve_device
-
-    _worker_setup(threads)
     with _GRIDS_LOCK:  # one unpickling and one copy to the device per worker process
         entry = _GRIDS.get(token)
         if entry is None:
             r, data, plane = pickle.loads(payload) if isinstance(payload, bytes) else payload
-            dev = resolve_device(device)
-            entry = (r, data.to(r.torch_dtype, dev), dev, plane)
+            if data is not None:
+                from .engine import resolve_device
+
+                dev = resolve_device(device)
+                data = data.to(r.torch_dtype, dev)
+            entry = (r, data, "cpu" if data is None else dev, plane)
             while len(_GRIDS) >= _KEEP_GRIDS:
                 _GRIDS.pop(next(iter(_GRIDS)))
             _GRIDS[token] = entry
     r, data, dev, plane = entry
+    _worker_setup(threads, None if data is not None else 0)
+    if data is None:  # a recipe: numpy and the fused numba kernel, no torch
+        return r.compute(start, stop), dev
     return compute(r, data, start, stop, dev, plane), str(dev)
 
 
