@@ -36,10 +36,11 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .common import Row, Settings, cores, speedup_row, timed
+if TYPE_CHECKING:  # .common imports torch: local:2's spawned workers re-import this module (__mp_main__)
+    from .common import Row, Settings
 
 NAME = "distributed"
 WORKERS = 2
@@ -57,6 +58,8 @@ def _spec(num: int, n: int, T: int):
 
 
 def run(s: Settings, large_num: int = LARGE) -> list[Row]:
+    from dataclasses import replace
+
     from landscape import grid
     from landscape.distributed import connect
 
@@ -77,6 +80,8 @@ def run(s: Settings, large_num: int = LARGE) -> list[Row]:
 
 
 def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row]:
+    from .common import cores, speedup_row, timed
+
     large, small = ((_spec(41, 100, 20), _spec(11, 100, 20)) if s.quick else
                     (_spec(large_num, 1000, 100), _spec(51, 1000, 100)))
     rows = []
@@ -143,6 +148,8 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
 
 def _warm(wall: Settings, kind: str, small, out: Path, grid, connect, here) -> Row:
     """The ``warm`` case (module docstring) on ``kind``:2."""
+    from .common import cores, speedup_row, timed
+
     with cores(WORKERS):  # the workers keep the two cores; the client's writes go back to one
         sched = connect(f"{kind}:{WORKERS}")  # kept running across the calls, as a use() block keeps it
     try:
@@ -165,6 +172,7 @@ def _warm(wall: Settings, kind: str, small, out: Path, grid, connect, here) -> R
 
 def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
     """The ``process`` case (module docstring) on a num x num grid, for each of KINDS."""
+    from .common import cores
     from .process import alternate, child, landscape_cmd, process_row
 
     n, T = (100, 20) if s.quick else (1000, 100)
@@ -223,7 +231,7 @@ def _import_landscape() -> None:
 if __name__ == "__main__":
     import argparse
 
-    from .common import pin, table, write_csv
+    from .common import Settings, pin, table, write_csv
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
