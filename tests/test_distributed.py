@@ -334,7 +334,9 @@ def test_grid_command_on_threads_writes_the_same_file(tmp_path):
 # --- failures --------------------------------------------------------------------------------------
 
 
-def test_a_worker_killed_while_it_holds_chunks(cluster, big_here, tmp_path):
+@pytest.mark.parametrize("path", ["torch", pytest.param("recipe", marks=pytest.mark.recipes)])
+def test_a_worker_killed_while_it_holds_chunks(cluster, big_here, tmp_path, path):
+    """torch: the workers compute in torch (recipes off); recipe: from the grid's recipe."""
     client = cluster.client
     pids = client.run(worker_pid)
     box = {}
@@ -361,6 +363,27 @@ def test_a_worker_killed_while_it_holds_chunks(cluster, big_here, tmp_path):
     assert any(finished[k] != victim for k in held)  # what the victim held ran again elsewhere
     _same_file(big_here, box["result"].path)
     client.wait_for_workers(2, timeout=60)  # the cluster is whole again for the next tests
+    kind = "RecipeGrid" if path == "recipe" else "ResolvedGrid"
+    assert kind in set(client.run(_last_grid).values()) <= {kind, "none yet"}  # "none yet": the victim's successor
+
+
+def _last_grid() -> str:
+    """The kind of grid whose chunks this worker computed last (RecipeGrid: from numpy alone)."""
+    grids = list(landscape.distributed._GRIDS.values())
+    return type(grids[-1][0]).__name__ if grids else "none yet"
+
+
+def test_a_task_error_reaches_the_user_in_one_line(cluster, tmp_path, monkeypatch):
+    """An error raised by a chunk's task in a worker process ends the command: its message, one line."""
+    def broken(r, data, start, stop, dev, plane=None):
+        raise ValueError(f"no values for the points {start} to {stop}")
+
+    monkeypatch.setattr(surface, "compute_chunk", broken)  # sent to the workers by value
+    res = CliRunner().invoke(main, ["grid", *BIG_ARGS, "--device", "cpu", "-q", "--out", str(tmp_path / "g.h5"),
+                                    "--scheduler", cluster.cluster.scheduler_address])
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code != 0 and len(lines) == 1, res.output
+    assert lines[0].startswith("error: ") and "ValueError: no values for the points " in lines[0]
 
 
 def test_a_killed_client_resumes_here_and_on_the_cluster(cluster, big_here, tmp_path, monkeypatch):
