@@ -320,9 +320,10 @@ def _unguarded_main_script() -> str | None:
 
 def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Scheduler:
     """A Scheduler for ``scheduler``: "local:N" starts a LocalCluster of N single-threaded worker
-    processes here, "threads:N" one of N worker threads in this process; an address or a scheduler
-    file joins a running cluster (LandscapeError if it cannot be reached within ``timeout``
-    seconds, CONNECT_TIMEOUT by default); a
+    processes here, in the background (it returns at once; a cluster that cannot start raises its
+    LandscapeError where it is first used, or at ``close``), "threads:N" one of N worker threads in
+    this process; an address or a scheduler file joins a running cluster (LandscapeError if it
+    cannot be reached within ``timeout`` seconds, CONNECT_TIMEOUT by default); a
     ``distributed.Client`` is used as it is (and left open). ``threads``: torch's CPU threads in
     each task."""
     timeout = CONNECT_TIMEOUT if timeout is None else float(timeout)
@@ -481,7 +482,8 @@ def _start_threads(distributed, address: Address, threads: int) -> _InProcess:
 def use(scheduler, threads: int = 1, timeout: float | None = None):
     """Run every ``grid()`` and ``run_groups()`` inside the block on ``scheduler`` (local:N, an
     address, a scheduler file, a distributed.Client, or None for no cluster: a no-op). Connects at
-    once (a bad address fails here) and closes what it started at the end. Yields the Scheduler."""
+    once (a bad address fails here; local:N starts in the background: ``connect``) and closes what
+    it started at the end. Yields the Scheduler."""
     if scheduler is None:
         yield None
         return
