@@ -36,10 +36,11 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .common import Row, Settings, cores, speedup_row, timed
+if TYPE_CHECKING:  # .common imports torch: local:2's spawned workers re-import this module (__mp_main__)
+    from .common import Row, Settings
 
 NAME = "distributed"
 WORKERS = 2
@@ -57,6 +58,8 @@ def _spec(num: int, n: int, T: int):
 
 
 def run(s: Settings, large_num: int = LARGE) -> list[Row]:
+    from dataclasses import replace
+
     from landscape import grid
     from landscape.distributed import connect
 
@@ -77,6 +80,8 @@ def run(s: Settings, large_num: int = LARGE) -> list[Row]:
 
 
 def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row]:
+    from .common import cores, speedup_row, timed
+
     large, small = ((_spec(41, 100, 20), _spec(11, 100, 20)) if s.quick else
                     (_spec(large_num, 1000, 100), _spec(51, 1000, 100)))
     rows = []
@@ -95,7 +100,7 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
             """What --scheduler KIND:2 does (start, compute, close), with the CPU time it took
             read before the workers go."""
             def go():
-                c0 = time.process_time()
+                c0, before = time.process_time(), _descendants_cpu()
                 with cores(WORKERS):
                     sched = connect(f"{kind}:{WORKERS}")
                     try:
@@ -103,10 +108,13 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
                         # each worker's CPU time: a process's since it started, a thread's (threads:2)
                         workers = list(sched.client.run(_thread_cpu if sched.in_process else time.process_time)
                                        .values())
+                        after = _descendants_cpu()  # local:2: the forkserver's and the workers' (before they go)
                     finally:
                         sched.close()
+                        _stop_forkserver()  # each start pays its own, as a command does
                 here_cpu = time.process_time() - c0  # threads:2: the workers' included
-                cpu[kind].append(_makespan(workers, here_cpu if kind == "threads" else sum(workers) + here_cpu))
+                others = sum(cpu_s - before.get(pid, 0.0) for pid, cpu_s in after.items())
+                cpu[kind].append(_makespan(workers, here_cpu + others))
             return go
 
         rows += processes(s, large.x.num if not s.quick else 41, Path(tmp))
@@ -143,6 +151,8 @@ def _run(s: Settings, wall: Settings, grid, connect, large_num: int) -> list[Row
 
 def _warm(wall: Settings, kind: str, small, out: Path, grid, connect, here) -> Row:
     """The ``warm`` case (module docstring) on ``kind``:2."""
+    from .common import cores, speedup_row, timed
+
     with cores(WORKERS):  # the workers keep the two cores; the client's writes go back to one
         sched = connect(f"{kind}:{WORKERS}")  # kept running across the calls, as a use() block keeps it
     try:
@@ -165,8 +175,13 @@ def _warm(wall: Settings, kind: str, small, out: Path, grid, connect, here) -> R
 
 def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
     """The ``process`` case (module docstring) on a num x num grid, for each of KINDS."""
+    import resource
+
+    from .common import cores
     from .process import alternate, child, landscape_cmd, process_row
 
+    if not _subreaper():
+        print("  distributed: the process rows' CPU times miss local:2's forkserver (no PR_SET_CHILD_SUBREAPER here)")
     n, T = (100, 20) if s.quick else (1000, 100)
     args = ["grid", "--cell", "srnn", "--task", "latch", "--x", f"w:-1:3:{num}", "--y", f"b:-1:1:{num}", "--T", str(T),
             "--n", str(n), "--readout", "fixed", "--quiet", "--force"]
@@ -175,8 +190,12 @@ def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
     def cluster(kind):
         def go():
             with cores(WORKERS):  # the process and the workers it spawns: two cores
-                return child(landscape_cmd(*args, "--out", str(tmp / f"{kind}.h5"), "--scheduler", f"{kind}:{WORKERS}"),
-                             env, one_core=False)
+                res = child(landscape_cmd(*args, "--out", str(tmp / f"{kind}.h5"), "--scheduler", f"{kind}:{WORKERS}"),
+                            env, one_core=False)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            _reap_orphans()  # local:2's forkserver outlives the command by a moment; its CPU time counts
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return {**res, "cpu": res["cpu"] + (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}
         return go
 
     def here():
@@ -203,6 +222,58 @@ def processes(s: Settings, num: int, tmp: Path) -> list[Row]:
     return rows
 
 
+def _descendants_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of every live descendant of this process, by process id."""
+    import psutil  # a dependency of Dask's
+
+    out = {}
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:  # gone meanwhile
+            continue
+        out[proc.pid] = t.user + t.system
+    return out
+
+
+def _stop_forkserver(timeout: float = 30.0) -> None:
+    """Stop local:2's forkserver (its workers gone) and wait for it, so that the next start pays
+    for a new one; a note where it would not stop."""
+    import threading
+    from multiprocessing import forkserver
+
+    stop = threading.Thread(target=forkserver._forkserver._stop, daemon=True)  # multiprocessing's own
+    stop.start()
+    stop.join(timeout)
+    if stop.is_alive():
+        print(f"  distributed: the forkserver did not stop within {timeout:g} s")
+
+
+def _reap_orphans(timeout: float = 30.0) -> None:
+    """Wait for the processes orphaned under this one (``_subreaper``): local:2's forkserver, which
+    ends once its client has, and whose CPU time, its workers' included, then counts as this
+    process's children's (``getrusage``, as ``process.child`` reads it)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.02)
+
+
+def _subreaper() -> bool:
+    """Make this process adopt its orphaned descendants (Linux's PR_SET_CHILD_SUBREAPER); False
+    where it cannot."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
 def _makespan(workers: list[float], total: float) -> float:
     """The shortest wall time the measured CPU seconds allow on WORKERS free cores: no worker can
     finish before its own CPU time, and all of it (``total``: the workers' and this process's)
@@ -223,7 +294,7 @@ def _import_landscape() -> None:
 if __name__ == "__main__":
     import argparse
 
-    from .common import pin, table, write_csv
+    from .common import Settings, pin, table, write_csv
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")

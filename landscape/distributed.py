@@ -22,9 +22,17 @@ client saves each group as it arrives. Each task first sets its threads to ``thr
 for a training group); the device ("auto", "cpu", "cuda") is resolved on the worker, so "auto" uses
 a worker's GPU where it has one.
 
-Processes or threads. ``local:N`` starts N worker processes: each imports torch and numba and
-loads the kernels (about 2 s of CPU), and receives the grid and the data pickled.
-``threads:N`` runs N workers as threads of this process (a Dask LocalCluster without processes):
+A grid the fused numba kernel computes (one unit, at most one input, an identity or logistic
+readout, on the CPU: ``recipe.why_not``) goes to the workers as its recipe (``landscape.recipe``:
+the kernel's source and the task's arrays): a worker loads the kernel and computes its chunks from
+numpy alone, never importing torch, the numbers those of the full path bit for bit.
+
+Processes or threads. ``local:N`` starts N worker processes, forked from one forkserver that has
+imported Dask, numba and the recipe's modules once (about 0.6 s of CPU; a worker then starts in
+0.04 s, and loads its grid's kernel at its first chunk, about 0.3 s); a worker that computes in
+torch imports it at its first task (about 1.5 s). The cluster starts in the background: until its
+workers are up, this process computes the first chunks of a recipe's grid itself, and the workers
+the rest. ``threads:N`` runs N workers as threads of this process (a Dask LocalCluster without processes):
 nothing to start, import or send, and a chunk runs GIL-free in the fused kernels and in torch. Its
 tasks share this process: while it is open, the fused kernels' thread count (process-wide) is the
 tasks' (``threads``, one by default), and this process's own comes back when it closes.
@@ -47,8 +55,8 @@ sigmoid gives an element a vectorised or a scalar result depending on where it f
 Nothing here imports Dask until a scheduler is used: without ``--scheduler`` (or ``use``) dask is
 never imported. Install it with ``pip install 'rnn-landscape[dask]'``.
 
-A script that starts a local cluster must do so under ``if __name__ == "__main__":``: the worker
-processes are spawned, and each re-imports the script; without the guard each would start a cluster
+A script that starts a local cluster must do so under ``if __name__ == "__main__":``: each worker
+process re-imports the script (as a spawned one does); without the guard each would start a cluster
 of its own (one line says so, in the worker and here).
 """
 from __future__ import annotations
@@ -58,6 +66,7 @@ import re
 import sys
 import threading
 import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,11 +83,24 @@ LOCAL_KINDS = {"local": "worker processes", "threads": "worker threads"}  # the 
 # the workers of local:N and threads:N: no statistical profiler (its sampling and bookkeeping took
 # about 2 % of a worker's CPU beside the chunks; there is no dashboard to show it); the processes of
 # local:N: glibc's own malloc trim threshold (Dask sets 64 KiB, which fixes the mmap threshold too:
-# about 3 % slower here), one OpenMP / MKL / OpenBLAS thread as Dask's default
+# about 3 % slower here), one OpenMP / MKL / OpenBLAS thread as Dask's default. Without a dashboard
+# the periodic bookkeeping can be slower (measured idle: 3 % of a core in this process, 1.5 % in each
+# worker, by default; 0.6 % and 0.25 % so): the event loops' health check every second (20 ms), the
+# system monitor every 5 s (0.5 s), no work stealing (the scheduler queues the chunks and hands each
+# to the worker that frees up), the memory limit checked every 0.5 s (0.1 s).
 LOCAL_WORKER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.scheduler.work-stealing": False,
+    "distributed.worker.memory.monitor-interval": "500ms",
 }
+# local:N's worker processes fork from one server process that has imported these once (where the
+# platform has forkserver; else each is spawned and imports them itself): a worker then starts in
+# about 0.04 s of CPU instead of 0.8 s (Python, Dask, numba and the recipe's modules, measured)
+WORKER_PRELOAD = ("distributed", "numba", "landscape.distributed", "landscape.recipe", "landscape.kernels.numba.unroll",
+                  "landscape.kernels.numba.losses")
 _ACTIVE: list[Scheduler] = []  # the schedulers of the enclosing ``use`` blocks, innermost last
 
 
@@ -142,6 +164,13 @@ class Scheduler:
     def workers(self) -> int:
         return len(self.client.nthreads())
 
+    def starting(self) -> bool:
+        """Whether the workers are still starting (local:N starts them in the background)."""
+        return False
+
+    def wait_started(self, job) -> None:
+        """Return when the workers are up or ``job`` (a concurrent Future) is done, whichever first."""
+
     def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
@@ -155,26 +184,48 @@ class Scheduler:
         """Compute the chunks ``ranges`` = {c: (start, stop)} of the resolved grid ``r`` on the
         workers; yields (c, values, device used) in the order they finish. ``compute``: the chunk
         function, ``compute(r, data, start, stop, dev, plane) -> values`` (``surface.compute_chunk``,
-        a module-level function: sent by reference). ``data``: the task's data (CPU); it is cast to
-        the grid's dtype here and sent once to every worker, with the ``directions.Plane`` of a
-        plane grid (pickled, unless the workers are threads of this process)."""
-        from .lazy import torch
+        a module-level function: sent by reference). ``data``: the task's data (CPU; None for a
+        ``recipe.RecipeGrid``); it is cast to the grid's dtype here and sent once to every worker,
+        with the ``directions.Plane`` of a plane grid (pickled, unless the workers are threads of this
+        process). A grid a recipe computes (``recipe.of``) is sent as its recipe instead, and its
+        chunks computed by ``RecipeGrid.compute``: the same numbers, from numpy alone."""
+        from . import recipe
 
         if not ranges:
             return
-        payload = (r, data.to(r.torch_dtype, torch.device("cpu")), plane)
-        payload = payload if self.in_process else _pack(payload)
-        token = uuid.uuid4().hex[:12]
-        [shared] = self.client.scatter([payload], broadcast=True, hash=False)  # one object, a tuple too
-        futures = {self.client.submit(_grid_chunk, compute, shared, token, start, stop, device, self.threads,
-                                      key=f"landscape-chunk-{token}-{c}", pure=False): c
-                   for c, (start, stop) in ranges.items()}
-        try:
-            for future, (values, used) in self._completed(futures, "grid chunk"):
-                yield futures[future], values, used
-        finally:
-            self._cancel(futures)
-            shared.release()
+        portable = recipe.of(r, data, device, self) if plane is None else None
+        if portable is not None:  # numpy and the numba kernel: the workers never import torch
+            payload = (portable, None, None)
+        else:
+            from .lazy import torch
+
+            payload = (r, data.to(r.torch_dtype, torch.device("cpu")), plane)
+        todo = dict(ranges)
+        with ThreadPoolExecutor(1, thread_name_prefix="landscape-chunk-here") as here:
+            job = None  # (chunk, Future) of the chunk this process computes as the workers come up
+            while portable is not None and todo and self.starting():
+                c = next(reversed(todo))  # the last chunks: the workers start from the first
+                job = (c, here.submit(portable.compute, *todo.pop(c), self.threads))
+                self.wait_started(job[1])
+                if job[1].done():
+                    yield c, job[1].result(), "cpu"
+                    job = None
+            if not todo:
+                return
+            payload = payload if self.in_process else _pack(payload)
+            token = uuid.uuid4().hex[:12]
+            [shared] = self.client.scatter([payload], broadcast=True, hash=False)  # one object, a tuple too
+            futures = {self.client.submit(_grid_chunk, compute, shared, token, start, stop, device, self.threads,
+                                          key=f"landscape-chunk-{token}-{c}", pure=False): c
+                       for c, (start, stop) in todo.items()}
+            try:
+                if job is not None:  # the workers have theirs: this one ends here
+                    yield job[0], job[1].result(), "cpu"
+                for future, (values, used) in self._completed(futures, "grid chunk"):
+                    yield futures[future], values, used
+            finally:
+                self._cancel(futures)
+                shared.release()
 
     # --- training groups ------------------------------------------------------------------------
     def train_groups(self, tasks, device: str, compile: bool, threads: int | None):
@@ -208,6 +259,20 @@ class Scheduler:
             yield future, value
 
 
+def on_this_machine(scheduler) -> bool:
+    """Whether the workers of ``scheduler`` (a --scheduler value, an Address or a Scheduler) run on
+    this machine: local:N and threads:N do; an address, a scheduler file or a Client may not."""
+    if isinstance(scheduler, Scheduler):
+        scheduler = scheduler.address
+    if not isinstance(scheduler, (str, Address)):
+        return False
+    try:
+        address = scheduler if isinstance(scheduler, Address) else parse_address(scheduler)
+    except LandscapeError:
+        return False
+    return address.kind in LOCAL_KINDS
+
+
 def check_local_workers(n: int, kind: str = "local") -> None:
     """Refuse, before any worker starts, local:N or threads:N (``kind``) with more than
     LOCAL_WORKERS_PER_CORE workers per core this process may run on (each worker process has its
@@ -235,8 +300,8 @@ GUARD_HINT = ('a script that starts a local cluster must do so under `if __name_
 
 def _in_spawned_reimport() -> bool:
     """True in a spawned child process while it re-imports the parent's script as ``__mp_main__``
-    (multiprocessing's spawn start method, which Dask's nannies use, marks that phase with the
-    process's ``_inheriting`` flag)."""
+    (multiprocessing's spawn and forkserver start methods, which Dask's nannies use, mark that phase
+    with the process's ``_inheriting`` flag)."""
     import multiprocessing
 
     return bool(getattr(multiprocessing.current_process(), "_inheriting", False)) and "__mp_main__" in sys.modules
@@ -255,9 +320,10 @@ def _unguarded_main_script() -> str | None:
 
 def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Scheduler:
     """A Scheduler for ``scheduler``: "local:N" starts a LocalCluster of N single-threaded worker
-    processes here, "threads:N" one of N worker threads in this process; an address or a scheduler
-    file joins a running cluster (LandscapeError if it cannot be reached within ``timeout``
-    seconds, CONNECT_TIMEOUT by default); a
+    processes here, in the background (it returns at once; a cluster that cannot start raises its
+    LandscapeError where it is first used, or at ``close``), "threads:N" one of N worker threads in
+    this process; an address or a scheduler file joins a running cluster (LandscapeError if it
+    cannot be reached within ``timeout`` seconds, CONNECT_TIMEOUT by default); a
     ``distributed.Client`` is used as it is (and left open). ``threads``: torch's CPU threads in
     each task."""
     timeout = CONNECT_TIMEOUT if timeout is None else float(timeout)
@@ -281,16 +347,21 @@ def connect(scheduler, threads: int = 1, timeout: float | None = None) -> Schedu
         check_local_workers(address.value)
         if _in_spawned_reimport():  # a worker re-running an unguarded script: stop it with one line
             raise SystemExit(f"landscape: {GUARD_HINT}")
-        try:  # the scheduler's HTTP server on a free port (":8787" warns when taken) and no dashboard
-            with dask.config.set(LOCAL_WORKER_CONFIG):
-                cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1, processes=True,
-                                                   dashboard_address=":0", scheduler_kwargs={"dashboard": False},
-                                                   silence_logs=logging.CRITICAL)
-        except Exception as err:  # noqa: BLE001 - a cluster that cannot start is one line
-            hint = f" ({GUARD_HINT})" if "Nanny failed" in str(err) and _unguarded_main_script() else ""
-            raise LandscapeError(f"cannot start a local Dask cluster of {address.value} workers: "
-                                 f"{type(err).__name__}: {err}{hint}") from None
-        return Scheduler(distributed.Client(cluster, set_as_default=False), cluster, threads, str(address))
+
+        def start():
+            try:  # the scheduler's HTTP server on a free port (":8787" warns when taken) and no dashboard
+                with dask.config.set({**LOCAL_WORKER_CONFIG, **_forkserver()}):
+                    cluster = distributed.LocalCluster(n_workers=address.value, threads_per_worker=1,
+                                                       processes=True, dashboard_address=":0",
+                                                       scheduler_kwargs={"dashboard": False},
+                                                       silence_logs=logging.CRITICAL)
+            except Exception as err:  # noqa: BLE001 - a cluster that cannot start is one line
+                hint = f" ({GUARD_HINT})" if "Nanny failed" in str(err) and _unguarded_main_script() else ""
+                raise LandscapeError(f"cannot start a local Dask cluster of {address.value} workers: "
+                                     f"{type(err).__name__}: {err}{hint}") from None
+            return distributed.Client(cluster, set_as_default=False), cluster
+
+        return _Starting(start, threads, str(address))
     try:
         if address.kind == "file":
             client = distributed.Client(scheduler_file=address.value, timeout=timeout, set_as_default=False)
@@ -308,6 +379,58 @@ class _Borrowed(Scheduler):
 
     def close(self) -> None:
         pass
+
+
+def _forkserver() -> dict:
+    """The Dask config that starts local:N's workers from a forkserver preloaded with
+    WORKER_PRELOAD ({} where the platform has none: they are spawned). Dask's own preload (every
+    package it knows of that is installed, imported here first) is replaced by ours."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return {}
+    import distributed.utils
+
+    multiprocessing.set_forkserver_preload(list(WORKER_PRELOAD))  # before the server starts: once per process
+    distributed.utils._forkserver_preload_set = True  # Dask's flag that it has set the preload
+    return {"distributed.worker.multiprocessing-method": "forkserver"}
+
+
+class _Starting(Scheduler):
+    """local:N: its LocalCluster starts in a background thread (its forkserver and worker processes
+    take a second or two) while this process goes on; ``client`` and ``cluster``
+    wait for it (a cluster that could not start raises its LandscapeError there). Meanwhile
+    ``grid_chunks`` computes a recipe's chunks here."""
+
+    def __init__(self, start, threads: int, address: str):
+        self.threads, self.address = int(threads), address
+        self._started: Future = Future()
+        threading.Thread(target=self._start, args=(start,), name="landscape-cluster-start", daemon=True).start()
+
+    def _start(self, start) -> None:
+        try:
+            self._started.set_result(start())
+        except BaseException as err:  # noqa: BLE001 - raised where the client is first used
+            self._started.set_exception(err)
+
+    @property
+    def client(self):
+        return self._started.result()[0]
+
+    @property
+    def cluster(self):
+        return self._started.result()[1]
+
+    def starting(self) -> bool:
+        return not self._started.done()
+
+    def wait_started(self, job) -> None:
+        wait([job, self._started], return_when=FIRST_COMPLETED)
+
+    def close(self) -> None:
+        client, cluster = self._started.result()  # one that could not start says so here, if not before
+        client.close()
+        cluster.close()
 
 
 class _InProcess(Scheduler):
@@ -359,7 +482,8 @@ def _start_threads(distributed, address: Address, threads: int) -> _InProcess:
 def use(scheduler, threads: int = 1, timeout: float | None = None):
     """Run every ``grid()`` and ``run_groups()`` inside the block on ``scheduler`` (local:N, an
     address, a scheduler file, a distributed.Client, or None for no cluster: a no-op). Connects at
-    once (a bad address fails here) and closes what it started at the end. Yields the Scheduler."""
+    once (a bad address fails here; local:N starts in the background: ``connect``) and closes what
+    it started at the end. Yields the Scheduler."""
     if scheduler is None:
         yield None
         return
@@ -422,35 +546,43 @@ def _pack(obj) -> bytes:
 
 def _worker_setup(threads: int, torch_threads: int | None = None) -> None:
     """A task's threads on its worker: ``threads`` workers of the fused CPU kernels and
-    ``torch_threads`` (default one, as the grid commands run torch) for torch's own operations."""
+    ``torch_threads`` (default one, as the grid commands run torch) for torch's own operations
+    (0: torch is left alone, not imported: a recipe's chunk)."""
     from .kernels import set_threads
-    from .lazy import torch
 
     set_threads(threads)
+    if torch_threads == 0:
+        return
+    from .lazy import torch
+
     torch_threads = 1 if torch_threads is None else torch_threads
     if torch.get_num_threads() != torch_threads:
         torch.set_num_threads(torch_threads)
 
 
 def _grid_chunk(compute, payload: bytes | tuple, token: str, start: int, stop: int, device: str, threads: int):
-    """A worker's task: the values of the grid points [start, stop) by ``compute`` and the device
-    that computed them. payload: (resolved grid, data, plane), pickled (``_pack``) or as they are
-    (threads:N)."""
+    """A worker's task: the values of the grid points [start, stop) by ``compute`` (by the recipe's
+    ``RecipeGrid.compute`` where the payload holds no data) and the device that computed them.
+    payload: (resolved grid, data, plane), pickled (``_pack``) or as they are (threads:N)."""
     import pickle
 
-    from .engine import resolve_device
-
-    _worker_setup(threads)
     with _GRIDS_LOCK:  # one unpickling and one copy to the device per worker process
         entry = _GRIDS.get(token)
         if entry is None:
             r, data, plane = pickle.loads(payload) if isinstance(payload, bytes) else payload
-            dev = resolve_device(device)
-            entry = (r, data.to(r.torch_dtype, dev), dev, plane)
+            if data is not None:
+                from .engine import resolve_device
+
+                dev = resolve_device(device)
+                data = data.to(r.torch_dtype, dev)
+            entry = (r, data, "cpu" if data is None else dev, plane)
             while len(_GRIDS) >= _KEEP_GRIDS:
                 _GRIDS.pop(next(iter(_GRIDS)))
             _GRIDS[token] = entry
     r, data, dev, plane = entry
+    _worker_setup(threads, None if data is not None else 0)
+    if data is None:  # a recipe: numpy and the fused numba kernel, no torch
+        return r.compute(start, stop), dev
     return compute(r, data, start, stop, dev, plane), str(dev)
 
 

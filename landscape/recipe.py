@@ -10,7 +10,8 @@ data, the same base point, the same readout code (``kernels.numba.losses.unroll_
 the same chunks (``plan.ChunkNeeds``).
 
 Eligible (``why_not``): a built-in cell and task, no --base/--base-model/--directions/--grads/
---dynamics, no cluster, the CPU (--device cpu, or auto where this machine has no GPU device),
+--dynamics, the CPU (--device cpu, or auto where this machine has no GPU device and the workers of a
+cluster, if any, run on this machine: local:N, threads:N),
 fused kernels on ($LANDSCAPE_FAST); and, known once resolved (``remember``): one unit, at most
 one input, an identity or logistic readout, and the fused numba kernel computing it (its loop
 orders checked against ``cell.step`` by that full run, which the recipe records, and without a
@@ -23,6 +24,11 @@ contents and is written whole or not at all (a temporary file, renamed); one tha
 or cannot be read is ignored (the full path runs and writes it again). Recipes live in the kernel
 cache (``runtime.kernel_folder()/recipes``): like the compiled kernels they are this machine's
 speed, not results. $LANDSCAPE_RECIPES=0 turns them off.
+
+On a cluster (``landscape.distributed``) a grid goes to the workers as its recipe wherever one
+applies: a ``RecipeGrid`` pickles as its recipe's contents (the kernel's source, the arrays), so a
+worker loads the kernel and computes its chunks from numpy alone, never importing torch; a grid
+resolved in full becomes one first (``of``), before anything is computed.
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ import os
 import platform
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +71,7 @@ class CpuDevice:
 def why_not(spec: GridSpec, device: str, scheduler=None) -> str | None:
     """Why this spec cannot be computed from a recipe, decided from the spec alone (None: it may)."""
     from .cells import CELLS
-    from .distributed import current
+    from .distributed import current, on_this_machine
     from .tasks import TASKS
 
     model = spec.model
@@ -79,8 +85,9 @@ def why_not(spec: GridSpec, device: str, scheduler=None) -> str | None:
         return "a base point from a file or model, or a plane of directions"
     if spec.grads or spec.dynamics:
         return "--grads or --dynamics"
-    if scheduler is not None or current() is not None:
-        return "a cluster"
+    cluster = scheduler if scheduler is not None else current()
+    if cluster is not None and device != "cpu" and not on_this_machine(cluster):
+        return "a cluster whose workers may have a GPU (--device auto; --device cpu computes from the recipe)"
     if device == "auto":
         if any(os.path.exists(f) for f in GPU_DEVICE_FILES):
             return "--device auto on a machine with a GPU device"
@@ -142,8 +149,14 @@ class RecipeGrid:
     needs: ChunkNeeds  # plan's numbers for the chunk size
     steps: int  # the task's steps at the largest T
     recipe: Recipe
+    contents: tuple = field(repr=False, compare=False)  # (meta, arrays) as read: what it pickles as
 
     on_plane = False
+
+    def __reduce__(self):
+        """Pickled as its spec and its recipe's contents: unpickling loads the kernel again (a
+        Dask worker computes from numpy alone; the loaded module itself does not pickle)."""
+        return _grid, (self.spec, *self.contents)
 
     @property
     def name(self) -> str:
@@ -156,9 +169,10 @@ class RecipeGrid:
     def key(self) -> str:
         return spec_key(self.canonical())
 
-    def compute(self, start: int, stop: int) -> dict[str, np.ndarray]:
+    def compute(self, start: int, stop: int, threads: int | None = None) -> dict[str, np.ndarray]:
         """The values of the grid points with flat "ij" indices [start, stop), as
-        ``surface.compute_chunk`` gives them: {"loss": (nT, P) float64}."""
+        ``surface.compute_chunk`` gives them: {"loss": (nT, P) float64}; on ``threads`` of the
+        fused kernels' workers (default: ``kernels.set_threads``'s)."""
         from .kernels.numba.losses import unroll_losses_arrays
 
         rec = self.recipe
@@ -171,7 +185,7 @@ class RecipeGrid:
             if params[name].shape[0] != P:
                 params[name] = np.repeat(params[name], P, axis=0)
             params[name][(slice(None), *idx)] = values.astype(dtype)
-        loss = unroll_losses_arrays(rec.kernel, rec.readout, params, rec.inputs, rec.targets, None)
+        loss = unroll_losses_arrays(rec.kernel, rec.readout, params, rec.inputs, rec.targets, threads)
         return {"loss": loss.astype(np.float64)}
 
 
@@ -227,7 +241,26 @@ def _grid(spec: GridSpec, meta: dict, arrays: dict) -> RecipeGrid:
                     (meta["x_ref"][0], tuple(meta["x_ref"][1])), (meta["y_ref"][0], tuple(meta["y_ref"][1])),
                     Readout(**meta["readout"]))
     return RecipeGrid(spec, meta["n"], Ts, axes[0], axes[1], meta["cell"], meta["task"], meta["doc"],
-                      ChunkNeeds(**meta["needs"]), meta["steps"], recipe)
+                      ChunkNeeds(**meta["needs"]), meta["steps"], recipe, (meta, arrays))
+
+
+def of(r, data, device: str, scheduler) -> RecipeGrid | None:
+    """The grid ``r`` (``resolved.ResolvedGrid``, nothing computed yet) as a RecipeGrid for the
+    workers of ``scheduler``, from the task's data as made (``TaskData``, float64): the same numbers,
+    computed from numpy alone; None where no recipe applies (``why_not``, ``_contents``, or a full
+    run that would not take the fused numba kernel). Nothing is written."""
+    from .engine import computing_path
+    from .lazy import torch
+
+    if isinstance(r, RecipeGrid):
+        return r
+    if why_not(r.spec, device, scheduler) is not None:
+        return None
+    cpu = torch.device("cpu")
+    if computing_path(r.problem, data.to(r.torch_dtype, cpu), r.Ts, r.torch_dtype, cpu, r.spec.math)[0] != "fused-numba":
+        return None
+    made = _contents(r, data, json.loads(r.canonical()))
+    return None if made is None else _grid(r.spec, *made)
 
 
 # ---------------------------------------------------------------------------------------------

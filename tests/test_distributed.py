@@ -22,7 +22,7 @@ distributed = pytest.importorskip("distributed")
 
 import landscape.distributed  # noqa: E402
 import landscape.surface as surface  # noqa: E402
-from landscape import GridSpec, grid, load  # noqa: E402
+from landscape import GridSpec, grid, load, recipe  # noqa: E402
 from landscape.cli import main  # noqa: E402
 from landscape.distributed import connect, parse_address, use, worker_pid  # noqa: E402
 from landscape.errors import LandscapeError  # noqa: E402
@@ -120,6 +120,57 @@ def test_grid_on_the_cluster_is_bit_identical_to_local(kind, request, tmp_path, 
     assert there.surface.loss.shape == (2, 9, 6) and np.isfinite(there.surface.loss).all()
     if grads:
         assert {"grad", "hessian_eigvals", "grad_norm_t"} <= set(there.surface.fields)
+
+
+@pytest.mark.recipes
+def test_a_grid_a_recipe_computes_goes_to_worker_processes_that_never_import_torch(tmp_path, monkeypatch):
+    """A grid of the fused numba kernel reaches local:N's workers as its recipe (landscape.recipe):
+    resolved in full here (no recipe yet) or read from its recipe file, the workers compute from
+    numpy alone, the file's bytes those of the full path here."""
+    monkeypatch.setattr(recipe, "folder", lambda: tmp_path / "recipes")  # none yet
+    monkeypatch.setenv("LANDSCAPE_RECIPES", "0")
+    truth = grid(BIG, out=tmp_path / "here.h5", chunk_size=400, device="cpu", progress=False).path  # in torch, here
+    monkeypatch.delenv("LANDSCAPE_RECIPES")
+    assert recipe.lookup(BIG, "cpu") is None
+    with use("local:2") as sched, distributed.get_task_stream(sched.client) as stream:  # up before the grids
+        full = grid(BIG, out=tmp_path / "full.h5", chunk_size=400, progress=False)  # resolved here, with torch
+        assert recipe.lookup(BIG, "auto") is not None  # the cluster's run left the recipe
+        with monkeypatch.context() as m:
+            m.setattr(surface, "resolve", lambda spec: pytest.fail("resolved in full: the recipe was not used"))
+            again = grid(BIG, out=tmp_path / "again.h5", chunk_size=400, progress=False)
+        imported = sched.client.run(_torch_imported)
+    assert _chunk_tasks(stream) == 32  # 16 chunks, twice: all on the workers
+    assert len(imported) == 2 and not any(imported.values())
+    _same_file(truth, full.path)
+    _same_file(truth, again.path)
+
+
+@pytest.mark.recipes
+def test_while_the_workers_start_this_process_computes_a_recipes_chunks(tmp_path, monkeypatch, big_here):
+    """local:N starts its workers in the background; until they are up, this process computes chunks
+    of a grid from its recipe, the workers the rest: every chunk once, the numbers the same."""
+    here = []
+    real = recipe.RecipeGrid.compute
+    monkeypatch.setattr(recipe.RecipeGrid, "compute", lambda self, *a: here.append(a[0]) or real(self, *a))
+    monkeypatch.setattr(recipe, "folder", lambda: tmp_path / "recipes")
+    grid(BIG, out=tmp_path / "first.h5", chunk_size=400, device="cpu", progress=False)  # leaves the recipe
+    assert recipe.lookup(BIG, "cpu") is not None and not here
+    with use("local:2") as sched:
+        assert sched.starting()
+        there = grid(BIG, out=tmp_path / "there.h5", chunk_size=400, device="cpu", progress=False)
+        tasks = sched.client.run_on_scheduler(_chunks_computed)
+    assert len(here) >= 1 and len(here) + tasks == 16 and len(set(here)) == len(here)
+    _same_file(big_here, there.path)
+
+
+def _chunks_computed(dask_scheduler) -> int:
+    """The grid chunks the scheduler has seen computed (``client.run_on_scheduler``)."""
+    return len({str(t[0]) for t in dask_scheduler.transition_log
+                if str(t[0]).startswith("landscape-chunk-") and t[2] == "memory"})
+
+
+def _torch_imported() -> bool:
+    return "torch" in sys.modules
 
 
 @pytest.mark.parametrize("kind", ["local", "threads"])
@@ -283,7 +334,9 @@ def test_grid_command_on_threads_writes_the_same_file(tmp_path):
 # --- failures --------------------------------------------------------------------------------------
 
 
-def test_a_worker_killed_while_it_holds_chunks(cluster, big_here, tmp_path):
+@pytest.mark.parametrize("path", ["torch", pytest.param("recipe", marks=pytest.mark.recipes)])
+def test_a_worker_killed_while_it_holds_chunks(cluster, big_here, tmp_path, path):
+    """torch: the workers compute in torch (recipes off); recipe: from the grid's recipe."""
     client = cluster.client
     pids = client.run(worker_pid)
     box = {}
@@ -310,6 +363,27 @@ def test_a_worker_killed_while_it_holds_chunks(cluster, big_here, tmp_path):
     assert any(finished[k] != victim for k in held)  # what the victim held ran again elsewhere
     _same_file(big_here, box["result"].path)
     client.wait_for_workers(2, timeout=60)  # the cluster is whole again for the next tests
+    kind = "RecipeGrid" if path == "recipe" else "ResolvedGrid"
+    assert kind in set(client.run(_last_grid).values()) <= {kind, "none yet"}  # "none yet": the victim's successor
+
+
+def _last_grid() -> str:
+    """The kind of grid whose chunks this worker computed last (RecipeGrid: from numpy alone)."""
+    grids = list(landscape.distributed._GRIDS.values())
+    return type(grids[-1][0]).__name__ if grids else "none yet"
+
+
+def test_a_task_error_reaches_the_user_in_one_line(cluster, tmp_path, monkeypatch):
+    """An error raised by a chunk's task in a worker process ends the command: its message, one line."""
+    def broken(r, data, start, stop, dev, plane=None):
+        raise ValueError(f"no values for the points {start} to {stop}")
+
+    monkeypatch.setattr(surface, "compute_chunk", broken)  # sent to the workers by value
+    res = CliRunner().invoke(main, ["grid", *BIG_ARGS, "--device", "cpu", "-q", "--out", str(tmp_path / "g.h5"),
+                                    "--scheduler", cluster.cluster.scheduler_address])
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code != 0 and len(lines) == 1, res.output
+    assert lines[0].startswith("error: ") and "ValueError: no values for the points " in lines[0]
 
 
 def test_a_killed_client_resumes_here_and_on_the_cluster(cluster, big_here, tmp_path, monkeypatch):

@@ -197,10 +197,19 @@ def test_specs_a_recipe_does_not_cover_never_use_one(why, monkeypatch):
         monkeypatch.setenv("LANDSCAPE_FAST", "0")
     elif why == "recipes-off":
         monkeypatch.setenv("LANDSCAPE_RECIPES", "0")
-    elif why == "cluster":
-        scheduler = "local:1"
+    elif why == "cluster":  # its workers may have a GPU, which "auto" would pick
+        scheduler = "tcp://10.0.0.5:8786"
     assert recipe.why_not(spec, device, scheduler) is not None
     assert recipe.lookup(spec, device, scheduler) is None
+
+
+@pytest.mark.parametrize("device,scheduler", [("auto", "local:2"), ("auto", "threads:2"), ("cpu", "tcp://10.0.0.5:8786")])
+def test_a_cluster_of_cpu_workers_may_use_a_recipe(device, scheduler):
+    """Workers on this machine (a machine without a GPU device: these tests' own), or any workers
+    on --device cpu: the recipe's CPU numbers are theirs."""
+    if any(os.path.exists(f) for f in recipe.GPU_DEVICE_FILES):
+        pytest.skip("this machine has a GPU device: auto may pick it")
+    assert recipe.why_not(specs()["srnn-fixed"], device, scheduler) is None
 
 
 def test_problems_known_only_once_resolved_get_no_recipe(tmp_path, recipes_here):
