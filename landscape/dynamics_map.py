@@ -21,7 +21,8 @@ The map at a constant input x (one per member, ``default_input``: the task's inp
    ``widen`` times its width on each side; the search bound is ``bound_factor`` times the box's
    largest |s_i| (at least 1);
 2. for each period k = 1..K, Newton's method on G(s) = F^k(s) - s, with G' = J_{k-1} ... J_0 - I (the
-   product of the step's Jacobians around the orbit, by autograd: ``StateMap.jacobian``), from
+   product of the step's Jacobians around the orbit: ``StateMap.jacobian``, a fused kernel on the
+   CPU up to 32 units, else autograd), from
    n_starts * max(1/2, 4/k) starts per member (a Latin hypercube in the box) plus the
    simulation's period-k states (and, for k = 1, its unsettled ends). Every (member, start) is a
    row of one batch; rows leave it as they finish. A step is capped to ``max_step`` times the box's
