@@ -180,20 +180,19 @@ class Scheduler:
         return f"Scheduler({self.address}, {self.threads} thread(s) per task)"
 
     # --- grid chunks ----------------------------------------------------------------------------
-    def grid_chunks(self, compute, r, data, ranges: dict[int, tuple[int, int]], device: str, plane=None):
+    def grid_chunks(self, compute, r, data, ranges: dict[int, tuple[int, int]], device: str, plane=None,
+                    portable=None):
         """Compute the chunks ``ranges`` = {c: (start, stop)} of the resolved grid ``r`` on the
         workers; yields (c, values, device used) in the order they finish. ``compute``: the chunk
         function, ``compute(r, data, start, stop, dev, plane) -> values`` (``surface.compute_chunk``,
         a module-level function: sent by reference). ``data``: the task's data (CPU; None for a
         ``recipe.RecipeGrid``); it is cast to the grid's dtype here and sent once to every worker,
         with the ``directions.Plane`` of a plane grid (pickled, unless the workers are threads of this
-        process). A grid a recipe computes (``recipe.of``) is sent as its recipe instead, and its
-        chunks computed by ``RecipeGrid.compute``: the same numbers, from numpy alone."""
-        from . import recipe
-
+        process). ``portable``: the grid as its recipe where one computes it (``recipe.of``, which
+        the caller asks): sent instead, its chunks computed by ``RecipeGrid.compute(start, stop,
+        threads)``: the same numbers, from numpy alone."""
         if not ranges:
             return
-        portable = recipe.of(r, data, device, self) if plane is None else None
         if portable is not None:  # numpy and the numba kernel: the workers never import torch
             payload = (portable, None, None)
         else:

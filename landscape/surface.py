@@ -246,7 +246,9 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
                 lines.update()
         else:
             used = set()
-            for c, values, on in cluster.grid_chunks(compute_chunk, r, data, ranges, device or str(dev), plane):
+            portable = recipe.of(r, data, device or str(dev), cluster) if plane is None else None
+            for c, values, on in cluster.grid_chunks(compute_chunk, r, data, ranges, device or str(dev), plane,
+                                                     portable):
                 writer.write_chunk(c, values)
                 used.add(on)
                 bar.update(ranges[c][1] - ranges[c][0])
