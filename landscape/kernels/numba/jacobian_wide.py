@@ -229,7 +229,7 @@ class _Stage:
 
     def read(self, kind: str) -> set[int]:
         """The table entries (every unit's) of the leaves of this kind it reads."""
-        return {int(self.tpl.table[u, q]) for u in range(self.tpl.table.shape[0]) for q in self.member
+        return {int(self.tpl.table[u, q]) for u in range(self.tpl.table.shape[0]) for q in self.member + self.unit
                 if self.kind[q] == kind}
 
     def member_code(self, indent: int) -> list[str]:

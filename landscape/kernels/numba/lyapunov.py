@@ -37,14 +37,14 @@ from torch import Tensor
 
 from .. import runtime
 from ..derivative import StateJVP, state_jvp
-from ..trace import Unsupported, trace_units
+from ..trace import Unsupported, UnitProgram, trace_units
 from . import available
 from .codegen import CODEGEN_VERSION, source_key
-from .jacobian import JacobianKernel
-from .units import _UnitEmitter
+from .jacobian import STRAIGHT_H, JacobianKernel
+from .jacobian_wide import MatrixForm
+from .units import MAX_H, _UnitEmitter
 
 DTYPE = torch.float64
-MAX_H = 8  # the largest H with a kernel: its cold build (numba) took 13 s of CPU for an LSTM at H = 8, 100 s at 16
 
 
 def generate(jvp: StateJVP) -> str:
@@ -140,6 +140,122 @@ def generate(jvp: StateJVP) -> str:
     if em.imports:
         L.insert(more_imports, f"from landscape.kernels.numba.mathfn import {', '.join(sorted(em.imports))}")
     return "\n".join(L)
+
+
+def generate_wide(prog: UnitProgram) -> str:
+    """The source of the module with ``lyap`` (the interface of ``generate``) for a traced step of
+    H units in matrix form (``jacobian_wide``: the products and one unit's formula, in loops over the
+    rows and the units; the module docstring)."""
+    form = MatrixForm.of(prog, frozenset({"s", "x"}))  # a unit's values: per step (the input changes)
+    H, D, S = prog.H, prog.D, prog.n_state * prog.H
+    rows1, rows2, stages, final = form.rows1, form.rows2, form.stages, form.stages[-1]
+    R1, K1 = rows1.col.shape
+    R2, K2 = rows2.col.shape
+    V = len(rows2.vectors)
+
+    L = [""]
+    w = L.append
+    w("")
+    w("@njit(**OPTS)")
+    w("def lyap(params, xs, starts, vectors, ends, out, bad, lo, hi):")
+    w("    \"\"\"out[k, p] (K, P) += over the sequences n, the sum over t = 1..ends[k, n] of log ||J_t v_{t-1}||")
+    w("    / ends[k, n] (v normalised each step, v_0 = vectors[n] (N, S)), for the members p in lo..hi-1, from")
+    w("    the states starts (P or 1, N, S) at the inputs xs (T, N, D); bad[p] whether one of the member's")
+    w("    parameters, an input, a state or J v it met was not finite (or a sum of them overflowed).\"\"\"")
+    w("    K, N = ends.shape[0], ends.shape[1]")
+    w(f"    G = np.empty({len(prog.params)}, DT)  # the member's parameters, flat")
+    w(f"    z = np.zeros(S + {max(D, 1)}, DT)  # the state, then the input")
+    w(f"    zv = np.zeros(S + {max(D, 1)}, DT)  # the direction v, then zeros (the input does not move)")
+    w(f"    C = np.empty(({R1}, {K1}), DT)  # the products' coefficients")
+    w(f"    A = np.empty({max(R1, 1)}, DT)  # the products")
+    w(f"    dA = np.empty({max(R1, 1)}, DT)  # their derivatives along v")
+    w(f"    C2 = np.empty(({R2}, {K2}), DT)  # the second products' coefficients")
+    w(f"    A2 = np.empty({max(R2, 1)}, DT)  # the second products")
+    w(f"    dA2 = np.empty({max(R2, 1)}, DT)  # their derivatives along v")
+    w(f"    V = np.empty(({V}, {H}), DT)  # their vectors")
+    w(f"    dV = np.empty(({V}, {H}), DT)  # and the vectors' derivatives along v")
+    for st in stages:
+        w(f"    Q{st.prefix} = np.empty(({H}, {max(len(st.slots), 1)}), DT)  # per unit, what it computes from the "
+          "member alone")
+    w("    f = np.empty(S, DT)  # the new state")
+    w("    dv = np.empty(S, DT)  # J v")
+    w("    for p in range(lo, hi):")
+    L.extend(form.parameter_code(8))
+    w("        nan = ZERO  # x * 0 is NaN exactly where x is inf or NaN")
+    w("        for c in READ:")
+    w("            nan += G[c] * ZERO")
+    w(f"        for r in range({R1}):")
+    w("            for t in range(LENGTH1[r]):")
+    w("                C[r, t] = G[COL1[r, t]]")
+    w(f"        for r in range({R2}):")
+    w("            for t in range(LENGTH2[r]):")
+    w("                C2[r, t] = G[COL2[r, t]]")
+    w(f"        for u in range({H}):")
+    for st in stages:
+        L.extend(st.member_code(12))
+    w("        ps = p if starts.shape[0] > 1 else 0")
+    w("        for n in range(N):")
+    w("            for k in range(S):")
+    w("                z[k] = starts[ps, n, k]")
+    w("                zv[k] = vectors[n, k]")
+    w("            steps = 0")
+    w("            for k in range(K):")
+    w("                steps = max(steps, ends[k, n])")
+    w("            logs = ZERO")
+    w("            for t in range(steps):")
+    if D:
+        w(f"                for d in range({D}):")
+        w("                    z[S + d] = xs[t, n, d]")
+    for d in form.read_x:
+        w(f"                nan += z[{d}] * ZERO")
+    w(f"                for r in range({R1}):")
+    w("                    a = C[r, 0] * z[VEC1[r, 0]]")
+    w("                    b = C[r, 0] * zv[VEC1[r, 0]]")
+    w("                    for t1 in range(1, LENGTH1[r]):")
+    w("                        a += C[r, t1] * z[VEC1[r, t1]]")
+    w("                        b += C[r, t1] * zv[VEC1[r, t1]]")
+    w("                    A[r] = a")
+    w("                    dA[r] = b")
+    if len(stages) == 2:
+        pre = stages[0]
+        w(f"                for u in range({H}):")
+        L.extend(pre.unit_code(20))
+        for g, n in enumerate(pre.tpl.out):
+            w(f"                    V[{g}, u] = {pre.em.ref(n)}")
+        L.extend(pre.jvp_code(20, lambda o: [f"dV[{o}, u] = j"]))
+        w(f"                for r in range({R2}):")
+        w("                    g = GROUP2[r]")
+        w("                    a = C2[r, 0] * V[g, VEC2[r, 0]]")
+        w("                    b = C2[r, 0] * dV[g, VEC2[r, 0]]")
+        w("                    for t1 in range(1, LENGTH2[r]):")
+        w("                        a += C2[r, t1] * V[g, VEC2[r, t1]]")
+        w("                        b += C2[r, t1] * dV[g, VEC2[r, t1]]")
+        w("                    A2[r] = a")
+        w("                    dA2[r] = b")
+    w(f"                for u in range({H}):")
+    L.extend(final.unit_code(20))
+    for o, n in enumerate(final.tpl.out):
+        w(f"                    f[{o * H} + u] = {final.em.ref(n)}")
+    L.extend(final.jvp_code(20, lambda o: [f"dv[{o * H} + u] = j"]))
+    w("                norm = ZERO")
+    w("                for k in range(S):")
+    w("                    norm += dv[k] * dv[k]")
+    w("                norm = math.sqrt(norm)")
+    w("                for k in range(S):")
+    w("                    z[k] = f[k]")
+    w("                    nan += f[k] * ZERO")
+    w("                if norm > ZERO:  # else (0 or NaN) the old vector carries on")
+    w("                    for k in range(S):")
+    w("                        zv[k] = dv[k] / norm")
+    w("                logs += np.log(norm)")
+    w("                nan += norm * ZERO")
+    w("                for k in range(K):")
+    w("                    if ends[k, n] == t + 1:")
+    w("                        out[k, p] += logs / ends[k, n]")
+    w("        bad[p] = nan != ZERO")
+    w("")
+    return form.module(f"# generated by landscape.kernels.numba.lyapunov (codegen version {CODEGEN_VERSION}); "
+                       "do not edit", L)
 
 
 class LyapunovKernel:
@@ -268,7 +384,7 @@ def _build(cell, H, D) -> LyapunovKernel | None:
     tag = (cell.describe(), H, D)
     try:
         program = trace_units(cell, H, D, DTYPE)
-        source = generate(state_jvp(program))
+        source = generate(state_jvp(program)) if H <= STRAIGHT_H else generate_wide(program)
     except Unsupported as err:
         _WHY[tag] = str(err)
         return None
@@ -290,4 +406,4 @@ def _build(cell, H, D) -> LyapunovKernel | None:
     return kernel
 
 
-__all__ = ["MAX_H", "LyapunovKernel", "generate", "lyapunov_kernel", "reference", "self_check", "why_not"]
+__all__ = ["MAX_H", "LyapunovKernel", "generate", "generate_wide", "lyapunov_kernel", "reference", "self_check", "why_not"]
