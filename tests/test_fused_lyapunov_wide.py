@@ -19,11 +19,11 @@ import torch
 
 pytest.importorskip("numba")
 
+from landscape.cells import get_cell
 from landscape.dynamics_map import lyapunov
 from landscape.kernels.numba import jacobian
 from landscape.kernels.numba import lyapunov as fused
 from landscape.kernels.trace import trace_units
-from landscape.cells import get_cell
 from tests.test_fused_jacobian_wide import UnitZeroDiffers
 from tests.test_fused_lyapunov import autograd, problem, same_values
 

@@ -339,7 +339,7 @@ class MatrixForm:
     def module(self, title: str, code: list[str]) -> str:
         """The module: the header (title, ``summary``), imports, constants and tables, then the code
         (written before this is called: the mathfn functions it uses are known then)."""
-        prog, S = self.prog, self.prog.n_state * self.prog.H
+        S = self.prog.n_state * self.prog.H
         L = [title, self.summary()]
         w = L.append
         w("import math")
@@ -384,7 +384,7 @@ def generate(prog: UnitProgram) -> str:
     """The source of the module with ``jac(params, xs, s, F, J) -> bad`` (the interface and layout of
     ``jacobian.generate``) for a traced step of H units, in matrix form (the module docstring)."""
     form = MatrixForm.of(prog)
-    H, D, S = prog.H, prog.D, prog.n_state * prog.H
+    H, D = prog.H, prog.D
     rows1, rows2, stages, final = form.rows1, form.rows2, form.stages, form.stages[-1]
     R1, K1 = rows1.col.shape
     R2, K2 = rows2.col.shape

@@ -3,28 +3,42 @@
 lambda_T = mean over the N sequences of (1/T_n) log ||J_{T_n} ... J_1 v||, J_t = dF/ds at step t of
 the sequence's own run (s_t = F(s_{t-1}, x_t), the full state, S = H x the number of states), T_n
 the sequence's own end at nominal length T. ``lyapunov_kernel(cell, H, D)`` traces the step per unit
-(``trace.trace_units``), differentiates it in forward mode along a direction given at run time
-(``derivative.state_jvp``: one tangent seeded by v, no S x S Jacobian) and writes one numba function
+(``trace.trace_units``) and writes one numba function
 
     lyap(params (one (P or 1, size) array per parameter), xs (T, N, D) or (1, 1, 1), starts (P or 1, N,
          S), vectors (N, S), ends (K, N) int64, out (K, P) zeros, bad (P,) bool, lo, hi)
 
 which, per member p in lo..hi-1 (what depends on its parameters alone once) and sequence n, runs
-t = 1..max_k ends[k, n] as straight-line code: s <- F(s, x_t) and v <- J(s, x_t) v together, then
-the norm r = ||v||: v <- v / r where r > 0 (where r is 0 or NaN the old vector carries on, as
-``dynamics_map.lyapunov_autograd`` does), log r summed (log 0 = -inf; a NaN stays), the sum
-divided by ends[k, n] added to out[k, p] at t = ends[k, n] (the caller divides by N); bad[p] where one of the member's parameters, inputs,
-states or J v was not finite: there forward and reverse mode put their infinities and NaNs in
-different places (0 * inf on other paths), and ``lyapunov`` takes those members from autograd, as
-``fixedpoints.StateMap.jacobian`` does. The module goes into the kernel cache
-(``runtime.load_module``, ``lyap_<key>.py``, key ``codegen.source_key``) and is checked against the
-autograd path when built (``self_check``). float64 only, 1 <= H <= ``MAX_H``; a step that does not
-trace or an operation without a derivative rule gives None, and ``why_not`` says why: ``lyapunov``
-then uses autograd.
+t = 1..max_k ends[k, n]: s <- F(s, x_t) and v <- J(s, x_t) v together, then the norm r = ||v||:
+v <- v / r where r > 0 (where r is 0 or NaN the old vector carries on, as
+``dynamics_map.lyapunov_autograd`` does), log r summed (log 0 = -inf; a NaN stays), the sum divided
+by ends[k, n] added to out[k, p] at t = ends[k, n] (the caller divides by N); bad[p] where one of
+the member's parameters, inputs, states or J v was not finite: there forward and reverse mode put
+their infinities and NaNs in different places (0 * inf on other paths), and ``lyapunov`` takes
+those members from autograd, as ``fixedpoints.StateMap.jacobian`` does. J v in one of two forms:
+
+- up to ``jacobian.STRAIGHT_H`` (8) units, ``generate``: the step differentiated in forward mode
+  along a direction given at run time (``derivative.state_jvp``: one tangent seeded by v, no S x S
+  Jacobian), the step and J v as straight-line code. Its cold build grows with the trace (gru 8 s
+  at H = 8, 44 s at 16; lstm 14 s, 101 s);
+- above, ``generate_wide``: in matrix form (``jacobian_wide``): per step the products A (the rows
+  of W h, W [x, h]) and their derivatives along v, dA = C v (the rows' recurrent coefficients times
+  v), then per unit, in a loop over the units, the unit's formula (the new state) and its tangent,
+  the sum over the unit's product leaves q of L[sigma, q] dA[r_q(u)] and over its state leaves of
+  L[sigma, q] v[a_q(u)] (L: the formula's local partials); MUT's second products W (r h) likewise
+  from the tangents of r h. Code the size of one unit's step (a cold build of a few seconds at any
+  H); a step whose units compute different formulas is not written (``jacobian_wide``).
+
+The module goes into the kernel cache (``runtime.load_module``, ``lyap_<key>.py``, key
+``codegen.source_key``) and is checked against the autograd path when built (``self_check``).
+float64 only, 1 <= H <= ``MAX_H`` (``units.MAX_H``); a step that does not trace, an operation
+without a derivative rule or a step the matrix form does not take gives None, and ``why_not`` says
+why: ``lyapunov`` then uses autograd.
 
 The kernel's F and Jv are the step's own formulas in another order of rounding than torch's (its
-tanh and sigmoid are mathfn's; a product J v is summed as the rules compose it, not as a matmul):
-lambda_T agrees with the autograd path to about 1e-13 relative, not bit for bit.
+tanh and sigmoid are mathfn's; a product J v is summed as the rules compose it, or row by row in
+matrix form, not as a matmul): lambda_T agrees with the autograd path to about 1e-13 relative, not
+bit for bit.
 """
 from __future__ import annotations
 
@@ -147,7 +161,7 @@ def generate_wide(prog: UnitProgram) -> str:
     H units in matrix form (``jacobian_wide``: the products and one unit's formula, in loops over the
     rows and the units; the module docstring)."""
     form = MatrixForm.of(prog, frozenset({"s", "x"}))  # a unit's values: per step (the input changes)
-    H, D, S = prog.H, prog.D, prog.n_state * prog.H
+    H, D = prog.H, prog.D
     rows1, rows2, stages, final = form.rows1, form.rows2, form.stages, form.stages[-1]
     R1, K1 = rows1.col.shape
     R2, K2 = rows2.col.shape
@@ -406,4 +420,5 @@ def _build(cell, H, D) -> LyapunovKernel | None:
     return kernel
 
 
-__all__ = ["MAX_H", "LyapunovKernel", "generate", "generate_wide", "lyapunov_kernel", "reference", "self_check", "why_not"]
+__all__ = ["MAX_H", "LyapunovKernel", "generate", "generate_wide", "lyapunov_kernel", "reference", "self_check",
+           "why_not"]
