@@ -142,7 +142,7 @@ def _row(s: Settings, case: str, problem, params, data, Ts):
     finally:
         os.environ.pop("LANDSCAPE_FAST", None) if before is None else os.environ.update(LANDSCAPE_FAST=before)
     return speedup_row(NAME, case, "fused lambda_T", "autograd (LANDSCAPE_FAST=0)", res, "fused", "autograd",
-                       note=furthest(got["1"], got["0"]))
+                       note=f"{furthest(got['1'], got['0'])}; load {os.getloadavg()[0]:.1f}")
 
 
 def whole(s: Settings, rev: str) -> list:
