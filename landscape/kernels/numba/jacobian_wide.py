@@ -32,6 +32,9 @@ multiply-adds), the unit formulas (H x the template), J (S^2 x the partials per 
 the parameters, the products' coefficients and DA, and what the units compute from the parameters
 and the input alone (``Q``: (H, slots)).
 
+The cut (``MatrixForm``: the products, the stages, the module's tables) is shared with the fused
+lambda_T above ``STRAIGHT_H`` (``lyapunov.generate_wide``: J v instead of J, ``_Stage.jvp_code``).
+
 Not written here (``Unsupported``, and ``jacobian`` uses autograd with ``why_not`` saying why): a step
 whose units compute different formulas, whose unit formula reaches past ``MAX_TEMPLATE`` nodes, or
 with a product of values computed from a second-stage product.
@@ -367,7 +370,7 @@ class MatrixForm:
             L.extend(st.tables())
         w(f"READ = np.array({self.read_cols!r}, np.int64)  # the parameter columns the step reads")
         w("OPTS = dict(nogil=True, cache=True, error_model='numpy', boundscheck=False, fastmath={'contract'})")
-        return "\n".join(L + code)
+        return "\n".join([*L, "", "", *code])
 
     def parameter_code(self, indent: int) -> list[str]:
         """Inside a loop over p: the member's parameters into G (flat)."""
@@ -390,9 +393,8 @@ def generate(prog: UnitProgram) -> str:
     R2, K2 = rows2.col.shape
     V = len(rows2.vectors)
 
-    L = [""]
+    L = []
     w = L.append
-    w("")
     w("@njit(**OPTS)")
     w("def jac(params, xs, s, F, J):")
     w("    \"\"\"J (P, M, S, S) = dF/ds at s (P, M, S), and F (P, M, S) unless it has no members; returns the")

@@ -167,9 +167,8 @@ def generate_wide(prog: UnitProgram) -> str:
     R2, K2 = rows2.col.shape
     V = len(rows2.vectors)
 
-    L = [""]
+    L = []
     w = L.append
-    w("")
     w("@njit(**OPTS)")
     w("def lyap(params, xs, starts, vectors, ends, out, bad, lo, hi):")
     w("    \"\"\"out[k, p] (K, P) += over the sequences n, the sum over t = 1..ends[k, n] of log ||J_t v_{t-1}||")
