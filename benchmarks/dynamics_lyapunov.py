@@ -10,8 +10,8 @@ The command (issue 27, item 3; ``dynamics_jacobian.ARGS``):
 Row 1, in this process (pinned to one core, ``common.pin``): ``lyapunov`` on the command's 121 points
 and its ``GRID_SEQUENCES`` sequences, with the kernel and with $LANDSCAPE_FAST=0 (autograd),
 alternated, CPU time, medians; its note gives the largest relative difference of lambda_T (the
-kernel rounds differently: about 1e-13, not bit for bit). Row 1b: the same at the kernel's largest
-H, an 8-unit LSTM (S = 16) on 121 random members.
+kernel rounds differently: about 1e-13, not bit for bit). Row 1b: the same at the straight-line
+code's largest H, an 8-unit LSTM (S = 16) on 121 random members.
 
 Row 2: the whole command, this checkout against the commit before the kernel was added
 (``--baseline-rev`` to name another), exported with ``git archive``; fresh processes with fresh
@@ -19,12 +19,17 @@ $LANDSCAPE_CACHE, started alternately and pinned to one core (``dynamics_jacobia
 time, medians of ``--repeats`` (3), both sides run once first to fill the kernel cache. Its note says
 whether the counts are bit-identical and how far lambda_T is.
 
+Rows 1c-1f (``wide``): the kernel in matrix form (``lyapunov.generate_wide``, above
+``jacobian.STRAIGHT_H`` units) against autograd, as row 1: gru and lstm at H = 16 and 32, 64
+members of N(0, 1.5^2 / H) parameters (a trained network's scale), the latch task's first
+``GRID_SEQUENCES`` sequences, T = 10, 50. With ``--wide``, these rows alone.
+
 With ``--builds``: instead, the cold build time of the kernel (trace, generate, numba's compilation,
 the self-check: ``lyapunov_kernel(cell, H, 1)`` in a fresh process with a fresh $LANDSCAPE_KERNELS, one
-core, CPU time) for gru and lstm at H = 1, 4, 8 and 16 (``lyapunov.MAX_H`` lifted for the
-measurement; the imports before it not counted), one line each: what ``MAX_H`` was set from.
+core, CPU time) for gru and lstm at H = 1, 4, 8 (straight-line code), 16 and 32 (matrix form; the
+imports before it not counted), one line each.
 
-    python -m benchmarks.dynamics_lyapunov [--baseline-rev REV] [--repeats N] [--builds]
+    python -m benchmarks.dynamics_lyapunov [--baseline-rev REV] [--repeats N] [--builds | --wide]
 """
 from __future__ import annotations
 
@@ -66,8 +71,9 @@ def furthest(a: np.ndarray, b: np.ndarray) -> str:
 
 
 def in_process(s: Settings) -> list:
-    """Row 1 (the command's points) and row 1b: an 8-unit LSTM (S = 16), 121 members of N(0, 1 / H)
-    parameters, the latch task's first 100 sequences, T = 10, 50 (not with --quick)."""
+    """Row 1 (the command's points), row 1b: an 8-unit LSTM (S = 16), 121 members of N(0, 1 / H)
+    parameters, the latch task's first 100 sequences, T = 10, 50, and rows 1c-1f (``wide``) (not with
+    --quick)."""
     import torch
 
     from landscape import engine, resolve
@@ -94,6 +100,27 @@ def in_process(s: Settings) -> list:
     data = lstm.task.make((10, 50), GRID_SEQUENCES, 0)
     rows.append(_row(s, f"lstm H=8, 121 N(0, 1/H) members x {data.n} sequences, T=10,50: lyapunov (in process)",
                      lstm, params, data, (10, 50)))
+    return rows + wide(s)
+
+
+def wide(s: Settings, Hs=(16, 32), cells=("gru", "lstm"), P: int = 64) -> list:
+    """Rows 1c-1f: the matrix form (see the module docstring)."""
+    import torch
+
+    from landscape.dynamics_map import GRID_SEQUENCES
+    from landscape.model import ModelSpec
+    from landscape.problem import resolve_model
+
+    rows = []
+    for H in Hs:
+        for cell in cells:
+            problem = resolve_model(ModelSpec(cell=cell, task="latch", hidden=H))
+            g = torch.Generator().manual_seed(0)
+            params = {k: torch.randn((P, *shape), generator=g, dtype=torch.float64) * 1.5 / H ** 0.5
+                      for k, shape in problem.cell.param_shapes(H, problem.D).items()}
+            data = problem.task.make((10, 50), GRID_SEQUENCES, 0)
+            rows.append(_row(s, f"{cell} H={H}, {P} N(0, 1.5^2/H) members x {data.n} sequences, T=10,50: "
+                                "lyapunov, matrix form (in process)", problem, params, data, (10, 50)))
     return rows
 
 
@@ -115,7 +142,7 @@ def _row(s: Settings, case: str, problem, params, data, Ts):
     finally:
         os.environ.pop("LANDSCAPE_FAST", None) if before is None else os.environ.update(LANDSCAPE_FAST=before)
     return speedup_row(NAME, case, "fused lambda_T", "autograd (LANDSCAPE_FAST=0)", res, "fused", "autograd",
-                       note=furthest(got["1"], got["0"]))
+                       note=f"{furthest(got['1'], got['0'])}; load {os.getloadavg()[0]:.1f}")
 
 
 def whole(s: Settings, rev: str) -> list:
@@ -150,7 +177,6 @@ BUILD = """
 import sys, time
 from landscape.cells import get_cell
 from landscape.kernels.numba import lyapunov
-lyapunov.MAX_H = 64
 cell, H = get_cell(sys.argv[1]), int(sys.argv[2])
 c0, w0 = time.process_time(), time.perf_counter()
 if lyapunov.lyapunov_kernel(cell, H, 1) is None:
@@ -159,7 +185,7 @@ print(time.process_time() - c0, time.perf_counter() - w0)
 """
 
 
-def builds(Hs=(1, 4, 8, 16), cells=("gru", "lstm")) -> None:
+def builds(Hs=(1, 4, 8, 16, 32), cells=("gru", "lstm")) -> None:
     """Print the cold build time of each (cell, H) (see the module docstring)."""
     for H in Hs:
         for cell in cells:
@@ -182,11 +208,16 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-rev", default=None, help="the git revision to compare with (default: before the kernel)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--builds", action="store_true", help="print the kernel's cold build times instead")
+    ap.add_argument("--wide", action="store_true", help="only the rows of the matrix form (H = 16, 32)")
     a = ap.parse_args(argv)
     if a.builds:
         builds()
         return 0
-    rows = run(Settings(repeats=a.repeats), a.baseline_rev)
+    if a.wide:
+        pin()
+        rows = wide(Settings(repeats=a.repeats))
+    else:
+        rows = run(Settings(repeats=a.repeats), a.baseline_rev)
     print(table(rows))
     return 0 if all(r.meets != "FLAG" and "DIFFER" not in r.note for r in rows) else 1
 

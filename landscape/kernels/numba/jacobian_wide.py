@@ -32,6 +32,9 @@ multiply-adds), the unit formulas (H x the template), J (S^2 x the partials per 
 the parameters, the products' coefficients and DA, and what the units compute from the parameters
 and the input alone (``Q``: (H, slots)).
 
+The cut (``MatrixForm``: the products, the stages, the module's tables) is shared with the fused
+lambda_T above ``STRAIGHT_H`` (``lyapunov.generate_wide``: J v instead of J, ``_Stage.jvp_code``).
+
 Not written here (``Unsupported``, and ``jacobian`` uses autograd with ``why_not`` saying why): a step
 whose units compute different formulas, whose unit formula reaches past ``MAX_TEMPLATE`` nodes, or
 with a product of values computed from a second-stage product.
@@ -205,9 +208,11 @@ class _PrefixedEmitter(_UnitEmitter):
 class _Stage:
     """A unit's formula differentiated with respect to its leaves of ``TANGENT``: the local partials
     ``partials[o]`` ((leaf, node) pairs) of each value it gives; its nodes split into what the member
-    alone determines (``member``, computed once per member into Q<prefix> (H, slots)) and the rest."""
+    alone determines (``member``, computed once per member into Q<prefix> (H, slots)) and the rest
+    (``unit``: what depends on one of ``point``, a set of 's' (the state), 'x' (the input); the input
+    is per member for the Newton Jacobian, per step for lambda_T)."""
 
-    def __init__(self, tpl: _Template, H: int, prefix: str):
+    def __init__(self, tpl: _Template, H: int, prefix: str, point: frozenset = frozenset({"s"})):
         self.tpl, self.prefix = tpl, prefix
         leaves = [q for q, k in enumerate(tpl.kind) if k in TANGENT]
         prog = UnitProgram(nodes=tpl.nodes, state=tpl.out, output=tpl.out[0], params=(), n_state=len(leaves),
@@ -219,15 +224,15 @@ class _Stage:
         self.em = em = _PrefixedEmitter(self.tp, prefix)
         self.kind = tpl.kind + ["op"] * (len(self.tp.nodes) - len(tpl.kind))  # the derivatives: operations
         needed = self.tp.live(roots)
-        self.member = [i for i in needed if "s" not in em.deps[i] and self.tp.nodes[i].op != "const"]
-        self.unit = [i for i in needed if "s" in em.deps[i]]
+        self.member = [i for i in needed if not em.deps[i] & point and self.tp.nodes[i].op != "const"]
+        self.unit = [i for i in needed if em.deps[i] & point]
         member = set(self.member)
         self.slots = sorted({a for i in self.unit for a in self.tp.nodes[i].args if a in member}
                             | {n for n in roots if n in member})
 
     def read(self, kind: str) -> set[int]:
         """The table entries (every unit's) of the leaves of this kind it reads."""
-        return {int(self.tpl.table[u, q]) for u in range(self.tpl.table.shape[0]) for q in self.member
+        return {int(self.tpl.table[u, q]) for u in range(self.tpl.table.shape[0]) for q in self.member + self.unit
                 if self.kind[q] == kind}
 
     def member_code(self, indent: int) -> list[str]:
@@ -245,7 +250,7 @@ class _Stage:
     def unit_code(self, indent: int) -> list[str]:
         """Inside a loop over u at a point: the unit's values and partials."""
         pad, em, L = " " * indent, self.em, []
-        source = {"state": "z", "row": "A", "row2": "A2"}
+        source = {"state": "z", "x": "z", "row": "A", "row2": "A2"}
         L += [f"{pad}{em.ref(q)} = {source[self.kind[q]]}[LEAF{self.prefix}[u, {q}]]" for q in self.unit
               if self.kind[q] in source]
         L += [f"{pad}{em.ref(n)} = Q{self.prefix}[u, {c}]" for c, n in enumerate(self.slots)]
@@ -266,66 +271,130 @@ class _Stage:
             L += [f"{pad}    {line}" for line in write(o)]
         return L
 
+    def jvp_code(self, indent: int, write) -> list[str]:
+        """Inside a loop over u at a point: the derivative of each value o along the direction whose
+        tangents are zv (the state's, (S,)), dA (the products', (R1,)) and dA2 (the second products',
+        (R2,)), with ``write(o)`` the lines that store it (j)."""
+        pad, em = " " * indent, self.em
+        used = sorted({q for terms in self.partials for q, _ in terms})
+        L = [f"{pad}i{q} = LEAF{self.prefix}[u, {q}]" for q in used]
+        tangent = {"state": "zv", "row": "dA", "row2": "dA2"}
+        for o, terms in enumerate(self.partials):
+            parts = [f"{em.ref(n)} * {tangent[self.kind[q]]}[i{q}]" for q, n in terms]
+            L.append(f"{pad}j = {' + '.join(parts) if parts else 'ZERO'}")
+            L += [f"{pad}{line}" for line in write(o)]
+        return L
+
     def tables(self) -> list[str]:
         H, n = self.tpl.table.shape
         return [f"LEAF{self.prefix} = np.array({self.tpl.table.tolist()!r}, np.int64).reshape({H}, {n})"
                 f"  # each unit's leaves"]
 
 
+@dataclass
+class MatrixForm:
+    """A traced step cut into its products and one unit's formula (the module docstring): what a
+    generator in matrix form writes from. ``stages``: the second products' vectors' stage (prefix
+    'p') when there are second products, then the new state's (prefix '')."""
+
+    prog: UnitProgram
+    names: tuple[str, ...]  # the parameters in the kernel's order
+    offset: dict[str, int]  # each one's first column in G
+    rows1: _Rows
+    rows2: _Rows
+    stages: list[_Stage]
+    read_cols: list[int]  # the parameter columns the step reads, ascending
+    read_x: list[int]  # the z indices of the inputs the step reads, ascending
+
+    @classmethod
+    def of(cls, prog: UnitProgram, point: frozenset = frozenset({"s"})) -> MatrixForm:
+        """point: what a unit's values are recomputed for (``_Stage``); Unsupported where the matrix
+        form does not apply."""
+        H, S = prog.H, prog.n_state * prog.H
+        names, offset, col = columns(prog)
+        rows1, rows2 = products(prog, col)
+        kinds = {**{i: ("row", r) for r, i in enumerate(rows1.node)},
+                 **{i: ("row2", r) for r, i in enumerate(rows2.node)}}
+        final = _Stage(template(prog, lambda u: [prog.state[o * H + u] for o in range(prog.n_state)], kinds, col), H,
+                       "", point)
+        stages = [final]
+        if rows2.node:  # the values the second products take, one per unit and vector
+            pre = template(prog, lambda u: [vec[u] for vec in rows2.vectors], kinds, col)
+            if "row2" in pre.kind:
+                raise Unsupported("a product of values computed from another such product")
+            stages.insert(0, _Stage(pre, H, "p", point))
+        read_cols = set().union(*(st.read("param") for st in stages))
+        read_x = set().union(*(st.read("x") for st in stages))
+        for rows in (rows1, rows2):
+            read_cols |= {int(c) for r in range(len(rows.node)) for c in rows.col[r, :rows.length[r]]}
+        read_x |= {int(v) for r in range(len(rows1.node)) for v in rows1.vec[r, :rows1.length[r]] if v >= S}
+        return cls(prog, names, offset, rows1, rows2, stages, sorted(read_cols), sorted(read_x))
+
+    def summary(self) -> str:
+        """The second line of a generated module's header."""
+        prog = self.prog
+        (R1, K1), (R2, K2) = self.rows1.col.shape, self.rows2.col.shape
+        return (f"# float64; H = {prog.H}, D = {prog.D}, S = {prog.n_state * prog.H}; {R1} + {R2} product rows of "
+                f"up to {K1}, {K2} terms; one unit: "
+                + "; ".join(f"{len(st.tpl.nodes)} nodes, {len(st.member)} per member, {len(st.unit)} per start, "
+                            f"{sum(map(len, st.partials))} partials" for st in self.stages))
+
+    def module(self, title: str, code: list[str]) -> str:
+        """The module: the header (title, ``summary``), imports, constants and tables, then the code
+        (written before this is called: the mathfn functions it uses are known then)."""
+        S = self.prog.n_state * self.prog.H
+        L = [title, self.summary()]
+        w = L.append
+        w("import math")
+        w("import numpy as np")
+        w("from numba import njit")
+        w("from landscape.kernels.numba.mathfn import (clamp, clamp_max, clamp_min, exp64, maximum, minimum,")
+        w("                                           sigmoid64, tanh64)")
+        imports = set().union(*(st.em.imports for st in self.stages))
+        if imports:
+            w(f"from landscape.kernels.numba.mathfn import {', '.join(sorted(imports))}")
+        w("")
+        w("DT = np.float64")
+        w("ONE = DT(1.0)")
+        w("ZERO = DT(0.0)")
+        for st in self.stages:
+            L.extend(st.em.constants())
+        w(f"S = {S}  # state numbers")
+        for tag, rows in (("1", self.rows1), ("2", self.rows2)):
+            R, K = rows.col.shape
+            w(f"COL{tag} = np.array({rows.col.tolist()!r}, np.int64).reshape({R}, {K})  # each term's parameter column")
+            w(f"VEC{tag} = np.array({rows.vec.tolist()!r}, np.int64).reshape({R}, {K})  # its vector's element")
+            w(f"LENGTH{tag} = np.array({rows.length.tolist()!r}, np.int64)  # the terms of each row")
+        w(f"GROUP2 = np.array({self.rows2.group.tolist()!r}, np.int64)  # the vector of each second-stage row")
+        for st in self.stages:
+            L.extend(st.tables())
+        w(f"READ = np.array({self.read_cols!r}, np.int64)  # the parameter columns the step reads")
+        w("OPTS = dict(nogil=True, cache=True, error_model='numpy', boundscheck=False, fastmath={'contract'})")
+        return "\n".join([*L, "", "", *code])
+
+    def parameter_code(self, indent: int) -> list[str]:
+        """Inside a loop over p: the member's parameters into G (flat)."""
+        pad, prog = " " * indent, self.prog
+        L = []
+        for c, name in enumerate(self.names):
+            size = sum(1 for a in prog.params if a[0] == name)
+            L.append(f"{pad}G[{self.offset[name]}:{self.offset[name] + size}] = "
+                     f"params[{c}][p if params[{c}].shape[0] > 1 else 0]  # {name}")
+        return L
+
+
 def generate(prog: UnitProgram) -> str:
     """The source of the module with ``jac(params, xs, s, F, J) -> bad`` (the interface and layout of
     ``jacobian.generate``) for a traced step of H units, in matrix form (the module docstring)."""
-    H, D, S = prog.H, prog.D, prog.n_state * prog.H
-    names, offset, col = columns(prog)
-    rows1, rows2 = products(prog, col)
-    kinds = {**{i: ("row", r) for r, i in enumerate(rows1.node)}, **{i: ("row2", r) for r, i in enumerate(rows2.node)}}
-    final = _Stage(template(prog, lambda u: [prog.state[o * H + u] for o in range(prog.n_state)], kinds, col), H, "")
-    stages = [final]
-    if rows2.node:  # the values the second products take, one per unit and vector
-        pre = template(prog, lambda u: [vec[u] for vec in rows2.vectors], kinds, col)
-        if "row2" in pre.kind:
-            raise Unsupported("a product of values computed from another such product")
-        stages.insert(0, _Stage(pre, H, "p"))
-    read_cols = set().union(*(st.read("param") for st in stages))
-    read_x = set().union(*(st.read("x") for st in stages))
-    for rows in (rows1, rows2):
-        read_cols |= {int(c) for r in range(len(rows.node)) for c in rows.col[r, :rows.length[r]]}
-    read_x |= {int(v) for r in range(len(rows1.node)) for v in rows1.vec[r, :rows1.length[r]] if v >= S}
+    form = MatrixForm.of(prog)
+    H, D = prog.H, prog.D
+    rows1, rows2, stages, final = form.rows1, form.rows2, form.stages, form.stages[-1]
     R1, K1 = rows1.col.shape
     R2, K2 = rows2.col.shape
     V = len(rows2.vectors)
 
     L = []
     w = L.append
-    w(f"# generated by landscape.kernels.numba.jacobian_wide (codegen version {CODEGEN_VERSION}); do not edit")
-    w(f"# float64; H = {H}, D = {D}, S = {S}; {R1} + {R2} product rows of up to {K1}, {K2} terms; one unit: "
-      + "; ".join(f"{len(st.tpl.nodes)} nodes, {len(st.member)} per member, {len(st.unit)} per start, "
-                  f"{sum(map(len, st.partials))} partials" for st in stages))
-    w("import math")
-    w("import numpy as np")
-    w("from numba import njit")
-    w("from landscape.kernels.numba.mathfn import (clamp, clamp_max, clamp_min, exp64, maximum, minimum,")
-    w("                                           sigmoid64, tanh64)")
-    more_imports = len(L)
-    w("")
-    w("DT = np.float64")
-    w("ONE = DT(1.0)")
-    w("ZERO = DT(0.0)")
-    for st in stages:
-        L.extend(st.em.constants())
-    w(f"S = {S}  # state numbers")
-    for tag, rows in (("1", rows1), ("2", rows2)):
-        R, K = rows.col.shape
-        w(f"COL{tag} = np.array({rows.col.tolist()!r}, np.int64).reshape({R}, {K})  # each term's parameter column")
-        w(f"VEC{tag} = np.array({rows.vec.tolist()!r}, np.int64).reshape({R}, {K})  # its vector's element")
-        w(f"LENGTH{tag} = np.array({rows.length.tolist()!r}, np.int64)  # the terms of each row")
-    w(f"GROUP2 = np.array({rows2.group.tolist()!r}, np.int64)  # the vector of each second-stage row")
-    for st in stages:
-        L.extend(st.tables())
-    w(f"READ = np.array({sorted(read_cols)!r}, np.int64)  # the parameter columns the step reads")
-    w("OPTS = dict(nogil=True, cache=True, error_model='numpy', boundscheck=False, fastmath={'contract'})")
-    w("")
-    w("")
     w("@njit(**OPTS)")
     w("def jac(params, xs, s, F, J):")
     w("    \"\"\"J (P, M, S, S) = dF/ds at s (P, M, S), and F (P, M, S) unless it has no members; returns the")
@@ -347,16 +416,14 @@ def generate(prog: UnitProgram) -> str:
     w("    acc = np.empty(S, DT)")
     w("    bad = 0")
     w("    for p in range(P):")
-    for c, name in enumerate(names):
-        size = sum(1 for a in prog.params if a[0] == name)
-        w(f"        G[{offset[name]}:{offset[name] + size}] = params[{c}][p if params[{c}].shape[0] > 1 else 0]  # {name}")
+    L.extend(form.parameter_code(8))
     if D:
         w("        X = xs[p if xs.shape[0] > 1 else 0]")
         w(f"        z[S:S + {D}] = X[:{D}]")
     w("        nan_member = ZERO  # x * 0 is NaN exactly where x is inf or NaN")
     w("        for c in READ:")
     w("            nan_member += G[c] * ZERO")
-    for d in sorted(read_x):
+    for d in form.read_x:
         w(f"        nan_member += z[{d}] * ZERO")
     w(f"        for r in range({R1}):")
     w("            for k in range(S):")
@@ -413,7 +480,5 @@ def generate(prog: UnitProgram) -> str:
     w("            bad += nan != ZERO")
     w("    return bad")
     w("")
-    imports = set().union(*(st.em.imports for st in stages))
-    if imports:
-        L.insert(more_imports, f"from landscape.kernels.numba.mathfn import {', '.join(sorted(imports))}")
-    return "\n".join(L)
+    return form.module(f"# generated by landscape.kernels.numba.jacobian_wide (codegen version {CODEGEN_VERSION}); "
+                       "do not edit", L)

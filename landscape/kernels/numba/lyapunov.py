@@ -3,28 +3,42 @@
 lambda_T = mean over the N sequences of (1/T_n) log ||J_{T_n} ... J_1 v||, J_t = dF/ds at step t of
 the sequence's own run (s_t = F(s_{t-1}, x_t), the full state, S = H x the number of states), T_n
 the sequence's own end at nominal length T. ``lyapunov_kernel(cell, H, D)`` traces the step per unit
-(``trace.trace_units``), differentiates it in forward mode along a direction given at run time
-(``derivative.state_jvp``: one tangent seeded by v, no S x S Jacobian) and writes one numba function
+(``trace.trace_units``) and writes one numba function
 
     lyap(params (one (P or 1, size) array per parameter), xs (T, N, D) or (1, 1, 1), starts (P or 1, N,
          S), vectors (N, S), ends (K, N) int64, out (K, P) zeros, bad (P,) bool, lo, hi)
 
 which, per member p in lo..hi-1 (what depends on its parameters alone once) and sequence n, runs
-t = 1..max_k ends[k, n] as straight-line code: s <- F(s, x_t) and v <- J(s, x_t) v together, then
-the norm r = ||v||: v <- v / r where r > 0 (where r is 0 or NaN the old vector carries on, as
-``dynamics_map.lyapunov_autograd`` does), log r summed (log 0 = -inf; a NaN stays), the sum
-divided by ends[k, n] added to out[k, p] at t = ends[k, n] (the caller divides by N); bad[p] where one of the member's parameters, inputs,
-states or J v was not finite: there forward and reverse mode put their infinities and NaNs in
-different places (0 * inf on other paths), and ``lyapunov`` takes those members from autograd, as
-``fixedpoints.StateMap.jacobian`` does. The module goes into the kernel cache
-(``runtime.load_module``, ``lyap_<key>.py``, key ``codegen.source_key``) and is checked against the
-autograd path when built (``self_check``). float64 only, 1 <= H <= ``MAX_H``; a step that does not
-trace or an operation without a derivative rule gives None, and ``why_not`` says why: ``lyapunov``
-then uses autograd.
+t = 1..max_k ends[k, n]: s <- F(s, x_t) and v <- J(s, x_t) v together, then the norm r = ||v||:
+v <- v / r where r > 0 (where r is 0 or NaN the old vector carries on, as
+``dynamics_map.lyapunov_autograd`` does), log r summed (log 0 = -inf; a NaN stays), the sum divided
+by ends[k, n] added to out[k, p] at t = ends[k, n] (the caller divides by N); bad[p] where one of
+the member's parameters, inputs, states or J v was not finite: there forward and reverse mode put
+their infinities and NaNs in different places (0 * inf on other paths), and ``lyapunov`` takes
+those members from autograd, as ``fixedpoints.StateMap.jacobian`` does. J v in one of two forms:
+
+- up to ``jacobian.STRAIGHT_H`` (8) units, ``generate``: the step differentiated in forward mode
+  along a direction given at run time (``derivative.state_jvp``: one tangent seeded by v, no S x S
+  Jacobian), the step and J v as straight-line code. Its cold build grows with the trace (gru 8 s
+  at H = 8, 44 s at 16; lstm 14 s, 101 s);
+- above, ``generate_wide``: in matrix form (``jacobian_wide``): per step the products A (the rows
+  of W h, W [x, h]) and their derivatives along v, dA = C v (the rows' recurrent coefficients times
+  v), then per unit, in a loop over the units, the unit's formula (the new state) and its tangent,
+  the sum over the unit's product leaves q of L[sigma, q] dA[r_q(u)] and over its state leaves of
+  L[sigma, q] v[a_q(u)] (L: the formula's local partials); MUT's second products W (r h) likewise
+  from the tangents of r h. Code the size of one unit's step (a cold build of a few seconds at any
+  H); a step whose units compute different formulas is not written (``jacobian_wide``).
+
+The module goes into the kernel cache (``runtime.load_module``, ``lyap_<key>.py``, key
+``codegen.source_key``) and is checked against the autograd path when built (``self_check``).
+float64 only, 1 <= H <= ``MAX_H`` (``units.MAX_H``); a step that does not trace, an operation
+without a derivative rule or a step the matrix form does not take gives None, and ``why_not`` says
+why: ``lyapunov`` then uses autograd.
 
 The kernel's F and Jv are the step's own formulas in another order of rounding than torch's (its
-tanh and sigmoid are mathfn's; a product J v is summed as the rules compose it, not as a matmul):
-lambda_T agrees with the autograd path to about 1e-13 relative, not bit for bit.
+tanh and sigmoid are mathfn's; a product J v is summed as the rules compose it, or row by row in
+matrix form, not as a matmul): lambda_T agrees with the autograd path to about 1e-13 relative, not
+bit for bit.
 """
 from __future__ import annotations
 
@@ -37,14 +51,14 @@ from torch import Tensor
 
 from .. import runtime
 from ..derivative import StateJVP, state_jvp
-from ..trace import Unsupported, trace_units
+from ..trace import Unsupported, UnitProgram, trace_units
 from . import available
 from .codegen import CODEGEN_VERSION, source_key
-from .jacobian import JacobianKernel
-from .units import _UnitEmitter
+from .jacobian import STRAIGHT_H, JacobianKernel
+from .jacobian_wide import MatrixForm
+from .units import MAX_H, _UnitEmitter
 
 DTYPE = torch.float64
-MAX_H = 8  # the largest H with a kernel: its cold build (numba) took 13 s of CPU for an LSTM at H = 8, 100 s at 16
 
 
 def generate(jvp: StateJVP) -> str:
@@ -140,6 +154,121 @@ def generate(jvp: StateJVP) -> str:
     if em.imports:
         L.insert(more_imports, f"from landscape.kernels.numba.mathfn import {', '.join(sorted(em.imports))}")
     return "\n".join(L)
+
+
+def generate_wide(prog: UnitProgram) -> str:
+    """The source of the module with ``lyap`` (the interface of ``generate``) for a traced step of
+    H units in matrix form (``jacobian_wide``: the products and one unit's formula, in loops over the
+    rows and the units; the module docstring)."""
+    form = MatrixForm.of(prog, frozenset({"s", "x"}))  # a unit's values: per step (the input changes)
+    H, D = prog.H, prog.D
+    rows1, rows2, stages, final = form.rows1, form.rows2, form.stages, form.stages[-1]
+    R1, K1 = rows1.col.shape
+    R2, K2 = rows2.col.shape
+    V = len(rows2.vectors)
+
+    L = []
+    w = L.append
+    w("@njit(**OPTS)")
+    w("def lyap(params, xs, starts, vectors, ends, out, bad, lo, hi):")
+    w("    \"\"\"out[k, p] (K, P) += over the sequences n, the sum over t = 1..ends[k, n] of log ||J_t v_{t-1}||")
+    w("    / ends[k, n] (v normalised each step, v_0 = vectors[n] (N, S)), for the members p in lo..hi-1, from")
+    w("    the states starts (P or 1, N, S) at the inputs xs (T, N, D); bad[p] whether one of the member's")
+    w("    parameters, an input, a state or J v it met was not finite (or a sum of them overflowed).\"\"\"")
+    w("    K, N = ends.shape[0], ends.shape[1]")
+    w(f"    G = np.empty({len(prog.params)}, DT)  # the member's parameters, flat")
+    w(f"    z = np.zeros(S + {max(D, 1)}, DT)  # the state, then the input")
+    w(f"    zv = np.zeros(S + {max(D, 1)}, DT)  # the direction v, then zeros (the input does not move)")
+    w(f"    C = np.empty(({R1}, {K1}), DT)  # the products' coefficients")
+    w(f"    A = np.empty({max(R1, 1)}, DT)  # the products")
+    w(f"    dA = np.empty({max(R1, 1)}, DT)  # their derivatives along v")
+    w(f"    C2 = np.empty(({R2}, {K2}), DT)  # the second products' coefficients")
+    w(f"    A2 = np.empty({max(R2, 1)}, DT)  # the second products")
+    w(f"    dA2 = np.empty({max(R2, 1)}, DT)  # their derivatives along v")
+    w(f"    V = np.empty(({V}, {H}), DT)  # their vectors")
+    w(f"    dV = np.empty(({V}, {H}), DT)  # and the vectors' derivatives along v")
+    for st in stages:
+        w(f"    Q{st.prefix} = np.empty(({H}, {max(len(st.slots), 1)}), DT)  # per unit, what it computes from the "
+          "member alone")
+    w("    f = np.empty(S, DT)  # the new state")
+    w("    dv = np.empty(S, DT)  # J v")
+    w("    for p in range(lo, hi):")
+    L.extend(form.parameter_code(8))
+    w("        nan = ZERO  # x * 0 is NaN exactly where x is inf or NaN")
+    w("        for c in READ:")
+    w("            nan += G[c] * ZERO")
+    w(f"        for r in range({R1}):")
+    w("            for t in range(LENGTH1[r]):")
+    w("                C[r, t] = G[COL1[r, t]]")
+    w(f"        for r in range({R2}):")
+    w("            for t in range(LENGTH2[r]):")
+    w("                C2[r, t] = G[COL2[r, t]]")
+    w(f"        for u in range({H}):")
+    for st in stages:
+        L.extend(st.member_code(12))
+    w("        ps = p if starts.shape[0] > 1 else 0")
+    w("        for n in range(N):")
+    w("            for k in range(S):")
+    w("                z[k] = starts[ps, n, k]")
+    w("                zv[k] = vectors[n, k]")
+    w("            steps = 0")
+    w("            for k in range(K):")
+    w("                steps = max(steps, ends[k, n])")
+    w("            logs = ZERO")
+    w("            for t in range(steps):")
+    if D:
+        w(f"                for d in range({D}):")
+        w("                    z[S + d] = xs[t, n, d]")
+    for d in form.read_x:
+        w(f"                nan += z[{d}] * ZERO")
+    w(f"                for r in range({R1}):")
+    w("                    a = C[r, 0] * z[VEC1[r, 0]]")
+    w("                    b = C[r, 0] * zv[VEC1[r, 0]]")
+    w("                    for t1 in range(1, LENGTH1[r]):")
+    w("                        a += C[r, t1] * z[VEC1[r, t1]]")
+    w("                        b += C[r, t1] * zv[VEC1[r, t1]]")
+    w("                    A[r] = a")
+    w("                    dA[r] = b")
+    if len(stages) == 2:
+        pre = stages[0]
+        w(f"                for u in range({H}):")
+        L.extend(pre.unit_code(20))
+        for g, n in enumerate(pre.tpl.out):
+            w(f"                    V[{g}, u] = {pre.em.ref(n)}")
+        L.extend(pre.jvp_code(20, lambda o: [f"dV[{o}, u] = j"]))
+        w(f"                for r in range({R2}):")
+        w("                    g = GROUP2[r]")
+        w("                    a = C2[r, 0] * V[g, VEC2[r, 0]]")
+        w("                    b = C2[r, 0] * dV[g, VEC2[r, 0]]")
+        w("                    for t1 in range(1, LENGTH2[r]):")
+        w("                        a += C2[r, t1] * V[g, VEC2[r, t1]]")
+        w("                        b += C2[r, t1] * dV[g, VEC2[r, t1]]")
+        w("                    A2[r] = a")
+        w("                    dA2[r] = b")
+    w(f"                for u in range({H}):")
+    L.extend(final.unit_code(20))
+    for o, n in enumerate(final.tpl.out):
+        w(f"                    f[{o * H} + u] = {final.em.ref(n)}")
+    L.extend(final.jvp_code(20, lambda o: [f"dv[{o * H} + u] = j"]))
+    w("                norm = ZERO")
+    w("                for k in range(S):")
+    w("                    norm += dv[k] * dv[k]")
+    w("                norm = math.sqrt(norm)")
+    w("                for k in range(S):")
+    w("                    z[k] = f[k]")
+    w("                    nan += f[k] * ZERO")
+    w("                if norm > ZERO:  # else (0 or NaN) the old vector carries on")
+    w("                    for k in range(S):")
+    w("                        zv[k] = dv[k] / norm")
+    w("                logs += np.log(norm)")
+    w("                nan += norm * ZERO")
+    w("                for k in range(K):")
+    w("                    if ends[k, n] == t + 1:")
+    w("                        out[k, p] += logs / ends[k, n]")
+    w("        bad[p] = nan != ZERO")
+    w("")
+    return form.module(f"# generated by landscape.kernels.numba.lyapunov (codegen version {CODEGEN_VERSION}); "
+                       "do not edit", L)
 
 
 class LyapunovKernel:
@@ -268,7 +397,7 @@ def _build(cell, H, D) -> LyapunovKernel | None:
     tag = (cell.describe(), H, D)
     try:
         program = trace_units(cell, H, D, DTYPE)
-        source = generate(state_jvp(program))
+        source = generate(state_jvp(program)) if H <= STRAIGHT_H else generate_wide(program)
     except Unsupported as err:
         _WHY[tag] = str(err)
         return None
@@ -290,4 +419,5 @@ def _build(cell, H, D) -> LyapunovKernel | None:
     return kernel
 
 
-__all__ = ["MAX_H", "LyapunovKernel", "generate", "lyapunov_kernel", "reference", "self_check", "why_not"]
+__all__ = ["MAX_H", "LyapunovKernel", "generate", "generate_wide", "lyapunov_kernel", "reference", "self_check",
+           "why_not"]
