@@ -71,10 +71,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from .engine import flat_chunks, outputs_at_ends
+from .engine import flat_chunks
 from .errors import LandscapeError
 from .fixedpoints import StateMap
 from .lazy import torch
+from .lyapunov_autograd import lyapunov_autograd
 from .store.format import COUNT_FIELDS, PERIOD_FIELDS
 
 if TYPE_CHECKING:
@@ -740,20 +741,6 @@ LYAPUNOV_DIMS = ("T", "point", "exponent")
 LYAPUNOV_BLOCK = 1 << 18  # Jacobian entries (members x sequences x S x S) per block of members
 
 
-def _step_jacobian(cell, params: dict[str, Tensor], s: Tensor, x: Tensor | None, H: int) -> tuple[Tensor, Tensor]:
-    """One step of the sequence map at its own input: s (P, N, S), x (N, D) or None ->
-    (new state (P, N, S), J (P, N, S, S) = d new / d s), by one backward pass over S copies."""
-    P, N, S = s.shape
-    with torch.enable_grad():
-        se = s.detach().unsqueeze(2).expand(P, N, S, S).reshape(P, N * S, S).clone().requires_grad_(True)
-        xe = None if x is None else x.repeat_interleave(S, 0)  # (N S, D)
-        new = cell.step(params, tuple(se.split(H, -1)), xe)
-        out = torch.cat([v.expand(P, N * S, H) for v in new], -1).reshape(P, N, S, S)  # [p, n, copy j, :]
-        (g,) = torch.autograd.grad(out.diagonal(dim1=2, dim2=3).sum(), se, allow_unused=True)
-    J = torch.zeros(P, N * S, S, dtype=s.dtype, device=s.device) if g is None else g
-    return out[:, :, 0].detach(), J.reshape(P, N, S, S)
-
-
 def lyapunov(problem: Problem, params: dict[str, Tensor], data: TaskData, Ts: tuple[int, ...], n_exponents: int = 1,
              vectors: Tensor | None = None, seed: int = 0, block: int = LYAPUNOV_BLOCK) -> np.ndarray:
     """The largest finite-time Lyapunov exponents on the task's sequences: (len(Ts), P, n_exponents),
@@ -812,35 +799,6 @@ def _fused_lyapunov(problem: Problem, params: dict[str, Tensor], k: int):
     from .kernels.numba.lyapunov import lyapunov_kernel
 
     return lyapunov_kernel(problem.cell, problem.H, problem.D)
-
-
-def lyapunov_autograd(cell, params: dict[str, Tensor], P: int, H: int, data: TaskData, Ts, v0: Tensor,
-                      inputs: Tensor | None) -> np.ndarray:
-    """``lyapunov`` for one block of P members by torch's autograd (``_step_jacobian``): (len(Ts), P,
-    k); v0 (N, S, k) orthonormal, inputs (T, N, D) float64 or None. The truth the fused kernel is
-    checked against, and the path wherever none applies (several exponents, another device)."""
-    N, S, k = v0.shape
-    state = torch.cat([v.expand(P, N, H) for v in cell.initial_state(params, N, H, data.h0)], -1)  # (P, N, S)
-    Q = v0.expand(P, N, S, k)
-    logs = torch.zeros(P, N, k, dtype=torch.float64, device=v0.device)
-
-    def advance(t):
-        nonlocal state, Q, logs
-        state, J = _step_jacobian(cell, params, state, None if inputs is None else inputs[t - 1], H)
-        v = J @ Q  # (P, N, S, k)
-        if k == 1:  # one vector: QR is its normalisation (R = its norm), much cheaper
-            norm = torch.linalg.vector_norm(v, dim=-2, keepdim=True)  # (P, N, 1, 1)
-            # a product that reached 0 keeps its log at -inf (its old vector carries on, never 0 / 0)
-            Q, logs = torch.where(norm > 0, v / norm, Q), logs + torch.log(norm[..., 0, :])
-        else:
-            Q, R = torch.linalg.qr(v)  # (P, N, S, k), (P, N, k, k)
-            logs = logs + torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
-
-    out = np.empty((len(Ts), P, k))
-    for i, y in outputs_at_ends(advance, lambda: logs, [data.ends[T] for T in Ts]):
-        steps = data.ends[Ts[i]].to(device=v0.device, dtype=torch.float64).reshape(-1, 1)  # (N, 1)
-        out[i] = (y / steps).mean(1).cpu().numpy()
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ unit (its length does not grow with H).
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
 import pytest
@@ -95,7 +94,7 @@ def test_sequences_of_different_lengths(monkeypatch):
 
 
 def test_units_with_different_formulas_fall_back(monkeypatch):
-    monkeypatch.setattr(fused, "_cached_kernel", functools.cache(fused._cached_kernel.__wrapped__))
+    monkeypatch.setattr(fused, "_BUILDS", fused._BUILDS.fresh())
     base = problem("srnn", hidden=9)
     pr = dataclasses.replace(base, cell=UnitZeroDiffers(), D=0)
     assert fused.lyapunov_kernel(pr.cell, 9, 0) is None

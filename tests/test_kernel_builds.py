@@ -104,10 +104,9 @@ def test_unhashable_arguments_are_built_every_time_and_a_success_clears_the_reas
     assert calls == [("user", 1)] * 3
 
 
-def test_clear_forgets_what_was_built():
+def test_a_fresh_one_has_built_nothing_and_leaves_the_first_alone():
     builds, calls = builds_counting()
     cell = Cell("srnn")
-    builds.get(cell, 1)
-    builds.clear()
-    builds.get(cell, 1)
+    first = builds.get(cell, 1)
+    assert builds.fresh().get(cell, 1) == first and builds.get(cell, 1) == first
     assert calls == [("srnn", 1)] * 2

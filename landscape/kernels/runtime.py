@@ -329,7 +329,7 @@ class KernelBuilds:
     per arguments: concurrent callers wait for the one build (a lock per generator); arguments that
     cannot be hashed (a user's cell object) are built on every call. ``why(*args)``: why the last
     build for those arguments gave None (None when it did not), found by ``tag(*args)`` (a cell by its
-    description: an equal cell made anew finds the reason). ``clear()``: forget what was built (tests).
+    description: an equal cell made anew finds the reason). ``fresh()``: another, with nothing built.
     """
 
     def __init__(self, build, tag):
@@ -354,8 +354,9 @@ class KernelBuilds:
     def why(self, *args) -> str | None:
         return self._why.get(self._tag(*args))
 
-    def clear(self) -> None:
-        self._built.clear()
+    def fresh(self) -> KernelBuilds:
+        """A KernelBuilds of the same build with nothing built yet (a test's own)."""
+        return KernelBuilds(self._build, self._tag)
 
     def _attempt(self, args):
         tag = self._tag(*args)

@@ -11,7 +11,7 @@ the sequence's own end at nominal length T. ``lyapunov_kernel(cell, H, D)`` trac
 which, per member p in lo..hi-1 (what depends on its parameters alone once) and sequence n, runs
 t = 1..max_k ends[k, n]: s <- F(s, x_t) and v <- J(s, x_t) v together, then the norm r = ||v||:
 v <- v / r where r > 0 (where r is 0 or NaN the old vector carries on, as
-``dynamics_map.lyapunov_autograd`` does), log r summed (log 0 = -inf; a NaN stays), the sum divided
+``lyapunov_autograd`` does), log r summed (log 0 = -inf; a NaN stays), the sum divided
 by ends[k, n] added to out[k, p] at t = ends[k, n] (the caller divides by N); bad[p] where one of
 the member's parameters, inputs, states or J v was not finite: there forward and reverse mode put
 their infinities and NaNs in different places (0 * inf on other paths), and ``lyapunov`` takes
@@ -42,16 +42,13 @@ bit for bit.
 """
 from __future__ import annotations
 
-import functools
-import threading
-
 import numpy as np
 import torch
 from torch import Tensor
 
 from .. import runtime
 from ..derivative import StateJVP, state_jvp
-from ..trace import Unsupported, UnitProgram, trace_units
+from ..trace import UnitProgram, trace_units
 from . import available
 from .codegen import CODEGEN_VERSION, source_key
 from .jacobian import STRAIGHT_H, JacobianKernel
@@ -321,10 +318,10 @@ class LyapunovKernel:
 
 def reference(cell, H: int, params: dict[str, Tensor], x: Tensor | None, h0: float, v0: Tensor,
               ends: list[Tensor]) -> np.ndarray:
-    """lambda_T (K, P) by torch's autograd (``dynamics_map.lyapunov_autograd``, what ``lyapunov``
+    """lambda_T (K, P) by torch's autograd (``landscape.lyapunov_autograd``, what ``lyapunov``
     computes where no kernel applies): the truth a kernel is checked against. params name -> (P,
     *shape); x (T, N, D) or None; v0 (N, S) orthonormal; ends K tensors (N,), 1-based."""
-    from ...dynamics_map import lyapunov_autograd
+    from ...lyapunov_autograd import lyapunov_autograd
     from ...tasks.base import TaskData
 
     P = max(v.shape[0] for v in params.values())
@@ -363,25 +360,12 @@ def self_check(kernel: LyapunovKernel) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # building
 
-_WHY: dict = {}  # (cell description, H, D) -> why the last build gave None
-_LOCK = threading.Lock()
-
-
 def lyapunov_kernel(cell, H: int, D: int) -> LyapunovKernel | None:
     """The fused lambda_T of this cell for H units (1..MAX_H) and D inputs, or None where it does not
     apply (``why_not`` says why). Built once per (cell, H, D) in a process."""
     if not available() or not 1 <= H <= MAX_H:
         return None
-    try:
-        return _cached_kernel(cell, H, D)
-    except TypeError:  # an unhashable cell: build without the in-process cache
-        return _build(cell, H, D)
-
-
-@functools.cache
-def _cached_kernel(cell, H, D):
-    with _LOCK:
-        return _build(cell, H, D)
+    return _BUILDS.get(cell, H, D)
 
 
 def why_not(cell, H: int, D: int) -> str | None:
@@ -390,33 +374,24 @@ def why_not(cell, H: int, D: int) -> str | None:
         return "numba is not importable"
     if not 1 <= H <= MAX_H:
         return f"the fused Lyapunov exponent takes H = 1 to {MAX_H} (H = {H})"
-    return _WHY.get((cell.describe(), H, D))
+    return _BUILDS.why(cell, H, D)
 
 
-def _build(cell, H, D) -> LyapunovKernel | None:
-    tag = (cell.describe(), H, D)
-    try:
+def _build(cell, H, D) -> LyapunovKernel:
+    def made():  # (program, source)
         program = trace_units(cell, H, D, DTYPE)
-        source = generate(state_jvp(program)) if H <= STRAIGHT_H else generate_wide(program)
-    except Unsupported as err:
-        _WHY[tag] = str(err)
-        return None
-    except Exception as err:  # the cell's own methods failed on the trace's inputs: autograd runs them as asked
-        _WHY[tag] = f"the trace failed: {type(err).__name__}: {err}"
-        return None
-    key = source_key(source)
-    try:
+        return program, (generate(state_jvp(program)) if H <= STRAIGHT_H else generate_wide(program))
+
+    def load(made):
+        program, source = made
+        key = source_key(source)
         module, _ = runtime.load_module(source, f"lyap_{key}", f"landscape_lyap_{key}")
-        kernel = LyapunovKernel(cell, H, D, program, module, key)
-        problem = self_check(kernel)
-    except Exception as err:  # numba failed to compile what we wrote: keep autograd
-        _WHY[tag] = f"the generated module failed: {type(err).__name__}: {err}"
-        return None
-    if problem is not None:
-        _WHY[tag] = f"the self-check failed: {problem}"
-        return None
-    _WHY.pop(tag, None)
-    return kernel
+        return LyapunovKernel(cell, H, D, program, module, key)
+
+    return runtime.build_checked(made, load, self_check)
+
+
+_BUILDS = runtime.KernelBuilds(_build, lambda cell, H, D: (cell.describe(), H, D))
 
 
 __all__ = ["MAX_H", "LyapunovKernel", "generate", "generate_wide", "lyapunov_kernel", "reference", "self_check",
