@@ -86,7 +86,7 @@ def test_unknown_benchmark_is_one_clear_error(tmp_path):
     res = bench("--only", "floor,nope", "--out", str(tmp_path), timeout=120)
     assert res.returncode == 2
     assert ("unknown benchmark 'nope'; choose from: grid-vs-loop, floor, training, memory, fused-cpu, fused-small-h, user-cell, "
-            "scaling, process, dynamics-map, fusion") in res.stderr
+            "scaling, process, dynamics-map, dynamics-jacobian-wide, dynamics-lyapunov, fusion") in res.stderr
     assert not list(tmp_path.glob("*.csv"))
 
 
