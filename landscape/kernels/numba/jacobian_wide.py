@@ -48,7 +48,7 @@ import torch
 
 from ..derivative import state_jacobian
 from ..trace import Node, Unsupported, UnitProgram
-from .codegen import CODEGEN_VERSION
+from .codegen import CODEGEN_VERSION, MATHFN64, finish, prelude
 from .units import _UnitEmitter
 
 MAX_TEMPLATE = 400  # the most nodes of one unit's formula written here
@@ -343,34 +343,20 @@ class MatrixForm:
         """The module: the header (title, ``summary``), imports, constants and tables, then the code
         (written before this is called: the mathfn functions it uses are known then)."""
         S = self.prog.n_state * self.prog.H
-        L = [title, self.summary()]
-        w = L.append
-        w("import math")
-        w("import numpy as np")
-        w("from numba import njit")
-        w("from landscape.kernels.numba.mathfn import (clamp, clamp_max, clamp_min, exp64, maximum, minimum,")
-        w("                                           sigmoid64, tanh64)")
-        imports = set().union(*(st.em.imports for st in self.stages))
-        if imports:
-            w(f"from landscape.kernels.numba.mathfn import {', '.join(sorted(imports))}")
-        w("")
-        w("DT = np.float64")
-        w("ONE = DT(1.0)")
-        w("ZERO = DT(0.0)")
-        for st in self.stages:
-            L.extend(st.em.constants())
-        w(f"S = {S}  # state numbers")
+        tables = [c for st in self.stages for c in st.em.constants()] + [f"S = {S}  # state numbers"]
         for tag, rows in (("1", self.rows1), ("2", self.rows2)):
             R, K = rows.col.shape
-            w(f"COL{tag} = np.array({rows.col.tolist()!r}, np.int64).reshape({R}, {K})  # each term's parameter column")
-            w(f"VEC{tag} = np.array({rows.vec.tolist()!r}, np.int64).reshape({R}, {K})  # its vector's element")
-            w(f"LENGTH{tag} = np.array({rows.length.tolist()!r}, np.int64)  # the terms of each row")
-        w(f"GROUP2 = np.array({self.rows2.group.tolist()!r}, np.int64)  # the vector of each second-stage row")
-        for st in self.stages:
-            L.extend(st.tables())
-        w(f"READ = np.array({self.read_cols!r}, np.int64)  # the parameter columns the step reads")
-        w("OPTS = dict(nogil=True, cache=True, error_model='numpy', boundscheck=False, fastmath={'contract'})")
-        return "\n".join([*L, "", "", *code])
+            tables += [f"COL{tag} = np.array({rows.col.tolist()!r}, np.int64).reshape({R}, {K})"
+                       "  # each term's parameter column",
+                       f"VEC{tag} = np.array({rows.vec.tolist()!r}, np.int64).reshape({R}, {K})"
+                       "  # its vector's element",
+                       f"LENGTH{tag} = np.array({rows.length.tolist()!r}, np.int64)  # the terms of each row"]
+        tables.append(f"GROUP2 = np.array({self.rows2.group.tolist()!r}, np.int64)"
+                      "  # the vector of each second-stage row")
+        tables += [line for st in self.stages for line in st.tables()]
+        tables.append(f"READ = np.array({self.read_cols!r}, np.int64)  # the parameter columns the step reads")
+        L, at = prelude([title, self.summary()], MATHFN64, "np.float64", tables)
+        return finish([*L, "", "", *code], at, set().union(*(st.em.imports for st in self.stages)))
 
     def parameter_code(self, indent: int) -> list[str]:
         """Inside a loop over p: the member's parameters into G (flat)."""
