@@ -244,20 +244,15 @@ def _grid(spec: GridSpec, meta: dict, arrays: dict) -> RecipeGrid:
                       ChunkNeeds(**meta["needs"]), meta["steps"], recipe, (meta, arrays))
 
 
-def of(r, data, device: str, scheduler) -> RecipeGrid | None:
+def of(r, data, device: str, scheduler, path: str) -> RecipeGrid | None:
     """The grid ``r`` (``resolved.ResolvedGrid``, nothing computed yet) as a RecipeGrid for the
     workers of ``scheduler``, from the task's data as made (``TaskData``, float64): the same numbers,
-    computed from numpy alone; None where no recipe applies (``why_not``, ``_contents``, or a full
-    run that would not take the fused numba kernel). Nothing is written."""
-    from .engine import computing_path
-    from .lazy import torch
-
+    computed from numpy alone; None where no recipe applies (``why_not``, ``_contents``, or a grid
+    whose ``path``, ``engine.computing_path``'s as the caller found it, is not the fused numba
+    kernel). Nothing is written."""
     if isinstance(r, RecipeGrid):
         return r
-    if why_not(r.spec, device, scheduler) is not None:
-        return None
-    cpu = torch.device("cpu")
-    if computing_path(r.problem, data.to(r.torch_dtype, cpu), r.Ts, r.torch_dtype, cpu, r.spec.math)[0] != "fused-numba":
+    if path != "fused-numba" or why_not(r.spec, device, scheduler) is not None:
         return None
     made = _contents(r, data, json.loads(r.canonical()))
     return None if made is None else _grid(r.spec, *made)

@@ -128,7 +128,7 @@ def grid(spec: GridSpec | None = None, *, out=None, device: str = "auto", force:
             n_total = len(writer.done)
             if len(todo) < n_total:
                 say(f"resuming {path.name}: {n_total - len(todo)} of {n_total} chunks already done")
-            points = _compute_chunks(r, data, writer, todo, dev, progress, plane, device, scheduler)
+            points = _compute_chunks(r, data, writer, todo, dev, progress, plane, device, scheduler, path_name)
             writer.finish()
         except WriteFailed as err:  # the file's writes only: a worker's or a network's error is its own
             failed = err
@@ -215,14 +215,15 @@ def compute_chunk(r: ResolvedGrid, data, start: int, stop: int, dev, plane=None)
 
 
 def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int], dev, progress: bool | None,
-                    plane=None, device: str | None = None, scheduler=None) -> int:
+                    plane=None, device: str | None = None, scheduler=None, path: str = "torch") -> int:
     """Evaluate the missing chunks and write each as soon as it is done. Returns the points done.
 
     Here, one after the other; on a Dask cluster (``scheduler``, or the enclosing
     ``landscape.distributed.use`` block's), as tasks whose results are written in the order they
     arrive (``landscape.distributed``). plane: a plane grid's ``directions.Plane``. device: the
     device asked for ("auto", "cpu", "cuda"), resolved by each worker; ``dev`` is what this process
-    resolved it to."""
+    resolved it to. path: the computing path found here (``engine.computing_path``): a fused-numba
+    grid goes to a cluster's workers as its recipe (``recipe.of``)."""
     from . import distributed  # imports no Dask until a scheduler is used
 
     ranges = {c: writer.chunk_range(c) for c in todo}
@@ -246,7 +247,7 @@ def _compute_chunks(r: ResolvedGrid, data, writer: SurfaceWriter, todo: list[int
                 lines.update()
         else:
             used = set()
-            portable = recipe.of(r, data, device or str(dev), cluster) if plane is None else None
+            portable = recipe.of(r, data, device or str(dev), cluster, path) if plane is None else None
             for c, values, on in cluster.grid_chunks(compute_chunk, r, data, ranges, device or str(dev), plane,
                                                      portable):
                 writer.write_chunk(c, values)
